@@ -1,0 +1,7 @@
+import { defineSchema, defineTable, v } from "../engine/index.ts";
+
+export default defineSchema({
+  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() })
+    .index("by_chat", ["chatId"])
+    .searchIndex("search_body", { searchField: "body", filterFields: ["chatId"] }),
+});

@@ -1,0 +1,193 @@
+/**
+ * The engine: runs queries and mutations against a `DocumentStore`.
+ *
+ * Concurrency design. Handlers are `async`, storage is synchronous, and the
+ * Durable Object's SQLite offers only `transactionSync` (no BEGIN). So:
+ *
+ * 1. Every function runs inside `exclusive()`, a FIFO lock: one at a time,
+ *    in arrival order. Nothing can commit while a function runs, even if its
+ *    handler awaits something other than the database, so a query sees one
+ *    snapshot and a mutation's reads cannot go stale (no OCC retries needed).
+ *    Functions do no I/O, so the lock costs no parallelism: the isolate is
+ *    single-threaded and CPU-bound work would serialize anyway.
+ * 2. A mutation writes into an overlay (`Transaction`) that its own reads
+ *    consult first. A throw discards the overlay; nothing touched storage.
+ * 3. On success the overlay, its index keys (computed once) and any caller
+ *    record (the idempotency entry of a retried mutation) are applied in one
+ *    synchronous store commit, i.e. one `transactionSync` in the Durable Object.
+ * 4. Timestamps come from the store's last commit: max(last + 1, wall clock in
+ *    ns), persisted with the commit, so they increase across restarts.
+ */
+import type { JSONValue, Value } from "./values.ts";
+import { convexToJson, describe, isPlainObject, ValueError } from "./values.ts";
+import type { Schema } from "./schema.ts";
+import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./functions.ts";
+import { canonicalizePath } from "./functions.ts";
+import { checkFields } from "./validators.ts";
+import type { DocumentStore, IndexWrite } from "./store.ts";
+import { DatabaseWriter, readOnlyDatabase, Transaction } from "./database.ts";
+import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
+import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
+import { ConvexError, FunctionError } from "./errors.ts";
+
+export interface QueryResult {
+  value: Value;
+  /** `value` in Convex JSON, encoded once for the wire. */
+  json: JSONValue;
+  readSet: ReadSet;
+  /** The snapshot the query read. */
+  ts: bigint;
+}
+
+export interface MutationResult {
+  value: Value;
+  json: JSONValue;
+  /** The commit timestamp, or the snapshot read if the mutation wrote nothing. */
+  ts: bigint;
+  /** Every index key written (old and new); empty when nothing changed. */
+  writes: readonly IndexWrite[];
+}
+
+export interface EngineOptions {
+  schema: Schema;
+  functions: FunctionRegistry;
+  store: DocumentStore;
+  /** Read on every call, so a runtime change applies to the next function. */
+  limits?: () => EngineLimits;
+  /** Wall clock in ms. */
+  now?: () => number;
+}
+
+export interface EngineCounters {
+  commits: number;
+  queryExecutions: number;
+  mutationExecutions: number;
+}
+
+/** The next representable double above a positive finite `x`. */
+function nextUp(x: number): number {
+  if (x <= 0) return Number.MIN_VALUE;
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  view.setBigUint64(0, view.getBigUint64(0) + 1n);
+  return view.getFloat64(0);
+}
+
+export class Engine {
+  readonly schema: Schema;
+  readonly store: DocumentStore;
+  readonly counters: EngineCounters = { commits: 0, queryExecutions: 0, mutationExecutions: 0 };
+  private readonly functions: FunctionRegistry;
+  private readonly limits: () => EngineLimits;
+  private readonly now: () => number;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(options: EngineOptions) {
+    this.schema = options.schema;
+    this.functions = options.functions;
+    this.store = options.store;
+    this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Runs `fn` after every earlier exclusive call has finished (see module doc). */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn);
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Finds a function by (possibly uncanonical) path; throws `FunctionNotFound` naming it. */
+  resolve(path: string, kind: FunctionKind): RegisteredFunction {
+    if (typeof path !== "string" || path.length === 0) throw new FunctionError("FunctionNotFound", "A function path is required");
+    const canonical = canonicalizePath(path);
+    const fn = this.functions.get(canonical);
+    if (!fn || fn.kind !== kind) {
+      const other = fn ? ` (it is a ${fn.kind})` : "";
+      throw new FunctionError("FunctionNotFound", `Could not find public ${kind} "${canonical}"${other}`);
+    }
+    return fn;
+  }
+
+  runQuery(path: string, args: Value): Promise<QueryResult> {
+    const fn = this.resolve(path, "query");
+    return this.exclusive(() => this.executeQuery(fn, path, args));
+  }
+
+  /**
+   * Runs a query without taking the lock: only for callers already inside
+   * `exclusive()` (re-running many subscriptions at one timestamp).
+   */
+  async executeQuery(fn: RegisteredFunction, path: string, args: Value): Promise<QueryResult> {
+    const limits = this.limits();
+    const readSet = new ReadSetRecorder(limits.maxReadIntervals);
+    const tx = new Transaction(this.schema, this.store, {
+      readSet,
+      writable: false,
+      limits,
+      nextCreationTime: () => {
+        throw new FunctionError("ReadOnly", "Queries cannot write");
+      },
+    });
+    const ts = this.store.lastTimestamp();
+    this.counters.queryExecutions++;
+    const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) });
+    return { value, json, readSet: readSet.finish(), ts };
+  }
+
+  /**
+   * Runs a mutation and commits it atomically. `alsoInTransaction` runs inside
+   * the commit's transaction with the outcome, even for a mutation that wrote
+   * nothing; if it throws, nothing is committed.
+   */
+  runMutation(path: string, args: Value, alsoInTransaction?: (outcome: { json: JSONValue; ts: bigint }) => void): Promise<MutationResult> {
+    const fn = this.resolve(path, "mutation");
+    return this.exclusive(async () => {
+      const limits = this.limits();
+      const lastTs = this.store.lastTimestamp();
+      const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
+      const ts = wallNs > lastTs ? wallNs : lastTs + 1n;
+      let creationTime = this.store.lastCreationTime();
+      const tx = new Transaction(this.schema, this.store, {
+        readSet: null,
+        writable: true,
+        limits,
+        nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
+      });
+      this.counters.mutationExecutions++;
+      const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) });
+      const { documents, indexWrites } = tx.finish();
+      const commitTs = documents.length > 0 ? ts : lastTs;
+      const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
+      this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites }, hook);
+      if (documents.length > 0) this.counters.commits++;
+      return { value, json, ts: commitTs, writes: indexWrites };
+    });
+  }
+
+  private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object): Promise<{ value: Value; json: JSONValue }> {
+    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `Arguments for ${path} must be an object, got ${describe(args)}`);
+    const problem = checkFields(fn.args, args, "");
+    if (problem) throw new FunctionError("InvalidArgument", `Invalid arguments for ${canonicalizePath(path)}: ${problem}`);
+    let result: unknown;
+    try {
+      result = await fn.handler(ctx, args);
+    } catch (error) {
+      throw asFunctionError(error);
+    }
+    const value = (result ?? null) as Value;
+    try {
+      return { value, json: convexToJson(value) };
+    } catch (error) {
+      throw new FunctionError("UserError", `${canonicalizePath(path)} returned an unsupported value: ${(error as Error).message}`);
+    }
+  }
+}
+
+function asFunctionError(error: unknown): FunctionError {
+  if (error instanceof FunctionError) return error;
+  if (error instanceof ConvexError) return new FunctionError("UserError", error.message, error.data);
+  if (error instanceof ValueError) return new FunctionError("InvalidArgument", error.message);
+  if (error instanceof Error) return new FunctionError("UserError", `Uncaught ${error.name}: ${error.message}`);
+  return new FunctionError("UserError", `Uncaught ${describe(error as Value)}`);
+}

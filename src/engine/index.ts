@@ -1,0 +1,15 @@
+/** The runtime-agnostic engine: no Cloudflare imports anywhere below this folder. */
+export * from "./values.ts";
+export * from "./keys.ts";
+export * from "./validators.ts";
+export * from "./schema.ts";
+export * from "./functions.ts";
+export * from "./errors.ts";
+export * from "./limits.ts";
+export * from "./store.ts";
+export * from "./memory-store.ts";
+export * from "./read-set.ts";
+export * from "./database.ts";
+export * from "./engine.ts";
+export * from "./subscription-index.ts";
+export { isDocumentId, newDocumentId } from "./ids.ts";

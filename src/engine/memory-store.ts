@@ -1,0 +1,77 @@
+/** An in-memory `DocumentStore` for plain-Node tests and benchmarks. */
+import type { Document } from "./values.ts";
+import type { IndexKey, KeyInterval } from "./keys.ts";
+import type { Commit, DocumentStore, IndexEntry, Order, StoredDocument } from "./store.ts";
+
+/** Index of the first element >= key. */
+function lowerBound(sorted: readonly IndexKey[], key: IndexKey): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (sorted[mid]! < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+export class MemoryStore implements DocumentStore {
+  private documents = new Map<string, StoredDocument>();
+  /** Per index: sorted keys and key -> document id. */
+  private indexes = new Map<string, { keys: IndexKey[]; ids: Map<IndexKey, string> }>();
+  private ts = 0n;
+  private creationTime = 0;
+
+  lastTimestamp(): bigint {
+    return this.ts;
+  }
+
+  lastCreationTime(): number {
+    return this.creationTime;
+  }
+
+  getDocument(id: string): StoredDocument | null {
+    return this.documents.get(id) ?? null;
+  }
+
+  documentCount(): number {
+    return this.documents.size;
+  }
+
+  *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
+    const entries = this.indexes.get(index);
+    if (!entries) return;
+    const from = lowerBound(entries.keys, interval.start);
+    const to = interval.end === null ? entries.keys.length : lowerBound(entries.keys, interval.end);
+    // Snapshot the slice: callers may commit while a generator is suspended.
+    const keys = entries.keys.slice(from, to);
+    if (order === "desc") keys.reverse();
+    for (const key of keys) {
+      const document = this.documents.get(entries.ids.get(key)!)!.document;
+      yield { key, document };
+    }
+  }
+
+  commit(commit: Commit, alsoInTransaction?: () => void): void {
+    alsoInTransaction?.();
+    for (const write of commit.indexWrites) {
+      if (write.oldKey === write.newKey) continue;
+      let entries = this.indexes.get(write.index);
+      if (!entries) this.indexes.set(write.index, (entries = { keys: [], ids: new Map() }));
+      if (write.oldKey !== null) {
+        entries.keys.splice(lowerBound(entries.keys, write.oldKey), 1);
+        entries.ids.delete(write.oldKey);
+      }
+      if (write.newKey !== null) {
+        entries.keys.splice(lowerBound(entries.keys, write.newKey), 0, write.newKey);
+        entries.ids.set(write.newKey, write.id);
+      }
+    }
+    for (const write of commit.documents) {
+      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document });
+      else this.documents.delete(write.id);
+    }
+    this.ts = commit.ts;
+    this.creationTime = commit.lastCreationTime;
+  }
+}

@@ -1,0 +1,64 @@
+/**
+ * The storage contract the engine runs on. Two implementations share it: the
+ * in-memory store below (plain Node tests and benchmarks) and the SQLite store
+ * of the Durable Object (`src/deployment/sqlite-store.ts`). Both are synchronous:
+ * a function's reads never yield to other events.
+ */
+import type { Document } from "./values.ts";
+import type { IndexKey, KeyInterval } from "./keys.ts";
+
+export type Order = "asc" | "desc";
+
+export interface StoredDocument {
+  readonly table: string;
+  readonly document: Document;
+}
+
+export interface IndexEntry {
+  readonly key: IndexKey;
+  readonly document: Document;
+}
+
+/**
+ * One changed document seen through one index: its key before and after the
+ * commit (null where it did not exist). Computed once, when the mutation
+ * commits; storage applies it and the subscription index matches it.
+ */
+export interface IndexWrite {
+  readonly index: string;
+  readonly id: string;
+  readonly oldKey: IndexKey | null;
+  readonly newKey: IndexKey | null;
+}
+
+export interface DocumentWrite {
+  readonly id: string;
+  readonly table: string;
+  /** The new version, or null when deleted. */
+  readonly document: Document | null;
+  readonly existedBefore: boolean;
+}
+
+export interface Commit {
+  readonly ts: bigint;
+  /** The largest `_creationTime` handed out so far (kept strictly increasing across commits). */
+  readonly lastCreationTime: number;
+  readonly documents: readonly DocumentWrite[];
+  readonly indexWrites: readonly IndexWrite[];
+}
+
+export interface DocumentStore {
+  /** Timestamp of the newest commit (0n when empty). */
+  lastTimestamp(): bigint;
+  lastCreationTime(): number;
+  getDocument(id: string): StoredDocument | null;
+  /** Entries of `index` inside `interval`, lazily, in key order. */
+  scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry>;
+  documentCount(): number;
+  /**
+   * Applies a commit atomically. `alsoInTransaction` runs inside the same
+   * transaction (e.g. recording a mutation's result for idempotent retries);
+   * if either throws, nothing is applied.
+   */
+  commit(commit: Commit, alsoInTransaction?: () => void): void;
+}
