@@ -1,55 +1,11 @@
 import { describe, expect, it } from "vitest";
 import { encodeKey, keySuccessor, normalizeIntervals, prefixSuccessor } from "./keys.ts";
 import type { Value } from "./values.ts";
+import { compareValues } from "convex/values";
 
-/** A naive comparator written from the documented order, as the oracle. */
-const TYPE_RANK = (v: Value | undefined): number => {
-  if (v === undefined) return 0;
-  if (v === null) return 1;
-  if (typeof v === "bigint") return 2;
-  if (typeof v === "number") return 3;
-  if (typeof v === "boolean") return 4;
-  if (typeof v === "string") return 5;
-  if (v instanceof ArrayBuffer) return 6;
-  if (Array.isArray(v)) return 7;
-  return 8;
-};
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
-}
+/** The official client's total order over values is the oracle. */
 function oracle(a: Value | undefined, b: Value | undefined): number {
-  const ra = TYPE_RANK(a);
-  const rb = TYPE_RANK(b);
-  if (ra !== rb) return ra - rb;
-  if (typeof a === "bigint" && typeof b === "bigint") return a < b ? -1 : a > b ? 1 : 0;
-  if (typeof a === "number" && typeof b === "number") {
-    if (Number.isNaN(a) || Number.isNaN(b)) return Number(Number.isNaN(a)) - Number(Number.isNaN(b));
-    if (a === b) return Object.is(a, -0) === Object.is(b, -0) ? 0 : Object.is(a, -0) ? -1 : 1;
-    return a < b ? -1 : 1;
-  }
-  if (typeof a === "boolean" && typeof b === "boolean") return Number(a) - Number(b);
-  if (typeof a === "string" && typeof b === "string") return compareBytes(new TextEncoder().encode(a), new TextEncoder().encode(b));
-  if (a instanceof ArrayBuffer && b instanceof ArrayBuffer) return compareBytes(new Uint8Array(a), new Uint8Array(b));
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const c = oracle(a[i], b[i]);
-      if (c !== 0) return c;
-    }
-    return a.length - b.length;
-  }
-  if (a && b && typeof a === "object" && typeof b === "object") {
-    const ea = Object.entries(a).sort(([x], [y]) => compareBytes(new TextEncoder().encode(x), new TextEncoder().encode(y)));
-    const eb = Object.entries(b).sort(([x], [y]) => compareBytes(new TextEncoder().encode(x), new TextEncoder().encode(y)));
-    for (let i = 0; i < Math.min(ea.length, eb.length); i++) {
-      const k = oracle(ea[i]![0], eb[i]![0]);
-      if (k !== 0) return k;
-      const c = oracle(ea[i]![1] as Value, eb[i]![1] as Value);
-      if (c !== 0) return c;
-    }
-    return ea.length - eb.length;
-  }
-  return 0;
+  return compareValues(a as never, b as never);
 }
 
 function seeded(seed: number) {
@@ -88,7 +44,7 @@ function randomValue(rand: () => number, depth = 0): Value | undefined {
 }
 
 describe("encodeKey", () => {
-  it("orders single values like the naive comparator (randomized)", () => {
+  it("orders single values like the convex package's compareValues (randomized)", () => {
     const rand = seeded(42);
     for (let i = 0; i < 5000; i++) {
       const a = randomValue(rand);

@@ -1,0 +1,260 @@
+/**
+ * Engine behaviour every `DocumentStore` must give: run against the in-memory
+ * store in Node (src/engine/engine.test.ts) and against the Durable Object's
+ * SQLite store inside workerd (test/workers/engine-sqlite.test.ts).
+ */
+import { expect } from "vitest";
+import {
+  defineSchema,
+  defineTable,
+  Engine,
+  mutation,
+  query,
+  registerModules,
+  SubscriptionIndex,
+  v,
+  FunctionError,
+  ConvexError,
+  type Document,
+  type DocumentStore,
+} from "../../src/engine/index.ts";
+
+export const schema = defineSchema({
+  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string(), n: v.optional(v.number()) }).index("by_chat", [
+    "chatId",
+  ]),
+  users: defineTable({ name: v.string(), age: v.number() }).index("by_age", ["age"]),
+});
+
+const messages = {
+  list: query({
+    args: { chatId: v.string(), limit: v.optional(v.number()) },
+    handler: (ctx, { chatId, limit }) =>
+      ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .order("desc")
+        .take(limit ?? 20),
+  }),
+  ascending: query({
+    args: { chatId: v.string(), limit: v.number() },
+    handler: (ctx, { chatId, limit }) =>
+      ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .take(limit),
+  }),
+  byAuthor: query({
+    args: { chatId: v.string(), author: v.string() },
+    handler: (ctx, { chatId, author }) =>
+      ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .filter((m) => m.author === author)
+        .collect(),
+  }),
+  get: query({ args: { id: v.id("messages") }, handler: (ctx, { id }) => ctx.db.get(id) }),
+  send: mutation({
+    args: { chatId: v.string(), author: v.string(), body: v.string() },
+    handler: (ctx, args) => ctx.db.insert("messages", args),
+  }),
+  sendMany: mutation({
+    args: { chatId: v.string(), count: v.number() },
+    handler: async (ctx, { chatId, count }) => {
+      const ids: string[] = [];
+      for (let i = 0; i < count; i++) ids.push(await ctx.db.insert("messages", { chatId, author: "bulk", body: `m${i}`, n: i }));
+      return ids;
+    },
+  }),
+  edit: mutation({
+    args: { id: v.id("messages"), body: v.string() },
+    handler: (ctx, { id, body }) => ctx.db.patch(id, { body }),
+  }),
+  remove: mutation({ args: { id: v.id("messages") }, handler: (ctx, { id }) => ctx.db.delete(id) }),
+  /** Writes, reads its own writes through an index, then throws. */
+  sendThenFail: mutation({
+    args: { chatId: v.string() },
+    handler: async (ctx, { chatId }) => {
+      await ctx.db.insert("messages", { chatId, author: "x", body: "doomed" });
+      const seen = await ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .collect();
+      throw new ConvexError({ seen: seen.length });
+    },
+  }),
+  /** Inserts, patches and deletes, checking each read sees the write before it. */
+  readYourWrites: mutation({
+    args: { chatId: v.string() },
+    handler: async (ctx, { chatId }) => {
+      const a = await ctx.db.insert("messages", { chatId, author: "a", body: "one" });
+      const b = await ctx.db.insert("messages", { chatId, author: "b", body: "two" });
+      await ctx.db.patch(a, { body: "one, edited" });
+      await ctx.db.delete(b);
+      const seen = await ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .collect();
+      return { bodies: seen.map((m) => m.body), edited: (await ctx.db.get(a))?.body ?? null, deleted: await ctx.db.get(b) };
+    },
+  }),
+  sneakyWrite: query({
+    args: {},
+    handler: async (ctx) => (ctx.db as unknown as { insert: (t: string, d: object) => Promise<string> }).insert("messages", {}),
+  }),
+  noop: mutation({ args: { id: v.id("messages") }, handler: async (ctx, { id }) => ctx.db.patch(id, {}) }),
+};
+
+const users = {
+  inRange: query({
+    args: { min: v.number(), max: v.number() },
+    handler: (ctx, { min, max }) =>
+      ctx.db
+        .query("users")
+        .withIndex("by_age", (q) => q.gte("age", min).lt("age", max))
+        .collect(),
+  }),
+  add: mutation({ args: { name: v.string(), age: v.number() }, handler: (ctx, args) => ctx.db.insert("users", args) }),
+};
+
+export const functions = registerModules({ messages, users });
+
+export type EngineCase = (store: DocumentStore) => Promise<void>;
+
+function engineOn(store: DocumentStore, now = () => 1_700_000_000_000) {
+  return new Engine({ schema, functions, store, now });
+}
+
+async function expectFunctionError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(error, "expected the call to fail").toBeInstanceOf(FunctionError);
+  expect((error as FunctionError).code).toBe(code);
+  expect((error as FunctionError).message).toMatch(message);
+}
+
+export const engineCases: Record<string, EngineCase> = {
+  async "a mutation reads its own inserts, patches and deletes"(store) {
+    const engine = engineOn(store);
+    const { value } = await engine.runMutation("messages:readYourWrites", { chatId: "c" });
+    expect(value).toEqual({ bodies: ["one, edited"], edited: "one, edited", deleted: null });
+    const listed = await engine.runQuery("messages:list", { chatId: "c" });
+    expect((listed.value as Document[]).map((m) => m.body)).toEqual(["one, edited"]);
+  },
+
+  async "a throwing mutation writes nothing and keeps the timestamp"(store) {
+    const engine = engineOn(store);
+    await engine.runMutation("messages:send", { chatId: "c", author: "a", body: "kept" });
+    const tsBefore = store.lastTimestamp();
+    const error = await engine.runMutation("messages:sendThenFail", { chatId: "c" }).catch((e) => e);
+    expect(error).toBeInstanceOf(FunctionError);
+    expect((error as FunctionError).data).toEqual({ seen: 2 }); // it saw its own doomed insert
+    expect(store.lastTimestamp()).toBe(tsBefore);
+    expect(store.documentCount()).toBe(1);
+    const listed = await engine.runQuery("messages:list", { chatId: "c" });
+    expect((listed.value as Document[]).map((m) => m.body)).toEqual(["kept"]);
+    expect(engine.counters.commits).toBe(1);
+  },
+
+  async "timestamps strictly increase even when the clock stands still or goes back"(store) {
+    let clock = 1_700_000_000_000;
+    const engine = engineOn(store, () => clock);
+    const seen: bigint[] = [];
+    for (let i = 0; i < 5; i++) {
+      seen.push((await engine.runMutation("messages:send", { chatId: "c", author: "a", body: `${i}` })).ts);
+      if (i === 2) clock -= 10_000;
+    }
+    for (let i = 1; i < seen.length; i++) expect(seen[i]! > seen[i - 1]!).toBe(true);
+    const docs = (await engine.runQuery("messages:ascending", { chatId: "c", limit: 10 })).value as Document[];
+    expect(docs.map((d) => d.body)).toEqual(["0", "1", "2", "3", "4"]);
+    for (let i = 1; i < docs.length; i++) expect(docs[i]!._creationTime > docs[i - 1]!._creationTime).toBe(true);
+  },
+
+  async "index ranges, order, filter, get"(store) {
+    const engine = engineOn(store);
+    for (const [name, age] of [
+      ["a", 10],
+      ["b", 20],
+      ["c", 30],
+      ["d", 40],
+    ] as const)
+      await engine.runMutation("users:add", { name, age });
+    const inRange = (await engine.runQuery("users:inRange", { min: 20, max: 40 })).value as Document[];
+    expect(inRange.map((u) => u.name)).toEqual(["b", "c"]);
+    await engine.runMutation("messages:send", { chatId: "c", author: "ann", body: "1" });
+    const id = (await engine.runMutation("messages:send", { chatId: "c", author: "bob", body: "2" })).value as string;
+    await engine.runMutation("messages:send", { chatId: "d", author: "ann", body: "3" });
+    const anns = (await engine.runQuery("messages:byAuthor", { chatId: "c", author: "ann" })).value as Document[];
+    expect(anns.map((m) => m.body)).toEqual(["1"]);
+    expect(((await engine.runQuery("messages:get", { id })).value as Document).body).toBe("2");
+  },
+
+  async "a query that writes fails with ReadOnly and writes nothing"(store) {
+    const engine = engineOn(store);
+    await expectFunctionError(engine.runQuery("messages:sneakyWrite", {}), "ReadOnly", /Queries cannot write: ctx.db.insert/);
+    expect(store.documentCount()).toBe(0);
+  },
+
+  async "unknown functions and invalid arguments name the problem"(store) {
+    const engine = engineOn(store);
+    expect(() => engine.resolve("messages:nope", "query")).toThrow(/Could not find public query "messages:nope"/);
+    expect(() => engine.resolve("messages:send", "query")).toThrow(/it is a mutation/);
+    await expectFunctionError(engine.runMutation("messages:send", { chatId: 5, author: "a", body: "b" }), "InvalidArgument", /chatId must be a string, got number 5/);
+    await expectFunctionError(engine.runMutation("messages:send", { chatId: "c", author: "a" }), "InvalidArgument", /body is required/);
+    await expectFunctionError(engine.runMutation("messages:send", { chatId: "c", author: "a", body: "b", extra: 1 }), "InvalidArgument", /extra is not an expected field/);
+    expect(store.documentCount()).toBe(0);
+  },
+
+  async "a no-op mutation commits nothing"(store) {
+    const engine = engineOn(store);
+    const id = (await engine.runMutation("messages:send", { chatId: "c", author: "a", body: "b" })).value as string;
+    const ts = store.lastTimestamp();
+    const result = await engine.runMutation("messages:noop", { id });
+    expect(result.writes).toEqual([]);
+    expect(result.ts).toBe(ts);
+    expect(store.lastTimestamp()).toBe(ts);
+    expect(engine.counters.commits).toBe(1);
+  },
+
+  async "take(n) records only the interval up to the last key returned"(store) {
+    const engine = engineOn(store);
+    await engine.runMutation("messages:sendMany", { chatId: "c", count: 30 });
+    const index = new SubscriptionIndex<string>();
+    const newest = await engine.runQuery("messages:list", { chatId: "c", limit: 20 });
+    const oldest = await engine.runQuery("messages:ascending", { chatId: "c", limit: 5 });
+    const otherChat = await engine.runQuery("messages:list", { chatId: "other" });
+    index.add("newest20", newest.readSet);
+    index.add("oldest5", oldest.readSet);
+    index.add("other", otherChat.readSet);
+
+    const docs = (await engine.runQuery("messages:ascending", { chatId: "c", limit: 30 })).value as Document[];
+    // Editing the 10th-oldest message is outside both clipped read-sets.
+    const tenth = await engine.runMutation("messages:edit", { id: docs[9]!._id, body: "edited" });
+    expect(index.affected(tenth.writes)).toEqual(new Set());
+    // The 3rd-oldest is read by oldest5 only; the 25th by newest20 only.
+    expect(index.affected((await engine.runMutation("messages:edit", { id: docs[2]!._id, body: "x" })).writes)).toEqual(new Set(["oldest5"]));
+    expect(index.affected((await engine.runMutation("messages:edit", { id: docs[24]!._id, body: "x" })).writes)).toEqual(new Set(["newest20"]));
+    // A new message in chat c sorts newest: inside newest20's range, outside oldest5's.
+    const sent = await engine.runMutation("messages:send", { chatId: "c", author: "a", body: "new" });
+    expect(index.affected(sent.writes)).toEqual(new Set(["newest20"]));
+    // A message in another chat reaches only that chat's (empty, unbounded) subscription.
+    const elsewhere = await engine.runMutation("messages:send", { chatId: "other", author: "a", body: "hi" });
+    expect(index.affected(elsewhere.writes)).toEqual(new Set(["other"]));
+    // A chat nobody reads touches nothing.
+    const nobody = await engine.runMutation("messages:send", { chatId: "nobody", author: "a", body: "hi" });
+    expect(index.affected(nobody.writes)).toEqual(new Set());
+  },
+
+  async "a get records its document only"(store) {
+    const engine = engineOn(store);
+    const ids = (await engine.runMutation("messages:sendMany", { chatId: "c", count: 2 })).value as string[];
+    const read = await engine.runQuery("messages:get", { id: ids[0]! });
+    const index = new SubscriptionIndex<string>();
+    index.add("get", read.readSet);
+    expect(index.affected((await engine.runMutation("messages:edit", { id: ids[1]!, body: "x" })).writes).size).toBe(0);
+    expect(index.affected((await engine.runMutation("messages:edit", { id: ids[0]!, body: "x" })).writes)).toEqual(new Set(["get"]));
+    expect(index.affected((await engine.runMutation("messages:remove", { id: ids[0]! })).writes)).toEqual(new Set(["get"]));
+  },
+};
