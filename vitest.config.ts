@@ -16,7 +16,12 @@ export default defineConfig({
       },
       {
         // Durable Object and storage tests inside the real workerd runtime.
-        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: { bindings: { ADMIN_KEY: "test-admin-key" } },
+          }),
+        ],
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],

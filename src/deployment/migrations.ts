@@ -1,0 +1,31 @@
+/**
+ * Storage schema migrations, applied in order, each in its own transaction, on
+ * every object start (synchronous SQL, so no blockConcurrencyWhile needed).
+ * Append new steps; never edit a step that has shipped.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: documents, index entries, persisted counters.
+  `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE documents (id TEXT PRIMARY KEY, table_name TEXT NOT NULL, json TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE index_entries (
+     index_name TEXT NOT NULL, key BLOB NOT NULL, doc_id TEXT NOT NULL,
+     PRIMARY KEY (index_name, key)
+   ) WITHOUT ROWID;`,
+];
+
+export const STORAGE_SCHEMA_VERSION = MIGRATIONS.length;
+
+export function migrate(storage: DurableObjectStorage): void {
+  const sql = storage.sql;
+  sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  const current = sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations").one().v ?? 0;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`Storage schema version ${current} is newer than this code understands (${MIGRATIONS.length}); refusing to run`);
+  }
+  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+    storage.transactionSync(() => {
+      sql.exec(MIGRATIONS[version - 1]!);
+      sql.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", version, Date.now());
+    });
+  }
+}

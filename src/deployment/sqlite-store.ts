@@ -1,0 +1,137 @@
+/**
+ * The engine's `DocumentStore` on Durable Object SQLite.
+ *
+ * Documents are Convex JSON in `documents`; every index entry is a row of
+ * `index_entries` whose BLOB key is the engine's order-preserving encoding, so
+ * SQLite's memcmp order is the index order and a range scan is one
+ * primary-key range. Counters that must survive eviction (last timestamp,
+ * documents, commits) live in `meta` and change in the commit's transaction.
+ */
+import {
+  bytesToKey,
+  convexToJson,
+  jsonToConvex,
+  keyToBytes,
+  type Commit,
+  type Document,
+  type DocumentStore,
+  type IndexEntry,
+  type KeyInterval,
+  type Order,
+  type StoredDocument,
+} from "../engine/index.ts";
+import { migrate } from "./migrations.ts";
+
+function keyParam(key: string): ArrayBuffer {
+  return keyToBytes(key).buffer as ArrayBuffer;
+}
+
+function parseDocument(json: string): Document {
+  return jsonToConvex(JSON.parse(json)) as Document;
+}
+
+export interface StoreCounters {
+  lastTs: bigint;
+  lastCreationTime: number;
+  documents: number;
+  commits: number;
+}
+
+export class SqliteStore implements DocumentStore {
+  private readonly sql: SqlStorage;
+  private counters: StoreCounters;
+
+  constructor(private readonly storage: DurableObjectStorage) {
+    this.sql = storage.sql;
+    migrate(storage);
+    this.counters = this.readCounters();
+  }
+
+  private readCounters(): StoreCounters {
+    const meta = new Map<string, string>();
+    for (const row of this.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta")) meta.set(row.key, row.value);
+    return {
+      lastTs: BigInt(meta.get("last_ts") ?? "0"),
+      lastCreationTime: Number(meta.get("last_creation_time") ?? "0"),
+      documents: Number(meta.get("documents") ?? "0"),
+      commits: Number(meta.get("commits") ?? "0"),
+    };
+  }
+
+  get persistedCounters(): Readonly<StoreCounters> {
+    return this.counters;
+  }
+
+  lastTimestamp(): bigint {
+    return this.counters.lastTs;
+  }
+
+  lastCreationTime(): number {
+    return this.counters.lastCreationTime;
+  }
+
+  documentCount(): number {
+    return this.counters.documents;
+  }
+
+  getDocument(id: string): StoredDocument | null {
+    const row = this.sql.exec<{ table_name: string; json: string }>("SELECT table_name, json FROM documents WHERE id = ?", id).toArray()[0];
+    return row ? { table: row.table_name, document: parseDocument(row.json) } : null;
+  }
+
+  *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
+    const direction = order === "asc" ? "ASC" : "DESC";
+    const upper = interval.end === null ? "" : "AND e.key < ?";
+    const params: (string | ArrayBuffer)[] = [index, keyParam(interval.start)];
+    if (interval.end !== null) params.push(keyParam(interval.end));
+    // The cursor steps lazily, so a take(20) over a large range reads ~20 rows.
+    // Callers consume it synchronously (no await), as cursors require.
+    const cursor = this.sql.exec<{ key: ArrayBuffer; json: string }>(
+      `SELECT e.key AS key, d.json AS json FROM index_entries e JOIN documents d ON d.id = e.doc_id
+       WHERE e.index_name = ? AND e.key >= ? ${upper} ORDER BY e.key ${direction}`,
+      ...params,
+    );
+    for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json) };
+  }
+
+  commit(commit: Commit, alsoInTransaction?: () => void): void {
+    let documents = this.counters.documents;
+    const changed = commit.documents.length > 0;
+    this.storage.transactionSync(() => {
+      for (const write of commit.documents) {
+        if (write.document) {
+          this.sql.exec(
+            "INSERT OR REPLACE INTO documents (id, table_name, json) VALUES (?, ?, ?)",
+            write.id,
+            write.table,
+            JSON.stringify(convexToJson(write.document)),
+          );
+          if (!write.existedBefore) documents++;
+        } else {
+          this.sql.exec("DELETE FROM documents WHERE id = ?", write.id);
+          if (write.existedBefore) documents--;
+        }
+      }
+      for (const write of commit.indexWrites) {
+        if (write.oldKey === write.newKey) continue;
+        if (write.oldKey !== null) this.sql.exec("DELETE FROM index_entries WHERE index_name = ? AND key = ?", write.index, keyParam(write.oldKey));
+        if (write.newKey !== null) {
+          this.sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", write.index, keyParam(write.newKey), write.id);
+        }
+      }
+      alsoInTransaction?.();
+      if (changed) {
+        this.sql.exec(
+          `INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?), ('last_creation_time', ?), ('documents', ?), ('commits', ?)`,
+          commit.ts.toString(),
+          String(commit.lastCreationTime),
+          String(documents),
+          String(this.counters.commits + 1),
+        );
+      }
+    });
+    if (changed) {
+      this.counters = { lastTs: commit.ts, lastCreationTime: commit.lastCreationTime, documents, commits: this.counters.commits + 1 };
+    }
+  }
+}

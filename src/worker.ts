@@ -1,0 +1,98 @@
+/**
+ * The Worker: routes each request to its deployment's Durable Object.
+ *
+ * Deployment rule: `/api/...` is the deployment named "default";
+ * `/d/<name>/api/...` is the deployment `<name>` (lowercase letters, digits
+ * and dashes, at most 63). Point a client at `http://host/d/<name>` and it
+ * appends `/api/...` itself.
+ *
+ * Requests are parsed and checked here (size, JSON, shape) so that bad input
+ * costs the deployment object nothing.
+ */
+import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { bearerAuth } from "hono/bearer-auth";
+import { requestId } from "hono/request-id";
+import { HTTPException } from "hono/http-exception";
+import { app as chatApp } from "./app/index.ts";
+import { defineDeployment, type FunctionKind } from "./deployment/deployment.ts";
+import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
+import { deploymentStub, type Env } from "./env.ts";
+
+export const Deployment = defineDeployment(chatApp);
+
+const DEFAULT_DEPLOYMENT = "default";
+const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
+
+type AppEnv = { Bindings: Env; Variables: { requestId: string; deployment: string } };
+
+function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413, code: string, message: string) {
+  return c.json({ code, message }, status);
+}
+
+/** The API of one deployment; mounted at `/api` and at `/d/:deployment/api`. */
+const api = new Hono<AppEnv>();
+
+api.use("*", async (c, next) => {
+  const name = c.req.param("deployment" as never) ?? DEFAULT_DEPLOYMENT;
+  if (!DEPLOYMENT_NAME.test(name)) {
+    return problem(c, 400, "BadDeploymentName", `Deployment names are lowercase letters, digits and dashes (at most 63): ${JSON.stringify(name)}`);
+  }
+  c.set("deployment", name);
+  await next();
+});
+
+const stub = (c: Context<AppEnv>) => deploymentStub(c.env, c.get("deployment"));
+
+const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
+  }
+  try {
+    const { path, args } = parseFunctionRequest(body);
+    return c.json(await stub(c).run(kind, path, args, c.get("requestId")));
+  } catch (error) {
+    if (error instanceof BadRequestError) return problem(c, error.status, error.code, error.message);
+    throw error;
+  }
+};
+
+const limitBody = bodyLimit({
+  maxSize: DEFAULT_MAX_REQUEST_BYTES,
+  onError: (c) => problem(c as Context<AppEnv>, 413, "RequestTooLarge", `Request body is larger than ${DEFAULT_MAX_REQUEST_BYTES} bytes`),
+});
+
+api.post("/query", limitBody, functionRoute("query"));
+api.post("/mutation", limitBody, functionRoute("mutation"));
+api.get("/status", async (c) => c.json(await stub(c).status()));
+
+api.use("/admin/*", async (c, next) => {
+  const key = c.env.ADMIN_KEY;
+  if (!key) {
+    return problem(
+      c,
+      403,
+      "AdminKeyNotConfigured",
+      "Admin routes are disabled until ADMIN_KEY is set: `wrangler secret put ADMIN_KEY` in production, or ADMIN_KEY=... in .dev.vars (or `wrangler dev --var ADMIN_KEY:...`) locally",
+    );
+  }
+  return bearerAuth({ token: key })(c as never, next);
+});
+api.get("/admin/status", async (c) => c.json(await stub(c).adminStatus()));
+
+const app = new Hono<AppEnv>();
+app.use("*", requestId());
+app.route("/api", api);
+app.route("/d/:deployment/api", api);
+app.notFound((c) => problem(c, 404, "NotFound", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+app.onError((error, c) => {
+  if (error instanceof HTTPException) return error.getResponse();
+  console.error(`[${c.get("requestId")}] unhandled:`, error);
+  return c.json({ code: "InternalServerError", message: `[Request ID: ${c.get("requestId")}] Server Error` }, 500);
+});
+
+export default app satisfies ExportedHandler<Env>;
