@@ -10,7 +10,7 @@ describe("deployment object", () => {
   it("keeps commit timestamps strictly increasing across eviction and hard reset", async () => {
     const name = `ts-${crypto.randomUUID()}`;
     const namespace = bindings.DEPLOYMENTS;
-    const lastTs = () => runInDurableObject(namespace.getByName(name), (instance: Deployment) => instance.store.lastTimestamp());
+    const lastTs = () => runInDurableObject(namespace.getByName(name), (instance) => (instance as unknown as Deployment).store.lastTimestamp());
     const send = (body: string) => deploymentStub(bindings, name).run("mutation", "messages:send", { chatId: "c", author: "a", body }, "test");
 
     const seen: bigint[] = [];
@@ -42,7 +42,7 @@ describe("deployment object", () => {
     expect(status.documents).toBe(8);
     const listed = await deploymentStub(bindings, name).run("query", "messages:list", { chatId: "c" }, "test");
     expect(listed.status).toBe("success");
-    expect((listed as { value: { body: string }[] }).value.map((m) => m.body)).toEqual([
+    expect((listed as unknown as { value: { body: string }[] }).value.map((m) => m.body)).toEqual([
       "after-future-reset",
       "after-future",
       "after-evict-2",

@@ -9,7 +9,7 @@ let deploymentCounter = 0;
 const freshDeployment = () => `http-${Date.now().toString(36)}-${deploymentCounter++}`;
 
 function call(path: string, init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(new Request(`${base}${path}`, init));
+  return (exports as unknown as { default: Fetcher }).default.fetch(new Request(`${base}${path}`, init));
 }
 
 function post(path: string, body: unknown): Promise<Response> {

@@ -1,0 +1,47 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "./wrangler-dev.ts";
+
+let server: DevServer;
+beforeAll(async () => {
+  server = await startDevServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+describe("ConvexHttpClient against wrangler dev", () => {
+  it("sends then lists messages", async () => {
+    const client = new ConvexHttpClient(server.url, { skipDeploymentUrlCheck: true });
+    const ids: string[] = [];
+    for (const body of ["first", "second", "third"]) {
+      ids.push(await client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann", body }));
+    }
+    const listed = await client.query(anyApi.messages!.list!, { chatId: "e2e" });
+    expect(listed.map((m: { body: string }) => m.body)).toEqual(["third", "second", "first"]);
+    expect(listed.map((m: { _id: string }) => m._id)).toEqual([...ids].reverse());
+  });
+
+  it("surfaces function errors as thrown errors carrying the message", async () => {
+    const client = new ConvexHttpClient(server.url, { skipDeploymentUrlCheck: true });
+    await expect(client.query(anyApi.messages!.nope!, {})).rejects.toThrow(/Could not find public query "messages:nope"/);
+    await expect(client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann" })).rejects.toThrow(/body is required/);
+  });
+
+  it("serves named deployments under /d/<name>", async () => {
+    const other = new ConvexHttpClient(`${server.url}/d/other-chat`, { skipDeploymentUrlCheck: true });
+    await other.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "bob", body: "elsewhere" });
+    const listed = await other.query(anyApi.messages!.list!, { chatId: "e2e" });
+    expect(listed.map((m: { body: string }) => m.body)).toEqual(["elsewhere"]);
+  });
+
+  it("reports status and guards admin routes", async () => {
+    const status = (await (await fetch(`${server.url}/api/status`)).json()) as Record<string, number>;
+    expect(status.commits).toBeGreaterThanOrEqual(3);
+    expect(status.documents).toBeGreaterThanOrEqual(3);
+    expect((await fetch(`${server.url}/api/admin/status`)).status).toBe(401);
+    const admin = await fetch(`${server.url}/api/admin/status`, { headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}` } });
+    expect(admin.status).toBe(200);
+  });
+});
