@@ -38,10 +38,12 @@ export interface StoreCounters {
 }
 
 export class SqliteStore implements DocumentStore {
+  private readonly storage: DurableObjectStorage;
   private readonly sql: SqlStorage;
   private counters: StoreCounters;
 
-  constructor(private readonly storage: DurableObjectStorage) {
+  constructor(storage: DurableObjectStorage) {
+    this.storage = storage;
     this.sql = storage.sql;
     migrate(storage);
     this.counters = this.readCounters();

@@ -34,12 +34,15 @@ export interface TransactionOptions {
 export class Transaction {
   private pending = new Map<string, PendingWrite>();
   private documentsRead = 0;
+  readonly schema: Schema;
+  private readonly store: DocumentStore;
+  private readonly options: TransactionOptions;
 
-  constructor(
-    readonly schema: Schema,
-    private readonly store: DocumentStore,
-    private readonly options: TransactionOptions,
-  ) {}
+  constructor(schema: Schema, store: DocumentStore, options: TransactionOptions) {
+    this.schema = schema;
+    this.store = store;
+    this.options = options;
+  }
 
   get writable(): boolean {
     return this.options.writable;
@@ -255,8 +258,11 @@ export class IndexRangeBuilder {
   private lower: { value: Value; inclusive: boolean } | null = null;
   private upper: { value: Value; inclusive: boolean } | null = null;
   private rangeField: string | null = null;
+  private readonly index: IndexDefinition;
 
-  constructor(private readonly index: IndexDefinition) {}
+  constructor(index: IndexDefinition) {
+    this.index = index;
+  }
 
   private fail(message: string): never {
     throw new FunctionError("BadRequest", `Index ${this.index.qualifiedName} (fields ${this.index.keyFields.join(", ")}): ${message}`);
@@ -326,11 +332,12 @@ export class QueryBuilder {
   private predicates: ((doc: Document) => boolean)[] = [];
   private indexChosen = false;
   private used = false;
+  private readonly tx: Transaction;
+  private readonly table: string;
 
-  constructor(
-    private readonly tx: Transaction,
-    private readonly table: string,
-  ) {
+  constructor(tx: Transaction, table: string) {
+    this.tx = tx;
+    this.table = table;
     const resolved = tx.schema.tables.get(table);
     if (!resolved) throw new FunctionError("BadRequest", `ctx.db.query: table "${table}" is not in the schema`);
     this.index = resolved.indexes.get("by_creation_time")!;
@@ -408,7 +415,11 @@ export class QueryBuilder {
 
 /** `ctx.db` for queries. Write methods exist only to fail with a clear message. */
 export class DatabaseReader {
-  constructor(protected readonly tx: Transaction) {}
+  protected readonly tx: Transaction;
+
+  constructor(tx: Transaction) {
+    this.tx = tx;
+  }
 
   async get(id: string): Promise<Document | null> {
     return this.tx.get(id);

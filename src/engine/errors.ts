@@ -23,13 +23,14 @@ export type FunctionErrorCode = (typeof FUNCTION_ERROR_CODES)[number];
 
 export class FunctionError extends Error {
   override name = "FunctionError";
-  constructor(
-    readonly code: FunctionErrorCode,
-    message: string,
-    /** Structured data for the client (`errorData`), from a thrown `ConvexError`. */
-    readonly data?: Value,
-  ) {
+  readonly code: FunctionErrorCode;
+  /** Structured data for the client (`errorData`), from a thrown `ConvexError`. */
+  readonly data: Value | undefined;
+
+  constructor(code: FunctionErrorCode, message: string, data?: Value) {
     super(message);
+    this.code = code;
+    this.data = data;
   }
 }
 
@@ -39,7 +40,10 @@ export class FunctionError extends Error {
  */
 export class ConvexError<T extends Value = Value> extends Error {
   override name = "ConvexError";
-  constructor(readonly data: T) {
+  readonly data: T;
+
+  constructor(data: T) {
     super(typeof data === "string" ? data : JSON.stringify(data, (_k, v) => (typeof v === "bigint" ? `${v}n` : v)));
+    this.data = data;
   }
 }

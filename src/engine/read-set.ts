@@ -13,7 +13,11 @@ export class ReadSetRecorder {
   private intervals = new Map<string, KeyInterval[]>();
   private count = 0;
 
-  constructor(private readonly maxIntervals: number) {}
+  private readonly maxIntervals: number;
+
+  constructor(maxIntervals: number) {
+    this.maxIntervals = maxIntervals;
+  }
 
   record(index: string, interval: KeyInterval): void {
     if (++this.count > this.maxIntervals) {

@@ -40,7 +40,11 @@ export class TableDefinition<F extends PropertyValidators = PropertyValidators> 
   readonly indexes: { name: string; fields: string[] }[] = [];
   readonly searchIndexes: { name: string; searchField: string; filterFields: string[] }[] = [];
 
-  constructor(readonly fields: F) {}
+  readonly fields: F;
+
+  constructor(fields: F) {
+    this.fields = fields;
+  }
 
   index(name: string, fields: string[]): this {
     this.indexes.push({ name, fields });

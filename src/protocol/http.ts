@@ -19,12 +19,13 @@ export interface FunctionRequest {
 /** A request the API refuses before running anything: answered with a 4xx. */
 export class BadRequestError extends Error {
   override name = "BadRequestError";
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status: 400 | 413 = 400,
-  ) {
+  readonly code: string;
+  readonly status: 400 | 413;
+
+  constructor(code: string, message: string, status: 400 | 413 = 400) {
     super(message);
+    this.code = code;
+    this.status = status;
   }
 }
 

@@ -13,7 +13,7 @@ afterAll(async () => {
 
 describe("ConvexHttpClient against wrangler dev", () => {
   it("sends then lists messages", async () => {
-    const client = new ConvexHttpClient(server.url, { skipDeploymentUrlCheck: true });
+    const client = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
     const ids: string[] = [];
     for (const body of ["first", "second", "third"]) {
       ids.push(await client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann", body }));
@@ -24,13 +24,13 @@ describe("ConvexHttpClient against wrangler dev", () => {
   });
 
   it("surfaces function errors as thrown errors carrying the message", async () => {
-    const client = new ConvexHttpClient(server.url, { skipDeploymentUrlCheck: true });
+    const client = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
     await expect(client.query(anyApi.messages!.nope!, {})).rejects.toThrow(/Could not find public query "messages:nope"/);
     await expect(client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann" })).rejects.toThrow(/body is required/);
   });
 
   it("serves named deployments under /d/<name>", async () => {
-    const other = new ConvexHttpClient(`${server.url}/d/other-chat`, { skipDeploymentUrlCheck: true });
+    const other = new ConvexHttpClient(`${server.url}/d/other-chat`, { skipConvexDeploymentUrlCheck: true });
     await other.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "bob", body: "elsewhere" });
     const listed = await other.query(anyApi.messages!.list!, { chatId: "e2e" });
     expect(listed.map((m: { body: string }) => m.body)).toEqual(["elsewhere"]);
