@@ -27,7 +27,7 @@ const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
 type AppEnv = { Bindings: Env; Variables: { requestId: string; deployment: string } };
 
-function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413, code: string, message: string) {
+function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413 | 426, code: string, message: string) {
   return c.json({ code, message }, status);
 }
 
@@ -69,6 +69,11 @@ const limitBody = bodyLimit({
 api.post("/query", limitBody, functionRoute("query"));
 api.post("/mutation", limitBody, functionRoute("mutation"));
 api.get("/status", async (c) => c.json(await stub(c).status()));
+// The official client connects to `<url>/api/<its version>/sync`; any version is accepted.
+api.get("/:clientVersion/sync", async (c) => {
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
+  return stub(c).fetch(c.req.raw);
+});
 
 api.use("/admin/*", async (c, next) => {
   const key = c.env.ADMIN_KEY;

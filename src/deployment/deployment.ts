@@ -1,17 +1,28 @@
 /**
  * The deployment Durable Object: one per deployment name. It owns the SQLite
- * storage and runs the engine; the Worker in front of it parses and checks
- * requests so this single-threaded object spends its time on functions.
+ * storage, runs the engine and holds the live sessions on hibernatable
+ * WebSockets; the Worker in front of it parses and checks HTTP requests so
+ * this single-threaded object spends its time on functions.
  *
  * Transactions (see src/engine/engine.ts for the full argument): functions run
  * one at a time through the engine's FIFO lock; a mutation writes into an
  * in-memory overlay that its reads see, and commits it with its index keys in
  * one `transactionSync`. A throw discards the overlay, so it leaves no trace.
+ *
+ * Hibernation: a session's identity and versions live on its socket's
+ * attachment, its query set and the shared query instances' read-sets in
+ * SQLite. The constructor rebuilds the subscription index from them without
+ * running a query; idle Pings come from an alarm, never from timers that would
+ * keep the object awake.
  */
 import { DurableObject } from "cloudflare:workers";
 import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
+import { SyncServer } from "../sync/sync-server.ts";
+import type { Connection, SessionAttachment } from "../sync/session.ts";
 import { SqliteStore } from "./sqlite-store.ts";
+import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
+import { Knobs } from "./knobs.ts";
 import { VERSION } from "../version.ts";
 import type { Env } from "../env.ts";
 
@@ -22,6 +33,12 @@ export interface DeploymentStatus {
   documents: number;
   queryExecutions: number;
   mutationExecutions: number;
+  sessions: number;
+  subscriptions: number;
+  queryInstances: number;
+  invalidations: number;
+  transitionsSent: number;
+  protocolErrors: number;
   uptimeMs: number;
 }
 
@@ -34,27 +51,131 @@ export interface DeploymentApi {
   run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse>;
   status(): Promise<DeploymentStatus>;
   adminStatus(): Promise<AdminStatus>;
+  fetch(request: Request): Promise<Response>;
+}
+
+function socketConnection(ws: WebSocket): Connection {
+  return {
+    send(frame) {
+      try {
+        ws.send(frame);
+      } catch {
+        // The socket closed under us; its close event cleans up the session.
+      }
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        // Already closing.
+      }
+    },
+    saveAttachment(attachment) {
+      ws.serializeAttachment(attachment);
+    },
+  };
+}
+
+function attachmentOf(ws: WebSocket): SessionAttachment | null {
+  const attachment = ws.deserializeAttachment() as SessionAttachment | null;
+  return attachment?.v === 1 ? attachment : null;
 }
 
 export function defineDeployment(app: AppDefinition) {
   const functions = registerModules(app.modules);
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
+    readonly knobs = new Knobs();
     readonly store: SqliteStore;
     readonly engine: Engine;
+    readonly sync: SyncServer;
     private readonly startedAt = Date.now();
+    private pingAlarmArmed = false;
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
       this.store = new SqliteStore(ctx.storage);
-      this.engine = new Engine({ schema: app.schema, functions, store: this.store });
+      this.engine = new Engine({ schema: app.schema, functions, store: this.store, limits: () => this.knobs.engineLimits() });
+      this.sync = new SyncServer({
+        engine: this.engine,
+        storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
+        knobs: () => this.knobs.sync(),
+        advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
+      });
+      const open: { connection: Connection; attachment: SessionAttachment }[] = [];
+      for (const ws of ctx.getWebSockets()) {
+        const attachment = attachmentOf(ws);
+        if (attachment) open.push({ connection: socketConnection(ws), attachment });
+      }
+      this.sync.restore(open);
+      // Lets clients that send the literal "ping" keep alive without waking us.
+      ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     }
 
-    /** Runs a query or mutation. Function failures are answered, never thrown. */
+    /** WebSocket upgrades for `/api/<clientVersion>/sync` (the Worker routes only those here). */
+    override async fetch(request: Request): Promise<Response> {
+      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
+        return new Response("Expected a WebSocket upgrade", { status: 426 });
+      }
+      const { 0: client, 1: server } = new WebSocketPair();
+      this.ctx.acceptWebSocket(server);
+      const connectionId = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+      this.sync.open(socketConnection(server), connectionId);
+      this.armPingAlarm();
+      return new Response(null, { status: 101, webSocket: client });
+    }
+
+    override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+      const session = this.sessionOf(ws);
+      if (!session) return;
+      await this.sync.receive(session, message);
+    }
+
+    override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+      const session = this.sessionOf(ws);
+      if (session) this.sync.close(session);
+      // Answer the close handshake (a peer left waiting reports 1006 after a timeout).
+      // 1005 means "no code": answer without one; 1006/1015 are never sent on the wire.
+      try {
+        if (code === 1005) ws.close();
+        else if (code !== 1006 && code !== 1015) ws.close(code, reason);
+      } catch {
+        // Already closed.
+      }
+    }
+
+    override async webSocketError(ws: WebSocket): Promise<void> {
+      const session = this.sessionOf(ws);
+      if (session) this.sync.close(session);
+    }
+
+    override async alarm(): Promise<void> {
+      this.pingAlarmArmed = false;
+      this.sync.pingIdle();
+      if (this.sync.sessionCount > 0) this.armPingAlarm();
+    }
+
+    private sessionOf(ws: WebSocket) {
+      const attachment = attachmentOf(ws);
+      return attachment ? this.sync.session(attachment.connectionId) : undefined;
+    }
+
+    private armPingAlarm(): void {
+      if (this.pingAlarmArmed) return;
+      this.pingAlarmArmed = true;
+      const at = Date.now() + this.knobs.values.idlePingMs;
+      void this.ctx.storage.getAlarm().then((existing) => {
+        if (existing === null || existing > at) return this.ctx.storage.setAlarm(at);
+      });
+    }
+
+    /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */
     async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
       try {
         const args = jsonToConvex(encodedArgs);
-        const result = kind === "query" ? await this.engine.runQuery(path, args) : await this.engine.runMutation(path, args);
+        if (kind === "query") return successResponse((await this.engine.runQuery(path, args)).json);
+        const result = await this.engine.runMutation(path, args);
+        this.sync.afterCommit(result.writes);
         return successResponse(result.json);
       } catch (error) {
         if (error instanceof FunctionError) return errorResponse(error);
@@ -74,6 +195,12 @@ export function defineDeployment(app: AppDefinition) {
         documents: counters.documents,
         queryExecutions: this.engine.counters.queryExecutions,
         mutationExecutions: this.engine.counters.mutationExecutions,
+        sessions: this.sync.sessionCount,
+        subscriptions: this.sync.subscriptionCount,
+        queryInstances: this.sync.instanceCount,
+        invalidations: this.sync.counters.invalidations,
+        transitionsSent: this.sync.counters.transitionsSent,
+        protocolErrors: this.sync.counters.protocolErrors,
         uptimeMs: Date.now() - this.startedAt,
       };
     }

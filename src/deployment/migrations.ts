@@ -11,6 +11,21 @@ const MIGRATIONS: readonly string[] = [
      index_name TEXT NOT NULL, key BLOB NOT NULL, doc_id TEXT NOT NULL,
      PRIMARY KEY (index_name, key)
    ) WITHOUT ROWID;`,
+  // 2: live sync: query sets per connection, shared query instances, mutation outcomes for retries.
+  `CREATE TABLE sync_queries (
+     connection_id TEXT NOT NULL, query_id INTEGER NOT NULL, instance_key TEXT NOT NULL,
+     PRIMARY KEY (connection_id, query_id)
+   ) WITHOUT ROWID;
+   CREATE TABLE query_instances (
+     instance_key TEXT PRIMARY KEY, udf_path TEXT NOT NULL, args_json TEXT NOT NULL,
+     read_set TEXT NOT NULL, result_hash TEXT NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE mutation_results (
+     session_id TEXT NOT NULL, request_id INTEGER NOT NULL, result_json TEXT NOT NULL,
+     ts TEXT NOT NULL, recorded_at INTEGER NOT NULL,
+     PRIMARY KEY (session_id, request_id)
+   ) WITHOUT ROWID;
+   CREATE INDEX mutation_results_by_time ON mutation_results (recorded_at);`,
 ];
 
 export const STORAGE_SCHEMA_VERSION = MIGRATIONS.length;

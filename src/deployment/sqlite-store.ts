@@ -96,6 +96,12 @@ export class SqliteStore implements DocumentStore {
     for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json) };
   }
 
+  advanceTimestamp(ts: bigint): void {
+    if (ts <= this.counters.lastTs) return;
+    this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?)", ts.toString());
+    this.counters = { ...this.counters, lastTs: ts };
+  }
+
   commit(commit: Commit, alsoInTransaction?: () => void): void {
     let documents = this.counters.documents;
     const changed = commit.documents.length > 0;

@@ -39,6 +39,12 @@ export interface QueryResult {
   ts: bigint;
 }
 
+/** A query run: a result or a function error, and in both cases what it read. */
+export type QueryOutcome = (QueryResult & { error: null }) | (Omit<QueryResult, "value" | "json"> & { value: null; json: null; error: FunctionError });
+
+/** Runs inside a mutation's commit transaction with its outcome (e.g. to record it for retries). */
+export type CommitHook = (outcome: { json: JSONValue; ts: bigint }) => void;
+
 export interface MutationResult {
   value: Value;
   json: JSONValue;
@@ -109,16 +115,19 @@ export class Engine {
     return fn;
   }
 
-  runQuery(path: string, args: Value): Promise<QueryResult> {
+  async runQuery(path: string, args: Value): Promise<QueryResult> {
     const fn = this.resolve(path, "query");
-    return this.exclusive(() => this.executeQuery(fn, path, args));
+    const outcome = await this.exclusive(() => this.executeQuery(fn, path, args));
+    if (outcome.error) throw outcome.error;
+    return outcome;
   }
 
   /**
    * Runs a query without taking the lock: only for callers already inside
-   * `exclusive()` (re-running many subscriptions at one timestamp).
+   * `exclusive()` (re-running many subscriptions at one timestamp). A failed
+   * query still has a read-set: a later commit to what it read may fix it.
    */
-  async executeQuery(fn: RegisteredFunction, path: string, args: Value): Promise<QueryResult> {
+  async executeQuery(fn: RegisteredFunction, path: string, args: Value): Promise<QueryOutcome> {
     const limits = this.limits();
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const tx = new Transaction(this.schema, this.store, {
@@ -131,8 +140,13 @@ export class Engine {
     });
     const ts = this.store.lastTimestamp();
     this.counters.queryExecutions++;
-    const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) });
-    return { value, json, readSet: readSet.finish(), ts };
+    try {
+      const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) });
+      return { value, json, readSet: readSet.finish(), ts, error: null };
+    } catch (error) {
+      if (!(error instanceof FunctionError)) throw error;
+      return { value: null, json: null, readSet: readSet.finish(), ts, error };
+    }
   }
 
   /**
@@ -140,29 +154,32 @@ export class Engine {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  runMutation(path: string, args: Value, alsoInTransaction?: (outcome: { json: JSONValue; ts: bigint }) => void): Promise<MutationResult> {
+  runMutation(path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation");
-    return this.exclusive(async () => {
-      const limits = this.limits();
-      const lastTs = this.store.lastTimestamp();
-      const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
-      const ts = wallNs > lastTs ? wallNs : lastTs + 1n;
-      let creationTime = this.store.lastCreationTime();
-      const tx = new Transaction(this.schema, this.store, {
-        readSet: null,
-        writable: true,
-        limits,
-        nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
-      });
-      this.counters.mutationExecutions++;
-      const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) });
-      const { documents, indexWrites } = tx.finish();
-      const commitTs = documents.length > 0 ? ts : lastTs;
-      const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
-      this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites }, hook);
-      if (documents.length > 0) this.counters.commits++;
-      return { value, json, ts: commitTs, writes: indexWrites };
+    return this.exclusive(() => this.executeMutation(fn, path, args, alsoInTransaction));
+  }
+
+  /** `runMutation` without taking the lock: only for callers already inside `exclusive()`. */
+  async executeMutation(fn: RegisteredFunction, path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
+    const limits = this.limits();
+    const lastTs = this.store.lastTimestamp();
+    const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
+    const ts = wallNs > lastTs ? wallNs : lastTs + 1n;
+    let creationTime = this.store.lastCreationTime();
+    const tx = new Transaction(this.schema, this.store, {
+      readSet: null,
+      writable: true,
+      limits,
+      nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
     });
+    this.counters.mutationExecutions++;
+    const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) });
+    const { documents, indexWrites } = tx.finish();
+    const commitTs = documents.length > 0 ? ts : lastTs;
+    const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
+    this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites }, hook);
+    if (documents.length > 0) this.counters.commits++;
+    return { value, json, ts: commitTs, writes: indexWrites };
   }
 
   private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object): Promise<{ value: Value; json: JSONValue }> {

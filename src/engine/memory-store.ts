@@ -52,6 +52,10 @@ export class MemoryStore implements DocumentStore {
     }
   }
 
+  advanceTimestamp(ts: bigint): void {
+    if (ts > this.ts) this.ts = ts;
+  }
+
   commit(commit: Commit, alsoInTransaction?: () => void): void {
     alsoInTransaction?.();
     for (const write of commit.indexWrites) {

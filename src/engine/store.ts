@@ -61,4 +61,9 @@ export interface DocumentStore {
    * if either throws, nothing is applied.
    */
   commit(commit: Commit, alsoInTransaction?: () => void): void;
+  /**
+   * Moves the last timestamp forward to `ts` without a commit (nothing changes,
+   * nothing is invalidated); used when a client has observed a later timestamp.
+   */
+  advanceTimestamp(ts: bigint): void;
 }

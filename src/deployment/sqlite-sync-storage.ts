@@ -1,0 +1,85 @@
+/** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
+import { readSetFromJson, readSetToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
+
+export class SqliteSyncStorage implements SyncStorage {
+  private readonly sql: SqlStorage;
+  private readonly retentionMs: () => number;
+
+  constructor(sql: SqlStorage, retentionMs: () => number) {
+    this.sql = sql;
+    this.retentionMs = retentionMs;
+  }
+
+  saveQuery(query: StoredQuery): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO sync_queries (connection_id, query_id, instance_key) VALUES (?, ?, ?)",
+      query.connectionId,
+      query.queryId,
+      query.instanceKey,
+    );
+  }
+
+  deleteQuery(connectionId: string, queryId: number): void {
+    this.sql.exec("DELETE FROM sync_queries WHERE connection_id = ? AND query_id = ?", connectionId, queryId);
+  }
+
+  deleteConnection(connectionId: string): void {
+    this.sql.exec("DELETE FROM sync_queries WHERE connection_id = ?", connectionId);
+  }
+
+  loadQueries(): StoredQuery[] {
+    return this.sql
+      .exec<{ connection_id: string; query_id: number; instance_key: string }>("SELECT connection_id, query_id, instance_key FROM sync_queries")
+      .toArray()
+      .map((row) => ({ connectionId: row.connection_id, queryId: row.query_id, instanceKey: row.instance_key }));
+  }
+
+  saveInstance(instance: StoredInstance): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO query_instances (instance_key, udf_path, args_json, read_set, result_hash) VALUES (?, ?, ?, ?, ?)",
+      instance.key,
+      instance.udfPath,
+      instance.argsJson,
+      readSetToJson(instance.readSet),
+      instance.resultHash,
+    );
+  }
+
+  deleteInstance(key: string): void {
+    this.sql.exec("DELETE FROM query_instances WHERE instance_key = ?", key);
+  }
+
+  loadInstances(): StoredInstance[] {
+    return this.sql
+      .exec<{ instance_key: string; udf_path: string; args_json: string; read_set: string; result_hash: string }>(
+        "SELECT instance_key, udf_path, args_json, read_set, result_hash FROM query_instances",
+      )
+      .toArray()
+      .map((row) => ({
+        key: row.instance_key,
+        udfPath: row.udf_path,
+        argsJson: row.args_json,
+        readSet: readSetFromJson(row.read_set),
+        resultHash: row.result_hash,
+      }));
+  }
+
+  findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null {
+    const row = this.sql
+      .exec<{ result_json: string; ts: string }>("SELECT result_json, ts FROM mutation_results WHERE session_id = ? AND request_id = ?", sessionId, requestId)
+      .toArray()[0];
+    return row ? { resultJson: row.result_json, ts: BigInt(row.ts) } : null;
+  }
+
+  recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO mutation_results (session_id, request_id, result_json, ts, recorded_at) VALUES (?, ?, ?, ?, ?)",
+      sessionId,
+      requestId,
+      result.resultJson,
+      result.ts.toString(),
+      nowMs,
+    );
+    this.sql.exec("DELETE FROM mutation_results WHERE recorded_at < ?", nowMs - this.retentionMs());
+  }
+}

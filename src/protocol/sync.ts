@@ -1,0 +1,180 @@
+/**
+ * The Convex sync protocol over one WebSocket (JSON text frames), exact enough
+ * for `ConvexClient` from the official `convex` package. Every client frame is
+ * checked here before the server sees it; anything malformed is a
+ * `ProtocolError`, which closes only that socket.
+ */
+import type { JSONValue } from "../engine/index.ts";
+import { isPlainObject } from "../engine/index.ts";
+
+/** `{querySet, ts, identity}`: a client's view of its session state. `ts` is a u64. */
+export interface StateVersion {
+  querySet: number;
+  ts: bigint;
+  identity: number;
+}
+
+export type ClientMessage =
+  | { type: "Connect"; sessionId: string; connectionCount: number; lastCloseReason: string | null; maxObservedTimestamp: bigint | null; clientTs: number | null }
+  | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
+  | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue }
+  | { type: "Action"; requestId: number; udfPath: string }
+  | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number }
+  | { type: "Event" };
+
+export type QuerySetModification = { type: "Add"; queryId: number; udfPath: string; args: JSONValue } | { type: "Remove"; queryId: number };
+
+export class ProtocolError extends Error {
+  override name = "ProtocolError";
+}
+
+/** Encodes a u64 as the protocol does: base64 of its 8 little-endian bytes. */
+export function encodeTs(ts: bigint): string {
+  const view = new DataView(new ArrayBuffer(8));
+  view.setBigUint64(0, ts, true);
+  let binary = "";
+  for (let i = 0; i < 8; i++) binary += String.fromCharCode(view.getUint8(i));
+  return btoa(binary);
+}
+
+export function decodeTs(encoded: unknown, field: string): bigint {
+  if (typeof encoded !== "string") throw new ProtocolError(`${field} must be a base64 u64 string`);
+  let binary: string;
+  try {
+    binary = atob(encoded);
+  } catch {
+    throw new ProtocolError(`${field} is not valid base64`);
+  }
+  if (binary.length !== 8) throw new ProtocolError(`${field} must encode 8 bytes, got ${binary.length}`);
+  let value = 0n;
+  for (let i = 7; i >= 0; i--) value = (value << 8n) | BigInt(binary.charCodeAt(i));
+  return value;
+}
+
+function field<T>(message: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {
+  const value = message[name];
+  if (!check(value)) throw new ProtocolError(`${String(message.type)}.${name} must be ${what}`);
+  return value;
+}
+
+const isVersion = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const isString = (v: unknown): v is string => typeof v === "string";
+const isPath = (v: unknown): v is string => typeof v === "string" && v.length > 0 && v.length <= 1024;
+
+/** Function args travel as `[argsObject]`. */
+function argsObject(message: Record<string, unknown>): JSONValue {
+  const args = message.args;
+  if (!Array.isArray(args) || args.length !== 1 || !isPlainObject(args[0])) {
+    throw new ProtocolError(`${String(message.type)}.args must be [argsObject]`);
+  }
+  return args[0] as JSONValue;
+}
+
+/** Parses one text frame. Throws `ProtocolError` naming what is wrong. */
+export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: number): ClientMessage {
+  if (typeof frame !== "string") throw new ProtocolError("Binary frames are not part of the protocol; send JSON text");
+  // A JS string's UTF-8 size is at most 3 bytes per code unit: only measure when it could be over.
+  if (frame.length * 3 > maxFrameBytes) {
+    const bytes = new TextEncoder().encode(frame).length;
+    if (bytes > maxFrameBytes) throw new ProtocolError(`Frame of ${bytes} bytes is larger than the ${maxFrameBytes}-byte limit (knob maxFrameBytes)`);
+  }
+  let message: unknown;
+  try {
+    message = JSON.parse(frame);
+  } catch {
+    throw new ProtocolError("Frame is not valid JSON");
+  }
+  if (!isPlainObject(message)) throw new ProtocolError("Frame must be a JSON object with a type");
+  switch (message.type) {
+    case "Connect":
+      return {
+        type: "Connect",
+        sessionId: field(message, "sessionId", (v): v is string => isString(v) && v.length > 0 && v.length <= 128, "a string of 1-128 characters"),
+        connectionCount: field(message, "connectionCount", isVersion, "a non-negative integer"),
+        lastCloseReason: field(message, "lastCloseReason", (v): v is string | null => v === null || v === undefined || isString(v), "a string or null") ?? null,
+        maxObservedTimestamp: message.maxObservedTimestamp === undefined || message.maxObservedTimestamp === null ? null : decodeTs(message.maxObservedTimestamp, "Connect.maxObservedTimestamp"),
+        clientTs: typeof message.clientTs === "number" ? message.clientTs : null,
+      };
+    case "ModifyQuerySet": {
+      const modifications = field(message, "modifications", Array.isArray, "an array");
+      return {
+        type: "ModifyQuerySet",
+        baseVersion: field(message, "baseVersion", isVersion, "a non-negative integer"),
+        newVersion: field(message, "newVersion", isVersion, "a non-negative integer"),
+        modifications: modifications.map((m: unknown): QuerySetModification => {
+          if (!isPlainObject(m)) throw new ProtocolError("ModifyQuerySet.modifications entries must be objects");
+          const queryId = field(m, "queryId", isVersion, "a non-negative integer");
+          if (m.type === "Add") return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m) };
+          if (m.type === "Remove") return { type: "Remove", queryId };
+          throw new ProtocolError(`Unknown query set modification ${JSON.stringify(m.type)}`);
+        }),
+      };
+    }
+    case "Mutation":
+      return {
+        type: "Mutation",
+        requestId: field(message, "requestId", isVersion, "a non-negative integer"),
+        udfPath: field(message, "udfPath", isPath, "a function path"),
+        args: argsObject(message),
+      };
+    case "Action":
+      return { type: "Action", requestId: field(message, "requestId", isVersion, "a non-negative integer"), udfPath: field(message, "udfPath", isPath, "a function path") };
+    case "Authenticate":
+      return {
+        type: "Authenticate",
+        tokenType: field(message, "tokenType", (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin", '"None", "User" or "Admin"'),
+        baseVersion: field(message, "baseVersion", isVersion, "a non-negative integer"),
+      };
+    case "Event":
+      return { type: "Event" };
+    default:
+      throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type)}`);
+  }
+}
+
+// Server messages. Encoded by hand where it saves work on the fan-out path.
+
+function encodeVersion(v: StateVersion): string {
+  return `{"querySet":${v.querySet},"ts":"${encodeTs(v.ts)}","identity":${v.identity}}`;
+}
+
+/** A modification whose JSON is already encoded, so a shared result is stringified once. */
+export type EncodedModification = string;
+
+export function queryUpdated(queryId: number, encodedValue: string): EncodedModification {
+  return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":[],"journal":null}`;
+}
+
+export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined): EncodedModification {
+  return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}), journal: null });
+}
+
+export function queryRemoved(queryId: number): EncodedModification {
+  return `{"type":"QueryRemoved","queryId":${queryId}}`;
+}
+
+export function transition(start: StateVersion, end: StateVersion, modifications: readonly EncodedModification[]): string {
+  return `{"type":"Transition","startVersion":${encodeVersion(start)},"endVersion":${encodeVersion(end)},"modifications":[${modifications.join(",")}]}`;
+}
+
+export function mutationSuccess(requestId: number, encodedResult: string, ts: bigint): string {
+  return `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${encodedResult},"ts":"${encodeTs(ts)}","logLines":[]}`;
+}
+
+export function mutationFailure(requestId: number, errorMessage: string, errorData: JSONValue | undefined): string {
+  return JSON.stringify({ type: "MutationResponse", requestId, success: false, result: errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}) });
+}
+
+export function actionFailure(requestId: number, errorMessage: string): string {
+  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines: [] });
+}
+
+export function authError(error: string, baseVersion: number): string {
+  return JSON.stringify({ type: "AuthError", error, baseVersion, authUpdateAttempted: true });
+}
+
+export function fatalError(error: string): string {
+  return JSON.stringify({ type: "FatalError", error });
+}
+
+export const PING = `{"type":"Ping"}`;

@@ -1,0 +1,85 @@
+/**
+ * One client connection's sync state. What must survive hibernation while the
+ * socket stays open lives in a small attachment (`SessionAttachment`); the
+ * query set lives in `SyncStorage`.
+ */
+import type { StateVersion } from "../protocol/sync.ts";
+
+/** The transport: a socket in the Durable Object, a fake in tests. */
+export interface Connection {
+  send(frame: string): void;
+  close(code: number, reason: string): void;
+  /** Keeps the session's versions with the socket, so they survive hibernation. */
+  saveAttachment(attachment: SessionAttachment): void;
+}
+
+/** Kept on the socket (well under the 16 KiB attachment limit). */
+export interface SessionAttachment {
+  v: 1;
+  /** Our id for this connection, used in logs and as the storage key. */
+  connectionId: string;
+  /** The client's session id from Connect (stable across its reconnects); null before Connect. */
+  sessionId: string | null;
+  /** Last version sent to the client: the next Transition must start here. */
+  querySet: number;
+  ts: string;
+  identity: number;
+  /** Latest versions received from the client: the next Transition ends here. */
+  receivedQuerySet: number;
+  receivedIdentity: number;
+}
+
+export interface SessionQuery {
+  instanceKey: string;
+  /** Hash of the result last sent for this query; null until its first result is sent. */
+  sentHash: string | null;
+}
+
+export class SyncSession {
+  readonly connectionId: string;
+  readonly connection: Connection;
+  sessionId: string | null;
+  version: StateVersion;
+  receivedQuerySet: number;
+  receivedIdentity: number;
+  readonly queries = new Map<number, SessionQuery>();
+  /** Query ids removed since the last Transition (each becomes a QueryRemoved). */
+  pendingRemovals: number[] = [];
+  /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
+  owesTransition = false;
+  /** When we last sent anything, for idle pings (0 after a wake: ping at the next chance). */
+  lastSentAt = 0;
+  closed = false;
+
+  constructor(connection: Connection, attachment: SessionAttachment) {
+    this.connection = connection;
+    this.connectionId = attachment.connectionId;
+    this.sessionId = attachment.sessionId;
+    this.version = { querySet: attachment.querySet, ts: BigInt(attachment.ts), identity: attachment.identity };
+    this.receivedQuerySet = attachment.receivedQuerySet;
+    this.receivedIdentity = attachment.receivedIdentity;
+  }
+
+  static fresh(connectionId: string): SessionAttachment {
+    return { v: 1, connectionId, sessionId: null, querySet: 0, ts: "0", identity: 0, receivedQuerySet: 0, receivedIdentity: 0 };
+  }
+
+  attachment(): SessionAttachment {
+    return {
+      v: 1,
+      connectionId: this.connectionId,
+      sessionId: this.sessionId,
+      querySet: this.version.querySet,
+      ts: this.version.ts.toString(),
+      identity: this.version.identity,
+      receivedQuerySet: this.receivedQuerySet,
+      receivedIdentity: this.receivedIdentity,
+    };
+  }
+
+  send(frame: string, now: number): void {
+    if (this.closed) return;
+    this.lastSentAt = now;
+    this.connection.send(frame);
+  }
+}

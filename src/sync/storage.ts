@@ -1,0 +1,92 @@
+/**
+ * What live sync keeps across hibernation: each connection's query set, each
+ * shared query instance's read-set and result hash, and mutation outcomes for
+ * idempotent retries. The Durable Object implements it on SQLite
+ * (`src/deployment/sqlite-sync-storage.ts`); the in-memory one below serves
+ * plain-Node tests and benchmarks.
+ */
+import { normalizeIntervals, type KeyInterval, type ReadSet } from "../engine/index.ts";
+
+export interface StoredQuery {
+  connectionId: string;
+  queryId: number;
+  instanceKey: string;
+}
+
+export interface StoredInstance {
+  key: string;
+  udfPath: string;
+  /** Convex JSON of the arguments object. */
+  argsJson: string;
+  readSet: ReadSet;
+  resultHash: string;
+}
+
+export interface StoredMutationResult {
+  /** Convex JSON of the result. */
+  resultJson: string;
+  ts: bigint;
+}
+
+export interface SyncStorage {
+  saveQuery(query: StoredQuery): void;
+  deleteQuery(connectionId: string, queryId: number): void;
+  deleteConnection(connectionId: string): void;
+  loadQueries(): StoredQuery[];
+  saveInstance(instance: StoredInstance): void;
+  deleteInstance(key: string): void;
+  loadInstances(): StoredInstance[];
+  findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null;
+  /** Called inside the mutation's commit transaction. */
+  recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void;
+}
+
+/** Read-sets as JSON: `{index: [[start, end|null], ...]}` with keys in base64 (keys are byte strings). */
+export function readSetToJson(readSet: ReadSet): string {
+  const out: Record<string, [string, string | null][]> = {};
+  for (const [index, intervals] of readSet) out[index] = intervals.map((i) => [btoa(i.start), i.end === null ? null : btoa(i.end)]);
+  return JSON.stringify(out);
+}
+
+export function readSetFromJson(json: string): ReadSet {
+  const parsed = JSON.parse(json) as Record<string, [string, string | null][]>;
+  const out = new Map<string, KeyInterval[]>();
+  for (const [index, intervals] of Object.entries(parsed)) {
+    out.set(index, normalizeIntervals(intervals.map(([start, end]) => ({ start: atob(start), end: end === null ? null : atob(end) }))));
+  }
+  return out;
+}
+
+export class MemorySyncStorage implements SyncStorage {
+  private queries = new Map<string, StoredQuery>();
+  private instances = new Map<string, StoredInstance>();
+  private mutations = new Map<string, StoredMutationResult>();
+
+  saveQuery(query: StoredQuery): void {
+    this.queries.set(`${query.connectionId}/${query.queryId}`, query);
+  }
+  deleteQuery(connectionId: string, queryId: number): void {
+    this.queries.delete(`${connectionId}/${queryId}`);
+  }
+  deleteConnection(connectionId: string): void {
+    for (const [key, query] of this.queries) if (query.connectionId === connectionId) this.queries.delete(key);
+  }
+  loadQueries(): StoredQuery[] {
+    return [...this.queries.values()];
+  }
+  saveInstance(instance: StoredInstance): void {
+    this.instances.set(instance.key, instance);
+  }
+  deleteInstance(key: string): void {
+    this.instances.delete(key);
+  }
+  loadInstances(): StoredInstance[] {
+    return [...this.instances.values()];
+  }
+  findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null {
+    return this.mutations.get(`${sessionId}/${requestId}`) ?? null;
+  }
+  recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult): void {
+    this.mutations.set(`${sessionId}/${requestId}`, result);
+  }
+}

@@ -1,0 +1,440 @@
+/**
+ * Live sync: sessions speaking the Convex sync protocol, shared query
+ * instances, precise invalidation and the refresh path.
+ *
+ * - A **query instance** is one (function, args): every session subscribed to
+ *   the same query shares it, so it runs once per timestamp however many
+ *   sessions watch it, and the subscription index holds it once.
+ * - After a commit, the subscription index names the instances whose read-sets
+ *   contain a written key; they become dirty and their sessions are scheduled.
+ *   Nothing else (restart, hibernation, a no-op mutation, search maintenance)
+ *   dirties anything.
+ * - A session's turn brings it to the latest timestamp: dirty instances it
+ *   needs re-run (once, shared), results whose hash differs from what the
+ *   session last got become modifications, and one Transition goes out,
+ *   starting exactly at the version the client holds.
+ *
+ * Every step that touches the database runs inside `engine.exclusive()`, so a
+ * turn sees one snapshot and transitions are ordered after the mutation
+ * responses that caused them.
+ */
+import {
+  FunctionError,
+  SubscriptionIndex,
+  ValueError,
+  canonicalizePath,
+  convexToJson,
+  jsonToConvex,
+  type Engine,
+  type IndexWrite,
+  type JSONValue,
+  type ReadSet,
+  type Value,
+} from "../engine/index.ts";
+import {
+  PING,
+  ProtocolError,
+  actionFailure,
+  authError,
+  fatalError,
+  mutationFailure,
+  mutationSuccess,
+  parseClientMessage,
+  queryFailed,
+  queryRemoved,
+  queryUpdated,
+  transition,
+  type ClientMessage,
+  type EncodedModification,
+  type StateVersion,
+} from "../protocol/sync.ts";
+import { resultHash } from "./hash.ts";
+import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
+import type { SyncStorage } from "./storage.ts";
+
+/** The knobs live sync reads (from the deployment's knob table). */
+export interface SyncKnobs {
+  maxFrameBytes: number;
+  idlePingMs: number;
+  maxClockAheadMs: number;
+}
+
+export interface SyncCounters {
+  /** Instance re-runs caused by commits. */
+  invalidations: number;
+  transitionsSent: number;
+  protocolErrors: number;
+}
+
+interface QueryInstance {
+  key: string;
+  udfPath: string;
+  args: Value;
+  argsJson: string;
+  /** Null until first run in this process. */
+  readSet: ReadSet | null;
+  resultHash: string | null;
+  /** The modification body minus its queryId prefix, kept in memory only; null after a wake. */
+  encoded: { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined } | null;
+  /** A commit wrote into its read-set since it last ran. */
+  dirty: boolean;
+  subscribers: Set<SyncSession>;
+}
+
+/** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
+const CLOSE_PROTOCOL_ERROR = 1008;
+const CLOSE_INTERNAL_ERROR = 1011;
+
+export interface SyncServerOptions {
+  engine: Engine;
+  storage: SyncStorage;
+  knobs: () => SyncKnobs;
+  now?: () => number;
+  log?: (line: string) => void;
+  /** Moves the deployment's timestamp forward without a commit (see Connect). */
+  advanceTimestamp: (ts: bigint) => void;
+}
+
+export class SyncServer {
+  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0 };
+  private readonly sessions = new Map<string, SyncSession>();
+  private readonly instances = new Map<string, QueryInstance>();
+  private readonly index = new SubscriptionIndex<QueryInstance>();
+  /** Sessions owing a turn, each at most once, in the order they became dirty. */
+  private readonly dirty = new Set<SyncSession>();
+  private drainScheduled = false;
+  private readonly engine: Engine;
+  private readonly storage: SyncStorage;
+  private readonly knobs: () => SyncKnobs;
+  private readonly now: () => number;
+  private readonly log: (line: string) => void;
+  private readonly advanceTimestamp: (ts: bigint) => void;
+
+  constructor(options: SyncServerOptions) {
+    this.engine = options.engine;
+    this.storage = options.storage;
+    this.knobs = options.knobs;
+    this.now = options.now ?? Date.now;
+    this.log = options.log ?? ((line) => console.log(line));
+    this.advanceTimestamp = options.advanceTimestamp;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get subscriptionCount(): number {
+    let n = 0;
+    for (const session of this.sessions.values()) n += session.queries.size;
+    return n;
+  }
+
+  get instanceCount(): number {
+    return this.instances.size;
+  }
+
+  /**
+   * Rebuilds state after a wake: sessions from the sockets still open, query
+   * sets and instances (with read-sets, not results) from storage. Runs no
+   * query and invalidates nothing.
+   */
+  restore(open: { connection: Connection; attachment: SessionAttachment }[]): void {
+    for (const { connection, attachment } of open) this.sessions.set(attachment.connectionId, new SyncSession(connection, attachment));
+    for (const stored of this.storage.loadInstances()) {
+      const instance: QueryInstance = {
+        key: stored.key,
+        udfPath: stored.udfPath,
+        args: jsonToConvex(JSON.parse(stored.argsJson)),
+        argsJson: stored.argsJson,
+        readSet: stored.readSet,
+        resultHash: stored.resultHash,
+        encoded: null,
+        dirty: false,
+        subscribers: new Set(),
+      };
+      this.instances.set(instance.key, instance);
+      this.index.add(instance, stored.readSet);
+    }
+    const orphaned = new Set<string>();
+    for (const query of this.storage.loadQueries()) {
+      const session = this.sessions.get(query.connectionId);
+      const instance = this.instances.get(query.instanceKey);
+      if (!session || !instance) {
+        orphaned.add(query.connectionId);
+        continue;
+      }
+      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: instance.resultHash });
+      instance.subscribers.add(session);
+    }
+    // Sockets that closed while we were evicted (no close event reached us).
+    for (const connectionId of orphaned) if (!this.sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
+    for (const instance of [...this.instances.values()]) if (instance.subscribers.size === 0) this.dropInstance(instance);
+  }
+
+  open(connection: Connection, connectionId: string): SyncSession {
+    const attachment = SyncSession.fresh(connectionId);
+    connection.saveAttachment(attachment);
+    const session = new SyncSession(connection, attachment);
+    this.sessions.set(connectionId, session);
+    return session;
+  }
+
+  session(connectionId: string): SyncSession | undefined {
+    return this.sessions.get(connectionId);
+  }
+
+  /** Handles one frame. Protocol errors close this socket only, with a FatalError first. */
+  async receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> {
+    let message: ClientMessage;
+    try {
+      message = parseClientMessage(frame, this.knobs().maxFrameBytes);
+      if (message.type !== "Connect" && session.sessionId === null) throw new ProtocolError(`${message.type} before Connect`);
+      await this.handle(session, message);
+    } catch (error) {
+      if (error instanceof ProtocolError) return this.fail(session, error.message);
+      throw error;
+    }
+  }
+
+  private async handle(session: SyncSession, message: ClientMessage): Promise<void> {
+    switch (message.type) {
+      case "Connect":
+        return this.connect(session, message);
+      case "ModifyQuerySet":
+        return this.modifyQuerySet(session, message);
+      case "Mutation":
+        return this.mutation(session, message);
+      case "Authenticate":
+        if (message.baseVersion !== session.receivedIdentity) {
+          throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
+        }
+        if (message.tokenType !== "None") {
+          session.send(authError(`calmsync does not support ${message.tokenType} authentication yet; connect without auth`, session.version.identity), this.now());
+          session.connection.close(1000, "AuthError");
+          return this.close(session);
+        }
+        session.receivedIdentity = message.baseVersion + 1;
+        this.saveAttachment(session);
+        return this.schedule(session);
+      case "Action":
+        return session.send(actionFailure(message.requestId, `calmsync does not support actions; ${message.udfPath} was not run`), this.now());
+      case "Event":
+        return;
+    }
+  }
+
+  private connect(session: SyncSession, message: Extract<ClientMessage, { type: "Connect" }>): void {
+    if (session.sessionId !== null) throw new ProtocolError("Connect sent twice on one socket");
+    const latest = this.engine.store.lastTimestamp();
+    const observed = message.maxObservedTimestamp;
+    if (observed !== null && observed > latest) {
+      // The client saw a newer timestamp than ours (our storage was reset, or its clock
+      // reading came from elsewhere). Move our clock past it, as a non-commit, so its
+      // pending mutations can complete; refuse absurd values as an internal error,
+      // which the official client retries with backoff (as Convex does).
+      const limitNs = BigInt(Math.floor(this.now() + this.knobs().maxClockAheadMs)) * 1_000_000n;
+      if (observed > limitNs) {
+        this.log(`[${session.connectionId}] Connect maxObservedTimestamp ${observed} is ahead of the clock; closing`);
+        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError: maxObservedTimestamp is ahead of this deployment");
+        return this.close(session);
+      }
+      this.advanceTimestamp(observed);
+    }
+    session.sessionId = message.sessionId;
+    this.saveAttachment(session);
+    this.log(`[${session.connectionId}] Connect session=${message.sessionId} connectionCount=${message.connectionCount}`);
+  }
+
+  private modifyQuerySet(session: SyncSession, message: Extract<ClientMessage, { type: "ModifyQuerySet" }>): void {
+    if (message.baseVersion !== session.receivedQuerySet) {
+      throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${session.receivedQuerySet}`);
+    }
+    if (message.newVersion <= message.baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must be greater than baseVersion");
+    for (const modification of message.modifications) {
+      if (modification.type === "Add") {
+        if (session.queries.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
+        const instance = this.instanceFor(modification.udfPath, modification.args);
+        instance.subscribers.add(session);
+        session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
+        this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
+      } else {
+        this.removeQuery(session, modification.queryId);
+        session.pendingRemovals.push(modification.queryId);
+      }
+    }
+    session.receivedQuerySet = message.newVersion;
+    this.saveAttachment(session);
+    this.schedule(session);
+  }
+
+  private instanceFor(udfPath: string, argsJson: JSONValue): QueryInstance {
+    const path = canonicalizePath(udfPath);
+    let args: Value;
+    let canonicalArgs: string;
+    try {
+      args = jsonToConvex(argsJson);
+      canonicalArgs = JSON.stringify(convexToJson(args));
+    } catch (error) {
+      if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
+      throw error;
+    }
+    const key = `${path}|${canonicalArgs}`;
+    let instance = this.instances.get(key);
+    if (!instance) {
+      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, resultHash: null, encoded: null, dirty: true, subscribers: new Set() };
+      this.instances.set(key, instance);
+    }
+    return instance;
+  }
+
+  private removeQuery(session: SyncSession, queryId: number): void {
+    const query = session.queries.get(queryId);
+    if (!query) return;
+    session.queries.delete(queryId);
+    this.storage.deleteQuery(session.connectionId, queryId);
+    const instance = this.instances.get(query.instanceKey);
+    if (!instance) return;
+    instance.subscribers.delete(session);
+    if (instance.subscribers.size === 0) this.dropInstance(instance);
+  }
+
+  private dropInstance(instance: QueryInstance): void {
+    this.instances.delete(instance.key);
+    this.index.remove(instance);
+    this.storage.deleteInstance(instance.key);
+  }
+
+  private async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): Promise<void> {
+    const sessionId = session.sessionId!;
+    await this.engine.exclusive(async () => {
+      const previous = this.storage.findMutationResult(sessionId, message.requestId);
+      if (previous) {
+        // A retry after a reconnect: answer the original outcome, run nothing.
+        session.send(mutationSuccess(message.requestId, previous.resultJson, previous.ts), this.now());
+      } else {
+        try {
+          const fn = this.engine.resolve(message.udfPath, "mutation");
+          const args = jsonToConvex(message.args);
+          const result = await this.engine.executeMutation(fn, message.udfPath, args, ({ json, ts }) =>
+            this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts }, this.now()),
+          );
+          session.send(mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts), this.now());
+          this.afterCommit(result.writes);
+        } catch (error) {
+          const failure = error instanceof FunctionError ? error : error instanceof ValueError ? new FunctionError("InvalidArgument", error.message) : null;
+          if (!failure) throw error;
+          session.send(mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data)), this.now());
+        }
+      }
+      // The client resolves the mutation once a Transition reaches its ts.
+      session.owesTransition = true;
+      this.schedule(session);
+    });
+  }
+
+  /** Marks what a commit affected. Call after every commit, whatever ran it (HTTP or socket). */
+  afterCommit(writes: readonly IndexWrite[]): void {
+    if (writes.length === 0) return;
+    for (const instance of this.index.affected(writes)) {
+      instance.dirty = true;
+      for (const session of instance.subscribers) this.schedule(session);
+    }
+  }
+
+  private schedule(session: SyncSession): void {
+    if (session.closed) return;
+    this.dirty.add(session);
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    void this.engine
+      .exclusive(() => this.drain())
+      .catch((error) => this.log(`refresh failed: ${error instanceof Error ? error.stack : String(error)}`));
+  }
+
+  /** Serves every dirty session, oldest first. Runs inside `exclusive()`. */
+  private async drain(): Promise<void> {
+    this.drainScheduled = false;
+    for (const session of this.dirty) {
+      this.dirty.delete(session);
+      if (!session.closed) await this.turn(session);
+    }
+  }
+
+  /** Brings one session to the latest timestamp with one Transition (or nothing, if nothing changed). */
+  private async turn(session: SyncSession): Promise<void> {
+    const ts = this.engine.store.lastTimestamp();
+    const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
+    session.pendingRemovals = [];
+    for (const [queryId, query] of session.queries) {
+      const instance = this.instances.get(query.instanceKey)!;
+      if (instance.dirty || (instance.encoded === null && query.sentHash !== instance.resultHash)) await this.run(instance);
+      if (query.sentHash === instance.resultHash) continue;
+      const encoded = instance.encoded!;
+      modifications.push(encoded.ok ? queryUpdated(queryId, encoded.value) : queryFailed(queryId, encoded.message, encoded.data));
+      query.sentHash = instance.resultHash;
+    }
+    const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
+    const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
+    if (modifications.length === 0 && !versionMoved && !session.owesTransition) return;
+    session.send(transition(session.version, end, modifications), this.now());
+    session.version = end;
+    session.owesTransition = false;
+    this.counters.transitionsSent++;
+    this.saveAttachment(session);
+  }
+
+  /** Runs an instance at the current timestamp and stores its new read-set and result hash. */
+  private async run(instance: QueryInstance): Promise<void> {
+    if (instance.dirty && instance.readSet !== null) this.counters.invalidations++;
+    let encoded: NonNullable<QueryInstance["encoded"]>;
+    let readSet: ReadSet;
+    try {
+      const fn = this.engine.resolve(instance.udfPath, "query");
+      const outcome = await this.engine.executeQuery(fn, instance.udfPath, instance.args);
+      readSet = outcome.readSet;
+      encoded = outcome.error
+        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
+        : { ok: true, value: JSON.stringify(outcome.json) };
+    } catch (error) {
+      if (!(error instanceof FunctionError)) throw error;
+      // Unknown function: fails now, and nothing it "read" can change that.
+      readSet = new Map();
+      encoded = { ok: false, message: error.message, data: undefined };
+    }
+    instance.encoded = encoded;
+    instance.dirty = false;
+    instance.readSet = readSet;
+    instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
+    this.index.add(instance, readSet);
+    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, resultHash: instance.resultHash });
+  }
+
+  private saveAttachment(session: SyncSession): void {
+    if (!session.closed) session.connection.saveAttachment(session.attachment());
+  }
+
+  private fail(session: SyncSession, reason: string): void {
+    this.counters.protocolErrors++;
+    this.log(`[${session.connectionId}] protocol error: ${reason}`);
+    session.send(fatalError(reason), this.now());
+    session.connection.close(CLOSE_PROTOCOL_ERROR, "ProtocolError");
+    this.close(session);
+  }
+
+  /** Forgets a session whose socket closed. */
+  close(session: SyncSession): void {
+    if (session.closed) return;
+    session.closed = true;
+    this.sessions.delete(session.connectionId);
+    this.dirty.delete(session);
+    for (const queryId of [...session.queries.keys()]) this.removeQuery(session, queryId);
+    this.storage.deleteConnection(session.connectionId);
+  }
+
+  /** Sends Ping to sessions that have been sent nothing for half the ping interval. */
+  pingIdle(): void {
+    const now = this.now();
+    const threshold = this.knobs().idlePingMs / 2;
+    for (const session of this.sessions.values()) if (now - session.lastSentAt >= threshold) session.send(PING, now);
+  }
+}
