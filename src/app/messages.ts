@@ -11,8 +11,29 @@ export const list = query({
       .take(20),
 });
 
+/** Who wrote the chat's newest 20 messages, sorted (a "people here" list). */
+export const participants = query({
+  args: { chatId: v.string() },
+  handler: async (ctx, { chatId }) => {
+    const recent = await ctx.db
+      .query("messages")
+      .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+      .order("desc")
+      .take(20);
+    return [...new Set(recent.map((m) => m.author as string))].sort();
+  },
+});
+
 /** Posts a message; returns its id. */
 export const send = mutation({
   args: { chatId: v.string(), author: v.string(), body: v.string() },
   handler: (ctx, { chatId, author, body }) => ctx.db.insert("messages", { chatId, author, body }),
+});
+
+/** Changes a message's text. */
+export const edit = mutation({
+  args: { id: v.id("messages"), body: v.string() },
+  handler: async (ctx, { id, body }) => {
+    await ctx.db.patch(id, { body });
+  },
 });

@@ -78,7 +78,8 @@ interface QueryInstance {
   encoded: { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined } | null;
   /** A commit wrote into its read-set since it last ran. */
   dirty: boolean;
-  subscribers: Set<SyncSession>;
+  /** Sessions subscribed, with how many of their query ids use this instance. */
+  subscribers: Map<SyncSession, number>;
 }
 
 /** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
@@ -150,7 +151,7 @@ export class SyncServer {
         resultHash: stored.resultHash,
         encoded: null,
         dirty: false,
-        subscribers: new Set(),
+        subscribers: new Map(),
       };
       this.instances.set(instance.key, instance);
       this.index.add(instance, stored.readSet);
@@ -164,7 +165,7 @@ export class SyncServer {
         continue;
       }
       session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: instance.resultHash });
-      instance.subscribers.add(session);
+      instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
     }
     // Sockets that closed while we were evicted (no close event reached us).
     for (const connectionId of orphaned) if (!this.sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
@@ -254,7 +255,7 @@ export class SyncServer {
       if (modification.type === "Add") {
         if (session.queries.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
         const instance = this.instanceFor(modification.udfPath, modification.args);
-        instance.subscribers.add(session);
+        instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
         session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
         this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
       } else {
@@ -281,7 +282,7 @@ export class SyncServer {
     const key = `${path}|${canonicalArgs}`;
     let instance = this.instances.get(key);
     if (!instance) {
-      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, resultHash: null, encoded: null, dirty: true, subscribers: new Set() };
+      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
       this.instances.set(key, instance);
     }
     return instance;
@@ -294,7 +295,9 @@ export class SyncServer {
     this.storage.deleteQuery(session.connectionId, queryId);
     const instance = this.instances.get(query.instanceKey);
     if (!instance) return;
-    instance.subscribers.delete(session);
+    const remaining = (instance.subscribers.get(session) ?? 1) - 1;
+    if (remaining > 0) instance.subscribers.set(session, remaining);
+    else instance.subscribers.delete(session);
     if (instance.subscribers.size === 0) this.dropInstance(instance);
   }
 
@@ -337,7 +340,7 @@ export class SyncServer {
     if (writes.length === 0) return;
     for (const instance of this.index.affected(writes)) {
       instance.dirty = true;
-      for (const session of instance.subscribers) this.schedule(session);
+      for (const session of instance.subscribers.keys()) this.schedule(session);
     }
   }
 
@@ -356,7 +359,15 @@ export class SyncServer {
     this.drainScheduled = false;
     for (const session of this.dirty) {
       this.dirty.delete(session);
-      if (!session.closed) await this.turn(session);
+      if (session.closed) continue;
+      try {
+        await this.turn(session);
+      } catch (error) {
+        // Our bug, not the client's: drop this session (it reconnects with backoff) and serve the rest.
+        this.log(`[${session.connectionId}] refresh failed: ${error instanceof Error ? error.stack : String(error)}`);
+        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
+        this.close(session);
+      }
     }
   }
 
