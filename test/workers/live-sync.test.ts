@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { env } from "cloudflare:workers";
-import { evictDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
+import { encodeTs } from "../../src/protocol/sync.ts";
 import { deploymentStub, type Env } from "../../src/env.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 
@@ -147,6 +148,49 @@ describe("live sync over hibernatable WebSockets", () => {
     expect(transitions().length - seen).toBe(1);
     expect(watcher.chainingErrors).toEqual([]);
     watcher.close();
+  });
+});
+
+describe("timestamps and liveness", () => {
+  it("moves its clock past a client's maxObservedTimestamp and refuses absurd ones", async () => {
+    const deployment = fresh("observed");
+    const api = deploymentStub(bindings, deployment);
+    await api.run("mutation", "messages:send", { chatId: "a", author: "x", body: "1" }, "t");
+    // A client that saw a timestamp 10 s past ours (e.g. before our storage was reset).
+    const ahead = BigInt(Date.now() + 10_000) * 1_000_000n;
+    const client = await ProtocolClient.openRaw(deployment);
+    client.send({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 1, lastCloseReason: null, maxObservedTimestamp: encodeTs(ahead), clientTs: 0 });
+    client.add(0, "messages:list", { chatId: "a" });
+    await client.until(() => client.results.has(0), "first result");
+    expect(client.ts >= ahead).toBe(true);
+    const sent = await client.mutation("messages:send", { chatId: "a", author: "x", body: "2" });
+    expect(sent.success).toBe(true);
+    expect(client.ts > ahead).toBe(true);
+    expect((await status(deployment)).invalidations).toBe(1); // the clock move invalidated nothing; the send did
+
+    const absurd = await ProtocolClient.openRaw(deployment);
+    absurd.send({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 1, lastCloseReason: null, maxObservedTimestamp: encodeTs(2n ** 63n), clientTs: 0 });
+    await absurd.until(() => absurd.closed !== null, "close");
+    expect(absurd.closed).toMatchObject({ code: 1011, reason: expect.stringMatching(/^InternalServerError/) });
+    expect(absurd.messages.some((m) => m.type === "FatalError")).toBe(false);
+    client.close();
+  });
+
+  it("pings idle sessions from the alarm, also after hibernation", async () => {
+    const deployment = fresh("ping");
+    const client = await ProtocolClient.open(deployment);
+    client.add(0, "messages:list", { chatId: "a" });
+    await client.until(() => client.results.has(0), "first result");
+    const stub = bindings.DEPLOYMENTS.getByName(deployment);
+    // Just served: not idle yet, so the alarm sends nothing.
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(client.messages.filter((m) => m.type === "Ping")).toHaveLength(0);
+    // After a wake nothing is known about idleness: the next alarm pings.
+    await evictDurableObject(stub, { webSockets: "hibernate" });
+    await runDurableObjectAlarm(stub);
+    await client.until(() => client.messages.some((m) => m.type === "Ping"), "a Ping");
+    client.close();
   });
 });
 

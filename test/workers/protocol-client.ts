@@ -29,15 +29,20 @@ export class ProtocolClient {
   }
 
   static async open(deployment: string, sessionId = crypto.randomUUID()): Promise<ProtocolClient> {
+    const client = await ProtocolClient.openRaw(deployment);
+    client.send({ type: "Connect", sessionId, connectionCount: 0, lastCloseReason: null, clientTs: Date.now() });
+    return client;
+  }
+
+  /** Opens the socket without sending Connect. */
+  static async openRaw(deployment: string): Promise<ProtocolClient> {
     const response = await (exports as unknown as { default: Fetcher }).default.fetch(`http://calmsync.test/d/${deployment}/api/1.49.0/sync`, {
       headers: { Upgrade: "websocket" },
     });
     const ws = response.webSocket;
     if (!ws) throw new Error(`no WebSocket: ${response.status} ${await response.text()}`);
     ws.accept();
-    const client = new ProtocolClient(ws);
-    client.send({ type: "Connect", sessionId, connectionCount: 0, lastCloseReason: null, clientTs: Date.now() });
-    return client;
+    return new ProtocolClient(ws);
   }
 
   private onMessage(message: ServerMessage): void {
