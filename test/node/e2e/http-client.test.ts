@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "./wrangler-dev.ts";
+import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 
 let server: DevServer;
 beforeAll(async () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startDevServer, type DevServer } from "./wrangler-dev.ts";
+import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 
 type Message = { _id: string; body: string; chatId: string };
 

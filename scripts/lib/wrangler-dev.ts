@@ -29,7 +29,7 @@ function freePort(): Promise<number> {
 }
 
 export async function startDevServer(options: { timeoutMs?: number } = {}): Promise<DevServer> {
-  const root = resolve(import.meta.dirname, "../../..");
+  const root = resolve(import.meta.dirname, "../..");
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const persistTo = mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
