@@ -243,7 +243,6 @@ export class SyncServer {
     }
     session.sessionId = message.sessionId;
     this.saveAttachment(session);
-    this.log(`[${session.connectionId}] Connect session=${message.sessionId} connectionCount=${message.connectionCount}`);
   }
 
   private modifyQuerySet(session: SyncSession, message: Extract<ClientMessage, { type: "ModifyQuerySet" }>): void {
@@ -426,7 +425,7 @@ export class SyncServer {
 
   private fail(session: SyncSession, reason: string): void {
     this.counters.protocolErrors++;
-    this.log(`[${session.connectionId}] protocol error: ${reason}`);
+    this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} protocol error: ${reason}`);
     session.send(fatalError(reason), this.now());
     session.connection.close(CLOSE_PROTOCOL_ERROR, "ProtocolError");
     this.close(session);

@@ -1,0 +1,75 @@
+/**
+ * Fan-out inside workerd: N sessions on real hibernatable WebSockets (opened
+ * through the Worker's fetch, without TCP) subscribe to the same query; one
+ * commit changes it. Reports the time until every session has its Transition
+ * and how many times the query ran. Prints a markdown row per size.
+ */
+import { it } from "vitest";
+import { exports } from "cloudflare:workers";
+
+const SIZES = [1_000, 10_000];
+const worker = (exports as unknown as { default: Fetcher }).default;
+
+async function status(deployment: string): Promise<Record<string, number>> {
+  return (await (await worker.fetch(`http://bench/d/${deployment}/api/status`)).json()) as Record<string, number>;
+}
+
+async function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out");
+    await new Promise((r) => setTimeout(r, 2));
+  }
+}
+
+it("fan-out to N sessions in workerd", async () => {
+  const rows: string[] = [];
+  for (const size of SIZES) {
+    const deployment = `fanout-workerd-${size}`;
+    const marker = `marker-${size}`;
+    let first = 0;
+    let updated = 0;
+    let lastAt = 0;
+    const sockets: WebSocket[] = [];
+    const connectStart = performance.now();
+    for (let i = 0; i < size; i++) {
+      const response = await worker.fetch(`http://bench/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
+      const ws = response.webSocket!;
+      ws.accept();
+      let seenFirst = false;
+      ws.addEventListener("message", (event) => {
+        const data = event.data as string;
+        if (!data.startsWith('{"type":"Transition"')) return;
+        if (!seenFirst) {
+          seenFirst = true;
+          first++;
+        } else if (data.includes(marker)) {
+          updated++;
+          lastAt = performance.now();
+        }
+      });
+      ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
+      ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }] }));
+      sockets.push(ws);
+    }
+    await until(() => first === size, 600_000);
+    const connectMs = performance.now() - connectStart;
+    const before = await status(deployment);
+    const start = performance.now();
+    await worker.fetch(`http://bench/d/${deployment}/api/mutation`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId: "hot", author: "bench", body: marker }] }),
+    });
+    await until(() => updated === size, 600_000);
+    const allMs = lastAt - start;
+    const after = await status(deployment);
+    rows.push(
+      `| ${size.toLocaleString("en-US")} | ${(connectMs / 1000).toFixed(1)} s | ${allMs.toFixed(0)} ms | ${((allMs * 1000) / size).toFixed(0)} µs | ${after.queryExecutions! - before.queryExecutions!} | ${after.transitionsSent! - before.transitionsSent!} |`,
+    );
+    for (const ws of sockets) ws.close(1000, "done");
+  }
+  console.log(
+    ["BENCH-TABLE", "| sessions | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent |", "| --- | --- | --- | --- | --- | --- |", ...rows].join("\n"),
+  );
+});

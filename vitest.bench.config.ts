@@ -1,0 +1,17 @@
+/**
+ * Benchmarks that must run inside workerd (the local runtime), e.g. fan-out to
+ * 10,000 sockets, which would exhaust file descriptors through `wrangler dev`'s
+ * proxy on loopback. Run by `npm run bench`, never by `npm test`.
+ */
+import { defineConfig } from "vitest/config";
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+
+export default defineConfig({
+  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+  test: {
+    name: "bench-workerd",
+    include: ["scripts/bench/workerd/**/*.bench-run.ts"],
+    testTimeout: 600_000,
+    reporters: ["default"],
+  },
+});
