@@ -24,6 +24,16 @@ export const participants = query({
   },
 });
 
+/** The chat's 10 best matches for `query` (relevance order; the last word matches as a prefix). */
+export const search = query({
+  args: { chatId: v.string(), query: v.string() },
+  handler: (ctx, { chatId, query }) =>
+    ctx.db
+      .query("messages")
+      .withSearchIndex("search_body", (q) => q.search("body", query).eq("chatId", chatId))
+      .take(10),
+});
+
 /** Posts a message; returns its id. */
 export const send = mutation({
   args: { chatId: v.string(), author: v.string(), body: v.string() },

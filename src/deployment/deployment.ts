@@ -16,12 +16,16 @@
  * keep the object awake.
  */
 import { DurableObject } from "cloudflare:workers";
-import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue } from "../engine/index.ts";
+import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue, type MutationResult } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
+import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
+import { SearchIndexes } from "../search/search-indexes.ts";
+import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
+import { AlarmScheduler } from "./alarm-scheduler.ts";
 import { Knobs } from "./knobs.ts";
 import { VERSION } from "../version.ts";
 import type { Env } from "../env.ts";
@@ -39,6 +43,14 @@ export interface DeploymentStatus {
   invalidations: number;
   transitionsSent: number;
   protocolErrors: number;
+  searchQueries: number;
+  searchPartitionsLoaded: number;
+  searchPartitions: number;
+  searchMemoryBytes: number;
+  searchMemoryBudgetBytes: number;
+  compactions: number;
+  compactionMs: number;
+  compactionFailures: number;
   uptimeMs: number;
 }
 
@@ -51,6 +63,7 @@ export interface DeploymentApi {
   run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse>;
   status(): Promise<DeploymentStatus>;
   adminStatus(): Promise<AdminStatus>;
+  compactNow(): Promise<CompactionReport>;
   fetch(request: Request): Promise<Response>;
 }
 
@@ -89,18 +102,38 @@ export function defineDeployment(app: AppDefinition) {
     readonly store: SqliteStore;
     readonly engine: Engine;
     readonly sync: SyncServer;
+    readonly search: SearchIndexes;
+    readonly alarms: AlarmScheduler;
     private readonly startedAt = Date.now();
-    private pingAlarmArmed = false;
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
       this.store = new SqliteStore(ctx.storage);
+      this.search = new SearchIndexes({
+        schema: app.schema,
+        storage: new SqliteSearchStorage(ctx.storage),
+        budgetBytes: () => this.knobs.values.searchMemoryBudgetMB * 1_048_576,
+        documents: (table) => this.store.documentsOf(table),
+      });
+      this.store.useSearch(this.search);
+      this.alarms = new AlarmScheduler(ctx.storage, {
+        ping: () => {
+          this.sync.pingIdle();
+          return this.sync.sessionCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
+        },
+        compaction: () => {
+          if (!this.compactionDue()) return null;
+          const report = this.compact(false);
+          return report.moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
+        },
+      });
       this.engine = new Engine({ schema: app.schema, functions, store: this.store, limits: () => this.knobs.engineLimits() });
       this.sync = new SyncServer({
         engine: this.engine,
         storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
         knobs: () => this.knobs.sync(),
         advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
+        onCommit: (result) => this.committed(result),
       });
       const open: { connection: Connection; attachment: SessionAttachment }[] = [];
       for (const ws of ctx.getWebSockets()) {
@@ -121,7 +154,7 @@ export function defineDeployment(app: AppDefinition) {
       this.ctx.acceptWebSocket(server);
       const connectionId = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
       this.sync.open(socketConnection(server), connectionId);
-      this.armPingAlarm();
+      this.alarms.request(Date.now() + this.knobs.values.idlePingMs);
       return new Response(null, { status: 101, webSocket: client });
     }
 
@@ -150,23 +183,40 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     override async alarm(): Promise<void> {
-      this.pingAlarmArmed = false;
-      this.sync.pingIdle();
-      if (this.sync.sessionCount > 0) this.armPingAlarm();
+      await this.alarms.run();
+    }
+
+    private compactionDue(): boolean {
+      const k = this.knobs.values;
+      return this.search.storage.partitionsToCompact(k.searchCompactLogEntries, k.searchCompactLogBytes, 1).some((m) => m.failures < k.compactionMaxFailures);
+    }
+
+    /** Search compaction: not a commit (see src/search/compactor.ts). `all` compacts every non-empty log now. */
+    private compact(all: boolean): CompactionReport {
+      const k = this.knobs.values;
+      return compactSearchIndexes(this.search, {
+        minLogEntries: all ? 1 : k.searchCompactLogEntries,
+        minLogBytes: all ? 0 : k.searchCompactLogBytes,
+        budgetDocuments: all ? Infinity : k.compactionBudgetDocuments,
+        maxChunkBytes: k.searchSnapshotChunkBytes,
+        maxFailures: all ? Infinity : k.compactionMaxFailures,
+      });
+    }
+
+    /** Runs a compaction of every partition with a non-empty log, now (operators, tests). */
+    async compactNow(): Promise<CompactionReport> {
+      return this.engine.exclusive(async () => this.compact(true));
+    }
+
+    /** After every commit: update subscriptions, and schedule compaction once a log is long enough. */
+    private committed(result: MutationResult): void {
+      this.sync.afterCommit(result.writes, result.searchWrites);
+      if (result.searchWrites.length > 0 && this.compactionDue()) this.alarms.request(Date.now() + this.knobs.values.compactionDelayMs);
     }
 
     private sessionOf(ws: WebSocket) {
       const attachment = attachmentOf(ws);
       return attachment ? this.sync.session(attachment.connectionId) : undefined;
-    }
-
-    private armPingAlarm(): void {
-      if (this.pingAlarmArmed) return;
-      this.pingAlarmArmed = true;
-      const at = Date.now() + this.knobs.values.idlePingMs;
-      void this.ctx.storage.getAlarm().then((existing) => {
-        if (existing === null || existing > at) return this.ctx.storage.setAlarm(at);
-      });
     }
 
     /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */
@@ -175,7 +225,7 @@ export function defineDeployment(app: AppDefinition) {
         const args = jsonToConvex(encodedArgs);
         if (kind === "query") return successResponse((await this.engine.runQuery(path, args)).json);
         const result = await this.engine.runMutation(path, args);
-        this.sync.afterCommit(result.writes);
+        this.committed(result);
         return successResponse(result.json);
       } catch (error) {
         if (error instanceof FunctionError) return errorResponse(error);
@@ -201,6 +251,14 @@ export function defineDeployment(app: AppDefinition) {
         invalidations: this.sync.counters.invalidations,
         transitionsSent: this.sync.counters.transitionsSent,
         protocolErrors: this.sync.counters.protocolErrors,
+        searchQueries: this.search.counters.searchQueries,
+        searchPartitionsLoaded: this.search.loadedPartitions,
+        searchPartitions: this.search.storage.partitionCount(),
+        searchMemoryBytes: this.search.memoryBytes,
+        searchMemoryBudgetBytes: this.knobs.values.searchMemoryBudgetMB * 1_048_576,
+        compactions: this.search.counters.compactions,
+        compactionMs: this.search.counters.compactionMs,
+        compactionFailures: this.search.counters.compactionFailures,
         uptimeMs: Date.now() - this.startedAt,
       };
     }

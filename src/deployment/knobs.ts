@@ -13,7 +13,7 @@ export interface KnobDefinition {
   default: number;
   min: number;
   max: number;
-  unit: "bytes" | "ms" | "count";
+  unit: "bytes" | "MB" | "ms" | "count";
   doc: string;
 }
 
@@ -45,6 +45,83 @@ export const KNOBS = {
     max: 1_900_000,
     unit: "bytes",
     doc: "Encoded size of one document. Capped below SQLite's 2 MB row limit on Durable Objects.",
+  },
+  searchMaxTerms: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxTerms,
+    min: 1,
+    max: 64,
+    unit: "count",
+    doc: "Terms one search may have (Convex: 16); more is an error naming the limit.",
+  },
+  searchMaxFilters: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxFilters,
+    min: 1,
+    max: 16,
+    unit: "count",
+    doc: "Equality filters one search may have (Convex: 8).",
+  },
+  searchMaxScanned: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxScanned,
+    min: 16,
+    max: 16_384,
+    unit: "count",
+    doc: "Results one search may scan before filter/take; past it the search fails rather than silently truncating.",
+  },
+  searchMinPrefixLength: {
+    default: DEFAULT_ENGINE_LIMITS.searchMinPrefixLength,
+    min: 1,
+    max: 32,
+    unit: "count",
+    doc: "The last search term matches as a prefix only from this length on. 1 makes one-letter typeahead scan most of a partition.",
+  },
+  searchMemoryBudgetMB: {
+    default: 32,
+    min: 1,
+    max: 100,
+    unit: "MB",
+    doc: "Estimated heap for loaded search partitions; the least recently used are unloaded past it. The isolate has 128 MB in all.",
+  },
+  searchCompactLogEntries: {
+    default: 1_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "A partition is compacted once its log has this many entries. Low: frequent rewrites; high: slow loads.",
+  },
+  searchCompactLogBytes: {
+    default: 1_048_576,
+    min: 1_024,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "A partition is compacted once its log holds this many bytes, whichever threshold comes first.",
+  },
+  compactionBudgetDocuments: {
+    default: 50_000,
+    min: 100,
+    max: 10_000_000,
+    unit: "count",
+    doc: "Documents one compaction run may serialize before it yields to the next alarm (a CPU bound: the clock stands still during synchronous work on Workers).",
+  },
+  compactionDelayMs: {
+    default: 5_000,
+    min: 0,
+    max: 3_600_000,
+    unit: "ms",
+    doc: "Delay between a log passing its threshold (or a run leaving work) and the next compaction alarm.",
+  },
+  compactionMaxFailures: {
+    default: 3,
+    min: 1,
+    max: 100,
+    unit: "count",
+    doc: "Consecutive failed compactions after which a partition is skipped until new writes reach it.",
+  },
+  searchSnapshotChunkBytes: {
+    default: 1_900_000,
+    min: 65_536,
+    max: 1_990_000,
+    unit: "bytes",
+    doc: "Largest snapshot chunk row; must stay under SQLite's 2 MB row limit, which local workerd does not enforce.",
   },
   maxFrameBytes: {
     default: 1_048_576,
@@ -90,8 +167,9 @@ export class Knobs {
   }
 
   engineLimits(): EngineLimits {
-    const { maxDocumentsRead, maxReadIntervals, maxDocumentsWritten, maxDocumentBytes } = this.current;
-    return { maxDocumentsRead, maxReadIntervals, maxDocumentsWritten, maxDocumentBytes };
+    const limits = {} as EngineLimits;
+    for (const name of Object.keys(DEFAULT_ENGINE_LIMITS) as (keyof EngineLimits)[]) limits[name] = this.current[name];
+    return limits;
   }
 
   sync(): SyncKnobs {

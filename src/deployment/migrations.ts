@@ -26,6 +26,25 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (session_id, request_id)
    ) WITHOUT ROWID;
    CREATE INDEX mutation_results_by_time ON mutation_results (recorded_at);`,
+  // 3: text search: per partition a snapshot (chunks of one generation) and a log since it;
+  //    search read-sets of query instances.
+  `CREATE TABLE search_partitions (
+     index_name TEXT NOT NULL, partition TEXT NOT NULL,
+     gen INTEGER NOT NULL, snapshot_lsn INTEGER NOT NULL, last_lsn INTEGER NOT NULL,
+     log_entries INTEGER NOT NULL, log_bytes INTEGER NOT NULL, format TEXT NOT NULL, failures INTEGER NOT NULL,
+     PRIMARY KEY (index_name, partition)
+   ) WITHOUT ROWID;
+   CREATE INDEX search_partitions_by_log ON search_partitions (log_entries);
+   CREATE TABLE search_chunks (
+     index_name TEXT NOT NULL, partition TEXT NOT NULL, gen INTEGER NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL,
+     PRIMARY KEY (index_name, partition, gen, seq)
+   ) WITHOUT ROWID;
+   CREATE TABLE search_log (
+     index_name TEXT NOT NULL, partition TEXT NOT NULL, lsn INTEGER NOT NULL,
+     doc_id TEXT NOT NULL, old_doc TEXT, new_doc TEXT,
+     PRIMARY KEY (index_name, partition, lsn)
+   ) WITHOUT ROWID;
+   ALTER TABLE query_instances ADD COLUMN search_reads TEXT NOT NULL DEFAULT '[]';`,
 ];
 
 export const STORAGE_SCHEMA_VERSION = MIGRATIONS.length;

@@ -18,6 +18,7 @@ import {
   type IndexEntry,
   type KeyInterval,
   type Order,
+  type SearchBackend,
   type StoredDocument,
 } from "../engine/index.ts";
 import { migrate } from "./migrations.ts";
@@ -41,6 +42,7 @@ export class SqliteStore implements DocumentStore {
   private readonly storage: DurableObjectStorage;
   private readonly sql: SqlStorage;
   private counters: StoreCounters;
+  private searchBackend: SearchBackend | undefined;
 
   constructor(storage: DurableObjectStorage) {
     this.storage = storage;
@@ -58,6 +60,20 @@ export class SqliteStore implements DocumentStore {
       documents: Number(meta.get("documents") ?? "0"),
       commits: Number(meta.get("commits") ?? "0"),
     };
+  }
+
+  get search(): SearchBackend | undefined {
+    return this.searchBackend;
+  }
+
+  /** Attaches the search backend (it needs the store to rebuild from documents, hence not a constructor argument). */
+  useSearch(backend: SearchBackend): void {
+    this.searchBackend = backend;
+  }
+
+  /** Every document of a table, oldest first. */
+  *documentsOf(table: string): Iterable<Document> {
+    for (const entry of this.scanIndex(`${table}.by_creation_time`, { start: "", end: null }, "asc")) yield entry.document;
   }
 
   get persistedCounters(): Readonly<StoreCounters> {
@@ -127,6 +143,7 @@ export class SqliteStore implements DocumentStore {
           this.sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", write.index, keyParam(write.newKey), write.id);
         }
       }
+      this.searchBackend?.recordWrites(commit.searchWrites);
       alsoInTransaction?.();
       if (changed) {
         this.sql.exec(
@@ -140,6 +157,7 @@ export class SqliteStore implements DocumentStore {
     });
     if (changed) {
       this.counters = { lastTs: commit.ts, lastCreationTime: commit.lastCreationTime, documents, commits: this.counters.commits + 1 };
+      this.searchBackend?.applyWrites(commit.searchWrites);
     }
   }
 }

@@ -1,5 +1,5 @@
 /** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
-import { readSetFromJson, readSetToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
+import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
 
 export class SqliteSyncStorage implements SyncStorage {
   private readonly sql: SqlStorage;
@@ -36,11 +36,12 @@ export class SqliteSyncStorage implements SyncStorage {
 
   saveInstance(instance: StoredInstance): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO query_instances (instance_key, udf_path, args_json, read_set, result_hash) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO query_instances (instance_key, udf_path, args_json, read_set, search_reads, result_hash) VALUES (?, ?, ?, ?, ?, ?)",
       instance.key,
       instance.udfPath,
       instance.argsJson,
       readSetToJson(instance.readSet),
+      searchReadsToJson(instance.searchReads),
       instance.resultHash,
     );
   }
@@ -51,8 +52,8 @@ export class SqliteSyncStorage implements SyncStorage {
 
   loadInstances(): StoredInstance[] {
     return this.sql
-      .exec<{ instance_key: string; udf_path: string; args_json: string; read_set: string; result_hash: string }>(
-        "SELECT instance_key, udf_path, args_json, read_set, result_hash FROM query_instances",
+      .exec<{ instance_key: string; udf_path: string; args_json: string; read_set: string; search_reads: string; result_hash: string }>(
+        "SELECT instance_key, udf_path, args_json, read_set, search_reads, result_hash FROM query_instances",
       )
       .toArray()
       .map((row) => ({
@@ -60,6 +61,7 @@ export class SqliteSyncStorage implements SyncStorage {
         udfPath: row.udf_path,
         argsJson: row.args_json,
         readSet: readSetFromJson(row.read_set),
+        searchReads: searchReadsFromJson(row.search_reads),
         resultHash: row.result_hash,
       }));
   }

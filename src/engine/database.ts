@@ -16,6 +16,7 @@ import type { ReadSetRecorder } from "./read-set.ts";
 import type { EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { isDocumentId, newDocumentId } from "./ids.ts";
+import { SearchFilterBuilder, searchDocumentOf, type SearchWrite } from "./search.ts";
 
 interface PendingWrite {
   table: string;
@@ -124,6 +125,36 @@ export class Transaction {
     this.options.readSet?.record(index.qualifiedName, interval);
   }
 
+  /**
+   * Runs a text search and yields the matching documents in relevance order,
+   * at most `limits.searchMaxScanned`. Records the search read. Inside a
+   * mutation, documents it changed appear in their pending version (deleted
+   * ones are skipped); the ranking itself is that of the committed index.
+   */
+  *search(builder: SearchFilterBuilder): Generator<Document> {
+    const backend = this.store.search;
+    if (!backend) throw new FunctionError("BadRequest", "Text search is not available on this store");
+    const limits = this.options.limits;
+    const { request, read } = builder.build(
+      { maxTerms: limits.searchMaxTerms, maxFilters: limits.searchMaxFilters, maxScanned: limits.searchMaxScanned, minPrefixLength: limits.searchMinPrefixLength },
+      limits.searchMaxScanned,
+    );
+    this.options.readSet?.recordSearch(read);
+    const { hits, truncated } = backend.search(request);
+    for (const hit of hits) {
+      const found = this.lookup(hit.id);
+      if (!found?.document) continue;
+      this.countRead();
+      yield found.document;
+    }
+    if (truncated) {
+      throw new FunctionError(
+        "LimitExceeded",
+        `Search scanned more than ${limits.searchMaxScanned} results (knob searchMaxScanned); use take() with fewer results or more selective terms`,
+      );
+    }
+  }
+
   private requireWritable(method: string): void {
     if (!this.options.writable) {
       throw new FunctionError("ReadOnly", `Queries cannot write: ctx.db.${method} was called from a query. Use a mutation.`);
@@ -226,9 +257,10 @@ export class Transaction {
    * tables, the old and new key, computed here once. Writes that changed
    * nothing (a patch to the same values, an insert deleted again) are dropped.
    */
-  finish(): { documents: DocumentWrite[]; indexWrites: IndexWrite[] } {
+  finish(): { documents: DocumentWrite[]; indexWrites: IndexWrite[]; searchWrites: SearchWrite[] } {
     const documents: DocumentWrite[] = [];
     const indexWrites: IndexWrite[] = [];
+    const searchWrites: SearchWrite[] = [];
     for (const [id, { table, before, after }] of this.pending) {
       if (before === null && after === null) continue;
       if (before !== null && after !== null && valuesEqual(before, after)) continue;
@@ -241,8 +273,16 @@ export class Transaction {
           newKey: after ? indexKeyOf(index, after) : null,
         });
       }
+      for (const index of this.schema.table(table).searchIndexes.values()) {
+        searchWrites.push({
+          index: index.qualifiedName,
+          id,
+          old: before ? searchDocumentOf(index, before) : null,
+          new: after ? searchDocumentOf(index, after) : null,
+        });
+      }
     }
-    return { documents, indexWrites };
+    return { documents, indexWrites, searchWrites };
   }
 }
 
@@ -354,6 +394,17 @@ export class QueryBuilder {
     return this;
   }
 
+  /**
+   * A text search: `withSearchIndex("search_body", q => q.search("body", text).eq("chatId", id))`.
+   * Results come in relevance order; `.filter()` then `take`/`first`/`unique`/`collect` follow.
+   */
+  withSearchIndex(name: string, search: (q: SearchFilterBuilder) => SearchFilterBuilder): SearchQuery {
+    if (this.indexChosen) throw new FunctionError("BadRequest", "withSearchIndex cannot follow withIndex");
+    const index = this.tx.schema.table(this.table).searchIndexes.get(name);
+    if (!index) throw new FunctionError("BadRequest", `Search index "${name}" does not exist on table "${this.table}"`);
+    return new SearchQuery(this.tx, search(new SearchFilterBuilder(index)));
+  }
+
   order(order: Order): this {
     if (order !== "asc" && order !== "desc") throw new FunctionError("BadRequest", `order must be "asc" or "desc", got ${describe(order)}`);
     this.direction = order;
@@ -405,6 +456,54 @@ export class QueryBuilder {
     if (found.length > 1) {
       throw new FunctionError("BadRequest", `unique() found more than one document in "${this.table}": ${found[0]!._id}, ${found[1]!._id}`);
     }
+    return found[0] ?? null;
+  }
+
+  async collect(): Promise<Document[]> {
+    return this.run(Infinity);
+  }
+}
+
+/** The result of `withSearchIndex`: relevance order, an optional predicate, one terminal method. */
+export class SearchQuery {
+  private readonly tx: Transaction;
+  private readonly builder: SearchFilterBuilder;
+  private readonly predicates: ((doc: Document) => boolean)[] = [];
+
+  constructor(tx: Transaction, builder: SearchFilterBuilder) {
+    this.tx = tx;
+    this.builder = builder;
+  }
+
+  filter(predicate: (doc: Document) => boolean): this {
+    if (typeof predicate !== "function") throw new FunctionError("BadRequest", "filter expects a predicate function");
+    this.predicates.push(predicate);
+    return this;
+  }
+
+  private run(limit: number): Document[] {
+    const results: Document[] = [];
+    if (limit <= 0) return results;
+    for (const document of this.tx.search(this.builder)) {
+      if (!this.predicates.every((p) => p(document))) continue;
+      results.push(document);
+      if (results.length >= limit) break;
+    }
+    return results;
+  }
+
+  async take(n: number): Promise<Document[]> {
+    if (!Number.isInteger(n) || n < 0) throw new FunctionError("BadRequest", `take expects a non-negative integer, got ${describe(n)}`);
+    return this.run(n);
+  }
+
+  async first(): Promise<Document | null> {
+    return this.run(1)[0] ?? null;
+  }
+
+  async unique(): Promise<Document | null> {
+    const found = this.run(2);
+    if (found.length > 1) throw new FunctionError("BadRequest", `unique() found more than one search result: ${found[0]!._id}, ${found[1]!._id}`);
     return found[0] ?? null;
   }
 

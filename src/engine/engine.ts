@@ -25,6 +25,7 @@ import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./funct
 import { canonicalizePath } from "./functions.ts";
 import { checkFields } from "./validators.ts";
 import type { DocumentStore, IndexWrite } from "./store.ts";
+import type { SearchRead, SearchWrite } from "./search.ts";
 import { DatabaseWriter, readOnlyDatabase, Transaction } from "./database.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
@@ -35,6 +36,8 @@ export interface QueryResult {
   /** `value` in Convex JSON, encoded once for the wire. */
   json: JSONValue;
   readSet: ReadSet;
+  /** Text searches it ran (matched against search write-sets). */
+  searchReads: SearchRead[];
   /** The snapshot the query read. */
   ts: bigint;
 }
@@ -52,6 +55,8 @@ export interface MutationResult {
   ts: bigint;
   /** Every index key written (old and new); empty when nothing changed. */
   writes: readonly IndexWrite[];
+  /** Every changed document's indexed view in each search index. */
+  searchWrites: readonly SearchWrite[];
 }
 
 export interface EngineOptions {
@@ -142,10 +147,10 @@ export class Engine {
     this.counters.queryExecutions++;
     try {
       const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) });
-      return { value, json, readSet: readSet.finish(), ts, error: null };
+      return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: null };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
-      return { value: null, json: null, readSet: readSet.finish(), ts, error };
+      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error };
     }
   }
 
@@ -174,12 +179,12 @@ export class Engine {
     });
     this.counters.mutationExecutions++;
     const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) });
-    const { documents, indexWrites } = tx.finish();
+    const { documents, indexWrites, searchWrites } = tx.finish();
     const commitTs = documents.length > 0 ? ts : lastTs;
     const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
-    this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites }, hook);
+    this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, hook);
     if (documents.length > 0) this.counters.commits++;
-    return { value, json, ts: commitTs, writes: indexWrites };
+    return { value, json, ts: commitTs, writes: indexWrites, searchWrites };
   }
 
   private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object): Promise<{ value: Value; json: JSONValue }> {

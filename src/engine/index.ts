@@ -12,4 +12,5 @@ export * from "./read-set.ts";
 export * from "./database.ts";
 export * from "./engine.ts";
 export * from "./subscription-index.ts";
+export * from "./search.ts";
 export { isDocumentId, newDocumentId } from "./ids.ts";

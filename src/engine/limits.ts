@@ -11,6 +11,14 @@ export interface EngineLimits {
   maxDocumentsWritten: number;
   /** Encoded size of one document, in bytes. */
   maxDocumentBytes: number;
+  /** Terms one search may have. */
+  searchMaxTerms: number;
+  /** Equality filters one search may have. */
+  searchMaxFilters: number;
+  /** Results one search may scan before `.filter()`/`take`. */
+  searchMaxScanned: number;
+  /** Minimum length for the last search term to match as a prefix. */
+  searchMinPrefixLength: number;
 }
 
 export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
@@ -18,4 +26,8 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxReadIntervals: 4_096,
   maxDocumentsWritten: 8_192,
   maxDocumentBytes: 1_048_576,
+  searchMaxTerms: 16,
+  searchMaxFilters: 8,
+  searchMaxScanned: 1_024,
+  searchMinPrefixLength: 2,
 };

@@ -2,6 +2,7 @@
 import type { Document } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
 import type { Commit, DocumentStore, IndexEntry, Order, StoredDocument } from "./store.ts";
+import type { SearchBackend } from "./search.ts";
 
 /** Index of the first element >= key. */
 function lowerBound(sorted: readonly IndexKey[], key: IndexKey): number {
@@ -16,6 +17,12 @@ function lowerBound(sorted: readonly IndexKey[], key: IndexKey): number {
 }
 
 export class MemoryStore implements DocumentStore {
+  readonly search: SearchBackend | undefined;
+
+  constructor(search?: SearchBackend) {
+    this.search = search;
+  }
+
   private documents = new Map<string, StoredDocument>();
   /** Per index: sorted keys and key -> document id. */
   private indexes = new Map<string, { keys: IndexKey[]; ids: Map<IndexKey, string> }>();
@@ -58,6 +65,7 @@ export class MemoryStore implements DocumentStore {
 
   commit(commit: Commit, alsoInTransaction?: () => void): void {
     alsoInTransaction?.();
+    this.search?.recordWrites(commit.searchWrites);
     for (const write of commit.indexWrites) {
       if (write.oldKey === write.newKey) continue;
       let entries = this.indexes.get(write.index);
@@ -77,5 +85,6 @@ export class MemoryStore implements DocumentStore {
     }
     this.ts = commit.ts;
     this.creationTime = commit.lastCreationTime;
+    this.search?.applyWrites(commit.searchWrites);
   }
 }

@@ -5,12 +5,14 @@
  */
 import { normalizeIntervals, type KeyInterval } from "./keys.ts";
 import { FunctionError } from "./errors.ts";
+import type { SearchRead } from "./search.ts";
 
 /** Index qualified name -> sorted, disjoint intervals. */
 export type ReadSet = ReadonlyMap<string, readonly KeyInterval[]>;
 
 export class ReadSetRecorder {
   private intervals = new Map<string, KeyInterval[]>();
+  readonly searchReads: SearchRead[] = [];
   private count = 0;
 
   private readonly maxIntervals: number;
@@ -29,6 +31,10 @@ export class ReadSetRecorder {
     let list = this.intervals.get(index);
     if (!list) this.intervals.set(index, (list = []));
     list.push(interval);
+  }
+
+  recordSearch(read: SearchRead): void {
+    this.searchReads.push(read);
   }
 
   finish(): ReadSet {

@@ -6,6 +6,7 @@
  */
 import type { Document } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
+import type { SearchBackend, SearchWrite } from "./search.ts";
 
 export type Order = "asc" | "desc";
 
@@ -45,9 +46,13 @@ export interface Commit {
   readonly lastCreationTime: number;
   readonly documents: readonly DocumentWrite[];
   readonly indexWrites: readonly IndexWrite[];
+  /** The commit's changes to search indexes (for index maintenance and search invalidation). */
+  readonly searchWrites: readonly SearchWrite[];
 }
 
 export interface DocumentStore {
+  /** The text search backend, when the schema has search indexes. */
+  readonly search?: SearchBackend;
   /** Timestamp of the newest commit (0n when empty). */
   lastTimestamp(): bigint;
   lastCreationTime(): number;

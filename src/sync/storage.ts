@@ -5,7 +5,7 @@
  * (`src/deployment/sqlite-sync-storage.ts`); the in-memory one below serves
  * plain-Node tests and benchmarks.
  */
-import { normalizeIntervals, type KeyInterval, type ReadSet } from "../engine/index.ts";
+import { normalizeIntervals, type KeyInterval, type ReadSet, type SearchRead } from "../engine/index.ts";
 
 export interface StoredQuery {
   connectionId: string;
@@ -19,6 +19,7 @@ export interface StoredInstance {
   /** Convex JSON of the arguments object. */
   argsJson: string;
   readSet: ReadSet;
+  searchReads: SearchRead[];
   resultHash: string;
 }
 
@@ -46,6 +47,15 @@ export function readSetToJson(readSet: ReadSet): string {
   const out: Record<string, [string, string | null][]> = {};
   for (const [index, intervals] of readSet) out[index] = intervals.map((i) => [btoa(i.start), i.end === null ? null : btoa(i.end)]);
   return JSON.stringify(out);
+}
+
+/** Search reads as JSON (partition and filter keys are byte strings: base64). */
+export function searchReadsToJson(reads: readonly SearchRead[]): string {
+  return JSON.stringify(reads.map((r) => ({ ...r, partition: btoa(r.partition), filters: r.filters.map(([p, k]) => [p, btoa(k)]) })));
+}
+
+export function searchReadsFromJson(json: string): SearchRead[] {
+  return (JSON.parse(json) as SearchRead[]).map((r) => ({ ...r, partition: atob(r.partition), filters: r.filters.map(([p, k]) => [p, atob(k)] as [number, string]) }));
 }
 
 export function readSetFromJson(json: string): ReadSet {

@@ -28,7 +28,10 @@ import {
   type Engine,
   type IndexWrite,
   type JSONValue,
+  type MutationResult,
   type ReadSet,
+  type SearchRead,
+  type SearchWrite,
   type Value,
 } from "../engine/index.ts";
 import {
@@ -73,6 +76,7 @@ interface QueryInstance {
   argsJson: string;
   /** Null until first run in this process. */
   readSet: ReadSet | null;
+  searchReads: SearchRead[];
   resultHash: string | null;
   /** The modification body minus its queryId prefix, kept in memory only; null after a wake. */
   encoded: { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined } | null;
@@ -94,6 +98,8 @@ export interface SyncServerOptions {
   log?: (line: string) => void;
   /** Moves the deployment's timestamp forward without a commit (see Connect). */
   advanceTimestamp: (ts: bigint) => void;
+  /** Called after each commit this server ran; must call `afterCommit` (the default does only that). */
+  onCommit?: (result: MutationResult) => void;
 }
 
 export class SyncServer {
@@ -110,8 +116,10 @@ export class SyncServer {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly advanceTimestamp: (ts: bigint) => void;
+  private readonly onCommit: (result: MutationResult) => void;
 
   constructor(options: SyncServerOptions) {
+    this.onCommit = options.onCommit ?? ((result) => this.afterCommit(result.writes, result.searchWrites));
     this.engine = options.engine;
     this.storage = options.storage;
     this.knobs = options.knobs;
@@ -148,13 +156,14 @@ export class SyncServer {
         args: jsonToConvex(JSON.parse(stored.argsJson)),
         argsJson: stored.argsJson,
         readSet: stored.readSet,
+        searchReads: stored.searchReads,
         resultHash: stored.resultHash,
         encoded: null,
         dirty: false,
         subscribers: new Map(),
       };
       this.instances.set(instance.key, instance);
-      this.index.add(instance, stored.readSet);
+      this.index.add(instance, stored.readSet, stored.searchReads);
     }
     const orphaned = new Set<string>();
     for (const query of this.storage.loadQueries()) {
@@ -281,7 +290,7 @@ export class SyncServer {
     const key = `${path}|${canonicalArgs}`;
     let instance = this.instances.get(key);
     if (!instance) {
-      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
+      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
       this.instances.set(key, instance);
     }
     return instance;
@@ -321,7 +330,7 @@ export class SyncServer {
             this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts }, this.now()),
           );
           session.send(mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts), this.now());
-          this.afterCommit(result.writes);
+          this.onCommit(result);
         } catch (error) {
           const failure = error instanceof FunctionError ? error : error instanceof ValueError ? new FunctionError("InvalidArgument", error.message) : null;
           if (!failure) throw error;
@@ -335,9 +344,9 @@ export class SyncServer {
   }
 
   /** Marks what a commit affected. Call after every commit, whatever ran it (HTTP or socket). */
-  afterCommit(writes: readonly IndexWrite[]): void {
-    if (writes.length === 0) return;
-    for (const instance of this.index.affected(writes)) {
+  afterCommit(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = []): void {
+    if (writes.length === 0 && searchWrites.length === 0) return;
+    for (const instance of this.index.affected(writes, searchWrites)) {
       instance.dirty = true;
       for (const session of instance.subscribers.keys()) this.schedule(session);
     }
@@ -398,10 +407,12 @@ export class SyncServer {
     if (instance.dirty && instance.readSet !== null) this.counters.invalidations++;
     let encoded: NonNullable<QueryInstance["encoded"]>;
     let readSet: ReadSet;
+    let searchReads: SearchRead[] = [];
     try {
       const fn = this.engine.resolve(instance.udfPath, "query");
       const outcome = await this.engine.executeQuery(fn, instance.udfPath, instance.args);
       readSet = outcome.readSet;
+      searchReads = outcome.searchReads;
       encoded = outcome.error
         ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
         : { ok: true, value: JSON.stringify(outcome.json) };
@@ -414,9 +425,10 @@ export class SyncServer {
     instance.encoded = encoded;
     instance.dirty = false;
     instance.readSet = readSet;
+    instance.searchReads = searchReads;
     instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
-    this.index.add(instance, readSet);
-    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, resultHash: instance.resultHash });
+    this.index.add(instance, readSet, searchReads);
+    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash });
   }
 
   private saveAttachment(session: SyncSession): void {

@@ -1,0 +1,165 @@
+/**
+ * The search backend of a deployment: every search index split into
+ * partitions by its first filter field, each partition a MiniSearch index
+ * loaded lazily from snapshot + log and kept in an LRU bounded by a memory
+ * budget. Writes never need a partition in memory: they append to its log in
+ * the commit's transaction, and update it in memory only if it is loaded.
+ */
+import type { Document, IndexKey, Schema, SearchBackend, SearchIndexDefinition, SearchRequest, SearchWrite } from "../engine/index.ts";
+import { sameSearchDocument, searchDocumentOf } from "../engine/index.ts";
+import { PartitionIndex, SNAPSHOT_FORMAT } from "./partition-index.ts";
+import type { LogEntry, PartitionMeta, SearchStorage } from "./storage.ts";
+
+export interface SearchCounters {
+  searchQueries: number;
+  partitionLoads: number;
+  partitionEvictions: number;
+  compactions: number;
+  compactionMs: number;
+  compactionFailures: number;
+}
+
+export interface SearchIndexesOptions {
+  schema: Schema;
+  storage: SearchStorage;
+  /** Memory budget for loaded partitions, read on every check (a knob). */
+  budgetBytes: () => number;
+  /** Every current document of a table, to rebuild a partition whose snapshot format is outdated. */
+  documents: (table: string) => Iterable<Document>;
+}
+
+function partitionKey(index: string, partition: IndexKey): string {
+  return `${index}\u0001${partition}`;
+}
+
+export class SearchIndexes implements SearchBackend {
+  readonly counters: SearchCounters = { searchQueries: 0, partitionLoads: 0, partitionEvictions: 0, compactions: 0, compactionMs: 0, compactionFailures: 0 };
+  readonly storage: SearchStorage;
+  private readonly schema: Schema;
+  private readonly budgetBytes: () => number;
+  private readonly documents: (table: string) => Iterable<Document>;
+  /** Loaded partitions in least-recently-used order (first is the coldest). */
+  private readonly loaded = new Map<string, { index: SearchIndexDefinition; partition: IndexKey; data: PartitionIndex }>();
+
+  constructor(options: SearchIndexesOptions) {
+    this.schema = options.schema;
+    this.storage = options.storage;
+    this.budgetBytes = options.budgetBytes;
+    this.documents = options.documents;
+  }
+
+  get loadedPartitions(): number {
+    return this.loaded.size;
+  }
+
+  get memoryBytes(): number {
+    let total = 0;
+    for (const { data } of this.loaded.values()) total += data.estimatedBytes;
+    return total;
+  }
+
+  search(request: SearchRequest): ReturnType<SearchBackend["search"]> {
+    this.counters.searchQueries++;
+    const data = this.partition(request.index, request.partition);
+    const result = data.search(request.terms, request.prefix, request.filters, request.limit);
+    this.enforceBudget(partitionKey(request.index.qualifiedName, request.partition));
+    return result;
+  }
+
+  recordWrites(writes: readonly SearchWrite[]): void {
+    const byPartition = new Map<string, { index: string; partition: IndexKey; entries: Omit<LogEntry, "lsn">[] }>();
+    const add = (index: string, partition: IndexKey, entry: Omit<LogEntry, "lsn">) => {
+      const key = partitionKey(index, partition);
+      let group = byPartition.get(key);
+      if (!group) byPartition.set(key, (group = { index, partition, entries: [] }));
+      group.entries.push(entry);
+    };
+    for (const write of writes) {
+      if (write.old && write.new && sameSearchDocument(write.old, write.new)) continue;
+      if (write.old && write.new && write.old.partition === write.new.partition) {
+        add(write.index, write.new.partition, { id: write.id, old: write.old, new: write.new });
+        continue;
+      }
+      // A document leaving one partition for another: a removal here, an insertion there.
+      if (write.old) add(write.index, write.old.partition, { id: write.id, old: write.old, new: null });
+      if (write.new) add(write.index, write.new.partition, { id: write.id, old: null, new: write.new });
+    }
+    for (const group of byPartition.values()) this.storage.appendLog(group.index, group.partition, group.entries);
+  }
+
+  applyWrites(writes: readonly SearchWrite[]): void {
+    for (const write of writes) {
+      if (write.old && write.new && sameSearchDocument(write.old, write.new)) continue;
+      if (write.old) this.loaded.get(partitionKey(write.index, write.old.partition))?.data.remove(write.id, write.old);
+      if (write.new) this.loaded.get(partitionKey(write.index, write.new.partition))?.data.add(write.id, write.new);
+    }
+  }
+
+  /** The loaded partition, loading it (snapshot + log, or a rebuild) if needed; marks it recently used. */
+  partition(index: SearchIndexDefinition, partition: IndexKey): PartitionIndex {
+    const key = partitionKey(index.qualifiedName, partition);
+    const found = this.loaded.get(key);
+    if (found) {
+      this.loaded.delete(key);
+      this.loaded.set(key, found);
+      return found.data;
+    }
+    const data = this.load(index, partition);
+    this.loaded.set(key, { index, partition, data });
+    this.counters.partitionLoads++;
+    return data;
+  }
+
+  private load(index: SearchIndexDefinition, partition: IndexKey): PartitionIndex {
+    const filterCount = index.filterFields.length;
+    const meta = this.storage.meta(index.qualifiedName, partition);
+    if (!meta) return PartitionIndex.empty(filterCount);
+    if (meta.gen > 0 && meta.format !== SNAPSHOT_FORMAT) return this.rebuild(index, partition);
+    const data = meta.gen > 0 ? PartitionIndex.fromSnapshot(this.storage.readSnapshot(meta).join(""), filterCount) : PartitionIndex.empty(filterCount);
+    for (const entry of this.storage.readLog(index.qualifiedName, partition, meta.snapshotLsn)) {
+      if (entry.old) data.remove(entry.id, entry.old);
+      if (entry.new) data.add(entry.id, entry.new);
+    }
+    return data;
+  }
+
+  /** Re-indexes a partition from the documents (its snapshot was written by another format). */
+  rebuild(index: SearchIndexDefinition, partition: IndexKey): PartitionIndex {
+    const data = PartitionIndex.empty(index.filterFields.length);
+    for (const document of this.documents(index.table)) {
+      const version = searchDocumentOf(index, document);
+      if (version.partition === partition) data.add(document._id, version);
+    }
+    return data;
+  }
+
+  /** Drops the coldest partitions until the loaded ones fit the budget (never `keep`, which is in use). */
+  private enforceBudget(keep: string): void {
+    const budget = this.budgetBytes();
+    let total = this.memoryBytes;
+    for (const [key, { data }] of this.loaded) {
+      if (total <= budget) break;
+      if (key === keep) continue;
+      this.loaded.delete(key);
+      total -= data.estimatedBytes;
+      this.counters.partitionEvictions++;
+    }
+  }
+
+  /** Forgets every loaded partition (as an eviction of the object would). */
+  unloadAll(): void {
+    this.loaded.clear();
+  }
+
+  isLoaded(index: string, partition: IndexKey): boolean {
+    return this.loaded.has(partitionKey(index, partition));
+  }
+
+  /** Index definition by qualified name. */
+  indexDefinition(qualifiedName: string): SearchIndexDefinition {
+    const [table, name] = qualifiedName.split(".") as [string, string];
+    return this.schema.table(table).searchIndexes.get(name)!;
+  }
+}
+
+export type { PartitionMeta };
