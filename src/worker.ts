@@ -90,6 +90,20 @@ api.use("/admin/*", async (c, next) => {
 api.get("/admin/status", async (c) => c.json(await stub(c).adminStatus()));
 // Compacts every search partition with a non-empty log now. Not a commit: invalidates nothing.
 api.post("/admin/compact", async (c) => c.json(await stub(c).compactNow()));
+api.get("/admin/knobs", async (c) => c.json(await stub(c).knobReport()));
+api.patch("/admin/knobs", limitBody, async (c) => {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    return problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    return problem(c, 400, "BadRequestBody", 'Body must be an object of knob names to values, e.g. {"refreshQueueLimit": 100}');
+  }
+  const result = await stub(c).setKnobs(body as Record<string, unknown>);
+  return result.ok ? c.json(result) : problem(c, 400, "InvalidKnob", result.error);
+});
 
 const app = new Hono<AppEnv>();
 app.use("*", requestId());

@@ -26,7 +26,7 @@ import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
-import { Knobs } from "./knobs.ts";
+import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { VERSION } from "../version.ts";
 import type { Env } from "../env.ts";
 
@@ -64,6 +64,9 @@ export interface DeploymentApi {
   status(): Promise<DeploymentStatus>;
   adminStatus(): Promise<AdminStatus>;
   compactNow(): Promise<CompactionReport>;
+  knobReport(): Promise<{ knobs: KnobReport[]; history: KnobChange[] }>;
+  /** Applies knob changes; a bad name or value fails the whole request with a message naming it. */
+  setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }>;
   fetch(request: Request): Promise<Response>;
 }
 
@@ -98,7 +101,7 @@ export function defineDeployment(app: AppDefinition) {
   const functions = registerModules(app.modules);
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
-    readonly knobs = new Knobs();
+    readonly knobs: Knobs;
     readonly store: SqliteStore;
     readonly engine: Engine;
     readonly sync: SyncServer;
@@ -109,6 +112,7 @@ export function defineDeployment(app: AppDefinition) {
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
       this.store = new SqliteStore(ctx.storage);
+      this.knobs = new Knobs(ctx.storage);
       this.search = new SearchIndexes({
         schema: app.schema,
         storage: new SqliteSearchStorage(ctx.storage),
@@ -261,6 +265,21 @@ export function defineDeployment(app: AppDefinition) {
         compactionFailures: this.search.counters.compactionFailures,
         uptimeMs: Date.now() - this.startedAt,
       };
+    }
+
+    async knobReport(): Promise<{ knobs: KnobReport[]; history: KnobChange[] }> {
+      return { knobs: this.knobs.report(), history: this.knobs.history() };
+    }
+
+    async setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }> {
+      try {
+        const applied = this.knobs.set(changes);
+        for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
+        return { ok: true, changes: applied };
+      } catch (error) {
+        if (error instanceof KnobError) return { ok: false, error: error.message };
+        throw error;
+      }
     }
 
     /** Operator view: status plus storage size and the schema's tables and indexes. */

@@ -158,12 +158,109 @@ export type KnobValues = { [K in KnobName]: number };
 
 export const DEFAULT_KNOBS: Readonly<KnobValues> = Object.fromEntries(Object.entries(KNOBS).map(([name, knob]) => [name, knob.default])) as KnobValues;
 
-/** The one accessor. Overrides (set at runtime, persisted) arrive with the knob API. */
+export class KnobError extends Error {
+  override name = "KnobError";
+}
+
+export interface KnobChange {
+  name: KnobName;
+  old: number;
+  new: number;
+  at: number;
+}
+
+export interface KnobReport {
+  name: KnobName;
+  value: number;
+  default: number;
+  source: "default" | "override";
+  unit: KnobDefinition["unit"];
+  min: number;
+  max: number;
+  doc: string;
+}
+
+function isKnobName(name: string): name is KnobName {
+  return Object.hasOwn(KNOBS, name);
+}
+
+/**
+ * The one accessor: defaults from the table, overridden at runtime per
+ * deployment. Overrides persist in the deployment's SQLite (`knob_overrides`),
+ * every change is recorded (`knob_changes`) and applies to the next read, so
+ * no restart is needed.
+ */
 export class Knobs {
   private current: KnobValues = { ...DEFAULT_KNOBS };
+  private overridden = new Set<KnobName>();
+  private readonly storage: DurableObjectStorage | null;
+
+  /** With no storage (plain tests), overrides live in memory only. */
+  constructor(storage: DurableObjectStorage | null = null) {
+    this.storage = storage;
+    if (!storage) return;
+    for (const row of storage.sql.exec<{ name: string; value: number }>("SELECT name, value FROM knob_overrides")) {
+      // A knob removed from the table, or a stored value now out of range, falls back to the default.
+      if (!isKnobName(row.name)) continue;
+      const knob = KNOBS[row.name];
+      if (row.value < knob.min || row.value > knob.max) continue;
+      this.current[row.name] = row.value;
+      this.overridden.add(row.name);
+    }
+  }
 
   get values(): Readonly<KnobValues> {
     return this.current;
+  }
+
+  /** Validates every change first (unknown name or out of range: `KnobError` naming it), then applies all of them. */
+  set(changes: Record<string, unknown>, now = Date.now()): KnobChange[] {
+    const valid: [KnobName, number][] = [];
+    for (const [name, value] of Object.entries(changes)) {
+      if (!isKnobName(name)) throw new KnobError(`Unknown knob "${name}"; known knobs: ${Object.keys(KNOBS).join(", ")}`);
+      const knob = KNOBS[name];
+      if (typeof value !== "number" || !Number.isFinite(value)) throw new KnobError(`Knob ${name} must be a number, got ${JSON.stringify(value)}`);
+      if (value < knob.min || value > knob.max) throw new KnobError(`Knob ${name} must be between ${knob.min} and ${knob.max} ${knob.unit}, got ${value}`);
+      if (knob.unit !== "ms" && !Number.isInteger(value)) throw new KnobError(`Knob ${name} must be an integer, got ${value}`);
+      valid.push([name, value]);
+    }
+    const applied: KnobChange[] = valid.map(([name, value]) => ({ name, old: this.current[name], new: value, at: now }));
+    this.storage?.transactionSync(() => {
+      for (const change of applied) {
+        this.storage!.sql.exec("INSERT OR REPLACE INTO knob_overrides (name, value) VALUES (?, ?)", change.name, change.new);
+        this.storage!.sql.exec("INSERT INTO knob_changes (name, old_value, new_value, changed_at) VALUES (?, ?, ?, ?)", change.name, change.old, change.new, change.at);
+      }
+    });
+    for (const change of applied) {
+      this.current[change.name] = change.new;
+      this.overridden.add(change.name);
+    }
+    return applied;
+  }
+
+  report(): KnobReport[] {
+    return (Object.entries(KNOBS) as [KnobName, KnobDefinition][]).map(([name, knob]) => ({
+      name,
+      value: this.current[name],
+      default: knob.default,
+      source: this.overridden.has(name) ? "override" : "default",
+      unit: knob.unit,
+      min: knob.min,
+      max: knob.max,
+      doc: knob.doc,
+    }));
+  }
+
+  /** Recorded changes, newest first. */
+  history(limit = 100): KnobChange[] {
+    if (!this.storage) return [];
+    return this.storage.sql
+      .exec<{ name: string; old_value: number; new_value: number; changed_at: number }>(
+        "SELECT name, old_value, new_value, changed_at FROM knob_changes ORDER BY id DESC LIMIT ?",
+        limit,
+      )
+      .toArray()
+      .map((row) => ({ name: row.name as KnobName, old: row.old_value, new: row.new_value, at: row.changed_at }));
   }
 
   engineLimits(): EngineLimits {

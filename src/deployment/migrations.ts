@@ -45,6 +45,9 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (index_name, partition, lsn)
    ) WITHOUT ROWID;
    ALTER TABLE query_instances ADD COLUMN search_reads TEXT NOT NULL DEFAULT '[]';`,
+  // 4: runtime knob overrides and their history.
+  `CREATE TABLE knob_overrides (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
+   CREATE TABLE knob_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, old_value REAL NOT NULL, new_value REAL NOT NULL, changed_at INTEGER NOT NULL);`,
 ];
 
 export const STORAGE_SCHEMA_VERSION = MIGRATIONS.length;
