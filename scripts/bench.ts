@@ -10,12 +10,14 @@ import { spawnSync } from "node:child_process";
 import { machine } from "./bench/harness.ts";
 import { benchSubscriptionIndex } from "./bench/subscription-index.ts";
 import { benchFanout } from "./bench/fanout.ts";
+import { benchSearch } from "./bench/search.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
 
 console.log(`# calmsync benchmarks\n\n${new Date().toISOString().slice(0, 10)} · ${machine()}\n`);
 if (run("subscriptions")) console.log(`## Subscription index: 10,000 writes\n\n${benchSubscriptionIndex()}\n`);
+if (run("search")) console.log(`## Search\n\n${benchSearch()}\n`);
 if (run("fanout")) {
   console.log(`## Fan-out over loopback sockets (wrangler dev)\n\n${await benchFanout([1_000])}\n`);
   const inWorkerd = spawnSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "-c", "vitest.bench.config.ts"], { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
