@@ -54,12 +54,17 @@ import {
 import { resultHash } from "./hash.ts";
 import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
+import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
+import { TokenBucket } from "./token-bucket.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
-export interface SyncKnobs {
+export interface SyncKnobs extends RefreshKnobs {
   maxFrameBytes: number;
   idlePingMs: number;
   maxClockAheadMs: number;
+  /** Executions per second for queries new to a session (the replay of a reconnecting client's query set). */
+  resubscribeRate: number;
+  resubscribeBurst: number;
 }
 
 export interface SyncCounters {
@@ -100,6 +105,8 @@ export interface SyncServerOptions {
   advanceTimestamp: (ts: bigint) => void;
   /** Called after each commit this server ran; must call `afterCommit` (the default does only that). */
   onCommit?: (result: MutationResult) => void;
+  /** Yields between refresh slices (default: a timer). */
+  pause?: (ms: number) => Promise<void>;
 }
 
 export class SyncServer {
@@ -107,9 +114,9 @@ export class SyncServer {
   private readonly sessions = new Map<string, SyncSession>();
   private readonly instances = new Map<string, QueryInstance>();
   private readonly index = new SubscriptionIndex<QueryInstance>();
-  /** Sessions owing a turn, each at most once, in the order they became dirty. */
-  private readonly dirty = new Set<SyncSession>();
-  private drainScheduled = false;
+  readonly scheduler: RefreshScheduler;
+  /** Budget for running queries that are new to a session (reconnect replays). */
+  private readonly resubscribe: TokenBucket;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
   private readonly knobs: () => SyncKnobs;
@@ -126,6 +133,24 @@ export class SyncServer {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => console.log(line));
     this.advanceTimestamp = options.advanceTimestamp;
+    this.scheduler = new RefreshScheduler({
+      knobs: this.knobs,
+      exclusive: (fn) => this.engine.exclusive(fn),
+      turn: (session) => this.turn(session),
+      onError: (session, error) => {
+        // Our bug, not the client's: drop this session (it reconnects with backoff) and serve the rest.
+        this.log(`[${session.connectionId}] refresh failed: ${error instanceof Error ? error.stack : String(error)}`);
+        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
+        this.close(session);
+      },
+      now: this.now,
+      pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+    });
+    this.resubscribe = new TokenBucket(
+      () => this.knobs().resubscribeRate,
+      () => this.knobs().resubscribeBurst,
+      this.now(),
+    );
   }
 
   get sessionCount(): number {
@@ -353,40 +378,34 @@ export class SyncServer {
   }
 
   private schedule(session: SyncSession): void {
-    if (session.closed) return;
-    this.dirty.add(session);
-    if (this.drainScheduled) return;
-    this.drainScheduled = true;
-    void this.engine
-      .exclusive(() => this.drain())
-      .catch((error) => this.log(`refresh failed: ${error instanceof Error ? error.stack : String(error)}`));
+    this.scheduler.schedule(session);
   }
 
-  /** Serves every dirty session, oldest first. Runs inside `exclusive()`. */
-  private async drain(): Promise<void> {
-    this.drainScheduled = false;
-    for (const session of this.dirty) {
-      this.dirty.delete(session);
-      if (session.closed) continue;
-      try {
-        await this.turn(session);
-      } catch (error) {
-        // Our bug, not the client's: drop this session (it reconnects with backoff) and serve the rest.
-        this.log(`[${session.connectionId}] refresh failed: ${error instanceof Error ? error.stack : String(error)}`);
-        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
-        this.close(session);
-      }
+  /**
+   * One session's turn: brings it to the latest timestamp with one Transition
+   * (or nothing, if nothing it holds changed). Queries new to the session
+   * spend the re-subscription budget; without enough, the turn is deferred.
+   */
+  private async turn(session: SyncSession): Promise<TurnResult> {
+    let fresh = 0;
+    for (const query of session.queries.values()) {
+      const instance = this.instances.get(query.instanceKey)!;
+      if (query.sentHash === null && (instance.dirty || instance.encoded === null)) fresh++;
     }
-  }
-
-  /** Brings one session to the latest timestamp with one Transition (or nothing, if nothing changed). */
-  private async turn(session: SyncSession): Promise<void> {
+    if (fresh > 0) {
+      const need = Math.min(fresh, this.knobs().resubscribeBurst);
+      if (!this.resubscribe.take(this.now(), need)) return { runs: 0, sent: false, deferMs: Math.max(1, this.resubscribe.waitMs(this.now(), need)) };
+    }
+    let runs = 0;
     const ts = this.engine.store.lastTimestamp();
     const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
     session.pendingRemovals = [];
     for (const [queryId, query] of session.queries) {
       const instance = this.instances.get(query.instanceKey)!;
-      if (instance.dirty || (instance.encoded === null && query.sentHash !== instance.resultHash)) await this.run(instance);
+      if (instance.dirty || (instance.encoded === null && query.sentHash !== instance.resultHash)) {
+        await this.run(instance);
+        runs++;
+      }
       if (query.sentHash === instance.resultHash) continue;
       const encoded = instance.encoded!;
       modifications.push(encoded.ok ? queryUpdated(queryId, encoded.value) : queryFailed(queryId, encoded.message, encoded.data));
@@ -394,12 +413,13 @@ export class SyncServer {
     }
     const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
     const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
-    if (modifications.length === 0 && !versionMoved && !session.owesTransition) return;
+    if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
     session.send(transition(session.version, end, modifications), this.now());
     session.version = end;
     session.owesTransition = false;
     this.counters.transitionsSent++;
     this.saveAttachment(session);
+    return { runs, sent: true };
   }
 
   /** Runs an instance at the current timestamp and stores its new read-set and result hash. */
@@ -448,7 +468,7 @@ export class SyncServer {
     if (session.closed) return;
     session.closed = true;
     this.sessions.delete(session.connectionId);
-    this.dirty.delete(session);
+    this.scheduler.forget(session);
     for (const queryId of [...session.queries.keys()]) this.removeQuery(session, queryId);
     this.storage.deleteConnection(session.connectionId);
   }

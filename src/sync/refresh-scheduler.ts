@@ -1,0 +1,177 @@
+/**
+ * The refresh scheduler: sessions whose queries a commit (or their own query
+ * set change) made stale wait here for their turn.
+ *
+ * - Coalescing: a session is queued at most once; its turn serves its latest
+ *   state (a query dirtied twice before it runs, runs once, at the newest
+ *   timestamp), and identical (function, args) share one execution.
+ * - Bounded: at most `refreshQueueLimit` sessions are queued. Past that, a
+ *   session is only marked stale (kept in `overflow`, no per-commit entries,
+ *   just the fact that it needs a turn) and moves into the queue as room
+ *   frees up. Nothing is dropped and no socket is closed: overload costs
+ *   freshness (fewer intermediate versions), not availability.
+ * - Sliced: a slice serves sessions until it has run `refreshSliceQueryRuns`
+ *   queries or sent `refreshSliceTransitions` transitions, then yields to the
+ *   event loop so pings, mutations and new sessions are served in between; a
+ *   mass invalidation is therefore spread over many slices. (The budget is in
+ *   work, not milliseconds: on Workers the clock does not advance during
+ *   synchronous work, so CPU time cannot be measured from inside.)
+ */
+import type { SyncSession } from "./session.ts";
+
+export interface RefreshKnobs {
+  refreshQueueLimit: number;
+  refreshSliceQueryRuns: number;
+  refreshSliceTransitions: number;
+}
+
+/** What one session's turn did. `deferMs` set: it could not run now (budget), retry then. */
+export interface TurnResult {
+  runs: number;
+  sent: boolean;
+  deferMs?: number;
+}
+
+export interface RefreshMetrics {
+  queueDepth: number;
+  queuePeak: number;
+  overflow: number;
+  slices: number;
+  /** Wall time inside slices, as the runtime's clock reports it. */
+  sliceMs: number;
+}
+
+export interface RefreshSchedulerOptions {
+  knobs: () => RefreshKnobs;
+  /** Runs a slice exclusively (the engine's lock). */
+  exclusive: <T>(fn: () => Promise<T>) => Promise<T>;
+  turn: (session: SyncSession) => Promise<TurnResult>;
+  onError: (session: SyncSession, error: unknown) => void;
+  now: () => number;
+  /** Lets other events run between slices; a timer, so it keeps the object awake only while work remains. */
+  pause: (ms: number) => Promise<void>;
+}
+
+export class RefreshScheduler {
+  private readonly queue = new Set<SyncSession>();
+  private readonly overflow = new Set<SyncSession>();
+  /** When each waiting session became stale, for the oldest-wait metric. */
+  private readonly since = new Map<SyncSession, number>();
+  private running = false;
+  /** The session whose turn is running, and whether it was scheduled again meanwhile. */
+  private serving: SyncSession | null = null;
+  private servingAgain = false;
+  private readonly options: RefreshSchedulerOptions;
+  readonly metrics: RefreshMetrics = { queueDepth: 0, queuePeak: 0, overflow: 0, slices: 0, sliceMs: 0 };
+
+  constructor(options: RefreshSchedulerOptions) {
+    this.options = options;
+  }
+
+  /** Marks a session as needing a turn. Idempotent. */
+  schedule(session: SyncSession): void {
+    if (session === this.serving) {
+      // Its turn may already have passed what changed: keep it queued after the turn.
+      this.servingAgain = true;
+      return;
+    }
+    if (session.closed || this.queue.has(session) || this.overflow.has(session)) return;
+    this.since.set(session, this.options.now());
+    if (this.queue.size < this.options.knobs().refreshQueueLimit) this.queue.add(session);
+    else this.overflow.add(session);
+    this.updateDepth();
+    if (!this.running) void this.run();
+  }
+
+  forget(session: SyncSession): void {
+    this.queue.delete(session);
+    this.overflow.delete(session);
+    this.since.delete(session);
+    this.updateDepth();
+  }
+
+  /** How long the longest-waiting stale session has waited, in ms. */
+  oldestWaitMs(): number {
+    const first = this.since.values().next();
+    return first.done ? 0 : this.options.now() - first.value;
+  }
+
+  get waiting(): number {
+    return this.queue.size + this.overflow.size;
+  }
+
+  private updateDepth(): void {
+    this.metrics.queueDepth = this.queue.size;
+    this.metrics.overflow = this.overflow.size;
+    if (this.queue.size > this.metrics.queuePeak) this.metrics.queuePeak = this.queue.size;
+  }
+
+  /** Moves overflowed sessions into the queue while there is room, oldest first. */
+  private refill(): void {
+    const limit = this.options.knobs().refreshQueueLimit;
+    for (const session of this.overflow) {
+      if (this.queue.size >= limit) break;
+      this.overflow.delete(session);
+      this.queue.add(session);
+    }
+    this.updateDepth();
+  }
+
+  private async run(): Promise<void> {
+    this.running = true;
+    try {
+      while (this.waiting > 0) {
+        const deferMs = await this.options.exclusive(() => this.slice());
+        this.refill();
+        if (this.waiting > 0) await this.options.pause(deferMs);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /** Serves queued sessions within one slice's budget; returns how long to pause before the next. */
+  private async slice(): Promise<number> {
+    const started = this.options.now();
+    const { refreshSliceQueryRuns, refreshSliceTransitions } = this.options.knobs();
+    let runs = 0;
+    let sent = 0;
+    let deferMs = 0;
+    this.metrics.slices++;
+    try {
+      for (const session of this.queue) {
+        if (runs >= refreshSliceQueryRuns || sent >= refreshSliceTransitions) break;
+        if (session.closed) {
+          this.forget(session);
+          continue;
+        }
+        let result: TurnResult;
+        this.serving = session;
+        this.servingAgain = false;
+        try {
+          result = await this.options.turn(session);
+        } catch (error) {
+          this.forget(session);
+          this.options.onError(session, error);
+          continue;
+        } finally {
+          this.serving = null;
+        }
+        if (result.deferMs !== undefined) {
+          // Out of budget for new subscriptions: leave it (and those behind it) queued.
+          deferMs = result.deferMs;
+          break;
+        }
+        this.queue.delete(session);
+        this.since.delete(session);
+        runs += result.runs;
+        if (result.sent) sent++;
+        if (this.servingAgain) this.schedule(session);
+      }
+    } finally {
+      this.updateDepth();
+      this.metrics.sliceMs += this.options.now() - started;
+    }
+    return deferMs;
+  }
+}
