@@ -40,6 +40,16 @@ export const send = mutation({
   handler: (ctx, { chatId, author, body }) => ctx.db.insert("messages", { chatId, author, body }),
 });
 
+/** Posts the same message to many chats in one commit (an announcement); returns the ids. */
+export const broadcast = mutation({
+  args: { chatIds: v.array(v.string()), author: v.string(), body: v.string() },
+  handler: async (ctx, { chatIds, author, body }) => {
+    const ids: string[] = [];
+    for (const chatId of chatIds) ids.push(await ctx.db.insert("messages", { chatId, author, body }));
+    return ids;
+  },
+});
+
 /** Changes a message's text. */
 export const edit = mutation({
   args: { id: v.id("messages"), body: v.string() },

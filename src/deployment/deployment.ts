@@ -26,6 +26,7 @@ import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
+import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { VERSION } from "../version.ts";
 import type { Env } from "../env.ts";
@@ -52,6 +53,16 @@ export interface DeploymentStatus {
   compactionMs: number;
   compactionFailures: number;
   uptimeMs: number;
+  /** Every limit beside its current value: how close the deployment is to each knob. */
+  limits: {
+    refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
+    oldestStaleSessionWaitMs: number;
+    refreshSlices: { count: number; ms: number; queryRunsPerSlice: number; transitionsPerSlice: number };
+    sessions: { current: number; limit: number };
+    admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
+    searchMemory: { bytes: number; budgetBytes: number };
+    frameBytes: { limit: number };
+  };
 }
 
 export type FunctionKind = "query" | "mutation";
@@ -107,6 +118,7 @@ export function defineDeployment(app: AppDefinition) {
     readonly sync: SyncServer;
     readonly search: SearchIndexes;
     readonly alarms: AlarmScheduler;
+    readonly admission: Admission;
     private readonly startedAt = Date.now();
 
     constructor(ctx: DurableObjectState, env: Env) {
@@ -120,6 +132,7 @@ export function defineDeployment(app: AppDefinition) {
         documents: (table) => this.store.documentsOf(table),
       });
       this.store.useSearch(this.search);
+      this.admission = new Admission(() => this.knobs.values, Date.now());
       this.alarms = new AlarmScheduler(ctx.storage, {
         ping: () => {
           this.sync.pingIdle();
@@ -153,6 +166,13 @@ export function defineDeployment(app: AppDefinition) {
     override async fetch(request: Request): Promise<Response> {
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Expected a WebSocket upgrade", { status: 426 });
+      }
+      const decision = this.admission.decide(this.sync.sessionCount, Date.now());
+      if (!decision.admit) {
+        return Response.json(
+          { code: decision.code, message: decision.message, retryAfterMs: decision.retryAfterMs },
+          { status: 429, headers: { "Retry-After": String(Math.ceil(decision.retryAfterMs / 1000)) } },
+        );
       }
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
@@ -188,6 +208,23 @@ export function defineDeployment(app: AppDefinition) {
 
     override async alarm(): Promise<void> {
       await this.alarms.run();
+    }
+
+    /**
+     * The last resort: when sessions exceed `maxSessions` (lowered at runtime),
+     * close the newest ones with 1013 and a jittered retry hint whose prefix the
+     * official client treats as overload.
+     */
+    private shedExcessSessions(): void {
+      const excess = this.sync.sessionCount - this.knobs.values.maxSessions;
+      if (excess <= 0) return;
+      const shed = this.sync.newestSessions(excess);
+      for (const session of shed) {
+        const retryAfterMs = 3_000 + Math.floor(Math.random() * 12_000);
+        session.connection.close(1013, shedReason(retryAfterMs));
+        this.sync.close(session);
+      }
+      console.warn(`shed ${shed.length} sessions over maxSessions=${this.knobs.values.maxSessions}`);
     }
 
     private compactionDue(): boolean {
@@ -264,6 +301,22 @@ export function defineDeployment(app: AppDefinition) {
         compactionMs: this.search.counters.compactionMs,
         compactionFailures: this.search.counters.compactionFailures,
         uptimeMs: Date.now() - this.startedAt,
+        limits: this.limits(),
+      };
+    }
+
+    private limits(): DeploymentStatus["limits"] {
+      const k = this.knobs.values;
+      const refresh = this.sync.scheduler.metrics;
+      const now = Date.now();
+      return {
+        refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
+        oldestStaleSessionWaitMs: this.sync.scheduler.oldestWaitMs(),
+        refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
+        sessions: { current: this.sync.sessionCount, limit: k.maxSessions },
+        admissions: { ...this.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
+        searchMemory: { bytes: this.search.memoryBytes, budgetBytes: k.searchMemoryBudgetMB * 1_048_576 },
+        frameBytes: { limit: k.maxFrameBytes },
       };
     }
 
@@ -275,6 +328,7 @@ export function defineDeployment(app: AppDefinition) {
       try {
         const applied = this.knobs.set(changes);
         for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
+        this.shedExcessSessions();
         return { ok: true, changes: applied };
       } catch (error) {
         if (error instanceof KnobError) return { ok: false, error: error.message };

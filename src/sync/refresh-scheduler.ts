@@ -36,6 +36,7 @@ export interface RefreshMetrics {
   queueDepth: number;
   queuePeak: number;
   overflow: number;
+  overflowPeak: number;
   slices: number;
   /** Wall time inside slices, as the runtime's clock reports it. */
   sliceMs: number;
@@ -62,7 +63,7 @@ export class RefreshScheduler {
   private serving: SyncSession | null = null;
   private servingAgain = false;
   private readonly options: RefreshSchedulerOptions;
-  readonly metrics: RefreshMetrics = { queueDepth: 0, queuePeak: 0, overflow: 0, slices: 0, sliceMs: 0 };
+  readonly metrics: RefreshMetrics = { queueDepth: 0, queuePeak: 0, overflow: 0, overflowPeak: 0, slices: 0, sliceMs: 0 };
 
   constructor(options: RefreshSchedulerOptions) {
     this.options = options;
@@ -104,6 +105,7 @@ export class RefreshScheduler {
     this.metrics.queueDepth = this.queue.size;
     this.metrics.overflow = this.overflow.size;
     if (this.queue.size > this.metrics.queuePeak) this.metrics.queuePeak = this.queue.size;
+    if (this.overflow.size > this.metrics.overflowPeak) this.metrics.overflowPeak = this.overflow.size;
   }
 
   /** Moves overflowed sessions into the queue while there is room, oldest first. */

@@ -214,6 +214,11 @@ export class SyncServer {
     return session;
   }
 
+  /** The `count` most recently opened sessions, newest first. */
+  newestSessions(count: number): SyncSession[] {
+    return [...this.sessions.values()].reverse().slice(0, count);
+  }
+
   session(connectionId: string): SyncSession | undefined {
     return this.sessions.get(connectionId);
   }

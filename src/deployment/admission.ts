@@ -1,0 +1,99 @@
+/**
+ * Session admission: a token bucket of new sessions per second
+ * (`sessionAdmitRate`, `sessionAdmitBurst`) and a cap (`maxSessions`),
+ * checked before a WebSocket is accepted, so a refusal costs no work.
+ *
+ * A refusal carries a retry hint spread over the time the server can actually
+ * serve: each refused client is promised the next free admission slot (one
+ * every 1/rate seconds after those already promised), plus jitter within its
+ * slot. A wave of 10,000 reconnects thus comes back as a ramp at the admission
+ * rate instead of a second wave.
+ */
+import { TokenBucket } from "../sync/token-bucket.ts";
+
+export interface AdmissionKnobs {
+  sessionAdmitRate: number;
+  sessionAdmitBurst: number;
+  maxSessions: number;
+}
+
+export type AdmissionDecision = { admit: true } | { admit: false; code: "SessionRateLimited" | "TooManySessions"; retryAfterMs: number; message: string };
+
+/** Counts per second over the last minute, for "per second" metrics. */
+class RateWindow {
+  private readonly buckets = new Map<number, number>();
+
+  add(now: number): void {
+    const second = Math.floor(now / 1000);
+    this.buckets.set(second, (this.buckets.get(second) ?? 0) + 1);
+    if (this.buckets.size > 60) for (const key of this.buckets.keys()) if (key < second - 60) this.buckets.delete(key);
+  }
+
+  /** Average per second over the last `seconds` complete seconds. */
+  perSecond(now: number, seconds = 10): number {
+    const current = Math.floor(now / 1000);
+    let total = 0;
+    for (let s = current - seconds; s < current; s++) total += this.buckets.get(s) ?? 0;
+    return total / seconds;
+  }
+}
+
+export class Admission {
+  private readonly knobs: () => AdmissionKnobs;
+  private readonly bucket: TokenBucket;
+  private readonly random: () => number;
+  /** The last admission slot promised to a refused client (ms). */
+  private promisedUntil = 0;
+  private readonly admittedWindow = new RateWindow();
+  private readonly refusedWindow = new RateWindow();
+  admitted = 0;
+  refused = 0;
+
+  constructor(knobs: () => AdmissionKnobs, now: number, random: () => number = Math.random) {
+    this.knobs = knobs;
+    this.random = random;
+    this.bucket = new TokenBucket(
+      () => knobs().sessionAdmitRate,
+      () => knobs().sessionAdmitBurst,
+      now,
+    );
+  }
+
+  decide(currentSessions: number, now: number): AdmissionDecision {
+    const { sessionAdmitRate, maxSessions } = this.knobs();
+    if (currentSessions >= maxSessions) {
+      // Capacity frees only as sessions leave; spread retries over 5-15 s.
+      return this.refuse(now, "TooManySessions", 5_000 + Math.floor(this.random() * 10_000), `This deployment is at its limit of ${maxSessions} sessions (knob maxSessions)`);
+    }
+    if (this.bucket.take(now)) {
+      this.admitted++;
+      this.admittedWindow.add(now);
+      return { admit: true };
+    }
+    const slotMs = 1000 / sessionAdmitRate;
+    const slot = Math.max(now + this.bucket.waitMs(now), this.promisedUntil) + slotMs;
+    this.promisedUntil = slot;
+    const retryAfterMs = Math.ceil(slot - now + this.random() * slotMs);
+    return this.refuse(now, "SessionRateLimited", retryAfterMs, `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); retry in ${retryAfterMs} ms`);
+  }
+
+  private refuse(now: number, code: "SessionRateLimited" | "TooManySessions", retryAfterMs: number, message: string): AdmissionDecision {
+    this.refused++;
+    this.refusedWindow.add(now);
+    return { admit: false, code, retryAfterMs, message };
+  }
+
+  metrics(now: number) {
+    return {
+      admitted: this.admitted,
+      refused: this.refused,
+      admittedPerSecond: this.admittedWindow.perSecond(now),
+      refusedPerSecond: this.refusedWindow.perSecond(now),
+    };
+  }
+}
+
+/** The close reason for shedding an existing session: the official client backs off from 3 s on this prefix. */
+export function shedReason(retryAfterMs: number): string {
+  return `SubscriptionsWorkerFullError: deployment over capacity; retry in ${retryAfterMs} ms`;
+}

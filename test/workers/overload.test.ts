@@ -1,0 +1,177 @@
+import { describe, expect, it } from "vitest";
+import { env, exports } from "cloudflare:workers";
+import { deploymentStub, type Env } from "../../src/env.ts";
+import type { DeploymentStatus } from "../../src/deployment/deployment.ts";
+
+const bindings = env as Env;
+const worker = (exports as unknown as { default: Fetcher }).default;
+const fresh = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+const admin = { Authorization: "Bearer test-admin-key", "Content-Type": "application/json" };
+
+async function setKnobs(deployment: string, knobs: Record<string, number>): Promise<void> {
+  const response = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, { method: "PATCH", headers: admin, body: JSON.stringify(knobs) });
+  expect(response.status, await response.clone().text()).toBe(200);
+}
+
+const status = (deployment: string): Promise<DeploymentStatus> => deploymentStub(bindings, deployment).status();
+
+/** A minimal session: subscribes to one query and keeps the latest value it was sent. */
+class Session {
+  latest: unknown = undefined;
+  transitions = 0;
+  closed: { code: number; reason: string } | null = null;
+  version = { querySet: 0, ts: "AAAAAAAAAAA=", identity: 0 };
+  chainingErrors = 0;
+  readonly ws: WebSocket;
+
+  constructor(ws: WebSocket) {
+    this.ws = ws;
+    ws.addEventListener("message", (event) => {
+      const message = JSON.parse(event.data as string);
+      if (message.type !== "Transition") return;
+      const start = message.startVersion;
+      if (start.querySet !== this.version.querySet || start.ts !== this.version.ts || start.identity !== this.version.identity) this.chainingErrors++;
+      this.version = message.endVersion;
+      this.transitions++;
+      for (const m of message.modifications) if (m.type === "QueryUpdated") this.latest = m.value;
+    });
+    ws.addEventListener("close", (event) => (this.closed = { code: event.code, reason: event.reason }));
+  }
+
+  static async open(deployment: string, chatId: string): Promise<Session> {
+    const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
+    if (!response.webSocket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
+    response.webSocket.accept();
+    const session = new Session(response.webSocket);
+    session.ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
+    session.ws.send(
+      JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId }] }] }),
+    );
+    return session;
+  }
+}
+
+async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe("overload degrades freshness, not availability", () => {
+  it("2,000 subscriptions invalidated by one burst with refreshQueueLimit 100: no socket closed, all end correct, queue within its limit", async () => {
+    const deployment = fresh("postmortem");
+    const chats = Array.from({ length: 200 }, (_, i) => `chat${i}`);
+    const sessions: { session: Session; chat: string }[] = [];
+    for (let i = 0; i < 2_000; i++) {
+      const chat = chats[i % chats.length]!;
+      sessions.push({ session: await Session.open(deployment, chat), chat });
+    }
+    await until(() => sessions.every((s) => s.session.latest !== undefined), "every first result");
+    // The operator lowers the queue limit at runtime, as in the postmortem (there, raised by redeploying).
+    await setKnobs(deployment, { refreshQueueLimit: 100, refreshSliceQueryRuns: 20, refreshSliceTransitions: 100 });
+
+    // The burst: one commit with a message in every chat; every session is invalidated at once.
+    const api = deploymentStub(bindings, deployment);
+    const burst = await api.run("mutation", "messages:broadcast", { chatIds: chats, author: "burst", body: "burst" }, "t");
+    expect(burst.status).toBe("success");
+    const newIds = new Map(chats.map((chat, i) => [chat, (burst as { value: string[] }).value[i]]));
+    let peakSeen = 0;
+    await until(async () => {
+      const s = await status(deployment);
+      peakSeen = Math.max(peakSeen, s.limits.refreshQueue.depth);
+      return s.limits.refreshQueue.depth === 0 && s.limits.refreshQueue.overflow === 0;
+    }, "the refresh queue to drain");
+
+    const final = await status(deployment);
+    expect(final.limits.refreshQueue.limit).toBe(100);
+    expect(final.limits.refreshQueue.peak).toBeLessThanOrEqual(100);
+    expect(peakSeen).toBeLessThanOrEqual(100);
+    expect(final.limits.refreshQueue.overflowPeak).toBeGreaterThan(1_000); // the limit was really hit
+    expect(final.limits.refreshSlices.count).toBeGreaterThan(10); // spread over many slices
+    expect(final.sessions).toBe(2_000);
+    for (const { session, chat } of sessions) {
+      expect(session.closed).toBeNull();
+      expect(session.chainingErrors).toBe(0);
+      expect((session.latest as { _id: string }[])[0]?._id, chat).toBe(newIds.get(chat));
+    }
+    // Shared executions: each chat's query ran once for the burst, not once per session.
+    expect(final.invalidations).toBeLessThanOrEqual(chats.length * 2);
+    for (const { session } of sessions) session.ws.close(1000, "done");
+  });
+});
+
+describe("session admission", () => {
+  it("turns a wave of 1,000 connects at 200/s into a ramp: 429s with spread Retry-After, and everyone is in on time", async () => {
+    const deployment = fresh("wave");
+    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200 });
+    const admittedAt: number[] = [];
+    const refusals: { retryAfterMs: number; header: string | null }[] = [];
+    const sockets: WebSocket[] = [];
+    const start = Date.now();
+
+    async function connect(): Promise<void> {
+      for (;;) {
+        const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
+        if (response.webSocket) {
+          response.webSocket.accept();
+          sockets.push(response.webSocket);
+          admittedAt.push(Date.now() - start);
+          return;
+        }
+        expect(response.status).toBe(429);
+        const body = (await response.json()) as { code: string; retryAfterMs: number };
+        expect(body.code).toBe("SessionRateLimited");
+        refusals.push({ retryAfterMs: body.retryAfterMs, header: response.headers.get("Retry-After") });
+        await new Promise((r) => setTimeout(r, body.retryAfterMs)); // a client that honours the hint
+      }
+    }
+
+    await Promise.all(Array.from({ length: 1_000 }, () => connect()));
+    const elapsed = Date.now() - start;
+    expect(admittedAt).toHaveLength(1_000);
+    // 200 at once, then 800 at 200/s: about 4 s, with slack for jitter and the test's own overhead.
+    expect(elapsed).toBeLessThan(7_000);
+    expect(elapsed).toBeGreaterThan(3_000);
+    // Roughly the 800 beyond the burst (a few more tokens refill while the wave arrives).
+    expect(refusals.length).toBeGreaterThan(600);
+    for (const refusal of refusals) {
+      expect(Number(refusal.header)).toBe(Math.ceil(refusal.retryAfterMs / 1000));
+      expect(refusal.retryAfterMs).toBeGreaterThan(0);
+    }
+    // The hints are spread over the window the server can serve, not all the same.
+    const hints = refusals.slice(0, 600).map((r) => r.retryAfterMs);
+    expect(Math.max(...hints) - Math.min(...hints)).toBeGreaterThan(2_500);
+    // The admitted rate stays within the bucket: at most burst + rate x seconds, in every prefix.
+    admittedAt.sort((a, b) => a - b);
+    for (let i = 0; i < admittedAt.length; i++) {
+      const allowed = 200 + (200 * admittedAt[i]!) / 1000;
+      expect(i + 1, `admitted by ${admittedAt[i]} ms`).toBeLessThanOrEqual(Math.ceil(allowed) + 2);
+    }
+    const s = await status(deployment);
+    expect(s.limits.admissions).toMatchObject({ admitted: 1_000, ratePerSecond: 200 });
+    expect(s.limits.admissions.refused).toBe(refusals.length);
+    for (const ws of sockets) ws.close(1000, "done");
+  });
+
+  it("refuses past maxSessions, and sheds the newest sessions with 1013 and a retry hint when it is lowered", async () => {
+    const deployment = fresh("cap");
+    await setKnobs(deployment, { maxSessions: 5 });
+    const sessions: Session[] = [];
+    for (let i = 0; i < 5; i++) sessions.push(await Session.open(deployment, "c"));
+    const refused = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
+    expect(refused.status).toBe(429);
+    expect(await refused.json()).toMatchObject({ code: "TooManySessions", message: expect.stringMatching(/limit of 5 sessions/) });
+    await until(() => sessions.every((s) => s.latest !== undefined), "first results");
+
+    await setKnobs(deployment, { maxSessions: 3 });
+    await until(() => sessions.filter((s) => s.closed).length === 2, "two sessions shed");
+    for (const shed of sessions.slice(3)) {
+      expect(shed.closed?.code).toBe(1013);
+      expect(shed.closed?.reason).toMatch(/^SubscriptionsWorkerFullError: .*retry in \d+ ms$/);
+    }
+    expect(sessions.slice(0, 3).every((s) => s.closed === null)).toBe(true);
+    expect((await status(deployment)).sessions).toBe(3);
+  });
+});
