@@ -7,11 +7,12 @@ import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ADMIN_KEY: "bench-admin-key" } } })],
   test: {
     name: "bench-workerd",
     include: ["scripts/bench/workerd/**/*.bench-run.ts"],
-    testTimeout: 600_000,
+    testTimeout: 900_000,
+    fileParallelism: false,
     reporters: ["default"],
   },
 });

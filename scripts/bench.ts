@@ -18,10 +18,26 @@ const run = (name: string) => !only || only === name;
 console.log(`# calmsync benchmarks\n\n${new Date().toISOString().slice(0, 10)} · ${machine()}\n`);
 if (run("subscriptions")) console.log(`## Subscription index: 10,000 writes\n\n${benchSubscriptionIndex()}\n`);
 if (run("search")) console.log(`## Search\n\n${benchSearch()}\n`);
+/** Runs the workerd benchmarks (vitest-plugin) and returns each printed table by name. */
+function workerdTables(files: string[]): Map<string, string> {
+  const result = spawnSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "-c", "vitest.bench.config.ts", ...files], {
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+  });
+  const tables = new Map<string, string>();
+  for (const match of result.stdout.matchAll(/BENCH-TABLE:(\w+)\n([\s\S]*?)\nBENCH-END/g)) tables.set(match[1]!, match[2]!);
+  if (result.status !== 0 || tables.size < files.length) {
+    throw new Error(`workerd benchmarks failed:\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+  }
+  return tables;
+}
+
 if (run("fanout")) {
   console.log(`## Fan-out over loopback sockets (wrangler dev)\n\n${await benchFanout([1_000])}\n`);
-  const inWorkerd = spawnSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "-c", "vitest.bench.config.ts"], { encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
-  const table = inWorkerd.stdout.split("BENCH-TABLE\n")[1]?.split("\n").filter((line) => line.startsWith("|")).join("\n");
-  if (inWorkerd.status !== 0 || !table) throw new Error(`workerd fan-out bench failed:\n${inWorkerd.stdout.slice(-3000)}\n${inWorkerd.stderr.slice(-3000)}`);
-  console.log(`## Fan-out inside workerd (sockets without TCP)\n\n${table}\n`);
+  const tables = workerdTables(["scripts/bench/workerd/fanout.bench-run.ts"]);
+  console.log(`## Fan-out inside workerd (sockets without TCP)\n\n${tables.get("fanout")}\n`);
+}
+if (run("load")) {
+  const tables = workerdTables(["scripts/bench/workerd/load.bench-run.ts"]);
+  console.log(`## Commits under 10,000 live subscriptions (inside workerd)\n\n${tables.get("load")}\n`);
 }

@@ -70,6 +70,6 @@ it("fan-out to N sessions in workerd", async () => {
     for (const ws of sockets) ws.close(1000, "done");
   }
   console.log(
-    ["BENCH-TABLE", "| sessions | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent |", "| --- | --- | --- | --- | --- | --- |", ...rows].join("\n"),
+    ["BENCH-TABLE:fanout", "| sessions | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent |", "| --- | --- | --- | --- | --- | --- |", ...rows, "BENCH-END"].join("\n"),
   );
 });
