@@ -361,21 +361,61 @@ export class IndexRangeBuilder {
 export type IndexRange = (q: IndexRangeBuilder) => IndexRangeBuilder;
 
 /**
+ * What every query shape ends with: an optional predicate, then one terminal
+ * method. Subclasses supply `run(limit)`: read until `limit` documents pass.
+ */
+abstract class TerminalQuery {
+  protected readonly predicates: ((doc: Document) => boolean)[] = [];
+
+  protected abstract run(limit: number): Document[];
+
+  /** Keeps documents for which `predicate` is true (read-sets still cover what was scanned). */
+  filter(predicate: (doc: Document) => boolean): this {
+    if (typeof predicate !== "function") throw new FunctionError("BadRequest", "filter expects a predicate function");
+    this.predicates.push(predicate);
+    return this;
+  }
+
+  protected passes(document: Document): boolean {
+    return this.predicates.every((p) => p(document));
+  }
+
+  async take(n: number): Promise<Document[]> {
+    if (!Number.isInteger(n) || n < 0) throw new FunctionError("BadRequest", `take expects a non-negative integer, got ${describe(n)}`);
+    return this.run(n);
+  }
+
+  async first(): Promise<Document | null> {
+    return this.run(1)[0] ?? null;
+  }
+
+  async unique(): Promise<Document | null> {
+    const found = this.run(2);
+    if (found.length > 1) throw new FunctionError("BadRequest", `unique() found more than one document: ${found[0]!._id}, ${found[1]!._id}`);
+    return found[0] ?? null;
+  }
+
+  async collect(): Promise<Document[]> {
+    return this.run(Infinity);
+  }
+}
+
+/**
  * `ctx.db.query(table)`: pick an index and range, an order, an optional
  * predicate, then one terminal method. Terminal methods run synchronously
  * against one snapshot and record exactly the keys they consumed.
  */
-export class QueryBuilder {
+export class QueryBuilder extends TerminalQuery {
   private index: IndexDefinition;
   private range: KeyInterval;
   private direction: Order = "asc";
-  private predicates: ((doc: Document) => boolean)[] = [];
   private indexChosen = false;
   private used = false;
   private readonly tx: Transaction;
   private readonly table: string;
 
   constructor(tx: Transaction, table: string) {
+    super();
     this.tx = tx;
     this.table = table;
     const resolved = tx.schema.tables.get(table);
@@ -411,14 +451,8 @@ export class QueryBuilder {
     return this;
   }
 
-  filter(predicate: (doc: Document) => boolean): this {
-    if (typeof predicate !== "function") throw new FunctionError("BadRequest", "filter expects a predicate function");
-    this.predicates.push(predicate);
-    return this;
-  }
-
   /** Reads until `limit` documents pass the filters; records only the consumed interval. */
-  private run(limit: number): Document[] {
+  protected run(limit: number): Document[] {
     if (this.used) throw new FunctionError("BadRequest", "A query can only be run once");
     this.used = true;
     const results: Document[] = [];
@@ -430,7 +464,7 @@ export class QueryBuilder {
     let lastKey: IndexKey | null = null;
     for (const entry of this.tx.scan(this.index, this.range, this.direction)) {
       lastKey = entry.key;
-      if (this.predicates.every((p) => p(entry.document))) {
+      if (this.passes(entry.document)) {
         results.push(entry.document);
         if (results.length >= limit) break;
       }
@@ -441,74 +475,28 @@ export class QueryBuilder {
     else this.tx.recordRead(this.index, { start: lastKey, end });
     return results;
   }
-
-  async take(n: number): Promise<Document[]> {
-    if (!Number.isInteger(n) || n < 0) throw new FunctionError("BadRequest", `take expects a non-negative integer, got ${describe(n)}`);
-    return this.run(n);
-  }
-
-  async first(): Promise<Document | null> {
-    return this.run(1)[0] ?? null;
-  }
-
-  async unique(): Promise<Document | null> {
-    const found = this.run(2);
-    if (found.length > 1) {
-      throw new FunctionError("BadRequest", `unique() found more than one document in "${this.table}": ${found[0]!._id}, ${found[1]!._id}`);
-    }
-    return found[0] ?? null;
-  }
-
-  async collect(): Promise<Document[]> {
-    return this.run(Infinity);
-  }
 }
 
 /** The result of `withSearchIndex`: relevance order, an optional predicate, one terminal method. */
-export class SearchQuery {
+export class SearchQuery extends TerminalQuery {
   private readonly tx: Transaction;
   private readonly builder: SearchFilterBuilder;
-  private readonly predicates: ((doc: Document) => boolean)[] = [];
 
   constructor(tx: Transaction, builder: SearchFilterBuilder) {
+    super();
     this.tx = tx;
     this.builder = builder;
   }
 
-  filter(predicate: (doc: Document) => boolean): this {
-    if (typeof predicate !== "function") throw new FunctionError("BadRequest", "filter expects a predicate function");
-    this.predicates.push(predicate);
-    return this;
-  }
-
-  private run(limit: number): Document[] {
+  protected run(limit: number): Document[] {
     const results: Document[] = [];
     if (limit <= 0) return results;
     for (const document of this.tx.search(this.builder)) {
-      if (!this.predicates.every((p) => p(document))) continue;
+      if (!this.passes(document)) continue;
       results.push(document);
       if (results.length >= limit) break;
     }
     return results;
-  }
-
-  async take(n: number): Promise<Document[]> {
-    if (!Number.isInteger(n) || n < 0) throw new FunctionError("BadRequest", `take expects a non-negative integer, got ${describe(n)}`);
-    return this.run(n);
-  }
-
-  async first(): Promise<Document | null> {
-    return this.run(1)[0] ?? null;
-  }
-
-  async unique(): Promise<Document | null> {
-    const found = this.run(2);
-    if (found.length > 1) throw new FunctionError("BadRequest", `unique() found more than one search result: ${found[0]!._id}, ${found[1]!._id}`);
-    return found[0] ?? null;
-  }
-
-  async collect(): Promise<Document[]> {
-    return this.run(Infinity);
   }
 }
 
