@@ -83,7 +83,7 @@ interface QueryInstance {
   readSet: ReadSet | null;
   searchReads: SearchRead[];
   resultHash: string | null;
-  /** The modification body minus its queryId prefix, kept in memory only; null after a wake. */
+  /** The last result, encoded once and shared by every session (memory only: null after a wake). */
   encoded: { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined } | null;
   /** A commit wrote into its read-set since it last ran. */
   dirty: boolean;
