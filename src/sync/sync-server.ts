@@ -278,6 +278,7 @@ export class SyncServer {
         session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError: maxObservedTimestamp is ahead of this deployment");
         return this.close(session);
       }
+      this.log(`[${session.connectionId}] session=${message.sessionId} observed ts ${observed} ahead of ${latest}; moving the clock forward`);
       this.advanceTimestamp(observed);
     }
     session.sessionId = message.sessionId;
