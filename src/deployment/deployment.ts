@@ -46,6 +46,7 @@ export interface DeploymentStatus {
   protocolErrors: number;
   searchQueries: number;
   searchPartitionsLoaded: number;
+  searchPartitionRebuilds: number;
   searchPartitions: number;
   searchMemoryBytes: number;
   searchMemoryBudgetBytes: number;
@@ -244,9 +245,12 @@ export function defineDeployment(app: AppDefinition) {
       });
     }
 
-    /** Runs a compaction of every partition with a non-empty log, now (operators, tests). */
+    /**
+     * Runs a compaction of every partition with a non-empty log, now (operators, tests).
+     * Compaction is synchronous, so no commit can interleave with it.
+     */
     async compactNow(): Promise<CompactionReport> {
-      return this.engine.exclusive(async () => this.compact(true));
+      return this.compact(true);
     }
 
     /** After every commit: update subscriptions, and schedule compaction once a log is long enough. */
@@ -294,6 +298,7 @@ export function defineDeployment(app: AppDefinition) {
         protocolErrors: this.sync.counters.protocolErrors,
         searchQueries: this.search.counters.searchQueries,
         searchPartitionsLoaded: this.search.loadedPartitions,
+        searchPartitionRebuilds: this.search.counters.partitionRebuilds,
         searchPartitions: this.search.storage.partitionCount(),
         searchMemoryBytes: this.search.memoryBytes,
         searchMemoryBudgetBytes: this.knobs.values.searchMemoryBudgetMB * 1_048_576,

@@ -13,6 +13,8 @@ import type { LogEntry, PartitionMeta, SearchStorage } from "./storage.ts";
 export interface SearchCounters {
   searchQueries: number;
   partitionLoads: number;
+  /** Loads that had to re-index documents (outdated snapshot format) instead of snapshot + log. */
+  partitionRebuilds: number;
   partitionEvictions: number;
   compactions: number;
   compactionMs: number;
@@ -33,7 +35,7 @@ function partitionKey(index: string, partition: IndexKey): string {
 }
 
 export class SearchIndexes implements SearchBackend {
-  readonly counters: SearchCounters = { searchQueries: 0, partitionLoads: 0, partitionEvictions: 0, compactions: 0, compactionMs: 0, compactionFailures: 0 };
+  readonly counters: SearchCounters = { searchQueries: 0, partitionLoads: 0, partitionRebuilds: 0, partitionEvictions: 0, compactions: 0, compactionMs: 0, compactionFailures: 0 };
   readonly storage: SearchStorage;
   private readonly schema: Schema;
   private readonly budgetBytes: () => number;
@@ -125,6 +127,7 @@ export class SearchIndexes implements SearchBackend {
 
   /** Re-indexes a partition from the documents (its snapshot was written by another format). */
   rebuild(index: SearchIndexDefinition, partition: IndexKey): PartitionIndex {
+    this.counters.partitionRebuilds++;
     const data = PartitionIndex.empty(index.filterFields.length);
     for (const document of this.documents(index.table)) {
       const version = searchDocumentOf(index, document);

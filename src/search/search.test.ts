@@ -216,6 +216,25 @@ describe("interrupted compaction", () => {
   }
 });
 
+describe("a partition whose compaction keeps failing", () => {
+  it("is skipped after maxFailures, so the alarm does not loop, until new writes reach it", async () => {
+    const { send, find, search } = setup();
+    for (let i = 0; i < 5; i++) await send("a", `poison ${i}`);
+    const options = { minLogEntries: 1, minLogBytes: 0, budgetDocuments: Infinity, maxChunkBytes: 4_096, maxFailures: 2 };
+    const failing = () => {
+      throw new Error("always fails");
+    };
+    expect(compactSearchIndexes(search, { ...options, beforeStep: failing })).toMatchObject({ compacted: 0, failed: 1 });
+    expect(compactSearchIndexes(search, { ...options, beforeStep: failing })).toMatchObject({ compacted: 0, failed: 1 });
+    // Now skipped: nothing is attempted, nothing asks for another run.
+    expect(compactSearchIndexes(search, { ...options, beforeStep: failing })).toEqual({ compacted: 0, failed: 0, moreWork: false });
+    expect(await find("a", "poison", { limit: 50 })).toHaveLength(5);
+    // A new write gives it another chance.
+    await send("a", "poison 5");
+    expect(compactSearchIndexes(search, options)).toMatchObject({ compacted: 1, failed: 0 });
+  });
+});
+
 describe("memory budget", () => {
   it("unloads the least recently used partitions and reloads them on demand", async () => {
     const { send, find, search } = setup(200_000);
