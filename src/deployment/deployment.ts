@@ -62,6 +62,7 @@ export interface DeploymentStatus {
     sessions: { current: number; limit: number };
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
     searchMemory: { bytes: number; budgetBytes: number };
+    queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
     frameBytes: { limit: number };
   };
 }
@@ -321,6 +322,7 @@ export function defineDeployment(app: AppDefinition) {
         sessions: { current: this.sync.sessionCount, limit: k.maxSessions },
         admissions: { ...this.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
         searchMemory: { bytes: this.search.memoryBytes, budgetBytes: k.searchMemoryBudgetMB * 1_048_576 },
+        queryResultCache: { bytes: this.sync.results.bytes, budgetBytes: k.queryResultCacheMB * 1_048_576, evictions: this.sync.results.evictions },
         frameBytes: { limit: k.maxFrameBytes },
       };
     }

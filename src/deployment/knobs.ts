@@ -158,6 +158,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Bucket size for resubscribeRate.",
   },
+  queryResultCacheMB: {
+    default: 16,
+    min: 1,
+    max: 100,
+    unit: "MB",
+    doc: "Memory for the latest encoded result of shared queries, least recently used out beyond it. Too low: new subscribers and fan-outs re-run queries; too high: competes with search for the isolate's 128 MB.",
+  },
   sessionAdmitRate: {
     default: 500,
     min: 1,

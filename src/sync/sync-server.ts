@@ -56,6 +56,7 @@ import { SyncSession, type Connection, type SessionAttachment } from "./session.
 import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
+import { ResultCache } from "./result-cache.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
 export interface SyncKnobs extends RefreshKnobs {
@@ -65,6 +66,8 @@ export interface SyncKnobs extends RefreshKnobs {
   /** Executions per second for queries new to a session (the replay of a reconnecting client's query set). */
   resubscribeRate: number;
   resubscribeBurst: number;
+  /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
+  queryResultCacheMB: number;
 }
 
 export interface SyncCounters {
@@ -117,6 +120,7 @@ export class SyncServer {
   readonly scheduler: RefreshScheduler;
   /** Budget for running queries that are new to a session (reconnect replays). */
   private readonly resubscribe: TokenBucket;
+  readonly results: ResultCache<QueryInstance>;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
   private readonly knobs: () => SyncKnobs;
@@ -146,6 +150,10 @@ export class SyncServer {
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
     });
+    this.results = new ResultCache<QueryInstance>(
+      () => this.knobs().queryResultCacheMB * 1_048_576,
+      (instance) => (instance.encoded = null),
+    );
     this.resubscribe = new TokenBucket(
       () => this.knobs().resubscribeRate,
       () => this.knobs().resubscribeBurst,
@@ -343,6 +351,7 @@ export class SyncServer {
   private dropInstance(instance: QueryInstance): void {
     this.instances.delete(instance.key);
     this.index.remove(instance);
+    this.results.remove(instance);
     this.storage.deleteInstance(instance.key);
   }
 
@@ -414,6 +423,7 @@ export class SyncServer {
       }
       if (query.sentHash === instance.resultHash) continue;
       const encoded = instance.encoded!;
+      this.results.touch(instance);
       modifications.push(encoded.ok ? queryUpdated(queryId, encoded.value) : queryFailed(queryId, encoded.message, encoded.data));
       query.sentHash = instance.resultHash;
     }
@@ -449,6 +459,8 @@ export class SyncServer {
       encoded = { ok: false, message: error.message, data: undefined };
     }
     instance.encoded = encoded;
+    // UTF-16 in memory: two bytes per code unit.
+    this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length));
     instance.dirty = false;
     instance.readSet = readSet;
     instance.searchReads = searchReads;
