@@ -81,7 +81,7 @@ export class RefreshScheduler {
     if (this.queue.size < this.options.knobs().refreshQueueLimit) this.queue.add(session);
     else this.overflow.add(session);
     this.updateDepth();
-    if (!this.running) void this.run();
+    if (!this.running) this.run().catch((error) => this.options.onError(session, error));
   }
 
   forget(session: SyncSession): void {
