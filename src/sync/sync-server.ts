@@ -118,6 +118,8 @@ export class SyncServer {
   private readonly instances = new Map<string, QueryInstance>();
   private readonly index = new SubscriptionIndex<QueryInstance>();
   readonly scheduler: RefreshScheduler;
+  /** Whether query sets and instances have been loaded from storage since this object started. */
+  private loaded = false;
   /** Budget for running queries that are new to a session (reconnect replays). */
   private readonly resubscribe: TokenBucket;
   readonly results: ResultCache<QueryInstance>;
@@ -166,22 +168,35 @@ export class SyncServer {
   }
 
   get subscriptionCount(): number {
+    this.ensureLoaded();
     let n = 0;
     for (const session of this.sessions.values()) n += session.queries.size;
     return n;
   }
 
   get instanceCount(): number {
+    this.ensureLoaded();
     return this.instances.size;
   }
 
   /**
-   * Rebuilds state after a wake: sessions from the sockets still open, query
-   * sets and instances (with read-sets, not results) from storage. Runs no
-   * query and invalidates nothing.
+   * After a wake: sessions from the sockets still open. Their query sets and
+   * the instances (read-sets, not results) come from storage when first
+   * needed. Runs no query and invalidates nothing.
    */
   restore(open: { connection: Connection; attachment: SessionAttachment }[]): void {
     for (const { connection, attachment } of open) this.sessions.set(attachment.connectionId, new SyncSession(connection, attachment));
+  }
+
+  /**
+   * Loads query sets and instances on first need after a wake, not in the
+   * constructor: an alarm that only sends pings (every `idlePingMs` while
+   * sockets are open) then costs a walk over the sockets, not a reload of
+   * every subscription.
+   */
+  private ensureLoaded(): void {
+    if (this.loaded) return;
+    this.loaded = true;
     for (const stored of this.storage.loadInstances()) {
       const instance: QueryInstance = {
         key: stored.key,
@@ -224,6 +239,7 @@ export class SyncServer {
 
   /** The `count` most recently opened sessions, newest first. */
   newestSessions(count: number): SyncSession[] {
+    this.ensureLoaded();
     return [...this.sessions.values()].reverse().slice(0, count);
   }
 
@@ -233,6 +249,7 @@ export class SyncServer {
 
   /** Handles one frame. Protocol errors close this socket only, with a FatalError first. */
   async receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> {
+    this.ensureLoaded();
     let message: ClientMessage;
     try {
       message = parseClientMessage(frame, this.knobs().maxFrameBytes);
@@ -240,7 +257,11 @@ export class SyncServer {
       await this.handle(session, message);
     } catch (error) {
       if (error instanceof ProtocolError) return this.fail(session, error.message);
-      throw error;
+      // Our bug or a storage failure, not the client's fault: close this socket as an
+      // internal error (the client retries with backoff); every other session goes on.
+      this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} failed: ${error instanceof Error ? error.stack : String(error)}`);
+      session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
+      this.close(session);
     }
   }
 
@@ -386,6 +407,7 @@ export class SyncServer {
   /** Marks what a commit affected. Call after every commit, whatever ran it (HTTP or socket). */
   afterCommit(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = []): void {
     if (writes.length === 0 && searchWrites.length === 0) return;
+    this.ensureLoaded();
     for (const instance of this.index.affected(writes, searchWrites)) {
       instance.dirty = true;
       for (const session of instance.subscribers.keys()) this.schedule(session);
