@@ -19,7 +19,7 @@ import { DurableObject } from "cloudflare:workers";
 import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue, type MutationResult } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
-import type { Connection, SessionAttachment } from "../sync/session.ts";
+import type { Connection, SessionAttachment, SyncSession } from "../sync/session.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
@@ -122,6 +122,8 @@ export function defineDeployment(app: AppDefinition) {
     readonly alarms: AlarmScheduler;
     readonly admission: Admission;
     private readonly startedAt = Date.now();
+    /** Socket -> session, so a message does not deserialize its socket's attachment. */
+    private readonly sockets = new WeakMap<WebSocket, SyncSession>();
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
@@ -179,7 +181,7 @@ export function defineDeployment(app: AppDefinition) {
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
       const connectionId = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-      this.sync.open(socketConnection(server), connectionId);
+      this.sockets.set(server, this.sync.open(socketConnection(server), connectionId));
       this.alarms.request(Date.now() + this.knobs.values.idlePingMs);
       return new Response(null, { status: 101, webSocket: client });
     }
@@ -260,9 +262,15 @@ export function defineDeployment(app: AppDefinition) {
       if (result.searchWrites.length > 0 && this.compactionDue()) this.alarms.request(Date.now() + this.knobs.values.compactionDelayMs);
     }
 
-    private sessionOf(ws: WebSocket) {
-      const attachment = attachmentOf(ws);
-      return attachment ? this.sync.session(attachment.connectionId) : undefined;
+    /** The session of a socket: from memory, or after a wake from its attachment (once). */
+    private sessionOf(ws: WebSocket): SyncSession | undefined {
+      let session = this.sockets.get(ws);
+      if (!session) {
+        const attachment = attachmentOf(ws);
+        session = attachment ? this.sync.session(attachment.connectionId) : undefined;
+        if (session) this.sockets.set(ws, session);
+      }
+      return session;
     }
 
     /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */

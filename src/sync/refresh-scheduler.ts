@@ -51,6 +51,8 @@ export interface RefreshSchedulerOptions {
   now: () => number;
   /** Lets other events run between slices; a timer, so it keeps the object awake only while work remains. */
   pause: (ms: number) => Promise<void>;
+  /** Called when the queue has drained. */
+  onIdle?: () => void;
 }
 
 export class RefreshScheduler {
@@ -129,6 +131,7 @@ export class RefreshScheduler {
       }
     } finally {
       this.running = false;
+      this.options.onIdle?.();
     }
   }
 

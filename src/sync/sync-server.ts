@@ -118,6 +118,8 @@ export class SyncServer {
   private readonly instances = new Map<string, QueryInstance>();
   private readonly index = new SubscriptionIndex<QueryInstance>();
   readonly scheduler: RefreshScheduler;
+  /** Sessions whose attachment lags behind the version last sent (saved once the refresh queue drains). */
+  private readonly unsavedVersions = new Set<SyncSession>();
   /** Whether query sets and instances have been loaded from storage since this object started. */
   private loaded = false;
   /** Budget for running queries that are new to a session (reconnect replays). */
@@ -151,6 +153,7 @@ export class SyncServer {
       },
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
+      onIdle: () => this.saveVersions(),
     });
     this.results = new ResultCache<QueryInstance>(
       () => this.knobs().queryResultCacheMB * 1_048_576,
@@ -456,7 +459,11 @@ export class SyncServer {
     session.version = end;
     session.owesTransition = false;
     this.counters.transitionsSent++;
-    this.saveAttachment(session);
+    // Saving the attachment costs about as much as the send itself; it only has to be
+    // current before the object can hibernate, which needs it idle, so save when the
+    // refresh queue drains: a fan-out sends everything first, and a session refreshed
+    // many times under load is saved once.
+    this.unsavedVersions.add(session);
     return { runs, sent: true };
   }
 
@@ -492,7 +499,12 @@ export class SyncServer {
   }
 
   private saveAttachment(session: SyncSession): void {
+    this.unsavedVersions.delete(session);
     if (!session.closed) session.connection.saveAttachment(session.attachment());
+  }
+
+  private saveVersions(): void {
+    for (const session of this.unsavedVersions) this.saveAttachment(session);
   }
 
   private fail(session: SyncSession, reason: string): void {
@@ -509,6 +521,7 @@ export class SyncServer {
     session.closed = true;
     this.sessions.delete(session.connectionId);
     this.scheduler.forget(session);
+    this.unsavedVersions.delete(session);
     for (const queryId of [...session.queries.keys()]) this.removeQuery(session, queryId);
     this.storage.deleteConnection(session.connectionId);
   }
