@@ -45,13 +45,21 @@ api.use("*", async (c, next) => {
 
 const stub = (c: Context<AppEnv>) => deploymentStub(c.env, c.get("deployment"));
 
-const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
-  let body: unknown;
+const NOT_JSON = Symbol("not JSON");
+
+async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
   try {
-    body = await c.req.json();
+    return await c.req.json();
   } catch {
-    return problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
+    return NOT_JSON;
   }
+}
+
+const badJson = (c: Context<AppEnv>) => problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
+
+const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
+  const body = await jsonBody(c);
+  if (body === NOT_JSON) return badJson(c);
   try {
     const { path, args } = parseFunctionRequest(body);
     return c.json(await stub(c).run(kind, path, args, c.get("requestId")));
@@ -92,12 +100,8 @@ api.get("/admin/status", async (c) => c.json(await stub(c).adminStatus()));
 api.post("/admin/compact", async (c) => c.json(await stub(c).compactNow()));
 api.get("/admin/knobs", async (c) => c.json(await stub(c).knobReport()));
 api.patch("/admin/knobs", limitBody, async (c) => {
-  let body: unknown;
-  try {
-    body = await c.req.json();
-  } catch {
-    return problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
-  }
+  const body = await jsonBody(c);
+  if (body === NOT_JSON) return badJson(c);
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     return problem(c, 400, "BadRequestBody", 'Body must be an object of knob names to values, e.g. {"refreshQueueLimit": 100}');
   }
