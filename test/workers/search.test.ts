@@ -123,7 +123,9 @@ describe("search persistence", () => {
       body: JSON.stringify({ searchSnapshotChunkBytes: 65_536 }),
     });
     expect(patch.status).toBe(200);
-    for (let i = 0; i < 300; i++) await send(deployment, "big", `message ${i} about ${WORDS[i % WORDS.length]} with some padding text to make the snapshot larger ${"x".repeat(40)}${i}`);
+    // Distinct terms make the snapshot large: several 64 KiB chunks.
+    const distinct = (i: number) => Array.from({ length: 10 }, (_, k) => `term${i}x${k}`).join(" ");
+    for (let i = 0; i < 300; i++) await send(deployment, "big", `message ${i} about ${WORDS[i % WORDS.length]} ${distinct(i)}`);
     await compact(deployment);
     for (let i = 0; i < 5; i++) await send(deployment, "big", `after the snapshot honey ${i}`);
     const search = async () => deploymentStub(bindings, deployment).run("query", "messages:search", { chatId: "big", query: "honey" }, "t");
