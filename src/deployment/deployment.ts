@@ -16,7 +16,7 @@
  * keep the object awake.
  */
 import { DurableObject } from "cloudflare:workers";
-import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue, type MutationResult } from "../engine/index.ts";
+import { Engine, FunctionError, jsonToConvex, registerModules, ValueError, type AppDefinition, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment, SyncSession } from "../sync/session.ts";
@@ -134,6 +134,11 @@ export function defineDeployment(app: AppDefinition) {
         storage: new SqliteSearchStorage(ctx.storage),
         budgetBytes: () => this.knobs.values.searchMemoryBudgetMB * 1_048_576,
         documents: (table) => this.store.documentsOf(table),
+        onLogGrowth: (meta) => {
+          const k = this.knobs.values;
+          const due = meta.logEntries >= k.searchCompactLogEntries || meta.logBytes >= k.searchCompactLogBytes;
+          if (due && meta.failures < k.compactionMaxFailures) this.alarms.request(Date.now() + k.compactionDelayMs);
+        },
       });
       this.store.useSearch(this.search);
       this.admission = new Admission(() => this.knobs.values, Date.now());
@@ -154,7 +159,6 @@ export function defineDeployment(app: AppDefinition) {
         storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
         knobs: () => this.knobs.sync(),
         advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
-        onCommit: (result) => this.committed(result),
       });
       const open: { connection: Connection; attachment: SessionAttachment }[] = [];
       for (const ws of ctx.getWebSockets()) {
@@ -256,11 +260,6 @@ export function defineDeployment(app: AppDefinition) {
       return this.compact(true);
     }
 
-    /** After every commit: update subscriptions, and schedule compaction once a log is long enough. */
-    private committed(result: MutationResult): void {
-      this.sync.afterCommit(result.writes, result.searchWrites);
-      if (result.searchWrites.length > 0 && this.compactionDue()) this.alarms.request(Date.now() + this.knobs.values.compactionDelayMs);
-    }
 
     /** The session of a socket: from memory, or after a wake from its attachment (once). */
     private sessionOf(ws: WebSocket): SyncSession | undefined {
@@ -279,7 +278,7 @@ export function defineDeployment(app: AppDefinition) {
         const args = jsonToConvex(encodedArgs);
         if (kind === "query") return successResponse((await this.engine.runQuery(path, args)).json);
         const result = await this.engine.runMutation(path, args);
-        this.committed(result);
+        this.sync.afterCommit(result.writes, result.searchWrites);
         return successResponse(result.json);
       } catch (error) {
         if (error instanceof FunctionError) return errorResponse(error);

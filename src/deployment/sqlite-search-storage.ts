@@ -61,7 +61,7 @@ export class SqliteSearchStorage implements SearchStorage {
       .map((row) => ({ lsn: row.lsn, id: row.doc_id, old: decodeLogDocument(row.old_doc), new: decodeLogDocument(row.new_doc) }));
   }
 
-  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): void {
+  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): PartitionMeta {
     const key = btoa(partition);
     const meta = this.meta(index, partition);
     let lsn = meta?.lastLsn ?? 0;
@@ -91,6 +91,8 @@ export class SqliteSearchStorage implements SearchStorage {
         bytes,
       );
     }
+    const before = meta ?? { index, partition, gen: 0, snapshotLsn: 0, lastLsn: 0, logEntries: 0, logBytes: 0, format: "", failures: 0 };
+    return { ...before, lastLsn: lsn, logEntries: before.logEntries + entries.length, logBytes: before.logBytes + bytes, failures: 0 };
   }
 
   writeSnapshot(meta: PartitionMeta, chunks: string[], lsn: number, format: string, midway?: () => void): void {

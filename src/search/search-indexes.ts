@@ -28,6 +28,8 @@ export interface SearchIndexesOptions {
   budgetBytes: () => number;
   /** Every current document of a table, to rebuild a partition whose snapshot format is outdated. */
   documents: (table: string) => Iterable<Document>;
+  /** Told each partition's log size after a commit appended to it (to schedule compaction). */
+  onLogGrowth?: (meta: PartitionMeta) => void;
 }
 
 function partitionKey(index: string, partition: IndexKey): string {
@@ -40,6 +42,7 @@ export class SearchIndexes implements SearchBackend {
   private readonly schema: Schema;
   private readonly budgetBytes: () => number;
   private readonly documents: (table: string) => Iterable<Document>;
+  private readonly onLogGrowth: ((meta: PartitionMeta) => void) | undefined;
   /** Loaded partitions in least-recently-used order (first is the coldest). */
   private readonly loaded = new Map<string, { index: SearchIndexDefinition; partition: IndexKey; data: PartitionIndex }>();
 
@@ -48,6 +51,7 @@ export class SearchIndexes implements SearchBackend {
     this.storage = options.storage;
     this.budgetBytes = options.budgetBytes;
     this.documents = options.documents;
+    this.onLogGrowth = options.onLogGrowth;
   }
 
   get loadedPartitions(): number {
@@ -86,7 +90,10 @@ export class SearchIndexes implements SearchBackend {
       if (write.old) add(write.index, write.old.partition, { id: write.id, old: write.old, new: null });
       if (write.new) add(write.index, write.new.partition, { id: write.id, old: null, new: write.new });
     }
-    for (const group of byPartition.values()) this.storage.appendLog(group.index, group.partition, group.entries);
+    for (const group of byPartition.values()) {
+      const meta = this.storage.appendLog(group.index, group.partition, group.entries);
+      this.onLogGrowth?.(meta);
+    }
   }
 
   applyWrites(writes: readonly SearchWrite[]): void {

@@ -37,8 +37,8 @@ export interface SearchStorage {
   /** The snapshot's chunks, in order. */
   readSnapshot(meta: PartitionMeta): string[];
   readLog(index: string, partition: IndexKey, afterLsn: number): LogEntry[];
-  /** Appends to a partition's log (inside the commit's transaction). */
-  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): void;
+  /** Appends to a partition's log (inside the commit's transaction); returns its meta after. */
+  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): PartitionMeta;
   /**
    * Writes generation `meta.gen + 1` covering the log up to `lsn`, atomically
    * replacing the old one. `midway` runs inside the transaction after the new
@@ -85,7 +85,7 @@ export class MemorySearchStorage implements SearchStorage {
     return (this.logs.get(this.key(index, partition)) ?? []).filter((e) => e.lsn > afterLsn);
   }
 
-  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): void {
+  appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): PartitionMeta {
     const key = this.key(index, partition);
     const meta = this.metas.get(key) ?? { index, partition, gen: 0, snapshotLsn: 0, lastLsn: 0, logEntries: 0, logBytes: 0, format: "", failures: 0 };
     const log = this.logs.get(key) ?? [];
@@ -98,6 +98,7 @@ export class MemorySearchStorage implements SearchStorage {
     meta.failures = 0;
     this.metas.set(key, meta);
     this.logs.set(key, log);
+    return { ...meta };
   }
 
   writeSnapshot(meta: PartitionMeta, chunks: string[], lsn: number, format: string, midway?: () => void): void {

@@ -28,7 +28,6 @@ import {
   type Engine,
   type IndexWrite,
   type JSONValue,
-  type MutationResult,
   type ReadSet,
   type SearchRead,
   type SearchWrite,
@@ -106,8 +105,6 @@ export interface SyncServerOptions {
   log?: (line: string) => void;
   /** Moves the deployment's timestamp forward without a commit (see Connect). */
   advanceTimestamp: (ts: bigint) => void;
-  /** Called after each commit this server ran; must call `afterCommit` (the default does only that). */
-  onCommit?: (result: MutationResult) => void;
   /** Yields between refresh slices (default: a timer). */
   pause?: (ms: number) => Promise<void>;
 }
@@ -131,10 +128,8 @@ export class SyncServer {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly advanceTimestamp: (ts: bigint) => void;
-  private readonly onCommit: (result: MutationResult) => void;
 
   constructor(options: SyncServerOptions) {
-    this.onCommit = options.onCommit ?? ((result) => this.afterCommit(result.writes, result.searchWrites));
     this.engine = options.engine;
     this.storage = options.storage;
     this.knobs = options.knobs;
@@ -394,7 +389,7 @@ export class SyncServer {
             this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts }, this.now()),
           );
           session.send(mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts), this.now());
-          this.onCommit(result);
+          this.afterCommit(result.writes, result.searchWrites);
         } catch (error) {
           const failure = error instanceof FunctionError ? error : error instanceof ValueError ? new FunctionError("InvalidArgument", error.message) : null;
           if (!failure) throw error;
