@@ -3,7 +3,7 @@
  * Bundled to public/build/chat.js by `npm run build:web` (run before `dev`).
  */
 import { ConvexClient } from "convex/browser";
-import { anyApi } from "convex/server";
+import { anyApi, type FunctionReference } from "convex/server";
 
 type Message = { _id: string; _creationTime: number; author: string; body: string };
 
@@ -20,31 +20,44 @@ const status = $<HTMLSpanElement>("#status");
 chatInput.value = params.get("chat") ?? "general";
 authorInput.value = localStorage.getItem("calmsync-author") ?? `guest-${Math.floor(Math.random() * 1000)}`;
 
-let unsubscribe: (() => void) | null = null;
-function watch(chatId: string): void {
-  unsubscribe?.();
-  list.replaceChildren();
-  unsubscribe = client.onUpdate(
-    anyApi.messages!.list!,
-    { chatId },
-    (messages: Message[]) => {
-      list.replaceChildren(
-        ...messages.map((m) => {
-          const item = document.createElement("li");
-          const time = new Date(m._creationTime).toLocaleTimeString();
-          item.innerHTML = `<time></time> <b></b> <span></span>`;
-          item.querySelector("time")!.textContent = time;
-          item.querySelector("b")!.textContent = m.author;
-          item.querySelector("span")!.textContent = m.body;
-          return item;
-        }),
-      );
-    },
-    (error) => (status.textContent = `query failed: ${error.message}`),
+const searchInput = $<HTMLInputElement>("#search");
+const results = $<HTMLOListElement>("#results");
+
+function render(target: HTMLOListElement, messages: Message[]): void {
+  target.replaceChildren(
+    ...messages.map((m) => {
+      const item = document.createElement("li");
+      item.innerHTML = `<time></time> <b></b> <span></span>`;
+      item.querySelector("time")!.textContent = new Date(m._creationTime).toLocaleTimeString();
+      item.querySelector("b")!.textContent = m.author;
+      item.querySelector("span")!.textContent = m.body;
+      return item;
+    }),
   );
 }
 
-chatInput.addEventListener("change", () => watch(chatInput.value));
+/** One live subscription per list, replaced when its arguments change. */
+function liveList(target: HTMLOListElement) {
+  let unsubscribe: (() => void) | null = null;
+  return (query: FunctionReference<"query">, args: Record<string, string> | null) => {
+    unsubscribe?.();
+    unsubscribe = null;
+    target.replaceChildren();
+    if (!args) return;
+    unsubscribe = client.onUpdate(query, args, (messages: Message[]) => render(target, messages), (error) => (status.textContent = `query failed: ${error.message}`));
+  };
+}
+
+const showMessages = liveList(list);
+const showResults = liveList(results);
+const watch = (chatId: string) => showMessages(anyApi.messages!.list!, { chatId });
+const search = () => showResults(anyApi.messages!.search!, searchInput.value.trim() ? { chatId: chatInput.value, query: searchInput.value } : null);
+
+chatInput.addEventListener("change", () => {
+  watch(chatInput.value);
+  search();
+});
+searchInput.addEventListener("input", search);
 $<HTMLFormElement>("#send").addEventListener("submit", async (event) => {
   event.preventDefault();
   const body = $<HTMLInputElement>("#body");
