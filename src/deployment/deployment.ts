@@ -26,6 +26,7 @@ import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
+import { backfillIndexes } from "./index-backfill.ts";
 import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { VERSION } from "../version.ts";
@@ -141,6 +142,8 @@ export function defineDeployment(app: AppDefinition) {
         },
       });
       this.store.useSearch(this.search);
+      const backfill = backfillIndexes(ctx.storage, app.schema, this.search.storage, (table) => this.store.documentsOf(table));
+      if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
       this.admission = new Admission(() => this.knobs.values, Date.now());
       this.alarms = new AlarmScheduler(ctx.storage, {
         ping: () => {

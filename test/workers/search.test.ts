@@ -167,3 +167,33 @@ describe("search persistence", () => {
     watcher.close();
   });
 });
+
+describe("indexes added to existing data", () => {
+  it("are backfilled from the documents on start: index queries and searches find older documents", async () => {
+    const deployment = fresh("backfill");
+    const stub = bindings.DEPLOYMENTS.getByName(deployment);
+    await send(deployment, "new", "written with every index in place");
+    // Simulate data from before the by_chat and search_body indexes existed: a document
+    // with no index entries and no search log, and no record of those index definitions.
+    await runInDurableObject(stub, (_i, state) => {
+      const legacy = { _id: "0legacy0legacy0legacy0lega", _creationTime: 1_700_000_000_000, chatId: "old", author: "z", body: "legacy hello from the past" };
+      state.storage.sql.exec("INSERT INTO documents (id, table_name, json) VALUES (?, 'messages', ?)", legacy._id, JSON.stringify(legacy));
+      const recorded = JSON.parse(state.storage.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'index_definitions'").one().value);
+      delete recorded["messages.by_chat"];
+      delete recorded["messages.search_body"];
+      delete recorded["messages.by_id"];
+      state.storage.sql.exec("UPDATE meta SET value = ? WHERE key = 'index_definitions'", JSON.stringify(recorded));
+    });
+    const before = await deploymentStub(bindings, deployment).run("query", "messages:list", { chatId: "old" }, "t");
+    expect(before).toMatchObject({ status: "success", value: [] });
+
+    await evictDurableObject(stub);
+    const api = deploymentStub(bindings, deployment);
+    const listed = await api.run("query", "messages:list", { chatId: "old" }, "t");
+    expect((listed as unknown as { value: { body: string }[] }).value.map((m) => m.body)).toEqual(["legacy hello from the past"]);
+    const found = await api.run("query", "messages:search", { chatId: "old", query: "legacy" }, "t");
+    expect((found as unknown as { value: { body: string }[] }).value.map((m) => m.body)).toEqual(["legacy hello from the past"]);
+    const got = await api.run("query", "messages:search", { chatId: "new", query: "written" }, "t");
+    expect(got).toMatchObject({ status: "success", value: [{ body: "written with every index in place" }] }); // the rest is untouched
+  });
+});

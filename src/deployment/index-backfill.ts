@@ -1,0 +1,86 @@
+/**
+ * Keeps stored indexes in step with the app's schema. Adding `.index(...)` or
+ * `.searchIndex(...)` to a table that already has documents must cover those
+ * documents too, or queries through the new index silently miss them; a
+ * removed or redefined index must not leave stale entries behind.
+ *
+ * On every start the object compares each index's definition with the one
+ * recorded in `meta` and, for each that is new or changed, rebuilds it from
+ * the documents in one transaction: index entries for an index, the search
+ * log of every partition for a search index (partitions then load from the
+ * log and the compactor snapshots them). Unchanged indexes cost one read of
+ * `meta`. This is a schema change, not a commit: nothing is invalidated (no
+ * subscription can exist yet while the object starts).
+ */
+import { indexKeyOf, keyToBytes, searchDocumentOf, type Document, type Schema } from "../engine/index.ts";
+import type { SearchStorage } from "../search/storage.ts";
+
+const META_KEY = "index_definitions";
+
+interface BackfillReport {
+  rebuilt: string[];
+  dropped: string[];
+  /** No definitions were recorded yet (a new deployment, or data from before this code). */
+  firstStart: boolean;
+}
+
+function definitions(schema: Schema): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const table of schema.tables.values()) {
+    for (const index of table.indexes.values()) out.set(index.qualifiedName, JSON.stringify({ kind: "index", keyFields: index.keyFields }));
+    for (const search of table.searchIndexes.values()) {
+      out.set(search.qualifiedName, JSON.stringify({ kind: "search", searchField: search.searchField, filterFields: search.filterFields }));
+    }
+  }
+  return out;
+}
+
+export function backfillIndexes(
+  storage: DurableObjectStorage,
+  schema: Schema,
+  search: SearchStorage,
+  documentsOf: (table: string) => Iterable<Document>,
+): BackfillReport {
+  const sql = storage.sql;
+  const stored = new Map<string, string>(
+    Object.entries(JSON.parse(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", META_KEY).toArray()[0]?.value ?? "{}")),
+  );
+  const wanted = definitions(schema);
+  const report: BackfillReport = { rebuilt: [], dropped: [], firstStart: stored.size === 0 };
+  if (stored.size === wanted.size && [...wanted].every(([name, definition]) => stored.get(name) === definition)) return report;
+
+  storage.transactionSync(() => {
+    // Whatever is stored for an index that is new, changed or gone is replaced or removed
+    // (an index "new" to this record may still have entries, e.g. from before it was recorded).
+    for (const name of new Set([...stored.keys(), ...wanted.keys()])) {
+      if (wanted.get(name) === stored.get(name)) continue;
+      sql.exec("DELETE FROM index_entries WHERE index_name = ?", name);
+      for (const table of ["search_log", "search_chunks", "search_partitions"]) sql.exec(`DELETE FROM ${table} WHERE index_name = ?`, name);
+      if (!wanted.has(name)) report.dropped.push(name);
+    }
+    for (const [name, definition] of wanted) {
+      if (stored.get(name) === definition) continue;
+      const [tableName, indexName] = name.split(".") as [string, string];
+      const table = schema.table(tableName);
+      const index = table.indexes.get(indexName);
+      if (index) {
+        for (const document of documentsOf(tableName)) {
+          sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", name, keyToBytes(indexKeyOf(index, document)).buffer, document._id);
+        }
+      } else {
+        const searchIndex = table.searchIndexes.get(indexName)!;
+        const byPartition = new Map<string, { id: string; old: null; new: ReturnType<typeof searchDocumentOf> }[]>();
+        for (const document of documentsOf(tableName)) {
+          const version = searchDocumentOf(searchIndex, document);
+          let entries = byPartition.get(version.partition);
+          if (!entries) byPartition.set(version.partition, (entries = []));
+          entries.push({ id: document._id, old: null, new: version });
+        }
+        for (const [partition, entries] of byPartition) search.appendLog(name, partition, entries);
+      }
+      report.rebuilt.push(name);
+    }
+    sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", META_KEY, JSON.stringify(Object.fromEntries(wanted)));
+  });
+  return report;
+}
