@@ -158,6 +158,20 @@ export const KNOBS = {
     unit: "count",
     doc: "Bucket size for resubscribeRate.",
   },
+  maxQueriesPerSession: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Queries one session may subscribe to; a query set change past it is a protocol error for that socket (a client bug, not load).",
+  },
+  maxPendingMutationsPerSession: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Mutations one session may have waiting to run; more fail individually with a clear error (Convex: TooManyConcurrentMutations).",
+  },
   queryResultCacheMB: {
     default: 16,
     min: 1,

@@ -45,6 +45,8 @@ export class SyncSession {
   readonly queries = new Map<number, SessionQuery>();
   /** Query ids removed since the last Transition (each becomes a QueryRemoved). */
   pendingRemovals: number[] = [];
+  /** Mutations received and not yet answered. */
+  pendingMutations = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
   /** When we last sent anything, for idle pings (0 after a wake: ping at the next chance). */

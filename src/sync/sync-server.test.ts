@@ -14,6 +14,8 @@ const KNOBS: SyncKnobs = {
   resubscribeRate: 100_000,
   resubscribeBurst: 100_000,
   queryResultCacheMB: 16,
+  maxQueriesPerSession: 1_000,
+  maxPendingMutationsPerSession: 1_000,
   refreshQueueLimit: 10_000,
   refreshSliceQueryRuns: 100,
   refreshSliceTransitions: 1_000,
@@ -24,7 +26,12 @@ function setup(knobs: Partial<SyncKnobs> = {}) {
   const sync = new SyncServer({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined });
   const open = (name: string) => {
     const frames: { type: string; [k: string]: unknown }[] = [];
-    const connection: Connection = { send: (f) => frames.push(JSON.parse(f)), close: () => undefined, saveAttachment: (_a: SessionAttachment) => undefined };
+    const closed: { code: number; reason: string }[] = [];
+    const connection: Connection = {
+      send: (f) => frames.push(JSON.parse(f)),
+      close: (code, reason) => closed.push({ code, reason }),
+      saveAttachment: (_a: SessionAttachment) => undefined,
+    };
     const session = sync.open(connection, name);
     const send = (message: unknown) => sync.receive(session, JSON.stringify(message));
     const latest = (queryId: number) => {
@@ -36,7 +43,7 @@ function setup(knobs: Partial<SyncKnobs> = {}) {
       }
       return undefined;
     };
-    return { session, frames, send, latest };
+    return { session, frames, closed, send, latest };
   };
   const idle = async () => {
     while (sync.scheduler.waiting > 0) await new Promise((r) => setTimeout(r, 1));
@@ -93,6 +100,38 @@ describe("SyncServer", () => {
     expect(reRuns).toBeGreaterThan(0);
     expect(reRuns).toBeLessThan(40);
     for (let chat = 0; chat < 40; chat++) expect(second.latest(chat)).toEqual(first.latest(chat));
+  });
+});
+
+describe("per-session limits", () => {
+  it("refuses a query set past maxQueriesPerSession as a protocol error for that socket only", async () => {
+    const { open, idle } = setup({ maxQueriesPerSession: 3 });
+    const add = (n: number, from = 0) =>
+      Array.from({ length: n }, (_, i) => ({ type: "Add", queryId: from + i, udfPath: "messages:list", args: [{ chatId: `c${from + i}` }] }));
+    const ok = open("ok");
+    await ok.send({ type: "Connect", sessionId: "ok", connectionCount: 0, lastCloseReason: null });
+    await ok.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: add(3) });
+    const greedy = open("greedy");
+    await greedy.send({ type: "Connect", sessionId: "greedy", connectionCount: 0, lastCloseReason: null });
+    await greedy.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: add(2) });
+    await greedy.send({ type: "ModifyQuerySet", baseVersion: 1, newVersion: 2, modifications: add(2, 2) });
+    await idle();
+    expect(ok.closed).toEqual([]);
+    expect(greedy.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
+    expect(greedy.frames.find((f) => f.type === "FatalError")?.error).toMatch(/Query set of 4 queries exceeds the limit of 3 per session/);
+  });
+
+  it("fails mutations past maxPendingMutationsPerSession individually, without closing", async () => {
+    const { open, idle } = setup({ maxPendingMutationsPerSession: 2 });
+    const client = open("busy");
+    await client.send({ type: "Connect", sessionId: "busy", connectionCount: 0, lastCloseReason: null });
+    const sent = Array.from({ length: 5 }, (_, i) => client.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] }));
+    await Promise.all(sent);
+    await idle();
+    const responses = client.frames.filter((f) => f.type === "MutationResponse");
+    expect(responses.filter((r) => r.success)).toHaveLength(2);
+    expect(responses.filter((r) => !r.success).map((r) => r.result)).toEqual(Array(3).fill(expect.stringMatching(/Too many concurrent mutations.*2 are waiting/)));
+    expect(client.closed).toEqual([]);
   });
 });
 

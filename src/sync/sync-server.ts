@@ -67,6 +67,10 @@ export interface SyncKnobs extends RefreshKnobs {
   resubscribeBurst: number;
   /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
   queryResultCacheMB: number;
+  /** Queries one session may hold. */
+  maxQueriesPerSession: number;
+  /** Mutations one session may have waiting to run. */
+  maxPendingMutationsPerSession: number;
 }
 
 export interface SyncCounters {
@@ -317,6 +321,12 @@ export class SyncServer {
       throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${session.receivedQuerySet}`);
     }
     if (message.newVersion <= message.baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must be greater than baseVersion");
+    const adds = message.modifications.filter((m) => m.type === "Add").length;
+    const removes = message.modifications.filter((m) => m.type === "Remove" && session.queries.has(m.queryId)).length;
+    const limit = this.knobs().maxQueriesPerSession;
+    if (session.queries.size + adds - removes > limit) {
+      throw new ProtocolError(`Query set of ${session.queries.size + adds - removes} queries exceeds the limit of ${limit} per session (knob maxQueriesPerSession)`);
+    }
     for (const modification of message.modifications) {
       if (modification.type === "Add") {
         if (session.queries.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
@@ -376,6 +386,13 @@ export class SyncServer {
 
   private async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): Promise<void> {
     const sessionId = session.sessionId!;
+    const limit = this.knobs().maxPendingMutationsPerSession;
+    if (session.pendingMutations >= limit) {
+      // Not fatal: the client fails this one mutation and can retry once earlier ones finish.
+      const refusal = `Too many concurrent mutations on this connection: ${limit} are waiting (knob maxPendingMutationsPerSession)`;
+      return session.send(mutationFailure(message.requestId, refusal, undefined), this.now());
+    }
+    session.pendingMutations++;
     await this.engine.exclusive(async () => {
       const previous = this.storage.findMutationResult(sessionId, message.requestId);
       if (previous) {
@@ -399,7 +416,7 @@ export class SyncServer {
       // The client resolves the mutation once a Transition reaches its ts.
       session.owesTransition = true;
       this.schedule(session);
-    });
+    }).finally(() => session.pendingMutations--);
   }
 
   /** Marks what a commit affected. Call after every commit, whatever ran it (HTTP or socket). */
