@@ -8,7 +8,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { machine } from "./bench/harness.ts";
-import { benchSubscriptionIndex } from "./bench/subscription-index.ts";
+import { benchSearchSubscriptions, benchSubscriptionIndex } from "./bench/subscription-index.ts";
 import { benchFanout } from "./bench/fanout.ts";
 import { benchSearch } from "./bench/search.ts";
 
@@ -16,7 +16,10 @@ const only = process.argv[2];
 const run = (name: string) => !only || only === name;
 
 console.log(`# calmsync benchmarks\n\n${new Date().toISOString().slice(0, 10)} · ${machine()}\n`);
-if (run("subscriptions")) console.log(`## Subscription index: 10,000 writes\n\n${benchSubscriptionIndex()}\n`);
+if (run("subscriptions")) {
+  console.log(`## Subscription index: 10,000 writes\n\n${benchSubscriptionIndex()}\n`);
+  console.log(`## Search subscriptions: 2,000 writes\n\n${benchSearchSubscriptions()}\n`);
+}
 if (run("search")) console.log(`## Search\n\n${benchSearch()}\n`);
 /** Runs the workerd benchmarks (vitest-plugin) and returns each printed table by name. */
 function workerdTables(files: string[]): Map<string, string> {

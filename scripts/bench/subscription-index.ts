@@ -11,7 +11,21 @@
  *   each index the subscription read and test its intervals (the pre-fix
  *   Convex shape the postmortem describes).
  */
-import { encodeKey, indexKeyOf, prefixSuccessor, SubscriptionIndex, newDocumentId, type Document, type IndexWrite, type KeyInterval } from "../../src/engine/index.ts";
+import {
+  encodeKey,
+  indexKeyOf,
+  prefixSuccessor,
+  SubscriptionIndex,
+  newDocumentId,
+  searchDocumentOf,
+  searchReadMatches,
+  tokenize,
+  type Document,
+  type IndexWrite,
+  type KeyInterval,
+  type SearchRead,
+  type SearchWrite,
+} from "../../src/engine/index.ts";
 import schema from "../../src/app/schema.ts";
 import { formatMicros, seeded, table, timeMs } from "./harness.ts";
 
@@ -114,4 +128,58 @@ export function benchSubscriptionIndex(sizes = [1_000, 10_000, 100_000]): string
     ["subscriptions", "add / sub", "remove / sub", "index: time / write", "naive scan: time / write", "naive ÷ index", "subs hit / write"],
     rows,
   );
+}
+
+/**
+ * Search subscriptions: which of N subscribed searches does a write hit?
+ * Searches are spread over 1,000 chats (1-2 words each, half with a prefix);
+ * each write is a message of 12 words into a random chat. "index" uses the
+ * per-partition inverted maps; "naive" tests every search read against the
+ * written document (tokenizing once per write, as the index does).
+ */
+export function benchSearchSubscriptions(sizes = [1_000, 10_000, 100_000]): string {
+  const searchIndex = schema.table("messages").searchIndexes.get("search_body")!;
+  const rows: (string | number)[][] = [];
+  const vocabulary = Array.from({ length: 2_000 }, (_, i) => `w${i.toString(36)}x`);
+  for (const size of sizes) {
+    const rand = seeded(size + 1);
+    const pick = () => vocabulary[Math.floor(rand() * vocabulary.length)]!;
+    const chats = 1_000;
+    const reads: { id: number; read: SearchRead }[] = [];
+    for (let id = 0; id < size; id++) {
+      const terms = [pick()];
+      if (rand() < 0.5) terms.push(pick());
+      const prefix = rand() < 0.5 ? terms.pop()!.slice(0, 3) : null;
+      reads.push({ id, read: { index: searchIndex.qualifiedName, partition: encodeKey([`chat-${id % chats}`]), filters: [], terms, prefix } });
+    }
+    const index = new SubscriptionIndex<number>();
+    for (const { id, read } of reads) index.add(id, new Map(), [read]);
+    const writes: SearchWrite[] = Array.from({ length: 2_000 }, (_, i) => {
+      const chat = `chat-${Math.floor(rand() * chats)}`;
+      const doc: Document = { _id: `d${i}`, _creationTime: i, chatId: chat, author: "a", body: Array.from({ length: 12 }, pick).join(" ") };
+      return { index: searchIndex.qualifiedName, id: doc._id, old: null, new: searchDocumentOf(searchIndex, doc) };
+    });
+    let hits = 0;
+    const indexMs = timeMs(() => {
+      for (const write of writes) hits += index.affected([], [write]).size;
+    });
+    let naiveHits = 0;
+    const naiveMs = timeMs(() => {
+      for (const write of writes) {
+        const version = write.new!;
+        const terms = new Set(tokenize(version.text));
+        const filterKeys = version.filters.map((value) => encodeKey([value]));
+        for (const { read } of reads) if (searchReadMatches(read, version, terms, filterKeys)) naiveHits++;
+      }
+    });
+    if (hits !== naiveHits) throw new Error(`search index and naive disagree: ${hits} vs ${naiveHits}`);
+    rows.push([
+      size.toLocaleString("en-US"),
+      formatMicros(indexMs / writes.length),
+      formatMicros(naiveMs / writes.length),
+      `${Math.round(naiveMs / indexMs).toLocaleString("en-US")}x`,
+      (hits / writes.length).toFixed(2),
+    ]);
+  }
+  return table(["search subscriptions", "index: time / write", "naive: time / write", "naive ÷ index", "subs hit / write"], rows);
 }

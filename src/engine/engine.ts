@@ -12,9 +12,10 @@
  *    single-threaded and CPU-bound work would serialize anyway.
  * 2. A mutation writes into an overlay (`Transaction`) that its own reads
  *    consult first. A throw discards the overlay; nothing touched storage.
- * 3. On success the overlay, its index keys (computed once) and any caller
- *    record (the idempotency entry of a retried mutation) are applied in one
- *    synchronous store commit, i.e. one `transactionSync` in the Durable Object.
+ * 3. On success the overlay, its index keys (computed once), its search
+ *    index log entries and any caller record (the idempotency entry of a
+ *    retried mutation) are applied in one synchronous store commit, i.e. one
+ *    `transactionSync` in the Durable Object.
  * 4. Timestamps come from the store's last commit: max(last + 1, wall clock in
  *    ns), persisted with the commit, so they increase across restarts.
  */
