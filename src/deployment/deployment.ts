@@ -332,7 +332,7 @@ export function defineDeployment(app: AppDefinition) {
         sessions: { current: this.sync.sessionCount, limit: k.maxSessions },
         admissions: { ...this.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
         searchMemory: { bytes: this.search.memoryBytes, budgetBytes: k.searchMemoryBudgetMB * 1_048_576 },
-        queryResultCache: { bytes: this.sync.results.bytes, budgetBytes: k.queryResultCacheMB * 1_048_576, evictions: this.sync.results.evictions },
+        queryResultCache: { bytes: this.sync.instances.results.bytes, budgetBytes: k.queryResultCacheMB * 1_048_576, evictions: this.sync.instances.results.evictions },
         frameBytes: { limit: k.maxFrameBytes },
       };
     }

@@ -82,8 +82,8 @@ describe("SyncServer", () => {
       modifications: Array.from({ length: 40 }, (_, chat) => ({ type: "Add", queryId: chat, udfPath: "messages:list", args: [{ chatId: `c${chat}` }] })),
     });
     await idle();
-    expect(sync.results.evictions).toBeGreaterThan(0);
-    expect(sync.results.bytes).toBeLessThanOrEqual(1_048_576 + 70_000);
+    expect(sync.instances.results.evictions).toBeGreaterThan(0);
+    expect(sync.instances.results.bytes).toBeLessThanOrEqual(1_048_576 + 70_000);
     // A second session subscribing to the same queries (most recently cached first) gets the same
     // results, re-running only the evicted ones.
     const runsBefore = engine.counters.queryExecutions;

@@ -2,9 +2,9 @@
  * Live sync: sessions speaking the Convex sync protocol, shared query
  * instances, precise invalidation and the refresh path.
  *
- * - A **query instance** is one (function, args): every session subscribed to
- *   the same query shares it, so it runs once per timestamp however many
- *   sessions watch it, and the subscription index holds it once.
+ * - Sessions share a **query instance** per (function, args)
+ *   (`query-instances.ts`): it runs once per timestamp however many sessions
+ *   watch it, and the subscription index holds it once.
  * - After a commit, the subscription index names the instances whose read-sets
  *   contain a written key; they become dirty and their sessions are scheduled.
  *   Nothing else (restart, hibernation, a no-op mutation, search maintenance)
@@ -18,21 +18,7 @@
  * turn sees one snapshot and transitions are ordered after the mutation
  * responses that caused them.
  */
-import {
-  FunctionError,
-  SubscriptionIndex,
-  ValueError,
-  canonicalizePath,
-  convexToJson,
-  jsonToConvex,
-  type Engine,
-  type IndexWrite,
-  type JSONValue,
-  type ReadSet,
-  type SearchRead,
-  type SearchWrite,
-  type Value,
-} from "../engine/index.ts";
+import { FunctionError, ValueError, convexToJson, jsonToConvex, type Engine, type IndexWrite, type SearchWrite } from "../engine/index.ts";
 import {
   PING,
   ProtocolError,
@@ -50,12 +36,11 @@ import {
   type EncodedModification,
   type StateVersion,
 } from "../protocol/sync.ts";
-import { resultHash } from "./hash.ts";
 import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
-import { ResultCache } from "./result-cache.ts";
+import { QueryInstances } from "./query-instances.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
 export interface SyncKnobs extends RefreshKnobs {
@@ -80,23 +65,6 @@ export interface SyncCounters {
   protocolErrors: number;
 }
 
-interface QueryInstance {
-  key: string;
-  udfPath: string;
-  args: Value;
-  argsJson: string;
-  /** Null until first run in this process. */
-  readSet: ReadSet | null;
-  searchReads: SearchRead[];
-  resultHash: string | null;
-  /** The last result, encoded once and shared by every session (memory only: null after a wake). */
-  encoded: { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined } | null;
-  /** A commit wrote into its read-set since it last ran. */
-  dirty: boolean;
-  /** Sessions subscribed, with how many of their query ids use this instance. */
-  subscribers: Map<SyncSession, number>;
-}
-
 /** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
 const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
@@ -116,8 +84,7 @@ export interface SyncServerOptions {
 export class SyncServer {
   readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0 };
   private readonly sessions = new Map<string, SyncSession>();
-  private readonly instances = new Map<string, QueryInstance>();
-  private readonly index = new SubscriptionIndex<QueryInstance>();
+  readonly instances: QueryInstances;
   readonly scheduler: RefreshScheduler;
   /** Sessions whose attachment lags behind the version last sent (saved once the refresh queue drains). */
   private readonly unsavedVersions = new Set<SyncSession>();
@@ -125,7 +92,6 @@ export class SyncServer {
   private loaded = false;
   /** Budget for running queries that are new to a session (reconnect replays). */
   private readonly resubscribe: TokenBucket;
-  readonly results: ResultCache<QueryInstance>;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
   private readonly knobs: () => SyncKnobs;
@@ -154,10 +120,7 @@ export class SyncServer {
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       onIdle: () => this.saveVersions(),
     });
-    this.results = new ResultCache<QueryInstance>(
-      () => this.knobs().queryResultCacheMB * 1_048_576,
-      (instance) => (instance.encoded = null),
-    );
+    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheMB * 1_048_576);
     this.resubscribe = new TokenBucket(
       () => this.knobs().resubscribeRate,
       () => this.knobs().resubscribeBurst,
@@ -199,36 +162,7 @@ export class SyncServer {
   private ensureLoaded(): void {
     if (this.loaded) return;
     this.loaded = true;
-    for (const stored of this.storage.loadInstances()) {
-      const instance: QueryInstance = {
-        key: stored.key,
-        udfPath: stored.udfPath,
-        args: jsonToConvex(JSON.parse(stored.argsJson)),
-        argsJson: stored.argsJson,
-        readSet: stored.readSet,
-        searchReads: stored.searchReads,
-        resultHash: stored.resultHash,
-        encoded: null,
-        dirty: false,
-        subscribers: new Map(),
-      };
-      this.instances.set(instance.key, instance);
-      this.index.add(instance, stored.readSet, stored.searchReads);
-    }
-    const orphaned = new Set<string>();
-    for (const query of this.storage.loadQueries()) {
-      const session = this.sessions.get(query.connectionId);
-      const instance = this.instances.get(query.instanceKey);
-      if (!session || !instance) {
-        orphaned.add(query.connectionId);
-        continue;
-      }
-      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: instance.resultHash });
-      instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
-    }
-    // Sockets that closed while we were evicted (no close event reached us).
-    for (const connectionId of orphaned) if (!this.sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
-    for (const instance of [...this.instances.values()]) if (instance.subscribers.size === 0) this.dropInstance(instance);
+    this.instances.load(this.sessions);
   }
 
   open(connection: Connection, connectionId: string): SyncSession {
@@ -330,8 +264,8 @@ export class SyncServer {
     for (const modification of message.modifications) {
       if (modification.type === "Add") {
         if (session.queries.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
-        const instance = this.instanceFor(modification.udfPath, modification.args);
-        instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
+        const instance = this.instances.acquire(modification.udfPath, modification.args);
+        this.instances.subscribe(instance, session);
         session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
         this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
       } else {
@@ -344,44 +278,12 @@ export class SyncServer {
     this.schedule(session);
   }
 
-  private instanceFor(udfPath: string, argsJson: JSONValue): QueryInstance {
-    const path = canonicalizePath(udfPath);
-    let args: Value;
-    let canonicalArgs: string;
-    try {
-      args = jsonToConvex(argsJson);
-      canonicalArgs = JSON.stringify(convexToJson(args));
-    } catch (error) {
-      if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
-      throw error;
-    }
-    const key = `${path}|${canonicalArgs}`;
-    let instance = this.instances.get(key);
-    if (!instance) {
-      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
-      this.instances.set(key, instance);
-    }
-    return instance;
-  }
-
   private removeQuery(session: SyncSession, queryId: number): void {
     const query = session.queries.get(queryId);
     if (!query) return;
     session.queries.delete(queryId);
     this.storage.deleteQuery(session.connectionId, queryId);
-    const instance = this.instances.get(query.instanceKey);
-    if (!instance) return;
-    const remaining = (instance.subscribers.get(session) ?? 1) - 1;
-    if (remaining > 0) instance.subscribers.set(session, remaining);
-    else instance.subscribers.delete(session);
-    if (instance.subscribers.size === 0) this.dropInstance(instance);
-  }
-
-  private dropInstance(instance: QueryInstance): void {
-    this.instances.delete(instance.key);
-    this.index.remove(instance);
-    this.results.remove(instance);
-    this.storage.deleteInstance(instance.key);
+    this.instances.unsubscribe(query.instanceKey, session);
   }
 
   private async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): Promise<void> {
@@ -423,8 +325,7 @@ export class SyncServer {
   afterCommit(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = []): void {
     if (writes.length === 0 && searchWrites.length === 0) return;
     this.ensureLoaded();
-    for (const instance of this.index.affected(writes, searchWrites)) {
-      instance.dirty = true;
+    for (const instance of this.instances.invalidate(writes, searchWrites)) {
       for (const session of instance.subscribers.keys()) this.schedule(session);
     }
   }
@@ -455,12 +356,12 @@ export class SyncServer {
     for (const [queryId, query] of session.queries) {
       const instance = this.instances.get(query.instanceKey)!;
       if (instance.dirty || (instance.encoded === null && query.sentHash !== instance.resultHash)) {
-        await this.run(instance);
+        if (await this.instances.run(instance)) this.counters.invalidations++;
         runs++;
       }
       if (query.sentHash === instance.resultHash) continue;
       const encoded = instance.encoded!;
-      this.results.touch(instance);
+      this.instances.results.touch(instance);
       modifications.push(encoded.ok ? queryUpdated(queryId, encoded.value) : queryFailed(queryId, encoded.message, encoded.data));
       query.sentHash = instance.resultHash;
     }
@@ -477,37 +378,6 @@ export class SyncServer {
     // many times under load is saved once.
     this.unsavedVersions.add(session);
     return { runs, sent: true };
-  }
-
-  /** Runs an instance at the current timestamp and stores its new read-set and result hash. */
-  private async run(instance: QueryInstance): Promise<void> {
-    if (instance.dirty && instance.readSet !== null) this.counters.invalidations++;
-    let encoded: NonNullable<QueryInstance["encoded"]>;
-    let readSet: ReadSet;
-    let searchReads: SearchRead[] = [];
-    try {
-      const fn = this.engine.resolve(instance.udfPath, "query");
-      const outcome = await this.engine.executeQuery(fn, instance.udfPath, instance.args);
-      readSet = outcome.readSet;
-      searchReads = outcome.searchReads;
-      encoded = outcome.error
-        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
-        : { ok: true, value: JSON.stringify(outcome.json) };
-    } catch (error) {
-      if (!(error instanceof FunctionError)) throw error;
-      // Unknown function: fails now, and nothing it "read" can change that.
-      readSet = new Map();
-      encoded = { ok: false, message: error.message, data: undefined };
-    }
-    instance.encoded = encoded;
-    // UTF-16 in memory: two bytes per code unit.
-    this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length));
-    instance.dirty = false;
-    instance.readSet = readSet;
-    instance.searchReads = searchReads;
-    instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
-    this.index.add(instance, readSet, searchReads);
-    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash });
   }
 
   private saveAttachment(session: SyncSession): void {

@@ -1,0 +1,194 @@
+/**
+ * Shared query instances: one per (function, canonical args). Every session
+ * subscribed to the same query shares its instance, so the query runs once
+ * per timestamp however many sessions watch it, its read-set is held once in
+ * the subscription index, and its encoded result is built once.
+ *
+ * An instance is clean while no commit has written into its read-set since
+ * it last ran: then its result is valid at the latest timestamp. A commit
+ * marks the instances it hits dirty; the next session turn that needs one
+ * re-runs it.
+ */
+import {
+  FunctionError,
+  SubscriptionIndex,
+  ValueError,
+  canonicalizePath,
+  convexToJson,
+  jsonToConvex,
+  type Engine,
+  type IndexWrite,
+  type JSONValue,
+  type ReadSet,
+  type SearchRead,
+  type SearchWrite,
+  type Value,
+} from "../engine/index.ts";
+import { ProtocolError } from "../protocol/sync.ts";
+import { resultHash } from "./hash.ts";
+import { ResultCache } from "./result-cache.ts";
+import type { SyncSession } from "./session.ts";
+import type { SyncStorage } from "./storage.ts";
+
+export type EncodedResult = { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined };
+
+export interface QueryInstance {
+  key: string;
+  udfPath: string;
+  args: Value;
+  argsJson: string;
+  /** Null until it has run (in this process or, restored, in an earlier one). */
+  readSet: ReadSet | null;
+  searchReads: SearchRead[];
+  resultHash: string | null;
+  /** The last result, encoded once and shared by every session (memory only: null after a wake or an eviction). */
+  encoded: EncodedResult | null;
+  /** A commit wrote into its read-set since it last ran. */
+  dirty: boolean;
+  /** Sessions subscribed, with how many of their query ids use this instance. */
+  subscribers: Map<SyncSession, number>;
+}
+
+export class QueryInstances {
+  private readonly instances = new Map<string, QueryInstance>();
+  private readonly index = new SubscriptionIndex<QueryInstance>();
+  readonly results: ResultCache<QueryInstance>;
+  private readonly engine: Engine;
+  private readonly storage: SyncStorage;
+
+  constructor(engine: Engine, storage: SyncStorage, resultCacheBytes: () => number) {
+    this.engine = engine;
+    this.storage = storage;
+    this.results = new ResultCache<QueryInstance>(resultCacheBytes, (instance) => (instance.encoded = null));
+  }
+
+  get size(): number {
+    return this.instances.size;
+  }
+
+  get(key: string): QueryInstance | undefined {
+    return this.instances.get(key);
+  }
+
+  /**
+   * Restores instances and query sets from storage for the given live sessions
+   * (read-sets, not results: nothing runs). Query rows of sockets that closed
+   * unseen are deleted, and instances nobody holds are dropped.
+   */
+  load(sessions: ReadonlyMap<string, SyncSession>): void {
+    for (const stored of this.storage.loadInstances()) {
+      const instance: QueryInstance = {
+        key: stored.key,
+        udfPath: stored.udfPath,
+        args: jsonToConvex(JSON.parse(stored.argsJson)),
+        argsJson: stored.argsJson,
+        readSet: stored.readSet,
+        searchReads: stored.searchReads,
+        resultHash: stored.resultHash,
+        encoded: null,
+        dirty: false,
+        subscribers: new Map(),
+      };
+      this.instances.set(instance.key, instance);
+      this.index.add(instance, stored.readSet, stored.searchReads);
+    }
+    const orphaned = new Set<string>();
+    for (const query of this.storage.loadQueries()) {
+      const session = sessions.get(query.connectionId);
+      const instance = this.instances.get(query.instanceKey);
+      if (!session || !instance) {
+        orphaned.add(query.connectionId);
+        continue;
+      }
+      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: instance.resultHash });
+      this.subscribe(instance, session);
+    }
+    for (const connectionId of orphaned) if (!sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
+    for (const instance of [...this.instances.values()]) if (instance.subscribers.size === 0) this.drop(instance);
+  }
+
+  /** The instance for (path, args), created (dirty, never run) if none exists. */
+  acquire(udfPath: string, argsJson: JSONValue): QueryInstance {
+    const path = canonicalizePath(udfPath);
+    let args: Value;
+    let canonicalArgs: string;
+    try {
+      args = jsonToConvex(argsJson);
+      canonicalArgs = JSON.stringify(convexToJson(args));
+    } catch (error) {
+      if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
+      throw error;
+    }
+    const key = `${path}|${canonicalArgs}`;
+    let instance = this.instances.get(key);
+    if (!instance) {
+      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
+      this.instances.set(key, instance);
+    }
+    return instance;
+  }
+
+  subscribe(instance: QueryInstance, session: SyncSession): void {
+    instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
+  }
+
+  /** Drops one of `session`'s uses of the instance; the last use of the last session drops the instance. */
+  unsubscribe(instanceKey: string, session: SyncSession): void {
+    const instance = this.instances.get(instanceKey);
+    if (!instance) return;
+    const remaining = (instance.subscribers.get(session) ?? 1) - 1;
+    if (remaining > 0) instance.subscribers.set(session, remaining);
+    else instance.subscribers.delete(session);
+    if (instance.subscribers.size === 0) this.drop(instance);
+  }
+
+  private drop(instance: QueryInstance): void {
+    this.instances.delete(instance.key);
+    this.index.remove(instance);
+    this.results.remove(instance);
+    this.storage.deleteInstance(instance.key);
+  }
+
+  /** Marks the instances a commit wrote into as dirty and returns them. */
+  invalidate(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[]): Set<QueryInstance> {
+    const hit = this.index.affected(writes, searchWrites);
+    for (const instance of hit) instance.dirty = true;
+    return hit;
+  }
+
+  /**
+   * Runs an instance at the current timestamp, caches its encoded result and
+   * stores its new read-set and result hash. Returns whether this re-run was
+   * caused by a commit (an invalidation) rather than a first run.
+   */
+  async run(instance: QueryInstance): Promise<boolean> {
+    const invalidation = instance.dirty && instance.readSet !== null;
+    let encoded: EncodedResult;
+    let readSet: ReadSet;
+    let searchReads: SearchRead[] = [];
+    try {
+      const fn = this.engine.resolve(instance.udfPath, "query");
+      const outcome = await this.engine.executeQuery(fn, instance.udfPath, instance.args);
+      readSet = outcome.readSet;
+      searchReads = outcome.searchReads;
+      encoded = outcome.error
+        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
+        : { ok: true, value: JSON.stringify(outcome.json) };
+    } catch (error) {
+      if (!(error instanceof FunctionError)) throw error;
+      // Unknown function: fails now, and nothing it "read" can change that.
+      readSet = new Map();
+      encoded = { ok: false, message: error.message, data: undefined };
+    }
+    instance.encoded = encoded;
+    // UTF-16 in memory: two bytes per code unit.
+    this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length));
+    instance.dirty = false;
+    instance.readSet = readSet;
+    instance.searchReads = searchReads;
+    instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
+    this.index.add(instance, readSet, searchReads);
+    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash });
+    return invalidation;
+  }
+}
