@@ -50,8 +50,6 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE knob_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, old_value REAL NOT NULL, new_value REAL NOT NULL, changed_at INTEGER NOT NULL);`,
 ];
 
-export const STORAGE_SCHEMA_VERSION = MIGRATIONS.length;
-
 export function migrate(storage: DurableObjectStorage): void {
   const sql = storage.sql;
   sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");

@@ -45,10 +45,6 @@ export class Transaction {
     this.options = options;
   }
 
-  get writable(): boolean {
-    return this.options.writable;
-  }
-
   private countRead(): void {
     if (++this.documentsRead > this.options.limits.maxDocumentsRead) {
       throw new FunctionError(

@@ -167,10 +167,6 @@ export interface KeyInterval {
   end: IndexKey | null;
 }
 
-export function intervalContains(interval: KeyInterval, key: IndexKey): boolean {
-  return interval.start <= key && (interval.end === null || key < interval.end);
-}
-
 export function intervalIsEmpty(interval: KeyInterval): boolean {
   return interval.end !== null && interval.end <= interval.start;
 }

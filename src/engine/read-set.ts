@@ -46,10 +46,3 @@ export class ReadSetRecorder {
     return out;
   }
 }
-
-export function readSetContains(readSet: ReadSet, index: string, key: string): boolean {
-  for (const interval of readSet.get(index) ?? []) {
-    if (interval.start <= key && (interval.end === null || key < interval.end)) return true;
-  }
-  return false;
-}

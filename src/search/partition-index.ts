@@ -50,21 +50,19 @@ export function canonicalScore(score: number): number {
 
 export class PartitionIndex {
   private readonly mini: MiniSearch<IndexedDoc>;
-  private readonly filterCount: number;
   private postings = 0;
   private baseBytes = 0;
 
-  private constructor(mini: MiniSearch<IndexedDoc>, filterCount: number) {
+  private constructor(mini: MiniSearch<IndexedDoc>) {
     this.mini = mini;
-    this.filterCount = filterCount;
   }
 
   static empty(filterCount: number): PartitionIndex {
-    return new PartitionIndex(new MiniSearch<IndexedDoc>(options(filterCount)), filterCount);
+    return new PartitionIndex(new MiniSearch<IndexedDoc>(options(filterCount)));
   }
 
   static fromSnapshot(json: string, filterCount: number): PartitionIndex {
-    const index = new PartitionIndex(MiniSearch.loadJSON<IndexedDoc>(json, options(filterCount)), filterCount);
+    const index = new PartitionIndex(MiniSearch.loadJSON<IndexedDoc>(json, options(filterCount)));
     index.baseBytes = json.length * HEAP_PER_SNAPSHOT_BYTE;
     return index;
   }
@@ -87,10 +85,6 @@ export class PartitionIndex {
   remove(id: string, doc: SearchDocument): void {
     this.mini.remove(toIndexed(id, doc));
     this.postings -= new Set(tokenize(doc.text)).size;
-  }
-
-  has(id: string): boolean {
-    return this.mini.has(id);
   }
 
   /**
@@ -132,7 +126,4 @@ export class PartitionIndex {
     return JSON.stringify(this.mini);
   }
 
-  get filterFieldCount(): number {
-    return this.filterCount;
-  }
 }

@@ -161,10 +161,6 @@ export class SearchIndexes implements SearchBackend {
     this.loaded.clear();
   }
 
-  isLoaded(index: string, partition: IndexKey): boolean {
-    return this.loaded.has(partitionKey(index, partition));
-  }
-
   /** Index definition by qualified name. */
   indexDefinition(qualifiedName: string): SearchIndexDefinition {
     const [table, name] = qualifiedName.split(".") as [string, string];
