@@ -94,7 +94,7 @@ export function benchSearch(): string {
   const storage = new MemorySearchStorage();
   const indexes = new SearchIndexes({ schema, storage, budgetBytes: () => 64 * 1_048_576, documents: () => [] });
   const key = encodeKey(["hot"]);
-  const writes = docs.map((d, i) => ({ index: index.qualifiedName, id: `id${i}`, old: null, new: d }));
+  const writes = docs.map((d, i) => ({ index: index.qualifiedName, id: `id${i}`, old: null, new: d, reindex: true }));
   indexes.recordWrites(writes.slice(0, 9_000));
   const compaction = { minLogEntries: 1, minLogBytes: 0, budgetDocuments: Infinity, maxChunkBytes: 1_900_000, maxFailures: 3 };
   const compactMs = timeMs(() => compactSearchIndexes(indexes, compaction));

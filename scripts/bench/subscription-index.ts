@@ -157,7 +157,7 @@ export function benchSearchSubscriptions(sizes = [1_000, 10_000, 100_000]): stri
     const writes: SearchWrite[] = Array.from({ length: 2_000 }, (_, i) => {
       const chat = `chat-${Math.floor(rand() * chats)}`;
       const doc: Document = { _id: `d${i}`, _creationTime: i, chatId: chat, author: "a", body: Array.from({ length: 12 }, pick).join(" ") };
-      return { index: searchIndex.qualifiedName, id: doc._id, old: null, new: searchDocumentOf(searchIndex, doc) };
+      return { index: searchIndex.qualifiedName, id: doc._id, old: null, new: searchDocumentOf(searchIndex, doc), reindex: true };
     });
     let hits = 0;
     const indexMs = timeMs(() => {

@@ -232,10 +232,10 @@ export function defineDeployment(app: AppDefinition) {
       const shed = this.sync.newestSessions(excess);
       for (const session of shed) {
         const retryAfterMs = 3_000 + Math.floor(Math.random() * 12_000);
+        console.warn(`[${session.connectionId}] session=${session.sessionId ?? "-"} shed over maxSessions=${this.knobs.values.maxSessions}; retry in ${retryAfterMs} ms`);
         session.connection.close(1013, shedReason(retryAfterMs));
         this.sync.close(session);
       }
-      console.warn(`shed ${shed.length} sessions over maxSessions=${this.knobs.values.maxSessions}`);
     }
 
     private compactionDue(): boolean {

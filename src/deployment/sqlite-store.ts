@@ -9,7 +9,6 @@
  */
 import {
   bytesToKey,
-  convexToJson,
   jsonToConvex,
   keyToBytes,
   type Commit,
@@ -128,7 +127,7 @@ export class SqliteStore implements DocumentStore {
             "INSERT OR REPLACE INTO documents (id, table_name, json) VALUES (?, ?, ?)",
             write.id,
             write.table,
-            JSON.stringify(convexToJson(write.document)),
+            write.json!,
           );
           if (!write.existedBefore) documents++;
         } else {

@@ -16,12 +16,14 @@ import type { ReadSetRecorder } from "./read-set.ts";
 import type { EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { isDocumentId, newDocumentId } from "./ids.ts";
-import { SearchFilterBuilder, searchDocumentOf, type SearchWrite } from "./search.ts";
+import { SearchFilterBuilder, sameSearchDocument, searchDocumentOf, type SearchWrite } from "./search.ts";
 
 interface PendingWrite {
   table: string;
   before: Document | null;
   after: Document | null;
+  /** `after` in Convex JSON, encoded once when written (size check, then storage). */
+  json: string | null;
 }
 
 export interface TransactionOptions {
@@ -165,20 +167,24 @@ export class Transaction {
     if (problem) throw new FunctionError("InvalidArgument", `ctx.db.${method} into "${table}": ${problem}`);
   }
 
-  private checkSize(document: Document): void {
-    const size = JSON.stringify(convexToJson(document)).length;
+  /** Encodes the document for storage, refusing it past the size limit. */
+  private encode(document: Document): string {
+    const json = JSON.stringify(convexToJson(document));
+    const size = json.length;
     if (size > this.options.limits.maxDocumentBytes) {
       throw new FunctionError(
         "LimitExceeded",
         `Document is too large: ${size} bytes, limit ${this.options.limits.maxDocumentBytes} (knob maxDocumentBytes)`,
       );
     }
+    return json;
   }
 
-  private write(id: string, table: string, after: Document | null): void {
+  private write(id: string, table: string, after: Document | null, json: string | null = null): void {
     const pending = this.pending.get(id);
     if (pending) {
       pending.after = after;
+      pending.json = json;
       return;
     }
     if (this.pending.size >= this.options.limits.maxDocumentsWritten) {
@@ -187,7 +193,7 @@ export class Transaction {
         `Too many writes: more than ${this.options.limits.maxDocumentsWritten} documents in one mutation (knob maxDocumentsWritten)`,
       );
     }
-    this.pending.set(id, { table, before: this.committed(id)?.document ?? null, after });
+    this.pending.set(id, { table, before: this.committed(id)?.document ?? null, after, json });
   }
 
   private existing(id: string, method: string): { table: string; document: Document } {
@@ -205,8 +211,7 @@ export class Transaction {
     this.checkFields(table, fields, "insert");
     const id = newDocumentId();
     const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime() } as Document;
-    this.checkSize(document);
-    this.write(id, table, document);
+    this.write(id, table, document, this.encode(document));
     return id;
   }
 
@@ -225,8 +230,7 @@ export class Transaction {
     const { _id, _creationTime, ...userFields } = merged;
     this.checkFields(table, userFields, "patch");
     const next = { ...userFields, _id: document._id, _creationTime: document._creationTime } as Document;
-    this.checkSize(next);
-    this.write(id, table, next);
+    this.write(id, table, next, this.encode(next));
   }
 
   replace(id: string, fields: Record<string, Value | undefined>): void {
@@ -238,8 +242,7 @@ export class Transaction {
     }
     this.checkFields(table, userFields, "replace");
     const next = { ...stripUndefined(userFields), _id: document._id, _creationTime: document._creationTime } as Document;
-    this.checkSize(next);
-    this.write(id, table, next);
+    this.write(id, table, next, this.encode(next));
   }
 
   delete(id: string): void {
@@ -257,10 +260,10 @@ export class Transaction {
     const documents: DocumentWrite[] = [];
     const indexWrites: IndexWrite[] = [];
     const searchWrites: SearchWrite[] = [];
-    for (const [id, { table, before, after }] of this.pending) {
+    for (const [id, { table, before, after, json }] of this.pending) {
       if (before === null && after === null) continue;
       if (before !== null && after !== null && valuesEqual(before, after)) continue;
-      documents.push({ id, table, document: after, existedBefore: before !== null });
+      documents.push({ id, table, document: after, json, existedBefore: before !== null });
       for (const index of this.schema.table(table).indexes.values()) {
         indexWrites.push({
           index: index.qualifiedName,
@@ -270,12 +273,10 @@ export class Transaction {
         });
       }
       for (const index of this.schema.table(table).searchIndexes.values()) {
-        searchWrites.push({
-          index: index.qualifiedName,
-          id,
-          old: before ? searchDocumentOf(index, before) : null,
-          new: after ? searchDocumentOf(index, after) : null,
-        });
+        const old = before ? searchDocumentOf(index, before) : null;
+        const next = after ? searchDocumentOf(index, after) : null;
+        const reindex = old === null || next === null || !sameSearchDocument(old, next);
+        searchWrites.push({ index: index.qualifiedName, id, old, new: next, reindex });
       }
     }
     return { documents, indexWrites, searchWrites };

@@ -69,6 +69,12 @@ export interface SearchWrite {
   id: string;
   old: SearchDocument | null;
   new: SearchDocument | null;
+  /**
+   * Whether the indexed view changed (computed once at write time). When it did
+   * not, the search index needs no update, but subscriptions may still be
+   * affected (the document's other fields changed).
+   */
+  reindex: boolean;
 }
 
 export interface SearchHit {

@@ -37,6 +37,8 @@ export interface DocumentWrite {
   readonly table: string;
   /** The new version, or null when deleted. */
   readonly document: Document | null;
+  /** The new version in Convex JSON, encoded once at write time (null when deleted). */
+  readonly json: string | null;
   readonly existedBefore: boolean;
 }
 

@@ -6,7 +6,7 @@
  * the commit's transaction, and update it in memory only if it is loaded.
  */
 import type { Document, IndexKey, Schema, SearchBackend, SearchIndexDefinition, SearchRequest, SearchWrite } from "../engine/index.ts";
-import { sameSearchDocument, searchDocumentOf } from "../engine/index.ts";
+import { searchDocumentOf } from "../engine/index.ts";
 import { PartitionIndex, SNAPSHOT_FORMAT } from "./partition-index.ts";
 import type { LogEntry, PartitionMeta, SearchStorage } from "./storage.ts";
 
@@ -81,7 +81,7 @@ export class SearchIndexes implements SearchBackend {
       group.entries.push(entry);
     };
     for (const write of writes) {
-      if (write.old && write.new && sameSearchDocument(write.old, write.new)) continue;
+      if (!write.reindex) continue;
       if (write.old && write.new && write.old.partition === write.new.partition) {
         add(write.index, write.new.partition, { id: write.id, old: write.old, new: write.new });
         continue;
@@ -98,7 +98,7 @@ export class SearchIndexes implements SearchBackend {
 
   applyWrites(writes: readonly SearchWrite[]): void {
     for (const write of writes) {
-      if (write.old && write.new && sameSearchDocument(write.old, write.new)) continue;
+      if (!write.reindex) continue;
       if (write.old) this.loaded.get(partitionKey(write.index, write.old.partition))?.data.remove(write.id, write.old);
       if (write.new) this.loaded.get(partitionKey(write.index, write.new.partition))?.data.add(write.id, write.new);
     }
