@@ -19,7 +19,8 @@ export default defineConfig({
         plugins: [
           cloudflareTest({
             wrangler: { configPath: "./wrangler.toml" },
-            miniflare: { bindings: { ADMIN_KEY: "test-admin-key" } },
+            // Test deployments are declared by prefix, so each test's fresh name exists from first use.
+            miniflare: { bindings: { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*" } },
           }),
         ],
         test: {

@@ -4,6 +4,22 @@ export interface Env {
   DEPLOYMENTS: DurableObjectNamespace;
   /** Bearer token for /api/admin/*. A secret: `wrangler secret put ADMIN_KEY`, or `.dev.vars` locally. */
   ADMIN_KEY?: string;
+  /**
+   * Deployments that exist without being created by an operator, comma-separated;
+   * a trailing `*` matches a prefix (`"default,staging-*"`). Default: `"default"`.
+   */
+  DECLARED_DEPLOYMENTS?: string;
+  /** Origins allowed to call the API from a browser, comma-separated, or `*` (the default, as Convex does). */
+  CORS_ORIGINS?: string;
+}
+
+/** Whether `name` is declared in configuration (it then exists from its first use). */
+export function isDeclaredDeployment(env: Env, name: string): boolean {
+  for (const entry of (env.DECLARED_DEPLOYMENTS ?? "default").split(",")) {
+    const pattern = entry.trim();
+    if (pattern === name || (pattern.endsWith("*") && name.startsWith(pattern.slice(0, -1)))) return true;
+  }
+  return false;
 }
 
 /**

@@ -6,18 +6,28 @@
  * and dashes, at most 63). Point a client at `http://host/d/<name>` and it
  * appends `/api/...` itself.
  *
- * Requests are parsed and checked here (size, JSON, shape) so that bad input
- * costs the deployment object nothing.
+ * Requests are parsed and checked here (size, JSON, shape, nesting) so that
+ * bad input costs the deployment object nothing.
+ *
+ * Security model: function routes and the sync socket are public (functions
+ * decide what callers may do), and answer CORS for the origins in
+ * `CORS_ORIGINS` (default any: nothing is authorised by cookies). Only JSON
+ * bodies reach functions, so a page on another origin cannot send a "simple"
+ * request without a preflight. `/api/status` tells anyone whether the
+ * deployment is up; its counters and limits, knobs, compaction and creating
+ * deployments need the admin key. Unknown deployment names answer 404 and
+ * create nothing.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { bearerAuth } from "hono/bearer-auth";
+import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
 import { app as chatApp } from "./app/index.ts";
 import { defineDeployment, type FunctionKind } from "./deployment/deployment.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
-import { deploymentStub, type Env } from "./env.ts";
+import { deploymentStub, isDeclaredDeployment, type Env } from "./env.ts";
 
 export const Deployment = defineDeployment(chatApp);
 
@@ -27,8 +37,24 @@ const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
 type AppEnv = { Bindings: Env; Variables: { requestId: string; deployment: string } };
 
-function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413 | 426, code: string, message: string) {
+function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413 | 415 | 426, code: string, message: string) {
   return c.json({ code, message }, status);
+}
+
+/**
+ * Deployments known to exist, so only the first request per isolate for a
+ * created (not declared) name pays an `exists()` round trip. Deployments are
+ * never deleted, so an entry cannot go stale; the set is bounded anyway.
+ */
+const knownDeployments = new Set<string>();
+const MAX_KNOWN_DEPLOYMENTS = 10_000;
+
+async function deploymentExists(env: Env, name: string): Promise<boolean> {
+  if (isDeclaredDeployment(env, name) || knownDeployments.has(name)) return true;
+  if (!(await deploymentStub(env, name).exists())) return false;
+  if (knownDeployments.size >= MAX_KNOWN_DEPLOYMENTS) knownDeployments.clear();
+  knownDeployments.add(name);
+  return true;
 }
 
 /** The API of one deployment; mounted at `/api` and at `/d/:deployment/api`. */
@@ -40,6 +66,11 @@ api.use("*", async (c, next) => {
     return problem(c, 400, "BadDeploymentName", `Deployment names are lowercase letters, digits and dashes (at most 63): ${JSON.stringify(name)}`);
   }
   c.set("deployment", name);
+  // Creating a deployment is the one route that may name one that does not exist (it needs the admin key).
+  const creating = c.req.method === "POST" && c.req.path.endsWith("/admin/deployment");
+  if (!creating && !(await deploymentExists(c.env, name))) {
+    return problem(c, 404, "DeploymentNotFound", `Deployment "${name}" does not exist; an operator creates it with POST /d/${name}/api/admin/deployment`);
+  }
   await next();
 });
 
@@ -58,6 +89,10 @@ async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
 const badJson = (c: Context<AppEnv>) => problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
 
 const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
+  // JSON only: a cross-origin page cannot send it without a CORS preflight (form posts are text/plain or form types).
+  if (!/^application\/json\s*(;|$)/i.test(c.req.header("Content-Type") ?? "")) {
+    return problem(c, 415, "UnsupportedMediaType", 'Function calls take a JSON body: send "Content-Type: application/json"');
+  }
   const body = await jsonBody(c);
   if (body === NOT_JSON) return badJson(c);
   try {
@@ -76,7 +111,8 @@ const limitBody = bodyLimit({
 
 api.post("/query", limitBody, functionRoute("query"));
 api.post("/mutation", limitBody, functionRoute("mutation"));
-api.get("/status", async (c) => c.json(await stub(c).status()));
+// Health only: counters and limits are for the operator (/admin/status).
+api.get("/status", async (c) => c.json(await stub(c).health()));
 // The official client connects to `<url>/api/<its version>/sync`; any version is accepted.
 api.get("/:clientVersion/sync", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
@@ -95,7 +131,11 @@ api.use("/admin/*", async (c, next) => {
   }
   return bearerAuth({ token: key })(c as never, next);
 });
-api.get("/admin/status", async (c) => c.json(await stub(c).adminStatus()));
+api.get("/admin/status", async (c) => c.json(await stub(c).status()));
+api.post("/admin/deployment", async (c) => {
+  const { created } = await stub(c).create();
+  return c.json({ deployment: c.get("deployment"), created }, created ? 201 : 200);
+});
 // Compacts every search partition with a non-empty log now. Not a commit: invalidates nothing.
 api.post("/admin/compact", async (c) => c.json(await stub(c).compactNow()));
 api.get("/admin/knobs", async (c) => c.json(await stub(c).knobReport()));
@@ -111,6 +151,18 @@ api.patch("/admin/knobs", limitBody, async (c) => {
 
 const app = new Hono<AppEnv>();
 app.use("*", requestId());
+app.use(
+  "*",
+  cors({
+    origin: (origin, c: Context<AppEnv>) => {
+      const allowed = (c.env.CORS_ORIGINS ?? "*").split(",").map((o) => o.trim());
+      return allowed.includes("*") ? "*" : allowed.includes(origin) ? origin : null;
+    },
+    allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
+    allowHeaders: ["Content-Type", "Authorization", "Convex-Client"],
+    maxAge: 86_400,
+  }),
+);
 app.route("/api", api);
 app.route("/d/:deployment/api", api);
 app.notFound((c) => problem(c, 404, "NotFound", `No route for ${c.req.method} ${new URL(c.req.url).pathname}`));

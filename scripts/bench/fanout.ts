@@ -5,6 +5,7 @@
  * Transition, and checks the query ran once for all of them (shared instance).
  */
 import { startDevServer } from "../lib/wrangler-dev.ts";
+import { adminStatus, createDeployment } from "../lib/admin.ts";
 import { table } from "./harness.ts";
 
 interface Session {
@@ -13,9 +14,7 @@ interface Session {
   gotUpdate: boolean;
 }
 
-async function status(url: string): Promise<Record<string, number>> {
-  return (await (await fetch(`${url}/api/status`)).json()) as Record<string, number>;
-}
+const status = (url: string) => adminStatus(url);
 
 async function waitFor(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -58,8 +57,7 @@ export async function benchFanout(sizes = [1_000, 10_000]): Promise<string> {
   const rows: (string | number)[][] = [];
   try {
     for (const size of sizes) {
-      const deployment = `fanout-${size}`;
-      const base = `${server.url}/d/${deployment}`;
+      const base = await createDeployment(server.url, `fanout-${size}`);
       const marker = { body: `fanout-${size}-${Date.now()}` };
       const connectStart = performance.now();
       const sessions = await openSessions(`${base.replace("http", "ws")}/api/1.49.0/sync`, size, marker);

@@ -39,12 +39,47 @@ export const KNOBS = {
     unit: "count",
     doc: "Documents one mutation may write. High values make single commits long and their write-sets large.",
   },
+  maxBytesRead: {
+    default: DEFAULT_ENGINE_LIMITS.maxBytesRead,
+    min: 65_536,
+    max: 67_108_864,
+    unit: "bytes",
+    doc: "Bytes of documents one query or mutation may read (Convex: 16 MiB). The isolate has 128 MB in all; past it the function fails with LimitExceeded.",
+  },
+  maxBytesWritten: {
+    default: DEFAULT_ENGINE_LIMITS.maxBytesWritten,
+    min: 65_536,
+    max: 33_554_432,
+    unit: "bytes",
+    doc: "Bytes one mutation may write: its documents plus the search log entries they cause (charged as the documents they index). Past it the mutation fails and writes nothing.",
+  },
   maxDocumentBytes: {
     default: DEFAULT_ENGINE_LIMITS.maxDocumentBytes,
     min: 1_024,
     max: 1_900_000,
     unit: "bytes",
-    doc: "Encoded size of one document. Capped below SQLite's 2 MB row limit on Durable Objects.",
+    doc: "Encoded size of one document in UTF-8 bytes. Capped below SQLite's 2 MB row limit on Durable Objects.",
+  },
+  maxArgumentBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxArgumentBytes,
+    min: 1_024,
+    max: 16_777_216,
+    unit: "bytes",
+    doc: "Encoded size of a function's arguments; larger calls fail with LimitExceeded before the handler runs.",
+  },
+  maxResultBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxResultBytes,
+    min: 1_024,
+    max: 16_777_216,
+    unit: "bytes",
+    doc: "Encoded size of a function's result. A larger query result fails that query (QueryFailed), never the socket; keep it under maxTransitionBytes.",
+  },
+  maxValueDepth: {
+    default: DEFAULT_ENGINE_LIMITS.maxValueDepth,
+    min: 2,
+    max: 64,
+    unit: "count",
+    doc: "Levels of arrays and objects in arguments and results (Convex: 64, which the codec enforces for every value, documents included).",
   },
   searchMaxTerms: {
     default: DEFAULT_ENGINE_LIMITS.searchMaxTerms,
@@ -172,6 +207,20 @@ export const KNOBS = {
     unit: "count",
     doc: "Mutations one session may have waiting to run; more fail individually with a clear error (Convex: TooManyConcurrentMutations).",
   },
+  maxTransitionBytes: {
+    default: 16_777_216,
+    min: 65_536,
+    max: 31_457_280,
+    unit: "bytes",
+    doc: "Largest Transition sent to a session (the runtime refuses messages over 32 MiB). Updates that do not fit are reported failed in this one and follow in the next.",
+  },
+  maxSessionBufferBytes: {
+    default: 33_554_432,
+    min: 65_536,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Unsent bytes a session's socket may hold before it is closed with 1013 (a client that stopped reading), where the runtime reports a socket's buffered amount.",
+  },
   queryResultCacheMB: {
     default: 16,
     min: 1,
@@ -220,6 +269,13 @@ export const KNOBS = {
     max: 86_400_000,
     unit: "ms",
     doc: "How far past the wall clock a client's maxObservedTimestamp may move the deployment's timestamp; further is refused as an internal error.",
+  },
+  knobHistoryRows: {
+    default: 1_000,
+    min: 10,
+    max: 100_000,
+    unit: "count",
+    doc: "Knob changes kept in the history (the oldest are pruned on each change).",
   },
   mutationResultRetentionMs: {
     default: 3_600_000,
@@ -307,6 +363,9 @@ export class Knobs {
         this.storage!.sql.exec("INSERT OR REPLACE INTO knob_overrides (name, value) VALUES (?, ?)", change.name, change.new);
         this.storage!.sql.exec("INSERT INTO knob_changes (name, old_value, new_value, changed_at) VALUES (?, ?, ?, ?)", change.name, change.old, change.new, change.at);
       }
+      // The history is bounded: keep the newest rows only.
+      const keep = valid.find(([name]) => name === "knobHistoryRows")?.[1] ?? this.current.knobHistoryRows;
+      this.storage!.sql.exec("DELETE FROM knob_changes WHERE id <= (SELECT max(id) FROM knob_changes) - ?", keep);
     });
     for (const change of applied) {
       this.current[change.name] = change.new;

@@ -48,7 +48,14 @@ const MIGRATIONS: readonly string[] = [
   // 4: runtime knob overrides and their history.
   `CREATE TABLE knob_overrides (name TEXT PRIMARY KEY, value REAL NOT NULL) WITHOUT ROWID;
    CREATE TABLE knob_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, old_value REAL NOT NULL, new_value REAL NOT NULL, changed_at INTEGER NOT NULL);`,
+  // 5: a retried mutation must repeat its function and arguments (their hash).
+  `ALTER TABLE mutation_results ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';`,
 ];
+
+/** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */
+export function storageInitialized(sql: SqlStorage): boolean {
+  return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").toArray().length > 0;
+}
 
 export function migrate(storage: DurableObjectStorage): void {
   const sql = storage.sql;

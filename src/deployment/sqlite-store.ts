@@ -10,6 +10,7 @@
 import {
   bytesToKey,
   jsonToConvex,
+  utf8Length,
   keyToBytes,
   type Commit,
   type Document,
@@ -20,7 +21,6 @@ import {
   type SearchBackend,
   type StoredDocument,
 } from "../engine/index.ts";
-import { migrate } from "./migrations.ts";
 
 function keyParam(key: string): ArrayBuffer {
   return keyToBytes(key).buffer as ArrayBuffer;
@@ -46,7 +46,6 @@ export class SqliteStore implements DocumentStore {
   constructor(storage: DurableObjectStorage) {
     this.storage = storage;
     this.sql = storage.sql;
-    migrate(storage);
     this.counters = this.readCounters();
   }
 
@@ -93,7 +92,7 @@ export class SqliteStore implements DocumentStore {
 
   getDocument(id: string): StoredDocument | null {
     const row = this.sql.exec<{ table_name: string; json: string }>("SELECT table_name, json FROM documents WHERE id = ?", id).toArray()[0];
-    return row ? { table: row.table_name, document: parseDocument(row.json) } : null;
+    return row ? { table: row.table_name, document: parseDocument(row.json), bytes: utf8Length(row.json) } : null;
   }
 
   *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
@@ -108,7 +107,7 @@ export class SqliteStore implements DocumentStore {
        WHERE e.index_name = ? AND e.key >= ? ${upper} ORDER BY e.key ${direction}`,
       ...params,
     );
-    for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json) };
+    for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json), bytes: utf8Length(row.json) };
   }
 
   advanceTimestamp(ts: bigint): void {

@@ -68,19 +68,24 @@ export class SqliteSyncStorage implements SyncStorage {
 
   findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null {
     const row = this.sql
-      .exec<{ result_json: string; ts: string }>("SELECT result_json, ts FROM mutation_results WHERE session_id = ? AND request_id = ?", sessionId, requestId)
+      .exec<{ result_json: string; ts: string; fingerprint: string }>(
+        "SELECT result_json, ts, fingerprint FROM mutation_results WHERE session_id = ? AND request_id = ?",
+        sessionId,
+        requestId,
+      )
       .toArray()[0];
-    return row ? { resultJson: row.result_json, ts: BigInt(row.ts) } : null;
+    return row ? { resultJson: row.result_json, ts: BigInt(row.ts), fingerprint: row.fingerprint } : null;
   }
 
   recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO mutation_results (session_id, request_id, result_json, ts, recorded_at) VALUES (?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO mutation_results (session_id, request_id, result_json, ts, recorded_at, fingerprint) VALUES (?, ?, ?, ?, ?, ?)",
       sessionId,
       requestId,
       result.resultJson,
       result.ts.toString(),
       nowMs,
+      result.fingerprint,
     );
     this.sql.exec("DELETE FROM mutation_results WHERE recorded_at < ?", nowMs - this.retentionMs());
   }

@@ -7,11 +7,11 @@
  * same transaction without write access and with a read-set recorder.
  */
 import type { Document, Value } from "./values.ts";
-import { convexToJson, describe, valuesEqual } from "./values.ts";
+import { convexToJson, describe, utf8Length, valuesEqual } from "./values.ts";
 import { encodeKey, keySuccessor, prefixSuccessor, type IndexKey, type KeyInterval } from "./keys.ts";
 import type { IndexDefinition, Schema } from "./schema.ts";
 import { indexKeyOf } from "./schema.ts";
-import type { DocumentStore, DocumentWrite, IndexEntry, IndexWrite, Order } from "./store.ts";
+import type { DocumentStore, DocumentWrite, IndexEntry, IndexWrite, Order, StoredDocument } from "./store.ts";
 import type { ReadSetRecorder } from "./read-set.ts";
 import type { EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
@@ -21,10 +21,17 @@ import { SearchFilterBuilder, sameSearchDocument, searchDocumentOf, type SearchW
 interface PendingWrite {
   table: string;
   before: Document | null;
+  /** `before`'s stored size in bytes (0 when it did not exist). */
+  beforeBytes: number;
   after: Document | null;
   /** `after` in Convex JSON, encoded once when written (size check, then storage). */
   json: string | null;
+  /** What this write costs against `maxBytesWritten` (see `writeCost`). */
+  cost: number;
 }
+
+/** What a write costs beyond its document (the id and row overhead), against `maxBytesWritten`. */
+const ID_BYTES = 32;
 
 export interface TransactionOptions {
   readSet: ReadSetRecorder | null;
@@ -37,6 +44,8 @@ export interface TransactionOptions {
 export class Transaction {
   private pending = new Map<string, PendingWrite>();
   private documentsRead = 0;
+  private bytesRead = 0;
+  private bytesWritten = 0;
   readonly schema: Schema;
   private readonly store: DocumentStore;
   private readonly options: TransactionOptions;
@@ -47,23 +56,26 @@ export class Transaction {
     this.options = options;
   }
 
-  private countRead(): void {
-    if (++this.documentsRead > this.options.limits.maxDocumentsRead) {
-      throw new FunctionError(
-        "LimitExceeded",
-        `Too many documents read: more than ${this.options.limits.maxDocumentsRead} in one function (knob maxDocumentsRead)`,
-      );
+  /** Charges one document read against the function's document and byte budgets. */
+  private countRead(bytes: number): void {
+    const limits = this.options.limits;
+    if (++this.documentsRead > limits.maxDocumentsRead) {
+      throw new FunctionError("LimitExceeded", `Too many documents read: more than ${limits.maxDocumentsRead} in one function (knob maxDocumentsRead)`);
+    }
+    this.bytesRead += bytes;
+    if (this.bytesRead > limits.maxBytesRead) {
+      throw new FunctionError("LimitExceeded", `Too many bytes read: ${this.bytesRead} bytes in one function, limit ${limits.maxBytesRead} (knob maxBytesRead)`);
     }
   }
 
-  private committed(id: string): { table: string; document: Document } | null {
+  private committed(id: string): StoredDocument | null {
     return this.store.getDocument(id);
   }
 
-  /** Current version of a document (pending writes first) and its table. */
-  private lookup(id: string): { table: string; document: Document | null } | null {
+  /** Current version of a document (pending writes first), its table and its size in bytes. */
+  private lookup(id: string): { table: string; document: Document | null; bytes: number } | null {
     const pending = this.pending.get(id);
-    if (pending) return { table: pending.table, document: pending.after };
+    if (pending) return { table: pending.table, document: pending.after, bytes: pending.json === null ? 0 : utf8Length(pending.json) };
     return this.committed(id);
   }
 
@@ -81,7 +93,7 @@ export class Transaction {
         this.options.readSet.record(`${table}.by_id`, { start: key, end: keySuccessor(key) });
       }
     }
-    if (found?.document) this.countRead();
+    if (found?.document) this.countRead(found.bytes);
     return found?.document ?? null;
   }
 
@@ -97,7 +109,7 @@ export class Transaction {
       if (write.before) removed.add(indexKeyOf(index, write.before));
       if (write.after) {
         const key = indexKeyOf(index, write.after);
-        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after });
+        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, bytes: utf8Length(write.json!) });
       }
     }
     added.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -106,15 +118,15 @@ export class Transaction {
     let next = 0;
     for (const entry of this.store.scanIndex(index.qualifiedName, interval, order)) {
       while (next < added.length && before(added[next]!.key, entry.key)) {
-        this.countRead();
+        this.countRead(added[next]!.bytes);
         yield added[next++]!;
       }
       if (removed.has(entry.key)) continue;
-      this.countRead();
+      this.countRead(entry.bytes);
       yield entry;
     }
     while (next < added.length) {
-      this.countRead();
+      this.countRead(added[next]!.bytes);
       yield added[next++]!;
     }
   }
@@ -142,7 +154,7 @@ export class Transaction {
     for (const hit of hits) {
       const found = this.lookup(hit.id);
       if (!found?.document) continue;
-      this.countRead();
+      this.countRead(found.bytes);
       yield found.document;
     }
     if (truncated) {
@@ -167,33 +179,50 @@ export class Transaction {
     if (problem) throw new FunctionError("InvalidArgument", `ctx.db.${method} into "${table}": ${problem}`);
   }
 
-  /** Encodes the document for storage, refusing it past the size limit. */
-  private encode(document: Document): string {
+  /** Encodes the document for storage, refusing it past the size limit (in UTF-8 bytes, as SQLite counts its row limit). */
+  private encode(document: Document): { json: string; bytes: number } {
     const json = JSON.stringify(convexToJson(document));
-    const size = json.length;
-    if (size > this.options.limits.maxDocumentBytes) {
-      throw new FunctionError(
-        "LimitExceeded",
-        `Document is too large: ${size} bytes, limit ${this.options.limits.maxDocumentBytes} (knob maxDocumentBytes)`,
-      );
+    const bytes = utf8Length(json);
+    if (bytes > this.options.limits.maxDocumentBytes) {
+      throw new FunctionError("LimitExceeded", `Document is too large: ${bytes} bytes, limit ${this.options.limits.maxDocumentBytes} (knob maxDocumentBytes)`);
     }
-    return json;
+    return { json, bytes };
   }
 
-  private write(id: string, table: string, after: Document | null, json: string | null = null): void {
+  /**
+   * What a write costs against `maxBytesWritten`: the new document, plus for
+   * each search index of its table a log entry, charged as the old and new
+   * documents it indexes (an upper bound, so search maintenance needs no
+   * second encoding to be bounded by the same budget).
+   */
+  private writeCost(table: string, beforeBytes: number, afterBytes: number): number {
+    const searchIndexes = this.schema.table(table).searchIndexes.size;
+    return afterBytes + searchIndexes * (beforeBytes + afterBytes) + ID_BYTES;
+  }
+
+  private write(id: string, table: string, after: Document | null, encoded: { json: string; bytes: number } | null = null): void {
     const pending = this.pending.get(id);
-    if (pending) {
-      pending.after = after;
-      pending.json = json;
-      return;
-    }
-    if (this.pending.size >= this.options.limits.maxDocumentsWritten) {
+    if (!pending && this.pending.size >= this.options.limits.maxDocumentsWritten) {
       throw new FunctionError(
         "LimitExceeded",
         `Too many writes: more than ${this.options.limits.maxDocumentsWritten} documents in one mutation (knob maxDocumentsWritten)`,
       );
     }
-    this.pending.set(id, { table, before: this.committed(id)?.document ?? null, after, json });
+    const before = pending ? null : this.committed(id);
+    const beforeBytes = pending ? pending.beforeBytes : (before?.bytes ?? 0);
+    const cost = this.writeCost(table, beforeBytes, encoded?.bytes ?? 0);
+    const total = this.bytesWritten - (pending?.cost ?? 0) + cost;
+    // Checked before anything changes: a handler that catches this error keeps a consistent overlay.
+    if (total > this.options.limits.maxBytesWritten) {
+      throw new FunctionError(
+        "LimitExceeded",
+        `Too many bytes written: ${total} bytes in one mutation, limit ${this.options.limits.maxBytesWritten} (knob maxBytesWritten)`,
+      );
+    }
+    this.bytesWritten = total;
+    const json = encoded?.json ?? null;
+    if (pending) Object.assign(pending, { after, json, cost });
+    else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, cost });
   }
 
   private existing(id: string, method: string): { table: string; document: Document } {

@@ -20,7 +20,7 @@
  *    ns), persisted with the commit, so they increase across restarts.
  */
 import type { JSONValue, Value } from "./values.ts";
-import { convexToJson, describe, isPlainObject, ValueError } from "./values.ts";
+import { convexToJson, describe, isPlainObject, valueSize, ValueError } from "./values.ts";
 import type { Schema } from "./schema.ts";
 import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./functions.ts";
 import { canonicalizePath } from "./functions.ts";
@@ -31,6 +31,7 @@ import { DatabaseWriter, readOnlyDatabase, Transaction } from "./database.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { ConvexError, FunctionError } from "./errors.ts";
+import { FairLock } from "./fair-lock.ts";
 
 export interface QueryResult {
   value: Value;
@@ -60,6 +61,13 @@ export interface MutationResult {
   searchWrites: readonly SearchWrite[];
 }
 
+/** What a commit changed, announced to `onCommit` listeners. */
+export interface CommitEvent {
+  ts: bigint;
+  writes: readonly IndexWrite[];
+  searchWrites: readonly SearchWrite[];
+}
+
 export interface EngineOptions {
   schema: Schema;
   functions: FunctionRegistry;
@@ -68,6 +76,8 @@ export interface EngineOptions {
   limits?: () => EngineLimits;
   /** Wall clock in ms. */
   now?: () => number;
+  /** Lets the runtime deliver waiting events between two queued functions (see `FairLock`). */
+  yieldToEvents?: () => Promise<void>;
 }
 
 export interface EngineCounters {
@@ -92,7 +102,8 @@ export class Engine {
   private readonly functions: FunctionRegistry;
   private readonly limits: () => EngineLimits;
   private readonly now: () => number;
-  private tail: Promise<unknown> = Promise.resolve();
+  private readonly lock: FairLock;
+  private readonly commitListeners: ((commit: CommitEvent) => void)[] = [];
 
   constructor(options: EngineOptions) {
     this.schema = options.schema;
@@ -100,13 +111,30 @@ export class Engine {
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
     this.now = options.now ?? Date.now;
+    this.lock = new FairLock(options.yieldToEvents ?? null);
   }
 
-  /** Runs `fn` after every earlier exclusive call has finished (see module doc). */
-  exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.tail.then(fn);
-    this.tail = run.catch(() => undefined);
-    return run;
+  /**
+   * Calls `listener` synchronously after every commit that changed data, inside
+   * the function lock and before the mutation's caller hears of it: the commit
+   * is the one thing that invalidates, and no caller has to remember to say so.
+   */
+  onCommit(listener: (commit: CommitEvent) => void): void {
+    this.commitListeners.push(listener);
+  }
+
+  /**
+   * Runs `fn` alone (see module doc) when it is `owner`'s turn: owners are
+   * served round-robin, each one's calls in order (`fair-lock.ts`). Without an
+   * owner the call is its own owner: such calls run in arrival order.
+   */
+  exclusive<T>(fn: () => Promise<T>, owner: object = {}): Promise<T> {
+    return this.lock.run(owner, fn);
+  }
+
+  /** Functions waiting for the lock. */
+  get queuedFunctions(): number {
+    return this.lock.queued;
   }
 
   /** Finds a function by (possibly uncanonical) path; throws `FunctionNotFound` naming it. */
@@ -147,7 +175,7 @@ export class Engine {
     const ts = this.store.lastTimestamp();
     this.counters.queryExecutions++;
     try {
-      const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) });
+      const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) }, limits);
       return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: null };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
@@ -179,19 +207,27 @@ export class Engine {
       nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
     });
     this.counters.mutationExecutions++;
-    const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) });
+    const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) }, limits);
     const { documents, indexWrites, searchWrites } = tx.finish();
     const commitTs = documents.length > 0 ? ts : lastTs;
     const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
     this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, hook);
-    if (documents.length > 0) this.counters.commits++;
+    if (documents.length > 0) {
+      this.counters.commits++;
+      for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
+    }
     return { value, json, ts: commitTs, writes: indexWrites, searchWrites };
   }
 
-  private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object): Promise<{ value: Value; json: JSONValue }> {
-    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `Arguments for ${path} must be an object, got ${describe(args)}`);
+  private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object, limits: EngineLimits): Promise<{ value: Value; json: JSONValue }> {
+    const name = canonicalizePath(path);
+    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `Arguments for ${name} must be an object, got ${describe(args)}`);
+    const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
+    if (argBytes > limits.maxArgumentBytes) {
+      throw new FunctionError("LimitExceeded", `Arguments of ${name} are too large: ${argBytes} bytes, limit ${limits.maxArgumentBytes} (knob maxArgumentBytes)`);
+    }
     const problem = checkFields(fn.args, args, "");
-    if (problem) throw new FunctionError("InvalidArgument", `Invalid arguments for ${canonicalizePath(path)}: ${problem}`);
+    if (problem) throw new FunctionError("InvalidArgument", `Invalid arguments for ${name}: ${problem}`);
     let result: unknown;
     try {
       result = await fn.handler(ctx, args);
@@ -199,12 +235,33 @@ export class Engine {
       throw asFunctionError(error);
     }
     const value = (result ?? null) as Value;
+    const resultBytes = measure(value, limits.maxValueDepth, `The result of ${name}`, "UserError");
+    if (resultBytes > limits.maxResultBytes) {
+      throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
+    }
     try {
       return { value, json: convexToJson(value) };
     } catch (error) {
-      throw new FunctionError("UserError", `${canonicalizePath(path)} returned an unsupported value: ${(error as Error).message}`);
+      throw new FunctionError("UserError", `${name} returned an unsupported value: ${(error as Error).message}`);
     }
   }
+}
+
+/** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */
+function measure(value: Value, maxDepth: number, what: string, code: "InvalidArgument" | "UserError"): number {
+  try {
+    return valueSize(value, maxDepth);
+  } catch (error) {
+    if (error instanceof ValueError) throw new FunctionError(code, `${what}: ${error.message} (knob maxValueDepth)`);
+    throw error;
+  }
+}
+
+/** The function error a known failure stands for, or null for anything else (our bug). */
+export function knownFunctionError(error: unknown): FunctionError | null {
+  if (error instanceof FunctionError) return error;
+  if (error instanceof ValueError) return new FunctionError("InvalidArgument", error.message);
+  return null;
 }
 
 function asFunctionError(error: unknown): FunctionError {

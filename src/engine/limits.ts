@@ -9,8 +9,18 @@ export interface EngineLimits {
   maxReadIntervals: number;
   /** Documents a single mutation may write. */
   maxDocumentsWritten: number;
-  /** Encoded size of one document, in bytes. */
+  /** Bytes (UTF-8 Convex JSON) of documents a single function may read. */
+  maxBytesRead: number;
+  /** Bytes a single mutation may write: its documents, plus the search log entries they cause. */
+  maxBytesWritten: number;
+  /** Encoded size of one document, in UTF-8 bytes. */
   maxDocumentBytes: number;
+  /** Encoded size of a function's arguments, in UTF-8 bytes. */
+  maxArgumentBytes: number;
+  /** Encoded size of a function's result, in UTF-8 bytes. */
+  maxResultBytes: number;
+  /** Levels of arrays and objects in any argument, result or document (Convex: 64). */
+  maxValueDepth: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -25,7 +35,12 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxDocumentsRead: 16_384,
   maxReadIntervals: 4_096,
   maxDocumentsWritten: 8_192,
+  maxBytesRead: 16_777_216,
+  maxBytesWritten: 8_388_608,
   maxDocumentBytes: 1_048_576,
+  maxArgumentBytes: 1_048_576,
+  maxResultBytes: 4_194_304,
+  maxValueDepth: 64,
   searchMaxTerms: 16,
   searchMaxFilters: 8,
   searchMaxScanned: 1_024,

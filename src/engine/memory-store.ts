@@ -1,5 +1,5 @@
 /** An in-memory `DocumentStore` for plain-Node tests and benchmarks. */
-import type { Document } from "./values.ts";
+import { utf8Length, type Document } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
 import type { Commit, DocumentStore, IndexEntry, Order, StoredDocument } from "./store.ts";
 import type { SearchBackend } from "./search.ts";
@@ -54,8 +54,8 @@ export class MemoryStore implements DocumentStore {
     const keys = entries.keys.slice(from, to);
     if (order === "desc") keys.reverse();
     for (const key of keys) {
-      const document = this.documents.get(entries.ids.get(key)!)!.document;
-      yield { key, document };
+      const { document, bytes } = this.documents.get(entries.ids.get(key)!)!;
+      yield { key, document, bytes };
     }
   }
 
@@ -80,7 +80,7 @@ export class MemoryStore implements DocumentStore {
       }
     }
     for (const write of commit.documents) {
-      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document });
+      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, bytes: utf8Length(write.json!) });
       else this.documents.delete(write.id);
     }
     this.ts = commit.ts;

@@ -13,11 +13,14 @@ export type Order = "asc" | "desc";
 export interface StoredDocument {
   readonly table: string;
   readonly document: Document;
+  /** Its stored Convex JSON's size in UTF-8 bytes (what a read costs against `maxBytesRead`). */
+  readonly bytes: number;
 }
 
 export interface IndexEntry {
   readonly key: IndexKey;
   readonly document: Document;
+  readonly bytes: number;
 }
 
 /**

@@ -40,7 +40,8 @@ function primitive<T>(kind: string, what: string, test: (value: Value | undefine
 export function checkFields(fields: PropertyValidators, value: Value | undefined, path: string, allowExtra = false): string | null {
   if (!isPlainObject(value)) return expected("an object", value, path);
   for (const [name, validator] of Object.entries(fields)) {
-    const fieldValue = value[name];
+    // Own properties only: `constructor` or `toString` must not be found on Object.prototype.
+    const fieldValue = Object.hasOwn(value, name) ? value[name] : undefined;
     const fieldPath = path ? `${path}.${name}` : name;
     if (fieldValue === undefined) {
       if (!validator.isOptional) return `${fieldPath} is required`;
@@ -51,7 +52,7 @@ export function checkFields(fields: PropertyValidators, value: Value | undefined
   }
   if (!allowExtra) {
     for (const name of Object.keys(value)) {
-      if (!(name in fields) && value[name] !== undefined) return `${path ? `${path}.${name}` : name} is not an expected field`;
+      if (!Object.hasOwn(fields, name) && value[name] !== undefined) return `${path ? `${path}.${name}` : name} is not an expected field`;
     }
   }
   return null;

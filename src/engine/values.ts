@@ -23,6 +23,12 @@ export type Document = { _id: string; _creationTime: number; [key: string]: Valu
 const MIN_INT64 = -(2n ** 63n);
 const MAX_INT64 = 2n ** 63n - 1n;
 const MAX_FIELD_NAME_LENGTH = 1024;
+/**
+ * Deepest nesting the codec accepts (Convex's own limit; the `maxValueDepth`
+ * knob may lower it for functions). It also bounds the recursion below, so a
+ * hostile 5,000-level value is a clear error, never a stack overflow.
+ */
+export const MAX_VALUE_DEPTH = 64;
 
 export class ValueError extends Error {
   override name = "ValueError";
@@ -77,8 +83,12 @@ export function validateFieldName(name: string): void {
   if (name.startsWith("$")) throw new ValueError(`Field name ${JSON.stringify(name)} starts with '$', which is reserved`);
 }
 
+function tooDeep(limit: number): ValueError {
+  return new ValueError(`Value is nested more than ${limit} levels deep`);
+}
+
 /** Encodes a value as Convex JSON (`{"$integer": ...}`, `{"$bytes": ...}`, `{"$float": ...}` for special floats). */
-export function convexToJson(value: Value): JSONValue {
+export function convexToJson(value: Value, depth = 0): JSONValue {
   if (value === null || typeof value === "boolean" || typeof value === "string") return value;
   if (typeof value === "number") {
     if (!isSpecialFloat(value)) return value;
@@ -89,14 +99,15 @@ export function convexToJson(value: Value): JSONValue {
     return { $integer: eightBytes((view) => view.setBigInt64(0, value, true)) };
   }
   if (value instanceof ArrayBuffer) return { $bytes: bytesToBase64(new Uint8Array(value)) };
-  if (Array.isArray(value)) return value.map(convexToJson);
+  if (depth >= MAX_VALUE_DEPTH) throw tooDeep(MAX_VALUE_DEPTH);
+  if (Array.isArray(value)) return value.map((item) => convexToJson(item, depth + 1));
   if (isPlainObject(value)) {
     const out: Record<string, JSONValue> = {};
     for (const key of Object.keys(value).sort()) {
       const field = value[key];
       if (field === undefined) continue;
       validateFieldName(key);
-      out[key] = convexToJson(field);
+      defineField(out, key, convexToJson(field, depth + 1));
     }
     return out;
   }
@@ -104,10 +115,11 @@ export function convexToJson(value: Value): JSONValue {
 }
 
 /** Decodes Convex JSON into a value; rejects malformed special objects with a message naming them. */
-export function jsonToConvex(json: unknown): Value {
+export function jsonToConvex(json: unknown, depth = 0): Value {
   if (json === null || typeof json === "boolean" || typeof json === "string") return json;
   if (typeof json === "number") return json;
-  if (Array.isArray(json)) return json.map(jsonToConvex);
+  if ((Array.isArray(json) || isPlainObject(json)) && depth >= MAX_VALUE_DEPTH) throw tooDeep(MAX_VALUE_DEPTH);
+  if (Array.isArray(json)) return json.map((item) => jsonToConvex(item, depth + 1));
   if (isPlainObject(json)) {
     const keys = Object.keys(json);
     if (keys.length === 1 && keys[0]!.startsWith("$")) {
@@ -132,11 +144,68 @@ export function jsonToConvex(json: unknown): Value {
     const out: Record<string, Value> = {};
     for (const key of keys) {
       validateFieldName(key);
-      out[key] = jsonToConvex(json[key]);
+      defineField(out, key, jsonToConvex(json[key], depth + 1));
     }
     return out;
   }
   throw new ValueError(`${describe(json)} is not valid Convex JSON`);
+}
+
+/** Whether JSON nests arrays and objects more than `max` levels deep (it never recurses further than that). */
+export function nestedDeeperThan(json: unknown, max: number): boolean {
+  if (typeof json !== "object" || json === null) return false;
+  if (max === 0) return true;
+  for (const item of Array.isArray(json) ? json : Object.values(json)) if (nestedDeeperThan(item, max - 1)) return true;
+  return false;
+}
+
+/** Sets an own field, even one named `__proto__` (a plain assignment would replace the prototype). */
+function defineField<T>(target: Record<string, T>, key: string, value: T): void {
+  if (key === "__proto__") Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+  else target[key] = value;
+}
+
+/** The length of `text` in UTF-8 bytes, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit < 0x80) continue;
+    // 2 bytes below U+0800, 3 above; a surrogate pair is 4 (2 units, 2 each).
+    bytes += unit < 0x800 || (unit >= 0xd800 && unit <= 0xdfff) ? 1 : 2;
+  }
+  return bytes;
+}
+
+/**
+ * The size of a value as Convex JSON in UTF-8 bytes, closely estimated without
+ * encoding it (numbers count 8 bytes), for the argument and result budgets.
+ * Throws `ValueError` past `maxDepth` levels of arrays and objects.
+ */
+export function valueSize(value: Value | undefined, maxDepth: number, depth = 0): number {
+  if (value === null || value === undefined) return 4;
+  switch (typeof value) {
+    case "boolean":
+      return 5;
+    case "number":
+      return 8;
+    case "bigint":
+      return 26;
+    case "string":
+      return utf8Length(value) + 2;
+  }
+  if (value instanceof ArrayBuffer) return 12 + Math.ceil(value.byteLength / 3) * 4;
+  if (depth >= maxDepth) throw tooDeep(maxDepth);
+  let size = 2;
+  if (Array.isArray(value)) {
+    for (const item of value) size += valueSize(item, maxDepth, depth + 1) + 1;
+    return size;
+  }
+  for (const key of Object.keys(value)) {
+    const field = (value as Record<string, Value | undefined>)[key];
+    if (field !== undefined) size += utf8Length(key) + 4 + valueSize(field, maxDepth, depth + 1);
+  }
+  return size;
 }
 
 export function describe(value: unknown): string {

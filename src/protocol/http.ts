@@ -4,7 +4,7 @@
  * answered `{status: "success", value, logLines}` or `{status: "error", errorMessage, errorData?, logLines}`.
  */
 import type { JSONValue } from "../engine/index.ts";
-import { convexToJson, FunctionError, isPlainObject } from "../engine/index.ts";
+import { convexToJson, FunctionError, isPlainObject, MAX_VALUE_DEPTH, nestedDeeperThan } from "../engine/index.ts";
 
 export type FunctionResponse =
   | { status: "success"; value: JSONValue; logLines: string[] }
@@ -45,6 +45,8 @@ export function parseFunctionRequest(body: unknown): FunctionRequest {
     argsObject = argsObject[0];
   }
   if (!isPlainObject(argsObject)) throw new BadRequestError("BadRequestBody", "args must be an object or [object]");
+  // Refused here, before decoding recurses through it or it is cloned to the deployment object.
+  if (nestedDeeperThan(argsObject, MAX_VALUE_DEPTH)) throw new BadRequestError("ValueTooDeep", `args are nested more than ${MAX_VALUE_DEPTH} levels deep`);
   return { path, args: argsObject as JSONValue };
 }
 

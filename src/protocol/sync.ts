@@ -28,6 +28,11 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
+/** A frame over `maxFrameBytes` (the server may still answer the request it carries, see sync-server). */
+export class FrameTooLargeError extends ProtocolError {
+  override name = "FrameTooLargeError";
+}
+
 /** Encodes a u64 as the protocol does: base64 of its 8 little-endian bytes. */
 export function encodeTs(ts: bigint): string {
   const view = new DataView(new ArrayBuffer(8));
@@ -76,7 +81,7 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
   // A JS string's UTF-8 size is at most 3 bytes per code unit: only measure when it could be over.
   if (frame.length * 3 > maxFrameBytes) {
     const bytes = new TextEncoder().encode(frame).length;
-    if (bytes > maxFrameBytes) throw new ProtocolError(`Frame of ${bytes} bytes is larger than the ${maxFrameBytes}-byte limit (knob maxFrameBytes)`);
+    if (bytes > maxFrameBytes) throw new FrameTooLargeError(`Frame of ${bytes} bytes is larger than the ${maxFrameBytes}-byte limit (knob maxFrameBytes)`);
   }
   let message: unknown;
   try {

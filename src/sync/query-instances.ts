@@ -32,6 +32,13 @@ import type { SyncStorage } from "./storage.ts";
 
 export type EncodedResult = { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined };
 
+export interface PreparedQuery {
+  key: string;
+  udfPath: string;
+  args: Value;
+  argsJson: string;
+}
+
 export interface QueryInstance {
   key: string;
   udfPath: string;
@@ -107,23 +114,25 @@ export class QueryInstances {
     for (const instance of [...this.instances.values()]) if (instance.subscribers.size === 0) this.drop(instance);
   }
 
-  /** The instance for (path, args), created (dirty, never run) if none exists. */
-  acquire(udfPath: string, argsJson: JSONValue): QueryInstance {
+  /** Checks and canonicalizes (path, args) without creating anything; a `ProtocolError` names what is wrong. */
+  prepare(udfPath: string, argsJson: JSONValue): PreparedQuery {
     const path = canonicalizePath(udfPath);
-    let args: Value;
-    let canonicalArgs: string;
     try {
-      args = jsonToConvex(argsJson);
-      canonicalArgs = JSON.stringify(convexToJson(args));
+      const args = jsonToConvex(argsJson);
+      const canonicalArgs = JSON.stringify(convexToJson(args));
+      return { key: `${path}|${canonicalArgs}`, udfPath: path, args, argsJson: canonicalArgs };
     } catch (error) {
       if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
       throw error;
     }
-    const key = `${path}|${canonicalArgs}`;
-    let instance = this.instances.get(key);
+  }
+
+  /** The instance for a prepared query, created (dirty, never run) if none exists. */
+  acquire(query: PreparedQuery): QueryInstance {
+    let instance = this.instances.get(query.key);
     if (!instance) {
-      instance = { key, udfPath: path, args, argsJson: canonicalArgs, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
-      this.instances.set(key, instance);
+      instance = { ...query, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
+      this.instances.set(query.key, instance);
     }
     return instance;
   }
@@ -157,11 +166,12 @@ export class QueryInstances {
   }
 
   /**
-   * Runs an instance at the current timestamp, caches its encoded result and
-   * stores its new read-set and result hash. Returns whether this re-run was
-   * caused by a commit (an invalidation) rather than a first run.
+   * Runs an instance at the current timestamp, caches its encoded result (if
+   * the cache takes it) and stores its new read-set and result hash. Returns
+   * the encoded result and whether this re-run was caused by a commit (an
+   * invalidation) rather than a first run.
    */
-  async run(instance: QueryInstance): Promise<boolean> {
+  async run(instance: QueryInstance): Promise<{ encoded: EncodedResult; invalidation: boolean }> {
     const invalidation = instance.dirty && instance.readSet !== null;
     let encoded: EncodedResult;
     let readSet: ReadSet;
@@ -180,15 +190,14 @@ export class QueryInstances {
       readSet = new Map();
       encoded = { ok: false, message: error.message, data: undefined };
     }
-    instance.encoded = encoded;
-    // UTF-16 in memory: two bytes per code unit.
-    this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length));
+    // UTF-16 in memory: two bytes per code unit. A result too large for the cache is used for this turn only.
+    instance.encoded = this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length)) ? encoded : null;
     instance.dirty = false;
     instance.readSet = readSet;
     instance.searchReads = searchReads;
     instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
     this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash });
-    return invalidation;
+    return { encoded, invalidation };
   }
 }

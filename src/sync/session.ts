@@ -7,7 +7,10 @@ import type { StateVersion } from "../protocol/sync.ts";
 
 /** The transport: a socket in the Durable Object, a fake in tests. */
 export interface Connection {
-  send(frame: string): void;
+  /** False when the runtime refused the frame (socket gone, frame over its size limit): the client did not get it. */
+  send(frame: string): boolean;
+  /** Bytes sent but not yet written to the network, when the runtime reports it (null when it cannot). */
+  bufferedBytes(): number | null;
   close(code: number, reason: string): void;
   /** Keeps the session's versions with the socket, so they survive hibernation. */
   saveAttachment(attachment: SessionAttachment): void;
@@ -79,9 +82,10 @@ export class SyncSession {
     };
   }
 
-  send(frame: string, now: number): void {
-    if (this.closed) return;
+  /** Sends one frame; false if it did not go out (then the client's state is unknown: close the session). */
+  send(frame: string, now: number): boolean {
+    if (this.closed) return false;
     this.lastSentAt = now;
-    this.connection.send(frame);
+    return this.connection.send(frame);
   }
 }

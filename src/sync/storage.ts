@@ -27,6 +27,8 @@ export interface StoredMutationResult {
   /** Convex JSON of the result. */
   resultJson: string;
   ts: bigint;
+  /** Hash of the function path and arguments: a retry must match it ("" for rows from before it was recorded). */
+  fingerprint: string;
 }
 
 export interface SyncStorage {

@@ -18,9 +18,10 @@
  * turn sees one snapshot and transitions are ordered after the mutation
  * responses that caused them.
  */
-import { FunctionError, ValueError, convexToJson, jsonToConvex, type Engine, type IndexWrite, type SearchWrite } from "../engine/index.ts";
+import { convexToJson, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
 import {
   PING,
+  FrameTooLargeError,
   ProtocolError,
   actionFailure,
   authError,
@@ -41,6 +42,7 @@ import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
 import { QueryInstances } from "./query-instances.ts";
+import { resultHash } from "./hash.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
 export interface SyncKnobs extends RefreshKnobs {
@@ -56,6 +58,10 @@ export interface SyncKnobs extends RefreshKnobs {
   maxQueriesPerSession: number;
   /** Mutations one session may have waiting to run. */
   maxPendingMutationsPerSession: number;
+  /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
+  maxTransitionBytes: number;
+  /** A session whose socket holds more unsent bytes than this is closed (a client that stopped reading). */
+  maxSessionBufferBytes: number;
 }
 
 export interface SyncCounters {
@@ -63,11 +69,26 @@ export interface SyncCounters {
   invalidations: number;
   transitionsSent: number;
   protocolErrors: number;
+  /** Sessions closed because their socket stopped taking updates. */
+  slowConsumersClosed: number;
 }
 
-/** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
+/** Bytes of a Transition around its modifications (versions, type). */
+const TRANSITION_OVERHEAD_BYTES = 256;
+/** A `sentHash` no result has: the query's update was held back and must go out in the next turn. */
+const TRANSITION_DEFERRED = "deferred";
+
+/** Close codes: 1008 policy violation (protocol error), 1011 internal error, 1013 try again later. */
 const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
+const CLOSE_TRY_AGAIN_LATER = 1013;
+
+/**
+ * The head of a Mutation or Action frame as the official client writes it
+ * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
+ * parse, so that request alone fails instead of the whole socket.
+ */
+const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 export interface SyncServerOptions {
   engine: Engine;
@@ -82,7 +103,7 @@ export interface SyncServerOptions {
 }
 
 export class SyncServer {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0 };
+  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, slowConsumersClosed: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   readonly instances: QueryInstances;
   readonly scheduler: RefreshScheduler;
@@ -106,16 +127,13 @@ export class SyncServer {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => console.log(line));
     this.advanceTimestamp = options.advanceTimestamp;
+    // The refresh scheduler is one owner of the function lock: it gets a slice per round, as each session gets a function.
+    const refreshOwner = {};
     this.scheduler = new RefreshScheduler({
       knobs: this.knobs,
-      exclusive: (fn) => this.engine.exclusive(fn),
+      exclusive: (fn) => this.engine.exclusive(fn, refreshOwner),
       turn: (session) => this.turn(session),
-      onError: (session, error) => {
-        // Our bug, not the client's: drop this session (it reconnects with backoff) and serve the rest.
-        this.log(`[${session.connectionId}] refresh failed: ${error instanceof Error ? error.stack : String(error)}`);
-        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
-        this.close(session);
-      },
+      onError: (session, error) => this.internalError(session, error),
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       onIdle: () => this.saveVersions(),
@@ -126,6 +144,7 @@ export class SyncServer {
       () => this.knobs().resubscribeBurst,
       this.now(),
     );
+    this.engine.onCommit((commit) => this.invalidate(commit));
   }
 
   get sessionCount(): number {
@@ -188,17 +207,41 @@ export class SyncServer {
     this.ensureLoaded();
     let message: ClientMessage;
     try {
-      message = parseClientMessage(frame, this.knobs().maxFrameBytes);
+      try {
+        message = parseClientMessage(frame, this.knobs().maxFrameBytes);
+      } catch (error) {
+        if (error instanceof FrameTooLargeError && session.sessionId !== null && this.refuseOversizedRequest(session, frame as string, error)) return;
+        throw error;
+      }
       if (message.type !== "Connect" && session.sessionId === null) throw new ProtocolError(`${message.type} before Connect`);
       await this.handle(session, message);
     } catch (error) {
       if (error instanceof ProtocolError) return this.fail(session, error.message);
-      // Our bug or a storage failure, not the client's fault: close this socket as an
-      // internal error (the client retries with backoff); every other session goes on.
-      this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} failed: ${error instanceof Error ? error.stack : String(error)}`);
-      session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError");
-      this.close(session);
+      this.internalError(session, error);
     }
+  }
+
+  /**
+   * Our bug or a storage failure, not the client's fault: close this socket as an
+   * internal error (the client retries with backoff); every other session goes on.
+   */
+  private internalError(session: SyncSession, error: unknown): void {
+    this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `failed: ${error instanceof Error ? error.stack : String(error)}`);
+  }
+
+  /**
+   * An oversized Mutation or Action whose request id can be read fails as that
+   * request (the official client rejects that one promise) instead of closing
+   * the socket with a fatal error that the client cannot recover from.
+   */
+  private refuseOversizedRequest(session: SyncSession, frame: string, error: FrameTooLargeError): boolean {
+    const head = REQUEST_HEAD.exec(frame.slice(0, 200));
+    if (!head) return false;
+    const requestId = Number(head[2]);
+    const reason = `${head[1]} request is too large: ${error.message}`;
+    this.log(`[${session.connectionId}] session=${session.sessionId} ${reason}`);
+    this.sendOrDrop(session, head[1] === "Mutation" ? mutationFailure(requestId, reason, undefined) : actionFailure(requestId, reason));
+    return true;
   }
 
   private async handle(session: SyncSession, message: ClientMessage): Promise<void> {
@@ -208,21 +251,26 @@ export class SyncServer {
       case "ModifyQuerySet":
         return this.modifyQuerySet(session, message);
       case "Mutation":
-        return this.mutation(session, message);
+        // Queued, not awaited: the runtime delivers a socket's next frame only when this handler
+        // returns, so awaiting would leave a flood queued in front of everyone else's frames,
+        // where no limit sees it. Queued here, it counts against maxPendingMutationsPerSession
+        // and runs in order, one per round of the fair lock.
+        void this.mutation(session, message).catch((error) => this.internalError(session, error));
+        return;
       case "Authenticate":
         if (message.baseVersion !== session.receivedIdentity) {
           throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
         }
         if (message.tokenType !== "None") {
           session.send(authError(`calmsync does not support ${message.tokenType} authentication yet; connect without auth`, session.version.identity), this.now());
-          session.connection.close(1000, "AuthError");
-          return this.close(session);
+          return this.drop(session, 1000, "AuthError");
         }
         session.receivedIdentity = message.baseVersion + 1;
         this.saveAttachment(session);
         return this.schedule(session);
       case "Action":
-        return session.send(actionFailure(message.requestId, `calmsync does not support actions; ${message.udfPath} was not run`), this.now());
+        this.sendOrDrop(session, actionFailure(message.requestId, `calmsync does not support actions; ${message.udfPath} was not run`));
+        return;
       case "Event":
         return;
     }
@@ -239,9 +287,7 @@ export class SyncServer {
       // which the official client retries with backoff (as Convex does).
       const limitNs = BigInt(Math.floor(this.now() + this.knobs().maxClockAheadMs)) * 1_000_000n;
       if (observed > limitNs) {
-        this.log(`[${session.connectionId}] Connect maxObservedTimestamp ${observed} is ahead of the clock; closing`);
-        session.connection.close(CLOSE_INTERNAL_ERROR, "InternalServerError: maxObservedTimestamp is ahead of this deployment");
-        return this.close(session);
+        return this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError: maxObservedTimestamp is ahead of this deployment", `Connect maxObservedTimestamp ${observed} is ahead of the clock`);
       }
       this.log(`[${session.connectionId}] session=${message.sessionId} observed ts ${observed} ahead of ${latest}; moving the clock forward`);
       this.advanceTimestamp(observed);
@@ -255,16 +301,23 @@ export class SyncServer {
       throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${session.receivedQuerySet}`);
     }
     if (message.newVersion <= message.baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must be greater than baseVersion");
-    const adds = message.modifications.filter((m) => m.type === "Add").length;
-    const removes = message.modifications.filter((m) => m.type === "Remove" && session.queries.has(m.queryId)).length;
-    const limit = this.knobs().maxQueriesPerSession;
-    if (session.queries.size + adds - removes > limit) {
-      throw new ProtocolError(`Query set of ${session.queries.size + adds - removes} queries exceeds the limit of ${limit} per session (knob maxQueriesPerSession)`);
-    }
+    // Check the whole change against the query set it produces before applying any of it.
+    const ids = new Set(session.queries.keys());
     for (const modification of message.modifications) {
       if (modification.type === "Add") {
-        if (session.queries.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
-        const instance = this.instances.acquire(modification.udfPath, modification.args);
+        if (ids.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
+        ids.add(modification.queryId);
+      } else if (!ids.delete(modification.queryId)) {
+        throw new ProtocolError(`Query ${modification.queryId} is not in the query set and cannot be removed`);
+      }
+    }
+    const limit = this.knobs().maxQueriesPerSession;
+    if (ids.size > limit) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limit} per session (knob maxQueriesPerSession)`);
+    // Check every query's arguments first: bad ones fail the message with nothing applied.
+    const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args) : null));
+    message.modifications.forEach((modification, i) => {
+      if (modification.type === "Add") {
+        const instance = this.instances.acquire(added[i]!);
         this.instances.subscribe(instance, session);
         session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
         this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
@@ -272,7 +325,7 @@ export class SyncServer {
         this.removeQuery(session, modification.queryId);
         session.pendingRemovals.push(modification.queryId);
       }
-    }
+    });
     session.receivedQuerySet = message.newVersion;
     this.saveAttachment(session);
     this.schedule(session);
@@ -292,40 +345,48 @@ export class SyncServer {
     if (session.pendingMutations >= limit) {
       // Not fatal: the client fails this one mutation and can retry once earlier ones finish.
       const refusal = `Too many concurrent mutations on this connection: ${limit} are waiting (knob maxPendingMutationsPerSession)`;
-      return session.send(mutationFailure(message.requestId, refusal, undefined), this.now());
+      this.sendOrDrop(session, mutationFailure(message.requestId, refusal, undefined));
+      return;
     }
     session.pendingMutations++;
-    await this.engine.exclusive(async () => {
-      const previous = this.storage.findMutationResult(sessionId, message.requestId);
-      if (previous) {
-        // A retry after a reconnect: answer the original outcome, run nothing.
-        session.send(mutationSuccess(message.requestId, previous.resultJson, previous.ts), this.now());
-      } else {
-        try {
-          const fn = this.engine.resolve(message.udfPath, "mutation");
-          const args = jsonToConvex(message.args);
-          const result = await this.engine.executeMutation(fn, message.udfPath, args, ({ json, ts }) =>
-            this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts }, this.now()),
-          );
-          session.send(mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts), this.now());
-          this.afterCommit(result.writes, result.searchWrites);
-        } catch (error) {
-          const failure = error instanceof FunctionError ? error : error instanceof ValueError ? new FunctionError("InvalidArgument", error.message) : null;
-          if (!failure) throw error;
-          session.send(mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data)), this.now());
+    // The session owns its place in the function lock: its mutations run in order, one per round.
+    await this.engine
+      .exclusive(async () => {
+        if (session.closed) return;
+        const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
+        const previous = this.storage.findMutationResult(sessionId, message.requestId);
+        if (previous && previous.fingerprint !== "" && previous.fingerprint !== fingerprint) {
+          // A reused request id is not a retry: answer nothing of the other call, run nothing.
+          const reason = `Request ${message.requestId} of this session was already used for a different mutation; a retry must repeat the same function and arguments`;
+          this.sendOrDrop(session, mutationFailure(message.requestId, reason, undefined));
+        } else if (previous) {
+          // A retry after a reconnect: answer the original outcome, run nothing.
+          this.sendOrDrop(session, mutationSuccess(message.requestId, previous.resultJson, previous.ts));
+        } else {
+          try {
+            const fn = this.engine.resolve(message.udfPath, "mutation");
+            const args = jsonToConvex(message.args);
+            const result = await this.engine.executeMutation(fn, message.udfPath, args, ({ json, ts }) =>
+              this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts, fingerprint }, this.now()),
+            );
+            this.sendOrDrop(session, mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts));
+          } catch (error) {
+            const failure = knownFunctionError(error);
+            if (!failure) throw error;
+            this.sendOrDrop(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data)));
+          }
         }
-      }
-      // The client resolves the mutation once a Transition reaches its ts.
-      session.owesTransition = true;
-      this.schedule(session);
-    }).finally(() => session.pendingMutations--);
+        // The client resolves the mutation once a Transition reaches its ts.
+        session.owesTransition = true;
+        this.schedule(session);
+      }, session)
+      .finally(() => session.pendingMutations--);
   }
 
-  /** Marks what a commit affected. Call after every commit, whatever ran it (HTTP or socket). */
-  afterCommit(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = []): void {
-    if (writes.length === 0 && searchWrites.length === 0) return;
+  /** Marks what a commit affected and schedules their sessions (the engine calls it for every commit, whatever ran it). */
+  private invalidate(commit: CommitEvent): void {
     this.ensureLoaded();
-    for (const instance of this.instances.invalidate(writes, searchWrites)) {
+    for (const instance of this.instances.invalidate(commit.writes, commit.searchWrites)) {
       for (const session of instance.subscribers.keys()) this.schedule(session);
     }
   }
@@ -338,6 +399,8 @@ export class SyncServer {
    * One session's turn: brings it to the latest timestamp with one Transition
    * (or nothing, if nothing it holds changed). Queries new to the session
    * spend the re-subscription budget; without enough, the turn is deferred.
+   * A Transition holds at most `maxTransitionBytes`: a result that does not
+   * fit is reported failed in this one and sent in the next turn.
    */
   private async turn(session: SyncSession): Promise<TurnResult> {
     let fresh = 0;
@@ -349,35 +412,89 @@ export class SyncServer {
       const need = Math.min(fresh, this.knobs().resubscribeBurst);
       if (!this.resubscribe.take(this.now(), need)) return { runs: 0, sent: false, deferMs: Math.max(1, this.resubscribe.waitMs(this.now(), need)) };
     }
+    const maxBytes = this.knobs().maxTransitionBytes;
     let runs = 0;
+    let deferred = false;
     const ts = this.engine.store.lastTimestamp();
     const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
     session.pendingRemovals = [];
+    let bytes = TRANSITION_OVERHEAD_BYTES + modifications.reduce((sum, m) => sum + m.length, 0);
     for (const [queryId, query] of session.queries) {
       const instance = this.instances.get(query.instanceKey)!;
-      if (instance.dirty || (instance.encoded === null && query.sentHash !== instance.resultHash)) {
-        if (await this.instances.run(instance)) this.counters.invalidations++;
+      let encoded = instance.encoded;
+      if (instance.dirty || (encoded === null && query.sentHash !== instance.resultHash)) {
+        const run = await this.instances.run(instance);
+        if (run.invalidation) this.counters.invalidations++;
+        encoded = run.encoded;
         runs++;
       }
       if (query.sentHash === instance.resultHash) continue;
-      const encoded = instance.encoded!;
       this.instances.results.touch(instance);
-      modifications.push(encoded.ok ? queryUpdated(queryId, encoded.value) : queryFailed(queryId, encoded.message, encoded.data));
+      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value) : queryFailed(queryId, encoded!.message, encoded!.data);
       query.sentHash = instance.resultHash;
+      if (bytes + modification.length > maxBytes) {
+        const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;
+        modification = queryFailed(
+          queryId,
+          alone
+            ? `This update did not fit into one Transition of ${maxBytes} bytes (knob maxTransitionBytes) with the session's other updates; it follows in the next one`
+            : `The result is larger than a Transition may be: ${modification.length} bytes, limit ${maxBytes} (knob maxTransitionBytes)`,
+          undefined,
+        );
+        // Fits alone: send it in the next turn. Too large even alone: it stays failed until it changes.
+        if (alone) {
+          query.sentHash = TRANSITION_DEFERRED;
+          deferred = true;
+        }
+      }
+      bytes += modification.length + 1;
+      modifications.push(modification);
     }
     const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
     const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
     if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
-    session.send(transition(session.version, end, modifications), this.now());
+    if (!this.deliver(session, transition(session.version, end, modifications))) return { runs, sent: false };
     session.version = end;
     session.owesTransition = false;
     this.counters.transitionsSent++;
+    if (deferred) this.schedule(session);
     // Saving the attachment costs about as much as the send itself; it only has to be
     // current before the object can hibernate, which needs it idle, so save when the
     // refresh queue drains: a fan-out sends everything first, and a session refreshed
     // many times under load is saved once.
     this.unsavedVersions.add(session);
     return { runs, sent: true };
+  }
+
+  /**
+   * Sends a Transition, or closes the session when it cannot take one: its
+   * socket already holds more than `maxSessionBufferBytes` unsent (a client
+   * that stopped reading), or the runtime refused the frame. Either way the
+   * session's version does not move, and the client resyncs on reconnect.
+   */
+  private deliver(session: SyncSession, frame: string): boolean {
+    const buffered = session.connection.bufferedBytes();
+    const limit = this.knobs().maxSessionBufferBytes;
+    if (buffered !== null && buffered > limit) {
+      this.counters.slowConsumersClosed++;
+      this.drop(session, CLOSE_TRY_AGAIN_LATER, "TooManyConcurrentRequests: this connection is not reading its updates", `has ${buffered} bytes unsent, over maxSessionBufferBytes=${limit}; closing`);
+      return false;
+    }
+    return this.sendOrDrop(session, frame);
+  }
+
+  /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */
+  private sendOrDrop(session: SyncSession, frame: string): boolean {
+    if (session.send(frame, this.now())) return true;
+    if (!session.closed) this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `send of ${frame.length} characters failed; closing`);
+    return false;
+  }
+
+  /** Closes a session's socket with `code` and forgets it; logs `why` when given. The one way the server ends a session. */
+  drop(session: SyncSession, code: number, reason: string, why?: string): void {
+    if (why) this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} ${why}`);
+    session.connection.close(code, reason);
+    this.close(session);
   }
 
   private saveAttachment(session: SyncSession): void {
@@ -391,10 +508,8 @@ export class SyncServer {
 
   private fail(session: SyncSession, reason: string): void {
     this.counters.protocolErrors++;
-    this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} protocol error: ${reason}`);
     session.send(fatalError(reason), this.now());
-    session.connection.close(CLOSE_PROTOCOL_ERROR, "ProtocolError");
-    this.close(session);
+    this.drop(session, CLOSE_PROTOCOL_ERROR, "ProtocolError", `protocol error: ${reason}`);
   }
 
   /** Forgets a session whose socket closed. */
@@ -412,6 +527,6 @@ export class SyncServer {
   pingIdle(): void {
     const now = this.now();
     const threshold = this.knobs().idlePingMs / 2;
-    for (const session of this.sessions.values()) if (now - session.lastSentAt >= threshold) session.send(PING, now);
+    for (const session of [...this.sessions.values()]) if (now - session.lastSentAt >= threshold) this.sendOrDrop(session, PING);
   }
 }

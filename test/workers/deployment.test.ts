@@ -1,16 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { env } from "cloudflare:workers";
 import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { deploymentStub, type Env } from "../../src/env.ts";
+import { deploymentStub } from "../../src/env.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
-
-const bindings = env as Env;
+import { bindings, fresh } from "./helpers.ts";
 
 describe("deployment object", () => {
   it("keeps commit timestamps strictly increasing across eviction and hard reset", async () => {
-    const name = `ts-${crypto.randomUUID()}`;
+    const name = fresh("ts");
     const namespace = bindings.DEPLOYMENTS;
-    const lastTs = () => runInDurableObject(namespace.getByName(name), (instance) => (instance as unknown as Deployment).store.lastTimestamp());
+    const lastTs = () => runInDurableObject(namespace.getByName(name), (instance) => (instance as unknown as Deployment).runtime.store.lastTimestamp());
     const send = (body: string) => deploymentStub(bindings, name).run("mutation", "messages:send", { chatId: "c", author: "a", body }, "test");
 
     const seen: bigint[] = [];
@@ -55,7 +53,7 @@ describe("deployment object", () => {
   });
 
   it("a throwing mutation leaves no rows in storage", async () => {
-    const name = `throw-${crypto.randomUUID()}`;
+    const name = fresh("throw");
     const stub = deploymentStub(bindings, name);
     await stub.run("mutation", "messages:send", { chatId: "c", author: "a", body: "ok" }, "test");
     const bad = await stub.run("mutation", "messages:send", { chatId: "c", author: "a", body: 42 }, "test");

@@ -9,7 +9,7 @@ import type { Env } from "../../src/env.ts";
 describe("Engine on SqliteStore (workerd)", () => {
   for (const [name, run] of Object.entries(engineCases)) {
     it(name, async () => {
-      const stub = (env as Env).DEPLOYMENTS.getByName(`engine-case-${crypto.randomUUID()}`);
+      const stub = (env as Env).DEPLOYMENTS.getByName(`test-engine-case-${crypto.randomUUID()}`);
       await runInDurableObject(stub, (_instance, state) => run(new SqliteStore(state.storage)));
     });
   }

@@ -1,13 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { env, exports } from "cloudflare:workers";
 import { evictDurableObject } from "cloudflare:test";
-import { type Env } from "../../src/env.ts";
 import { ProtocolClient } from "./protocol-client.ts";
-
-const bindings = env as Env;
-const worker = (exports as unknown as { default: Fetcher }).default;
-const fresh = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
-const admin = { Authorization: "Bearer test-admin-key" };
+import { admin, bindings, fresh, worker } from "./helpers.ts";
 
 function patch(deployment: string, body: unknown, headers: Record<string, string> = admin): Promise<Response> {
   return worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, {

@@ -1,15 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { env } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { encodeTs } from "../../src/protocol/sync.ts";
-import { deploymentStub, type Env } from "../../src/env.ts";
+import { deploymentStub } from "../../src/env.ts";
 import { ProtocolClient } from "./protocol-client.ts";
-
-const bindings = env as Env;
-const fresh = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
+import { bindings, fresh, status } from "./helpers.ts";
 type Message = { body: string; chatId: string };
 const bodies = (value: unknown) => (value as Message[]).map((m) => m.body);
-const status = (deployment: string) => deploymentStub(bindings, deployment).status();
 
 describe("live sync over hibernatable WebSockets", () => {
   it("keeps subscriptions working after the object is evicted (sockets hibernate)", async () => {

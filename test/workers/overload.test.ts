@@ -1,19 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { env, exports } from "cloudflare:workers";
-import { deploymentStub, type Env } from "../../src/env.ts";
-import type { DeploymentStatus } from "../../src/deployment/deployment.ts";
-
-const bindings = env as Env;
-const worker = (exports as unknown as { default: Fetcher }).default;
-const fresh = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
-const admin = { Authorization: "Bearer test-admin-key", "Content-Type": "application/json" };
-
-async function setKnobs(deployment: string, knobs: Record<string, number>): Promise<void> {
-  const response = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, { method: "PATCH", headers: admin, body: JSON.stringify(knobs) });
-  expect(response.status, await response.clone().text()).toBe(200);
-}
-
-const status = (deployment: string): Promise<DeploymentStatus> => deploymentStub(bindings, deployment).status();
+import { deploymentStub } from "../../src/env.ts";
+import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 
 /** A minimal session: subscribes to one query and keeps the latest value it was sent. */
 class Session {

@@ -1,13 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { env, exports } from "cloudflare:workers";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { deploymentStub, type Env } from "../../src/env.ts";
+import { deploymentStub } from "../../src/env.ts";
 import { ProtocolClient } from "./protocol-client.ts";
-
-const bindings = env as Env;
-const fresh = (label: string) => `${label}-${crypto.randomUUID().slice(0, 8)}`;
-const worker = (exports as unknown as { default: Fetcher }).default;
-const admin = { Authorization: "Bearer test-admin-key" };
+import { admin, bindings, fresh, worker } from "./helpers.ts";
 
 async function send(deployment: string, chatId: string, body: string): Promise<string> {
   const result = await deploymentStub(bindings, deployment).run("mutation", "messages:send", { chatId, author: "a", body }, "t");

@@ -11,7 +11,7 @@ const SIZES = [1_000, 10_000];
 const worker = (exports as unknown as { default: Fetcher }).default;
 
 async function status(deployment: string): Promise<Record<string, number>> {
-  return (await (await worker.fetch(`http://bench/d/${deployment}/api/status`)).json()) as Record<string, number>;
+  return (await (await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })).json()) as Record<string, number>;
 }
 
 async function until(check: () => boolean, timeoutMs: number): Promise<void> {

@@ -84,7 +84,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
     // Each commit reaches its chat's 10 watchers (later commits may supersede earlier ones in one Transition).
     await until(() => latencies.length >= COMMITS * (SESSIONS / CHATS) * 0.9, 120_000).catch(() => undefined);
     latencies.sort((a, b) => a - b);
-    const status = (await (await worker.fetch(`http://bench/d/${deployment}/api/status`)).json()) as { limits: { refreshQueue: { peak: number }; refreshSlices: { count: number } } };
+    const status = (await (await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })).json()) as { limits: { refreshQueue: { peak: number }; refreshSlices: { count: number } } };
     rows.push(
       `| ${budget.label} | ${Math.round(COMMITS / (commitMs / 1000)).toLocaleString("en-US")} | ${pct(latencies, 50)} ms | ${pct(latencies, 99)} ms | ${latencies.length.toLocaleString("en-US")} | ${status.limits.refreshSlices.count.toLocaleString("en-US")} | ${status.limits.refreshQueue.peak} |`,
     );

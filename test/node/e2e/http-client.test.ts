@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 
 let server: DevServer;
 beforeAll(async () => {
@@ -30,18 +31,18 @@ describe("ConvexHttpClient against wrangler dev", () => {
   });
 
   it("serves named deployments under /d/<name>", async () => {
-    const other = new ConvexHttpClient(`${server.url}/d/other-chat`, { skipConvexDeploymentUrlCheck: true });
+    const other = new ConvexHttpClient(await createDeployment(server.url, "other-chat"), { skipConvexDeploymentUrlCheck: true });
     await other.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "bob", body: "elsewhere" });
     const listed = await other.query(anyApi.messages!.list!, { chatId: "e2e" });
     expect(listed.map((m: { body: string }) => m.body)).toEqual(["elsewhere"]);
   });
 
   it("reports status and guards admin routes", async () => {
-    const status = (await (await fetch(`${server.url}/api/status`)).json()) as Record<string, number>;
+    expect(await (await fetch(`${server.url}/api/status`)).json()).toEqual({ ok: true, deployment: "default", version: expect.any(String) });
+    expect((await fetch(`${server.url}/d/never-created/api/status`)).status).toBe(404);
+    expect((await fetch(`${server.url}/api/admin/status`)).status).toBe(401);
+    const status = await adminStatus(server.url);
     expect(status.commits).toBeGreaterThanOrEqual(3);
     expect(status.documents).toBeGreaterThanOrEqual(3);
-    expect((await fetch(`${server.url}/api/admin/status`)).status).toBe(401);
-    const admin = await fetch(`${server.url}/api/admin/status`, { headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}` } });
-    expect(admin.status).toBe(200);
   });
 });

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 
 type Message = { _id: string; body: string; chatId: string };
 
@@ -15,9 +16,7 @@ afterAll(async () => {
 
 type Status = { commits: number; invalidations: number; queryExecutions: number; transitionsSent: number; sessions: number; subscriptions: number };
 
-async function status(url: string): Promise<Status> {
-  return (await (await fetch(`${url}/api/status`)).json()) as Status;
-}
+const status = (url: string) => adminStatus<Status>(url);
 
 /** Resolves with the first value `read()` returns that satisfies `ready`, polling briefly. */
 async function until<T>(read: () => T, ready: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
@@ -32,7 +31,7 @@ async function until<T>(read: () => T, ready: (value: T) => boolean, what: strin
 
 describe("ConvexClient live sync against wrangler dev", () => {
   it("pushes a new message to a subscriber and leaves other chats' subscriptions alone", async () => {
-    const url = `${server.url}/d/live-e2e`;
+    const url = await createDeployment(server.url, "live-e2e");
     const reader = new ConvexClient(url, { skipConvexDeploymentUrlCheck: true });
     const writer = new ConvexClient(url, { skipConvexDeploymentUrlCheck: true });
     const http = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true });
@@ -74,7 +73,7 @@ describe("ConvexClient live sync against wrangler dev", () => {
   });
 
   it("resolves a socket mutation only after its transition, with the result", async () => {
-    const url = `${server.url}/d/live-e2e-mutation`;
+    const url = await createDeployment(server.url, "live-e2e-mutation");
     const client = new ConvexClient(url, { skipConvexDeploymentUrlCheck: true });
     try {
       const id = await client.mutation(anyApi.messages!.send!, { chatId: "M", author: "ann", body: "over the socket" });

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import WebSocket from "ws";
 import { anyApi } from "convex/server";
-import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 
 let server: DevServer;
 beforeAll(async () => {
@@ -17,13 +18,8 @@ afterAll(async () => {
 // Browsers, and the `ws` package used here, fire close 1006 and the client backs off as designed.
 describe("official clients against session admission (wrangler dev)", () => {
   it("40 ConvexClients arriving at once against 10 sessions/s all get in and get their results", async () => {
-    const url = `${server.url}/d/herd`;
-    const patch = await fetch(`${url}/api/admin/knobs`, {
-      method: "PATCH",
-      headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}`, "Content-Type": "application/json" },
-      body: JSON.stringify({ sessionAdmitRate: 10, sessionAdmitBurst: 10 }),
-    });
-    expect(patch.status).toBe(200);
+    const url = await createDeployment(server.url, "herd");
+    await setKnobs(url, { sessionAdmitRate: 10, sessionAdmitBurst: 10 });
     await new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true }).mutation(anyApi.messages!.send!, { chatId: "herd", author: "a", body: "welcome" });
 
     const started = Date.now();
@@ -37,7 +33,7 @@ describe("official clients against session admission (wrangler dev)", () => {
         await new Promise((r) => setTimeout(r, 100));
       }
       const elapsed = Date.now() - started;
-      const status = (await (await fetch(`${url}/api/status`)).json()) as { sessions: number; limits: { admissions: { admitted: number; refused: number } } };
+      const status = await adminStatus<{ sessions: number; limits: { admissions: { admitted: number; refused: number } } }>(url);
       expect(status.sessions).toBe(40);
       expect(status.limits.admissions.admitted).toBe(40);
       expect(status.limits.admissions.refused).toBeGreaterThan(0);

@@ -1,0 +1,156 @@
+/**
+ * One deployment's running parts, wired in one place and in one order:
+ * storage schema first, then knobs, documents, search, engine, live sync,
+ * admission and the shared alarm. The Durable Object (`deployment.ts`)
+ * creates this only for a deployment that exists, so a stranger's request
+ * for an unknown name starts nothing and writes nothing.
+ */
+import { Engine, jsonToConvex, knownFunctionError, type AppDefinition, type FunctionRegistry, type JSONValue } from "../engine/index.ts";
+import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
+import { SyncServer } from "../sync/sync-server.ts";
+import type { Connection, SessionAttachment } from "../sync/session.ts";
+import { SearchIndexes } from "../search/search-indexes.ts";
+import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
+import { SqliteStore } from "./sqlite-store.ts";
+import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
+import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
+import { AlarmScheduler } from "./alarm-scheduler.ts";
+import { backfillIndexes } from "./index-backfill.ts";
+import { Admission, shedReason } from "./admission.ts";
+import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
+import { migrate } from "./migrations.ts";
+import { attachmentOf, socketConnection } from "./sockets.ts";
+
+export type FunctionKind = "query" | "mutation";
+
+export class DeploymentRuntime {
+  readonly knobs: Knobs;
+  readonly store: SqliteStore;
+  readonly engine: Engine;
+  readonly sync: SyncServer;
+  readonly search: SearchIndexes;
+  readonly alarms: AlarmScheduler;
+  readonly admission: Admission;
+  readonly startedAt = Date.now();
+  private readonly ctx: DurableObjectState;
+
+  constructor(ctx: DurableObjectState, app: AppDefinition, functions: FunctionRegistry) {
+    this.ctx = ctx;
+    migrate(ctx.storage);
+    this.knobs = new Knobs(ctx.storage);
+    this.store = new SqliteStore(ctx.storage);
+    this.search = new SearchIndexes({
+      schema: app.schema,
+      storage: new SqliteSearchStorage(ctx.storage),
+      budgetBytes: () => this.knobs.values.searchMemoryBudgetMB * 1_048_576,
+      documents: (table) => this.store.documentsOf(table),
+      onLogGrowth: (meta) => {
+        const k = this.knobs.values;
+        const due = meta.logEntries >= k.searchCompactLogEntries || meta.logBytes >= k.searchCompactLogBytes;
+        if (due && meta.failures < k.compactionMaxFailures) this.alarms.request(Date.now() + k.compactionDelayMs);
+      },
+    });
+    this.store.useSearch(this.search);
+    const backfill = backfillIndexes(ctx.storage, app.schema, this.search.storage, (table) => this.store.documentsOf(table));
+    if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
+    this.admission = new Admission(() => this.knobs.values, Date.now());
+    this.alarms = new AlarmScheduler(ctx.storage, {
+      ping: () => {
+        this.sync.pingIdle();
+        return this.sync.sessionCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
+      },
+      compaction: () => {
+        if (!this.compactionDue()) return null;
+        const report = this.compact(false);
+        return report.moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
+      },
+    });
+    this.engine = new Engine({
+      schema: app.schema,
+      functions,
+      store: this.store,
+      limits: () => this.knobs.engineLimits(),
+      yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
+    });
+    this.sync = new SyncServer({
+      engine: this.engine,
+      storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
+      knobs: () => this.knobs.sync(),
+      advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
+    });
+    const open: { connection: Connection; attachment: SessionAttachment }[] = [];
+    for (const ws of ctx.getWebSockets()) {
+      const attachment = attachmentOf(ws);
+      if (attachment) open.push({ connection: socketConnection(ws), attachment });
+    }
+    this.sync.restore(open);
+  }
+
+  /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */
+  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
+    try {
+      const args = jsonToConvex(encodedArgs);
+      const result = kind === "query" ? await this.engine.runQuery(path, args) : await this.engine.runMutation(path, args);
+      return successResponse(result.json);
+    } catch (error) {
+      const failure = knownFunctionError(error);
+      if (failure) return errorResponse(failure);
+      // Anything else is our bug: log it with the request id, tell the caller only the id.
+      console.error(`[${requestId}] ${kind} ${path} failed:`, error);
+      return { status: "error", errorMessage: `[Request ID: ${requestId}] Server Error`, logLines: [] };
+    }
+  }
+
+  /**
+   * The last resort: when sessions exceed `maxSessions` (lowered at runtime),
+   * close the newest ones with 1013 and a jittered retry hint whose prefix the
+   * official client treats as overload.
+   */
+  private shedExcessSessions(): void {
+    const excess = this.sync.sessionCount - this.knobs.values.maxSessions;
+    if (excess <= 0) return;
+    for (const session of this.sync.newestSessions(excess)) {
+      const retryAfterMs = 3_000 + Math.floor(Math.random() * 12_000);
+      this.sync.drop(session, 1013, shedReason(retryAfterMs), `shed over maxSessions=${this.knobs.values.maxSessions}; retry in ${retryAfterMs} ms`);
+    }
+  }
+
+  private compactionDue(): boolean {
+    const k = this.knobs.values;
+    return this.search.storage.partitionsToCompact(k.searchCompactLogEntries, k.searchCompactLogBytes, 1).some((m) => m.failures < k.compactionMaxFailures);
+  }
+
+  /** Search compaction: not a commit (see src/search/compactor.ts). `all` compacts every non-empty log now (operators, tests). */
+  compact(all: boolean): CompactionReport {
+    const k = this.knobs.values;
+    return compactSearchIndexes(this.search, {
+      minLogEntries: all ? 1 : k.searchCompactLogEntries,
+      minLogBytes: all ? 0 : k.searchCompactLogBytes,
+      budgetDocuments: all ? Infinity : k.compactionBudgetDocuments,
+      maxChunkBytes: k.searchSnapshotChunkBytes,
+      maxFailures: all ? Infinity : k.compactionMaxFailures,
+    });
+  }
+
+  knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {
+    return { knobs: this.knobs.report(), history: this.knobs.history() };
+  }
+
+  /** Applies knob changes; a bad name or value fails the whole request with a message naming it. */
+  setKnobs(changes: Record<string, unknown>): { ok: true; changes: KnobChange[] } | { ok: false; error: string } {
+    try {
+      const applied = this.knobs.set(changes);
+      for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
+      this.shedExcessSessions();
+      return { ok: true, changes: applied };
+    } catch (error) {
+      if (error instanceof KnobError) return { ok: false, error: error.message };
+      throw error;
+    }
+  }
+
+  /** Storage used by this deployment, in bytes. */
+  get storageBytes(): number {
+    return this.ctx.storage.sql.databaseSize;
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Socket plumbing: a hibernatable WebSocket seen as live sync's `Connection`,
+ * and the session attachment it carries across hibernation.
+ */
+import type { Connection, SessionAttachment } from "../sync/session.ts";
+
+export function socketConnection(ws: WebSocket): Connection {
+  return {
+    send(frame) {
+      try {
+        ws.send(frame);
+        return true;
+      } catch {
+        // Closed under us, or the frame is over the runtime's message limit: the caller closes the session.
+        return false;
+      }
+    },
+    bufferedBytes() {
+      // Reported where the runtime implements it; null otherwise (then only per-turn bounds apply).
+      const buffered = (ws as { bufferedAmount?: unknown }).bufferedAmount;
+      return typeof buffered === "number" ? buffered : null;
+    },
+    close(code, reason) {
+      try {
+        ws.close(code, reason);
+      } catch {
+        // Already closing.
+      }
+    },
+    saveAttachment(attachment) {
+      ws.serializeAttachment(attachment);
+    },
+  };
+}
+
+export function attachmentOf(ws: WebSocket): SessionAttachment | null {
+  const attachment = ws.deserializeAttachment() as SessionAttachment | null;
+  return attachment?.v === 1 ? attachment : null;
+}

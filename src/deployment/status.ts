@@ -1,0 +1,108 @@
+/**
+ * What a deployment reports: `health` to anyone (up, version), `status` to
+ * its operator behind the admin key (every counter, and every limit beside
+ * its current value: what one needs to see how close the deployment is to
+ * each knob, and what a stranger needs to time an overload).
+ */
+import type { AppDefinition } from "../engine/index.ts";
+import { VERSION } from "../version.ts";
+import type { DeploymentRuntime } from "./runtime.ts";
+
+export interface DeploymentHealth {
+  ok: true;
+  deployment: string;
+  version: string;
+}
+
+export interface DeploymentStatus {
+  deployment: string;
+  version: string;
+  commits: number;
+  documents: number;
+  queryExecutions: number;
+  mutationExecutions: number;
+  sessions: number;
+  subscriptions: number;
+  queryInstances: number;
+  invalidations: number;
+  transitionsSent: number;
+  protocolErrors: number;
+  slowConsumersClosed: number;
+  /** Functions waiting for the function lock. */
+  queuedFunctions: number;
+  searchQueries: number;
+  searchPartitionsLoaded: number;
+  searchPartitionRebuilds: number;
+  searchPartitions: number;
+  searchMemoryBytes: number;
+  searchMemoryBudgetBytes: number;
+  compactions: number;
+  compactionMs: number;
+  compactionFailures: number;
+  uptimeMs: number;
+  storageBytes: number;
+  tables: Record<string, { indexes: string[] }>;
+  /** Every limit beside its current value: how close the deployment is to each knob. */
+  limits: {
+    refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
+    oldestStaleSessionWaitMs: number;
+    refreshSlices: { count: number; ms: number; queryRunsPerSlice: number; transitionsPerSlice: number };
+    sessions: { current: number; limit: number };
+    admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
+    searchMemory: { bytes: number; budgetBytes: number };
+    queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
+    frameBytes: { limit: number };
+  };
+}
+
+export function health(deployment: string): DeploymentHealth {
+  return { ok: true, deployment, version: VERSION };
+}
+
+export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, app: AppDefinition): DeploymentStatus {
+  const { engine, sync, search, store, knobs, admission } = runtime;
+  const k = knobs.values;
+  const refresh = sync.scheduler.metrics;
+  const now = Date.now();
+  const counters = store.persistedCounters;
+  const tables: Record<string, { indexes: string[] }> = {};
+  for (const [name, table] of app.schema.tables) tables[name] = { indexes: [...table.indexes.keys()] };
+  return {
+    deployment,
+    version: VERSION,
+    commits: counters.commits,
+    documents: counters.documents,
+    queryExecutions: engine.counters.queryExecutions,
+    mutationExecutions: engine.counters.mutationExecutions,
+    sessions: sync.sessionCount,
+    subscriptions: sync.subscriptionCount,
+    queryInstances: sync.instanceCount,
+    invalidations: sync.counters.invalidations,
+    transitionsSent: sync.counters.transitionsSent,
+    protocolErrors: sync.counters.protocolErrors,
+    slowConsumersClosed: sync.counters.slowConsumersClosed,
+    queuedFunctions: engine.queuedFunctions,
+    searchQueries: search.counters.searchQueries,
+    searchPartitionsLoaded: search.loadedPartitions,
+    searchPartitionRebuilds: search.counters.partitionRebuilds,
+    searchPartitions: search.storage.partitionCount(),
+    searchMemoryBytes: search.memoryBytes,
+    searchMemoryBudgetBytes: k.searchMemoryBudgetMB * 1_048_576,
+    compactions: search.counters.compactions,
+    compactionMs: search.counters.compactionMs,
+    compactionFailures: search.counters.compactionFailures,
+    uptimeMs: now - runtime.startedAt,
+    storageBytes: runtime.storageBytes,
+    tables,
+    limits: {
+      refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
+      oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),
+      refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
+      sessions: { current: sync.sessionCount, limit: k.maxSessions },
+      admissions: { ...admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
+      searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetMB * 1_048_576 },
+      queryResultCache: { bytes: sync.instances.results.bytes, budgetBytes: k.queryResultCacheMB * 1_048_576, evictions: sync.instances.results.evictions },
+      frameBytes: { limit: k.maxFrameBytes },
+    },
+  };
+}
