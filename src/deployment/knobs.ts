@@ -214,12 +214,12 @@ export const KNOBS = {
     unit: "bytes",
     doc: "Largest Transition sent to a session (the runtime refuses messages over 32 MiB). Updates that do not fit are reported failed in this one and follow in the next.",
   },
-  maxSessionBufferBytes: {
-    default: 33_554_432,
+  sessionSendBytesPerSecond: {
+    default: 2_097_152,
     min: 65_536,
-    max: 104_857_600,
+    max: 1_073_741_824,
     unit: "bytes",
-    doc: "Unsent bytes a session's socket may hold before it is closed with 1013 (a client that stopped reading), where the runtime reports a socket's buffered amount.",
+    doc: "Bytes of Transitions one session may be sent per second, with a burst of maxTransitionBytes. Past it the session's updates coalesce (it skips intermediate versions): the bound on what a client that stops reading can make the runtime buffer, since workerd does not report a socket's buffered amount.",
   },
   queryResultCacheMB: {
     default: 16,

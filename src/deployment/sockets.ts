@@ -15,11 +15,6 @@ export function socketConnection(ws: WebSocket): Connection {
         return false;
       }
     },
-    bufferedBytes() {
-      // Reported where the runtime implements it; null otherwise (then only per-turn bounds apply).
-      const buffered = (ws as { bufferedAmount?: unknown }).bufferedAmount;
-      return typeof buffered === "number" ? buffered : null;
-    },
     close(code, reason) {
       try {
         ws.close(code, reason);

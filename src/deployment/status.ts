@@ -27,7 +27,7 @@ export interface DeploymentStatus {
   invalidations: number;
   transitionsSent: number;
   protocolErrors: number;
-  slowConsumersClosed: number;
+  sendsPutOff: number;
   /** Functions waiting for the function lock. */
   queuedFunctions: number;
   searchQueries: number;
@@ -80,7 +80,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     invalidations: sync.counters.invalidations,
     transitionsSent: sync.counters.transitionsSent,
     protocolErrors: sync.counters.protocolErrors,
-    slowConsumersClosed: sync.counters.slowConsumersClosed,
+    sendsPutOff: sync.counters.sendsPutOff,
     queuedFunctions: engine.queuedFunctions,
     searchQueries: search.counters.searchQueries,
     searchPartitionsLoaded: search.loadedPartitions,

@@ -165,14 +165,17 @@ function defineField<T>(target: Record<string, T>, key: string, value: T): void 
   else target[key] = value;
 }
 
-/** The length of `text` in UTF-8 bytes, without encoding it. */
+/** The length of `text` in UTF-8 bytes, as TextEncoder would write it, without encoding it. */
 export function utf8Length(text: string): number {
   let bytes = text.length;
   for (let i = 0; i < text.length; i++) {
     const unit = text.charCodeAt(i);
     if (unit < 0x80) continue;
-    // 2 bytes below U+0800, 3 above; a surrogate pair is 4 (2 units, 2 each).
-    bytes += unit < 0x800 || (unit >= 0xd800 && unit <= 0xdfff) ? 1 : 2;
+    if (unit < 0x800) bytes += 1;
+    else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      bytes += 2; // a surrogate pair: 4 bytes for 2 units
+      i++;
+    } else bytes += 2; // 3 bytes (a lone surrogate becomes U+FFFD, also 3)
   }
   return bytes;
 }

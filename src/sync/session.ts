@@ -4,13 +4,12 @@
  * query set lives in `SyncStorage`.
  */
 import type { StateVersion } from "../protocol/sync.ts";
+import type { TokenBucket } from "./token-bucket.ts";
 
 /** The transport: a socket in the Durable Object, a fake in tests. */
 export interface Connection {
   /** False when the runtime refused the frame (socket gone, frame over its size limit): the client did not get it. */
   send(frame: string): boolean;
-  /** Bytes sent but not yet written to the network, when the runtime reports it (null when it cannot). */
-  bufferedBytes(): number | null;
   close(code: number, reason: string): void;
   /** Keeps the session's versions with the socket, so they survive hibernation. */
   saveAttachment(attachment: SessionAttachment): void;
@@ -52,6 +51,10 @@ export class SyncSession {
   pendingMutations = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
+  /** Bytes this session may be sent (created on its first Transition; see SyncServer.turn). */
+  sendBudget: TokenBucket | null = null;
+  /** A turn put off until the send budget recovers. */
+  sendRetry: ReturnType<typeof setTimeout> | null = null;
   /** When we last sent anything, for idle pings (0 after a wake: ping at the next chance). */
   lastSentAt = 0;
   closed = false;

@@ -3,6 +3,7 @@ import { Engine, MemoryStore, registerModules } from "../engine/index.ts";
 import schema from "../app/schema.ts";
 import * as messages from "../app/messages.ts";
 import { SyncServer, type SyncKnobs } from "./sync-server.ts";
+import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
 
@@ -19,7 +20,7 @@ const KNOBS: SyncKnobs = {
   refreshSliceQueryRuns: 100,
   refreshSliceTransitions: 1_000,
   maxTransitionBytes: 16_777_216,
-  maxSessionBufferBytes: 33_554_432,
+  sessionSendBytesPerSecond: 8_388_608,
 };
 
 function setup(knobs: Partial<SyncKnobs> = {}) {
@@ -30,7 +31,6 @@ function setup(knobs: Partial<SyncKnobs> = {}) {
     const closed: { code: number; reason: string }[] = [];
     const connection: Connection = {
       send: (f) => frames.push(JSON.parse(f)) > 0,
-      bufferedBytes: () => null,
       close: (code, reason) => closed.push({ code, reason }),
       saveAttachment: (_a: SessionAttachment) => undefined,
     };
@@ -47,9 +47,12 @@ function setup(knobs: Partial<SyncKnobs> = {}) {
     };
     return { session, frames, closed, send, latest };
   };
+  /** Until no function is queued and no session waits for a turn (checked twice: a turn can queue more). */
   const idle = async () => {
-    while (sync.scheduler.waiting > 0) await new Promise((r) => setTimeout(r, 1));
-    await engine.exclusive(async () => undefined);
+    for (let quiet = 0; quiet < 2; ) {
+      await new Promise((r) => setTimeout(r, 1));
+      quiet = sync.scheduler.waiting === 0 && engine.queuedFunctions === 0 ? quiet + 1 : 0;
+    }
   };
   return { engine, sync, open, idle };
 }
@@ -133,5 +136,131 @@ describe("per-session limits", () => {
     expect(responses.filter((r) => r.success)).toHaveLength(2);
     expect(responses.filter((r) => !r.success).map((r) => r.result)).toEqual(Array(3).fill(expect.stringMatching(/Too many concurrent mutations.*2 are waiting/)));
     expect(client.closed).toEqual([]);
+  });
+});
+
+describe("one invalidation path: the commit", () => {
+  it("a mutation run outside live sync (the HTTP path) still reaches subscribers, even with a query set change in between", async () => {
+    const { engine, open, idle } = setup();
+    const watcher = open("watcher");
+    await watcher.send({ type: "Connect", sessionId: "w", connectionCount: 0, lastCloseReason: null });
+    await watcher.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await idle();
+    // The HTTP path: the engine alone, with an extra async layer before its caller resumes,
+    // while a ModifyQuerySet for the same query arrives. Nobody wires the commit to sync.
+    const committed = engine.runMutation("messages:send", { chatId: "a", author: "http", body: "over http" }).then(async (result) => {
+      await new Promise((r) => setTimeout(r, 5));
+      return result;
+    });
+    const joiner = open("joiner");
+    await joiner.send({ type: "Connect", sessionId: "j", connectionCount: 0, lastCloseReason: null });
+    await joiner.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    const { ts } = await committed;
+    await idle();
+    // Every Transition at or past the commit's timestamp carries the new message: all of one
+    // Transition's results are at its timestamp.
+    for (const client of [watcher, joiner]) {
+      const atOrPast = client.frames.filter((f) => f.type === "Transition" && decodeTs((f.endVersion as { ts: string }).ts, "ts") >= ts);
+      expect(atOrPast.length).toBeGreaterThan(0);
+      expect((client.latest(0) as { body: string }[]).map((m) => m.body)).toEqual(["over http"]);
+      for (const frame of atOrPast) {
+        for (const m of frame.modifications as { queryId: number; value: { body: string }[] }[]) expect(m.value.map((x) => x.body)).toEqual(["over http"]);
+      }
+    }
+  });
+});
+
+describe("bounded traffic to clients", () => {
+  it("a send the runtime refuses closes that session and never advances its version", async () => {
+    const { engine, sync, open, idle } = setup();
+    const client = open("fragile");
+    await client.send({ type: "Connect", sessionId: "f", connectionCount: 0, lastCloseReason: null });
+    await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await idle();
+    const held = client.session.version;
+    // From now on the runtime refuses this socket's frames (e.g. one over its 32 MiB message limit).
+    (client.session.connection as { send: (f: string) => boolean }).send = () => false;
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "lost" });
+    await idle();
+    expect(client.closed).toEqual([{ code: 1011, reason: "InternalServerError" }]);
+    expect(client.session.version).toEqual(held);
+    expect(sync.sessionCount).toBe(0);
+  });
+
+  it("a Transition over maxTransitionBytes reports what did not fit as failed, then sends it in the next one", async () => {
+    const { engine, open, idle } = setup({ maxTransitionBytes: 65_536 });
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "a".repeat(40_000) });
+    await engine.runMutation("messages:send", { chatId: "b", author: "x", body: "b".repeat(40_000) });
+    const client = open("big");
+    await client.send({ type: "Connect", sessionId: "big", connectionCount: 0, lastCloseReason: null });
+    await client.send({
+      type: "ModifyQuerySet",
+      baseVersion: 0,
+      newVersion: 1,
+      modifications: ["a", "b"].map((chatId, queryId) => ({ type: "Add", queryId, udfPath: "messages:list", args: [{ chatId }] })),
+    });
+    await idle();
+    const transitions = client.frames.filter((f) => f.type === "Transition");
+    expect(transitions.length).toBe(2);
+    for (const frame of transitions) expect(JSON.stringify(frame).length).toBeLessThanOrEqual(65_536);
+    const first = transitions[0]!.modifications as { type: string; queryId: number; errorMessage?: string }[];
+    expect(first.map((m) => m.type)).toEqual(["QueryUpdated", "QueryFailed"]);
+    expect(first[1]!.errorMessage).toMatch(/did not fit into one Transition of 65536 bytes \(knob maxTransitionBytes\)/);
+    expect((transitions[1]!.modifications as { type: string; queryId: number }[]).map((m) => [m.type, m.queryId])).toEqual([["QueryUpdated", 1]]);
+    expect((client.latest(1) as { body: string }[])[0]!.body).toHaveLength(40_000);
+    expect(transitions[1]!.startVersion).toEqual(transitions[0]!.endVersion);
+  });
+
+  it("a session over its send budget skips intermediate versions and catches up with the latest", async () => {
+    const { engine, sync, open, idle } = setup({ sessionSendBytesPerSecond: 65_536, maxTransitionBytes: 65_536 });
+    const client = open("heavy");
+    await client.send({ type: "Connect", sessionId: "h", connectionCount: 0, lastCloseReason: null });
+    await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await idle();
+    const before = client.frames.length;
+    // 20 commits, each changing a list that grows to 20 messages of 2 KB: ~450 KB of updates against a 64 KiB/s budget.
+    for (let i = 0; i < 20; i++) await engine.runMutation("messages:send", { chatId: "a", author: "x", body: `${i}`.padEnd(2_000, ".") });
+    const sent = client.frames.slice(before).filter((f) => f.type === "Transition");
+    // What went out at once is the burst (64 KiB) plus the one Transition that overdrew it, not 20 versions.
+    expect(sent.length).toBeLessThan(20);
+    expect(sent.reduce((bytes, f) => bytes + JSON.stringify(f).length, 0)).toBeLessThanOrEqual(2 * 65_536);
+    expect(sync.counters.sendsPutOff).toBeGreaterThan(0);
+    // It is put off, not dropped: the latest state arrives once the budget recovers.
+    const deadline = Date.now() + 10_000;
+    while (!(client.latest(0) as { body: string }[])[0]?.body.startsWith("19.") && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await idle();
+    expect((client.latest(0) as { body: string }[])[0]!.body.startsWith("19.")).toBe(true);
+    expect(client.closed).toEqual([]);
+  });
+});
+
+describe("fairness", () => {
+  it("a session pipelining 5,000 mutations is held to its pending limit and another session's mutation runs in the next round", async () => {
+    const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000 });
+    const flooder = open("flooder");
+    const quiet = open("quiet");
+    for (const c of [flooder, quiet]) await c.send({ type: "Connect", sessionId: c.session.connectionId, connectionCount: 0, lastCloseReason: null });
+    for (let i = 0; i < 5_000; i++) void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "f", body: `${i}` }] });
+    void quiet.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "quiet", author: "q", body: "quiet" }] });
+    await idle();
+    const responses = flooder.frames.filter((f) => f.type === "MutationResponse");
+    expect(responses.filter((r) => !r.success)).toHaveLength(4_000);
+    const quietTs = decodeTs(quiet.frames.find((f) => f.type === "MutationResponse")!.ts, "ts");
+    const floodBefore = responses.filter((r) => r.success && decodeTs(r.ts, "ts") < quietTs).length;
+    // Round-robin: one flood mutation ran before it, not the 1,000 queued ahead of it.
+    expect(floodBefore).toBeLessThanOrEqual(2);
+    expect(engine.counters.commits).toBe(1_001);
+  });
+
+  it("an oversized Mutation whose request id can be read fails alone; an unreadable oversized frame is still fatal", async () => {
+    const { open, idle } = setup({ maxFrameBytes: 1_024 });
+    const client = open("big");
+    await client.send({ type: "Connect", sessionId: "big", connectionCount: 0, lastCloseReason: null });
+    await client.send({ type: "Mutation", requestId: 3, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "x".repeat(2_000) }] });
+    await idle();
+    expect(client.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ requestId: 3, success: false, result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1024-byte limit/) });
+    expect(client.closed).toEqual([]);
+    await client.send({ type: "Event", padding: "x".repeat(2_000) });
+    expect(client.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
   });
 });

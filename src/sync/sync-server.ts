@@ -60,8 +60,8 @@ export interface SyncKnobs extends RefreshKnobs {
   maxPendingMutationsPerSession: number;
   /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
   maxTransitionBytes: number;
-  /** A session whose socket holds more unsent bytes than this is closed (a client that stopped reading). */
-  maxSessionBufferBytes: number;
+  /** Bytes of Transitions one session may be sent per second (burst: maxTransitionBytes); past it its updates coalesce. */
+  sessionSendBytesPerSecond: number;
 }
 
 export interface SyncCounters {
@@ -69,8 +69,8 @@ export interface SyncCounters {
   invalidations: number;
   transitionsSent: number;
   protocolErrors: number;
-  /** Sessions closed because their socket stopped taking updates. */
-  slowConsumersClosed: number;
+  /** Turns put off because a session used up its send budget. */
+  sendsPutOff: number;
 }
 
 /** Bytes of a Transition around its modifications (versions, type). */
@@ -78,10 +78,9 @@ const TRANSITION_OVERHEAD_BYTES = 256;
 /** A `sentHash` no result has: the query's update was held back and must go out in the next turn. */
 const TRANSITION_DEFERRED = "deferred";
 
-/** Close codes: 1008 policy violation (protocol error), 1011 internal error, 1013 try again later. */
+/** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
 const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
-const CLOSE_TRY_AGAIN_LATER = 1013;
 
 /**
  * The head of a Mutation or Action frame as the official client writes it
@@ -103,7 +102,7 @@ export interface SyncServerOptions {
 }
 
 export class SyncServer {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, slowConsumersClosed: 0 };
+  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   readonly instances: QueryInstances;
   readonly scheduler: RefreshScheduler;
@@ -403,6 +402,7 @@ export class SyncServer {
    * fit is reported failed in this one and sent in the next turn.
    */
   private async turn(session: SyncSession): Promise<TurnResult> {
+    if (this.putOffForSendBudget(session)) return { runs: 0, sent: false };
     let fresh = 0;
     for (const query of session.queries.values()) {
       const instance = this.instances.get(query.instanceKey)!;
@@ -453,7 +453,10 @@ export class SyncServer {
     const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
     const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
     if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
-    if (!this.deliver(session, transition(session.version, end, modifications))) return { runs, sent: false };
+    const frame = transition(session.version, end, modifications);
+    // A refused send closes the session and leaves its version where the client has it.
+    if (!this.sendOrDrop(session, frame)) return { runs, sent: false };
+    session.sendBudget!.spend(this.now(), frame.length);
     session.version = end;
     session.owesTransition = false;
     this.counters.transitionsSent++;
@@ -467,20 +470,31 @@ export class SyncServer {
   }
 
   /**
-   * Sends a Transition, or closes the session when it cannot take one: its
-   * socket already holds more than `maxSessionBufferBytes` unsent (a client
-   * that stopped reading), or the runtime refused the frame. Either way the
-   * session's version does not move, and the client resyncs on reconnect.
+   * The runtime does not tell how much a socket holds unsent (workerd has no
+   * `bufferedAmount`), so a client that stops reading cannot be seen. What
+   * bounds it: each turn sends at most one Transition with the latest state
+   * (never a backlog per commit), and each session may be sent at most
+   * `sessionSendBytesPerSecond` (burst `maxTransitionBytes`). A session in
+   * debt is put off until its budget recovers; its updates coalesce meanwhile.
+   * Returns whether the turn was put off.
    */
-  private deliver(session: SyncSession, frame: string): boolean {
-    const buffered = session.connection.bufferedBytes();
-    const limit = this.knobs().maxSessionBufferBytes;
-    if (buffered !== null && buffered > limit) {
-      this.counters.slowConsumersClosed++;
-      this.drop(session, CLOSE_TRY_AGAIN_LATER, "TooManyConcurrentRequests: this connection is not reading its updates", `has ${buffered} bytes unsent, over maxSessionBufferBytes=${limit}; closing`);
-      return false;
+  private putOffForSendBudget(session: SyncSession): boolean {
+    const now = this.now();
+    session.sendBudget ??= new TokenBucket(
+      () => this.knobs().sessionSendBytesPerSecond,
+      () => this.knobs().maxTransitionBytes,
+      now,
+    );
+    const waitMs = session.sendBudget.waitMs(now, 0);
+    if (waitMs === 0) return false;
+    if (session.sendRetry === null) {
+      this.counters.sendsPutOff++;
+      session.sendRetry = setTimeout(() => {
+        session.sendRetry = null;
+        this.schedule(session);
+      }, waitMs);
     }
-    return this.sendOrDrop(session, frame);
+    return true;
   }
 
   /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */
@@ -516,6 +530,7 @@ export class SyncServer {
   close(session: SyncSession): void {
     if (session.closed) return;
     session.closed = true;
+    if (session.sendRetry !== null) clearTimeout(session.sendRetry);
     this.sessions.delete(session.connectionId);
     this.scheduler.forget(session);
     this.unsavedVersions.delete(session);

@@ -29,6 +29,12 @@ export class TokenBucket {
     return true;
   }
 
+  /** Takes `n` tokens even if that leaves the bucket in debt (for costs known only after the fact). */
+  spend(now: number, n: number): void {
+    this.refill(now);
+    this.tokens -= n;
+  }
+
   /** Milliseconds until `n` tokens will be there (0 if they are now). */
   waitMs(now: number, n = 1): number {
     this.refill(now);

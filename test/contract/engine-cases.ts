@@ -15,8 +15,11 @@ import {
   v,
   FunctionError,
   ConvexError,
+  DEFAULT_ENGINE_LIMITS,
+  type EngineLimits,
   type Document,
   type DocumentStore,
+  type Value,
 } from "../../src/engine/index.ts";
 
 export const schema = defineSchema({
@@ -103,6 +106,25 @@ const messages = {
     handler: async (ctx) => (ctx.db as unknown as { insert: (t: string, d: object) => Promise<string> }).insert("messages", {}),
   }),
   noop: mutation({ args: { id: v.id("messages") }, handler: async (ctx, { id }) => ctx.db.patch(id, {}) }),
+  /** Inserts `count` copies of `body`; catches the budget error at `catchAt` and commits what came before. */
+  bulkInsert: mutation({
+    args: { chatId: v.string(), body: v.string(), count: v.number(), catchAt: v.optional(v.number()) },
+    handler: async (ctx, { chatId, body, count, catchAt }) => {
+      let written = 0;
+      for (let i = 0; i < count; i++) {
+        try {
+          await ctx.db.insert("messages", { chatId, author: "bulk", body, n: i });
+          written++;
+        } catch (error) {
+          if (i !== catchAt) throw error;
+          return { written, caught: (error as Error).message };
+        }
+      }
+      return { written, caught: null };
+    },
+  }),
+  /** Returns whatever it is given (for argument and result budgets). */
+  echo: query({ args: { value: v.any() }, handler: (_ctx, { value }) => value }),
 };
 
 const users = {
@@ -121,8 +143,8 @@ export const functions = registerModules({ messages, users });
 
 export type EngineCase = (store: DocumentStore) => Promise<void>;
 
-function engineOn(store: DocumentStore, now = () => 1_700_000_000_000) {
-  return new Engine({ schema, functions, store, now });
+function engineOn(store: DocumentStore, now = () => 1_700_000_000_000, limits: Partial<EngineLimits> = {}) {
+  return new Engine({ schema, functions, store, now, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, ...limits }) });
 }
 
 async function expectFunctionError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
@@ -136,6 +158,42 @@ async function expectFunctionError(promise: Promise<unknown>, code: string, mess
 }
 
 export const engineCases: Record<string, EngineCase> = {
+  async "a mutation past the bytes-written budget fails whole and names the limit"(store) {
+    const engine = engineOn(store, undefined, { maxBytesWritten: 100_000 });
+    // 10 documents of ~20 KB: 200 KB, over 100 KB.
+    await expectFunctionError(
+      engine.runMutation("messages:bulkInsert", { chatId: "c", body: "x".repeat(20_000), count: 10 }),
+      "LimitExceeded",
+      /Too many bytes written: \d+ bytes in one mutation, limit 100000 \(knob maxBytesWritten\)/,
+    );
+    expect(store.documentCount()).toBe(0);
+    // A handler that catches the budget error keeps a consistent overlay: what came before commits, nothing half-written.
+    const { value } = await engine.runMutation("messages:bulkInsert", { chatId: "c", body: "x".repeat(20_000), count: 10, catchAt: 4 });
+    expect(value).toMatchObject({ written: 4, caught: expect.stringMatching(/maxBytesWritten/) });
+    expect(store.documentCount()).toBe(4);
+    const listed = (await engine.runQuery("messages:list", { chatId: "c" })).value as Document[];
+    expect(listed.map((m) => m.n)).toEqual([3, 2, 1, 0]);
+  },
+
+  async "a function past the bytes-read budget fails and names the limit"(store) {
+    const writer = engineOn(store);
+    for (let i = 0; i < 5; i++) await writer.runMutation("messages:send", { chatId: "c", author: "a", body: "y".repeat(30_000) });
+    const reader = engineOn(store, undefined, { maxBytesRead: 100_000 });
+    await expectFunctionError(reader.runQuery("messages:list", { chatId: "c" }), "LimitExceeded", /Too many bytes read: \d+ bytes in one function, limit 100000 \(knob maxBytesRead\)/);
+    expect(((await reader.runQuery("messages:list", { chatId: "c", limit: 3 })).value as Document[]).length).toBe(3);
+  },
+
+  async "argument and result budgets, and the nesting depth, name their knobs"(store) {
+    const engine = engineOn(store, undefined, { maxArgumentBytes: 10_000, maxResultBytes: 10_000, maxValueDepth: 8 });
+    await expectFunctionError(engine.runQuery("messages:echo", { value: "z".repeat(20_000) }), "LimitExceeded", /Arguments of messages:echo are too large: 200\d\d bytes, limit 10000 \(knob maxArgumentBytes\)/);
+    let deep: Value = 1;
+    for (let i = 0; i < 8; i++) deep = [deep];
+    await expectFunctionError(engine.runQuery("messages:echo", { value: deep }), "InvalidArgument", /nested more than 8 levels deep \(knob maxValueDepth\)/);
+    const writer = engineOn(store);
+    for (let i = 0; i < 3; i++) await writer.runMutation("messages:send", { chatId: "c", author: "a", body: "w".repeat(5_000) });
+    await expectFunctionError(engine.runQuery("messages:list", { chatId: "c" }), "LimitExceeded", /The result of messages:list is too large: \d+ bytes, limit 10000 \(knob maxResultBytes\)/);
+  },
+
   async "a mutation reads its own inserts, patches and deletes"(store) {
     const engine = engineOn(store);
     const { value } = await engine.runMutation("messages:readYourWrites", { chatId: "c" });

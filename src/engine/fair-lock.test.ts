@@ -1,0 +1,51 @@
+import { describe, expect, it } from "vitest";
+import { FairLock } from "./fair-lock.ts";
+
+const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+describe("FairLock", () => {
+  it("runs one task at a time, each owner's in order, owners round-robin", async () => {
+    const lock = new FairLock();
+    const flood = {};
+    const quiet = {};
+    const ran: string[] = [];
+    let running = 0;
+    const task = (name: string) => async () => {
+      expect(running).toBe(0);
+      running++;
+      await tick();
+      ran.push(name);
+      running--;
+    };
+    const done = [
+      ...Array.from({ length: 5 }, (_, i) => lock.run(flood, task(`f${i}`))),
+      lock.run(quiet, task("q0")),
+      lock.run(quiet, task("q1")),
+    ];
+    await Promise.all(done);
+    // In arrival order q0 would have waited for all five flood tasks.
+    expect(ran).toEqual(["f0", "q0", "f1", "q1", "f2", "f3", "f4"]);
+  });
+
+  it("a failing task rejects its own caller only", async () => {
+    const lock = new FairLock();
+    const owner = {};
+    const failed = lock.run(owner, async () => {
+      throw new Error("boom");
+    });
+    const next = lock.run(owner, async () => "after");
+    await expect(failed).rejects.toThrow("boom");
+    await expect(next).resolves.toBe("after");
+  });
+
+  it("yields to the runtime between queued tasks, not after the last one", async () => {
+    let yields = 0;
+    const lock = new FairLock(async () => {
+      yields++;
+      await tick();
+    });
+    await Promise.all([lock.run({}, async () => 1), lock.run({}, async () => 2), lock.run({}, async () => 3)]);
+    expect(yields).toBe(2);
+    expect(lock.queued).toBe(0);
+  });
+});
