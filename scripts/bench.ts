@@ -5,12 +5,17 @@
  * 2. Fan-out over real loopback sockets against `wrangler dev`.
  * 3. Fan-out inside workerd (10,000 sockets would exhaust this machine's file
  *    descriptors through wrangler dev's proxy, which holds ~4 per socket).
+ * 4. Fairness and slow consumers over loopback sockets against `wrangler dev`.
+ *
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, flood, slow.
  */
 import { spawnSync } from "node:child_process";
 import { machine } from "./bench/harness.ts";
 import { benchSearchSubscriptions, benchSubscriptionIndex } from "./bench/subscription-index.ts";
 import { benchFanout } from "./bench/fanout.ts";
 import { benchSearch } from "./bench/search.ts";
+import { benchSlowConsumer } from "./bench/slow-consumer.ts";
+import { benchFlood } from "./bench/flood.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
@@ -44,3 +49,5 @@ if (run("load")) {
   const tables = workerdTables(["scripts/bench/workerd/load.bench-run.ts"]);
   console.log(`## Commits under 10,000 live subscriptions (inside workerd)\n\n${tables.get("load")}\n`);
 }
+if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
+if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);

@@ -12,7 +12,9 @@
 import WebSocket from "ws";
 import { ConvexClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { percentile } from "./harness.ts";
+import { percentile, table } from "./harness.ts";
+import { startDevServer } from "../lib/wrangler-dev.ts";
+import { createDeployment } from "../lib/admin.ts";
 
 export interface FloodReport {
   flood: number;
@@ -122,4 +124,28 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
 export function p50p99(values: readonly number[]): string {
   const sorted = [...values].sort((a, b) => a - b);
   return `${percentile(sorted, 50).toFixed(1)} / ${percentile(sorted, 99).toFixed(1)} ms`;
+}
+
+/** `npm run bench flood`: the flood against a fresh `wrangler dev`, as a markdown table. */
+export async function benchFlood(flood = 5_000, writes = 30): Promise<string> {
+  const server = await startDevServer();
+  try {
+    const r = await measureFlood(await createDeployment(server.url, "flood-bench"), { flood, writes });
+    const p99 = (values: number[]) => percentile([...values].sort((a, b) => a - b), 99);
+    return [
+      table(
+        ["quiet client's writes", "commit → Transition p50 / p99", "mutation() → Transition p50 / p99"],
+        [
+          [`idle (${r.idleMs.length})`, p50p99(r.idleCommitMs), p50p99(r.idleMs)],
+          [`during the flood (${r.floodMs.length})`, p50p99(r.floodCommitMs), p50p99(r.floodMs)],
+        ],
+      ),
+      "",
+      `Flood: ${r.flood.toLocaleString("en-US")} mutations pipelined on one socket: ${r.accepted} accepted, ${r.refused} refused at once (maxPendingMutationsPerSession), all answered in ${(r.floodAnsweredMs / 1000).toFixed(1)} s. ` +
+        `Commit → Transition p99 during the flood / idle: ${(p99(r.floodCommitMs) / p99(r.idleCommitMs)).toFixed(1)}x. ` +
+        `Flood commits before each quiet write: ${r.floodCommitsBefore.join(", ")}.`,
+    ].join("\n");
+  } finally {
+    await server.stop();
+  }
 }

@@ -22,3 +22,10 @@ export async function setKnobs(deploymentUrl: string, knobs: Record<string, numb
   const response = await fetch(`${deploymentUrl}/api/admin/knobs`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(knobs) });
   if (!response.ok) throw new Error(`knobs: ${response.status} ${await response.text()}`);
 }
+
+/** The deployment's knobs: value, default and range of each. */
+export async function knobReport(deploymentUrl: string): Promise<{ name: string; value: number; default: number; min: number; max: number }[]> {
+  const response = await fetch(`${deploymentUrl}/api/admin/knobs`, { headers: auth });
+  if (!response.ok) throw new Error(`knobs: ${response.status} ${await response.text()}`);
+  return ((await response.json()) as { knobs: { name: string; value: number; default: number; min: number; max: number }[] }).knobs;
+}

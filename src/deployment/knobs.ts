@@ -215,7 +215,7 @@ export const KNOBS = {
     doc: "Largest Transition sent to a session (the runtime refuses messages over 32 MiB). Updates that do not fit are reported failed in this one and follow in the next.",
   },
   sessionSendBytesPerSecond: {
-    default: 2_097_152,
+    default: 1_048_576,
     min: 65_536,
     max: 1_073_741_824,
     unit: "bytes",

@@ -38,14 +38,19 @@ describe("FairLock", () => {
     await expect(next).resolves.toBe("after");
   });
 
-  it("yields to the runtime between queued tasks, not after the last one", async () => {
+  it("yields to the runtime after a task whose owner has a backlog, and only then", async () => {
     let yields = 0;
     const lock = new FairLock(async () => {
       yields++;
       await tick();
     });
+    // Three owners with one task each (ordinary load): one hop before starting, none between.
     await Promise.all([lock.run({}, async () => 1), lock.run({}, async () => 2), lock.run({}, async () => 3)]);
-    expect(yields).toBe(2);
+    expect(yields).toBe(1);
+    // One owner with three: a hop before starting and after each task that leaves more behind it.
+    const busy = {};
+    await Promise.all([lock.run(busy, async () => 1), lock.run(busy, async () => 2), lock.run(busy, async () => 3)]);
+    expect(yields).toBe(1 + 3);
     expect(lock.queued).toBe(0);
   });
 });

@@ -15,10 +15,13 @@ export class FairLock {
   private readonly yieldToEvents: (() => Promise<void>) | null;
 
   /**
-   * `yieldToEvents`, when given, runs between two tasks while more are queued:
-   * a macrotask hop that lets the runtime deliver the events waiting behind
-   * the running ones (another socket's frame must not wait for a whole flood
-   * to be executed before it is even seen).
+   * `yieldToEvents`, when given, is a macrotask hop that lets the runtime
+   * deliver the events waiting behind ours. The lock takes it before it
+   * starts working, and after a task whose owner still has tasks queued (a
+   * backlog: one caller sending faster than it is served), so another
+   * socket's frame is read and queued instead of waiting unread until the
+   * whole backlog has run. Owners without a backlog (ordinary load: one task
+   * each) pay no hop between tasks.
    */
   constructor(yieldToEvents: (() => Promise<void>) | null = null) {
     this.yieldToEvents = yieldToEvents;
@@ -40,8 +43,11 @@ export class FairLock {
       else this.queues.set(owner, [task]);
       if (!this.draining) {
         this.draining = true;
-        // Start in a microtask, as a promise chain would: callers finish their synchronous part first.
-        queueMicrotask(() => void this.drain());
+        // Start after a hop through the runtime's event queue when we may yield: frames that
+        // arrived together are all read (and queued per owner) before the first one runs, so a
+        // burst from one socket becomes a backlog the ring can see. Otherwise in a microtask.
+        if (this.yieldToEvents) void this.yieldToEvents().then(() => this.drain());
+        else queueMicrotask(() => void this.drain());
       }
     });
   }
@@ -55,7 +61,7 @@ export class FairLock {
         this.queues.delete(owner);
         if (queue.length > 0) this.queues.set(owner, queue);
         await task();
-        if (this.yieldToEvents && this.queues.size > 0) await this.yieldToEvents();
+        if (this.yieldToEvents && queue.length > 0) await this.yieldToEvents();
       }
     } finally {
       this.draining = false;
