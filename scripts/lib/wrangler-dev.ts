@@ -1,7 +1,13 @@
 /**
- * Starts `wrangler dev` (the real local runtime) on a free loopback port with
- * fresh storage, for end-to-end tests with real clients. Always stopped by
- * `stop()`; the process group is killed so workerd goes with it.
+ * Starts `wrangler dev` (the real local runtime) on a free loopback port, for
+ * end-to-end tests with real clients. Always stopped by `stop()`; the process
+ * group is killed so workerd goes with it.
+ *
+ * Storage is a fresh temporary directory, deleted by `stop()`, unless the
+ * caller passes `persistTo`: then that directory is used and kept. Crash
+ * tests `kill()` the runtime (SIGKILL to the whole process group, workerd
+ * included: no shutdown of any kind) and `restart()` it on the same port and
+ * storage, so clients pointed at `url` reconnect to the new process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -11,10 +17,25 @@ import { join, resolve } from "node:path";
 
 export const TEST_ADMIN_KEY = "e2e-admin-key";
 
+export interface DevServerOptions {
+  /** How long to wait for the runtime to answer `/api/status` (default 90 s). */
+  timeoutMs?: number;
+  /** Storage directory to use and keep (default: a fresh temporary one, deleted by `stop()`). */
+  persistTo?: string;
+}
+
 export interface DevServer {
   url: string;
+  /** The storage directory (`--persist-to`). */
+  persistTo: string;
+  /** Everything the runtime printed, across restarts. */
   output: () => string;
+  /** Stops the runtime (SIGTERM, then SIGKILL); deletes the storage unless the caller chose `persistTo`. */
   stop: () => Promise<void>;
+  /** Hard-kills the runtime: SIGKILL to the whole process group (workerd included); resolves once every process in it is gone. Keeps the storage. */
+  kill: () => Promise<void>;
+  /** Starts a new `wrangler dev` on the same port, inspector port and storage (after `kill()` or `stop()`); resolves once it answers. */
+  restart: (options?: { timeoutMs?: number }) => Promise<void>;
 }
 
 function freePort(): Promise<number> {
@@ -28,48 +49,108 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startDevServer(options: { timeoutMs?: number } = {}): Promise<DevServer> {
+/** Whether any process of the group led by `pgid` is still alive. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** One `wrangler dev` process group. */
+interface Run {
+  child: ChildProcess;
+  exited: () => boolean;
+}
+
+export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const root = resolve(import.meta.dirname, "../..");
   const [port, inspectorPort] = [await freePort(), await freePort()];
-  const persistTo = mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
+  const ownStorage = options.persistTo === undefined;
+  const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, "--show-interactive-dev-session=false"],
-    { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
-  );
+  const url = `http://127.0.0.1:${port}`;
   let log = "";
-  child.stdout!.on("data", (chunk) => (log += chunk));
-  child.stderr!.on("data", (chunk) => (log += chunk));
-  let exited = false;
-  child.once("exit", () => (exited = true));
+  let run: Run | null = null;
 
-  const stop = async () => {
-    if (!exited && child.pid) {
-      try {
-        process.kill(-child.pid, "SIGTERM");
-      } catch {
-        /* already gone */
-      }
-      const deadline = Date.now() + 5_000;
-      while (!exited && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      if (!exited) process.kill(-child.pid, "SIGKILL");
-    }
-    rmSync(persistTo, { recursive: true, force: true });
+  const spawnRuntime = (): Run => {
+    const child: ChildProcess = spawn(
+      process.execPath,
+      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, "--show-interactive-dev-session=false"],
+      { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
+    );
+    child.stdout!.on("data", (chunk) => (log += chunk));
+    child.stderr!.on("data", (chunk) => (log += chunk));
+    let exited = false;
+    child.once("exit", () => (exited = true));
+    return { child, exited: () => exited };
   };
 
-  const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (options.timeoutMs ?? 90_000);
-  while (Date.now() < deadline) {
-    if (exited) break;
+  /** Signals the current process group and waits (up to `waitMs`) until the leader exited and no member is left. */
+  const signal = async (sig: NodeJS.Signals, waitMs: number): Promise<boolean> => {
+    const current = run;
+    const pgid = current?.child.pid;
+    if (!current || !pgid) return true;
     try {
-      const response = await fetch(`${url}/api/status`, { signal: AbortSignal.timeout(2_000) });
-      if (response.ok) return { url, output: () => log, stop };
+      process.kill(-pgid, sig);
     } catch {
-      /* not up yet */
+      /* already gone */
     }
-    await new Promise((r) => setTimeout(r, 250));
+    const deadline = Date.now() + waitMs;
+    while ((!current.exited() || groupAlive(pgid)) && Date.now() < deadline) await sleep(20);
+    return current.exited() && !groupAlive(pgid);
+  };
+
+  const kill = async () => {
+    if (!(await signal("SIGKILL", 10_000))) throw new Error(`wrangler dev (process group ${run?.child.pid}) survived SIGKILL`);
+    run = null;
+  };
+
+  const halt = async () => {
+    if (run && !(await signal("SIGTERM", 5_000))) await signal("SIGKILL", 5_000);
+    run = null;
+  };
+
+  const stop = async () => {
+    await halt();
+    if (ownStorage) rmSync(persistTo, { recursive: true, force: true });
+  };
+
+  const launch = async (timeoutMs: number) => {
+    if (run) throw new Error("wrangler dev is already running; kill() or stop() it first");
+    log += `\n--- wrangler dev starting on ${url} (persist ${persistTo}) ---\n`;
+    const current = (run = spawnRuntime());
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (current.exited()) break;
+      try {
+        const response = await fetch(`${url}/api/status`, { signal: AbortSignal.timeout(2_000) });
+        if (response.ok) return;
+      } catch {
+        /* not up yet */
+      }
+      await sleep(100);
+    }
+    await halt();
+    throw new Error(`wrangler dev did not start on ${url}:\n${log.slice(-4000)}`);
+  };
+
+  try {
+    await launch(options.timeoutMs ?? 90_000);
+  } catch (error) {
+    if (ownStorage) rmSync(persistTo, { recursive: true, force: true });
+    throw error;
   }
-  await stop();
-  throw new Error(`wrangler dev did not start on ${url}:\n${log.slice(-4000)}`);
+  return {
+    url,
+    persistTo,
+    output: () => log,
+    stop,
+    kill,
+    restart: async (restartOptions = {}) => launch(restartOptions.timeoutMs ?? options.timeoutMs ?? 90_000),
+  };
 }
