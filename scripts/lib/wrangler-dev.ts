@@ -10,7 +10,7 @@
  * storage, so clients pointed at `url` reconnect to the new process.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -49,8 +49,27 @@ function freePort(): Promise<number> {
   });
 }
 
-/** Whether any process of the group led by `pgid` is still alive. */
+/**
+ * Whether any process of the group led by `pgid` is still running. A killed
+ * process stays a zombie until something reaps it (an orphan waits for PID 1,
+ * which in a container may take seconds), so on Linux zombies count as gone.
+ */
 function groupAlive(pgid: number): boolean {
+  if (process.platform === "linux") {
+    for (const entry of readdirSync("/proc")) {
+      if (!/^\d+$/.test(entry)) continue;
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      } catch {
+        continue; // exited meanwhile
+      }
+      // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so split after the last ")".
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      if (Number(pgrp) === pgid && state !== "Z" && state !== "X") return true;
+    }
+    return false;
+  }
   try {
     process.kill(-pgid, 0);
     return true;
