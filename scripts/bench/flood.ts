@@ -13,6 +13,7 @@ import WebSocket from "ws";
 import { ConvexClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { percentile, table } from "./harness.ts";
+import { base64ToU64 } from "../../src/engine/values.ts";
 import { startDevServer } from "../lib/wrangler-dev.ts";
 import { createDeployment } from "../lib/admin.ts";
 
@@ -34,12 +35,6 @@ export interface FloodReport {
 }
 
 const WS = WebSocket as unknown as typeof globalThis.WebSocket;
-
-/** A u64 from the protocol's base64 (8 little-endian bytes). */
-function decodeTs(encoded: string): bigint {
-  const bytes = Buffer.from(encoded, "base64");
-  return bytes.readBigUInt64LE(0);
-}
 
 async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -99,7 +94,7 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
     const accepted = responses.filter((r) => r.success);
     const refused = responses.filter((r) => !r.success);
     // A document's _creationTime is its commit's ts in ms (ns / 1e6), so the two orders compare.
-    const commitMs = accepted.map((r) => Number(decodeTs(r.ts!)) / 1e6);
+    const commitMs = accepted.map((r) => Number(base64ToU64(r.ts!)) / 1e6);
     const floodCommitsBefore = quietBodies.map((body) => commitMs.filter((ms) => ms < seen.get(body)!.creationTime).length);
     return {
       flood: floodCount,

@@ -13,7 +13,7 @@ export interface KnobDefinition {
   default: number;
   min: number;
   max: number;
-  unit: "bytes" | "MB" | "ms" | "count";
+  unit: "bytes" | "ms" | "count";
   doc: string;
 }
 
@@ -109,11 +109,11 @@ export const KNOBS = {
     unit: "count",
     doc: "The last search term matches as a prefix only from this length on. 1 makes one-letter typeahead scan most of a partition.",
   },
-  searchMemoryBudgetMB: {
-    default: 32,
-    min: 1,
-    max: 100,
-    unit: "MB",
+  searchMemoryBudgetBytes: {
+    default: 33_554_432,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
     doc: "Estimated heap for loaded search partitions; the least recently used are unloaded past it. The isolate has 128 MB in all.",
   },
   searchCompactLogEntries: {
@@ -221,11 +221,11 @@ export const KNOBS = {
     unit: "bytes",
     doc: "Bytes of Transitions one session may be sent per second, with a burst of maxTransitionBytes. Past it the session's updates coalesce (it skips intermediate versions): the bound on what a client that stops reading can make the runtime buffer, since workerd does not report a socket's buffered amount.",
   },
-  queryResultCacheMB: {
-    default: 16,
-    min: 1,
-    max: 100,
-    unit: "MB",
+  queryResultCacheBytes: {
+    default: 16_777_216,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
     doc: "Memory for the latest encoded result of shared queries, least recently used out beyond it. Too low: new subscribers and fan-outs re-run queries; too high: competes with search for the isolate's 128 MB.",
   },
   sessionAdmitRate: {
@@ -259,9 +259,9 @@ export const KNOBS = {
   idlePingMs: {
     default: 30_000,
     min: 2_000,
-    max: 80_000,
+    max: 36_000,
     unit: "ms",
-    doc: "Alarm period for idle Pings; sessions sent nothing for half of it get a Ping. The official client reconnects after 60 s of silence, so keep 1.5x this under 60 s.",
+    doc: "Alarm period for idle Pings; sessions sent nothing for half of it get a Ping, so a session can go 1.5x this without a frame. The official client reconnects after 60 s of silence: the maximum keeps that at 54 s.",
   },
   maxClockAheadMs: {
     default: 60_000,
@@ -288,6 +288,40 @@ export const KNOBS = {
 
 export type KnobName = keyof typeof KNOBS;
 export type KnobValues = { [K in KnobName]: number };
+
+/**
+ * Rules between knobs, checked on every change through the API (the change
+ * is refused, naming the rule) and on start (a stored override that breaks
+ * one falls back to its default with a warning).
+ */
+export const KNOB_INVARIANTS: readonly { knobs: readonly KnobName[]; rule: string; holds: (k: KnobValues) => boolean }[] = [
+  {
+    knobs: ["maxResultBytes", "maxTransitionBytes"],
+    rule: "maxResultBytes must leave room in maxTransitionBytes (at least 64 KiB more), or a result could never be sent",
+    holds: (k) => k.maxResultBytes + 65_536 <= k.maxTransitionBytes,
+  },
+  {
+    knobs: ["maxDocumentBytes", "maxBytesWritten"],
+    rule: "maxDocumentBytes must not exceed maxBytesWritten, or the largest document could never be written",
+    holds: (k) => k.maxDocumentBytes <= k.maxBytesWritten,
+  },
+  {
+    knobs: ["maxDocumentBytes", "maxBytesRead"],
+    rule: "maxDocumentBytes must not exceed maxBytesRead, or the largest document could never be read",
+    holds: (k) => k.maxDocumentBytes <= k.maxBytesRead,
+  },
+];
+
+/** The first rule `values` break, or null. */
+function brokenInvariant(values: KnobValues): string | null {
+  return KNOB_INVARIANTS.find((invariant) => !invariant.holds(values))?.rule ?? null;
+}
+
+/** Knobs that were renamed, with the factor from the old unit (stored overrides follow them). */
+const RENAMED: Record<string, [KnobName, number]> = {
+  searchMemoryBudgetMB: ["searchMemoryBudgetBytes", 1_048_576],
+  queryResultCacheMB: ["queryResultCacheBytes", 1_048_576],
+};
 
 export const DEFAULT_KNOBS: Readonly<KnobValues> = Object.fromEntries(Object.entries(KNOBS).map(([name, knob]) => [name, knob.default])) as KnobValues;
 
@@ -328,18 +362,43 @@ export class Knobs {
   private overridden = new Set<KnobName>();
   private readonly storage: DurableObjectStorage | null;
 
-  /** With no storage (plain tests), overrides live in memory only. */
-  constructor(storage: DurableObjectStorage | null = null) {
+  /**
+   * With no storage (plain tests), overrides live in memory only. A stored
+   * override that no longer validates (a knob removed, a value now out of
+   * range, a rule between knobs broken) falls back to the default, logged
+   * through `warn`; it stays stored, so the history shows what was set.
+   */
+  constructor(storage: DurableObjectStorage | null = null, warn: (line: string) => void = console.warn) {
     this.storage = storage;
     if (!storage) return;
     for (const row of storage.sql.exec<{ name: string; value: number }>("SELECT name, value FROM knob_overrides")) {
-      // A knob removed from the table, or a stored value now out of range, falls back to the default.
-      if (!isKnobName(row.name)) continue;
-      const knob = KNOBS[row.name];
-      if (row.value < knob.min || row.value > knob.max) continue;
-      this.current[row.name] = row.value;
-      this.overridden.add(row.name);
+      const [name, value] = RENAMED[row.name] ? [RENAMED[row.name]![0], row.value * RENAMED[row.name]![1]] : [row.name, row.value];
+      const problem = this.problemWith(name, value);
+      if (problem) {
+        warn(`knob override ${row.name}=${row.value} ignored, default used: ${problem}`);
+        continue;
+      }
+      this.current[name as KnobName] = value;
+      this.overridden.add(name as KnobName);
     }
+    for (const invariant of KNOB_INVARIANTS) {
+      if (invariant.holds(this.current)) continue;
+      for (const name of invariant.knobs) {
+        if (!this.overridden.delete(name)) continue;
+        warn(`knob override ${name}=${this.current[name]} ignored, default ${DEFAULT_KNOBS[name]} used: ${invariant.rule}`);
+        this.current[name] = DEFAULT_KNOBS[name];
+      }
+    }
+  }
+
+  /** Why `value` is not a valid setting of knob `name`, or null. */
+  private problemWith(name: string, value: unknown): string | null {
+    if (!isKnobName(name)) return `Unknown knob "${name}"; known knobs: ${Object.keys(KNOBS).join(", ")}`;
+    const knob = KNOBS[name];
+    if (typeof value !== "number" || !Number.isFinite(value)) return `Knob ${name} must be a number, got ${JSON.stringify(value)}`;
+    if (value < knob.min || value > knob.max) return `Knob ${name} must be between ${knob.min} and ${knob.max} ${knob.unit}, got ${value}`;
+    if (knob.unit !== "ms" && !Number.isInteger(value)) return `Knob ${name} must be an integer, got ${value}`;
+    return null;
   }
 
   get values(): Readonly<KnobValues> {
@@ -350,13 +409,12 @@ export class Knobs {
   set(changes: Record<string, unknown>, now = Date.now()): KnobChange[] {
     const valid: [KnobName, number][] = [];
     for (const [name, value] of Object.entries(changes)) {
-      if (!isKnobName(name)) throw new KnobError(`Unknown knob "${name}"; known knobs: ${Object.keys(KNOBS).join(", ")}`);
-      const knob = KNOBS[name];
-      if (typeof value !== "number" || !Number.isFinite(value)) throw new KnobError(`Knob ${name} must be a number, got ${JSON.stringify(value)}`);
-      if (value < knob.min || value > knob.max) throw new KnobError(`Knob ${name} must be between ${knob.min} and ${knob.max} ${knob.unit}, got ${value}`);
-      if (knob.unit !== "ms" && !Number.isInteger(value)) throw new KnobError(`Knob ${name} must be an integer, got ${value}`);
-      valid.push([name, value]);
+      const problem = this.problemWith(name, value);
+      if (problem) throw new KnobError(problem);
+      valid.push([name as KnobName, value as number]);
     }
+    const broken = brokenInvariant({ ...this.current, ...Object.fromEntries(valid) });
+    if (broken) throw new KnobError(`Refused: ${broken}`);
     const applied: KnobChange[] = valid.map(([name, value]) => ({ name, old: this.current[name], new: value, at: now }));
     this.storage?.transactionSync(() => {
       for (const change of applied) {

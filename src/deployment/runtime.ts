@@ -42,7 +42,7 @@ export class DeploymentRuntime {
     this.search = new SearchIndexes({
       schema: app.schema,
       storage: new SqliteSearchStorage(ctx.storage),
-      budgetBytes: () => this.knobs.values.searchMemoryBudgetMB * 1_048_576,
+      budgetBytes: () => this.knobs.values.searchMemoryBudgetBytes,
       documents: (table) => this.store.documentsOf(table),
       onLogGrowth: (meta) => {
         const k = this.knobs.values;

@@ -74,10 +74,6 @@ export class SqliteStore implements DocumentStore {
     for (const row of this.sql.exec<{ json: string }>("SELECT json FROM documents WHERE table_name = ?", table)) yield parseDocument(row.json);
   }
 
-  get persistedCounters(): Readonly<StoreCounters> {
-    return this.counters;
-  }
-
   lastTimestamp(): bigint {
     return this.counters.lastTs;
   }
@@ -88,6 +84,10 @@ export class SqliteStore implements DocumentStore {
 
   documentCount(): number {
     return this.counters.documents;
+  }
+
+  commitCount(): number {
+    return this.counters.commits;
   }
 
   getDocument(id: string): StoredDocument | null {

@@ -64,14 +64,13 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
   const k = knobs.values;
   const refresh = sync.scheduler.metrics;
   const now = Date.now();
-  const counters = store.persistedCounters;
   const tables: Record<string, { indexes: string[] }> = {};
   for (const [name, table] of app.schema.tables) tables[name] = { indexes: [...table.indexes.keys()] };
   return {
     deployment,
     version: VERSION,
-    commits: counters.commits,
-    documents: counters.documents,
+    commits: store.commitCount(),
+    documents: store.documentCount(),
     queryExecutions: engine.counters.queryExecutions,
     mutationExecutions: engine.counters.mutationExecutions,
     sessions: sync.sessionCount,
@@ -87,7 +86,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     searchPartitionRebuilds: search.counters.partitionRebuilds,
     searchPartitions: search.storage.partitionCount(),
     searchMemoryBytes: search.memoryBytes,
-    searchMemoryBudgetBytes: k.searchMemoryBudgetMB * 1_048_576,
+    searchMemoryBudgetBytes: k.searchMemoryBudgetBytes,
     compactions: search.counters.compactions,
     compactionMs: search.counters.compactionMs,
     compactionFailures: search.counters.compactionFailures,
@@ -100,8 +99,8 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
       sessions: { current: sync.sessionCount, limit: k.maxSessions },
       admissions: { ...admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
-      searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetMB * 1_048_576 },
-      queryResultCache: { bytes: sync.instances.results.bytes, budgetBytes: k.queryResultCacheMB * 1_048_576, evictions: sync.instances.results.evictions },
+      searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },
+      queryResultCache: { bytes: sync.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: sync.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
     },
   };

@@ -37,8 +37,13 @@ export interface TransactionOptions {
   readSet: ReadSetRecorder | null;
   writable: boolean;
   limits: EngineLimits;
-  /** Hands out `_creationTime`s for inserts (strictly increasing). */
-  nextCreationTime: () => number;
+  /** Hands out `_creationTime`s for inserts (strictly increasing); writable transactions only. */
+  nextCreationTime?: () => number;
+}
+
+/** The one answer to a write from a query. */
+function queriesCannotWrite(method: string): FunctionError {
+  return new FunctionError("ReadOnly", `Queries cannot write: ctx.db.${method} was called from a query. Use a mutation.`);
 }
 
 export class Transaction {
@@ -166,9 +171,7 @@ export class Transaction {
   }
 
   private requireWritable(method: string): void {
-    if (!this.options.writable) {
-      throw new FunctionError("ReadOnly", `Queries cannot write: ctx.db.${method} was called from a query. Use a mutation.`);
-    }
+    if (!this.options.writable) throw queriesCannotWrite(method);
   }
 
   private checkFields(table: string, fields: Record<string, Value | undefined>, method: string): void {
@@ -239,7 +242,7 @@ export class Transaction {
     if (!this.schema.tables.has(table)) throw new FunctionError("BadRequest", `ctx.db.insert: table "${table}" is not in the schema`);
     this.checkFields(table, fields, "insert");
     const id = newDocumentId();
-    const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime() } as Document;
+    const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
     this.write(id, table, document, this.encode(document));
     return id;
   }
@@ -567,7 +570,7 @@ export function readOnlyDatabase(tx: Transaction): DatabaseReader {
   const reader = new DatabaseReader(tx) as DatabaseReader & Record<string, unknown>;
   for (const method of ["insert", "patch", "replace", "delete"]) {
     reader[method] = async () => {
-      throw new FunctionError("ReadOnly", `Queries cannot write: ctx.db.${method} was called from a query. Use a mutation.`);
+      throw queriesCannotWrite(method);
     };
   }
   return reader;

@@ -80,8 +80,8 @@ export interface EngineOptions {
   yieldToEvents?: () => Promise<void>;
 }
 
+/** Executions since this engine started (commits are counted by the store, which persists them). */
 export interface EngineCounters {
-  commits: number;
   queryExecutions: number;
   mutationExecutions: number;
 }
@@ -98,7 +98,7 @@ function nextUp(x: number): number {
 export class Engine {
   readonly schema: Schema;
   readonly store: DocumentStore;
-  readonly counters: EngineCounters = { commits: 0, queryExecutions: 0, mutationExecutions: 0 };
+  readonly counters: EngineCounters = { queryExecutions: 0, mutationExecutions: 0 };
   private readonly functions: FunctionRegistry;
   private readonly limits: () => EngineLimits;
   private readonly now: () => number;
@@ -164,22 +164,16 @@ export class Engine {
   async executeQuery(fn: RegisteredFunction, path: string, args: Value): Promise<QueryOutcome> {
     const limits = this.limits();
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
-    const tx = new Transaction(this.schema, this.store, {
-      readSet,
-      writable: false,
-      limits,
-      nextCreationTime: () => {
-        throw new FunctionError("ReadOnly", "Queries cannot write");
-      },
-    });
+    const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits });
     const ts = this.store.lastTimestamp();
     this.counters.queryExecutions++;
     try {
       const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) }, limits);
       return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: null };
     } catch (error) {
-      if (!(error instanceof FunctionError)) throw error;
-      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error };
+      const failure = knownFunctionError(error);
+      if (!failure) throw error;
+      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: failure };
     }
   }
 
@@ -213,7 +207,6 @@ export class Engine {
     const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
     this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, hook);
     if (documents.length > 0) {
-      this.counters.commits++;
       for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
     }
     return { value, json, ts: commitTs, writes: indexWrites, searchWrites };

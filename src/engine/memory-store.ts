@@ -28,6 +28,7 @@ export class MemoryStore implements DocumentStore {
   private indexes = new Map<string, { keys: IndexKey[]; ids: Map<IndexKey, string> }>();
   private ts = 0n;
   private creationTime = 0;
+  private commits = 0;
 
   lastTimestamp(): bigint {
     return this.ts;
@@ -43,6 +44,10 @@ export class MemoryStore implements DocumentStore {
 
   documentCount(): number {
     return this.documents.size;
+  }
+
+  commitCount(): number {
+    return this.commits;
   }
 
   *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
@@ -83,6 +88,7 @@ export class MemoryStore implements DocumentStore {
       if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, bytes: utf8Length(write.json!) });
       else this.documents.delete(write.id);
     }
+    if (commit.documents.length > 0) this.commits++;
     this.ts = commit.ts;
     this.creationTime = commit.lastCreationTime;
     this.search?.applyWrites(commit.searchWrites);

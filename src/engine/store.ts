@@ -65,6 +65,8 @@ export interface DocumentStore {
   /** Entries of `index` inside `interval`, lazily, in key order. */
   scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry>;
   documentCount(): number;
+  /** Commits that changed data, over the store's lifetime. */
+  commitCount(): number;
   /**
    * Applies a commit atomically. `alsoInTransaction` runs inside the same
    * transaction (e.g. recording a mutation's result for idempotent retries);

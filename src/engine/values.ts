@@ -54,6 +54,16 @@ export function base64ToBytes(base64: string): Uint8Array {
   return bytes;
 }
 
+/** A u64 as the sync protocol writes timestamps: base64 of its 8 little-endian bytes. */
+export function u64ToBase64(value: bigint): string {
+  return eightBytes((view) => view.setBigUint64(0, value, true));
+}
+
+/** The inverse of `u64ToBase64`; a `ValueError` for anything but 8 bytes of base64. */
+export function base64ToU64(base64: string): bigint {
+  return readEightBytes(base64, "A u64").getBigUint64(0, true);
+}
+
 function eightBytes(write: (view: DataView) => void): string {
   const buffer = new ArrayBuffer(8);
   write(new DataView(buffer));

@@ -5,7 +5,7 @@
  * `ProtocolError`, which closes only that socket.
  */
 import type { JSONValue } from "../engine/index.ts";
-import { isPlainObject } from "../engine/index.ts";
+import { base64ToU64, isPlainObject, u64ToBase64, ValueError } from "../engine/index.ts";
 
 /** `{querySet, ts, identity}`: a client's view of its session state. `ts` is a u64. */
 export interface StateVersion {
@@ -34,26 +34,16 @@ export class FrameTooLargeError extends ProtocolError {
 }
 
 /** Encodes a u64 as the protocol does: base64 of its 8 little-endian bytes. */
-export function encodeTs(ts: bigint): string {
-  const view = new DataView(new ArrayBuffer(8));
-  view.setBigUint64(0, ts, true);
-  let binary = "";
-  for (let i = 0; i < 8; i++) binary += String.fromCharCode(view.getUint8(i));
-  return btoa(binary);
-}
+export const encodeTs = u64ToBase64;
 
 export function decodeTs(encoded: unknown, field: string): bigint {
   if (typeof encoded !== "string") throw new ProtocolError(`${field} must be a base64 u64 string`);
-  let binary: string;
   try {
-    binary = atob(encoded);
-  } catch {
-    throw new ProtocolError(`${field} is not valid base64`);
+    return base64ToU64(encoded);
+  } catch (error) {
+    if (error instanceof ValueError) throw new ProtocolError(`${field}: ${error.message}`);
+    throw error;
   }
-  if (binary.length !== 8) throw new ProtocolError(`${field} must encode 8 bytes, got ${binary.length}`);
-  let value = 0n;
-  for (let i = 7; i >= 0; i--) value = (value << 8n) | BigInt(binary.charCodeAt(i));
-  return value;
 }
 
 function field<T>(message: Record<string, unknown>, name: string, check: (v: unknown) => v is T, what: string): T {

@@ -186,7 +186,7 @@ export class QueryInstances {
         : { ok: true, value: JSON.stringify(outcome.json) };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
-      // Unknown function: fails now, and nothing it "read" can change that.
+      // Unknown function (the only failure resolve() has): fails now, and nothing it "read" can change that.
       readSet = new Map();
       encoded = { ok: false, message: error.message, data: undefined };
     }

@@ -13,7 +13,7 @@ const KNOBS: SyncKnobs = {
   maxClockAheadMs: 60_000,
   resubscribeRate: 100_000,
   resubscribeBurst: 100_000,
-  queryResultCacheMB: 16,
+  queryResultCacheBytes: 16_777_216,
   maxQueriesPerSession: 1_000,
   maxPendingMutationsPerSession: 1_000,
   refreshQueueLimit: 10_000,
@@ -74,7 +74,7 @@ describe("SyncServer", () => {
   });
 
   it("serves correct results after the result cache evicted them, by re-running", async () => {
-    const { engine, sync, open, idle } = setup({ queryResultCacheMB: 1 });
+    const { engine, sync, open, idle } = setup({ queryResultCacheBytes: 1_048_576 });
     const big = "x".repeat(30_000);
     for (let chat = 0; chat < 40; chat++) await engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${big}${chat}` });
     const first = open("first");
@@ -249,7 +249,7 @@ describe("fairness", () => {
     const floodBefore = responses.filter((r) => r.success && decodeTs(r.ts, "ts") < quietTs).length;
     // Round-robin: one flood mutation ran before it, not the 1,000 queued ahead of it.
     expect(floodBefore).toBeLessThanOrEqual(2);
-    expect(engine.counters.commits).toBe(1_001);
+    expect(engine.store.commitCount()).toBe(1_001);
   });
 
   it("an oversized Mutation whose request id can be read fails alone; an unreadable oversized frame is still fatal", async () => {

@@ -53,7 +53,7 @@ export interface SyncKnobs extends RefreshKnobs {
   resubscribeRate: number;
   resubscribeBurst: number;
   /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
-  queryResultCacheMB: number;
+  queryResultCacheBytes: number;
   /** Queries one session may hold. */
   maxQueriesPerSession: number;
   /** Mutations one session may have waiting to run. */
@@ -137,7 +137,7 @@ export class SyncServer {
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       onIdle: () => this.saveVersions(),
     });
-    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheMB * 1_048_576);
+    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheBytes);
     this.resubscribe = new TokenBucket(
       () => this.knobs().resubscribeRate,
       () => this.knobs().resubscribeBurst,
