@@ -175,7 +175,7 @@ export function defineDeployment(app: AppDefinition) {
 
     /** Compacts every search partition with a non-empty log now. Synchronous, so no commit interleaves. */
     async compactNow(): Promise<CompactionReport> {
-      return this.runtime.compact(true);
+      return this.runtime.compaction.run(true);
     }
 
     async knobReport(): Promise<{ knobs: KnobReport[]; history: KnobChange[] }> {

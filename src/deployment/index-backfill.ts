@@ -55,7 +55,7 @@ export function backfillIndexes(
     for (const name of new Set([...stored.keys(), ...wanted.keys()])) {
       if (wanted.get(name) === stored.get(name)) continue;
       sql.exec("DELETE FROM index_entries WHERE index_name = ?", name);
-      for (const table of ["search_log", "search_chunks", "search_partitions"]) sql.exec(`DELETE FROM ${table} WHERE index_name = ?`, name);
+      search.dropIndex(name);
       if (!wanted.has(name)) report.dropped.push(name);
     }
     for (const [name, definition] of wanted) {

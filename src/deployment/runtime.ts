@@ -10,8 +10,8 @@ import { errorResponse, successResponse, type FunctionResponse } from "../protoc
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
-import { compactSearchIndexes, type CompactionReport } from "../search/compactor.ts";
-import { SqliteStore } from "./sqlite-store.ts";
+import { CompactionPolicy } from "../search/compactor.ts";
+import { documentsOf, SqliteStore } from "./sqlite-store.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
@@ -29,6 +29,8 @@ export class DeploymentRuntime {
   readonly engine: Engine;
   readonly sync: SyncServer;
   readonly search: SearchIndexes;
+  /** When and how much search compaction runs (src/search/compactor.ts). */
+  readonly compaction: CompactionPolicy;
   readonly alarms: AlarmScheduler;
   readonly admission: Admission;
   readonly startedAt = Date.now();
@@ -38,20 +40,18 @@ export class DeploymentRuntime {
     this.ctx = ctx;
     migrate(ctx.storage);
     this.knobs = new Knobs(ctx.storage);
-    this.store = new SqliteStore(ctx.storage);
     this.search = new SearchIndexes({
       schema: app.schema,
       storage: new SqliteSearchStorage(ctx.storage),
       budgetBytes: () => this.knobs.values.searchMemoryBudgetBytes,
-      documents: (table) => this.store.documentsOf(table),
+      documents: (table) => documentsOf(ctx.storage.sql, table),
       onLogGrowth: (meta) => {
-        const k = this.knobs.values;
-        const due = meta.logEntries >= k.searchCompactLogEntries || meta.logBytes >= k.searchCompactLogBytes;
-        if (due && meta.failures < k.compactionMaxFailures) this.alarms.request(Date.now() + k.compactionDelayMs);
+        if (this.compaction.dueAfterWrite(meta)) this.alarms.request(Date.now() + this.knobs.values.compactionDelayMs);
       },
     });
-    this.store.useSearch(this.search);
-    const backfill = backfillIndexes(ctx.storage, app.schema, this.search.storage, (table) => this.store.documentsOf(table));
+    this.compaction = new CompactionPolicy(this.search, () => this.knobs.values);
+    this.store = new SqliteStore(ctx.storage, this.search);
+    const backfill = backfillIndexes(ctx.storage, app.schema, this.search.storage, (table) => documentsOf(ctx.storage.sql, table));
     if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
     this.admission = new Admission(() => this.knobs.values, Date.now());
     this.alarms = new AlarmScheduler(ctx.storage, {
@@ -60,9 +60,8 @@ export class DeploymentRuntime {
         return this.sync.sessionCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
       },
       compaction: () => {
-        if (!this.compactionDue()) return null;
-        const report = this.compact(false);
-        return report.moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
+        if (!this.compaction.due()) return null;
+        return this.compaction.run().moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
       },
     });
     this.engine = new Engine({
@@ -113,23 +112,6 @@ export class DeploymentRuntime {
       const retryAfterMs = 3_000 + Math.floor(Math.random() * 12_000);
       this.sync.drop(session, 1013, shedReason(retryAfterMs), `shed over maxSessions=${this.knobs.values.maxSessions}; retry in ${retryAfterMs} ms`);
     }
-  }
-
-  private compactionDue(): boolean {
-    const k = this.knobs.values;
-    return this.search.storage.partitionsToCompact(k.searchCompactLogEntries, k.searchCompactLogBytes, 1).some((m) => m.failures < k.compactionMaxFailures);
-  }
-
-  /** Search compaction: not a commit (see src/search/compactor.ts). `all` compacts every non-empty log now (operators, tests). */
-  compact(all: boolean): CompactionReport {
-    const k = this.knobs.values;
-    return compactSearchIndexes(this.search, {
-      minLogEntries: all ? 1 : k.searchCompactLogEntries,
-      minLogBytes: all ? 0 : k.searchCompactLogBytes,
-      budgetDocuments: all ? Infinity : k.compactionBudgetDocuments,
-      maxChunkBytes: k.searchSnapshotChunkBytes,
-      maxFailures: all ? Infinity : k.compactionMaxFailures,
-    });
   }
 
   knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {

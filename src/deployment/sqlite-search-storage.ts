@@ -144,4 +144,8 @@ export class SqliteSearchStorage implements SearchStorage {
   partitionCount(): number {
     return this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM search_partitions").one().n;
   }
+
+  dropIndex(index: string): void {
+    for (const table of ["search_log", "search_chunks", "search_partitions"]) this.sql.exec(`DELETE FROM ${table} WHERE index_name = ?`, index);
+  }
 }

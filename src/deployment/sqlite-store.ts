@@ -30,6 +30,11 @@ function parseDocument(json: string): Document {
   return jsonToConvex(JSON.parse(json)) as Document;
 }
 
+/** Every document of a table, straight from the documents table (so it works whatever state the indexes are in). */
+export function* documentsOf(sql: SqlStorage, table: string): Iterable<Document> {
+  for (const row of sql.exec<{ json: string }>("SELECT json FROM documents WHERE table_name = ?", table)) yield parseDocument(row.json);
+}
+
 export interface StoreCounters {
   lastTs: bigint;
   lastCreationTime: number;
@@ -41,11 +46,12 @@ export class SqliteStore implements DocumentStore {
   private readonly storage: DurableObjectStorage;
   private readonly sql: SqlStorage;
   private counters: StoreCounters;
-  private searchBackend: SearchBackend | undefined;
+  private readonly searchBackend: SearchBackend | undefined;
 
-  constructor(storage: DurableObjectStorage) {
+  constructor(storage: DurableObjectStorage, search?: SearchBackend) {
     this.storage = storage;
     this.sql = storage.sql;
+    this.searchBackend = search;
     this.counters = this.readCounters();
   }
 
@@ -64,15 +70,6 @@ export class SqliteStore implements DocumentStore {
     return this.searchBackend;
   }
 
-  /** Attaches the search backend (it needs the store to rebuild from documents, hence not a constructor argument). */
-  useSearch(backend: SearchBackend): void {
-    this.searchBackend = backend;
-  }
-
-  /** Every document of a table, straight from the documents table (so it works whatever state the indexes are in). */
-  *documentsOf(table: string): Iterable<Document> {
-    for (const row of this.sql.exec<{ json: string }>("SELECT json FROM documents WHERE table_name = ?", table)) yield parseDocument(row.json);
-  }
 
   lastTimestamp(): bigint {
     return this.counters.lastTs;

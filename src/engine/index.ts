@@ -9,6 +9,8 @@ export * from "./limits.ts";
 export * from "./store.ts";
 export * from "./memory-store.ts";
 export * from "./read-set.ts";
+export * from "./transaction.ts";
+export * from "./index-range.ts";
 export * from "./database.ts";
 export * from "./engine.ts";
 export * from "./subscription-index.ts";

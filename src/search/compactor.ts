@@ -83,3 +83,53 @@ export function compactSearchIndexes(indexes: SearchIndexes, options: Compaction
   }
   return report;
 }
+
+/** The knobs that decide when and how much to compact. */
+export interface CompactionKnobs {
+  searchCompactLogEntries: number;
+  searchCompactLogBytes: number;
+  compactionBudgetDocuments: number;
+  compactionDelayMs: number;
+  compactionMaxFailures: number;
+  searchSnapshotChunkBytes: number;
+}
+
+/**
+ * When compaction runs, in one place: a partition is due once its log passes
+ * `searchCompactLogEntries` or `searchCompactLogBytes` (and it has not failed
+ * `compactionMaxFailures` times in a row). The deployment asks `dueAfterWrite`
+ * when a commit grows a log (to set its alarm), and calls `run` from the alarm.
+ */
+export class CompactionPolicy {
+  private readonly indexes: SearchIndexes;
+  private readonly knobs: () => CompactionKnobs;
+
+  constructor(indexes: SearchIndexes, knobs: () => CompactionKnobs) {
+    this.indexes = indexes;
+    this.knobs = knobs;
+  }
+
+  /** Whether a partition whose log now has these sizes needs compacting. */
+  dueAfterWrite(meta: { logEntries: number; logBytes: number; failures: number }): boolean {
+    const k = this.knobs();
+    return (meta.logEntries >= k.searchCompactLogEntries || meta.logBytes >= k.searchCompactLogBytes) && meta.failures < k.compactionMaxFailures;
+  }
+
+  /** Whether any partition is due now. */
+  due(): boolean {
+    const k = this.knobs();
+    return this.indexes.storage.partitionsToCompact(k.searchCompactLogEntries, k.searchCompactLogBytes, 1).some((m) => m.failures < k.compactionMaxFailures);
+  }
+
+  /** One bounded run over the due partitions; `all` compacts every non-empty log now, unbounded (operators, tests). */
+  run(all = false): CompactionReport {
+    const k = this.knobs();
+    return compactSearchIndexes(this.indexes, {
+      minLogEntries: all ? 1 : k.searchCompactLogEntries,
+      minLogBytes: all ? 0 : k.searchCompactLogBytes,
+      budgetDocuments: all ? Infinity : k.compactionBudgetDocuments,
+      maxChunkBytes: k.searchSnapshotChunkBytes,
+      maxFailures: all ? Infinity : k.compactionMaxFailures,
+    });
+  }
+}

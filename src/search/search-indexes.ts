@@ -28,7 +28,10 @@ export interface SearchIndexesOptions {
   budgetBytes: () => number;
   /** Every current document of a table, to rebuild a partition whose snapshot format is outdated. */
   documents: (table: string) => Iterable<Document>;
-  /** Told each partition's log size after a commit appended to it (to schedule compaction). */
+  /**
+   * Told each partition's log size once a commit that appended to it is
+   * applied (after its transaction, never inside it), to schedule compaction.
+   */
   onLogGrowth?: (meta: PartitionMeta) => void;
 }
 
@@ -43,6 +46,8 @@ export class SearchIndexes implements SearchBackend {
   private readonly budgetBytes: () => number;
   private readonly documents: (table: string) => Iterable<Document>;
   private readonly onLogGrowth: ((meta: PartitionMeta) => void) | undefined;
+  /** Logs the commit in progress appended to, reported by `applyWrites` once it is committed. */
+  private grownLogs: PartitionMeta[] = [];
   /** Loaded partitions in least-recently-used order (first is the coldest). */
   private readonly loaded = new Map<string, { index: SearchIndexDefinition; partition: IndexKey; data: PartitionIndex }>();
 
@@ -73,6 +78,7 @@ export class SearchIndexes implements SearchBackend {
   }
 
   recordWrites(writes: readonly SearchWrite[]): void {
+    this.grownLogs = [];
     const byPartition = new Map<string, { index: string; partition: IndexKey; entries: Omit<LogEntry, "lsn">[] }>();
     const add = (index: string, partition: IndexKey, entry: Omit<LogEntry, "lsn">) => {
       const key = partitionKey(index, partition);
@@ -90,10 +96,7 @@ export class SearchIndexes implements SearchBackend {
       if (write.old) add(write.index, write.old.partition, { id: write.id, old: write.old, new: null });
       if (write.new) add(write.index, write.new.partition, { id: write.id, old: null, new: write.new });
     }
-    for (const group of byPartition.values()) {
-      const meta = this.storage.appendLog(group.index, group.partition, group.entries);
-      this.onLogGrowth?.(meta);
-    }
+    for (const group of byPartition.values()) this.grownLogs.push(this.storage.appendLog(group.index, group.partition, group.entries));
   }
 
   applyWrites(writes: readonly SearchWrite[]): void {
@@ -102,6 +105,9 @@ export class SearchIndexes implements SearchBackend {
       if (write.old) this.loaded.get(partitionKey(write.index, write.old.partition))?.data.remove(write.id, write.old);
       if (write.new) this.loaded.get(partitionKey(write.index, write.new.partition))?.data.add(write.id, write.new);
     }
+    const grown = this.grownLogs;
+    this.grownLogs = [];
+    for (const meta of grown) this.onLogGrowth?.(meta);
   }
 
   /** The loaded partition, loading it (snapshot + log, or a rebuild) if needed; marks it recently used. */

@@ -49,6 +49,8 @@ export interface SearchStorage {
   /** Partitions whose log passed either threshold, most behind first. */
   partitionsToCompact(minEntries: number, minBytes: number, limit: number): PartitionMeta[];
   partitionCount(): number;
+  /** Forgets everything stored for `index` (a search index removed or redefined in the schema). */
+  dropIndex(index: string): void;
 }
 
 /** The log's JSON form of one document version. */
@@ -70,6 +72,10 @@ export class MemorySearchStorage implements SearchStorage {
 
   private key(index: string, partition: IndexKey): string {
     return `${index}\u0001${partition}`;
+  }
+
+  dropIndex(index: string): void {
+    for (const map of [this.metas, this.snapshots, this.logs]) for (const key of map.keys()) if (key.startsWith(`${index}\u0001`)) map.delete(key);
   }
 
   meta(index: string, partition: IndexKey): PartitionMeta | null {

@@ -50,7 +50,7 @@ describe("budgets per function", () => {
   it("bounds bytes read: a scan over more than maxBytesRead fails the function with the limit named", async () => {
     const deployment = fresh("read-budget");
     for (let i = 0; i < 5; i++) await call(deployment, "mutation", "messages:send", { chatId: "big", author: "a", body: `${i}`.repeat(200_000) });
-    await setKnobs(deployment, { maxBytesRead: 500_000 });
+    await setKnobs(deployment, { maxBytesRead: 500_000, maxDocumentBytes: 400_000 });
     const result = await call(deployment, "query", "messages:list", { chatId: "big" });
     expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Too many bytes read: \d+ bytes in one function, limit 500000 \(knob maxBytesRead\)/) });
   });

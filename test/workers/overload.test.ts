@@ -99,13 +99,15 @@ describe("session admission", () => {
     const sockets: WebSocket[] = [];
     const start = Date.now();
 
+    const attempts: number[] = [];
     async function connect(): Promise<void> {
-      for (;;) {
+      for (let attempt = 1; ; attempt++) {
         const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
         if (response.webSocket) {
           response.webSocket.accept();
           sockets.push(response.webSocket);
           admittedAt.push(Date.now() - start);
+          attempts.push(attempt);
           return;
         }
         expect(response.status).toBe(429);
@@ -119,9 +121,11 @@ describe("session admission", () => {
     await Promise.all(Array.from({ length: 1_000 }, () => connect()));
     const elapsed = Date.now() - start;
     expect(admittedAt).toHaveLength(1_000);
-    // 200 at once, then 800 at 200/s: about 4 s, with slack for jitter and the test's own overhead.
-    expect(elapsed).toBeLessThan(8_000);
+    // 200 at once, then 800 at 200/s: at least about 4 s (a slower machine only takes longer).
     expect(elapsed).toBeGreaterThan(3_000);
+    // "On time" without a clock bound: a refused client that waits out its hint mostly gets in, so
+    // most clients need at most two attempts (the hints promise distinct slots, not a retry storm).
+    expect(attempts.filter((n) => n <= 2).length).toBeGreaterThanOrEqual(750);
     // Roughly the 800 beyond the burst (a few more tokens refill while the wave arrives).
     expect(refusals.length).toBeGreaterThan(600);
     for (const refusal of refusals) {

@@ -24,13 +24,13 @@ import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-de
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 
 /** Writes per writer. */
-const COUNT = 300;
+const COUNT = 200;
 /** Both writers must have this many acknowledged writes before the kill. */
 const KILL_AFTER_ACKS = 50;
-/** At most one write per this many ms per writer, so the crash lands mid-stream. */
-const PACE_MS = 8;
-/** Socket mutations the socket writer keeps in flight (so the kill catches several). */
-const SOCKET_WINDOW = 8;
+/** Neither writer starts a write more than this many ahead of the other's, so the crash lands mid-stream for both. */
+const MAX_LEAD = 20;
+/** Socket mutations the socket writer sends at once (so the kill catches several in flight). */
+const SOCKET_BATCH = 8;
 /** No new write starts after this (from the start of the writers). */
 const WRITE_WINDOW_MS = 30_000;
 /** After the write window, how long in-flight writes may still take. */
@@ -97,13 +97,35 @@ describe("crash recovery against wrangler dev", () => {
     let killedAt = 0;
     let restartedAt = 0;
 
+    // The kill: SIGKILL goes out synchronously, so calling it from a client callback kills at that very moment.
+    let killing: Promise<void> | null = null;
+    let inFlightAtKill: Write[] = [];
+    let ackedBeforeKill = {};
+    let sentBeforeKill = {};
+    let killTrigger = "";
+    const killArmed = () => acked("http") >= KILL_AFTER_ACKS && acked("socket") >= KILL_AFTER_ACKS;
+    const killNow = (trigger: string) => {
+      if (killing) return;
+      killTrigger = trigger;
+      inFlightAtKill = writes.socket.filter((w) => w.id === null);
+      ackedBeforeKill = { http: acked("http"), socket: acked("socket") };
+      sentBeforeKill = { http: writes.http.length, socket: writes.socket.length };
+      killedAt = Date.now();
+      killing = server.kill();
+    };
+
     // The live subscriber, and when each of the two clients' sockets went up or down.
     const updates: { at: number; messages: Message[] }[] = [];
     const subscriptionErrors: string[] = [];
     const unsubscribe = watcher.onUpdate(
       anyApi.messages!.list!,
       { chatId: socketChat },
-      (messages: Message[]) => updates.push({ at: Date.now(), messages }),
+      (messages: Message[]) => {
+        updates.push({ at: Date.now(), messages });
+        // Best moment for the kill: the subscriber sees a socket write committed that its writer has not had
+        // acknowledged yet, so after the reconnect the writer re-sends a mutation the server already applied.
+        if (!killing && killArmed() && messages.some((m) => writes.socket[indexOf(m.body)]?.id === null)) killNow("subscriber saw an unacknowledged write");
+      },
       (error: Error) => subscriptionErrors.push(error.message),
     );
     const connectionEvents: { client: "socket" | "watcher"; at: number; connected: boolean }[] = [];
@@ -120,16 +142,15 @@ describe("crash recovery against wrangler dev", () => {
 
       const writersStart = Date.now();
       const writeDeadline = writersStart + WRITE_WINDOW_MS;
-      const pace = async (index: number) => {
-        const due = writersStart + index * PACE_MS;
-        if (due > Date.now()) await sleep(due - Date.now());
+      const pace = async (other: "http" | "socket", index: number) => {
+        while (writes[other].length < Math.min(COUNT, index - MAX_LEAD) && Date.now() < writeDeadline) await sleep(5);
       };
 
       // HTTP: one write at a time; a network error is retried with the same body (it may or may not
       // have been applied: the HTTP route has no idempotency key, so a retry may duplicate it).
       const httpWriter = (async () => {
         for (let index = 0; index < COUNT && Date.now() < writeDeadline; index++) {
-          await pace(index);
+          await pace("socket", index);
           const write: Write = { writer: "http", index, body: token("http", index), sentAt: Date.now(), attempts: 0, id: null, ackedAt: null, errors: [] };
           writes.http.push(write);
           while (write.id === null && Date.now() < writeDeadline) {
@@ -145,39 +166,37 @@ describe("crash recovery against wrangler dev", () => {
         }
       })();
 
-      // Socket: up to SOCKET_WINDOW mutations in flight; the client itself re-sends them after a reconnect.
+      // Socket: batches of SOCKET_BATCH mutations in flight at once; the client itself re-sends them after a reconnect.
       const socketWriter = (async () => {
-        const inflight = new Set<Promise<void>>();
-        for (let index = 0; index < COUNT && Date.now() < writeDeadline; index++) {
-          await pace(index);
-          while (inflight.size >= SOCKET_WINDOW && Date.now() < writeDeadline) await Promise.race([...inflight, sleep(100)]);
+        for (let first = 0; first < COUNT && Date.now() < writeDeadline; first += SOCKET_BATCH) {
+          const last = Math.min(COUNT, first + SOCKET_BATCH) - 1;
+          await pace("http", last);
           if (Date.now() >= writeDeadline) break;
-          const write: Write = { writer: "socket", index, body: token("socket", index), sentAt: Date.now(), attempts: 1, id: null, ackedAt: null, errors: [] };
-          writes.socket.push(write);
-          const pending: Promise<void> = socket
-            .mutation(send, { chatId: socketChat, author: "socket-writer", body: write.body })
-            .then(
-              (id: string) => {
-                write.id = id;
-                write.ackedAt = Date.now();
-              },
-              (error: Error) => void write.errors.push(`${error.name}: ${error.message}`),
-            )
-            .finally(() => inflight.delete(pending));
-          inflight.add(pending);
+          const batch: Promise<void>[] = [];
+          for (let index = first; index <= last; index++) {
+            const write: Write = { writer: "socket", index, body: token("socket", index), sentAt: Date.now(), attempts: 1, id: null, ackedAt: null, errors: [] };
+            writes.socket.push(write);
+            batch.push(
+              socket.mutation(send, { chatId: socketChat, author: "socket-writer", body: write.body }).then(
+                (id: string) => {
+                  write.id = id;
+                  write.ackedAt = Date.now();
+                },
+                (error: Error) => void write.errors.push(`${error.name}: ${error.message}`),
+              ),
+            );
+          }
+          // Bounded: a mutation still unanswered after the drain time counts as unacknowledged.
+          await Promise.race([Promise.all(batch), sleep(Math.max(0, writeDeadline + DRAIN_MS - Date.now()))]);
         }
-        // Bounded: a mutation still unanswered after the drain time counts as unacknowledged.
-        await Promise.race([Promise.all(inflight), sleep(Math.max(0, writeDeadline + DRAIN_MS - Date.now()))]);
       })();
 
       // Mid-stream: kill -9 the runtime, then start a new one on the same storage and port.
-      await until(() => acked("http") >= KILL_AFTER_ACKS && acked("socket") >= KILL_AFTER_ACKS, `${KILL_AFTER_ACKS} acknowledged writes each`, 15_000);
-      const ackedBeforeKill = { http: acked("http"), socket: acked("socket") };
-      const sentBeforeKill = { http: writes.http.length, socket: writes.socket.length };
-      killedAt = Date.now();
-      await server.kill();
+      // Usually the subscriber's callback fires it (above); if that moment does not come soon, kill anyway.
+      await until(killArmed, `${KILL_AFTER_ACKS} acknowledged writes each`, 20_000);
+      await until(() => killing !== null, "the subscriber to see an unacknowledged socket write", 3_000).catch(() => killNow("fallback after 3 s"));
+      await killing;
       const killMs = Date.now() - killedAt;
-      const socketInFlightAtKill = writes.socket.filter((w) => w.id === null && w.sentAt < killedAt).length;
       await server.restart({ timeoutMs: 30_000 });
       restartedAt = Date.now();
 
@@ -273,12 +292,17 @@ describe("crash recovery against wrangler dev", () => {
       const report = {
         totalMs: Date.now() - testStart,
         writersMs: writersDone - writersStart,
+        killTrigger,
         killMs,
         restartMs: restartedAt - killedAt - killMs,
         ackedBeforeKill,
         sentBeforeKill,
         acknowledged: { http: acked("http"), socket: acked("socket") },
-        socketInFlightAtKill,
+        socketInFlightAtKill: inFlightAtKill.length,
+        // Unacknowledged at the kill yet committed before it.
+        socketCommittedUnackedAtKill: inFlightAtKill.filter((w) => found.get(w.body)![0]!._creationTime < killedAt).length,
+        // Of those, acknowledged only after the restart: re-sent on the new socket and answered from the recorded outcome.
+        socketRetriesAnsweredFromRecord: inFlightAtKill.filter((w) => found.get(w.body)![0]!._creationTime < killedAt && w.ackedAt! > restartedAt).length,
         httpFailedAttempts: httpErrors.length,
         httpWritesRetried: writes.http.filter((w) => w.attempts > 1).length,
         httpDuplicates: writes.http.filter((w) => found.get(w.body)!.length > 1).map((w) => w.body),

@@ -1,0 +1,325 @@
+/**
+ * A function's transaction: it reads the committed store through an overlay
+ * of its own pending writes (so a mutation sees what it wrote), records what
+ * it read (for queries), charges every read and write against the function's
+ * budgets (`EngineLimits`), and hands its effect to the engine's commit as a
+ * write-set. Nothing reaches the store until `finish()`; a throw discards it.
+ * The `ctx.db` API in `database.ts` is a thin layer over this.
+ */
+import type { Document, Value } from "./values.ts";
+import { convexToJson, describe, utf8Length, valuesEqual } from "./values.ts";
+import type { KeyInterval, IndexKey } from "./keys.ts";
+import { encodeKey, keySuccessor } from "./keys.ts";
+import type { IndexDefinition, Schema } from "./schema.ts";
+import { indexKeyOf } from "./schema.ts";
+import type { DocumentStore, DocumentWrite, IndexEntry, IndexWrite, Order, StoredDocument } from "./store.ts";
+import type { ReadSetRecorder } from "./read-set.ts";
+import type { EngineLimits } from "./limits.ts";
+import { FunctionError } from "./errors.ts";
+import { isDocumentId, newDocumentId } from "./ids.ts";
+import { sameSearchDocument, searchDocumentOf, type SearchFilterBuilder, type SearchWrite } from "./search.ts";
+
+interface PendingWrite {
+  table: string;
+  before: Document | null;
+  /** `before`'s stored size in bytes (0 when it did not exist). */
+  beforeBytes: number;
+  after: Document | null;
+  /** `after` in Convex JSON, encoded once when written (size check, then storage). */
+  json: string | null;
+  /** What this write costs against `maxBytesWritten` (see `writeCost`). */
+  cost: number;
+}
+
+/** What a write costs beyond its document (the id and row overhead), against `maxBytesWritten`. */
+const ID_BYTES = 32;
+
+export interface TransactionOptions {
+  readSet: ReadSetRecorder | null;
+  writable: boolean;
+  limits: EngineLimits;
+  /** Hands out `_creationTime`s for inserts (strictly increasing); writable transactions only. */
+  nextCreationTime?: () => number;
+}
+
+/** The one answer to a write from a query. */
+export function queriesCannotWrite(method: string): FunctionError {
+  return new FunctionError("ReadOnly", `Queries cannot write: ctx.db.${method} was called from a query. Use a mutation.`);
+}
+
+export class Transaction {
+  private pending = new Map<string, PendingWrite>();
+  private documentsRead = 0;
+  private bytesRead = 0;
+  private bytesWritten = 0;
+  readonly schema: Schema;
+  private readonly store: DocumentStore;
+  private readonly options: TransactionOptions;
+
+  constructor(schema: Schema, store: DocumentStore, options: TransactionOptions) {
+    this.schema = schema;
+    this.store = store;
+    this.options = options;
+  }
+
+  /** Charges one document read against the function's document and byte budgets. */
+  private countRead(bytes: number): void {
+    const limits = this.options.limits;
+    if (++this.documentsRead > limits.maxDocumentsRead) {
+      throw new FunctionError("LimitExceeded", `Too many documents read: more than ${limits.maxDocumentsRead} in one function (knob maxDocumentsRead)`);
+    }
+    this.bytesRead += bytes;
+    if (this.bytesRead > limits.maxBytesRead) {
+      throw new FunctionError("LimitExceeded", `Too many bytes read: ${this.bytesRead} bytes in one function, limit ${limits.maxBytesRead} (knob maxBytesRead)`);
+    }
+  }
+
+  private committed(id: string): StoredDocument | null {
+    return this.store.getDocument(id);
+  }
+
+  /** Current version of a document (pending writes first), its table and its size in bytes. */
+  private lookup(id: string): { table: string; document: Document | null; bytes: number } | null {
+    const pending = this.pending.get(id);
+    if (pending) return { table: pending.table, document: pending.after, bytes: pending.json === null ? 0 : utf8Length(pending.json) };
+    return this.committed(id);
+  }
+
+  get(id: string): Document | null {
+    if (typeof id !== "string" || !isDocumentId(id)) {
+      throw new FunctionError("BadRequest", `ctx.db.get expects a document id, got ${describe(id as Value)}`);
+    }
+    const found = this.lookup(id);
+    if (this.options.readSet) {
+      const table = found?.table;
+      // A miss still depends on the id: record it against every table's by_id would be
+      // wasteful, and ids are never reused, so a miss records nothing a write could hit.
+      if (table) {
+        const key = encodeKey([id]);
+        this.options.readSet.record(`${table}.by_id`, { start: key, end: keySuccessor(key) });
+      }
+    }
+    if (found?.document) this.countRead(found.bytes);
+    return found?.document ?? null;
+  }
+
+  /**
+   * Index entries in `interval`, merged with pending writes, in `order`.
+   * Lazy: reading stops when the caller stops iterating.
+   */
+  *scan(index: IndexDefinition, interval: KeyInterval, order: Order): Generator<IndexEntry> {
+    const removed = new Set<IndexKey>();
+    const added: IndexEntry[] = [];
+    for (const write of this.pending.values()) {
+      if (write.table !== index.table) continue;
+      if (write.before) removed.add(indexKeyOf(index, write.before));
+      if (write.after) {
+        const key = indexKeyOf(index, write.after);
+        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, bytes: utf8Length(write.json!) });
+      }
+    }
+    added.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    if (order === "desc") added.reverse();
+    const before = (a: IndexKey, b: IndexKey) => (order === "asc" ? a < b : a > b);
+    let next = 0;
+    for (const entry of this.store.scanIndex(index.qualifiedName, interval, order)) {
+      while (next < added.length && before(added[next]!.key, entry.key)) {
+        this.countRead(added[next]!.bytes);
+        yield added[next++]!;
+      }
+      if (removed.has(entry.key)) continue;
+      this.countRead(entry.bytes);
+      yield entry;
+    }
+    while (next < added.length) {
+      this.countRead(added[next]!.bytes);
+      yield added[next++]!;
+    }
+  }
+
+  recordRead(index: IndexDefinition, interval: KeyInterval): void {
+    this.options.readSet?.record(index.qualifiedName, interval);
+  }
+
+  /**
+   * Runs a text search and yields the matching documents in relevance order,
+   * at most `limits.searchMaxScanned`. Records the search read. Inside a
+   * mutation, documents it changed appear in their pending version (deleted
+   * ones are skipped); the ranking itself is that of the committed index.
+   */
+  *search(builder: SearchFilterBuilder): Generator<Document> {
+    const backend = this.store.search;
+    if (!backend) throw new FunctionError("BadRequest", "Text search is not available on this store");
+    const limits = this.options.limits;
+    const { request, read } = builder.build(
+      { maxTerms: limits.searchMaxTerms, maxFilters: limits.searchMaxFilters, maxScanned: limits.searchMaxScanned, minPrefixLength: limits.searchMinPrefixLength },
+      limits.searchMaxScanned,
+    );
+    this.options.readSet?.recordSearch(read);
+    const { hits, truncated } = backend.search(request);
+    for (const hit of hits) {
+      const found = this.lookup(hit.id);
+      if (!found?.document) continue;
+      this.countRead(found.bytes);
+      yield found.document;
+    }
+    if (truncated) {
+      throw new FunctionError(
+        "LimitExceeded",
+        `Search scanned more than ${limits.searchMaxScanned} results (knob searchMaxScanned); use take() with fewer results or more selective terms`,
+      );
+    }
+  }
+
+  private requireWritable(method: string): void {
+    if (!this.options.writable) throw queriesCannotWrite(method);
+  }
+
+  private checkFields(table: string, fields: Record<string, Value | undefined>, method: string): void {
+    for (const name of Object.keys(fields)) {
+      if (name.startsWith("_")) throw new FunctionError("InvalidArgument", `ctx.db.${method}: system field ${name} cannot be written`);
+    }
+    const problem = this.schema.validateDocument(table, fields);
+    if (problem) throw new FunctionError("InvalidArgument", `ctx.db.${method} into "${table}": ${problem}`);
+  }
+
+  /** Encodes the document for storage, refusing it past the size limit (in UTF-8 bytes, as SQLite counts its row limit). */
+  private encode(document: Document): { json: string; bytes: number } {
+    const json = JSON.stringify(convexToJson(document));
+    const bytes = utf8Length(json);
+    if (bytes > this.options.limits.maxDocumentBytes) {
+      throw new FunctionError("LimitExceeded", `Document is too large: ${bytes} bytes, limit ${this.options.limits.maxDocumentBytes} (knob maxDocumentBytes)`);
+    }
+    return { json, bytes };
+  }
+
+  /**
+   * What a write costs against `maxBytesWritten`: the new document, plus for
+   * each search index of its table a log entry, charged as the old and new
+   * documents it indexes (an upper bound, so search maintenance needs no
+   * second encoding to be bounded by the same budget).
+   */
+  private writeCost(table: string, beforeBytes: number, afterBytes: number): number {
+    const searchIndexes = this.schema.table(table).searchIndexes.size;
+    return afterBytes + searchIndexes * (beforeBytes + afterBytes) + ID_BYTES;
+  }
+
+  private write(id: string, table: string, after: Document | null, encoded: { json: string; bytes: number } | null = null): void {
+    const pending = this.pending.get(id);
+    if (!pending && this.pending.size >= this.options.limits.maxDocumentsWritten) {
+      throw new FunctionError(
+        "LimitExceeded",
+        `Too many writes: more than ${this.options.limits.maxDocumentsWritten} documents in one mutation (knob maxDocumentsWritten)`,
+      );
+    }
+    const before = pending ? null : this.committed(id);
+    const beforeBytes = pending ? pending.beforeBytes : (before?.bytes ?? 0);
+    const cost = this.writeCost(table, beforeBytes, encoded?.bytes ?? 0);
+    const total = this.bytesWritten - (pending?.cost ?? 0) + cost;
+    // Checked before anything changes: a handler that catches this error keeps a consistent overlay.
+    if (total > this.options.limits.maxBytesWritten) {
+      throw new FunctionError(
+        "LimitExceeded",
+        `Too many bytes written: ${total} bytes in one mutation, limit ${this.options.limits.maxBytesWritten} (knob maxBytesWritten)`,
+      );
+    }
+    this.bytesWritten = total;
+    const json = encoded?.json ?? null;
+    if (pending) Object.assign(pending, { after, json, cost });
+    else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, cost });
+  }
+
+  private existing(id: string, method: string): { table: string; document: Document } {
+    if (typeof id !== "string" || !isDocumentId(id)) {
+      throw new FunctionError("BadRequest", `ctx.db.${method} expects a document id, got ${describe(id as Value)}`);
+    }
+    const found = this.lookup(id);
+    if (!found?.document) throw new FunctionError("BadRequest", `ctx.db.${method}: document ${id} does not exist`);
+    return { table: found.table, document: found.document };
+  }
+
+  insert(table: string, fields: Record<string, Value | undefined>): string {
+    this.requireWritable("insert");
+    if (!this.schema.tables.has(table)) throw new FunctionError("BadRequest", `ctx.db.insert: table "${table}" is not in the schema`);
+    this.checkFields(table, fields, "insert");
+    const id = newDocumentId();
+    const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
+    this.write(id, table, document, this.encode(document));
+    return id;
+  }
+
+  patch(id: string, fields: Record<string, Value | undefined>): void {
+    this.requireWritable("patch");
+    const { table, document } = this.existing(id, "patch");
+    const merged: Record<string, Value | undefined> = { ...document };
+    for (const [name, value] of Object.entries(fields)) {
+      if (name === "_id" || name === "_creationTime") {
+        if (valuesEqual(value, document[name])) continue;
+        throw new FunctionError("InvalidArgument", `ctx.db.patch: system field ${name} cannot be changed`);
+      }
+      if (value === undefined) delete merged[name];
+      else merged[name] = value;
+    }
+    const { _id, _creationTime, ...userFields } = merged;
+    this.checkFields(table, userFields, "patch");
+    const next = { ...userFields, _id: document._id, _creationTime: document._creationTime } as Document;
+    this.write(id, table, next, this.encode(next));
+  }
+
+  replace(id: string, fields: Record<string, Value | undefined>): void {
+    this.requireWritable("replace");
+    const { table, document } = this.existing(id, "replace");
+    const { _id, _creationTime, ...userFields } = fields;
+    if ((_id !== undefined && _id !== id) || (_creationTime !== undefined && _creationTime !== document._creationTime)) {
+      throw new FunctionError("InvalidArgument", "ctx.db.replace: system fields cannot be changed");
+    }
+    this.checkFields(table, userFields, "replace");
+    const next = { ...stripUndefined(userFields), _id: document._id, _creationTime: document._creationTime } as Document;
+    this.write(id, table, next, this.encode(next));
+  }
+
+  delete(id: string): void {
+    this.requireWritable("delete");
+    const { table } = this.existing(id, "delete");
+    this.write(id, table, null);
+  }
+
+  /**
+   * The mutation's effect: changed documents and, for every index of their
+   * tables, the old and new key, computed here once. Writes that changed
+   * nothing (a patch to the same values, an insert deleted again) are dropped.
+   */
+  finish(): { documents: DocumentWrite[]; indexWrites: IndexWrite[]; searchWrites: SearchWrite[] } {
+    const documents: DocumentWrite[] = [];
+    const indexWrites: IndexWrite[] = [];
+    const searchWrites: SearchWrite[] = [];
+    for (const [id, { table, before, after, json }] of this.pending) {
+      if (before === null && after === null) continue;
+      if (before !== null && after !== null && valuesEqual(before, after)) continue;
+      documents.push({ id, table, document: after, json, existedBefore: before !== null });
+      for (const index of this.schema.table(table).indexes.values()) {
+        indexWrites.push({
+          index: index.qualifiedName,
+          id,
+          oldKey: before ? indexKeyOf(index, before) : null,
+          newKey: after ? indexKeyOf(index, after) : null,
+        });
+      }
+      for (const index of this.schema.table(table).searchIndexes.values()) {
+        const old = before ? searchDocumentOf(index, before) : null;
+        const next = after ? searchDocumentOf(index, after) : null;
+        const reindex = old === null || next === null || !sameSearchDocument(old, next);
+        searchWrites.push({ index: index.qualifiedName, id, old, new: next, reindex });
+      }
+    }
+    return { documents, indexWrites, searchWrites };
+  }
+}
+
+function stripUndefined(fields: Record<string, Value | undefined>): Record<string, Value> {
+  const out: Record<string, Value> = {};
+  for (const [k, value] of Object.entries(fields)) if (value !== undefined) out[k] = value;
+  return out;
+}
+
+/** Bounds on one index, built by `withIndex(name, q => q.eq(..).gt(..))`. */
