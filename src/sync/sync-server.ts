@@ -1,22 +1,22 @@
 /**
- * Live sync: sessions speaking the Convex sync protocol, shared query
- * instances, precise invalidation and the refresh path.
+ * Live sync: sessions speaking the Convex sync protocol over their sockets.
+ * This module keeps the sessions (opening, restoring after a wake, closing,
+ * saving their versions) and handles each protocol message; the rest lives
+ * in rooms of their own:
  *
- * - Sessions share a **query instance** per (function, args)
- *   (`query-instances.ts`): it runs once per timestamp however many sessions
- *   watch it, and the subscription index holds it once.
- * - After a commit, the subscription index names the instances whose read-sets
- *   contain a written key; they become dirty and their sessions are scheduled.
- *   Nothing else (restart, hibernation, a no-op mutation, search maintenance)
- *   dirties anything.
- * - A session's turn brings it to the latest timestamp: dirty instances it
- *   needs re-run (once, shared), results whose hash differs from what the
- *   session last got become modifications, and one Transition goes out,
- *   starting exactly at the version the client holds.
+ * - `query-instances.ts`: one shared instance per (function, args), run once
+ *   per timestamp however many sessions watch it, held once in the
+ *   subscription index.
+ * - `refresh-scheduler.ts`: sessions waiting for a turn (coalesced, bounded,
+ *   sliced); `refresh-turn.ts`: what one turn does (re-run what is dirty,
+ *   build one Transition within its byte bounds).
  *
- * Every step that touches the database runs inside `engine.exclusive()`, so a
- * turn sees one snapshot and transitions are ordered after the mutation
- * responses that caused them.
+ * The engine announces every commit (`Engine.onCommit`); this server marks
+ * the instances it hit dirty and schedules their sessions. Nothing else
+ * (restart, hibernation, a no-op mutation, search maintenance) dirties
+ * anything. Every step that touches the database runs inside the engine's
+ * lock, so a turn sees one snapshot and Transitions are ordered after the
+ * mutation responses that caused them.
  */
 import { convexToJson, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
 import {
@@ -29,20 +29,15 @@ import {
   mutationFailure,
   mutationSuccess,
   parseClientMessage,
-  queryFailed,
-  queryRemoved,
-  queryUpdated,
-  transition,
   type ClientMessage,
-  type EncodedModification,
-  type StateVersion,
 } from "../protocol/sync.ts";
 import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
-import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
+import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
 import { QueryInstances } from "./query-instances.ts";
 import { resultHash } from "./hash.ts";
+import { RefreshTurn } from "./refresh-turn.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
 export interface SyncKnobs extends RefreshKnobs {
@@ -72,11 +67,6 @@ export interface SyncCounters {
   /** Turns put off because a session used up its send budget. */
   sendsPutOff: number;
 }
-
-/** Bytes of a Transition around its modifications (versions, type). */
-const TRANSITION_OVERHEAD_BYTES = 256;
-/** A `sentHash` no result has: the query's update was held back and must go out in the next turn. */
-const TRANSITION_DEFERRED = "deferred";
 
 /** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
 const CLOSE_PROTOCOL_ERROR = 1008;
@@ -112,6 +102,7 @@ export class SyncServer {
   private loaded = false;
   /** Budget for running queries that are new to a session (reconnect replays). */
   private readonly resubscribe: TokenBucket;
+  private readonly turns: RefreshTurn;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
   private readonly knobs: () => SyncKnobs;
@@ -131,7 +122,7 @@ export class SyncServer {
     this.scheduler = new RefreshScheduler({
       knobs: this.knobs,
       exclusive: (fn) => this.engine.exclusive(fn, refreshOwner),
-      turn: (session) => this.turn(session),
+      turn: (session) => this.turns.run(session),
       onError: (session, error) => this.internalError(session, error),
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
@@ -143,6 +134,21 @@ export class SyncServer {
       () => this.knobs().resubscribeBurst,
       this.now(),
     );
+    this.turns = new RefreshTurn({
+      instances: this.instances,
+      knobs: this.knobs,
+      now: this.now,
+      counters: this.counters,
+      lastTimestamp: () => this.engine.store.lastTimestamp(),
+      resubscribe: this.resubscribe,
+      send: (session, frame) => this.sendOrDrop(session, frame),
+      schedule: (session) => this.schedule(session),
+      // Saving the attachment costs about as much as the send itself; it only has to be
+      // current before the object can hibernate, which needs it idle, so save when the
+      // refresh queue drains: a fan-out sends everything first, and a session refreshed
+      // many times under load is saved once.
+      sent: (session) => this.unsavedVersions.add(session),
+    });
     this.engine.onCommit((commit) => this.invalidate(commit));
   }
 
@@ -392,109 +398,6 @@ export class SyncServer {
 
   private schedule(session: SyncSession): void {
     this.scheduler.schedule(session);
-  }
-
-  /**
-   * One session's turn: brings it to the latest timestamp with one Transition
-   * (or nothing, if nothing it holds changed). Queries new to the session
-   * spend the re-subscription budget; without enough, the turn is deferred.
-   * A Transition holds at most `maxTransitionBytes`: a result that does not
-   * fit is reported failed in this one and sent in the next turn.
-   */
-  private async turn(session: SyncSession): Promise<TurnResult> {
-    if (this.putOffForSendBudget(session)) return { runs: 0, sent: false };
-    let fresh = 0;
-    for (const query of session.queries.values()) {
-      const instance = this.instances.get(query.instanceKey)!;
-      if (query.sentHash === null && (instance.dirty || instance.encoded === null)) fresh++;
-    }
-    if (fresh > 0) {
-      const need = Math.min(fresh, this.knobs().resubscribeBurst);
-      if (!this.resubscribe.take(this.now(), need)) return { runs: 0, sent: false, deferMs: Math.max(1, this.resubscribe.waitMs(this.now(), need)) };
-    }
-    const maxBytes = this.knobs().maxTransitionBytes;
-    let runs = 0;
-    let deferred = false;
-    const ts = this.engine.store.lastTimestamp();
-    const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
-    session.pendingRemovals = [];
-    let bytes = TRANSITION_OVERHEAD_BYTES + modifications.reduce((sum, m) => sum + m.length, 0);
-    for (const [queryId, query] of session.queries) {
-      const instance = this.instances.get(query.instanceKey)!;
-      let encoded = instance.encoded;
-      if (instance.dirty || (encoded === null && query.sentHash !== instance.resultHash)) {
-        const run = await this.instances.run(instance);
-        if (run.invalidation) this.counters.invalidations++;
-        encoded = run.encoded;
-        runs++;
-      }
-      if (query.sentHash === instance.resultHash) continue;
-      this.instances.results.touch(instance);
-      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value) : queryFailed(queryId, encoded!.message, encoded!.data);
-      query.sentHash = instance.resultHash;
-      if (bytes + modification.length > maxBytes) {
-        const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;
-        modification = queryFailed(
-          queryId,
-          alone
-            ? `This update did not fit into one Transition of ${maxBytes} bytes (knob maxTransitionBytes) with the session's other updates; it follows in the next one`
-            : `The result is larger than a Transition may be: ${modification.length} bytes, limit ${maxBytes} (knob maxTransitionBytes)`,
-          undefined,
-        );
-        // Fits alone: send it in the next turn. Too large even alone: it stays failed until it changes.
-        if (alone) {
-          query.sentHash = TRANSITION_DEFERRED;
-          deferred = true;
-        }
-      }
-      bytes += modification.length + 1;
-      modifications.push(modification);
-    }
-    const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
-    const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
-    if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
-    const frame = transition(session.version, end, modifications);
-    // A refused send closes the session and leaves its version where the client has it.
-    if (!this.sendOrDrop(session, frame)) return { runs, sent: false };
-    session.sendBudget!.spend(this.now(), frame.length);
-    session.version = end;
-    session.owesTransition = false;
-    this.counters.transitionsSent++;
-    if (deferred) this.schedule(session);
-    // Saving the attachment costs about as much as the send itself; it only has to be
-    // current before the object can hibernate, which needs it idle, so save when the
-    // refresh queue drains: a fan-out sends everything first, and a session refreshed
-    // many times under load is saved once.
-    this.unsavedVersions.add(session);
-    return { runs, sent: true };
-  }
-
-  /**
-   * The runtime does not tell how much a socket holds unsent (workerd has no
-   * `bufferedAmount`), so a client that stops reading cannot be seen. What
-   * bounds it: each turn sends at most one Transition with the latest state
-   * (never a backlog per commit), and each session may be sent at most
-   * `sessionSendBytesPerSecond` (burst `maxTransitionBytes`). A session in
-   * debt is put off until its budget recovers; its updates coalesce meanwhile.
-   * Returns whether the turn was put off.
-   */
-  private putOffForSendBudget(session: SyncSession): boolean {
-    const now = this.now();
-    session.sendBudget ??= new TokenBucket(
-      () => this.knobs().sessionSendBytesPerSecond,
-      () => this.knobs().maxTransitionBytes,
-      now,
-    );
-    const waitMs = session.sendBudget.waitMs(now, 0);
-    if (waitMs === 0) return false;
-    if (session.sendRetry === null) {
-      this.counters.sendsPutOff++;
-      session.sendRetry = setTimeout(() => {
-        session.sendRetry = null;
-        this.schedule(session);
-      }, waitMs);
-    }
-    return true;
   }
 
   /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */

@@ -1,0 +1,146 @@
+/**
+ * One session's refresh turn: brings it to the latest timestamp with one
+ * Transition (or nothing, if nothing it holds changed). Dirty shared query
+ * instances it needs are re-run (once, whoever needs them first), results
+ * whose hash differs from what the session last got become modifications,
+ * and the Transition starts exactly at the version the client holds.
+ *
+ * Bounds: queries new to the session spend the re-subscription budget;
+ * a Transition holds at most `maxTransitionBytes`; a session may be sent at
+ * most `sessionSendBytesPerSecond`. Runs inside the engine's lock (the
+ * refresh scheduler's slice), so a turn sees one snapshot.
+ */
+import { queryFailed, queryRemoved, queryUpdated, transition, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
+import type { QueryInstances } from "./query-instances.ts";
+import type { TurnResult } from "./refresh-scheduler.ts";
+import type { SyncSession } from "./session.ts";
+import type { SyncCounters, SyncKnobs } from "./sync-server.ts";
+import { TokenBucket } from "./token-bucket.ts";
+
+/** Bytes of a Transition around its modifications (versions, type). */
+const TRANSITION_OVERHEAD_BYTES = 256;
+/** A `sentHash` no result has: the query's update was held back and must go out in the next turn. */
+const TRANSITION_DEFERRED = "deferred";
+
+export interface RefreshTurnDeps {
+  instances: QueryInstances;
+  knobs: () => SyncKnobs;
+  now: () => number;
+  counters: SyncCounters;
+  /** The deployment's latest timestamp (the one every result of the turn is at). */
+  lastTimestamp: () => bigint;
+  /** Budget for running queries new to a session (reconnect replays). */
+  resubscribe: TokenBucket;
+  /** Sends a frame, closing the session if the runtime refuses it; false then. */
+  send: (session: SyncSession, frame: string) => boolean;
+  schedule: (session: SyncSession) => void;
+  /** A Transition went out: the session's versions moved (the server saves them later). */
+  sent: (session: SyncSession) => void;
+}
+
+export class RefreshTurn {
+  private readonly deps: RefreshTurnDeps;
+
+  constructor(deps: RefreshTurnDeps) {
+    this.deps = deps;
+  }
+
+  /**
+   * One session's turn: brings it to the latest timestamp with one Transition
+   * (or nothing, if nothing it holds changed). Queries new to the session
+   * spend the re-subscription budget; without enough, the turn is deferred.
+   * A Transition holds at most `maxTransitionBytes`: a result that does not
+   * fit is reported failed in this one and sent in the next turn.
+   */
+  async run(session: SyncSession): Promise<TurnResult> {
+    if (this.putOffForSendBudget(session)) return { runs: 0, sent: false };
+    let fresh = 0;
+    for (const query of session.queries.values()) {
+      const instance = this.deps.instances.get(query.instanceKey)!;
+      if (query.sentHash === null && (instance.dirty || instance.encoded === null)) fresh++;
+    }
+    if (fresh > 0) {
+      const need = Math.min(fresh, this.deps.knobs().resubscribeBurst);
+      if (!this.deps.resubscribe.take(this.deps.now(), need)) return { runs: 0, sent: false, deferMs: Math.max(1, this.deps.resubscribe.waitMs(this.deps.now(), need)) };
+    }
+    const maxBytes = this.deps.knobs().maxTransitionBytes;
+    let runs = 0;
+    let deferred = false;
+    const ts = this.deps.lastTimestamp();
+    const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
+    session.pendingRemovals = [];
+    let bytes = TRANSITION_OVERHEAD_BYTES + modifications.reduce((sum, m) => sum + m.length, 0);
+    for (const [queryId, query] of session.queries) {
+      const instance = this.deps.instances.get(query.instanceKey)!;
+      let encoded = instance.encoded;
+      if (instance.dirty || (encoded === null && query.sentHash !== instance.resultHash)) {
+        const run = await this.deps.instances.run(instance);
+        if (run.invalidation) this.deps.counters.invalidations++;
+        encoded = run.encoded;
+        runs++;
+      }
+      if (query.sentHash === instance.resultHash) continue;
+      this.deps.instances.results.touch(instance);
+      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value) : queryFailed(queryId, encoded!.message, encoded!.data);
+      query.sentHash = instance.resultHash;
+      if (bytes + modification.length > maxBytes) {
+        const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;
+        modification = queryFailed(
+          queryId,
+          alone
+            ? `This update did not fit into one Transition of ${maxBytes} bytes (knob maxTransitionBytes) with the session's other updates; it follows in the next one`
+            : `The result is larger than a Transition may be: ${modification.length} bytes, limit ${maxBytes} (knob maxTransitionBytes)`,
+          undefined,
+        );
+        // Fits alone: send it in the next turn. Too large even alone: it stays failed until it changes.
+        if (alone) {
+          query.sentHash = TRANSITION_DEFERRED;
+          deferred = true;
+        }
+      }
+      bytes += modification.length + 1;
+      modifications.push(modification);
+    }
+    const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
+    const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
+    if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
+    const frame = transition(session.version, end, modifications);
+    // A refused send closes the session and leaves its version where the client has it.
+    if (!this.deps.send(session, frame)) return { runs, sent: false };
+    session.sendBudget!.spend(this.deps.now(), frame.length);
+    session.version = end;
+    session.owesTransition = false;
+    this.deps.counters.transitionsSent++;
+    if (deferred) this.deps.schedule(session);
+    this.deps.sent(session);
+    return { runs, sent: true };
+  }
+
+  /**
+   * The runtime does not tell how much a socket holds unsent (workerd has no
+   * `bufferedAmount`), so a client that stops reading cannot be seen. What
+   * bounds it: each turn sends at most one Transition with the latest state
+   * (never a backlog per commit), and each session may be sent at most
+   * `sessionSendBytesPerSecond` (burst `maxTransitionBytes`). A session in
+   * debt is put off until its budget recovers; its updates coalesce meanwhile.
+   * Returns whether the turn was put off.
+   */
+  private putOffForSendBudget(session: SyncSession): boolean {
+    const now = this.deps.now();
+    session.sendBudget ??= new TokenBucket(
+      () => this.deps.knobs().sessionSendBytesPerSecond,
+      () => this.deps.knobs().maxTransitionBytes,
+      now,
+    );
+    const waitMs = session.sendBudget.waitMs(now, 0);
+    if (waitMs === 0) return false;
+    if (session.sendRetry === null) {
+      this.deps.counters.sendsPutOff++;
+      session.sendRetry = setTimeout(() => {
+        session.sendRetry = null;
+        this.deps.schedule(session);
+      }, waitMs);
+    }
+    return true;
+  }
+}
