@@ -7,13 +7,19 @@
  */
 export type AlarmTask = () => number | null;
 
+/** The part of Durable Object storage the scheduler uses (a fake in unit tests). */
+export interface AlarmStorage {
+  getAlarm(): Promise<number | null>;
+  setAlarm(scheduledTime: number): Promise<void>;
+}
+
 export class AlarmScheduler {
-  private readonly storage: DurableObjectStorage;
+  private readonly storage: AlarmStorage;
   private readonly tasks: Record<string, AlarmTask>;
   /** The alarm time we know is set (lost on wake: then we ask storage). */
   private armedAt: number | null = null;
 
-  constructor(storage: DurableObjectStorage, tasks: Record<string, AlarmTask>) {
+  constructor(storage: AlarmStorage, tasks: Record<string, AlarmTask>) {
     this.storage = storage;
     this.tasks = tasks;
   }

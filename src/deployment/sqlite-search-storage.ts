@@ -1,6 +1,6 @@
 /** `SearchStorage` on Durable Object SQLite (tables from migration 3). Partition keys are stored base64. */
 import type { IndexKey } from "../engine/index.ts";
-import { decodeLogDocument, encodeLogDocument, type LogEntry, type PartitionMeta, type SearchStorage } from "../search/storage.ts";
+import { decodeLogDocument, encodeLogDocument, logEntryBytes, type LogEntry, type PartitionMeta, type SearchStorage } from "../search/storage.ts";
 
 type MetaRow = {
   index_name: string;
@@ -69,7 +69,7 @@ export class SqliteSearchStorage implements SearchStorage {
     for (const entry of entries) {
       const oldDoc = encodeLogDocument(entry.old);
       const newDoc = encodeLogDocument(entry.new);
-      bytes += (oldDoc?.length ?? 0) + (newDoc?.length ?? 0);
+      bytes += logEntryBytes(oldDoc, newDoc);
       this.sql.exec("INSERT INTO search_log (index_name, partition, lsn, doc_id, old_doc, new_doc) VALUES (?, ?, ?, ?, ?, ?)", index, key, ++lsn, entry.id, oldDoc, newDoc);
     }
     if (meta) {
@@ -107,7 +107,7 @@ export class SqliteSearchStorage implements SearchStorage {
       this.sql.exec("DELETE FROM search_log WHERE index_name = ? AND partition = ? AND lsn <= ?", meta.index, key, lsn);
       const remaining = this.sql
         .exec<{ n: number; bytes: number | null }>(
-          "SELECT count(*) AS n, sum(coalesce(length(old_doc), 0) + coalesce(length(new_doc), 0)) AS bytes FROM search_log WHERE index_name = ? AND partition = ?",
+          "SELECT count(*) AS n, sum(coalesce(length(CAST(old_doc AS BLOB)), 0) + coalesce(length(CAST(new_doc AS BLOB)), 0)) AS bytes FROM search_log WHERE index_name = ? AND partition = ?",
           meta.index,
           key,
         )

@@ -5,7 +5,7 @@
  * writes the next generation and drops the old one and the log it covers in
  * one transaction, so a reader always sees one snapshot plus its log.
  */
-import { convexToJson, jsonToConvex, type IndexKey, type SearchDocument, type Value } from "../engine/index.ts";
+import { convexToJson, jsonToConvex, utf8Length, type IndexKey, type SearchDocument, type Value } from "../engine/index.ts";
 
 export interface PartitionMeta {
   index: string;
@@ -51,6 +51,11 @@ export interface SearchStorage {
   partitionCount(): number;
   /** Forgets everything stored for `index` (a search index removed or redefined in the schema). */
   dropIndex(index: string): void;
+}
+
+/** What one log entry counts toward `logBytes`: its encoded versions in UTF-8 bytes (as SQLite counts a BLOB). */
+export function logEntryBytes(oldDoc: string | null, newDoc: string | null): number {
+  return utf8Length(oldDoc ?? "") + utf8Length(newDoc ?? "");
 }
 
 /** The log's JSON form of one document version. */
@@ -99,7 +104,7 @@ export class MemorySearchStorage implements SearchStorage {
       const lsn = ++meta.lastLsn;
       log.push({ ...entry, lsn });
       meta.logEntries++;
-      meta.logBytes += (encodeLogDocument(entry.old)?.length ?? 0) + (encodeLogDocument(entry.new)?.length ?? 0);
+      meta.logBytes += logEntryBytes(encodeLogDocument(entry.old), encodeLogDocument(entry.new));
     }
     meta.failures = 0;
     this.metas.set(key, meta);
@@ -120,7 +125,7 @@ export class MemorySearchStorage implements SearchStorage {
       gen: current.gen + 1,
       snapshotLsn: lsn,
       logEntries: remaining.length,
-      logBytes: remaining.reduce((n, e) => n + (encodeLogDocument(e.old)?.length ?? 0) + (encodeLogDocument(e.new)?.length ?? 0), 0),
+      logBytes: remaining.reduce((n, e) => n + logEntryBytes(encodeLogDocument(e.old), encodeLogDocument(e.new)), 0),
       format,
       failures: 0,
     });

@@ -101,3 +101,33 @@ describe("RefreshScheduler", () => {
     expect(h.served).toEqual(["a", "a"]);
   });
 });
+
+describe("RefreshScheduler timing metrics (fake clock)", () => {
+  it("reports the oldest stale session's wait and the time spent in slices from its clock", async () => {
+    let clock = 1_000;
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const scheduler = new RefreshScheduler({
+      knobs: () => knobs({ refreshSliceQueryRuns: 1 }),
+      exclusive: (fn) => fn(),
+      turn: async (session) => {
+        if (session.connectionId === "slow") await gate;
+        clock += 7; // each turn "takes" 7 ms on the fake clock
+        return { runs: 1, sent: true };
+      },
+      onError: () => undefined,
+      now: () => clock,
+      pause: async () => undefined,
+    });
+    scheduler.schedule(fakeSession("slow"));
+    clock += 250;
+    scheduler.schedule(fakeSession("next"));
+    expect(scheduler.oldestWaitMs()).toBe(250);
+    release();
+    while (scheduler.waiting > 0) await new Promise((r) => setImmediate(r));
+    expect(scheduler.oldestWaitMs()).toBe(0);
+    // The first slice ran from 1,000 until after the slow turn: the 250 ms it waited plus 7; the second 7.
+    expect(scheduler.metrics.sliceMs).toBe(264);
+    expect(scheduler.metrics.slices).toBe(2);
+  });
+});

@@ -72,7 +72,12 @@ export function readSetFromJson(json: string): ReadSet {
 export class MemorySyncStorage implements SyncStorage {
   private queries = new Map<string, StoredQuery>();
   private instances = new Map<string, StoredInstance>();
-  private mutations = new Map<string, StoredMutationResult>();
+  private mutations = new Map<string, StoredMutationResult & { recordedAt: number }>();
+  private readonly retentionMs: () => number;
+
+  constructor(retentionMs: () => number = () => Infinity) {
+    this.retentionMs = retentionMs;
+  }
 
   saveQuery(query: StoredQuery): void {
     this.queries.set(`${query.connectionId}/${query.queryId}`, query);
@@ -96,9 +101,11 @@ export class MemorySyncStorage implements SyncStorage {
     return [...this.instances.values()];
   }
   findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null {
-    return this.mutations.get(`${sessionId}/${requestId}`) ?? null;
+    const found = this.mutations.get(`${sessionId}/${requestId}`);
+    return found ? { resultJson: found.resultJson, ts: found.ts, fingerprint: found.fingerprint } : null;
   }
-  recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult): void {
-    this.mutations.set(`${sessionId}/${requestId}`, result);
+  recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void {
+    this.mutations.set(`${sessionId}/${requestId}`, { ...result, recordedAt: nowMs });
+    for (const [key, recorded] of this.mutations) if (recorded.recordedAt < nowMs - this.retentionMs()) this.mutations.delete(key);
   }
 }

@@ -17,11 +17,9 @@ describe("live sync over hibernatable WebSockets", () => {
     await writer.mutation("messages:send", { chatId: "a", author: "w", body: "before" });
     await watcher.until(() => bodies(watcher.results.get(0))[0] === "before", "update before eviction");
 
-    const beforeEviction = await status(deployment);
     await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment), { webSockets: "hibernate" });
     // Waking rebuilds from storage and attachments: nothing re-runs, nothing is sent.
     const afterWake = await status(deployment);
-    expect(afterWake.uptimeMs).toBeLessThan(beforeEviction.uptimeMs + 1_000);
     expect(afterWake).toMatchObject({ sessions: 2, subscriptions: 1, queryInstances: 1, invalidations: 0, transitionsSent: 0, queryExecutions: 0 });
 
     await writer.mutation("messages:send", { chatId: "a", author: "w", body: "after" });
@@ -180,7 +178,7 @@ describe("timestamps and liveness", () => {
     const stub = bindings.DEPLOYMENTS.getByName(deployment);
     // Just served: not idle yet, so the alarm sends nothing.
     expect(await runDurableObjectAlarm(stub)).toBe(true);
-    await new Promise((r) => setTimeout(r, 50));
+    await client.barrier();
     expect(client.messages.filter((m) => m.type === "Ping")).toHaveLength(0);
     // After a wake nothing is known about idleness: the next alarm pings.
     await evictDurableObject(stub, { webSockets: "hibernate" });

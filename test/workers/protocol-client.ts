@@ -96,6 +96,16 @@ export class ProtocolClient {
     }
   }
 
+  /**
+   * A barrier instead of a sleep: an empty query set change, answered by a
+   * Transition on this socket. Frames arrive in order, so anything the server
+   * sent this socket before handling it has arrived once this resolves.
+   */
+  async barrier(): Promise<void> {
+    this.modify([]);
+    await this.until(() => this.version.querySet === this.querySetVersion, "the barrier's Transition");
+  }
+
   /** The ts of the version this client holds. */
   get ts(): bigint {
     return decodeTs(this.version.ts, "ts");

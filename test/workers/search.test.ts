@@ -64,10 +64,12 @@ describe("search maintenance is invisible to subscribers", () => {
       await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment), { webSockets: "hibernate" });
     }
     expect(compactions).toBe(CHATS.length * 4);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(transitionsSeen()).toEqual(baselineTransitions);
+    // Each socket's barrier Transition is the only one since the baseline.
+    for (const client of clients) await client.barrier();
+    expect(transitionsSeen()).toEqual(baselineTransitions.map((n) => n + 1));
     const afterMaintenance = await status(deployment);
-    expect(afterMaintenance).toMatchObject({ invalidations: 0, queryExecutions: 0, transitionsSent: 0, subscriptions: 240 });
+    // Since the last wake: nothing re-ran; the only Transitions are the four barriers'.
+    expect(afterMaintenance).toMatchObject({ invalidations: 0, queryExecutions: 0, transitionsSent: clients.length, subscriptions: 240 });
 
     // An irrelevant write re-runs nothing.
     await send(deployment, "chat3", "qqunrelated zzfiller");

@@ -37,7 +37,7 @@ const WRITE_WINDOW_MS = 30_000;
 const DRAIN_MS = 8_000;
 
 type Message = { _id: string; _creationTime: number; chatId: string; author: string; body: string };
-type Status = { commits: number; documents: number };
+type Status = { commits: number; documents: number; sessions: number; subscriptions: number; queryInstances: number };
 
 interface Write {
   writer: "http" | "socket";
@@ -274,6 +274,9 @@ describe("crash recovery against wrangler dev", () => {
       const lastSocketId = writes.socket.at(-1)!.id;
       await until(() => updates.at(-1)?.messages[0]?._id === lastSocketId, "the subscription to show the last socket write", 15_000);
       expect(updates.at(-1)!.messages.map((m) => m._id)).toEqual(newest(socketChat));
+      // The new runtime holds exactly the two reconnected sockets and the one subscription: nothing of the dead sessions.
+      const after = await adminStatus<Status>(url);
+      expect({ sessions: after.sessions, subscriptions: after.subscriptions, queryInstances: after.queryInstances }).toEqual({ sessions: 2, subscriptions: 1, queryInstances: 1 });
       const firstAfterRestart = writes.socket.find((w) => w.sentAt > restartedAt)!.index;
       const resumed = updates.find((u) => u.at > restartedAt && u.messages.some((m) => indexOf(m.body) >= firstAfterRestart));
       expect(resumed, "an update carrying a write sent after the restart").toBeDefined();
