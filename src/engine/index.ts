@@ -16,3 +16,4 @@ export * from "./engine.ts";
 export * from "./subscription-index.ts";
 export * from "./search.ts";
 export { isDocumentId, newDocumentId } from "./ids.ts";
+export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";

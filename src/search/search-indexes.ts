@@ -6,7 +6,7 @@
  * the commit's transaction, and update it in memory only if it is loaded.
  */
 import type { Document, IndexKey, Schema, SearchBackend, SearchIndexDefinition, SearchRequest, SearchWrite } from "../engine/index.ts";
-import { searchDocumentOf } from "../engine/index.ts";
+import { ByteBudgetLru, searchDocumentOf } from "../engine/index.ts";
 import { PartitionIndex, SNAPSHOT_FORMAT } from "./partition-index.ts";
 import type { LogEntry, PartitionMeta, SearchStorage } from "./storage.ts";
 
@@ -43,18 +43,21 @@ export class SearchIndexes implements SearchBackend {
   readonly counters: SearchCounters = { searchQueries: 0, partitionLoads: 0, partitionRebuilds: 0, partitionEvictions: 0, compactions: 0, compactionMs: 0, compactionFailures: 0 };
   readonly storage: SearchStorage;
   private readonly schema: Schema;
-  private readonly budgetBytes: () => number;
   private readonly documents: (table: string) => Iterable<Document>;
   private readonly onLogGrowth: ((meta: PartitionMeta) => void) | undefined;
   /** Logs the commit in progress appended to, reported by `applyWrites` once it is committed. */
   private grownLogs: PartitionMeta[] = [];
-  /** Loaded partitions in least-recently-used order (first is the coldest). */
-  private readonly loaded = new Map<string, { index: SearchIndexDefinition; partition: IndexKey; data: PartitionIndex }>();
+  /** Loaded partitions, least recently used out first past the memory budget. */
+  private readonly loaded: ByteBudgetLru<string, PartitionIndex>;
 
   constructor(options: SearchIndexesOptions) {
     this.schema = options.schema;
     this.storage = options.storage;
-    this.budgetBytes = options.budgetBytes;
+    this.loaded = new ByteBudgetLru<string, PartitionIndex>({
+      budgetBytes: options.budgetBytes,
+      sizeOf: (data) => data.estimatedBytes,
+      onEvict: () => this.counters.partitionEvictions++,
+    });
     this.documents = options.documents;
     this.onLogGrowth = options.onLogGrowth;
   }
@@ -64,16 +67,15 @@ export class SearchIndexes implements SearchBackend {
   }
 
   get memoryBytes(): number {
-    let total = 0;
-    for (const { data } of this.loaded.values()) total += data.estimatedBytes;
-    return total;
+    return this.loaded.bytes;
   }
 
   search(request: SearchRequest): ReturnType<SearchBackend["search"]> {
     this.counters.searchQueries++;
     const data = this.partition(request.index, request.partition);
     const result = data.search(request.terms, request.prefix, request.filters, request.limit);
-    this.enforceBudget(partitionKey(request.index.qualifiedName, request.partition));
+    // Never evict the partition just searched: it may exceed the budget alone, and then goes at the next load.
+    this.loaded.fitBudget(partitionKey(request.index.qualifiedName, request.partition));
     return result;
   }
 
@@ -102,8 +104,18 @@ export class SearchIndexes implements SearchBackend {
   applyWrites(writes: readonly SearchWrite[]): void {
     for (const write of writes) {
       if (!write.reindex) continue;
-      if (write.old) this.loaded.get(partitionKey(write.index, write.old.partition))?.data.remove(write.id, write.old);
-      if (write.new) this.loaded.get(partitionKey(write.index, write.new.partition))?.data.add(write.id, write.new);
+      // Loaded partitions follow the commit (without being marked used); the LRU takes their new size.
+      for (const [version, apply] of [
+        [write.old, (data: PartitionIndex) => data.remove(write.id, write.old!)],
+        [write.new, (data: PartitionIndex) => data.add(write.id, write.new!)],
+      ] as const) {
+        if (!version) continue;
+        const key = partitionKey(write.index, version.partition);
+        const data = this.loaded.peek(key);
+        if (!data) continue;
+        apply(data);
+        this.loaded.resize(key);
+      }
     }
     const grown = this.grownLogs;
     this.grownLogs = [];
@@ -114,13 +126,9 @@ export class SearchIndexes implements SearchBackend {
   partition(index: SearchIndexDefinition, partition: IndexKey): PartitionIndex {
     const key = partitionKey(index.qualifiedName, partition);
     const found = this.loaded.get(key);
-    if (found) {
-      this.loaded.delete(key);
-      this.loaded.set(key, found);
-      return found.data;
-    }
+    if (found) return found;
     const data = this.load(index, partition);
-    this.loaded.set(key, { index, partition, data });
+    this.loaded.set(key, data);
     this.counters.partitionLoads++;
     return data;
   }
@@ -147,19 +155,6 @@ export class SearchIndexes implements SearchBackend {
       if (version.partition === partition) data.add(document._id, version);
     }
     return data;
-  }
-
-  /** Drops the coldest partitions until the loaded ones fit the budget (never `keep`, which is in use). */
-  private enforceBudget(keep: string): void {
-    const budget = this.budgetBytes();
-    let total = this.memoryBytes;
-    for (const [key, { data }] of this.loaded) {
-      if (total <= budget) break;
-      if (key === keep) continue;
-      this.loaded.delete(key);
-      total -= data.estimatedBytes;
-      this.counters.partitionEvictions++;
-    }
   }
 
   /** Forgets every loaded partition (as an eviction of the object would). */

@@ -10,6 +10,7 @@
  * re-runs it.
  */
 import {
+  ByteBudgetLru,
   FunctionError,
   SubscriptionIndex,
   ValueError,
@@ -26,7 +27,6 @@ import {
 } from "../engine/index.ts";
 import { ProtocolError } from "../protocol/sync.ts";
 import { resultHash } from "./hash.ts";
-import { ResultCache } from "./result-cache.ts";
 import type { SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
@@ -59,14 +59,22 @@ export interface QueryInstance {
 export class QueryInstances {
   private readonly instances = new Map<string, QueryInstance>();
   private readonly index = new SubscriptionIndex<QueryInstance>();
-  readonly results: ResultCache<QueryInstance>;
+  /** Encoded results kept in memory within `queryResultCacheBytes`; none over a quarter of it. */
+  readonly results: ByteBudgetLru<QueryInstance, EncodedResult>;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
 
   constructor(engine: Engine, storage: SyncStorage, resultCacheBytes: () => number) {
     this.engine = engine;
     this.storage = storage;
-    this.results = new ResultCache<QueryInstance>(resultCacheBytes, (instance) => (instance.encoded = null));
+    this.results = new ByteBudgetLru<QueryInstance, EncodedResult>({
+      budgetBytes: resultCacheBytes,
+      // UTF-16 in memory: two bytes per code unit.
+      sizeOf: (encoded) => 2 * (encoded.ok ? encoded.value.length : encoded.message.length),
+      // Dropping one is always safe: a session that still needs it re-runs it at the latest timestamp.
+      onEvict: (instance) => (instance.encoded = null),
+      maxEntryShare: 4,
+    });
   }
 
   get size(): number {
@@ -154,7 +162,7 @@ export class QueryInstances {
   private drop(instance: QueryInstance): void {
     this.instances.delete(instance.key);
     this.index.remove(instance);
-    this.results.remove(instance);
+    this.results.delete(instance);
     this.storage.deleteInstance(instance.key);
   }
 
@@ -190,8 +198,8 @@ export class QueryInstances {
       readSet = new Map();
       encoded = { ok: false, message: error.message, data: undefined };
     }
-    // UTF-16 in memory: two bytes per code unit. A result too large for the cache is used for this turn only.
-    instance.encoded = this.results.store(instance, 2 * (encoded.ok ? encoded.value.length : encoded.message.length)) ? encoded : null;
+    // A result too large for the cache is used for this turn only.
+    instance.encoded = this.results.set(instance, encoded) ? encoded : null;
     instance.dirty = false;
     instance.readSet = readSet;
     instance.searchReads = searchReads;

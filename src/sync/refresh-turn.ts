@@ -80,7 +80,7 @@ export class RefreshTurn {
         runs++;
       }
       if (query.sentHash === instance.resultHash) continue;
-      this.deps.instances.results.touch(instance);
+      this.deps.instances.results.get(instance);
       let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value) : queryFailed(queryId, encoded!.message, encoded!.data);
       query.sentHash = instance.resultHash;
       if (bytes + modification.length > maxBytes) {
