@@ -4,7 +4,7 @@
  * checked where it was found, and fails on the code before the fix. The
  * others: 4 (flood) and 8 (official client) in test/node/e2e/flood.test.ts
  * and hardening.test.ts, 3 (slow consumer) there too, 7, 12 and 13 (strangers,
- * HTTP) in http-api.test.ts, 11's result cache in src/sync/result-cache.test.ts.
+ * HTTP) in http-api.test.ts, 11's result cache in src/engine/byte-budget-lru.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { ProtocolClient } from "./protocol-client.ts";
