@@ -8,7 +8,7 @@
 import type { Document, IndexKey, Schema, SearchBackend, SearchIndexDefinition, SearchRequest, SearchWrite } from "../engine/index.ts";
 import { ByteBudgetLru, searchDocumentOf } from "../engine/index.ts";
 import { PartitionIndex, SNAPSHOT_FORMAT } from "./partition-index.ts";
-import type { LogEntry, PartitionMeta, SearchStorage } from "./storage.ts";
+import { partitionKey, type LogEntry, type PartitionMeta, type SearchStorage } from "./storage.ts";
 
 export interface SearchCounters {
   searchQueries: number;
@@ -33,10 +33,6 @@ export interface SearchIndexesOptions {
    * applied (after its transaction, never inside it), to schedule compaction.
    */
   onLogGrowth?: (meta: PartitionMeta) => void;
-}
-
-function partitionKey(index: string, partition: IndexKey): string {
-  return `${index}\u0001${partition}`;
 }
 
 export class SearchIndexes implements SearchBackend {

@@ -53,6 +53,11 @@ export interface SearchStorage {
   dropIndex(index: string): void;
 }
 
+/** One string per (search index, partition), for maps keyed by both (index names never hold U+0001). */
+export function partitionKey(index: string, partition: IndexKey): string {
+  return `${index}\u0001${partition}`;
+}
+
 /** What one log entry counts toward `logBytes`: its encoded versions in UTF-8 bytes (as SQLite counts a BLOB). */
 export function logEntryBytes(oldDoc: string | null, newDoc: string | null): number {
   return utf8Length(oldDoc ?? "") + utf8Length(newDoc ?? "");
@@ -76,11 +81,12 @@ export class MemorySearchStorage implements SearchStorage {
   private logs = new Map<string, LogEntry[]>();
 
   private key(index: string, partition: IndexKey): string {
-    return `${index}\u0001${partition}`;
+    return partitionKey(index, partition);
   }
 
   dropIndex(index: string): void {
-    for (const map of [this.metas, this.snapshots, this.logs]) for (const key of map.keys()) if (key.startsWith(`${index}\u0001`)) map.delete(key);
+    const prefix = partitionKey(index, "");
+    for (const map of [this.metas, this.snapshots, this.logs]) for (const key of map.keys()) if (key.startsWith(prefix)) map.delete(key);
   }
 
   meta(index: string, partition: IndexKey): PartitionMeta | null {
