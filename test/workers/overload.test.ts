@@ -1,42 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { deploymentStub } from "../../src/env.ts";
+import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 
-/** A minimal session: subscribes to one query and keeps the latest value it was sent. */
-class Session {
-  latest: unknown = undefined;
-  transitions = 0;
-  closed: { code: number; reason: string } | null = null;
-  version = { querySet: 0, ts: "AAAAAAAAAAA=", identity: 0 };
-  chainingErrors = 0;
-  readonly ws: WebSocket;
-
-  constructor(ws: WebSocket) {
-    this.ws = ws;
-    ws.addEventListener("message", (event) => {
-      const message = JSON.parse(event.data as string);
-      if (message.type !== "Transition") return;
-      const start = message.startVersion;
-      if (start.querySet !== this.version.querySet || start.ts !== this.version.ts || start.identity !== this.version.identity) this.chainingErrors++;
-      this.version = message.endVersion;
-      this.transitions++;
-      for (const m of message.modifications) if (m.type === "QueryUpdated") this.latest = m.value;
-    });
-    ws.addEventListener("close", (event) => (this.closed = { code: event.code, reason: event.reason }));
-  }
-
-  static async open(deployment: string, chatId: string): Promise<Session> {
-    const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
-    if (!response.webSocket) throw new Error(`upgrade refused: ${response.status} ${await response.text()}`);
-    response.webSocket.accept();
-    const session = new Session(response.webSocket);
-    session.ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-    session.ws.send(
-      JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId }] }] }),
-    );
-    return session;
-  }
+/** A session watching one chat's `messages:list` (query 0) through the shared strict protocol client. */
+async function watch(deployment: string, chatId: string): Promise<ProtocolClient> {
+  const client = await ProtocolClient.open(deployment);
+  client.add(0, "messages:list", { chatId });
+  return client;
 }
+
+const latest = (client: ProtocolClient) => client.results.get(0);
 
 async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -53,12 +27,12 @@ describe("overload degrades freshness, not availability", () => {
     // far below its herd. It holds from the start, so the queue's lifetime peak is checked below.
     await setKnobs(deployment, { refreshQueueLimit: 100, refreshSliceQueryRuns: 20, refreshSliceTransitions: 100 });
     const chats = Array.from({ length: 200 }, (_, i) => `chat${i}`);
-    const sessions: { session: Session; chat: string }[] = [];
+    const sessions: { session: ProtocolClient; chat: string }[] = [];
     for (let i = 0; i < 2_000; i++) {
       const chat = chats[i % chats.length]!;
-      sessions.push({ session: await Session.open(deployment, chat), chat });
+      sessions.push({ session: await watch(deployment, chat), chat });
     }
-    await until(() => sessions.every((s) => s.session.latest !== undefined), "every first result");
+    await until(() => sessions.every((s) => latest(s.session) !== undefined), "every first result");
 
     // The burst: one commit with a message in every chat; every session is invalidated at once.
     const api = deploymentStub(bindings, deployment);
@@ -81,12 +55,12 @@ describe("overload degrades freshness, not availability", () => {
     expect(final.sessions).toBe(2_000);
     for (const { session, chat } of sessions) {
       expect(session.closed).toBeNull();
-      expect(session.chainingErrors).toBe(0);
-      expect((session.latest as { _id: string }[])[0]?._id, chat).toBe(newIds.get(chat));
+      expect(session.chainingErrors).toEqual([]);
+      expect((latest(session) as { _id: string }[])[0]?._id, chat).toBe(newIds.get(chat));
     }
     // Shared executions: each chat's query ran once for the burst, not once per session.
     expect(final.invalidations).toBeLessThanOrEqual(chats.length * 2);
-    for (const { session } of sessions) session.ws.close(1000, "done");
+    for (const { session } of sessions) session.close();
   });
 });
 
@@ -150,12 +124,12 @@ describe("session admission", () => {
   it("refuses past maxSessions, and sheds the newest sessions with 1013 and a retry hint when it is lowered", async () => {
     const deployment = fresh("cap");
     await setKnobs(deployment, { maxSessions: 5 });
-    const sessions: Session[] = [];
-    for (let i = 0; i < 5; i++) sessions.push(await Session.open(deployment, "c"));
+    const sessions: ProtocolClient[] = [];
+    for (let i = 0; i < 5; i++) sessions.push(await watch(deployment, "c"));
     const refused = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
     expect(refused.status).toBe(429);
     expect(await refused.json()).toMatchObject({ code: "TooManySessions", message: expect.stringMatching(/limit of 5 sessions/) });
-    await until(() => sessions.every((s) => s.latest !== undefined), "first results");
+    await until(() => sessions.every((s) => latest(s) !== undefined), "first results");
 
     await setKnobs(deployment, { maxSessions: 3 });
     await until(() => sessions.filter((s) => s.closed).length === 2, "two sessions shed");
