@@ -1,5 +1,11 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { manifestHash } from "./src/tiers.ts";
+
+/** What `npm run deploy` would stamp into the local (dev) configuration's vars. */
+const devStamp = { CALMSYNC_ENV: "dev", CALMSYNC_TIER: "standard", CALMSYNC_MANIFEST_HASH: manifestHash() };
+// Test deployments are declared by prefix, so each test's fresh name exists from first use.
+const testBindings = { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*" };
 
 export default defineConfig({
   test: {
@@ -16,16 +22,19 @@ export default defineConfig({
       },
       {
         // Durable Object and storage tests inside the real workerd runtime.
-        plugins: [
-          cloudflareTest({
-            wrangler: { configPath: "./wrangler.toml" },
-            // Test deployments are declared by prefix, so each test's fresh name exists from first use.
-            miniflare: { bindings: { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*" } },
-          }),
-        ],
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...testBindings, ...devStamp } } })],
         test: {
           name: "workers",
           include: ["test/workers/**/*.test.ts"],
+          testTimeout: 60_000,
+        },
+      },
+      {
+        // The same Worker deployed with a stamp that disagrees with its manifest (a hand-edited tier).
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ...testBindings, ...devStamp, CALMSYNC_TIER: "free" } } })],
+        test: {
+          name: "workers-mis-stamped",
+          include: ["test/workers-mis-stamped/**/*.test.ts"],
           testTimeout: 60_000,
         },
       },

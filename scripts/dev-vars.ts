@@ -1,17 +1,21 @@
 /**
- * Before `npm run dev`: makes sure `.dev.vars` (local secrets, git-ignored)
- * holds an ADMIN_KEY, creating a random one the first time, and prints the
- * dashboard link that signs in with it (in the URL fragment, which the
- * browser never sends to the server).
+ * Before `npm run dev`: makes sure `.dev.vars` (local secrets and vars,
+ * git-ignored) holds an ADMIN_KEY, creating a random one the first time, and
+ * the tier stamp a deploy would write for the local (`dev`) environment, so
+ * the local dashboard shows no mismatch. Prints the dashboard link that
+ * signs in with the key (in the URL fragment, which the browser never sends).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { MANIFEST, manifestHash } from "../src/tiers.ts";
 
 const path = ".dev.vars";
-const current = existsSync(path) ? readFileSync(path, "utf8") : "";
-let key = /^ADMIN_KEY\s*=\s*"?([^"\n]+)"?\s*$/m.exec(current)?.[1];
+const lines = (existsSync(path) ? readFileSync(path, "utf8") : "").split("\n").filter((line) => line.trim() !== "" && !line.startsWith("CALMSYNC_"));
+let key = lines.map((line) => /^ADMIN_KEY\s*=\s*"?([^"\n]+)"?\s*$/.exec(line)?.[1]).find(Boolean);
 if (!key) {
   key = crypto.randomUUID().replaceAll("-", "");
-  writeFileSync(path, `${current}${current && !current.endsWith("\n") ? "\n" : ""}ADMIN_KEY="${key}"\n`);
+  lines.push(`ADMIN_KEY="${key}"`);
   console.log(`Created an ADMIN_KEY for local development in ${path}.`);
 }
+lines.push(`CALMSYNC_TIER="${MANIFEST.environments.dev.tier}"`, `CALMSYNC_MANIFEST_HASH="${manifestHash()}"`);
+writeFileSync(path, `${lines.join("\n")}\n`);
 console.log(`Dashboard: http://127.0.0.1:8787/dashboard#key=${key}`);

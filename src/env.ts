@@ -1,6 +1,8 @@
 import type { DeploymentApi } from "./deployment/deployment.ts";
+import type { TierStamp } from "./tiers.ts";
 
-export interface Env {
+/** Bindings and vars; the tier stamp (CALMSYNC_ENV, CALMSYNC_TIER, ...) is written by `npm run deploy`. */
+export interface Env extends TierStamp {
   DEPLOYMENTS: DurableObjectNamespace;
   /** Bearer token for /api/admin/*. A secret: `wrangler secret put ADMIN_KEY`, or `.dev.vars` locally. */
   ADMIN_KEY?: string;

@@ -14,8 +14,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { MANIFEST, manifestHash } from "../../src/tiers.ts";
 
 export const TEST_ADMIN_KEY = "e2e-admin-key";
+
+/** The tier stamp `npm run deploy` would write for the local (`dev`) environment, as `--var` flags. */
+const DEV_STAMP = ["--var", `CALMSYNC_TIER:${MANIFEST.environments.dev.tier}`, "--var", `CALMSYNC_MANIFEST_HASH:${manifestHash()}`];
 
 export interface DevServerOptions {
   /** How long to wait for the runtime to answer `/api/status` (default 90 s). */
@@ -99,7 +103,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const spawnRuntime = (): Run => {
     const child: ChildProcess = spawn(
       process.execPath,
-      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, "--show-interactive-dev-session=false"],
+      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, "--show-interactive-dev-session=false"],
       { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
     );
     child.stdout!.on("data", (chunk) => (log += chunk));

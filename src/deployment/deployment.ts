@@ -75,7 +75,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, app, functions));
+      return (this.started ??= new DeploymentRuntime(this.ctx, app, functions, this.env, this.name));
     }
 
     /** The running deployment; throws for one that does not exist. */

@@ -20,6 +20,7 @@ import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
+import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
 
 export type FunctionKind = "query" | "mutation";
 
@@ -34,12 +35,17 @@ export class DeploymentRuntime {
   readonly alarms: AlarmScheduler;
   readonly admission: Admission;
   readonly startedAt = Date.now();
+  /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
+  readonly tier: TierReport;
   private readonly ctx: DurableObjectState;
 
-  constructor(ctx: DurableObjectState, app: AppDefinition, functions: FunctionRegistry) {
+  constructor(ctx: DurableObjectState, app: AppDefinition, functions: FunctionRegistry, vars: TierStamp, name: string) {
     this.ctx = ctx;
     migrate(ctx.storage);
-    this.knobs = new Knobs(ctx.storage);
+    this.tier = tierReport(vars, name);
+    // Said once per start, where an operator looking at the logs will see it.
+    if (this.tier.mismatch.length > 0) console.warn(`deployment ${name}: tier mismatch (running as ${this.tier.name}): ${this.tier.mismatch.join("; ")}`);
+    this.knobs = new Knobs(ctx.storage, TIERS[this.tier.name].knobs);
     this.search = new SearchIndexes({
       schema: app.schema,
       storage: new SqliteSearchStorage(ctx.storage),

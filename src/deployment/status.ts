@@ -7,6 +7,7 @@
 import type { AppDefinition } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
+import type { TierReport } from "../tiers.ts";
 
 export interface DeploymentHealth {
   ok: true;
@@ -42,6 +43,8 @@ export interface DeploymentStatus {
   uptimeMs: number;
   storageBytes: number;
   tables: Record<string, { indexes: string[] }>;
+  /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
+  tier: TierReport;
   /** Every limit beside its current value: how close the deployment is to each knob. */
   limits: {
     refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
@@ -93,6 +96,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     uptimeMs: now - runtime.startedAt,
     storageBytes: runtime.storageBytes,
     tables,
+    tier: runtime.tier,
     limits: {
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
       oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),

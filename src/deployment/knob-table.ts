@@ -1,0 +1,324 @@
+/**
+ * Every limit of a deployment, in one typed table: name (unit in the name),
+ * default, safe range and what it does. Read through one accessor
+ * (`knobs.values`), so a limit is never a constant buried in code.
+ *
+ * Adding a knob: add a row here and read it from `values`. Keep the doc line
+ * honest about what happens at each end of the range.
+ */
+import { DEFAULT_ENGINE_LIMITS } from "../engine/limits.ts";
+
+export interface KnobDefinition {
+  default: number;
+  min: number;
+  max: number;
+  unit: "bytes" | "ms" | "count";
+  doc: string;
+}
+
+export const KNOBS = {
+  maxDocumentsRead: {
+    default: DEFAULT_ENGINE_LIMITS.maxDocumentsRead,
+    min: 100,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Documents one query or mutation may read. Low: legitimate scans fail; high: one function can hog the object.",
+  },
+  maxReadIntervals: {
+    default: DEFAULT_ENGINE_LIMITS.maxReadIntervals,
+    min: 16,
+    max: 65_536,
+    unit: "count",
+    doc: "Index ranges one function's read-set may hold. High values make subscriptions costlier to index.",
+  },
+  maxDocumentsWritten: {
+    default: DEFAULT_ENGINE_LIMITS.maxDocumentsWritten,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Documents one mutation may write. High values make single commits long and their write-sets large.",
+  },
+  maxBytesRead: {
+    default: DEFAULT_ENGINE_LIMITS.maxBytesRead,
+    min: 65_536,
+    max: 67_108_864,
+    unit: "bytes",
+    doc: "Bytes of documents one query or mutation may read (Convex: 16 MiB). The isolate has 128 MB in all; past it the function fails with LimitExceeded.",
+  },
+  maxBytesWritten: {
+    default: DEFAULT_ENGINE_LIMITS.maxBytesWritten,
+    min: 65_536,
+    max: 33_554_432,
+    unit: "bytes",
+    doc: "Bytes one mutation may write: its documents plus the search log entries they cause (charged as the documents they index). Past it the mutation fails and writes nothing.",
+  },
+  maxDocumentBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxDocumentBytes,
+    min: 1_024,
+    max: 1_900_000,
+    unit: "bytes",
+    doc: "Encoded size of one document in UTF-8 bytes. Capped below SQLite's 2 MB row limit on Durable Objects.",
+  },
+  maxArgumentBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxArgumentBytes,
+    min: 1_024,
+    max: 16_777_216,
+    unit: "bytes",
+    doc: "Encoded size of a function's arguments; larger calls fail with LimitExceeded before the handler runs.",
+  },
+  maxResultBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxResultBytes,
+    min: 1_024,
+    max: 16_777_216,
+    unit: "bytes",
+    doc: "Encoded size of a function's result. A larger query result fails that query (QueryFailed), never the socket; keep it under maxTransitionBytes.",
+  },
+  maxValueDepth: {
+    default: DEFAULT_ENGINE_LIMITS.maxValueDepth,
+    min: 2,
+    max: 64,
+    unit: "count",
+    doc: "Levels of arrays and objects in arguments and results (Convex: 64, which the codec enforces for every value, documents included).",
+  },
+  searchMaxTerms: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxTerms,
+    min: 1,
+    max: 64,
+    unit: "count",
+    doc: "Terms one search may have (Convex: 16); more is an error naming the limit.",
+  },
+  searchMaxFilters: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxFilters,
+    min: 1,
+    max: 16,
+    unit: "count",
+    doc: "Equality filters one search may have (Convex: 8).",
+  },
+  searchMaxScanned: {
+    default: DEFAULT_ENGINE_LIMITS.searchMaxScanned,
+    min: 16,
+    max: 16_384,
+    unit: "count",
+    doc: "Results one search may scan before filter/take; past it the search fails rather than silently truncating.",
+  },
+  searchMinPrefixLength: {
+    default: DEFAULT_ENGINE_LIMITS.searchMinPrefixLength,
+    min: 1,
+    max: 32,
+    unit: "count",
+    doc: "The last search term matches as a prefix only from this length on. 1 makes one-letter typeahead scan most of a partition.",
+  },
+  searchMemoryBudgetBytes: {
+    default: 33_554_432,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Estimated heap for loaded search partitions; the least recently used are unloaded past it. The isolate has 128 MB in all.",
+  },
+  searchCompactLogEntries: {
+    default: 1_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "A partition is compacted once its log has this many entries. Low: frequent rewrites; high: slow loads.",
+  },
+  searchCompactLogBytes: {
+    default: 1_048_576,
+    min: 1_024,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "A partition is compacted once its log holds this many bytes, whichever threshold comes first.",
+  },
+  compactionBudgetDocuments: {
+    default: 50_000,
+    min: 100,
+    max: 10_000_000,
+    unit: "count",
+    doc: "Documents one compaction run may serialize before it yields to the next alarm (a CPU bound: the clock stands still during synchronous work on Workers).",
+  },
+  compactionDelayMs: {
+    default: 5_000,
+    min: 0,
+    max: 3_600_000,
+    unit: "ms",
+    doc: "Delay between a log passing its threshold (or a run leaving work) and the next compaction alarm.",
+  },
+  compactionMaxFailures: {
+    default: 3,
+    min: 1,
+    max: 100,
+    unit: "count",
+    doc: "Consecutive failed compactions after which a partition is skipped until new writes reach it.",
+  },
+  searchSnapshotChunkBytes: {
+    default: 1_900_000,
+    min: 65_536,
+    max: 1_990_000,
+    unit: "bytes",
+    doc: "Largest snapshot chunk row; must stay under SQLite's 2 MB row limit, which local workerd does not enforce.",
+  },
+  refreshQueueLimit: {
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Sessions queued for a refresh turn. Past it sessions are only marked stale and join the queue as it drains: nothing is dropped and no socket is closed, results just skip intermediate versions.",
+  },
+  refreshSliceQueryRuns: {
+    default: 100,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Query executions per refresh slice before yielding to other events (the CPU budget of a turn, counted in work: the clock stands still during synchronous work on Workers). Low: more yields; high: longer stalls for pings and mutations.",
+  },
+  refreshSliceTransitions: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Transitions sent per refresh slice before yielding (fan-out of one shared result costs sends, not runs).",
+  },
+  resubscribeRate: {
+    default: 2_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Executions per second of queries new to a session (the query set a reconnecting client replays). Beyond it those sessions wait their turn; shared cached results cost nothing.",
+  },
+  resubscribeBurst: {
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Bucket size for resubscribeRate.",
+  },
+  maxQueriesPerSession: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Queries one session may subscribe to; a query set change past it is a protocol error for that socket (a client bug, not load).",
+  },
+  maxPendingMutationsPerSession: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Mutations one session may have waiting to run; more fail individually with a clear error (Convex: TooManyConcurrentMutations).",
+  },
+  maxTransitionBytes: {
+    default: 16_777_216,
+    min: 65_536,
+    max: 31_457_280,
+    unit: "bytes",
+    doc: "Largest Transition sent to a session (the runtime refuses messages over 32 MiB). Updates that do not fit are reported failed in this one and follow in the next.",
+  },
+  sessionSendBytesPerSecond: {
+    default: 1_048_576,
+    min: 65_536,
+    max: 1_073_741_824,
+    unit: "bytes",
+    doc: "Bytes of Transitions one session may be sent per second, with a burst of maxTransitionBytes. Past it the session's updates coalesce (it skips intermediate versions): the bound on what a client that stops reading can make the runtime buffer, since workerd does not report a socket's buffered amount.",
+  },
+  queryResultCacheBytes: {
+    default: 16_777_216,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Memory for the latest encoded result of shared queries, least recently used out beyond it. Too low: new subscribers and fan-outs re-run queries; too high: competes with search for the isolate's 128 MB.",
+  },
+  sessionAdmitRate: {
+    default: 500,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "New sessions admitted per second. Beyond it upgrades get 429 with a Retry-After spread over the time the server can serve them, so a reconnect wave arrives as a ramp.",
+  },
+  sessionAdmitBurst: {
+    default: 1_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Bucket size for sessionAdmitRate (sessions admitted at once after a quiet period).",
+  },
+  maxSessions: {
+    default: 30_000,
+    min: 1,
+    max: 32_000,
+    unit: "count",
+    doc: "Sessions per deployment (a Durable Object accepts at most 32,768 sockets). New ones past it get 429; lowering it below the current count closes the newest sessions with 1013 and a retry hint.",
+  },
+  maxFrameBytes: {
+    default: 1_048_576,
+    min: 1_024,
+    max: 33_554_432,
+    unit: "bytes",
+    doc: "Largest WebSocket frame a client may send; larger ones close that socket with a FatalError. workerd does not enforce one locally.",
+  },
+  idlePingMs: {
+    default: 30_000,
+    min: 2_000,
+    max: 36_000,
+    unit: "ms",
+    doc: "Alarm period for idle Pings; sessions sent nothing for half of it get a Ping, so a session can go 1.5x this without a frame. The official client reconnects after 60 s of silence: the maximum keeps that at 54 s.",
+  },
+  maxClockAheadMs: {
+    default: 60_000,
+    min: 0,
+    max: 86_400_000,
+    unit: "ms",
+    doc: "How far past the wall clock a client's maxObservedTimestamp may move the deployment's timestamp; further is refused as an internal error.",
+  },
+  knobHistoryRows: {
+    default: 1_000,
+    min: 10,
+    max: 100_000,
+    unit: "count",
+    doc: "Knob changes kept in the history (the oldest are pruned on each change).",
+  },
+  mutationResultRetentionMs: {
+    default: 3_600_000,
+    min: 60_000,
+    max: 604_800_000,
+    unit: "ms",
+    doc: "How long a socket mutation's outcome is kept so a retry after reconnect is applied once. Longer costs storage (one row per mutation).",
+  },
+} as const satisfies Record<string, KnobDefinition>;
+
+export type KnobName = keyof typeof KNOBS;
+export type KnobValues = { [K in KnobName]: number };
+
+/**
+ * Rules between knobs, checked on every change through the API (the change
+ * is refused, naming the rule) and on start (a stored override that breaks
+ * one falls back to its default with a warning).
+ */
+export const KNOB_INVARIANTS: readonly { knobs: readonly KnobName[]; rule: string; holds: (k: KnobValues) => boolean }[] = [
+  {
+    knobs: ["maxResultBytes", "maxTransitionBytes"],
+    rule: "maxResultBytes must leave room in maxTransitionBytes (at least 64 KiB more), or a result could never be sent",
+    holds: (k) => k.maxResultBytes + 65_536 <= k.maxTransitionBytes,
+  },
+  {
+    knobs: ["maxDocumentBytes", "maxBytesWritten"],
+    rule: "maxDocumentBytes must not exceed maxBytesWritten, or the largest document could never be written",
+    holds: (k) => k.maxDocumentBytes <= k.maxBytesWritten,
+  },
+  {
+    knobs: ["maxDocumentBytes", "maxBytesRead"],
+    rule: "maxDocumentBytes must not exceed maxBytesRead, or the largest document could never be read",
+    holds: (k) => k.maxDocumentBytes <= k.maxBytesRead,
+  },
+];
+
+export const DEFAULT_KNOBS: Readonly<KnobValues> = Object.fromEntries(Object.entries(KNOBS).map(([name, knob]) => [name, knob.default])) as KnobValues;
+
+
+/** The first rule `values` break, or null. */
+export function brokenInvariant(values: KnobValues): string | null {
+  return KNOB_INVARIANTS.find((invariant) => !invariant.holds(values))?.rule ?? null;
+}
+
+export function isKnobName(name: string): name is KnobName {
+  return Object.hasOwn(KNOBS, name);
+}
