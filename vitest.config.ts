@@ -14,7 +14,7 @@ export default defineConfig({
         // Pure engine tests and end-to-end tests against `wrangler dev`, in plain Node.
         test: {
           name: "node",
-          include: ["src/**/*.test.ts", "test/node/**/*.test.ts"],
+          include: ["src/**/*.test.ts", "test/node/**/*.test.ts", "test/browser/**/*.test.ts"],
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 120_000,

@@ -132,6 +132,8 @@ api.use("/admin/*", async (c, next) => {
   return bearerAuth({ token: key })(c as never, next);
 });
 api.get("/admin/status", async (c) => c.json(await stub(c).status()));
+// The dashboard's charts: per-second samples of the last minutes (cheap to read: no query runs).
+api.get("/admin/metrics", async (c) => c.json({ samples: await stub(c).metricsHistory() }));
 api.post("/admin/deployment", async (c) => {
   const { created } = await stub(c).create();
   return c.json({ deployment: c.get("deployment"), created }, created ? 201 : 200);

@@ -29,6 +29,7 @@ import { storageInitialized } from "./migrations.ts";
 import { DeploymentRuntime, type FunctionKind } from "./runtime.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
+import type { MetricsSample } from "./metrics-ring.ts";
 import { isDeclaredDeployment, type Env } from "../env.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
@@ -43,6 +44,8 @@ export interface DeploymentApi {
   health(): Promise<DeploymentHealth>;
   status(): Promise<DeploymentStatus>;
   compactNow(): Promise<CompactionReport>;
+  /** Per-second samples of the last minutes, oldest first (the dashboard's charts). */
+  metricsHistory(): Promise<MetricsSample[]>;
   knobReport(): Promise<{ knobs: KnobReport[]; history: KnobChange[] }>;
   /** Applies knob changes; a bad name or value fails the whole request with a message naming it. */
   setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }>;
@@ -105,7 +108,8 @@ export function defineDeployment(app: AppDefinition) {
         return new Response("Expected a WebSocket upgrade", { status: 426 });
       }
       if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
-      const { sync, admission, alarms, knobs } = this.started;
+      const { sync, admission, alarms, knobs, metrics } = this.started;
+      metrics.maybeSample();
       const decision = admission.decide(sync.sessionCount, Date.now());
       if (!decision.admit) {
         return Response.json(
@@ -123,7 +127,9 @@ export function defineDeployment(app: AppDefinition) {
 
     override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
       const session = this.sessionOf(ws);
-      if (session) await this.runtime.sync.receive(session, message);
+      if (!session) return;
+      this.runtime.metrics.maybeSample();
+      await this.runtime.sync.receive(session, message);
     }
 
     override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
@@ -145,7 +151,9 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     override async alarm(): Promise<void> {
-      if (this.started) await this.started.alarms.run();
+      if (!this.started) return;
+      this.started.metrics.maybeSample();
+      await this.started.alarms.run();
     }
 
     /** The session of a socket: from memory, or after a wake from its attachment (once). */
@@ -161,7 +169,13 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
+      this.runtime.metrics.maybeSample();
       return this.runtime.run(kind, path, encodedArgs, requestId);
+    }
+
+    async metricsHistory(): Promise<MetricsSample[]> {
+      this.runtime.metrics.maybeSample();
+      return this.runtime.metrics.history();
     }
 
     async health(): Promise<DeploymentHealth> {

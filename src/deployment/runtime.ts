@@ -20,6 +20,7 @@ import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
+import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
 
 export type FunctionKind = "query" | "mutation";
@@ -37,6 +38,8 @@ export class DeploymentRuntime {
   readonly startedAt = Date.now();
   /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
   readonly tier: TierReport;
+  /** The last minutes, sampled by the entry points (see metrics-ring.ts). */
+  readonly metrics: MetricsRing;
   private readonly ctx: DurableObjectState;
 
   constructor(ctx: DurableObjectState, app: AppDefinition, functions: FunctionRegistry, vars: TierStamp, name: string) {
@@ -89,6 +92,28 @@ export class DeploymentRuntime {
       if (attachment) open.push({ connection: socketConnection(ws), attachment });
     }
     this.sync.restore(open);
+    this.metrics = new MetricsRing((now) => {
+      const k = this.knobs.values;
+      const refresh = this.sync.scheduler.metrics;
+      return {
+        at: now,
+        sessions: this.sync.sessionCount,
+        maxSessions: k.maxSessions,
+        refreshQueue: refresh.queueDepth + refresh.overflow,
+        refreshQueueLimit: k.refreshQueueLimit,
+        queryExecutions: this.engine.counters.queryExecutions,
+        invalidations: this.sync.counters.invalidations,
+        transitions: this.sync.counters.transitionsSent,
+        commits: this.store.commitCount(),
+        admitted: this.admission.admitted,
+        refused: this.admission.refused,
+        searchMemoryBytes: this.search.memoryBytes,
+        searchMemoryBudgetBytes: k.searchMemoryBudgetBytes,
+        compactions: this.search.counters.compactions,
+      };
+    });
+    // Every commit is a moment worth sampling (cheap: at most once a second).
+    this.engine.onCommit(() => this.metrics.maybeSample());
   }
 
   /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */

@@ -1,0 +1,70 @@
+/**
+ * The dashboard in a real browser: headless Chromium (Debian's `chromium`,
+ * driven by `playwright-core`) opens `/dashboard` of a `wrangler dev`
+ * instance, signed in through the URL fragment, while traffic runs; it must
+ * show the tier and charts that move. Saves a screenshot to
+ * test-results/dashboard.png. Without Chromium this test alone is skipped,
+ * saying how to enable it (`.ci/run` installs it).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { chromium, type Browser } from "playwright-core";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
+import { anyApi } from "convex/server";
+import WebSocket from "ws";
+import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
+if (!CHROMIUM) console.warn("Skipping the browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+
+describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", () => {
+  let server: DevServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startDevServer(), chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("signs in from the URL fragment, shows the tier, and its charts move with traffic", async () => {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(`${server.url}/dashboard#key=${TEST_ADMIN_KEY}`);
+    // The key left the address bar (it was only ever in the fragment).
+    expect(new URL(page.url()).hash).toBe("");
+    await page.waitForFunction(() => document.querySelector("#tier")?.textContent?.includes("tier: standard"), null, { timeout: 15_000 });
+    expect(await page.locator("#tier").getAttribute("class")).toBe("");
+
+    // Traffic: a live subscriber and a stream of writes.
+    const http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
+    const live = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+    live.onUpdate(anyApi.messages!.list!, { chatId: "dash" }, () => undefined);
+    const commits = () => page.locator('.chart[data-title="commits/s"] span').textContent();
+    const points = async () => Number(await page.locator('.chart[data-title="commits/s"]').getAttribute("data-points"));
+    try {
+      const deadline = Date.now() + 20_000;
+      let n = 0;
+      while (Date.now() < deadline && ((await points()) < 3 || (await commits()) === "0")) {
+        for (let i = 0; i < 5; i++) await http.mutation(anyApi.messages!.send!, { chatId: "dash", author: "bench", body: `m${n++}` });
+        await page.waitForTimeout(200);
+      }
+      expect(await points()).toBeGreaterThanOrEqual(3);
+      expect(Number((await commits())!.split(" ")[0])).toBeGreaterThan(0);
+      const sessions = await page.locator('.chart[data-title="sessions"] span').textContent();
+      expect(sessions).toMatch(/^1 of 30000$/);
+      // The line moves: the commits chart is redrawn with more points a few seconds later.
+      const before = await page.locator('.chart[data-title="commits/s"] polyline').getAttribute("points");
+      for (let i = 0; i < 10; i++) await http.mutation(anyApi.messages!.send!, { chatId: "dash", author: "bench", body: `more${i}` });
+      await page.waitForFunction((old) => document.querySelector('.chart[data-title="commits/s"] polyline')?.getAttribute("points") !== old, before, { timeout: 10_000 });
+      expect(await page.locator("#knobs tbody tr").count()).toBeGreaterThan(30);
+      const dir = resolve(import.meta.dirname, "../../test-results");
+      mkdirSync(dir, { recursive: true });
+      await page.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });
+    } finally {
+      await live.close();
+      await page.close();
+    }
+  });
+});
