@@ -60,15 +60,28 @@ export class Admission {
   }
 
   decide(currentSessions: number, now: number): AdmissionDecision {
+    return this.tryAdmit(currentSessions, now) ? { admit: true } : this.refusal(currentSessions, now);
+  }
+
+  /** Admits one session if there is room and a token (counted as admitted); false otherwise, counting nothing. */
+  tryAdmit(currentSessions: number, now: number): boolean {
+    if (currentSessions >= this.knobs().maxSessions || !this.bucket.take(now)) return false;
+    this.admitted++;
+    this.admittedWindow.add(now);
+    return true;
+  }
+
+  /** Milliseconds until the bucket has a token again (0 if it has one now). */
+  waitMs(now: number): number {
+    return this.bucket.waitMs(now);
+  }
+
+  /** A refusal with a retry hint (counted as refused): at `maxSessions`, or the bucket is empty. */
+  refusal(currentSessions: number, now: number): AdmissionDecision & { admit: false } {
     const { sessionAdmitRate, maxSessions } = this.knobs();
     if (currentSessions >= maxSessions) {
       // Capacity frees only as sessions leave; spread retries over 5-15 s.
       return this.refuse(now, "TooManySessions", 5_000 + Math.floor(this.random() * 10_000), `This deployment is at its limit of ${maxSessions} sessions (knob maxSessions)`);
-    }
-    if (this.bucket.take(now)) {
-      this.admitted++;
-      this.admittedWindow.add(now);
-      return { admit: true };
     }
     const slotMs = 1000 / sessionAdmitRate;
     const slot = Math.max(now + this.bucket.waitMs(now), this.promisedUntil) + slotMs;
@@ -77,7 +90,7 @@ export class Admission {
     return this.refuse(now, "SessionRateLimited", retryAfterMs, `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); retry in ${retryAfterMs} ms`);
   }
 
-  private refuse(now: number, code: "SessionRateLimited" | "TooManySessions", retryAfterMs: number, message: string): AdmissionDecision {
+  private refuse(now: number, code: "SessionRateLimited" | "TooManySessions", retryAfterMs: number, message: string): AdmissionDecision & { admit: false } {
     this.refused++;
     this.refusedWindow.add(now);
     return { admit: false, code, retryAfterMs, message };
@@ -94,6 +107,6 @@ export class Admission {
 }
 
 /** The close reason for shedding an existing session: the official client backs off from 3 s on this prefix. */
-export function shedReason(retryAfterMs: number): string {
-  return `SubscriptionsWorkerFullError: deployment over capacity; retry in ${retryAfterMs} ms`;
+export function shedReason(retryAfterMs: number, why = "deployment over capacity"): string {
+  return `SubscriptionsWorkerFullError: ${why}; retry in ${retryAfterMs} ms`;
 }

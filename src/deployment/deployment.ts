@@ -108,20 +108,25 @@ export function defineDeployment(app: AppDefinition) {
         return new Response("Expected a WebSocket upgrade", { status: 426 });
       }
       if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
-      const { sync, admission, alarms, knobs, metrics } = this.started;
+      const runtime = this.started;
+      const { sync, admission, alarms, knobs, metrics } = runtime;
       metrics.maybeSample();
-      const decision = admission.decide(sync.sessionCount, Date.now());
-      if (!decision.admit) {
+      const now = Date.now();
+      // In arrival order: while anyone waits, a newcomer waits behind them even if a token is free.
+      const waiting = sync.waitingCount > 0 || !admission.tryAdmit(sync.sessionCount, now);
+      if (waiting && sync.waitingCount >= knobs.values.maxWaitingSessions) {
+        const refusal = admission.refusal(sync.sessionCount, now);
         return Response.json(
-          { code: decision.code, message: decision.message, retryAfterMs: decision.retryAfterMs },
-          { status: 429, headers: { "Retry-After": String(Math.ceil(decision.retryAfterMs / 1000)) } },
+          { code: refusal.code, message: refusal.message, retryAfterMs: refusal.retryAfterMs },
+          { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
         );
       }
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
       const connectionId = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-      this.sockets.set(server, sync.open(socketConnection(server), connectionId));
-      alarms.request(Date.now() + knobs.values.idlePingMs);
+      this.sockets.set(server, sync.open(socketConnection(server), connectionId, waiting));
+      alarms.request(now + knobs.values.idlePingMs);
+      if (waiting) runtime.pumpWaitingRoom();
       return new Response(null, { status: 101, webSocket: client });
     }
 
@@ -134,7 +139,7 @@ export function defineDeployment(app: AppDefinition) {
 
     override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
       const session = this.sessionOf(ws);
-      if (session) this.runtime.sync.close(session);
+      if (session) this.closed(session);
       // Answer the close handshake (a peer left waiting reports 1006 after a timeout).
       // 1005 means "no code": answer without one; 1006/1015 are never sent on the wire.
       try {
@@ -147,7 +152,13 @@ export function defineDeployment(app: AppDefinition) {
 
     override async webSocketError(ws: WebSocket): Promise<void> {
       const session = this.sessionOf(ws);
-      if (session) this.runtime.sync.close(session);
+      if (session) this.closed(session);
+    }
+
+    /** A socket went away: forget its session; its place may let a waiting one in. */
+    private closed(session: SyncSession): void {
+      this.runtime.sync.close(session);
+      this.runtime.pumpWaitingRoom();
     }
 
     override async alarm(): Promise<void> {

@@ -248,6 +248,20 @@ export const KNOBS = {
     unit: "count",
     doc: "Sessions per deployment (a Durable Object accepts at most 32,768 sockets). New ones past it get 429; lowering it below the current count closes the newest sessions with 1013 and a retry hint.",
   },
+  maxWaitingSessions: {
+    default: 2_000,
+    min: 0,
+    max: 32_000,
+    unit: "count",
+    doc: "Sessions held in the waiting room (accepted, queries not run yet) while the deployment is full or the admission bucket is empty; beyond it new sockets get 429 with Retry-After. maxSessions plus this must stay under the 32,768 sockets a Durable Object accepts.",
+  },
+  waitingTimeoutMs: {
+    default: 120_000,
+    min: 5_000,
+    max: 3_600_000,
+    unit: "ms",
+    doc: "How long a session may wait for room before it is told to come back later (close 1013 with a retry hint the official client backs off on).",
+  },
   maxFrameBytes: {
     default: 1_048_576,
     min: 1_024,
@@ -298,6 +312,11 @@ export const KNOB_INVARIANTS: readonly { knobs: readonly KnobName[]; rule: strin
     knobs: ["maxResultBytes", "maxTransitionBytes"],
     rule: "maxResultBytes must leave room in maxTransitionBytes (at least 64 KiB more), or a result could never be sent",
     holds: (k) => k.maxResultBytes + 65_536 <= k.maxTransitionBytes,
+  },
+  {
+    knobs: ["maxSessions", "maxWaitingSessions"],
+    rule: "maxSessions plus maxWaitingSessions must not exceed the 32,768 sockets one Durable Object accepts",
+    holds: (k) => k.maxSessions + k.maxWaitingSessions <= 32_768,
   },
   {
     knobs: ["maxDocumentBytes", "maxBytesWritten"],

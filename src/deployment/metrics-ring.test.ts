@@ -5,6 +5,8 @@ const sample = (at: number): MetricsSample => ({
   at,
   sessions: at / 1_000,
   maxSessions: 10,
+  waiting: 0,
+  maxWaitingSessions: 10,
   refreshQueue: 0,
   refreshQueueLimit: 10,
   queryExecutions: 0,

@@ -11,6 +11,8 @@ export interface MetricsSample {
   at: number;
   sessions: number;
   maxSessions: number;
+  waiting: number;
+  maxWaitingSessions: number;
   refreshQueue: number;
   refreshQueueLimit: number;
   queryExecutions: number;

@@ -68,6 +68,7 @@ export class DeploymentRuntime {
         this.sync.pingIdle();
         return this.sync.sessionCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
       },
+      waitingRoom: () => this.serveWaitingRoom(),
       compaction: () => {
         if (!this.compaction.due()) return null;
         return this.compaction.run().moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
@@ -99,6 +100,8 @@ export class DeploymentRuntime {
         at: now,
         sessions: this.sync.sessionCount,
         maxSessions: k.maxSessions,
+        waiting: this.sync.waitingCount,
+        maxWaitingSessions: k.maxWaitingSessions,
         refreshQueue: refresh.queueDepth + refresh.overflow,
         refreshQueueLimit: k.refreshQueueLimit,
         queryExecutions: this.engine.counters.queryExecutions,
@@ -132,6 +135,30 @@ export class DeploymentRuntime {
   }
 
   /**
+   * The waiting room's turn: tells sessions that waited `waitingTimeoutMs` to
+   * come back later, lets the others in, in arrival order, while there is room
+   * and the admission bucket allows, and returns when to look again: when the
+   * bucket refills if there is room (at most every 100 ms, so a wave is let in
+   * in batches), else when the oldest would time out (a close also calls this).
+   */
+  serveWaitingRoom(): number | null {
+    const k = this.knobs.values;
+    this.sync.expireWaiting(k.waitingTimeoutMs, () => shedReason(3_000 + Math.floor(Math.random() * 12_000), `waited ${k.waitingTimeoutMs} ms for room`));
+    this.sync.admitWaiting(() => this.admission.tryAdmit(this.sync.sessionCount, Date.now()));
+    const since = this.sync.oldestWaitingSince();
+    if (since === null) return null;
+    const now = Date.now();
+    const expiry = since + k.waitingTimeoutMs;
+    return this.sync.sessionCount < k.maxSessions ? Math.min(expiry, now + Math.max(100, this.admission.waitMs(now))) : expiry;
+  }
+
+  /** Serves the waiting room now and sets the alarm for its next turn. */
+  pumpWaitingRoom(): void {
+    const next = this.serveWaitingRoom();
+    if (next !== null) this.alarms.request(next);
+  }
+
+  /**
    * The last resort: when sessions exceed `maxSessions` (lowered at runtime),
    * close the newest ones with 1013 and a jittered retry hint whose prefix the
    * official client treats as overload.
@@ -155,6 +182,7 @@ export class DeploymentRuntime {
       const applied = this.knobs.set(changes);
       for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
       this.shedExcessSessions();
+      this.pumpWaitingRoom();
       return { ok: true, changes: applied };
     } catch (error) {
       if (error instanceof KnobError) return { ok: false, error: error.message };

@@ -51,6 +51,7 @@ export interface DeploymentStatus {
     oldestStaleSessionWaitMs: number;
     refreshSlices: { count: number; ms: number; queryRunsPerSlice: number; transitionsPerSlice: number };
     sessions: { current: number; limit: number };
+    waiting: { current: number; limit: number; oldestWaitMs: number; timeoutMs: number };
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
     searchMemory: { bytes: number; budgetBytes: number };
     queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
@@ -102,6 +103,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),
       refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
       sessions: { current: sync.sessionCount, limit: k.maxSessions },
+      waiting: { current: sync.waitingCount, limit: k.maxWaitingSessions, oldestWaitMs: sync.oldestWaitMs(), timeoutMs: k.waitingTimeoutMs },
       admissions: { ...admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
       searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },
       queryResultCache: { bytes: sync.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: sync.instances.results.evictions },

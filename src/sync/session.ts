@@ -29,6 +29,8 @@ export interface SessionAttachment {
   /** Latest versions received from the client: the next Transition ends here. */
   receivedQuerySet: number;
   receivedIdentity: number;
+  /** Set while the session waits for room (ms since it started waiting): it survives hibernation in order. */
+  waitingSince?: number;
 }
 
 export interface SessionQuery {
@@ -51,6 +53,11 @@ export class SyncSession {
   pendingMutations = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
+  /** When it started waiting for room, or null once admitted (see waiting-room.ts). */
+  waitingSince: number | null;
+  /** Resolves when the session is admitted (or closed): held mutations wait for it. */
+  readonly admitted: Promise<void>;
+  private resolveAdmitted: () => void = () => undefined;
   /** Bytes this session may be sent (created on its first Transition; see SyncServer.turn). */
   sendBudget: TokenBucket | null = null;
   /** A turn put off until the send budget recovers. */
@@ -66,10 +73,23 @@ export class SyncSession {
     this.version = { querySet: attachment.querySet, ts: BigInt(attachment.ts), identity: attachment.identity };
     this.receivedQuerySet = attachment.receivedQuerySet;
     this.receivedIdentity = attachment.receivedIdentity;
+    this.waitingSince = attachment.waitingSince ?? null;
+    this.admitted = new Promise((resolve) => (this.resolveAdmitted = resolve));
+    if (this.waitingSince === null) this.resolveAdmitted();
   }
 
-  static fresh(connectionId: string): SessionAttachment {
-    return { v: 1, connectionId, sessionId: null, querySet: 0, ts: "0", identity: 0, receivedQuerySet: 0, receivedIdentity: 0 };
+  get waiting(): boolean {
+    return this.waitingSince !== null;
+  }
+
+  /** Lets the session in (its held mutations go on); also called when it closes, so nothing waits forever. */
+  admit(): void {
+    this.waitingSince = null;
+    this.resolveAdmitted();
+  }
+
+  static fresh(connectionId: string, waitingSince: number | null = null): SessionAttachment {
+    return { v: 1, connectionId, sessionId: null, querySet: 0, ts: "0", identity: 0, receivedQuerySet: 0, receivedIdentity: 0, ...(waitingSince !== null ? { waitingSince } : {}) };
   }
 
   attachment(): SessionAttachment {
@@ -82,6 +102,7 @@ export class SyncSession {
       identity: this.version.identity,
       receivedQuerySet: this.receivedQuerySet,
       receivedIdentity: this.receivedIdentity,
+      ...(this.waitingSince !== null ? { waitingSince: this.waitingSince } : {}),
     };
   }
 

@@ -264,3 +264,57 @@ describe("fairness", () => {
     expect(client.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
   });
 });
+
+describe("waiting sessions", () => {
+  it("a waiting session's Connect and query set are recorded but nothing runs; its mutation waits; admission serves both, in order", async () => {
+    const { engine, sync, open, idle } = setup();
+    const first = open("first");
+    // Opened as waiting (the deployment decides when; here by hand).
+    const held = ["w1", "w2"].map((name) => {
+      const frames: { type: string; [k: string]: unknown }[] = [];
+      const connection: Connection = { send: (f) => frames.push(JSON.parse(f)) > 0, close: () => undefined, saveAttachment: () => undefined };
+      const session = sync.open(connection, name, true);
+      return { session, frames, send: (m: unknown) => sync.receive(session, JSON.stringify(m)) };
+    });
+    expect(sync.sessionCount).toBe(1);
+    expect(sync.waitingCount).toBe(2);
+    await first.send({ type: "Connect", sessionId: "first", connectionCount: 0, lastCloseReason: null });
+    for (const client of held) {
+      await client.send({ type: "Connect", sessionId: client.session.connectionId, connectionCount: 0, lastCloseReason: null });
+      await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    }
+    // A waiting session's mutation is held (its handler does not return until admission).
+    const mutated = held[0]!.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "w1", body: "held" }] });
+    await idle();
+    expect(engine.counters.queryExecutions).toBe(0);
+    expect(engine.store.commitCount()).toBe(0);
+    for (const client of held) expect(client.frames.filter((f) => f.type !== "Ping")).toEqual([]);
+    // Room for one: the first to arrive is let in, served, and its mutation runs.
+    let slots = 1;
+    expect(sync.admitWaiting(() => slots-- > 0)).toBe(1);
+    await mutated;
+    await idle();
+    expect(held[0]!.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ success: true });
+    expect(held[0]!.frames.some((f) => f.type === "Transition")).toBe(true);
+    expect(held[1]!.frames).toEqual([]);
+    expect(sync.admitWaiting(() => true)).toBe(1);
+    expect(sync.admitWaiting(() => true)).toBe(0); // nobody admitted twice
+    await idle();
+    const transition = held[1]!.frames.find((f) => f.type === "Transition")!;
+    expect((transition.modifications as { value: { body: string }[] }[])[0]!.value.map((m) => m.body)).toEqual(["held"]);
+  });
+
+  it("a waiting session that closes leaves the queue, and its held mutation runs nothing", async () => {
+    const { engine, sync, idle } = setup();
+    const connection: Connection = { send: () => true, close: () => undefined, saveAttachment: () => undefined };
+    const session = sync.open(connection, "leaver", true);
+    await sync.receive(session, JSON.stringify({ type: "Connect", sessionId: "leaver", connectionCount: 0, lastCloseReason: null }));
+    const mutated = sync.receive(session, JSON.stringify({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "never" }] }));
+    sync.close(session);
+    await mutated;
+    await idle();
+    expect(sync.waitingCount).toBe(0);
+    expect(engine.store.commitCount()).toBe(0);
+    expect(sync.admitWaiting(() => true)).toBe(0);
+  });
+});

@@ -38,6 +38,7 @@ import { TokenBucket } from "./token-bucket.ts";
 import { QueryInstances } from "./query-instances.ts";
 import { resultHash } from "./hash.ts";
 import { RefreshTurn } from "./refresh-turn.ts";
+import { WaitingRoom } from "./waiting-room.ts";
 
 /** The knobs live sync reads (from the deployment's knob table). */
 export interface SyncKnobs extends RefreshKnobs {
@@ -94,6 +95,8 @@ export interface SyncServerOptions {
 export class SyncServer {
   readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0 };
   private readonly sessions = new Map<string, SyncSession>();
+  /** Accepted sessions waiting for room, in arrival order. */
+  private readonly waitingRoom = new WaitingRoom<SyncSession>();
   readonly instances: QueryInstances;
   readonly scheduler: RefreshScheduler;
   /** Sessions whose attachment lags behind the version last sent (saved once the refresh queue drains). */
@@ -152,8 +155,45 @@ export class SyncServer {
     this.engine.onCommit((commit) => this.invalidate(commit));
   }
 
+  /** Admitted sessions (the ones `maxSessions` counts). */
   get sessionCount(): number {
-    return this.sessions.size;
+    return this.sessions.size - this.waitingRoom.size;
+  }
+
+  /** Sessions accepted but waiting for room. */
+  get waitingCount(): number {
+    return this.waitingRoom.size;
+  }
+
+  oldestWaitMs(): number {
+    return this.waitingRoom.oldestWaitMs(this.now());
+  }
+
+  /** When the longest-waiting session started waiting (ms), or null. */
+  oldestWaitingSince(): number | null {
+    return this.waitingRoom.oldestSince();
+  }
+
+  /**
+   * Lets waiting sessions in, in arrival order, while `canAdmit()` allows (room
+   * and the admission bucket); each is then served like any other session, its
+   * query set running through the re-subscription budget. Returns how many.
+   */
+  admitWaiting(canAdmit: () => boolean): number {
+    const admitted = this.waitingRoom.admit(canAdmit);
+    for (const session of admitted) {
+      session.admit();
+      this.saveAttachment(session);
+      this.schedule(session);
+    }
+    return admitted.length;
+  }
+
+  /** Tells sessions that waited `maxWaitMs` to come back later: 1013 with a retry hint the official client backs off on. */
+  expireWaiting(maxWaitMs: number, reason: () => string): number {
+    const expired = this.waitingRoom.expire(this.now(), maxWaitMs);
+    for (const session of expired) this.drop(session, 1013, reason(), `waited ${maxWaitMs} ms for room; told to come back later`);
+    return expired.length;
   }
 
   get subscriptionCount(): number {
@@ -174,7 +214,11 @@ export class SyncServer {
    * needed. Runs no query and invalidates nothing.
    */
   restore(open: { connection: Connection; attachment: SessionAttachment }[]): void {
-    for (const { connection, attachment } of open) this.sessions.set(attachment.connectionId, new SyncSession(connection, attachment));
+    for (const { connection, attachment } of open) {
+      const session = new SyncSession(connection, attachment);
+      this.sessions.set(attachment.connectionId, session);
+      if (session.waitingSince !== null) this.waitingRoom.add(session, session.waitingSince);
+    }
   }
 
   /**
@@ -189,18 +233,20 @@ export class SyncServer {
     this.instances.load(this.sessions);
   }
 
-  open(connection: Connection, connectionId: string): SyncSession {
-    const attachment = SyncSession.fresh(connectionId);
+  /** A new session; `waiting` holds it in the waiting room until `admitWaiting` lets it in. */
+  open(connection: Connection, connectionId: string, waiting = false): SyncSession {
+    const attachment = SyncSession.fresh(connectionId, waiting ? this.now() : null);
     connection.saveAttachment(attachment);
     const session = new SyncSession(connection, attachment);
     this.sessions.set(connectionId, session);
+    if (session.waitingSince !== null) this.waitingRoom.add(session, session.waitingSince);
     return session;
   }
 
-  /** The `count` most recently opened sessions, newest first. */
+  /** The `count` most recently opened admitted sessions, newest first. */
   newestSessions(count: number): SyncSession[] {
     this.ensureLoaded();
-    return [...this.sessions.values()].reverse().slice(0, count);
+    return [...this.sessions.values()].filter((session) => !session.waiting).reverse().slice(0, count);
   }
 
   session(connectionId: string): SyncSession | undefined {
@@ -260,6 +306,9 @@ export class SyncServer {
         // returns, so awaiting would leave a flood queued in front of everyone else's frames,
         // where no limit sees it. Queued here, it counts against maxPendingMutationsPerSession
         // and runs in order, one per round of the fair lock.
+        // A waiting session's mutation waits for its admission inside this handler: the event stays in
+        // flight, so the object cannot hibernate and lose it, and the socket's later frames wait behind it.
+        if (session.waiting) return this.mutation(session, message);
         void this.mutation(session, message).catch((error) => this.internalError(session, error));
         return;
       case "Authenticate":
@@ -354,6 +403,7 @@ export class SyncServer {
       return;
     }
     session.pendingMutations++;
+    await session.admitted;
     // The session owns its place in the function lock: its mutations run in order, one per round.
     await this.engine
       .exclusive(async () => {
@@ -396,7 +446,9 @@ export class SyncServer {
     }
   }
 
+  /** Queues a session for a refresh turn; a waiting session's queries do not run until it is admitted. */
   private schedule(session: SyncSession): void {
+    if (session.waiting) return;
     this.scheduler.schedule(session);
   }
 
@@ -434,6 +486,9 @@ export class SyncServer {
     if (session.closed) return;
     session.closed = true;
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
+    // A mutation held while it waited must not wait forever: it finds the session closed and runs nothing.
+    this.waitingRoom.remove(session);
+    session.admit();
     this.sessions.delete(session.connectionId);
     this.scheduler.forget(session);
     this.unsavedVersions.delete(session);
