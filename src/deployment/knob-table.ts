@@ -257,7 +257,7 @@ export const KNOBS = {
   },
   waitingTimeoutMs: {
     default: 120_000,
-    min: 5_000,
+    min: 1_000,
     max: 3_600_000,
     unit: "ms",
     doc: "How long a session may wait for room before it is told to come back later (close 1013 with a retry hint the official client backs off on).",

@@ -110,12 +110,15 @@ export class QueryInstances {
     const orphaned = new Set<string>();
     for (const query of this.storage.loadQueries()) {
       const session = sessions.get(query.connectionId);
-      const instance = this.instances.get(query.instanceKey);
-      if (!session || !instance) {
+      if (!session) {
         orphaned.add(query.connectionId);
         continue;
       }
-      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: instance.resultHash });
+      // An instance that never ran before the object slept (a query added just before, or held by
+      // waiting sessions only) was never stored: it comes back from its key, to run when needed.
+      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey));
+      // A waiting session has been sent nothing yet, whatever the shared instance's last result was.
+      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash });
       this.subscribe(instance, session);
     }
     for (const connectionId of orphaned) if (!sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
@@ -133,6 +136,12 @@ export class QueryInstances {
       if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
       throw error;
     }
+  }
+
+  /** A prepared query from an instance key (`path|canonical args`), as `prepare` made it. */
+  private fromKey(key: string): PreparedQuery {
+    const separator = key.indexOf("|");
+    return this.prepare(key.slice(0, separator), JSON.parse(key.slice(separator + 1)) as JSONValue);
   }
 
   /** The instance for a prepared query, created (dirty, never run) if none exists. */
