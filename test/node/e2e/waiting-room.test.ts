@@ -1,0 +1,83 @@
+/**
+ * The waiting room with unmodified official clients, current and the pre-fix
+ * `convex@1.24.6` (installed under an npm alias): 60 clients arrive while
+ * there is room for 10; the other 50 wait 30 s with their sockets open; then
+ * room returns for all. Each client opens its socket at most twice and all
+ * 60 hold live results within 5 s of the room returning.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConvexClient } from "convex/browser";
+import { ConvexClient as ConvexClient1246 } from "convex-1.24.6/browser";
+import { anyApi } from "convex/server";
+import WebSocket from "ws";
+import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
+
+const CLIENTS = 60;
+const ROOM = 10;
+const WAIT_MS = 30_000;
+
+let server: DevServer;
+beforeAll(async () => {
+  server = await startDevServer();
+});
+afterAll(async () => {
+  await server?.stop();
+});
+
+type Client = { onUpdate: (query: never, args: object, callback: (value: unknown) => void) => unknown; close: () => Promise<void> };
+const kinds: [string, new (url: string, options: object) => Client][] = [
+  ["convex (current)", ConvexClient as never],
+  ["convex@1.24.6", ConvexClient1246 as never],
+];
+
+async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe("a waiting room for unmodified official clients (wrangler dev)", () => {
+  for (const [kind, Client] of kinds) {
+    it(`${kind}: ${CLIENTS} clients, room for ${ROOM} for 30 s, then for all: at most two sockets each, all live within 5 s`, async () => {
+      const url = await createDeployment(server.url, `waiting-${kind.replace(/[^a-z0-9]+/g, "-").replace(/-+$/, "")}`);
+      await setKnobs(url, { maxSessions: ROOM });
+      const opens = new Array<number>(CLIENTS).fill(0);
+      const results: unknown[] = new Array(CLIENTS).fill(undefined);
+      const clients = Array.from({ length: CLIENTS }, (_, i) => {
+        // Counts every socket this client opens (a reconnect opens another).
+        class CountingWebSocket extends WebSocket {
+          constructor(address: string, protocols?: string | string[]) {
+            super(address, protocols);
+            opens[i]!++;
+          }
+        }
+        const client = new Client(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: CountingWebSocket, unsavedChangesWarning: false, logger: false, verbose: false });
+        client.onUpdate(anyApi.messages!.list! as never, { chatId: "waiting" }, (value) => (results[i] = value));
+        return client;
+      });
+      try {
+        await until(() => results.filter((r) => r !== undefined).length === ROOM, `${ROOM} first results`, 20_000);
+        await until(() => opens.every((n) => n >= 1), "every socket open", 20_000);
+        await new Promise((r) => setTimeout(r, WAIT_MS));
+        const during = await adminStatus<{ limits: { sessions: { current: number }; waiting: { current: number; oldestWaitMs: number } } }>(url);
+        expect(during.limits.sessions.current).toBe(ROOM);
+        expect(during.limits.waiting.current).toBe(CLIENTS - ROOM);
+        expect(results.filter((r) => r !== undefined)).toHaveLength(ROOM);
+
+        const roomReturns = Date.now();
+        await setKnobs(url, { maxSessions: 1_000 });
+        await until(() => results.every((r) => r !== undefined), "every client's live result", 5_000);
+        const allLiveMs = Date.now() - roomReturns;
+        console.log(`${kind}: all ${CLIENTS} live ${allLiveMs} ms after the room returned; sockets opened per client: max ${Math.max(...opens)}, total ${opens.reduce((a, b) => a + b, 0)}`);
+        expect(Math.max(...opens)).toBeLessThanOrEqual(2);
+        const after = await adminStatus<{ limits: { sessions: { current: number }; waiting: { current: number } } }>(url);
+        expect(after.limits).toMatchObject({ sessions: { current: CLIENTS }, waiting: { current: 0 } });
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
+    }, 120_000);
+  }
+});
