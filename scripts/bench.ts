@@ -7,7 +7,7 @@
  *    descriptors through wrangler dev's proxy, which holds ~4 per socket).
  * 4. Fairness and slow consumers over loopback sockets against `wrangler dev`.
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, flood, slow.
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, flood, slow.
  */
 import { spawnSync } from "node:child_process";
 import { machine } from "./bench/harness.ts";
@@ -48,6 +48,10 @@ if (run("fanout")) {
 if (run("load")) {
   const tables = workerdTables(["scripts/bench/workerd/load.bench-run.ts"]);
   console.log(`## Commits under 10,000 live subscriptions (inside workerd)\n\n${tables.get("load")}\n`);
+}
+if (run("wave")) {
+  const tables = workerdTables(["scripts/bench/workerd/wave.bench-run.ts"]);
+  console.log(`## A reconnect wave: waiting room against 429 (inside workerd)\n\n${tables.get("wave")}\n`);
 }
 if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
 if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);

@@ -67,7 +67,8 @@ describe("overload degrades freshness, not availability", () => {
 describe("session admission", () => {
   it("turns a wave of 1,000 connects at 200/s into a ramp: 429s with spread Retry-After, and everyone is in on time", async () => {
     const deployment = fresh("wave");
-    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200 });
+    // The refusal path (no waiting room), which is what a deployment falls back to past maxWaitingSessions.
+    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200, maxWaitingSessions: 0 });
     const admittedAt: number[] = [];
     const refusals: { retryAfterMs: number; header: string | null }[] = [];
     const sockets: WebSocket[] = [];
@@ -123,7 +124,7 @@ describe("session admission", () => {
 
   it("refuses past maxSessions, and sheds the newest sessions with 1013 and a retry hint when it is lowered", async () => {
     const deployment = fresh("cap");
-    await setKnobs(deployment, { maxSessions: 5 });
+    await setKnobs(deployment, { maxSessions: 5, maxWaitingSessions: 0 });
     const sessions: ProtocolClient[] = [];
     for (let i = 0; i < 5; i++) sessions.push(await watch(deployment, "c"));
     const refused = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
