@@ -178,6 +178,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Transitions sent per refresh slice before yielding (fan-out of one shared result costs sends, not runs).",
   },
+  backgroundRefreshMs: {
+    default: 10_000,
+    min: 500,
+    max: 600_000,
+    unit: "ms",
+    doc: "Under pressure (other sessions queued for a refresh), a background session (a hidden page, as calmsync's client transport reports) is refreshed at most this often, always with its latest state. Without pressure it is served at once.",
+  },
   resubscribeRate: {
     default: 2_000,
     min: 1,

@@ -50,7 +50,7 @@ export interface DeploymentStatus {
     refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
     oldestStaleSessionWaitMs: number;
     refreshSlices: { count: number; ms: number; queryRunsPerSlice: number; transitionsPerSlice: number };
-    sessions: { current: number; limit: number };
+    sessions: { current: number; limit: number; background: number };
     waiting: { current: number; limit: number; oldestWaitMs: number; timeoutMs: number };
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
     searchMemory: { bytes: number; budgetBytes: number };
@@ -102,7 +102,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
       oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),
       refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
-      sessions: { current: sync.sessionCount, limit: k.maxSessions },
+      sessions: { current: sync.sessionCount, limit: k.maxSessions, background: sync.backgroundCount },
       waiting: { current: sync.waitingCount, limit: k.maxWaitingSessions, oldestWaitMs: sync.oldestWaitMs(), timeoutMs: k.waitingTimeoutMs },
       admissions: { ...admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
       searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },

@@ -20,7 +20,10 @@ export type ClientMessage =
   | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue }
   | { type: "Action"; requestId: number; udfPath: string }
   | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number }
-  | { type: "Event" };
+  | { type: "Event"; eventType: string | null; event: JSONValue | null };
+
+/** The `Event` calmsync's client transport sends (src/client): the page went to the background or came back. */
+export const VISIBILITY_EVENT = "calmsync.visibility";
 
 export type QuerySetModification = { type: "Add"; queryId: number; udfPath: string; args: JSONValue } | { type: "Remove"; queryId: number };
 
@@ -121,7 +124,8 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         baseVersion: field(message, "baseVersion", isVersion, "a non-negative integer"),
       };
     case "Event":
-      return { type: "Event" };
+      // Clients send events of their own (the official one: NetworkRecoveryReconnect); unknown ones are ignored.
+      return { type: "Event", eventType: typeof message.eventType === "string" ? message.eventType : null, event: (message.event ?? null) as JSONValue | null };
     default:
       throw new ProtocolError(`Unknown message type ${JSON.stringify(message.type)}`);
   }

@@ -37,7 +37,7 @@ function harness(knobs: RefreshKnobs, turn: (s: SyncSession) => TurnResult | Pro
   return { scheduler, served, pauses, idle, depth: () => depthSeen };
 }
 
-const knobs = (overrides: Partial<RefreshKnobs> = {}): RefreshKnobs => ({ refreshQueueLimit: 100, refreshSliceQueryRuns: 100, refreshSliceTransitions: 100, ...overrides });
+const knobs = (overrides: Partial<RefreshKnobs> = {}): RefreshKnobs => ({ refreshQueueLimit: 100, refreshSliceQueryRuns: 100, refreshSliceTransitions: 100, backgroundRefreshMs: 10_000, ...overrides });
 
 describe("RefreshScheduler", () => {
   it("queues a session at most once however often it is dirtied", async () => {
@@ -129,5 +129,88 @@ describe("RefreshScheduler timing metrics (fake clock)", () => {
     // The first slice ran from 1,000 until after the slow turn: the 250 ms it waited plus 7; the second 7.
     expect(scheduler.metrics.sliceMs).toBe(264);
     expect(scheduler.metrics.slices).toBe(2);
+  });
+});
+
+describe("RefreshScheduler background sessions (fake clock)", () => {
+  function setup(backgroundRefreshMs = 1_000) {
+    let clock = 10_000;
+    const served: string[] = [];
+    let hold: Promise<void> | null = null;
+    const scheduler = new RefreshScheduler({
+      knobs: () => knobs({ refreshSliceQueryRuns: 1, backgroundRefreshMs }),
+      exclusive: (fn) => fn(),
+      turn: async (session) => {
+        served.push(session.connectionId);
+        if (hold) await hold;
+        return { runs: 1, sent: true };
+      },
+      onError: () => undefined,
+      now: () => clock,
+      // Time passes on the fake clock while the scheduler pauses.
+      pause: async (ms) => {
+        clock += ms;
+        await new Promise((r) => setImmediate(r));
+      },
+    });
+    const session = (name: string, background: boolean, lastRefreshAt = 0) => ({ connectionId: name, closed: false, background, lastRefreshAt }) as unknown as SyncSession;
+    return {
+      scheduler,
+      served,
+      session,
+      tick: (ms: number) => (clock += ms),
+      holdTurns: () => {
+        let release: () => void = () => undefined;
+        hold = new Promise((r) => (release = r));
+        return () => ((hold = null), release());
+      },
+      idle: async () => {
+        while (scheduler.waiting > 0) await new Promise((r) => setImmediate(r));
+      },
+    };
+  }
+
+  it("with nothing else queued, a background session is served at once", async () => {
+    const { scheduler, served, session, idle } = setup();
+    scheduler.schedule(session("bg", true, 9_900));
+    await idle();
+    expect(served).toEqual(["bg"]);
+  });
+
+  it("under pressure, foreground sessions go first and a background one waits for its interval, then gets its latest state once", async () => {
+    const { scheduler, served, session, holdTurns, idle } = setup(1_000);
+    const release = holdTurns();
+    const foreground = [session("f1", false), session("f2", false), session("f3", false)];
+    scheduler.schedule(foreground[0]!); // its turn is running: the queue now has pressure behind it
+    scheduler.schedule(foreground[1]!);
+    const bg = session("bg", true, 9_500); // refreshed 500 ms ago
+    scheduler.schedule(bg);
+    scheduler.schedule(bg); // dirtied again: still one turn
+    scheduler.schedule(foreground[2]!);
+    release();
+    // The background session, dirtied before f3, waits aside while foreground sessions go first,
+    // until its interval has passed; then it is served once, with its latest state.
+    await idle();
+    expect(served).toEqual(["f1", "f2", "f3", "bg"]);
+  });
+
+  it("under sustained pressure, a background session is refreshed once per interval", async () => {
+    const { scheduler, served, session, tick, idle } = setup(1_000);
+    const bg = session("bg", true, 10_000);
+    let round = 0;
+    // Foreground work keeps arriving every 100 ms of the fake clock for 3 s; the background session is dirtied each time too.
+    for (let t = 0; t < 3_000; t += 100) {
+      scheduler.schedule(session(`f${round}a`, false));
+      scheduler.schedule(session(`f${round}b`, false));
+      scheduler.schedule(bg);
+      await new Promise((r) => setImmediate(r));
+      tick(100);
+      round++;
+    }
+    await idle();
+    const backgroundTurns = served.filter((name) => name === "bg").length;
+    expect(served.filter((name) => name !== "bg")).toHaveLength(60);
+    expect(backgroundTurns).toBeGreaterThanOrEqual(2);
+    expect(backgroundTurns).toBeLessThanOrEqual(4); // about once per 1,000 ms over 3 s (+ the final catch-up)
   });
 });

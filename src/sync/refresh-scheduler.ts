@@ -16,11 +16,21 @@
  *   mass invalidation is therefore spread over many slices. (The budget is in
  *   work, not milliseconds: on Workers the clock does not advance during
  *   synchronous work, so CPU time cannot be measured from inside.)
+ * - Background sessions (pages hidden, as calmsync's client transport says)
+ *   yield to the others under pressure: a session found others queued ahead
+ *   of it within the last `backgroundRefreshMs`. Then a background session
+ *   waits aside and gets a turn at most once per `backgroundRefreshMs`
+ *   (always with its latest state); without pressure it is served at once.
+ *   (Pressure is remembered for an interval because a stream of commits
+ *   empties the queue between bursts; "empty right now" would let every
+ *   background session through each time.) Clients without the transport
+ *   are foreground.
  */
 import type { SyncSession } from "./session.ts";
 
 export interface RefreshKnobs {
   refreshQueueLimit: number;
+  backgroundRefreshMs: number;
   refreshSliceQueryRuns: number;
   refreshSliceTransitions: number;
 }
@@ -58,6 +68,12 @@ export interface RefreshSchedulerOptions {
 export class RefreshScheduler {
   private readonly queue = new Set<SyncSession>();
   private readonly overflow = new Set<SyncSession>();
+  /** Background sessions put aside under pressure until their interval has passed or nothing else waits. */
+  private readonly background = new Set<SyncSession>();
+  /** The last time a session was scheduled behind others (see the module doc). */
+  private lastPressureAt = -Infinity;
+  /** Ends the loop's wait for a background session's interval when other work arrives. */
+  private wakeUp: (() => void) | null = null;
   /** When each waiting session became stale, for the oldest-wait metric. */
   private readonly since = new Map<SyncSession, number>();
   private running = false;
@@ -78,10 +94,17 @@ export class RefreshScheduler {
       this.servingAgain = true;
       return;
     }
-    if (session.closed || this.queue.has(session) || this.overflow.has(session)) return;
-    this.since.set(session, this.options.now());
-    if (this.queue.size < this.options.knobs().refreshQueueLimit) this.queue.add(session);
-    else this.overflow.add(session);
+    if (session.closed || this.queue.has(session) || this.overflow.has(session) || this.background.has(session)) return;
+    const now = this.options.now();
+    this.since.set(session, now);
+    const { refreshQueueLimit, backgroundRefreshMs } = this.options.knobs();
+    if (this.queue.size > 0) this.lastPressureAt = now;
+    if (session.background && this.underPressure(now) && now - session.lastRefreshAt < backgroundRefreshMs) this.background.add(session);
+    else {
+      if (this.queue.size < refreshQueueLimit) this.queue.add(session);
+      else this.overflow.add(session);
+      this.wakeUp?.();
+    }
     this.updateDepth();
     if (!this.running) this.run().catch((error) => this.options.onError(session, error));
   }
@@ -89,6 +112,7 @@ export class RefreshScheduler {
   forget(session: SyncSession): void {
     this.queue.delete(session);
     this.overflow.delete(session);
+    this.background.delete(session);
     this.since.delete(session);
     this.updateDepth();
   }
@@ -100,7 +124,7 @@ export class RefreshScheduler {
   }
 
   get waiting(): number {
-    return this.queue.size + this.overflow.size;
+    return this.queue.size + this.overflow.size + this.background.size;
   }
 
   private updateDepth(): void {
@@ -110,15 +134,41 @@ export class RefreshScheduler {
     if (this.overflow.size > this.metrics.overflowPeak) this.metrics.overflowPeak = this.overflow.size;
   }
 
-  /** Moves overflowed sessions into the queue while there is room, oldest first. */
+  /**
+   * Moves overflowed sessions into the queue while there is room, oldest
+   * first; then background sessions whose interval has passed, or all of them
+   * when nothing else is queued (no pressure).
+   */
   private refill(): void {
-    const limit = this.options.knobs().refreshQueueLimit;
+    const { refreshQueueLimit: limit, backgroundRefreshMs } = this.options.knobs();
     for (const session of this.overflow) {
       if (this.queue.size >= limit) break;
       this.overflow.delete(session);
       this.queue.add(session);
     }
+    const now = this.options.now();
+    const pressure = this.underPressure(now);
+    for (const session of this.background) {
+      if (this.queue.size >= limit) break;
+      if (pressure && now - session.lastRefreshAt < backgroundRefreshMs) continue;
+      this.background.delete(session);
+      this.queue.add(session);
+    }
     this.updateDepth();
+  }
+
+  private underPressure(now: number): boolean {
+    return now - this.lastPressureAt < this.options.knobs().backgroundRefreshMs;
+  }
+
+  /** With only background sessions waiting aside: how long until the first is due (else 0). */
+  private idleUntilBackgroundDue(): number {
+    if (this.queue.size > 0 || this.overflow.size > 0 || this.background.size === 0) return 0;
+    const now = this.options.now();
+    const { backgroundRefreshMs } = this.options.knobs();
+    let soonest = Infinity;
+    for (const session of this.background) soonest = Math.min(soonest, session.lastRefreshAt + backgroundRefreshMs - now);
+    return Math.max(1, soonest);
   }
 
   private async run(): Promise<void> {
@@ -127,7 +177,14 @@ export class RefreshScheduler {
       while (this.waiting > 0) {
         const deferMs = await this.options.exclusive(() => this.slice());
         this.refill();
-        if (this.waiting > 0) await this.options.pause(deferMs);
+        if (this.waiting === 0) break;
+        const idleMs = this.idleUntilBackgroundDue();
+        if (idleMs === 0) await this.options.pause(deferMs);
+        else {
+          // Only background sessions wait, for their interval: any other session scheduled meanwhile ends the wait.
+          await Promise.race([this.options.pause(idleMs), new Promise<void>((resolve) => (this.wakeUp = resolve))]);
+          this.wakeUp = null;
+        }
       }
     } finally {
       this.running = false;
@@ -170,7 +227,10 @@ export class RefreshScheduler {
         this.queue.delete(session);
         this.since.delete(session);
         runs += result.runs;
-        if (result.sent) sent++;
+        if (result.sent) {
+          sent++;
+          session.lastRefreshAt = this.options.now();
+        }
         if (this.servingAgain) this.schedule(session);
       }
     } finally {

@@ -31,6 +31,8 @@ export interface SessionAttachment {
   receivedIdentity: number;
   /** Set while the session waits for room (ms since it started waiting): it survives hibernation in order. */
   waitingSince?: number;
+  /** The page is in the background (from calmsync's client transport). */
+  background?: true;
 }
 
 export interface SessionQuery {
@@ -53,6 +55,10 @@ export class SyncSession {
   pendingMutations = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
+  /** Its page is in the background (calmsync's client transport says so): refreshed less often under pressure. */
+  background: boolean;
+  /** When it was last sent a Transition (for the background refresh interval); 0: never. */
+  lastRefreshAt = 0;
   /** When it started waiting for room, or null once admitted (see waiting-room.ts). */
   waitingSince: number | null;
   /** Resolves when the session is admitted (or closed): held mutations wait for it. */
@@ -74,6 +80,7 @@ export class SyncSession {
     this.receivedQuerySet = attachment.receivedQuerySet;
     this.receivedIdentity = attachment.receivedIdentity;
     this.waitingSince = attachment.waitingSince ?? null;
+    this.background = attachment.background === true;
     this.admitted = new Promise((resolve) => (this.resolveAdmitted = resolve));
     if (this.waitingSince === null) this.resolveAdmitted();
   }
@@ -103,6 +110,7 @@ export class SyncSession {
       receivedQuerySet: this.receivedQuerySet,
       receivedIdentity: this.receivedIdentity,
       ...(this.waitingSince !== null ? { waitingSince: this.waitingSince } : {}),
+      ...(this.background ? { background: true as const } : {}),
     };
   }
 

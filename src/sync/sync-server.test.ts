@@ -19,6 +19,7 @@ const KNOBS: SyncKnobs = {
   refreshQueueLimit: 10_000,
   refreshSliceQueryRuns: 100,
   refreshSliceTransitions: 1_000,
+  backgroundRefreshMs: 10_000,
   maxTransitionBytes: 16_777_216,
   sessionSendBytesPerSecond: 8_388_608,
 };

@@ -18,7 +18,7 @@
  * lock, so a turn sees one snapshot and Transitions are ordered after the
  * mutation responses that caused them.
  */
-import { convexToJson, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
+import { convexToJson, isPlainObject, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
 import {
   PING,
   FrameTooLargeError,
@@ -29,6 +29,7 @@ import {
   mutationFailure,
   mutationSuccess,
   parseClientMessage,
+  VISIBILITY_EVENT,
   type ClientMessage,
 } from "../protocol/sync.ts";
 import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
@@ -158,6 +159,13 @@ export class SyncServer {
   /** Admitted sessions (the ones `maxSessions` counts). */
   get sessionCount(): number {
     return this.sessions.size - this.waitingRoom.size;
+  }
+
+  /** Sessions whose page is in the background (calmsync's client transport). */
+  get backgroundCount(): number {
+    let n = 0;
+    for (const session of this.sessions.values()) if (session.background) n++;
+    return n;
   }
 
   /** Sessions accepted but waiting for room. */
@@ -326,6 +334,14 @@ export class SyncServer {
         this.sendOrDrop(session, actionFailure(message.requestId, `calmsync does not support actions; ${message.udfPath} was not run`));
         return;
       case "Event":
+        if (message.eventType === VISIBILITY_EVENT && isPlainObject(message.event) && typeof message.event.background === "boolean") {
+          const background = message.event.background;
+          if (background === session.background) return;
+          session.background = background;
+          this.saveAttachment(session);
+          // Back in front: whatever it skipped goes out now.
+          if (!background) this.schedule(session);
+        }
         return;
     }
   }
