@@ -7,6 +7,7 @@ const sample = (at: number): MetricsSample => ({
   maxSessions: 10,
   waiting: 0,
   maxWaitingSessions: 10,
+  oldestWaitMs: 0,
   refreshQueue: 0,
   refreshQueueLimit: 10,
   queryExecutions: 0,

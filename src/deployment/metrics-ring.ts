@@ -13,6 +13,7 @@ export interface MetricsSample {
   maxSessions: number;
   waiting: number;
   maxWaitingSessions: number;
+  oldestWaitMs: number;
   refreshQueue: number;
   refreshQueueLimit: number;
   queryExecutions: number;

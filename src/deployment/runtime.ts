@@ -102,6 +102,7 @@ export class DeploymentRuntime {
         maxSessions: k.maxSessions,
         waiting: this.sync.waitingCount,
         maxWaitingSessions: k.maxWaitingSessions,
+        oldestWaitMs: this.sync.oldestWaitMs(),
         refreshQueue: refresh.queueDepth + refresh.overflow,
         refreshQueueLimit: k.refreshQueueLimit,
         queryExecutions: this.engine.counters.queryExecutions,
