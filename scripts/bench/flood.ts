@@ -16,6 +16,7 @@ import { percentile, table } from "./harness.ts";
 import { base64ToU64 } from "../../src/engine/values.ts";
 import { startDevServer } from "../lib/wrangler-dev.ts";
 import { createDeployment } from "../lib/admin.ts";
+import { until } from "../lib/until.ts";
 
 export interface FloodReport {
   flood: number;
@@ -36,13 +37,6 @@ export interface FloodReport {
 
 const WS = WebSocket as unknown as typeof globalThis.WebSocket;
 
-async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
-}
 
 export async function measureFlood(deploymentUrl: string, options: { flood?: number; writes?: number } = {}): Promise<FloodReport> {
   const floodCount = options.flood ?? 5_000;

@@ -12,6 +12,7 @@ import WebSocket from "ws";
 import { calmsyncWebSocket, type VisibilitySource } from "../../../src/client/index.ts";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
+import { until } from "../../../scripts/lib/until.ts";
 
 const PAGES = 100;
 /** Commits back to back (two writers) for this long: faster than tight slices drain 100 sessions, so sessions stay queued. */
@@ -25,13 +26,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("background sessions (wrangler dev, official client + calmsync/client)", () => {
   it("hidden pages are refreshed about once per backgroundRefreshMs under a stream of commits; visible ones stay fresh", async () => {

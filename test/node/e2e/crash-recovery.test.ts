@@ -22,6 +22,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
+import { until } from "../../../scripts/lib/until.ts";
 
 /** Writes per writer. */
 const COUNT = 200;
@@ -56,14 +57,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const token = (writer: "http" | "socket", index: number) => `w${writer === "http" ? "http" : "sock"}${String(index).padStart(5, "0")}`;
 const indexOf = (body: string) => Number(body.slice(-5));
 
-/** Resolves once `ready()` holds, polling; throws after `timeoutMs`. */
-async function until(ready: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!ready()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 /** A fetch that gives up (as a network error) instead of hanging on a half-dead runtime. */
 const boundedFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(5_000) });

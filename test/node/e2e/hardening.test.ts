@@ -4,6 +4,7 @@ import { anyApi } from "convex/server";
 import WebSocket from "ws";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 import { queuedBytes } from "../../../scripts/bench/slow-consumer.ts";
+import { until } from "../../../scripts/lib/until.ts";
 
 let server: DevServer;
 beforeAll(async () => {
@@ -13,13 +14,6 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function until(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("the official client survives what one request can do (wrangler dev)", () => {
   it("an oversized mutation fails that mutation only: no fatal error, no uncaught exception, the client goes on", async () => {

@@ -12,6 +12,7 @@ import { anyApi } from "convex/server";
 import WebSocket from "ws";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
 import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
+import { until } from "../../../scripts/lib/until.ts";
 
 const CLIENTS = 60;
 const ROOM = 10;
@@ -31,13 +32,6 @@ const kinds: [string, new (url: string, options: object) => Client][] = [
   ["convex@1.24.6", ConvexClient1246 as never],
 ];
 
-async function until(check: () => boolean, what: string, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("a waiting room for unmodified official clients (wrangler dev)", () => {
   for (const [kind, Client] of kinds) {
