@@ -1,0 +1,40 @@
+/**
+ * A smoke run of the load tester, so it cannot rot: the outage scenario with
+ * every client kind, a few clients, a few seconds. It must finish by itself,
+ * replay every step of the outage and write both reports.
+ */
+import { describe, expect, it } from "vitest";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+
+describe("npm run loadtest (smoke)", () => {
+  it("runs the outage scenario with every client kind and writes a JSON and an HTML report", () => {
+    const out = mkdtempSync(join(tmpdir(), "calmsync-loadtest-"));
+    try {
+      const root = resolve(import.meta.dirname, "../..");
+      const run = spawnSync(process.execPath, ["scripts/loadtest.ts", "--scenario", "outage", "--clients", "6", "--seconds", "10", "--compare", "--out", out], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 150_000,
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      });
+      expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+      const files = readdirSync(out);
+      expect(files.filter((f) => f.endsWith(".html"))).toHaveLength(1);
+      const report = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith(".json"))!), "utf8")) as {
+        reports: { kind: string; seconds: unknown[]; summary: { socketAttempts: number; events: string } }[];
+      };
+      expect(report.reports.map((r) => r.kind)).toEqual(["current", "legacy", "transport"]);
+      for (const r of report.reports) {
+        expect(r.seconds.length).toBeGreaterThanOrEqual(5);
+        expect(r.summary.socketAttempts).toBeGreaterThanOrEqual(6);
+        expect(r.summary.events).toMatch(/tier lowered.*burst.*killed and restarted.*tier restored/);
+      }
+      expect(readFileSync(join(out, files.find((f) => f.endsWith(".html"))!), "utf8")).toMatch(/<svg/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 180_000);
+});
