@@ -222,11 +222,15 @@ export class SyncServer {
    * needed. Runs no query and invalidates nothing.
    */
   restore(open: { connection: Connection; attachment: SessionAttachment }[]): void {
+    const waiting: SyncSession[] = [];
     for (const { connection, attachment } of open) {
       const session = new SyncSession(connection, attachment);
       this.sessions.set(attachment.connectionId, session);
-      if (session.waitingSince !== null) this.waitingRoom.add(session, session.waitingSince);
+      if (session.waitingSince !== null) waiting.push(session);
     }
+    // Back in arrival order (sockets come back in any order).
+    waiting.sort((a, b) => a.waitingSince! - b.waitingSince!);
+    for (const session of waiting) this.waitingRoom.add(session, session.waitingSince!);
   }
 
   /**

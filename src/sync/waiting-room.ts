@@ -8,6 +8,8 @@
 export class WaitingRoom<S> {
   /** Session -> when it started waiting (ms); a Map keeps arrival order. */
   private readonly queue = new Map<S, number>();
+  /** The latest start time added (so an in-order add costs O(1)). */
+  private newest = -Infinity;
 
   get size(): number {
     return this.queue.size;
@@ -20,14 +22,14 @@ export class WaitingRoom<S> {
   /** Adds `session` at the back; sessions restored after a wake come back in their original order. */
   add(session: S, since: number): void {
     if (this.queue.has(session)) return;
-    const last = [...this.queue.values()].at(-1);
-    if (last !== undefined && since < last) {
+    if (this.queue.size > 0 && since < this.newest) {
       // Restored out of order (socket order after a wake is not arrival order): re-sort.
       const entries = [...this.queue, [session, since] as [S, number]].sort((a, b) => a[1] - b[1]);
       this.queue.clear();
       for (const [s, t] of entries) this.queue.set(s, t);
       return;
     }
+    this.newest = since;
     this.queue.set(session, since);
   }
 
