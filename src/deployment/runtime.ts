@@ -66,7 +66,8 @@ export class DeploymentRuntime {
     this.alarms = new AlarmScheduler(ctx.storage, {
       ping: () => {
         this.sync.pingIdle();
-        return this.sync.sessionCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
+        // Waiting sessions are pinged too: their clients must not time out while they wait.
+        return this.sync.sessionCount + this.sync.waitingCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
       },
       waitingRoom: () => this.serveWaitingRoom(),
       compaction: () => {
