@@ -69,16 +69,17 @@ function parseArgs(argv: string[]): Options {
   return { scenario, clients, seconds, kinds: argv.includes("--compare") ? [...KINDS] : [kind], url, out: resolve(value("--out") ?? "test-results/loadtest") };
 }
 
+/** One second of a run; deployment counters are null when the admin status could not be read (a restart). */
 interface Second {
   t: number;
-  sessions: number;
-  waiting: number;
-  background: number;
+  sessions: number | null;
+  waiting: number | null;
+  background: number | null;
   attempts: number;
   refusals: number;
   closes: Record<string, number>;
   queryExecutions: number;
-  refreshQueue: number;
+  refreshQueue: number | null;
   transitions: number;
   commits: number;
   latencyP50: number | null;
@@ -207,14 +208,14 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     peakExecutions = Math.max(peakExecutions, executions);
     seconds.push({
       t,
-      sessions: status?.limits.sessions.current ?? 0,
-      waiting: status?.limits.waiting.current ?? 0,
-      background: status?.limits.sessions.background ?? 0,
+      sessions: status?.limits.sessions.current ?? null,
+      waiting: status?.limits.waiting.current ?? null,
+      background: status?.limits.sessions.background ?? null,
       attempts,
       refusals,
       closes: { ...closes },
       queryExecutions: executions,
-      refreshQueue: status ? status.limits.refreshQueue.depth + status.limits.refreshQueue.overflow : 0,
+      refreshQueue: status ? status.limits.refreshQueue.depth + status.limits.refreshQueue.overflow : null,
       transitions: delta("transitions"),
       commits: delta("commits"),
       latencyP50: sorted.length ? percentile(sorted, 50) : null,
@@ -236,7 +237,7 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       socketAttempts: attempts,
       refusals,
       closes: JSON.stringify(closes),
-      sessionsThatWaited: Math.max(0, ...seconds.map((s) => s.waiting)),
+      peakWaitingSessions: Math.max(0, ...seconds.map((s) => s.waiting ?? 0)),
       peakExecutionsPerSecond: peakExecutions,
       medianOfSecondP50LatencyMs: all.length ? percentile([...all].sort((a, b) => a - b), 50) : null,
       liveAtEnd: live.size,
