@@ -23,7 +23,7 @@
  *   is put on the free tier's knobs at runtime (the wrong-hardware mistake), a
  *   burst touches every chat, the runtime is killed and restarted, the tier is
  *   restored. Reports the time back to equilibrium (every client live again),
- *   peak executions per second, socket attempts and sessions that waited.
+ *   peak executions per second, socket attempts and the peak of waiting sessions.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
