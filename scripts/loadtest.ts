@@ -24,6 +24,10 @@
  *   burst touches every chat, the runtime is killed and restarted, the tier is
  *   restored. Reports the time back to equilibrium (every client live again),
  *   peak executions per second, socket attempts and the peak of waiting sessions.
+ * - `search`: every client watches a search in its chat; the writer sends
+ *   words nobody searches for while compactions run every 2 s, and a prober
+ *   times searches over HTTP. Reports the invalidations over the run (search
+ *   maintenance and unrelated writes must cause none) and search latency.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -39,7 +43,7 @@ import { percentile } from "./bench/harness.ts";
 
 const KINDS = ["current", "legacy", "transport"] as const;
 type Kind = (typeof KINDS)[number];
-const SCENARIOS = ["chat", "outage"] as const;
+const SCENARIOS = ["chat", "outage", "search"] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface Options {
@@ -132,6 +136,10 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
           });
     const known = new Set<string>();
     seen.set(i, known);
+    if (options.scenario === "search") {
+      (client as ConvexClient).onUpdate(anyApi.messages!.search!, { chatId, query: WORDS[i % WORDS.length]! }, () => live.add(i));
+      return client as { close(): Promise<void> };
+    }
     (client as ConvexClient).onUpdate(anyApi.messages!.list!, { chatId }, (messages: { _id: string; _creationTime: number }[]) => {
       live.add(i);
       const now = Date.now();
@@ -154,7 +162,8 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
   // Steady writes: 20/s to random chats (bounded by the run's time).
   const writing = (async () => {
     while (!stopped && Date.now() < end) {
-      const word = WORDS[sends % WORDS.length];
+      // The search scenario writes words nobody searches for: no subscription may be invalidated by them.
+      const word = options.scenario === "search" ? "zzfiller" : WORDS[sends % WORDS.length];
       await writer.mutation(anyApi.messages!.send!, { chatId: `chat${Math.floor(Math.random() * CHATS)}`, author: "load", body: `${word} message ${sends++}` }).catch(() => undefined);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -168,10 +177,22 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
   let equilibriumAt: number | null = null;
   let restartedAt: number | null = null;
   let peakExecutions = 0;
+  let compactions = 0;
+  const searchLatencies: number[] = [];
+  let invalidationsAtStart: number | null = null;
+  let invalidationsAtEnd: number | null = null;
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, 1_000));
     const t = Math.round((Date.now() - start) / 1_000);
-    if (t % 5 === 0) await fetch(`${url}/api/admin/compact`, { method: "POST", headers: auth }).catch(() => undefined);
+    if (t % (options.scenario === "search" ? 2 : 5) === 0) {
+      const report = await fetch(`${url}/api/admin/compact`, { method: "POST", headers: auth }).then((r) => r.json() as Promise<{ compacted: number }>).catch(() => null);
+      compactions += report?.compacted ?? 0;
+    }
+    if (options.scenario === "search") {
+      const started = performance.now();
+      await writer.query(anyApi.messages!.search!, { chatId: `chat${t % CHATS}`, query: WORDS[t % WORDS.length]! }).catch(() => undefined);
+      searchLatencies.push(performance.now() - started);
+    }
     if (due("lowerTier", t)) {
       events.push(`${t}s: tier lowered to free at runtime`);
       await setKnobs(url, TIERS.free.knobs as Record<string, number>).catch((e) => events.push(`lowering failed: ${e}`));
@@ -194,6 +215,7 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     }
     if (restartedAt !== null && equilibriumAt === null && live.size === options.clients) equilibriumAt = Date.now();
     const status = await adminStatus<{
+      invalidations: number;
       queryExecutions: number;
       transitionsSent: number;
       commits: number;
@@ -223,6 +245,11 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       live: live.size,
     });
     if (counters) previous = counters;
+    // Counted once every client is live (first results are runs, not invalidations).
+    if (status && live.size === options.clients) {
+      invalidationsAtStart ??= status.invalidations;
+      invalidationsAtEnd = status.invalidations;
+    }
   }
   stopped = true;
   await writing;
@@ -242,6 +269,10 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       medianOfSecondP50LatencyMs: all.length ? percentile([...all].sort((a, b) => a - b), 50) : null,
       liveAtEnd: live.size,
       backToEquilibriumMs: restartedAt === null ? null : equilibriumAt === null ? "not within the run" : equilibriumAt - restartedAt,
+      compactions,
+      invalidationsOnceLive: invalidationsAtStart === null || invalidationsAtEnd === null ? null : invalidationsAtEnd - invalidationsAtStart,
+      searchP50Ms: searchLatencies.length ? Math.round(percentile([...searchLatencies].sort((a, b) => a - b), 50)) : null,
+      searchP99Ms: searchLatencies.length ? Math.round(percentile([...searchLatencies].sort((a, b) => a - b), 99)) : null,
       events: events.join("; "),
     },
   };

@@ -37,4 +37,28 @@ describe("npm run loadtest (smoke)", () => {
       rmSync(out, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it("runs the search scenario: compactions and unrelated writes invalidate nothing", () => {
+    const out = mkdtempSync(join(tmpdir(), "calmsync-loadtest-"));
+    try {
+      const root = resolve(import.meta.dirname, "../..");
+      const run = spawnSync(process.execPath, ["scripts/loadtest.ts", "--scenario", "search", "--clients", "6", "--seconds", "8", "--out", out], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 120_000,
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      });
+      expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
+      const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith(".json"))!), "utf8")) as {
+        reports: { summary: { compactions: number; invalidationsOnceLive: number | null; searchP50Ms: number | null; liveAtEnd: number } }[];
+      };
+      const summary = report.reports[0]!.summary;
+      expect(summary.liveAtEnd).toBe(6);
+      expect(summary.compactions).toBeGreaterThan(0);
+      expect(summary.invalidationsOnceLive).toBe(0);
+      expect(summary.searchP50Ms).not.toBeNull();
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 150_000);
 });
