@@ -196,6 +196,9 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     if (due("lowerTier", t)) {
       events.push(`${t}s: tier lowered to free at runtime`);
       await setKnobs(url, TIERS.free.knobs as Record<string, number>).catch((e) => events.push(`lowering failed: ${e}`));
+      // What the operator sees: the admin status (and the dashboard's banner) names the knobs below the tier.
+      const seen = await adminStatus<{ tier: { belowTier: string[] } }>(url).catch(() => null);
+      events.push(`operator saw: ${seen?.tier.belowTier.length ? `BELOW TIER: ${seen.tier.belowTier.join(", ")}` : "nothing"}`);
     }
     if (due("burst", t)) {
       events.push(`${t}s: a burst touching every chat`);

@@ -62,6 +62,9 @@ export const TIERS = {
 
 export type TierName = keyof typeof TIERS;
 
+/** The knobs that size a deployment: every knob some tier sets. */
+export const SIZING_KNOBS: ReadonlySet<KnobName> = new Set(Object.values(TIERS).flatMap((tier: Tier) => Object.keys(tier.knobs) as KnobName[]));
+
 export interface EnvironmentPlacement {
   /** The tier of every deployment in this environment that is not listed below. */
   tier: TierName;

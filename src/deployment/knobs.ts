@@ -132,6 +132,19 @@ export class Knobs {
     return applied;
   }
 
+  /**
+   * Sizing knobs (`sizing`: the ones tiers set) overridden below what this
+   * deployment's tier gives it: the wrong-hardware mistake made at runtime
+   * (its capacity quietly cut), worth showing the operator beside the tier.
+   */
+  belowTier(sizing: ReadonlySet<KnobName>): string[] {
+    const below: string[] = [];
+    for (const name of this.overridden) {
+      if (sizing.has(name) && this.current[name] < this.base[name]) below.push(`${name} ${this.current[name]} (tier: ${this.base[name]})`);
+    }
+    return below;
+  }
+
   report(): KnobReport[] {
     return (Object.entries(KNOBS) as [KnobName, KnobDefinition][]).map(([name, knob]) => ({
       name,

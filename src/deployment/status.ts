@@ -7,7 +7,7 @@
 import type { AppDefinition } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
-import type { TierReport } from "../tiers.ts";
+import { SIZING_KNOBS, type TierReport } from "../tiers.ts";
 
 export interface DeploymentHealth {
   ok: true;
@@ -44,7 +44,10 @@ export interface DeploymentStatus {
   storageBytes: number;
   tables: Record<string, { indexes: string[] }>;
   /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
-  tier: TierReport;
+  tier: TierReport & {
+    /** Sizing knobs overridden below the tier's defaults (see Knobs.belowTier). */
+    belowTier: string[];
+  };
   /** Every limit beside its current value: how close the deployment is to each knob. */
   limits: {
     refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
@@ -97,7 +100,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     uptimeMs: now - runtime.startedAt,
     storageBytes: runtime.storageBytes,
     tables,
-    tier: runtime.tier,
+    tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },
     limits: {
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
       oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),

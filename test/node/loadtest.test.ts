@@ -31,6 +31,8 @@ describe("npm run loadtest (smoke)", () => {
         expect(r.seconds.length).toBeGreaterThanOrEqual(5);
         expect(r.summary.socketAttempts).toBeGreaterThanOrEqual(6);
         expect(r.summary.events).toMatch(/tier lowered.*burst.*killed and restarted.*tier restored/);
+        // What the operator saw when the tier was lowered: the knobs below it, named.
+        expect(r.summary.events).toMatch(/operator saw: BELOW TIER: maxSessions 1000 \(tier: 30000\)/);
       }
       expect(readFileSync(join(out, files.find((f) => f.endsWith(".html"))!), "utf8")).toMatch(/<svg/);
     } finally {

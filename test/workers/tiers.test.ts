@@ -24,4 +24,14 @@ describe("each deployment runs on its tier", () => {
     expect(await knob("demo-free", "maxSessions")).toMatchObject({ value: 500, tierDefault: 1_000, source: "override" });
     expect(await knob("demo-free", "maxDocumentBytes")).toMatchObject({ source: "default" });
   });
+
+  it("names sizing knobs overridden below the tier (the wrong-hardware mistake made at runtime)", async () => {
+    const deployment = fresh("tier-below");
+    expect((await status(deployment)).tier.belowTier).toEqual([]);
+    await setKnobs(deployment, { maxSessions: 1_000, sessionAdmitRate: 50, maxDocumentBytes: 10_000 });
+    // maxDocumentBytes is no tier's sizing knob: lowering it is not "below tier".
+    expect((await status(deployment)).tier.belowTier).toEqual(["maxSessions 1000 (tier: 30000)", "sessionAdmitRate 50 (tier: 500)"]);
+    await setKnobs(deployment, { maxSessions: 30_000, sessionAdmitRate: 500 });
+    expect((await status(deployment)).tier.belowTier).toEqual([]);
+  });
 });
