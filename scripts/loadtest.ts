@@ -174,7 +174,8 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
   /** Each outage step once, at its second or the first poll after it (a restart can take several seconds). */
   const due = (step: keyof ReturnType<typeof planOutage>, t: number) => outage !== null && t >= outage[step] && !done.has(step) && done.add(step) !== undefined;
   let previous: Record<string, number> | null = null;
-  let equilibriumAt: number | null = null;
+  /** When every client was live again after the restart. */
+  let liveAgainAt: number | null = null;
   let restartedAt: number | null = null;
   let peakExecutions = 0;
   let compactions = 0;
@@ -216,7 +217,7 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       const restore = Object.fromEntries(Object.keys(TIERS.free.knobs).map((k) => [k, standard[k]!]));
       await setKnobs(url, restore).catch((e) => events.push(`restoring failed: ${e}`));
     }
-    if (restartedAt !== null && equilibriumAt === null && live.size === options.clients) equilibriumAt = Date.now();
+    if (restartedAt !== null && liveAgainAt === null && live.size === options.clients) liveAgainAt = Date.now();
     const status = await adminStatus<{
       invalidations: number;
       queryExecutions: number;
@@ -271,7 +272,8 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       peakExecutionsPerSecond: peakExecutions,
       medianOfSecondP50LatencyMs: all.length ? percentile([...all].sort((a, b) => a - b), 50) : null,
       liveAtEnd: live.size,
-      backToEquilibriumMs: restartedAt === null ? null : equilibriumAt === null ? "not within the run" : equilibriumAt - restartedAt,
+      allLiveAgainMs: restartedAt === null ? null : liveAgainAt === null ? "not within the run" : liveAgainAt - restartedAt,
+      backToEquilibriumMs: equilibriumMs(seconds, outage, restartedAt === null ? null : Math.round((restartedAt - start) / 1_000), options.clients),
       compactions,
       invalidationsOnceLive: invalidationsAtStart === null || invalidationsAtEnd === null ? null : invalidationsAtEnd - invalidationsAtStart,
       searchP50Ms: searchLatencies.length ? Math.round(percentile([...searchLatencies].sort((a, b) => a - b), 50)) : null,
@@ -279,6 +281,23 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       events: events.join("; "),
     },
   };
+}
+
+/**
+ * From the restart until equilibrium: every client live and query executions
+ * back to the steady rate (at most 1.5x the median of the seconds before the
+ * tier was lowered, plus 5), held for two seconds in a row.
+ */
+function equilibriumMs(seconds: Second[], outage: ReturnType<typeof planOutage> | null, restartT: number | null, clients: number): number | string | null {
+  if (!outage || restartT === null) return null;
+  const before = seconds.filter((s) => s.t > 2 && s.t < outage.lowerTier).map((s) => s.queryExecutions).sort((a, b) => a - b);
+  const steady = before.length ? percentile(before, 50) : 0;
+  const after = seconds.filter((s) => s.t > restartT);
+  for (let i = 0; i + 1 < after.length; i++) {
+    const calm = (s: Second) => s.live === clients && s.queryExecutions <= steady * 1.5 + 5;
+    if (calm(after[i]!) && calm(after[i + 1]!)) return (after[i]!.t - restartT) * 1_000;
+  }
+  return "not within the run";
 }
 
 /** When the outage's steps happen, in seconds from the start. */
