@@ -22,8 +22,10 @@
  * - `outage`: the chat scenario, then the postmortem replayed: the deployment
  *   is put on the free tier's knobs at runtime (the wrong-hardware mistake), a
  *   burst touches every chat, the runtime is killed and restarted, the tier is
- *   restored. Reports the time back to equilibrium (every client live again),
- *   peak executions per second, socket attempts and the peak of waiting sessions.
+ *   restored. Reports what the operator saw (knobs below the tier), the time
+ *   from the restart until every client is live again and until equilibrium
+ *   (live, executions back to the steady rate), peak executions per second,
+ *   socket attempts and the peak of waiting sessions.
  * - `search`: every client watches a search in its chat; the writer sends
  *   words nobody searches for while compactions run every 2 s, and a prober
  *   times searches over HTTP. Reports the invalidations over the run (search
