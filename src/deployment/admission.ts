@@ -1,7 +1,9 @@
 /**
  * Session admission: a token bucket of new sessions per second
- * (`sessionAdmitRate`, `sessionAdmitBurst`) and a cap (`maxSessions`),
- * checked before a WebSocket is accepted, so a refusal costs no work.
+ * (`sessionAdmitRate`, `sessionAdmitBurst`) and a cap (`maxSessions`). A
+ * socket that finds no room or no token waits in the waiting room
+ * (src/sync/waiting-room.ts), let in by `tryAdmit` as tokens and room allow;
+ * only past `maxWaitingSessions` is it refused before being accepted.
  *
  * A refusal carries a retry hint spread over the time the server can actually
  * serve: each refused client is promised the next free admission slot (one
@@ -57,10 +59,6 @@ export class Admission {
       () => knobs().sessionAdmitBurst,
       now,
     );
-  }
-
-  decide(currentSessions: number, now: number): AdmissionDecision {
-    return this.tryAdmit(currentSessions, now) ? { admit: true } : this.refusal(currentSessions, now);
   }
 
   /** Admits one session if there is room and a token (counted as admitted); false otherwise, counting nothing. */
