@@ -5,12 +5,12 @@
  * about once per `backgroundRefreshMs` while the visible ones stay fresh,
  * and every page ends with the latest result.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import WebSocket from "ws";
 import { calmsyncWebSocket, type VisibilitySource } from "../../../src/client/index.ts";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { until } from "../../../scripts/lib/until.ts";
 
@@ -18,13 +18,7 @@ const PAGES = 100;
 /** Commits back to back (two writers) for this long: faster than tight slices drain 100 sessions, so sessions stay queued. */
 const STREAM_MS = 4_000;
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 
 describe("background sessions (wrangler dev, official client + calmsync/client)", () => {

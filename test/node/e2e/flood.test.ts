@@ -1,15 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { describe, expect, it } from "vitest";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 import { measureFlood, p50p99 } from "../../../scripts/bench/flood.ts";
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 describe("one socket cannot starve every writer (wrangler dev)", () => {
   it("5,000 pipelined mutations on one socket: bounded by maxPendingMutationsPerSession, and another client's writes go round-robin beside them", async () => {

@@ -1,16 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 describe("ConvexHttpClient against wrangler dev", () => {
   it("sends then lists messages", async () => {

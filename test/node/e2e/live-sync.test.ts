@@ -1,18 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
 
 type Message = { _id: string; body: string; chatId: string };
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 type Status = { commits: number; invalidations: number; queryExecutions: number; transitionsSent: number; sessions: number; subscriptions: number };
 

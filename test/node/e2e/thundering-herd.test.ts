@@ -1,17 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import WebSocket from "ws";
 import { anyApi } from "convex/server";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 // Node's built-in WebSocket (undici) fires no close event when an upgrade is refused (it stays
 // CONNECTING), so the official client would only retry after its 60 s inactivity timeout.

@@ -5,12 +5,12 @@
  * room returns for all. Each client opens its socket at most twice and all
  * 60 hold live results within 5 s of the room returning.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { ConvexClient } from "convex/browser";
 import { ConvexClient as ConvexClient1246 } from "convex-1.24.6/browser";
 import { anyApi } from "convex/server";
 import WebSocket from "ws";
-import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
+import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { until } from "../../../scripts/lib/until.ts";
 
@@ -18,13 +18,7 @@ const CLIENTS = 60;
 const ROOM = 10;
 const WAIT_MS = 30_000;
 
-let server: DevServer;
-beforeAll(async () => {
-  server = await startDevServer();
-});
-afterAll(async () => {
-  await server?.stop();
-});
+const server = devServerForFile();
 
 type Client = { onUpdate: (query: never, args: object, callback: (value: unknown) => void) => unknown; close: () => Promise<void> };
 const kinds: [string, new (url: string, options: object) => Client][] = [
