@@ -41,7 +41,7 @@ import { calmsyncWebSocket } from "../src/client/index.ts";
 import { TIERS } from "../src/tiers.ts";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "./lib/wrangler-dev.ts";
 import { adminStatus, createDeployment, knobReport, setKnobs } from "./lib/admin.ts";
-import { percentile } from "./bench/harness.ts";
+import { machine, percentile } from "./bench/harness.ts";
 
 const KINDS = ["current", "legacy", "transport"] as const;
 type Kind = (typeof KINDS)[number];
@@ -341,7 +341,6 @@ function html(reports: RunReport[], options: Options, machine: string): string {
 
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
-  const { machine } = await import("./bench/harness.ts");
   let server: DevServer | null = null;
   const target = options.url ? { url: options.url } : (server = await startDevServer());
   const reports: RunReport[] = [];

@@ -26,7 +26,10 @@ describe("tiers and the manifest", () => {
 
   it("the manifest hash is stable and changes with the manifest", () => {
     expect(manifestHash()).toMatch(/^[0-9a-f]{16}$/);
-    expect(manifestHash()).toBe(manifestHash());
+    expect(manifestHash()).toBe(manifestHash(TIERS, MANIFEST));
+    // Moving one deployment to another tier is a different manifest, so its stamp no longer matches.
+    const moved = { environments: { ...MANIFEST.environments, production: { ...MANIFEST.environments.production, deployments: { default: "free" } } } };
+    expect(manifestHash(TIERS, moved)).not.toBe(manifestHash());
   });
 
   it("reports no mismatch for a correct stamp, and names each kind of mismatch", () => {

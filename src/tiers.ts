@@ -91,9 +91,6 @@ export function isEnvironmentName(name: string): name is EnvironmentName {
   return Object.hasOwn(MANIFEST.environments, name);
 }
 
-export function isTierName(name: string): name is TierName {
-  return Object.hasOwn(TIERS, name);
-}
 
 /** The tier a deployment should run on: its own entry, else its environment's. */
 export function expectedTier(environment: EnvironmentName, deployment: string): TierName {
@@ -102,8 +99,8 @@ export function expectedTier(environment: EnvironmentName, deployment: string): 
 }
 
 /** A short, stable hash of the manifest and the tier table (FNV-1a, 64 bits as hex): what a deploy stamps. */
-export function manifestHash(): string {
-  const text = JSON.stringify({ TIERS, MANIFEST });
+export function manifestHash(tiers: object = TIERS, manifest: object = MANIFEST): string {
+  const text = JSON.stringify({ TIERS: tiers, MANIFEST: manifest });
   let hash = 0xcbf29ce484222325n;
   for (let i = 0; i < text.length; i++) hash = BigInt.asUintN(64, (hash ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
   return hash.toString(16).padStart(16, "0");

@@ -49,9 +49,6 @@ export class ByteBudgetLru<K, V> {
     return this.entries.get(key)?.value;
   }
 
-  values(): IterableIterator<V> {
-    return [...this.entries.values()].map((entry) => entry.value)[Symbol.iterator]();
-  }
 
   /**
    * Stores `value` as the most recent entry and evicts colder ones past the

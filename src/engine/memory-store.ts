@@ -1,5 +1,5 @@
 /** An in-memory `DocumentStore` for plain-Node tests and benchmarks. */
-import { utf8Length, type Document } from "./values.ts";
+import type { Document } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
 import type { Commit, DocumentStore, IndexEntry, Order, StoredDocument } from "./store.ts";
 import type { SearchBackend } from "./search.ts";
@@ -85,7 +85,7 @@ export class MemoryStore implements DocumentStore {
       }
     }
     for (const write of commit.documents) {
-      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, bytes: utf8Length(write.json!) });
+      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, bytes: write.bytes });
       else this.documents.delete(write.id);
     }
     if (commit.documents.length > 0) this.commits++;

@@ -42,6 +42,8 @@ export interface DocumentWrite {
   readonly document: Document | null;
   /** The new version in Convex JSON, encoded once at write time (null when deleted). */
   readonly json: string | null;
+  /** `json`'s size in UTF-8 bytes (0 when deleted), measured when it was encoded. */
+  readonly bytes: number;
   readonly existedBefore: boolean;
 }
 

@@ -27,6 +27,8 @@ interface PendingWrite {
   after: Document | null;
   /** `after` in Convex JSON, encoded once when written (size check, then storage). */
   json: string | null;
+  /** `json`'s size in UTF-8 bytes, measured once at encoding (0 when deleted). */
+  afterBytes: number;
   /** What this write costs against `maxBytesWritten` (see `writeCost`). */
   cost: number;
 }
@@ -81,7 +83,7 @@ export class Transaction {
   /** Current version of a document (pending writes first), its table and its size in bytes. */
   private lookup(id: string): { table: string; document: Document | null; bytes: number } | null {
     const pending = this.pending.get(id);
-    if (pending) return { table: pending.table, document: pending.after, bytes: pending.json === null ? 0 : utf8Length(pending.json) };
+    if (pending) return { table: pending.table, document: pending.after, bytes: pending.afterBytes };
     return this.committed(id);
   }
 
@@ -115,7 +117,7 @@ export class Transaction {
       if (write.before) removed.add(indexKeyOf(index, write.before));
       if (write.after) {
         const key = indexKeyOf(index, write.after);
-        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, bytes: utf8Length(write.json!) });
+        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, bytes: write.afterBytes });
       }
     }
     added.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -225,8 +227,9 @@ export class Transaction {
     }
     this.bytesWritten = total;
     const json = encoded?.json ?? null;
-    if (pending) Object.assign(pending, { after, json, cost });
-    else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, cost });
+    const afterBytes = encoded?.bytes ?? 0;
+    if (pending) Object.assign(pending, { after, json, afterBytes, cost });
+    else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, afterBytes, cost });
   }
 
   private existing(id: string, method: string): { table: string; document: Document } {
@@ -293,10 +296,10 @@ export class Transaction {
     const documents: DocumentWrite[] = [];
     const indexWrites: IndexWrite[] = [];
     const searchWrites: SearchWrite[] = [];
-    for (const [id, { table, before, after, json }] of this.pending) {
+    for (const [id, { table, before, after, json, afterBytes }] of this.pending) {
       if (before === null && after === null) continue;
       if (before !== null && after !== null && valuesEqual(before, after)) continue;
-      documents.push({ id, table, document: after, json, existedBefore: before !== null });
+      documents.push({ id, table, document: after, json, bytes: afterBytes, existedBefore: before !== null });
       for (const index of this.schema.table(table).indexes.values()) {
         indexWrites.push({
           index: index.qualifiedName,

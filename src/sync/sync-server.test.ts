@@ -46,7 +46,12 @@ function setup(knobs: Partial<SyncKnobs> = {}) {
       }
       return undefined;
     };
-    return { session, frames, closed, send, latest };
+    /** Connect, with the connection id as the session id. */
+    const connect = () => send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null });
+    /** The first query set: `messages:list` of each chat, query ids in order. */
+    const watch = (...chats: string[]) =>
+      send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: chats.map((chatId, queryId) => ({ type: "Add", queryId, udfPath: "messages:list", args: [{ chatId }] })) });
+    return { session, frames, closed, send, latest, connect, watch };
   };
   /** Until no function is queued and no session waits for a turn (checked twice: a turn can queue more). */
   const idle = async () => {
@@ -63,8 +68,8 @@ describe("SyncServer", () => {
     const { engine, open, idle } = setup();
     const clients = Array.from({ length: 50 }, (_, i) => open(`c${i}`));
     for (const c of clients) {
-      await c.send({ type: "Connect", sessionId: c.session.connectionId, connectionCount: 0, lastCloseReason: null });
-      await c.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+      await c.connect();
+      await c.watch("a");
     }
     await idle();
     expect(engine.counters.queryExecutions).toBe(1);
@@ -79,13 +84,8 @@ describe("SyncServer", () => {
     const big = "x".repeat(30_000);
     for (let chat = 0; chat < 40; chat++) await engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${big}${chat}` });
     const first = open("first");
-    await first.send({ type: "Connect", sessionId: "s1", connectionCount: 0, lastCloseReason: null });
-    await first.send({
-      type: "ModifyQuerySet",
-      baseVersion: 0,
-      newVersion: 1,
-      modifications: Array.from({ length: 40 }, (_, chat) => ({ type: "Add", queryId: chat, udfPath: "messages:list", args: [{ chatId: `c${chat}` }] })),
-    });
+    await first.connect();
+    await first.watch(...Array.from({ length: 40 }, (_, chat) => `c${chat}`));
     await idle();
     expect(sync.instances.results.evictions).toBeGreaterThan(0);
     expect(sync.instances.results.bytes).toBeLessThanOrEqual(1_048_576 + 70_000);
@@ -93,7 +93,7 @@ describe("SyncServer", () => {
     // results, re-running only the evicted ones.
     const runsBefore = engine.counters.queryExecutions;
     const second = open("second");
-    await second.send({ type: "Connect", sessionId: "s2", connectionCount: 0, lastCloseReason: null });
+    await second.connect();
     await second.send({
       type: "ModifyQuerySet",
       baseVersion: 0,
@@ -114,10 +114,10 @@ describe("per-session limits", () => {
     const add = (n: number, from = 0) =>
       Array.from({ length: n }, (_, i) => ({ type: "Add", queryId: from + i, udfPath: "messages:list", args: [{ chatId: `c${from + i}` }] }));
     const ok = open("ok");
-    await ok.send({ type: "Connect", sessionId: "ok", connectionCount: 0, lastCloseReason: null });
+    await ok.connect();
     await ok.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: add(3) });
     const greedy = open("greedy");
-    await greedy.send({ type: "Connect", sessionId: "greedy", connectionCount: 0, lastCloseReason: null });
+    await greedy.connect();
     await greedy.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: add(2) });
     await greedy.send({ type: "ModifyQuerySet", baseVersion: 1, newVersion: 2, modifications: add(2, 2) });
     await idle();
@@ -129,7 +129,7 @@ describe("per-session limits", () => {
   it("fails mutations past maxPendingMutationsPerSession individually, without closing", async () => {
     const { open, idle } = setup({ maxPendingMutationsPerSession: 2 });
     const client = open("busy");
-    await client.send({ type: "Connect", sessionId: "busy", connectionCount: 0, lastCloseReason: null });
+    await client.connect();
     const sent = Array.from({ length: 5 }, (_, i) => client.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] }));
     await Promise.all(sent);
     await idle();
@@ -144,8 +144,8 @@ describe("one invalidation path: the commit", () => {
   it("a mutation run outside live sync (the HTTP path) still reaches subscribers, even with a query set change in between", async () => {
     const { engine, open, idle } = setup();
     const watcher = open("watcher");
-    await watcher.send({ type: "Connect", sessionId: "w", connectionCount: 0, lastCloseReason: null });
-    await watcher.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await watcher.connect();
+    await watcher.watch("a");
     await idle();
     // The HTTP path: the engine alone, with an extra async layer before its caller resumes,
     // while a ModifyQuerySet for the same query arrives. Nobody wires the commit to sync.
@@ -154,8 +154,8 @@ describe("one invalidation path: the commit", () => {
       return result;
     });
     const joiner = open("joiner");
-    await joiner.send({ type: "Connect", sessionId: "j", connectionCount: 0, lastCloseReason: null });
-    await joiner.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await joiner.connect();
+    await joiner.watch("a");
     const { ts } = await committed;
     await idle();
     // Every Transition at or past the commit's timestamp carries the new message: all of one
@@ -175,8 +175,8 @@ describe("bounded traffic to clients", () => {
   it("a send the runtime refuses closes that session and never advances its version", async () => {
     const { engine, sync, open, idle } = setup();
     const client = open("fragile");
-    await client.send({ type: "Connect", sessionId: "f", connectionCount: 0, lastCloseReason: null });
-    await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await client.connect();
+    await client.watch("a");
     await idle();
     const held = client.session.version;
     // From now on the runtime refuses this socket's frames (e.g. one over its 32 MiB message limit).
@@ -193,13 +193,8 @@ describe("bounded traffic to clients", () => {
     await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "a".repeat(40_000) });
     await engine.runMutation("messages:send", { chatId: "b", author: "x", body: "b".repeat(40_000) });
     const client = open("big");
-    await client.send({ type: "Connect", sessionId: "big", connectionCount: 0, lastCloseReason: null });
-    await client.send({
-      type: "ModifyQuerySet",
-      baseVersion: 0,
-      newVersion: 1,
-      modifications: ["a", "b"].map((chatId, queryId) => ({ type: "Add", queryId, udfPath: "messages:list", args: [{ chatId }] })),
-    });
+    await client.connect();
+    await client.watch("a", "b");
     await idle();
     const transitions = client.frames.filter((f) => f.type === "Transition");
     expect(transitions.length).toBe(2);
@@ -215,8 +210,8 @@ describe("bounded traffic to clients", () => {
   it("a session over its send budget skips intermediate versions and catches up with the latest", async () => {
     const { engine, sync, open, idle } = setup({ sessionSendBytesPerSecond: 65_536, maxTransitionBytes: 65_536 });
     const client = open("heavy");
-    await client.send({ type: "Connect", sessionId: "h", connectionCount: 0, lastCloseReason: null });
-    await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+    await client.connect();
+    await client.watch("a");
     await idle();
     const before = client.frames.length;
     // 20 commits, each changing a list that grows to 20 messages of 2 KB: ~450 KB of updates against a 64 KiB/s budget.
@@ -240,7 +235,7 @@ describe("fairness", () => {
     const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000 });
     const flooder = open("flooder");
     const quiet = open("quiet");
-    for (const c of [flooder, quiet]) await c.send({ type: "Connect", sessionId: c.session.connectionId, connectionCount: 0, lastCloseReason: null });
+    for (const c of [flooder, quiet]) await c.connect();
     for (let i = 0; i < 5_000; i++) void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "f", body: `${i}` }] });
     void quiet.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "quiet", author: "q", body: "quiet" }] });
     await idle();
@@ -256,7 +251,7 @@ describe("fairness", () => {
   it("an oversized Mutation whose request id can be read fails alone; an unreadable oversized frame is still fatal", async () => {
     const { open, idle } = setup({ maxFrameBytes: 1_024 });
     const client = open("big");
-    await client.send({ type: "Connect", sessionId: "big", connectionCount: 0, lastCloseReason: null });
+    await client.connect();
     await client.send({ type: "Mutation", requestId: 3, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "x".repeat(2_000) }] });
     await idle();
     expect(client.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ requestId: 3, success: false, result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1024-byte limit/) });
@@ -279,7 +274,7 @@ describe("waiting sessions", () => {
     });
     expect(sync.sessionCount).toBe(1);
     expect(sync.waitingCount).toBe(2);
-    await first.send({ type: "Connect", sessionId: "first", connectionCount: 0, lastCloseReason: null });
+    await first.connect();
     for (const client of held) {
       await client.send({ type: "Connect", sessionId: client.session.connectionId, connectionCount: 0, lastCloseReason: null });
       await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });

@@ -15,9 +15,6 @@ export class WaitingRoom<S> {
     return this.queue.size;
   }
 
-  has(session: S): boolean {
-    return this.queue.has(session);
-  }
 
   /** Adds `session` at the back; sessions restored after a wake come back in their original order. */
   add(session: S, since: number): void {
