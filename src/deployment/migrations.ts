@@ -50,6 +50,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE knob_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, old_value REAL NOT NULL, new_value REAL NOT NULL, changed_at INTEGER NOT NULL);`,
   // 5: a retried mutation must repeat its function and arguments (their hash).
   `ALTER TABLE mutation_results ADD COLUMN fingerprint TEXT NOT NULL DEFAULT '';`,
+  // 6: each document's size in UTF-8 bytes, measured once when written (reads charge it to maxBytesRead).
+  `ALTER TABLE documents ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
+   UPDATE documents SET bytes = length(CAST(json AS BLOB));`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

@@ -10,7 +10,6 @@
 import {
   bytesToKey,
   jsonToConvex,
-  utf8Length,
   keyToBytes,
   type Commit,
   type Document,
@@ -88,8 +87,8 @@ export class SqliteStore implements DocumentStore {
   }
 
   getDocument(id: string): StoredDocument | null {
-    const row = this.sql.exec<{ table_name: string; json: string }>("SELECT table_name, json FROM documents WHERE id = ?", id).toArray()[0];
-    return row ? { table: row.table_name, document: parseDocument(row.json), bytes: utf8Length(row.json) } : null;
+    const row = this.sql.exec<{ table_name: string; json: string; bytes: number }>("SELECT table_name, json, bytes FROM documents WHERE id = ?", id).toArray()[0];
+    return row ? { table: row.table_name, document: parseDocument(row.json), bytes: row.bytes } : null;
   }
 
   *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
@@ -99,12 +98,12 @@ export class SqliteStore implements DocumentStore {
     if (interval.end !== null) params.push(keyParam(interval.end));
     // The cursor steps lazily, so a take(20) over a large range reads ~20 rows.
     // Callers consume it synchronously (no await), as cursors require.
-    const cursor = this.sql.exec<{ key: ArrayBuffer; json: string }>(
-      `SELECT e.key AS key, d.json AS json FROM index_entries e JOIN documents d ON d.id = e.doc_id
+    const cursor = this.sql.exec<{ key: ArrayBuffer; json: string; bytes: number }>(
+      `SELECT e.key AS key, d.json AS json, d.bytes AS bytes FROM index_entries e JOIN documents d ON d.id = e.doc_id
        WHERE e.index_name = ? AND e.key >= ? ${upper} ORDER BY e.key ${direction}`,
       ...params,
     );
-    for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json), bytes: utf8Length(row.json) };
+    for (const row of cursor) yield { key: bytesToKey(new Uint8Array(row.key)), document: parseDocument(row.json), bytes: row.bytes };
   }
 
   advanceTimestamp(ts: bigint): void {
@@ -120,10 +119,11 @@ export class SqliteStore implements DocumentStore {
       for (const write of commit.documents) {
         if (write.document) {
           this.sql.exec(
-            "INSERT OR REPLACE INTO documents (id, table_name, json) VALUES (?, ?, ?)",
+            "INSERT OR REPLACE INTO documents (id, table_name, json, bytes) VALUES (?, ?, ?, ?)",
             write.id,
             write.table,
             write.json!,
+            write.bytes,
           );
           if (!write.existedBefore) documents++;
         } else {
