@@ -24,12 +24,12 @@ import { bearerAuth } from "hono/bearer-auth";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
-import { app as chatApp } from "./app/index.ts";
+import { app as convexApp } from "../convex/_generated/modules.ts";
 import { defineDeployment, type FunctionKind } from "./deployment/deployment.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, isDeclaredDeployment, type Env } from "./env.ts";
 
-export const Deployment = defineDeployment(chatApp);
+export const Deployment = defineDeployment(convexApp);
 
 const DEFAULT_DEPLOYMENT = "default";
 const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -4,7 +4,8 @@
  * 10,000-message partition from snapshot + log, compaction time, and how many
  * messages one deployment keeps searchable within the memory budget.
  */
-import { defineSchema, defineTable, encodeKey, v, type SearchDocument, type SearchRequest } from "../../src/engine/index.ts";
+import { encodeKey, Schema, type SearchDocument, type SearchRequest } from "../../src/engine/index.ts";
+import chatSchema from "../../convex/schema.ts";
 import { PartitionIndex, SNAPSHOT_FORMAT } from "../../src/search/partition-index.ts";
 import { SearchIndexes } from "../../src/search/search-indexes.ts";
 import { MemorySearchStorage } from "../../src/search/storage.ts";
@@ -12,9 +13,7 @@ import { compactSearchIndexes } from "../../src/search/compactor.ts";
 import { splitIntoChunks } from "../../src/search/chunks.ts";
 import { percentile, seeded, table, timeMs } from "./harness.ts";
 
-const schema = defineSchema({
-  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() }).searchIndex("search_body", { searchField: "body", filterFields: ["chatId"] }),
-});
+const schema = new Schema(chatSchema);
 const index = schema.table("messages").searchIndexes.get("search_body")!;
 
 /** A Zipf-like vocabulary of 5,000 made-up words. */

@@ -17,6 +17,7 @@ import {
   prefixSuccessor,
   SubscriptionIndex,
   newDocumentId,
+  Schema,
   searchDocumentOf,
   searchReadMatches,
   tokenize,
@@ -26,9 +27,10 @@ import {
   type SearchRead,
   type SearchWrite,
 } from "../../src/engine/index.ts";
-import schema from "../../src/app/schema.ts";
+import chatSchema from "../../convex/schema.ts";
 import { formatMicros, seeded, table, timeMs } from "./harness.ts";
 
+const schema = new Schema(chatSchema);
 const byChat = schema.table("messages").indexes.get("by_chat")!;
 const WRITES = 10_000;
 const SUBSCRIBERS_PER_CHAT = 10;
@@ -43,7 +45,7 @@ function buildSubscriptions(count: number, baseTime: number): Subscription[] {
   const subscriptions: Subscription[] = [];
   for (let id = 0; id < count; id++) {
     const chat = `chat-${id % chats}`;
-    const twentieth = encodeKey([chat, baseTime - 20, newDocumentId()]);
+    const twentieth = encodeKey([chat, baseTime - 20, newDocumentId("messages")]);
     const interval = { start: twentieth, end: prefixSuccessor(encodeKey([chat])) };
     subscriptions.push({ id, readSet: new Map([[byChat.qualifiedName, [interval]]]) });
   }
@@ -53,7 +55,7 @@ function buildSubscriptions(count: number, baseTime: number): Subscription[] {
 function buildWrites(count: number, chats: number, baseTime: number, rand: () => number): { doc: Document; writes: IndexWrite[] }[] {
   const out: { doc: Document; writes: IndexWrite[] }[] = [];
   for (let i = 0; i < count; i++) {
-    const doc: Document = { _id: newDocumentId(), _creationTime: baseTime + i, chatId: `chat-${Math.floor(rand() * chats * 2)}`, author: "a", body: "b" };
+    const doc: Document = { _id: newDocumentId("messages"), _creationTime: baseTime + i, chatId: `chat-${Math.floor(rand() * chats * 2)}`, author: "a", body: "b" };
     // The write-set as the engine produces it: every index of the table, keys computed once.
     const writes = [...schema.table("messages").indexes.values()].map((index) => ({
       index: index.qualifiedName,

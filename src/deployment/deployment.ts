@@ -20,7 +20,7 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { registerModules, type AppDefinition, type JSONValue } from "../engine/index.ts";
+import { registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
@@ -59,6 +59,7 @@ export class DeploymentNotFoundError extends Error {
 
 export function defineDeployment(app: AppDefinition) {
   const functions = registerModules(app.modules);
+  const schema = new Schema(app.schema);
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
@@ -78,7 +79,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, app, functions, this.env, this.name));
+      return (this.started ??= new DeploymentRuntime(this.ctx, schema, functions, this.env, this.name));
     }
 
     /** The running deployment; throws for one that does not exist. */
@@ -195,7 +196,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     async status(): Promise<DeploymentStatus> {
-      return deploymentStatus(this.name, this.runtime, app);
+      return deploymentStatus(this.name, this.runtime, schema);
     }
 
     /** Compacts every search partition with a non-empty log now. Synchronous, so no commit interleaves. */

@@ -53,6 +53,8 @@ const MIGRATIONS: readonly string[] = [
   // 6: each document's size in UTF-8 bytes, measured once when written (reads charge it to maxBytesRead).
   `ALTER TABLE documents ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
    UPDATE documents SET bytes = length(CAST(json AS BLOB));`,
+  // 7: the journal of a query instance's last run (a paginated query's pinned end).
+  `ALTER TABLE query_instances ADD COLUMN journal TEXT;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

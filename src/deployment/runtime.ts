@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { Engine, jsonToConvex, knownFunctionError, type AppDefinition, type FunctionRegistry, type JSONValue } from "../engine/index.ts";
+import { Engine, jsonToConvex, knownFunctionError, type FunctionRegistry, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
@@ -42,7 +42,7 @@ export class DeploymentRuntime {
   readonly metrics: MetricsRing;
   private readonly ctx: DurableObjectState;
 
-  constructor(ctx: DurableObjectState, app: AppDefinition, functions: FunctionRegistry, vars: TierStamp, name: string) {
+  constructor(ctx: DurableObjectState, schema: Schema, functions: FunctionRegistry, vars: TierStamp, name: string) {
     this.ctx = ctx;
     migrate(ctx.storage);
     this.tier = tierReport(vars, name);
@@ -50,7 +50,7 @@ export class DeploymentRuntime {
     if (this.tier.mismatch.length > 0) console.warn(`deployment ${name}: tier mismatch (running as ${this.tier.name}): ${this.tier.mismatch.join("; ")}`);
     this.knobs = new Knobs(ctx.storage, TIERS[this.tier.name].knobs);
     this.search = new SearchIndexes({
-      schema: app.schema,
+      schema,
       storage: new SqliteSearchStorage(ctx.storage),
       budgetBytes: () => this.knobs.values.searchMemoryBudgetBytes,
       documents: (table) => documentsOf(ctx.storage.sql, table),
@@ -60,7 +60,7 @@ export class DeploymentRuntime {
     });
     this.compaction = new CompactionPolicy(this.search, () => this.knobs.values);
     this.store = new SqliteStore(ctx.storage, this.search);
-    const backfill = backfillIndexes(ctx.storage, app.schema, this.search.storage, (table) => documentsOf(ctx.storage.sql, table));
+    const backfill = backfillIndexes(ctx.storage, schema, this.search.storage, (table) => documentsOf(ctx.storage.sql, table));
     if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
     this.admission = new Admission(() => this.knobs.values, Date.now());
     this.alarms = new AlarmScheduler(ctx.storage, {
@@ -76,7 +76,7 @@ export class DeploymentRuntime {
       },
     });
     this.engine = new Engine({
-      schema: app.schema,
+      schema,
       functions,
       store: this.store,
       limits: () => this.knobs.engineLimits(),

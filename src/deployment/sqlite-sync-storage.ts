@@ -36,13 +36,14 @@ export class SqliteSyncStorage implements SyncStorage {
 
   saveInstance(instance: StoredInstance): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO query_instances (instance_key, udf_path, args_json, read_set, search_reads, result_hash) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT OR REPLACE INTO query_instances (instance_key, udf_path, args_json, read_set, search_reads, result_hash, journal) VALUES (?, ?, ?, ?, ?, ?, ?)",
       instance.key,
       instance.udfPath,
       instance.argsJson,
       readSetToJson(instance.readSet),
       searchReadsToJson(instance.searchReads),
       instance.resultHash,
+      instance.journal,
     );
   }
 
@@ -52,8 +53,8 @@ export class SqliteSyncStorage implements SyncStorage {
 
   loadInstances(): StoredInstance[] {
     return this.sql
-      .exec<{ instance_key: string; udf_path: string; args_json: string; read_set: string; search_reads: string; result_hash: string }>(
-        "SELECT instance_key, udf_path, args_json, read_set, search_reads, result_hash FROM query_instances",
+      .exec<{ instance_key: string; udf_path: string; args_json: string; read_set: string; search_reads: string; result_hash: string; journal: string | null }>(
+        "SELECT instance_key, udf_path, args_json, read_set, search_reads, result_hash, journal FROM query_instances",
       )
       .toArray()
       .map((row) => ({
@@ -63,6 +64,7 @@ export class SqliteSyncStorage implements SyncStorage {
         readSet: readSetFromJson(row.read_set),
         searchReads: searchReadsFromJson(row.search_reads),
         resultHash: row.result_hash,
+        journal: row.journal,
       }));
   }
 

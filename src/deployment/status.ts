@@ -4,7 +4,7 @@
  * its current value: what one needs to see how close the deployment is to
  * each knob, and what a stranger needs to time an overload).
  */
-import type { AppDefinition } from "../engine/index.ts";
+import type { Schema } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
 import { SIZING_KNOBS, type TierReport } from "../tiers.ts";
@@ -66,13 +66,13 @@ export function health(deployment: string): DeploymentHealth {
   return { ok: true, deployment, version: VERSION };
 }
 
-export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, app: AppDefinition): DeploymentStatus {
+export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, schema: Schema): DeploymentStatus {
   const { engine, sync, search, store, knobs, admission } = runtime;
   const k = knobs.values;
   const refresh = sync.scheduler.metrics;
   const now = Date.now();
   const tables: Record<string, { indexes: string[] }> = {};
-  for (const [name, table] of app.schema.tables) tables[name] = { indexes: [...table.indexes.keys()] };
+  for (const [name, table] of schema.tables) tables[name] = { indexes: [...table.indexes.keys()] };
   return {
     deployment,
     version: VERSION,

@@ -20,19 +20,20 @@
  *    ns), persisted with the commit, so they increase across restarts.
  */
 import type { JSONValue, Value } from "./values.ts";
-import { convexToJson, describe, isPlainObject, valueSize, ValueError } from "./values.ts";
+import { convexToJson, describe, isPlainObject, jsonToConvex, valueSize, ValueError } from "./values.ts";
 import type { Schema } from "./schema.ts";
 import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./functions.ts";
 import { canonicalizePath } from "./functions.ts";
-import { checkFields } from "./validators.ts";
+import { validatorProblem } from "./validators.ts";
 import type { DocumentStore, IndexWrite } from "./store.ts";
 import type { SearchRead, SearchWrite } from "./search.ts";
-import { DatabaseWriter, readOnlyDatabase } from "./database.ts";
 import { Transaction } from "./transaction.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
-import { ConvexError, FunctionError } from "./errors.ts";
+import { FunctionError } from "./errors.ts";
 import { FairLock } from "./fair-lock.ts";
+import { Execution } from "./runtime/execution.ts";
+import { runInExecution } from "./runtime/convex-global.ts";
 
 export interface QueryResult {
   value: Value;
@@ -43,6 +44,8 @@ export interface QueryResult {
   searchReads: SearchRead[];
   /** The snapshot the query read. */
   ts: bigint;
+  /** The journal of its paginated query (pins the page's end on the next run), or null. */
+  journal: string | null;
 }
 
 /** A query run: a result or a function error, and in both cases what it read. */
@@ -138,21 +141,25 @@ export class Engine {
     return this.lock.queued;
   }
 
-  /** Finds a function by (possibly uncanonical) path; throws `FunctionNotFound` naming it. */
-  resolve(path: string, kind: FunctionKind): RegisteredFunction {
+  /**
+   * Finds a function by (possibly uncanonical) path; throws `FunctionNotFound`
+   * naming it. Clients reach only public functions: an internal one is as
+   * unknown to them as a missing one.
+   */
+  resolve(path: string, kind: FunctionKind, { internal = false }: { internal?: boolean } = {}): RegisteredFunction {
     if (typeof path !== "string" || path.length === 0) throw new FunctionError("FunctionNotFound", "A function path is required");
     const canonical = canonicalizePath(path);
     const fn = this.functions.get(canonical);
-    if (!fn || fn.kind !== kind) {
-      const other = fn ? ` (it is a ${fn.kind})` : "";
-      throw new FunctionError("FunctionNotFound", `Could not find public ${kind} "${canonical}"${other}`);
+    if (!fn || fn.kind !== kind || (fn.visibility === "internal" && !internal)) {
+      const other = fn && fn.kind !== kind && (fn.visibility === "public" || internal) ? ` (it is a ${fn.kind})` : "";
+      throw new FunctionError("FunctionNotFound", `Could not find public function for '${canonical}'. Did you forget to run \`npm run codegen\` or deploy? (a ${kind} was asked for${other})`);
     }
     return fn;
   }
 
   async runQuery(path: string, args: Value): Promise<QueryResult> {
     const fn = this.resolve(path, "query");
-    const outcome = await this.exclusive(() => this.executeQuery(fn, path, args));
+    const outcome = await this.exclusive(() => this.executeQuery(fn, args));
     if (outcome.error) throw outcome.error;
     return outcome;
   }
@@ -162,19 +169,20 @@ export class Engine {
    * `exclusive()` (re-running many subscriptions at one timestamp). A failed
    * query still has a read-set: a later commit to what it read may fix it.
    */
-  async executeQuery(fn: RegisteredFunction, path: string, args: Value): Promise<QueryOutcome> {
+  async executeQuery(fn: RegisteredFunction, args: Value, journal: string | null = null): Promise<QueryOutcome> {
     const limits = this.limits();
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
-    const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits });
     const ts = this.store.lastTimestamp();
+    const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
+    const execution = new Execution(tx, journal);
     this.counters.queryExecutions++;
     try {
-      const { value, json } = await this.invoke(fn, path, args, { db: readOnlyDatabase(tx) }, limits);
-      return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: null };
+      const { value, json } = await this.invoke(fn, args, execution, limits);
+      return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: null };
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) throw error;
-      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, error: failure };
+      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
     }
   }
 
@@ -185,11 +193,11 @@ export class Engine {
    */
   runMutation(path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation");
-    return this.exclusive(() => this.executeMutation(fn, path, args, alsoInTransaction));
+    return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction));
   }
 
   /** `runMutation` without taking the lock: only for callers already inside `exclusive()`. */
-  async executeMutation(fn: RegisteredFunction, path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
+  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
     const limits = this.limits();
     const lastTs = this.store.lastTimestamp();
     const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
@@ -200,9 +208,10 @@ export class Engine {
       writable: true,
       limits,
       nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
+      snapshotTs: lastTs,
     });
     this.counters.mutationExecutions++;
-    const { value, json } = await this.invoke(fn, path, args, { db: new DatabaseWriter(tx) }, limits);
+    const { value, json } = await this.invoke(fn, args, new Execution(tx, null), limits);
     const { documents, indexWrites, searchWrites } = tx.finish();
     const commitTs = documents.length > 0 ? ts : lastTs;
     const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
@@ -213,31 +222,37 @@ export class Engine {
     return { value, json, ts: commitTs, writes: indexWrites, searchWrites };
   }
 
-  private async invoke(fn: RegisteredFunction, path: string, args: Value, ctx: object, limits: EngineLimits): Promise<{ value: Value; json: JSONValue }> {
-    const name = canonicalizePath(path);
-    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `Arguments for ${name} must be an object, got ${describe(args)}`);
+  /**
+   * Checks the arguments, runs the function's `convex/server` wrapper with its
+   * syscalls routed to `execution`, and checks the result: budgets, then the
+   * function's own validators, as Convex's backend does around a call.
+   */
+  private async invoke(fn: RegisteredFunction, args: Value, execution: Execution, limits: EngineLimits): Promise<{ value: Value; json: JSONValue }> {
+    const name = fn.path;
+    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
     if (argBytes > limits.maxArgumentBytes) {
       throw new FunctionError("LimitExceeded", `Arguments of ${name} are too large: ${argBytes} bytes, limit ${limits.maxArgumentBytes} (knob maxArgumentBytes)`);
     }
-    const problem = checkFields(fn.args, args, "");
-    if (problem) throw new FunctionError("InvalidArgument", `Invalid arguments for ${name}: ${problem}`);
-    let result: unknown;
+    const argsProblem = validatorProblem(fn.args, args);
+    if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
+    let resultJson: string;
     try {
-      result = await fn.handler(ctx, args);
+      resultJson = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
     } catch (error) {
-      throw asFunctionError(error);
+      throw asFunctionError(error, execution);
+    } finally {
+      execution.finish();
     }
-    const value = (result ?? null) as Value;
+    const json = JSON.parse(resultJson) as JSONValue;
+    const value = jsonToConvex(json);
     const resultBytes = measure(value, limits.maxValueDepth, `The result of ${name}`, "UserError");
     if (resultBytes > limits.maxResultBytes) {
       throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
     }
-    try {
-      return { value, json: convexToJson(value) };
-    } catch (error) {
-      throw new FunctionError("UserError", `${name} returned an unsupported value: ${(error as Error).message}`);
-    }
+    const returnsProblem = fn.returns && validatorProblem(fn.returns, value);
+    if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
+    return { value, json };
   }
 }
 
@@ -258,9 +273,18 @@ export function knownFunctionError(error: unknown): FunctionError | null {
   return null;
 }
 
-function asFunctionError(error: unknown): FunctionError {
-  if (error instanceof FunctionError) return error;
-  if (error instanceof ConvexError) return new FunctionError("UserError", error.message, error.data);
+/**
+ * What a function's failure is reported as: one of the run's own engine errors
+ * keeps its code; a `ConvexError` (recognised by its symbol, as `convex` does,
+ * with `convex/server` having encoded its data) carries its data to the client.
+ */
+function asFunctionError(error: unknown, execution: Execution): FunctionError {
+  const raised = execution.raisedError(error);
+  if (raised) return raised;
+  if (typeof error === "object" && error !== null && Symbol.for("ConvexError") in error) {
+    const data = (error as { data?: unknown }).data;
+    return new FunctionError("UserError", (error as Error).message, typeof data === "string" ? jsonToConvex(JSON.parse(data)) : null);
+  }
   if (error instanceof ValueError) return new FunctionError("InvalidArgument", error.message);
   if (error instanceof Error) return new FunctionError("UserError", `Uncaught ${error.name}: ${error.message}`);
   return new FunctionError("UserError", `Uncaught ${describe(error as Value)}`);

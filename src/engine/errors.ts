@@ -24,26 +24,12 @@ export type FunctionErrorCode = (typeof FUNCTION_ERROR_CODES)[number];
 export class FunctionError extends Error {
   override name = "FunctionError";
   readonly code: FunctionErrorCode;
-  /** Structured data for the client (`errorData`), from a thrown `ConvexError`. */
+  /** Structured data for the client (`errorData`), from a thrown `ConvexError` (of `convex/values`). */
   readonly data: Value | undefined;
 
   constructor(code: FunctionErrorCode, message: string, data?: Value) {
     super(message);
     this.code = code;
-    this.data = data;
-  }
-}
-
-/**
- * Throw from a handler to send structured data to the client: the official
- * client surfaces it as its own `ConvexError` with `.data`.
- */
-export class ConvexError<T extends Value = Value> extends Error {
-  override name = "ConvexError";
-  readonly data: T;
-
-  constructor(data: T) {
-    super(typeof data === "string" ? data : JSON.stringify(data, (_k, v) => (typeof v === "bigint" ? `${v}n` : v)));
     this.data = data;
   }
 }

@@ -1,53 +1,41 @@
 /**
- * Query and mutation definitions and the registry that names them by module
- * path: `messages.ts`'s export `list` is `messages:list`.
- *
- * @example
- * export const list = query({
- *   args: { chatId: v.string() },
- *   handler: (ctx, { chatId }) => ctx.db.query("messages").withIndex("by_chat", (q) => q.eq("chatId", chatId)).take(20),
- * });
+ * The registry of a deployment's functions: the exports of its `convex/`
+ * modules that `convex/server` built (`query`, `internalMutation`, ...),
+ * named by module path as Convex names them (`messages.ts`'s `list` is
+ * `messages:list`, a `default` export is `messages:default`). A function
+ * object is recognised by the flags `convex/server` sets on it, as Convex's
+ * backend does; its validators are read once, as JSON, at registration.
  */
-import type { DatabaseReader, DatabaseWriter } from "./database.ts";
-import type { ObjectType, PropertyValidators } from "./validators.ts";
+import type { ValidatorJson } from "./validators.ts";
 
-export interface QueryCtx {
-  db: DatabaseReader;
+export type FunctionKind = "query" | "mutation" | "action";
+export type Visibility = "public" | "internal";
+
+/** What `convex/server`'s builders attach to a registered function. */
+interface ConvexFunctionObject {
+  isQuery?: boolean;
+  isMutation?: boolean;
+  isAction?: boolean;
+  isPublic?: boolean;
+  isInternal?: boolean;
+  invokeQuery?: (argsJson: string) => Promise<string>;
+  invokeMutation?: (argsJson: string) => Promise<string>;
+  invokeAction?: (requestId: string, argsJson: string) => Promise<string>;
+  exportArgs?: () => string;
+  exportReturns?: () => string;
 }
 
-export interface MutationCtx {
-  db: DatabaseWriter;
-}
-
-export type FunctionKind = "query" | "mutation";
-
-export interface RegisteredFunction<Kind extends FunctionKind = FunctionKind> {
-  readonly kind: Kind;
-  readonly args: PropertyValidators;
-  readonly handler: (ctx: any, args: any) => unknown;
-}
-
-export function query<A extends PropertyValidators, R>(definition: {
-  args: A;
-  handler: (ctx: QueryCtx, args: ObjectType<A>) => R | Promise<R>;
-}): RegisteredFunction<"query"> {
-  return { kind: "query", args: definition.args, handler: definition.handler };
-}
-
-export function mutation<A extends PropertyValidators, R>(definition: {
-  args: A;
-  handler: (ctx: MutationCtx, args: ObjectType<A>) => R | Promise<R>;
-}): RegisteredFunction<"mutation"> {
-  return { kind: "mutation", args: definition.args, handler: definition.handler };
-}
-
-function isRegisteredFunction(value: unknown): value is RegisteredFunction {
-  return (
-    typeof value === "object" &&
-    value !== null &&
-    ((value as RegisteredFunction).kind === "query" || (value as RegisteredFunction).kind === "mutation") &&
-    typeof (value as RegisteredFunction).handler === "function"
-  );
+export interface RegisteredFunction {
+  /** Canonical path, e.g. `messages:list`. */
+  readonly path: string;
+  readonly kind: FunctionKind;
+  readonly visibility: Visibility;
+  /** The arguments validator (`{type: "any"}` when the function declared none). */
+  readonly args: ValidatorJson;
+  /** The return validator, or null when the function declared none. */
+  readonly returns: ValidatorJson | null;
+  /** Calls the handler with `[args]` in wire JSON; resolves to the result in wire JSON. */
+  readonly invoke: (argsJson: string) => Promise<string>;
 }
 
 /**
@@ -55,26 +43,47 @@ function isRegisteredFunction(value: unknown): value is RegisteredFunction {
  * as the official client canonicalizes paths.
  */
 export function canonicalizePath(path: string): string {
-  const [modulePath, exportName = "default"] = path.split(":", 2) as [string, string?];
+  const colon = path.indexOf(":");
+  const modulePath = colon < 0 ? path : path.slice(0, colon);
+  const exportName = colon < 0 ? "default" : path.slice(colon + 1);
   const module = modulePath.endsWith(".js") ? modulePath.slice(0, -3) : modulePath;
   return `${module}:${exportName}`;
 }
 
 export type FunctionRegistry = ReadonlyMap<string, RegisteredFunction>;
 
+function registered(path: string, value: unknown): RegisteredFunction | null {
+  if ((typeof value !== "object" && typeof value !== "function") || value === null) return null;
+  const fn = value as ConvexFunctionObject;
+  const visibility: Visibility = fn.isInternal ? "internal" : "public";
+  const validators = () => ({
+    args: JSON.parse(fn.exportArgs?.() ?? '{"type":"any"}') as ValidatorJson,
+    returns: JSON.parse(fn.exportReturns?.() ?? "null") as ValidatorJson | null,
+  });
+  if (fn.isQuery && fn.invokeQuery) return { path, kind: "query", visibility, ...validators(), invoke: fn.invokeQuery };
+  if (fn.isMutation && fn.invokeMutation) return { path, kind: "mutation", visibility, ...validators(), invoke: fn.invokeMutation };
+  if (fn.isAction && fn.invokeAction) {
+    const invokeAction = fn.invokeAction;
+    return { path, kind: "action", visibility, ...validators(), invoke: (argsJson) => invokeAction("", argsJson) };
+  }
+  return null;
+}
+
 /** Builds the registry from `{ "messages": import("./messages.ts"), "chat/rooms": ... }`. */
 export function registerModules(modules: Record<string, Record<string, unknown>>): FunctionRegistry {
   const registry = new Map<string, RegisteredFunction>();
   for (const [modulePath, exports] of Object.entries(modules)) {
     for (const [name, value] of Object.entries(exports)) {
-      if (isRegisteredFunction(value)) registry.set(`${modulePath}:${name}`, value);
+      const path = `${modulePath}:${name}`;
+      const fn = registered(path, value);
+      if (fn) registry.set(path, fn);
     }
   }
   return registry;
 }
 
-/** What a deployment serves: a schema and function modules keyed by module path. */
+/** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */
 export interface AppDefinition {
-  schema: import("./schema.ts").Schema;
+  schema: import("./schema.ts").ConvexSchemaDefinition | null;
   modules: Record<string, Record<string, unknown>>;
 }

@@ -1,19 +1,15 @@
 /**
- * Schema: tables, their document validators, indexes and search indexes.
- *
- * @example
- * defineSchema({
- *   messages: defineTable({ chatId: v.string(), body: v.string() })
- *     .index("by_chat", ["chatId"])
- *     .searchIndex("search_body", { searchField: "body", filterFields: ["chatId"] }),
- * });
+ * The deployment's schema as the engine uses it: tables, their indexes and
+ * search indexes, and the document validators, read from a `convex/server`
+ * `defineSchema(...)` (each table's `export()`, as Convex's own tooling does).
  *
  * Every index orders by its fields, then `_creationTime`, then `_id`, so keys
- * are unique. Each table also has `by_id` and `by_creation_time`.
+ * are unique. Every table also has `by_id` and `by_creation_time`. As in
+ * Convex, a table the schema does not name may still be written; it gets the
+ * two built-in indexes when first used, and its documents are not validated.
  */
 import type { Document, Value } from "./values.ts";
-import type { PropertyValidators } from "./validators.ts";
-import { checkFields } from "./validators.ts";
+import { validatorProblem, type ValidatorJson } from "./validators.ts";
 import { encodeKey, type IndexKey } from "./keys.ts";
 
 export interface IndexDefinition {
@@ -36,104 +32,118 @@ export interface SearchIndexDefinition {
   readonly filterFields: readonly string[];
 }
 
-export class TableDefinition<F extends PropertyValidators = PropertyValidators> {
-  readonly indexes: { name: string; fields: string[] }[] = [];
-  readonly searchIndexes: { name: string; searchField: string; filterFields: string[] }[] = [];
-
-  readonly fields: F;
-
-  constructor(fields: F) {
-    this.fields = fields;
-  }
-
-  index(name: string, fields: string[]): this {
-    this.indexes.push({ name, fields });
-    return this;
-  }
-
-  searchIndex(name: string, config: { searchField: string; filterFields?: string[] }): this {
-    this.searchIndexes.push({ name, searchField: config.searchField, filterFields: config.filterFields ?? [] });
-    return this;
-  }
+/** What `defineTable(...).export()` returns (the parts the engine uses). */
+export interface ExportedTable {
+  indexes: { indexDescriptor: string; fields: string[] }[];
+  searchIndexes: { indexDescriptor: string; searchField: string; filterFields: string[] }[];
+  vectorIndexes?: unknown[];
+  documentType: ValidatorJson;
 }
 
-export function defineTable<F extends PropertyValidators>(fields: F): TableDefinition<F> {
-  return new TableDefinition(fields);
+/**
+ * The shape of `convex/server`'s `defineSchema(...)` result the engine reads.
+ * Each table has an `export()` (marked internal in convex's types, so not typed here).
+ */
+export interface ConvexSchemaDefinition {
+  tables: Record<string, unknown>;
+  schemaValidation: boolean;
 }
 
 export class SchemaError extends Error {
   override name = "SchemaError";
 }
 
-const NAME_PATTERN = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
-const RESERVED_INDEXES = new Set(["by_id", "by_creation_time"]);
+const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
+const BUILT_IN_INDEXES = new Set(["by_id", "by_creation_time"]);
 
 export interface ResolvedTable {
   readonly name: string;
-  readonly definition: TableDefinition;
+  /** The document validator (without system fields), or null when documents are not validated. */
+  readonly documentType: ValidatorJson | null;
   readonly indexes: ReadonlyMap<string, IndexDefinition>;
   readonly searchIndexes: ReadonlyMap<string, SearchIndexDefinition>;
 }
 
-export class Schema {
-  readonly tables: ReadonlyMap<string, ResolvedTable>;
-  /** Every index of every table by qualified name. */
-  readonly indexes: ReadonlyMap<string, IndexDefinition>;
+export function isBuiltInIndex(qualifiedName: string): boolean {
+  return BUILT_IN_INDEXES.has(qualifiedName.slice(qualifiedName.indexOf(".") + 1));
+}
 
-  constructor(definitions: Record<string, TableDefinition>) {
-    const tables = new Map<string, ResolvedTable>();
-    const allIndexes = new Map<string, IndexDefinition>();
-    for (const [table, definition] of Object.entries(definitions)) {
-      if (!NAME_PATTERN.test(table) || table.startsWith("_")) throw new SchemaError(`Invalid table name ${JSON.stringify(table)}`);
-      const indexes = new Map<string, IndexDefinition>();
-      const add = (name: string, fields: string[]) => {
-        if (indexes.has(name)) throw new SchemaError(`Duplicate index ${table}.${name}`);
-        const keyFields = name === "by_id" ? ["_id"] : [...fields, "_creationTime", "_id"];
-        indexes.set(name, { name, qualifiedName: `${table}.${name}`, table, fields, keyFields });
-      };
-      add("by_id", ["_id"]);
-      add("by_creation_time", ["_creationTime"]);
-      for (const index of definition.indexes) {
-        if (!NAME_PATTERN.test(index.name)) throw new SchemaError(`Invalid index name ${JSON.stringify(index.name)} on ${table}`);
-        if (RESERVED_INDEXES.has(index.name)) throw new SchemaError(`Index name ${index.name} on ${table} is reserved`);
-        if (index.fields.length === 0) throw new SchemaError(`Index ${table}.${index.name} has no fields`);
-        for (const field of index.fields) {
-          if (field.startsWith("_")) throw new SchemaError(`Index ${table}.${index.name} cannot name system field ${field}`);
-          if (!(field.split(".")[0]! in definition.fields)) throw new SchemaError(`Index ${table}.${index.name} names unknown field ${field}`);
-        }
-        add(index.name, index.fields);
-      }
-      const searchIndexes = new Map<string, SearchIndexDefinition>();
-      for (const search of definition.searchIndexes) {
-        if (!NAME_PATTERN.test(search.name) || indexes.has(search.name) || searchIndexes.has(search.name)) {
-          throw new SchemaError(`Invalid or duplicate search index name ${JSON.stringify(search.name)} on ${table}`);
-        }
-        for (const field of [search.searchField, ...search.filterFields]) {
-          if (!(field in definition.fields)) throw new SchemaError(`Search index ${table}.${search.name} names unknown field ${field}`);
-        }
-        searchIndexes.set(search.name, { ...search, qualifiedName: `${table}.${search.name}`, table });
-      }
-      for (const index of indexes.values()) allIndexes.set(index.qualifiedName, index);
-      tables.set(table, { name: table, definition, indexes, searchIndexes });
+export class Schema {
+  private readonly resolved = new Map<string, ResolvedTable>();
+  /** Every index of every table the schema names, by qualified name. */
+  readonly indexes = new Map<string, IndexDefinition>();
+  /** Whether writes are checked against their table's document type. */
+  readonly validatesDocuments: boolean;
+
+  /** `definition` is a `convex/server` schema; without one every table is schemaless. */
+  constructor(definition?: ConvexSchemaDefinition | null) {
+    this.validatesDocuments = definition?.schemaValidation ?? false;
+    for (const [table, tableDefinition] of Object.entries(definition?.tables ?? {})) {
+      if (!TABLE_NAME.test(table)) throw new SchemaError(`Invalid table name ${JSON.stringify(table)}`);
+      const exported = (tableDefinition as { export(): ExportedTable }).export();
+      const resolved = resolveTable(table, exported, this.validatesDocuments ? exported.documentType : null);
+      this.resolved.set(table, resolved);
+      for (const index of resolved.indexes.values()) this.indexes.set(index.qualifiedName, index);
     }
-    this.tables = tables;
-    this.indexes = allIndexes;
+  }
+
+  /** The tables the schema names. */
+  get tables(): ReadonlyMap<string, ResolvedTable> {
+    return this.resolved;
+  }
+
+  /** Whether `name` can hold documents: named in the schema, or a valid name for a schemaless table. */
+  isTableName(name: string): boolean {
+    return this.resolved.has(name) || TABLE_NAME.test(name);
   }
 
   table(name: string): ResolvedTable {
-    const table = this.tables.get(name);
-    if (!table) throw new SchemaError(`Table ${JSON.stringify(name)} is not in the schema`);
+    let table = this.resolved.get(name);
+    if (!table) {
+      if (!TABLE_NAME.test(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
+      table = resolveTable(name, { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
+      this.resolved.set(name, table);
+      for (const index of table.indexes.values()) this.indexes.set(index.qualifiedName, index);
+    }
     return table;
   }
 
-  /** Null when `fields` (without system fields) conform to the table, else a message. */
+  /** Null when `fields` (without system fields) conform to the table's document type, else Convex's message. */
   validateDocument(table: string, fields: Record<string, Value | undefined>): string | null {
-    return checkFields(this.table(table).definition.fields, fields, "");
+    const documentType = this.table(table).documentType;
+    return documentType ? validatorProblem(documentType, fields) : null;
   }
 }
 
-export function defineSchema(tables: Record<string, TableDefinition>): Schema {
-  return new Schema(tables);
+function resolveTable(table: string, exported: ExportedTable, documentType: ValidatorJson | null): ResolvedTable {
+  const indexes = new Map<string, IndexDefinition>();
+  const add = (name: string, fields: string[]) => {
+    if (indexes.has(name)) throw new SchemaError(`Duplicate index ${table}.${name}`);
+    const keyFields = name === "by_id" ? ["_id"] : [...fields, "_creationTime", "_id"];
+    indexes.set(name, { name, qualifiedName: `${table}.${name}`, table, fields, keyFields });
+  };
+  add("by_id", ["_id"]);
+  add("by_creation_time", ["_creationTime"]);
+  for (const index of exported.indexes) {
+    if (BUILT_IN_INDEXES.has(index.indexDescriptor)) throw new SchemaError(`Index name ${index.indexDescriptor} on ${table} is reserved`);
+    // Convex lets an index end with `_creationTime` explicitly; the key appends it anyway.
+    const fields = index.fields.at(-1) === "_creationTime" ? index.fields.slice(0, -1) : index.fields;
+    add(index.indexDescriptor, fields);
+  }
+  const searchIndexes = new Map<string, SearchIndexDefinition>();
+  for (const search of exported.searchIndexes) {
+    if (indexes.has(search.indexDescriptor) || searchIndexes.has(search.indexDescriptor)) {
+      throw new SchemaError(`Duplicate search index name ${JSON.stringify(search.indexDescriptor)} on ${table}`);
+    }
+    searchIndexes.set(search.indexDescriptor, {
+      name: search.indexDescriptor,
+      qualifiedName: `${table}.${search.indexDescriptor}`,
+      table,
+      searchField: search.searchField,
+      filterFields: search.filterFields,
+    });
+  }
+  return { name: table, documentType, indexes, searchIndexes };
 }
 
 export function readField(document: Document, path: string): Value | undefined {

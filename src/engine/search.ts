@@ -164,13 +164,10 @@ export class SearchFilterBuilder {
   build(limits: SearchLimits, limit: number): { request: SearchRequest; read: SearchRead } {
     if (this.text === null) this.fail("call search(field, text) first");
     if (this.equalities.size > limits.maxFilters) this.fail(`too many filters: ${this.equalities.size}, limit ${limits.maxFilters} (knob searchMaxFilters)`);
+    // An index with no filter fields is one partition (every document's first filter value is missing).
     const partitionField = this.index.filterFields[0];
-    if (partitionField === undefined || !this.equalities.has(partitionField)) {
-      this.fail(
-        partitionField === undefined
-          ? "searches need a partition: declare filterFields with the partition field first"
-          : `searches must filter on "${partitionField}" with eq(): the index is partitioned by it, so an unfiltered search would load every partition`,
-      );
+    if (partitionField !== undefined && !this.equalities.has(partitionField)) {
+      this.fail(`searches must filter on "${partitionField}" with eq(): the index is partitioned by it, so an unfiltered search would load every partition`);
     }
     const terms = [...new Set(tokenize(this.text))];
     if (terms.length > limits.maxTerms) this.fail(`too many search terms: ${terms.length}, limit ${limits.maxTerms} (knob searchMaxTerms)`);
@@ -188,7 +185,7 @@ export class SearchFilterBuilder {
       if (position > 0) filters.push([position, encodeKey([value])]);
     }
     filters.sort((a, b) => a[0] - b[0]);
-    const partition = encodeKey([this.equalities.get(partitionField)]);
+    const partition = encodeKey([partitionField === undefined ? undefined : this.equalities.get(partitionField)]);
     const read: SearchRead = { index: this.index.qualifiedName, partition, filters, terms, prefix };
     return { read, request: { index: this.index, partition, filters, terms, prefix, limit } };
   }

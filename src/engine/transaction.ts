@@ -42,6 +42,8 @@ export interface TransactionOptions {
   limits: EngineLimits;
   /** Hands out `_creationTime`s for inserts (strictly increasing); writable transactions only. */
   nextCreationTime?: () => number;
+  /** The snapshot this transaction reads (`getSnapshotTs`). */
+  snapshotTs?: bigint;
 }
 
 /** The one answer to a write from a query. */
@@ -62,6 +64,26 @@ export class Transaction {
     this.schema = schema;
     this.store = store;
     this.options = options;
+  }
+
+  get snapshotTs(): bigint {
+    return this.options.snapshotTs ?? this.store.lastTimestamp();
+  }
+
+  /** The table of an existing document (for ids that do not name theirs), or null. */
+  tableOf(id: string): string | null {
+    return this.lookup(id)?.table ?? null;
+  }
+
+  /** Documents in `table` (Convex's `count`): reads, and depends on, the whole table. */
+  count(table: string): number {
+    if (!this.schema.isTableName(table)) throw new FunctionError("BadRequest", `Invalid table name ${describe(table)}`);
+    const index = this.schema.table(table).indexes.get("by_creation_time")!;
+    const everything = { start: "", end: null };
+    let count = 0;
+    for (const _entry of this.scan(index, everything, "asc")) count++;
+    this.recordRead(index, everything);
+    return count;
   }
 
   /** Charges one document read against the function's document and byte budgets. */
@@ -89,7 +111,7 @@ export class Transaction {
 
   get(id: string): Document | null {
     if (typeof id !== "string" || !isDocumentId(id)) {
-      throw new FunctionError("BadRequest", `ctx.db.get expects a document id, got ${describe(id as Value)}`);
+      throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.get\`: ${describe(id as Value)} is not a document id`);
     }
     const found = this.lookup(id);
     if (this.options.readSet) {
@@ -179,10 +201,10 @@ export class Transaction {
 
   private checkFields(table: string, fields: Record<string, Value | undefined>, method: string): void {
     for (const name of Object.keys(fields)) {
-      if (name.startsWith("_")) throw new FunctionError("InvalidArgument", `ctx.db.${method}: system field ${name} cannot be written`);
+      if (name.startsWith("_")) throw new FunctionError("InvalidArgument", `db.${method}: system field ${name} cannot be written`);
     }
     const problem = this.schema.validateDocument(table, fields);
-    if (problem) throw new FunctionError("InvalidArgument", `ctx.db.${method} into "${table}": ${problem}`);
+    if (problem) throw new FunctionError("InvalidArgument", `Failed to ${method} in table "${table}" because the document does not match the schema: ${problem}`);
   }
 
   /** Encodes the document for storage, refusing it past the size limit (in UTF-8 bytes, as SQLite counts its row limit). */
@@ -234,18 +256,20 @@ export class Transaction {
 
   private existing(id: string, method: string): { table: string; document: Document } {
     if (typeof id !== "string" || !isDocumentId(id)) {
-      throw new FunctionError("BadRequest", `ctx.db.${method} expects a document id, got ${describe(id as Value)}`);
+      throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`: ${describe(id as Value)} is not a document id`);
     }
     const found = this.lookup(id);
-    if (!found?.document) throw new FunctionError("BadRequest", `ctx.db.${method}: document ${id} does not exist`);
+    if (!found?.document) throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
     return { table: found.table, document: found.document };
   }
 
   insert(table: string, fields: Record<string, Value | undefined>): string {
     this.requireWritable("insert");
-    if (!this.schema.tables.has(table)) throw new FunctionError("BadRequest", `ctx.db.insert: table "${table}" is not in the schema`);
+    if (typeof table !== "string" || table.startsWith("_") || !this.schema.isTableName(table)) {
+      throw new FunctionError("BadRequest", `db.insert: invalid table name ${describe(table)}`);
+    }
     this.checkFields(table, fields, "insert");
-    const id = newDocumentId();
+    const id = newDocumentId(table);
     const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
     this.write(id, table, document, this.encode(document));
     return id;

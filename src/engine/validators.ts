@@ -1,95 +1,153 @@
 /**
- * Argument and document validators in the spirit of Convex's `v`.
- *
- * @example
- * const args = { chatId: v.string(), limit: v.optional(v.number()) };
+ * Checks values against validators in the JSON form `convex/values` exports
+ * (`exportArgs()`, `exportReturns()`, a table's `documentType`): the backend's
+ * job in Convex, so the messages follow Convex's backend wording ("Object is
+ * missing the required field `x`", "Value does not match validator.") and add
+ * the path, the value and the validator.
  */
 import type { Value } from "./values.ts";
-import { describe, isPlainObject } from "./values.ts";
-import { isDocumentId } from "./ids.ts";
+import { isPlainObject, jsonToConvex, valuesEqual } from "./values.ts";
+import { isDocumentId, tableOfId } from "./ids.ts";
 
-export interface Validator<T = unknown, IsOptional extends boolean = boolean> {
-  readonly kind: string;
-  readonly isOptional: IsOptional;
-  /** Returns null when `value` conforms, otherwise a message naming the path and the problem. */
-  check(value: Value | undefined, path: string): string | null;
-  /** Type carrier only; never set at runtime. */
-  readonly _type?: T;
+export interface FieldValidatorJson {
+  fieldType: ValidatorJson;
+  optional: boolean;
 }
 
-export type Infer<V> = V extends Validator<infer T, boolean> ? T : never;
+export type ValidatorJson =
+  | { type: "null" | "number" | "bigint" | "boolean" | "string" | "bytes" | "any" | "commitTs" }
+  | { type: "literal"; value: unknown }
+  | { type: "id"; tableName: string }
+  | { type: "array"; value: ValidatorJson }
+  | { type: "object"; value: Record<string, FieldValidatorJson> }
+  | { type: "record"; keys: ValidatorJson; values: FieldValidatorJson }
+  | { type: "union"; value: ValidatorJson[] }
+  | { type: "function"; [key: string]: unknown };
 
-export type PropertyValidators = Record<string, Validator<any, boolean>>;
-
-type OptionalKeys<F extends PropertyValidators> = { [K in keyof F]: F[K] extends Validator<any, true> ? K : never }[keyof F];
-type RequiredKeys<F extends PropertyValidators> = Exclude<keyof F, OptionalKeys<F>>;
-export type ObjectType<F extends PropertyValidators> = { [K in RequiredKeys<F>]: Infer<F[K]> } & { [K in OptionalKeys<F>]?: Infer<F[K]> };
-
-function make<T>(kind: string, check: (value: Value | undefined, path: string) => string | null): Validator<T, false> {
-  return { kind, isOptional: false, check };
+/** Why `value` fails `validator`, in Convex's words, or null when it conforms. */
+export function validatorProblem(validator: ValidatorJson, value: Value | undefined): string | null {
+  const problem = check(validator, value, "");
+  if (!problem) return null;
+  const where = problem.path ? `\n\nPath: ${problem.path}` : "";
+  return `${problem.message}${where}\nValue: ${printValue(problem.value)}\nValidator: ${printValidator(problem.validator)}`;
 }
 
-function expected(what: string, value: Value | undefined, path: string): string {
-  return `${path || "value"} must be ${what}, got ${describe(value)}`;
+interface Problem {
+  message: string;
+  path: string;
+  value: Value | undefined;
+  validator: ValidatorJson;
 }
 
-function primitive<T>(kind: string, what: string, test: (value: Value | undefined) => boolean): Validator<T, false> {
-  return make<T>(kind, (value, path) => (test(value) ? null : expected(what, value, path)));
-}
+const MISMATCH = "Value does not match validator.";
 
-export function checkFields(fields: PropertyValidators, value: Value | undefined, path: string, allowExtra = false): string | null {
-  if (!isPlainObject(value)) return expected("an object", value, path);
-  for (const [name, validator] of Object.entries(fields)) {
-    // Own properties only: `constructor` or `toString` must not be found on Object.prototype.
-    const fieldValue = Object.hasOwn(value, name) ? value[name] : undefined;
-    const fieldPath = path ? `${path}.${name}` : name;
-    if (fieldValue === undefined) {
-      if (!validator.isOptional) return `${fieldPath} is required`;
-      continue;
+function check(validator: ValidatorJson, value: Value | undefined, path: string): Problem | null {
+  const fail = (message = MISMATCH): Problem => ({ message, path, value, validator });
+  switch (validator.type) {
+    case "any":
+      return value === undefined ? fail() : null;
+    case "null":
+      return value === null ? null : fail();
+    case "number":
+      return typeof value === "number" ? null : fail();
+    case "bigint":
+      return typeof value === "bigint" ? null : fail();
+    case "boolean":
+      return typeof value === "boolean" ? null : fail();
+    case "string":
+      return typeof value === "string" ? null : fail();
+    case "bytes":
+      return value instanceof ArrayBuffer ? null : fail();
+    case "literal":
+      return valuesEqual(value, jsonToConvex(validator.value)) ? null : fail();
+    case "id": {
+      if (typeof value !== "string" || !isDocumentId(value)) return fail();
+      const table = tableOfId(value);
+      if (table !== null && table !== validator.tableName) return fail(`Found ID "${value}" from table \`${table}\`, which does not match the table name in validator \`v.id("${validator.tableName}")\`.`);
+      return null;
     }
-    const problem = validator.check(fieldValue as Value, fieldPath);
-    if (problem) return problem;
-  }
-  if (!allowExtra) {
-    for (const name of Object.keys(value)) {
-      if (!Object.hasOwn(fields, name) && value[name] !== undefined) return `${path ? `${path}.${name}` : name} is not an expected field`;
-    }
-  }
-  return null;
-}
-
-export const v = {
-  string: () => primitive<string>("string", "a string", (x) => typeof x === "string"),
-  number: () => primitive<number>("float64", "a number", (x) => typeof x === "number"),
-  float64: () => primitive<number>("float64", "a number", (x) => typeof x === "number"),
-  int64: () => primitive<bigint>("int64", "an int64 (bigint)", (x) => typeof x === "bigint"),
-  boolean: () => primitive<boolean>("boolean", "a boolean", (x) => typeof x === "boolean"),
-  null: () => primitive<null>("null", "null", (x) => x === null),
-  bytes: () => primitive<ArrayBuffer>("bytes", "bytes", (x) => x instanceof ArrayBuffer),
-  any: () => primitive<any>("any", "any value", (x) => x !== undefined),
-  /** A document id. Ids are opaque; the table is checked when the id is read. */
-  id: <Table extends string>(table: Table) =>
-    primitive<string>(`id(${table})`, `an id of table "${table}"`, (x) => typeof x === "string" && isDocumentId(x)),
-  literal: <T extends string | number | boolean | bigint>(literal: T) =>
-    primitive<T>(`literal`, JSON.stringify(typeof literal === "bigint" ? `${literal}n` : literal), (x) => x === literal),
-  array: <T>(items: Validator<T, false>) =>
-    make<T[]>("array", (value, path) => {
-      if (!Array.isArray(value)) return expected("an array", value, path);
+    case "array": {
+      if (!Array.isArray(value)) return fail();
       for (let i = 0; i < value.length; i++) {
-        const problem = items.check(value[i], `${path || "value"}[${i}]`);
+        const problem = check(validator.value, value[i], `${path}[${i}]`);
         if (problem) return problem;
       }
       return null;
-    }),
-  object: <F extends PropertyValidators>(fields: F) => make<ObjectType<F>>("object", (value, path) => checkFields(fields, value, path)),
-  union: <M extends Validator<any, false>[]>(...members: M) =>
-    make<Infer<M[number]>>("union", (value, path) => {
-      const problems = members.map((m) => m.check(value, path));
-      return problems.some((p) => p === null) ? null : expected(`one of ${members.map((m) => m.kind).join(" | ")}`, value, path);
-    }),
-  optional: <T>(inner: Validator<T, false>): Validator<T | undefined, true> => ({
-    kind: `optional(${inner.kind})`,
-    isOptional: true,
-    check: (value, path) => (value === undefined ? null : inner.check(value, path)),
-  }),
-};
+    }
+    case "object": {
+      if (!isPlainObject(value)) return fail();
+      for (const [name, field] of Object.entries(validator.value)) {
+        // Own properties only: `constructor` or `toString` must not be found on Object.prototype.
+        const fieldValue = Object.hasOwn(value, name) ? (value[name] as Value | undefined) : undefined;
+        if (fieldValue === undefined) {
+          if (field.optional) continue;
+          return fail(`Object is missing the required field \`${name}\`. Consider wrapping the field validator in \`v.optional(...)\` if this is expected.`);
+        }
+        const problem = check(field.fieldType, fieldValue, `${path}.${name}`);
+        if (problem) return problem;
+      }
+      for (const name of Object.keys(value)) {
+        if (!Object.hasOwn(validator.value, name) && value[name] !== undefined) return fail(`Object contains extra field \`${name}\` that is not in the validator.`);
+      }
+      return null;
+    }
+    case "record": {
+      if (!isPlainObject(value)) return fail();
+      for (const [key, fieldValue] of Object.entries(value)) {
+        if (fieldValue === undefined) continue;
+        const keyProblem = check(validator.keys, key, `${path}.${key}`);
+        if (keyProblem) return keyProblem;
+        const problem = check(validator.values.fieldType, fieldValue as Value, `${path}.${key}`);
+        if (problem) return problem;
+      }
+      return null;
+    }
+    case "union":
+      return validator.value.some((member) => check(member, value, path) === null) ? null : fail();
+    case "commitTs":
+      return typeof value === "bigint" ? null : fail();
+    case "function":
+      return typeof value === "string" ? null : fail();
+  }
+}
+
+function printValue(value: Value | undefined): string {
+  if (value === undefined) return "undefined";
+  const text = JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item instanceof ArrayBuffer ? `<bytes(${item.byteLength})>` : item));
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}
+
+/** A validator as the `v.` expression that built it (Convex prints validators this way). */
+export function printValidator(validator: ValidatorJson): string {
+  switch (validator.type) {
+    case "null":
+    case "number":
+    case "boolean":
+    case "string":
+    case "bytes":
+    case "any":
+      return `v.${validator.type === "number" ? "float64" : validator.type}()`;
+    case "bigint":
+      return "v.int64()";
+    case "commitTs":
+    case "function":
+      return `v.${validator.type}()`;
+    case "literal":
+      return `v.literal(${JSON.stringify(validator.value)})`;
+    case "id":
+      return `v.id("${validator.tableName}")`;
+    case "array":
+      return `v.array(${printValidator(validator.value)})`;
+    case "object": {
+      const fields = Object.entries(validator.value).map(([name, field]) => {
+        const inner = printValidator(field.fieldType);
+        return `${name}: ${field.optional ? `v.optional(${inner})` : inner}`;
+      });
+      return `v.object({${fields.join(", ")}})`;
+    }
+    case "record":
+      return `v.record(${printValidator(validator.keys)}, ${printValidator(validator.values.fieldType)})`;
+    case "union":
+      return `v.union(${validator.value.map(printValidator).join(", ")})`;
+  }
+}

@@ -25,7 +25,7 @@ export type ClientMessage =
 /** The `Event` calmsync's client transport sends (src/client): the page went to the background or came back. */
 export const VISIBILITY_EVENT = "calmsync.visibility";
 
-export type QuerySetModification = { type: "Add"; queryId: number; udfPath: string; args: JSONValue } | { type: "Remove"; queryId: number };
+export type QuerySetModification = { type: "Add"; queryId: number; udfPath: string; args: JSONValue; journal: string | null } | { type: "Remove"; queryId: number };
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -102,7 +102,7 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         modifications: modifications.map((m: unknown): QuerySetModification => {
           if (!isPlainObject(m)) throw new ProtocolError("ModifyQuerySet.modifications entries must be objects");
           const queryId = field(m, "queryId", isVersion, "a non-negative integer");
-          if (m.type === "Add") return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m) };
+          if (m.type === "Add") return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m), journal: typeof m.journal === "string" ? m.journal : null };
           if (m.type === "Remove") return { type: "Remove", queryId };
           throw new ProtocolError(`Unknown query set modification ${JSON.stringify(m.type)}`);
         }),
@@ -140,12 +140,12 @@ function encodeVersion(v: StateVersion): string {
 /** A modification whose JSON is already encoded, so a shared result is stringified once. */
 export type EncodedModification = string;
 
-export function queryUpdated(queryId: number, encodedValue: string): EncodedModification {
-  return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":[],"journal":null}`;
+export function queryUpdated(queryId: number, encodedValue: string, journal: string | null): EncodedModification {
+  return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":[],"journal":${JSON.stringify(journal)}}`;
 }
 
-export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined): EncodedModification {
-  return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}), journal: null });
+export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined, journal: string | null): EncodedModification {
+  return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}), journal });
 }
 
 export function queryRemoved(queryId: number): EncodedModification {

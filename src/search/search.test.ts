@@ -1,28 +1,19 @@
 import { describe, expect, it } from "vitest";
-import {
-  defineSchema,
-  defineTable,
-  Engine,
-  FunctionError,
-  MemoryStore,
-  mutation,
-  query,
-  registerModules,
-  SubscriptionIndex,
-  v,
-  encodeKey,
-  type Document,
-} from "../engine/index.ts";
+import { defineSchema, defineTable, mutationGeneric as mutation, queryGeneric as query } from "convex/server";
+import { v } from "convex/values";
+import { Engine, FunctionError, MemoryStore, registerModules, Schema, SubscriptionIndex, encodeKey, type Document } from "../engine/index.ts";
 import { SearchIndexes } from "./search-indexes.ts";
 import { MemorySearchStorage } from "./storage.ts";
 import { compactSearchIndexes, type CompactionStep } from "./compactor.ts";
 
-const schema = defineSchema({
-  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() }).searchIndex("search_body", {
-    searchField: "body",
-    filterFields: ["chatId", "author"],
+const schema = new Schema(
+  defineSchema({
+    messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() }).searchIndex("search_body", {
+      searchField: "body",
+      filterFields: ["chatId", "author"],
+    }),
   }),
-});
+);
 
 const functions = registerModules({
   messages: {

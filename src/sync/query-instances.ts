@@ -37,13 +37,20 @@ export interface PreparedQuery {
   udfPath: string;
   args: Value;
   argsJson: string;
+  /** The journal the client sent (`Add.journal`), which the instance's first run starts from. */
+  journal: string | null;
 }
+
+/** Separates the journal in an instance key: canonical JSON never holds a raw newline. */
+const JOURNAL_SEPARATOR = "\n";
 
 export interface QueryInstance {
   key: string;
   udfPath: string;
   args: Value;
   argsJson: string;
+  /** The journal its next run reuses: the last run's (Convex's query journal), or the client's until it ran. */
+  journal: string | null;
   /** Null until it has run (in this process or, restored, in an earlier one). */
   readSet: ReadSet | null;
   searchReads: SearchRead[];
@@ -97,6 +104,7 @@ export class QueryInstances {
         udfPath: stored.udfPath,
         args: jsonToConvex(JSON.parse(stored.argsJson)),
         argsJson: stored.argsJson,
+        journal: stored.journal ?? this.fromKey(stored.key).journal,
         readSet: stored.readSet,
         searchReads: stored.searchReads,
         resultHash: stored.resultHash,
@@ -125,23 +133,30 @@ export class QueryInstances {
     for (const instance of [...this.instances.values()]) if (instance.subscribers.size === 0) this.drop(instance);
   }
 
-  /** Checks and canonicalizes (path, args) without creating anything; a `ProtocolError` names what is wrong. */
-  prepare(udfPath: string, argsJson: JSONValue): PreparedQuery {
+  /**
+   * Checks and canonicalizes (path, args, journal) without creating anything;
+   * a `ProtocolError` names what is wrong. The journal is part of the key, as
+   * in Convex's query cache: the same page pinned at another end is another query.
+   */
+  prepare(udfPath: string, argsJson: JSONValue, journal: string | null = null): PreparedQuery {
     const path = canonicalizePath(udfPath);
     try {
       const args = jsonToConvex(argsJson);
       const canonicalArgs = JSON.stringify(convexToJson(args));
-      return { key: `${path}|${canonicalArgs}`, udfPath: path, args, argsJson: canonicalArgs };
+      const key = `${path}|${canonicalArgs}${journal === null ? "" : JOURNAL_SEPARATOR + journal}`;
+      return { key, udfPath: path, args, argsJson: canonicalArgs, journal };
     } catch (error) {
       if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
       throw error;
     }
   }
 
-  /** A prepared query from an instance key (`path|canonical args`), as `prepare` made it. */
+  /** A prepared query from an instance key (`path|canonical args[\njournal]`), as `prepare` made it. */
   private fromKey(key: string): PreparedQuery {
     const separator = key.indexOf("|");
-    return this.prepare(key.slice(0, separator), JSON.parse(key.slice(separator + 1)) as JSONValue);
+    const journalAt = key.indexOf(JOURNAL_SEPARATOR, separator);
+    const argsJson = journalAt < 0 ? key.slice(separator + 1) : key.slice(separator + 1, journalAt);
+    return this.prepare(key.slice(0, separator), JSON.parse(argsJson) as JSONValue, journalAt < 0 ? null : key.slice(journalAt + 1));
   }
 
   /** The instance for a prepared query, created (dirty, never run) if none exists. */
@@ -195,7 +210,8 @@ export class QueryInstances {
     let searchReads: SearchRead[] = [];
     try {
       const fn = this.engine.resolve(instance.udfPath, "query");
-      const outcome = await this.engine.executeQuery(fn, instance.udfPath, instance.args);
+      const outcome = await this.engine.executeQuery(fn, instance.args, instance.journal);
+      instance.journal = outcome.journal;
       readSet = outcome.readSet;
       searchReads = outcome.searchReads;
       encoded = outcome.error
@@ -212,9 +228,10 @@ export class QueryInstances {
     instance.dirty = false;
     instance.readSet = readSet;
     instance.searchReads = searchReads;
-    instance.resultHash = await resultHash(encoded.ok ? `ok:${encoded.value}` : `error:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
+    const journal = instance.journal ?? "";
+    instance.resultHash = await resultHash(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
-    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash });
+    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash, journal: instance.journal });
     return { encoded, invalidation };
   }
 }

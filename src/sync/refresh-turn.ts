@@ -81,7 +81,7 @@ export class RefreshTurn {
       }
       if (query.sentHash === instance.resultHash) continue;
       this.deps.instances.results.get(instance);
-      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value) : queryFailed(queryId, encoded!.message, encoded!.data);
+      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value, instance.journal) : queryFailed(queryId, encoded!.message, encoded!.data, instance.journal);
       query.sentHash = instance.resultHash;
       if (bytes + modification.length > maxBytes) {
         const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;
@@ -91,6 +91,7 @@ export class RefreshTurn {
             ? `This update did not fit into one Transition of ${maxBytes} bytes (knob maxTransitionBytes) with the session's other updates; it follows in the next one`
             : `The result is larger than a Transition may be: ${modification.length} bytes, limit ${maxBytes} (knob maxTransitionBytes)`,
           undefined,
+          instance.journal,
         );
         // Fits alone: send it in the next turn. Too large even alone: it stays failed until it changes.
         if (alone) {

@@ -21,6 +21,8 @@ export interface StoredInstance {
   readSet: ReadSet;
   searchReads: SearchRead[];
   resultHash: string;
+  /** The journal its last run produced (pins a paginated query's page), or null. */
+  journal: string | null;
 }
 
 export interface StoredMutationResult {

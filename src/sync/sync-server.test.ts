@@ -1,7 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { Engine, MemoryStore, registerModules } from "../engine/index.ts";
-import schema from "../app/schema.ts";
-import * as messages from "../app/messages.ts";
+import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
+import { app } from "../../convex/_generated/modules.ts";
 import { SyncServer, type SyncKnobs } from "./sync-server.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
@@ -25,7 +24,7 @@ const KNOBS: SyncKnobs = {
 };
 
 function setup(knobs: Partial<SyncKnobs> = {}) {
-  const engine = new Engine({ schema, functions: registerModules({ messages }), store: new MemoryStore() });
+  const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store: new MemoryStore() });
   const sync = new SyncServer({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined });
   const open = (name: string) => {
     const frames: { type: string; [k: string]: unknown }[] = [];

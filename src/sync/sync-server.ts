@@ -388,7 +388,7 @@ export class SyncServer {
     const limit = this.knobs().maxQueriesPerSession;
     if (ids.size > limit) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limit} per session (knob maxQueriesPerSession)`);
     // Check every query's arguments first: bad ones fail the message with nothing applied.
-    const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args) : null));
+    const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args, m.journal) : null));
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
         const instance = this.instances.acquire(added[i]!);
@@ -441,7 +441,7 @@ export class SyncServer {
           try {
             const fn = this.engine.resolve(message.udfPath, "mutation");
             const args = jsonToConvex(message.args);
-            const result = await this.engine.executeMutation(fn, message.udfPath, args, ({ json, ts }) =>
+            const result = await this.engine.executeMutation(fn, args, ({ json, ts }) =>
               this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts, fingerprint }, this.now()),
             );
             this.sendOrDrop(session, mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts));

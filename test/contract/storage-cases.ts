@@ -37,9 +37,9 @@ export const syncStorageCases: Record<string, SyncStorageCase> = {
     const start = encodeKey(["chat", 1n]);
     const readSet = new Map([["messages.by_chat", [{ start, end: null }]]]);
     const searchReads = [{ index: "messages.search_body", partition: encodeKey(["chat"]), filters: [[0, encodeKey(["x"])] as [number, string]], terms: ["hello"], prefix: "wo" }];
-    storage.saveInstance({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1" });
+    storage.saveInstance({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1", journal: '{"end":"x"}' });
     const [loaded] = storage.loadInstances();
-    expect(loaded).toEqual({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1" });
+    expect(loaded).toEqual({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1", journal: '{"end":"x"}' });
     storage.deleteInstance("k");
     expect(storage.loadInstances()).toEqual([]);
   },

@@ -33,7 +33,7 @@ describe("HTTP function API", () => {
     expect(sent.status).toBe(200);
     const sentBody = (await sent.json()) as { status: string; value: string; logLines: string[] };
     expect(sentBody).toMatchObject({ status: "success", logLines: [] });
-    expect(sentBody.value).toMatch(/^[0-9a-z]{26}$/);
+    expect(sentBody.value).toMatch(/^[0-9a-z]{26}messages$/);
 
     const listed = (await (await post(`${d}/api/query`, fn("messages:list", { chatId: "a" }))).json()) as { value: { _id: string; body: string }[] };
     expect(listed.value).toHaveLength(1);
@@ -56,10 +56,10 @@ describe("HTTP function API", () => {
   it("answers function-level errors in the error shape and writes nothing", async () => {
     const d = `/d/${freshDeployment()}`;
     const cases: [unknown, RegExp][] = [
-      [fn("messages:nope", {}), /Could not find public mutation "messages:nope"/],
-      [fn("messages:list", { chatId: "a" }), /Could not find public mutation "messages:list" \(it is a query\)/],
-      [fn("messages:send", { chatId: "a", author: "ann" }), /body is required/],
-      [fn("messages:send", { chatId: 7, author: "ann", body: "x" }), /chatId must be a string, got number 7/],
+      [fn("messages:nope", {}), /Could not find public function for 'messages:nope'/],
+      [fn("messages:list", { chatId: "a" }), /Could not find public function for 'messages:list'.*\(a mutation was asked for \(it is a query\)\)/],
+      [fn("messages:send", { chatId: "a", author: "ann" }), /missing the required field `body`/],
+      [fn("messages:send", { chatId: 7, author: "ann", body: "x" }), /Path: \.chatId\nValue: 7\nValidator: v\.string\(\)/],
       [fn("messages:send", { chatId: { $integer: "AAAA" }, author: "ann", body: "x" }), /\$integer must be 8 bytes/],
     ];
     for (const [body, message] of cases) {

@@ -20,8 +20,8 @@ describe("ConvexHttpClient against wrangler dev", () => {
 
   it("surfaces function errors as thrown errors carrying the message", async () => {
     const client = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
-    await expect(client.query(anyApi.messages!.nope!, {})).rejects.toThrow(/Could not find public query "messages:nope"/);
-    await expect(client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann" })).rejects.toThrow(/body is required/);
+    await expect(client.query(anyApi.messages!.nope!, {})).rejects.toThrow(/Could not find public function for 'messages:nope'/);
+    await expect(client.mutation(anyApi.messages!.send!, { chatId: "e2e", author: "ann" })).rejects.toThrow(/missing the required field `body`/);
   });
 
   it("serves named deployments under /d/<name>", async () => {

@@ -1,4 +1,5 @@
-import { defineSchema, defineTable, v } from "../engine/index.ts";
+import { defineSchema, defineTable } from "convex/server";
+import { v } from "convex/values";
 
 export default defineSchema({
   messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() })

@@ -1,4 +1,7 @@
-import { mutation, query, v } from "../engine/index.ts";
+import { v } from "convex/values";
+import { paginationOptsValidator } from "convex/server";
+import { mutation, query } from "./_generated/server";
+import type { Id } from "./_generated/dataModel";
 
 /** The chat's newest 20 messages, newest first. */
 export const list = query({
@@ -11,6 +14,17 @@ export const list = query({
       .take(20),
 });
 
+/** The chat's history, newest first, a page at a time (for `usePaginatedQuery`). */
+export const history = query({
+  args: { chatId: v.string(), paginationOpts: paginationOptsValidator },
+  handler: (ctx, { chatId, paginationOpts }) =>
+    ctx.db
+      .query("messages")
+      .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+      .order("desc")
+      .paginate(paginationOpts),
+});
+
 /** Who wrote the chat's newest 20 messages, sorted (a "people here" list). */
 export const participants = query({
   args: { chatId: v.string() },
@@ -20,7 +34,7 @@ export const participants = query({
       .withIndex("by_chat", (q) => q.eq("chatId", chatId))
       .order("desc")
       .take(20);
-    return [...new Set(recent.map((m) => m.author as string))].sort();
+    return [...new Set(recent.map((m) => m.author))].sort();
   },
 });
 
@@ -44,7 +58,7 @@ export const send = mutation({
 export const broadcast = mutation({
   args: { chatIds: v.array(v.string()), author: v.string(), body: v.string() },
   handler: async (ctx, { chatIds, author, body }) => {
-    const ids: string[] = [];
+    const ids: Id<"messages">[] = [];
     for (const chatId of chatIds) ids.push(await ctx.db.insert("messages", { chatId, author, body }));
     return ids;
   },
