@@ -107,6 +107,34 @@ describe("SyncServer", () => {
   });
 });
 
+describe("paginated subscriptions (query journals)", () => {
+  it("sends the journal with every update, re-runs with it so the first page grows, and pins a re-added page to the client's journal", async () => {
+    const { engine, open, idle } = setup();
+    for (let i = 0; i < 8; i++) await engine.runMutation("messages:send", { chatId: "a", author: "x", body: `m${i}` });
+    const client = open("c");
+    await client.connect();
+    const history = { type: "Add", queryId: 0, udfPath: "messages:history", args: [{ chatId: "a", paginationOpts: { numItems: 3, cursor: null, id: 1 } }] };
+    await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [history] });
+    await idle();
+    const updates = () => client.frames.flatMap((f) => (f.type === "Transition" ? (f.modifications as { type: string; queryId: number; value: { page: { body: string }[] }; journal: string | null }[]) : []));
+    const first = updates().at(-1)!;
+    expect(first.value.page.map((m) => m.body)).toEqual(["m7", "m6", "m5"]);
+    expect(first.journal).toEqual(expect.any(String));
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "new" });
+    await idle();
+    const grown = updates().at(-1)!;
+    expect(grown.value.page.map((m) => m.body)).toEqual(["new", "m7", "m6", "m5"]);
+    expect(grown.journal).toBe(first.journal);
+
+    // After a reconnect the client re-adds the query with the journal it holds: the same pinned page.
+    const again = open("c2");
+    await again.connect();
+    await again.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ ...history, journal: grown.journal }] });
+    await idle();
+    expect((again.latest(0) as { page: { body: string }[] }).page.map((m) => m.body)).toEqual(["new", "m7", "m6", "m5"]);
+  });
+});
+
 describe("per-session limits", () => {
   it("refuses a query set past maxQueriesPerSession as a protocol error for that socket only", async () => {
     const { open, idle } = setup({ maxQueriesPerSession: 3 });

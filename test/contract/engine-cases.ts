@@ -4,7 +4,7 @@
  * SQLite store inside workerd (test/workers/engine-sqlite.test.ts).
  */
 import { expect } from "vitest";
-import { defineSchema, defineTable, mutationGeneric as mutation, queryGeneric as query } from "convex/server";
+import { defineSchema, defineTable, mutationGeneric as mutation, paginationOptsValidator, queryGeneric as query } from "convex/server";
 import { ConvexError, v } from "convex/values";
 import {
   Engine,
@@ -120,6 +120,43 @@ const messages = {
       }
       return { written, caught: null };
     },
+  }),
+  /** The chat's history, newest first, a page at a time. */
+  history: query({
+    args: { chatId: v.string(), paginationOpts: paginationOptsValidator },
+    handler: (ctx, { chatId, paginationOpts }) =>
+      ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .order("desc")
+        .paginate(paginationOpts),
+  }),
+  /** Two paginated queries in one function: Convex refuses the second. */
+  twoPages: query({
+    args: {},
+    handler: async (ctx) => {
+      await ctx.db.query("messages").paginate({ numItems: 1, cursor: null });
+      return ctx.db.query("users").paginate({ numItems: 1, cursor: null });
+    },
+  }),
+  /** Filters with arithmetic, negation and a comparison across types (numbers sort before strings). */
+  arithmetic: query({
+    args: { chatId: v.string() },
+    handler: (ctx, { chatId }) =>
+      ctx.db
+        .query("messages")
+        .withIndex("by_chat", (q) => q.eq("chatId", chatId))
+        .filter((q) => q.and(q.lt(q.neg(q.field("n")), -2), q.eq(q.mod(q.field("n"), 2), 1), q.lt(q.field("n"), "a string")))
+        .collect(),
+  }),
+  /** Adds a number to a string: an evaluation error, as in Convex. */
+  badArithmetic: query({
+    args: {},
+    handler: (ctx) =>
+      ctx.db
+        .query("messages")
+        .filter((q) => q.gt(q.add(q.field("n"), q.field("body")), 0))
+        .collect(),
   }),
   /** Returns whatever it is given (for argument and result budgets). */
   echo: query({ args: { value: v.any() }, handler: (_ctx, { value }) => value }),
@@ -316,5 +353,59 @@ export const engineCases: Record<string, EngineCase> = {
     expect(index.affected((await engine.runMutation("messages:edit", { id: ids[1]!, body: "x" })).writes).size).toBe(0);
     expect(index.affected((await engine.runMutation("messages:edit", { id: ids[0]!, body: "x" })).writes)).toEqual(new Set(["get"]));
     expect(index.affected((await engine.runMutation("messages:remove", { id: ids[0]! })).writes)).toEqual(new Set(["get"]));
+  },
+
+  async "paginate: exclusive cursors, and the journal pins the first page so a new message grows it instead of pushing one out"(store) {
+    const engine = engineOn(store);
+    await engine.runMutation("messages:sendMany", { chatId: "c", count: 12 });
+    const history = engine.resolve("messages:history", "query");
+    const first = await engine.executeQuery(history, { chatId: "c", paginationOpts: { numItems: 5, cursor: null } });
+    const page = first.value as { page: Document[]; isDone: boolean; continueCursor: string };
+    expect(page.page.map((m) => m.n)).toEqual([11, 10, 9, 8, 7]);
+    expect(page.isDone).toBe(false);
+    expect(first.journal).toEqual(expect.any(String));
+    const second = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: page.continueCursor } })).value as typeof page;
+    expect(second.page.map((m) => m.n)).toEqual([6, 5, 4, 3, 2]);
+    // A new message arrives at the top: re-run with the journal, the first page keeps its last row and grows.
+    await engine.runMutation("messages:send", { chatId: "c", author: "a", body: "newest" });
+    const rerun = await engine.executeQuery(history, { chatId: "c", paginationOpts: { numItems: 5, cursor: null } }, first.journal);
+    expect((rerun.value as typeof page).page.map((m) => m.body)).toEqual(["newest", "m11", "m10", "m9", "m8", "m7"]);
+    expect(rerun.journal).toBe(first.journal);
+    // Without the journal it is a fresh first page of 5 (the one a new subscriber gets).
+    const fresh = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: null } })).value as typeof page;
+    expect(fresh.page.map((m) => m.body)).toEqual(["newest", "m11", "m10", "m9", "m8"]);
+    // The last page: exhausted, isDone, and asking past the end is an empty done page.
+    const last = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: second.continueCursor } })).value as typeof page;
+    expect(last.page.map((m) => m.n)).toEqual([1, 0]);
+    expect(last.isDone).toBe(true);
+    const past = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: last.continueCursor } })).value as typeof page;
+    expect(past).toMatchObject({ page: [], isDone: true });
+  },
+
+  async "a cursor from another query is InvalidCursor; a second paginate in one function is refused"(store) {
+    const engine = engineOn(store);
+    await engine.runMutation("messages:sendMany", { chatId: "c", count: 3 });
+    const page = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: null } })).value as { continueCursor: string };
+    await expectFunctionError(engine.runQuery("messages:history", { chatId: "other", paginationOpts: { numItems: 1, cursor: page.continueCursor } }), "BadRequest", /InvalidCursor/);
+    await expectFunctionError(engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: "garbage" } }), "BadRequest", /InvalidCursor/);
+    await expectFunctionError(engine.runQuery("messages:twoPages", {}), "BadRequest", /MultiplePaginatedDatabaseQueries/);
+  },
+
+  async "a page's read-set ends at its last row: a write past it re-runs nothing"(store) {
+    const engine = engineOn(store);
+    const ids = (await engine.runMutation("messages:sendMany", { chatId: "c", count: 10 })).value as string[];
+    const page = await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 3, cursor: null } });
+    const index = new SubscriptionIndex<string>();
+    index.add("page", page.readSet);
+    expect(index.affected((await engine.runMutation("messages:edit", { id: ids[2]!, body: "older than the page" })).writes).size).toBe(0);
+    expect(index.affected((await engine.runMutation("messages:edit", { id: ids[8]!, body: "on the page" })).writes)).toEqual(new Set(["page"]));
+  },
+
+  async "filter expressions: arithmetic, negation, Convex's order across types, and type errors"(store) {
+    const engine = engineOn(store);
+    await engine.runMutation("messages:sendMany", { chatId: "c", count: 8 });
+    const odd = (await engine.runQuery("messages:arithmetic", { chatId: "c" })).value as Document[];
+    expect(odd.map((m) => m.n)).toEqual([3, 5, 7]);
+    await expectFunctionError(engine.runQuery("messages:badArithmetic", {}), "BadRequest", /add needs two int64s or two float64s/);
   },
 };

@@ -13,23 +13,31 @@ import type { Execution } from "./execution.ts";
 
 const current = new AsyncLocalStorage<Execution>();
 
-function active(): Execution {
-  const execution = current.getStore();
-  if (!execution) {
-    throw new Error("The Convex database was used outside of a running function (e.g. from a timer or after the function returned).");
-  }
-  return execution;
+interface ConvexGlobal {
+  syscall(op: string, argsJson: string): string;
+  asyncSyscall(op: string, argsJson: string): Promise<string>;
+  jsSyscall(op: string, args: Record<string, unknown>): unknown;
 }
 
-const syscalls = {
-  syscall: (op: string, argsJson: string) => active().syscall(op, argsJson),
-  asyncSyscall: (op: string, argsJson: string) => active().asyncSyscall(op, argsJson),
-  jsSyscall: (op: string) => active().jsSyscall(op),
+/** A global another in-process backend installed before us (convex-test in a differential test): it serves calls that are not ours. */
+let previous: ConvexGlobal | undefined;
+
+function outside(): never {
+  throw new Error("The Convex database was used outside of a running function (e.g. from a timer or after the function returned).");
+}
+
+const syscalls: ConvexGlobal = {
+  syscall: (op, argsJson) => (current.getStore() ?? previous ?? outside()).syscall(op, argsJson),
+  asyncSyscall: (op, argsJson) => (current.getStore() ?? previous ?? outside()).asyncSyscall(op, argsJson),
+  jsSyscall: (op, args) => (current.getStore() ?? previous ?? outside()).jsSyscall(op, args),
 };
 
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
 export function runInExecution<T>(execution: Execution, fn: () => Promise<T>): Promise<T> {
-  const global = globalThis as { Convex?: unknown };
-  if (global.Convex !== syscalls) global.Convex = syscalls;
+  const global = globalThis as { Convex?: ConvexGlobal };
+  if (global.Convex !== syscalls) {
+    previous = global.Convex;
+    global.Convex = syscalls;
+  }
   return current.run(execution, fn);
 }

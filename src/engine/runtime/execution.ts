@@ -85,7 +85,7 @@ export class Execution {
     }
   }
 
-  jsSyscall(op: string): never {
+  jsSyscall(op: string, _args?: Record<string, unknown>): never {
     throw new Error(`Unknown JS operation ${op}`);
   }
 
