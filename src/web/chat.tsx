@@ -1,0 +1,118 @@
+/**
+ * The example chat page, written the way a Convex app is: React with
+ * `convex/react` against calmsync. `useQuery` keeps the newest messages and
+ * the search results live, `usePaginatedQuery` pages back through the
+ * history ("load more") and `useMutation` sends. Bundled to
+ * public/build/chat.js by `npm run build:web` (run before `dev`).
+ */
+import { StrictMode, useState, type FormEvent } from "react";
+import { createRoot } from "react-dom/client";
+import { ConvexProvider, ConvexReactClient, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
+import { api } from "../../convex/_generated/api";
+import type { Doc } from "../../convex/_generated/dataModel";
+
+const params = new URLSearchParams(location.search);
+const deployment = params.get("deployment");
+const client = new ConvexReactClient(deployment ? `${location.origin}/d/${deployment}` : location.origin, { skipConvexDeploymentUrlCheck: true });
+
+function Messages({ messages, id }: { messages: Doc<"messages">[] | undefined; id: string }) {
+  if (messages === undefined) return <p className="hint">loading…</p>;
+  return (
+    <ol id={id}>
+      {messages.map((m) => (
+        <li key={m._id}>
+          <time>{new Date(m._creationTime).toLocaleTimeString()}</time> <b>{m.author}</b> <span>{m.body}</span>
+        </li>
+      ))}
+    </ol>
+  );
+}
+
+function Status() {
+  const state = useConvexConnectionState();
+  return <span id="status">{state.isWebSocketConnected ? "live" : "reconnecting…"}</span>;
+}
+
+function History({ chatId }: { chatId: string }) {
+  const { results, status, loadMore } = usePaginatedQuery(api.messages.history, { chatId }, { initialNumItems: 10 });
+  return (
+    <section>
+      <h2>History</h2>
+      <Messages messages={status === "LoadingFirstPage" ? undefined : results} id="history" />
+      <button id="load-more" disabled={status !== "CanLoadMore"} onClick={() => loadMore(10)}>
+        {status === "Exhausted" ? "that is everything" : status === "CanLoadMore" ? "load more" : "loading…"}
+      </button>
+    </section>
+  );
+}
+
+function Search({ chatId }: { chatId: string }) {
+  const [text, setText] = useState("");
+  const results = useQuery(api.messages.search, text.trim() ? { chatId, query: text } : "skip");
+  return (
+    <section>
+      <h2>Search this chat</h2>
+      <input id="search" placeholder="Type to search (the last word matches as a prefix)" autoComplete="off" value={text} onChange={(e) => setText(e.target.value)} />
+      {text.trim() ? <Messages messages={results} id="results" /> : null}
+    </section>
+  );
+}
+
+function Chat() {
+  const [chatId, setChatId] = useState(params.get("chat") ?? "general");
+  const [author, setAuthor] = useState(() => localStorage.getItem("calmsync-author") ?? `guest-${Math.floor(Math.random() * 1000)}`);
+  const [body, setBody] = useState("");
+  const [error, setError] = useState<string | null>(null);
+  const newest = useQuery(api.messages.list, { chatId });
+  const send = useMutation(api.messages.send);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    if (!body.trim()) return;
+    localStorage.setItem("calmsync-author", author);
+    const text = body;
+    setBody("");
+    try {
+      await send({ chatId, author, body: text });
+      setError(null);
+    } catch (e) {
+      setError(`send failed: ${(e as Error).message}`);
+    }
+  };
+
+  return (
+    <>
+      <header>
+        <h1>calmsync chat</h1>
+        <nav>
+          <a href="/dashboard">dashboard</a> · <Status />
+          {error ? <span id="error"> · {error}</span> : null}
+        </nav>
+      </header>
+      <main>
+        <label>
+          chat <input id="chat" value={chatId} onChange={(e) => setChatId(e.target.value)} />
+        </label>
+        <label>
+          you <input id="author" value={author} onChange={(e) => setAuthor(e.target.value)} />
+        </label>
+        <form id="send" onSubmit={submit}>
+          <input id="body" placeholder="Say something" autoComplete="off" value={body} onChange={(e) => setBody(e.target.value)} />
+          <button>Send</button>
+        </form>
+        <p className="hint">Newest 20 messages, live. Open this page twice and talk to yourself.</p>
+        <Messages messages={newest} id="messages" />
+        <Search chatId={chatId} />
+        <History key={chatId} chatId={chatId} />
+      </main>
+    </>
+  );
+}
+
+createRoot(document.getElementById("root")!).render(
+  <StrictMode>
+    <ConvexProvider client={client}>
+      <Chat />
+    </ConvexProvider>
+  </StrictMode>,
+);
