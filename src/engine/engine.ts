@@ -20,7 +20,7 @@
  *    ns), persisted with the commit, so they increase across restarts.
  */
 import type { JSONValue, Value } from "./values.ts";
-import { convexToJson, describe, isPlainObject, jsonToConvex, valueSize, ValueError } from "./values.ts";
+import { convexToJson, describe, isPlainObject, jsonTextSize, jsonToConvex, valueSize, ValueError } from "./values.ts";
 import type { Schema } from "./schema.ts";
 import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./functions.ts";
 import { canonicalizePath } from "./functions.ts";
@@ -35,10 +35,33 @@ import { FairLock } from "./fair-lock.ts";
 import { Execution } from "./runtime/execution.ts";
 import { runInExecution } from "./runtime/convex-global.ts";
 
-export interface QueryResult {
-  value: Value;
-  /** `value` in Convex JSON, encoded once for the wire. */
-  json: JSONValue;
+/**
+ * A function's result as its wrapper encoded it: the wire text, parsed into
+ * `json` and `value` only when someone asks (a live query's update is sent
+ * as the text itself).
+ */
+export interface EncodedValue {
+  /** The result in Convex JSON text, as the wire carries it. */
+  readonly text: string;
+  readonly json: JSONValue;
+  readonly value: Value;
+}
+
+function encodedValue(text: string, parsed?: { json: JSONValue; value: Value }): EncodedValue {
+  let json = parsed?.json;
+  let value = parsed?.value;
+  return {
+    text,
+    get json() {
+      return (json ??= JSON.parse(text) as JSONValue);
+    },
+    get value() {
+      return (value ??= jsonToConvex(this.json));
+    },
+  };
+}
+
+export interface QueryResult extends EncodedValue {
   readSet: ReadSet;
   /** Text searches it ran (matched against search write-sets). */
   searchReads: SearchRead[];
@@ -49,14 +72,12 @@ export interface QueryResult {
 }
 
 /** A query run: a result or a function error, and in both cases what it read. */
-export type QueryOutcome = (QueryResult & { error: null }) | (Omit<QueryResult, "value" | "json"> & { value: null; json: null; error: FunctionError });
+export type QueryOutcome = (QueryResult & { error: null }) | (Omit<QueryResult, "value" | "json" | "text"> & { value: null; json: null; text: null; error: FunctionError });
 
 /** Runs inside a mutation's commit transaction with its outcome (e.g. to record it for retries). */
-export type CommitHook = (outcome: { json: JSONValue; ts: bigint }) => void;
+export type CommitHook = (outcome: { text: string; ts: bigint }) => void;
 
-export interface MutationResult {
-  value: Value;
-  json: JSONValue;
+export interface MutationResult extends EncodedValue {
   /** The commit timestamp, or the snapshot read if the mutation wrote nothing. */
   ts: bigint;
   /** Every index key written (old and new); empty when nothing changed. */
@@ -177,12 +198,12 @@ export class Engine {
     const execution = new Execution(tx, journal);
     this.counters.queryExecutions++;
     try {
-      const { value, json } = await this.invoke(fn, args, execution, limits);
-      return { value, json, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: null };
+      const result = await this.invoke(fn, args, execution, limits);
+      return Object.assign(result, { readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: null as null });
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) throw error;
-      return { value: null, json: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
+      return { value: null, json: null, text: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
     }
   }
 
@@ -211,15 +232,15 @@ export class Engine {
       snapshotTs: lastTs,
     });
     this.counters.mutationExecutions++;
-    const { value, json } = await this.invoke(fn, args, new Execution(tx, null), limits);
+    const result = await this.invoke(fn, args, new Execution(tx, null), limits);
     const { documents, indexWrites, searchWrites } = tx.finish();
     const commitTs = documents.length > 0 ? ts : lastTs;
-    const hook = alsoInTransaction && (() => alsoInTransaction({ json, ts: commitTs }));
+    const hook = alsoInTransaction && (() => alsoInTransaction({ text: result.text, ts: commitTs }));
     this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, hook);
     if (documents.length > 0) {
       for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
     }
-    return { value, json, ts: commitTs, writes: indexWrites, searchWrites };
+    return Object.assign(result, { ts: commitTs, writes: indexWrites, searchWrites });
   }
 
   /**
@@ -227,7 +248,7 @@ export class Engine {
    * syscalls routed to `execution`, and checks the result: budgets, then the
    * function's own validators, as Convex's backend does around a call.
    */
-  private async invoke(fn: RegisteredFunction, args: Value, execution: Execution, limits: EngineLimits): Promise<{ value: Value; json: JSONValue }> {
+  private async invoke(fn: RegisteredFunction, args: Value, execution: Execution, limits: EngineLimits): Promise<EncodedValue> {
     const name = fn.path;
     if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
@@ -236,23 +257,30 @@ export class Engine {
     }
     const argsProblem = validatorProblem(fn.args, args);
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
-    let resultJson: string;
+    let text: string;
     try {
-      resultJson = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
+      text = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
     } catch (error) {
       throw asFunctionError(error, execution);
     } finally {
       execution.finish();
     }
-    const json = JSON.parse(resultJson) as JSONValue;
-    const value = jsonToConvex(json);
-    const resultBytes = measure(value, limits.maxValueDepth, `The result of ${name}`, "UserError");
+    let resultBytes: number;
+    try {
+      resultBytes = jsonTextSize(text, limits.maxValueDepth);
+    } catch (error) {
+      if (error instanceof ValueError) throw new FunctionError("UserError", `The result of ${name}: ${error.message} (knob maxValueDepth)`);
+      throw error;
+    }
     if (resultBytes > limits.maxResultBytes) {
       throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
     }
-    const returnsProblem = fn.returns && validatorProblem(fn.returns, value);
+    if (!fn.returns) return encodedValue(text);
+    const json = JSON.parse(text) as JSONValue;
+    const value = jsonToConvex(json);
+    const returnsProblem = validatorProblem(fn.returns, value);
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
-    return { value, json };
+    return encodedValue(text, { json, value });
   }
 }
 

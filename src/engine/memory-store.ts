@@ -59,8 +59,8 @@ export class MemoryStore implements DocumentStore {
     const keys = entries.keys.slice(from, to);
     if (order === "desc") keys.reverse();
     for (const key of keys) {
-      const { document, bytes } = this.documents.get(entries.ids.get(key)!)!;
-      yield { key, document, bytes };
+      const { document, json, bytes } = this.documents.get(entries.ids.get(key)!)!;
+      yield { key, document, json, bytes };
     }
   }
 
@@ -85,7 +85,7 @@ export class MemoryStore implements DocumentStore {
       }
     }
     for (const write of commit.documents) {
-      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, bytes: write.bytes });
+      if (write.document) this.documents.set(write.id, { table: write.table, document: write.document as Document, json: write.json!, bytes: write.bytes });
       else this.documents.delete(write.id);
     }
     if (commit.documents.length > 0) this.commits++;

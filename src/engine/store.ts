@@ -5,6 +5,7 @@
  * a function's reads never yield to other events.
  */
 import type { Document } from "./values.ts";
+import { jsonToConvex } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
 import type { SearchBackend, SearchWrite } from "./search.ts";
 
@@ -13,6 +14,8 @@ export type Order = "asc" | "desc";
 export interface StoredDocument {
   readonly table: string;
   readonly document: Document;
+  /** The document as stored, in Convex JSON: what a function reads is handed on as this text. */
+  readonly json: string;
   /** Its stored Convex JSON's size in UTF-8 bytes (what a read costs against `maxBytesRead`). */
   readonly bytes: number;
 }
@@ -20,7 +23,38 @@ export interface StoredDocument {
 export interface IndexEntry {
   readonly key: IndexKey;
   readonly document: Document;
+  readonly json: string;
   readonly bytes: number;
+}
+
+/**
+ * An entry read from stored JSON. Its document is parsed only when something
+ * looks inside it (a filter, a validator): a query that returns what it read
+ * hands the stored text on untouched.
+ */
+export function entryFromJson(key: IndexKey, json: string, bytes: number): IndexEntry {
+  let document: Document | undefined;
+  return {
+    key,
+    json,
+    bytes,
+    get document() {
+      return (document ??= jsonToConvex(JSON.parse(json)) as Document);
+    },
+  };
+}
+
+/** `entryFromJson` for a point read, which also names the document's table. */
+export function storedFromJson(table: string, json: string, bytes: number): StoredDocument {
+  let document: Document | undefined;
+  return {
+    table,
+    json,
+    bytes,
+    get document() {
+      return (document ??= jsonToConvex(JSON.parse(json)) as Document);
+    },
+  };
 }
 
 /**

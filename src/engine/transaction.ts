@@ -102,14 +102,15 @@ export class Transaction {
     return this.store.getDocument(id);
   }
 
-  /** Current version of a document (pending writes first), its table and its size in bytes. */
-  private lookup(id: string): { table: string; document: Document | null; bytes: number } | null {
+  /** Current version of a document (pending writes first), its table, stored JSON and size in bytes. */
+  private lookup(id: string): { table: string; document: Document | null; json: string | null; bytes: number } | null {
     const pending = this.pending.get(id);
-    if (pending) return { table: pending.table, document: pending.after, bytes: pending.afterBytes };
+    if (pending) return { table: pending.table, document: pending.after, json: pending.json, bytes: pending.afterBytes };
     return this.committed(id);
   }
 
-  get(id: string): Document | null {
+  /** A document by id, with its stored JSON, or null; records the read. */
+  get(id: string): { document: Document; json: string } | null {
     if (typeof id !== "string" || !isDocumentId(id)) {
       throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.get\`: ${describe(id as Value)} is not a document id`);
     }
@@ -123,8 +124,9 @@ export class Transaction {
         this.options.readSet.record(`${table}.by_id`, { start: key, end: keySuccessor(key) });
       }
     }
-    if (found?.document) this.countRead(found.bytes);
-    return found?.document ?? null;
+    if (!found?.document) return null;
+    this.countRead(found.bytes);
+    return { document: found.document, json: found.json! };
   }
 
   /**
@@ -139,7 +141,7 @@ export class Transaction {
       if (write.before) removed.add(indexKeyOf(index, write.before));
       if (write.after) {
         const key = indexKeyOf(index, write.after);
-        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, bytes: write.afterBytes });
+        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, json: write.json!, bytes: write.afterBytes });
       }
     }
     added.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -171,7 +173,7 @@ export class Transaction {
    * mutation, documents it changed appear in their pending version (deleted
    * ones are skipped); the ranking itself is that of the committed index.
    */
-  *search(builder: SearchFilterBuilder): Generator<Document> {
+  *search(builder: SearchFilterBuilder): Generator<{ document: Document; json: string }> {
     const backend = this.store.search;
     if (!backend) throw new FunctionError("BadRequest", "Text search is not available on this store");
     const limits = this.options.limits;
@@ -185,7 +187,7 @@ export class Transaction {
       const found = this.lookup(hit.id);
       if (!found?.document) continue;
       this.countRead(found.bytes);
-      yield found.document;
+      yield { document: found.document, json: found.json! };
     }
     if (truncated) {
       throw new FunctionError(

@@ -175,6 +175,35 @@ function defineField<T>(target: Record<string, T>, key: string, value: T): void 
   else target[key] = value;
 }
 
+/**
+ * The UTF-8 size of a JSON text, checking in the same pass that its arrays
+ * and objects nest at most `maxDepth` levels (a `ValueError` past that):
+ * what a function's encoded result is measured by, without parsing it.
+ */
+export function jsonTextSize(text: string, maxDepth: number): number {
+  let depth = 0;
+  let inString = false;
+  let bytes = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0x80) {
+      // Only inside strings; counted as utf8Length does (a surrogate pair is 4 bytes for 2 units).
+      if (unit < 0x800) bytes += 1;
+      else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length && (text.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+        bytes += 2;
+        i++;
+      } else bytes += 2;
+    } else if (inString) {
+      if (unit === 0x5c) i++; // a backslash: the escaped unit is ASCII
+      else if (unit === 0x22) inString = false;
+    } else if (unit === 0x22) inString = true;
+    else if (unit === 0x5b || unit === 0x7b) {
+      if (++depth > maxDepth) throw new ValueError(`Value is nested more than ${maxDepth} levels deep`);
+    } else if (unit === 0x5d || unit === 0x7d) depth--;
+  }
+  return bytes;
+}
+
 /** The length of `text` in UTF-8 bytes, as TextEncoder would write it, without encoding it. */
 export function utf8Length(text: string): number {
   let bytes = text.length;

@@ -216,7 +216,7 @@ export class QueryInstances {
       searchReads = outcome.searchReads;
       encoded = outcome.error
         ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
-        : { ok: true, value: JSON.stringify(outcome.json) };
+        : { ok: true, value: outcome.text };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
       // Unknown function (the only failure resolve() has): fails now, and nothing it "read" can change that.

@@ -441,10 +441,10 @@ export class SyncServer {
           try {
             const fn = this.engine.resolve(message.udfPath, "mutation");
             const args = jsonToConvex(message.args);
-            const result = await this.engine.executeMutation(fn, args, ({ json, ts }) =>
-              this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: JSON.stringify(json), ts, fingerprint }, this.now()),
+            const result = await this.engine.executeMutation(fn, args, ({ text, ts }) =>
+              this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: text, ts, fingerprint }, this.now()),
             );
-            this.sendOrDrop(session, mutationSuccess(message.requestId, JSON.stringify(result.json), result.ts));
+            this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts));
           } catch (error) {
             const failure = knownFunctionError(error);
             if (!failure) throw error;

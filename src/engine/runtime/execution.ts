@@ -10,13 +10,13 @@
  * function fails with one of them, the engine reports the original code
  * (a budget stays `LimitExceeded`, not a user error).
  */
-import type { Document, JSONValue, Value } from "../values.ts";
+import type { JSONValue, Value } from "../values.ts";
 import { convexToJson, describe, isPlainObject, jsonToConvex } from "../values.ts";
 import type { Transaction } from "../transaction.ts";
 import { FunctionError } from "../errors.ts";
 import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
-import { QueryStream, readPage, type SerializedQuery } from "./query-stream.ts";
+import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 
 /** Convex refuses larger pages (`PageSizeTooLarge`). */
@@ -92,12 +92,12 @@ export class Execution {
   private runAsync(op: string, args: Args): string {
     switch (op) {
       case "1.0/get":
-        return documentJson(this.get(args.id, args.table as string | undefined));
+        return this.get(args.id, args.table as string | undefined)?.json ?? "null";
       case "1.0/queryStreamNext": {
         const stream = this.streams.get(args.queryId as number);
         if (!stream) throw new FunctionError("BadRequest", "This query was already closed");
-        const document = stream.next();
-        return `{"value":${documentJson(document)},"done":${document === null}}`;
+        const row = stream.next();
+        return row === null ? '{"value":null,"done":true}' : `{"value":${row.json},"done":false}`;
       }
       case "1.0/queryPage":
         return this.queryPage(args);
@@ -123,7 +123,7 @@ export class Execution {
     }
   }
 
-  private get(idJson: JSONValue | undefined, table: string | undefined): Document | null {
+  private get(idJson: JSONValue | undefined, table: string | undefined): Row | null {
     const id = jsonToConvex(idJson ?? null);
     if (typeof id !== "string") throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.get\`, expected string but got ${describe(id)}`);
     if (table !== undefined) this.checkTable(id, table, "get");
@@ -176,14 +176,10 @@ export class Execution {
     return this.pageJson(page, continueCursor, continueKey === "end", splitKey === null ? null : encodeCursor(fingerprint, splitKey), status);
   }
 
-  private pageJson(page: Document[], continueCursor: string, isDone: boolean, splitCursor: string | null, pageStatus: string | null): string {
+  private pageJson(page: Row[], continueCursor: string, isDone: boolean, splitCursor: string | null, pageStatus: string | null): string {
     this.journal = journalFor(continueCursor);
-    return `{"page":[${page.map(documentJson).join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},"splitCursor":${JSON.stringify(splitCursor)},"pageStatus":${JSON.stringify(pageStatus)}}`;
+    return `{"page":[${page.map((row) => row.json).join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},"splitCursor":${JSON.stringify(splitCursor)},"pageStatus":${JSON.stringify(pageStatus)}}`;
   }
-}
-
-function documentJson(document: Document | null): string {
-  return document === null ? "null" : JSON.stringify(convexToJson(document));
 }
 
 /**

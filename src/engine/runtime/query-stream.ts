@@ -24,6 +24,12 @@ export type SerializedSource =
 
 export type SerializedOperator = { filter: Expression } | { limit: number };
 
+/** A row a query yields: the document, and its stored JSON (handed to user code as is). */
+export interface Row {
+  readonly document: Document;
+  readonly json: string;
+}
+
 export interface SerializedQuery {
   source: SerializedSource;
   operators: SerializedOperator[];
@@ -102,7 +108,7 @@ function narrow(interval: KeyInterval, { after, upTo }: PageBounds, order: Order
 class IndexScan {
   lastKey: IndexKey | null = null;
   exhausted = false;
-  private readonly entries: Iterator<{ key: IndexKey; document: Document }>;
+  private readonly entries: Iterator<Row & { key: IndexKey }>;
   private closed = false;
   private readonly tx: Transaction;
   private readonly index: IndexDefinition;
@@ -118,14 +124,14 @@ class IndexScan {
     this.entries = empty ? [][Symbol.iterator]() : tx.scan(index, interval, order)[Symbol.iterator]();
   }
 
-  next(): Document | null {
+  next(): Row | null {
     const step = this.entries.next();
     if (step.done) {
       this.exhausted = true;
       return null;
     }
     this.lastKey = step.value.key;
-    return step.value.document;
+    return step.value;
   }
 
   close(): void {
@@ -158,12 +164,12 @@ class Operators {
     return this.finished;
   }
 
-  /** Whether `document` comes out of the operators (and counts towards their limits). */
-  admit(document: Document): boolean {
+  /** Whether `row` comes out of the operators (and counts towards their limits). */
+  admit(row: Row): boolean {
     for (let i = 0; i < this.operators.length; i++) {
       const operator = this.operators[i]!;
       if ("filter" in operator) {
-        if (!passes(operator.filter, document)) return false;
+        if (!passes(operator.filter, row.document)) return false;
       } else if (++this.counts[i]! >= operator.limit) {
         this.finished = true;
       }
@@ -175,7 +181,7 @@ class Operators {
 /** One `ctx.db.query(...)` being iterated (`queryStream` / `queryStreamNext` / `queryCleanup`). */
 export class QueryStream {
   private readonly scan: IndexScan | null;
-  private readonly search: Iterator<Document> | null;
+  private readonly search: Iterator<Row> | null;
   private readonly operators: Operators;
 
   constructor(tx: Transaction, query: SerializedQuery) {
@@ -191,11 +197,11 @@ export class QueryStream {
   }
 
   /** The next row out of the operators, or null when the stream is done. */
-  next(): Document | null {
+  next(): Row | null {
     while (!this.operators.done) {
-      const document = this.scan ? this.scan.next() : (this.search!.next().value ?? null);
-      if (document === null) break;
-      if (this.operators.admit(document)) return document;
+      const row = this.scan ? this.scan.next() : (this.search!.next().value ?? null);
+      if (row === null) break;
+      if (this.operators.admit(row)) return row;
     }
     this.close();
     return null;
@@ -207,7 +213,7 @@ export class QueryStream {
 }
 
 /** The documents of a text search, in relevance order (no rows for an empty search string, as in Convex). */
-function searchRows(tx: Transaction, source: Extract<SerializedSource, { type: "Search" }>): Iterator<Document> {
+function searchRows(tx: Transaction, source: Extract<SerializedSource, { type: "Search" }>): Iterator<Row> {
   const dot = source.indexName.indexOf(".");
   const table = source.indexName.slice(0, dot);
   const index = dot > 0 && tx.schema.isTableName(table) ? tx.schema.table(table).searchIndexes.get(source.indexName.slice(dot + 1)) : undefined;
@@ -231,7 +237,7 @@ export interface PageRequest {
 }
 
 export interface PageRead {
-  page: Document[];
+  page: Row[];
   /** The position after the page: its end, the last key read, or "end" when the range ran out. */
   continueKey: IndexKey | "end";
   /** The position after the page's middle row, or null for a page of two rows or fewer. */
@@ -247,7 +253,7 @@ export function readPage(tx: Transaction, query: SerializedQuery, request: PageR
   const { index, interval, order } = indexSource(tx, query.source, { after: request.after, upTo });
   const scan = new IndexScan(tx, index, interval, order);
   const operators = new Operators(query.operators ?? []);
-  const page: Document[] = [];
+  const page: Row[] = [];
   const pageKeys: IndexKey[] = [];
   let rowsRead = 0;
   let hitReadLimit = false;
@@ -257,11 +263,11 @@ export function readPage(tx: Transaction, query: SerializedQuery, request: PageR
       hitReadLimit = true;
       break;
     }
-    const document = scan.next();
-    if (document === null) break;
+    const row = scan.next();
+    if (row === null) break;
     rowsRead++;
-    if (operators.admit(document)) {
-      page.push(document);
+    if (operators.admit(row)) {
+      page.push(row);
       pageKeys.push(scan.lastKey!);
     }
   }

@@ -1,0 +1,82 @@
+/**
+ * Executions per second of `messages:list` (a chat's newest 20 of 200
+ * messages) inside one Durable Object, three ways:
+ * - through the engine's function path (`engine.runQuery`): the Convex
+ *   runtime on calmsync, or whatever engine the checked-out commit has
+ *   (`npm run bench -- runtime` also runs this file on the commit before the
+ *   runtime, for the old look-alike engine);
+ * - the same read done directly in SQL in the same object: the index range
+ *   joined to the documents, newest 20, each parsed (the floor any engine
+ *   pays), with no function, read-set or budget.
+ * Prints one table row per way, tagged so scripts/bench.ts can merge runs.
+ */
+import { it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
+import { exports } from "cloudflare:workers";
+import { encodeKey, keyToBytes, prefixSuccessor } from "../../../src/engine/index.ts";
+
+const MESSAGES = 200;
+const ROUNDS = 3;
+const DURATION_MS = 1_500;
+const worker = (exports as unknown as { default: Fetcher }).default;
+const admin = { Authorization: "Bearer bench-admin-key", "Content-Type": "application/json" };
+
+interface Engine {
+  runQuery(path: string, args: unknown): Promise<{ value: unknown }>;
+  runMutation(path: string, args: unknown): Promise<unknown>;
+}
+
+/**
+ * Best of `ROUNDS` runs of `DURATION_MS` each: calls per second, 50 in flight
+ * (a busy object: the function lock drains its queue without a hop through
+ * the event loop between calls, as under real load).
+ */
+async function rate(call: () => Promise<unknown> | unknown): Promise<number> {
+  let best = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    let calls = 0;
+    const start = performance.now();
+    while (performance.now() - start < DURATION_MS) {
+      await Promise.all(Array.from({ length: 50 }, () => call()));
+      calls += 50;
+    }
+    best = Math.max(best, calls / ((performance.now() - start) / 1000));
+  }
+  return best;
+}
+
+it("messages:list through the function path and in SQL", async () => {
+  const name = "runtime-bench";
+  const created = await worker.fetch(`http://bench/d/${name}/api/admin/deployment`, { method: "POST", headers: admin });
+  if (!created.ok && created.status !== 409) throw new Error(`create: ${created.status} ${await created.text()}`);
+  await worker.fetch(`http://bench/d/${name}/api/status`);
+  const ns = (env as unknown as { DEPLOYMENTS: DurableObjectNamespace }).DEPLOYMENTS;
+  const stub = ns.get(ns.idFromName(name));
+  const result = await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
+    const engine = (instance as { runtime: { engine: Engine } }).runtime.engine;
+    for (let i = 0; i < MESSAGES; i++) await engine.runMutation("messages:send", { chatId: i % 2 === 0 ? "bench" : "other", author: "a", body: `message number ${i} with a few words` });
+    const viaEngine = await engine.runQuery("messages:list", { chatId: "bench" });
+    if ((viaEngine.value as unknown[]).length !== 20) throw new Error("expected 20 messages");
+    const sql = state.storage.sql;
+    // The index range of chat "bench" in messages.by_chat, as the store binds it.
+    const prefix = encodeKey(["bench"]);
+    const start = keyToBytes(prefix).buffer as ArrayBuffer;
+    const end = keyToBytes(prefixSuccessor(prefix)!).buffer as ArrayBuffer;
+    const direct = () => {
+      const rows = sql.exec<{ json: string }>(
+        `SELECT d.json AS json FROM index_entries e JOIN documents d ON d.id = e.doc_id
+         WHERE e.index_name = 'messages.by_chat' AND e.key >= ? AND e.key < ? ORDER BY e.key DESC LIMIT 20`,
+        start,
+        end,
+      );
+      const out: unknown[] = [];
+      for (const row of rows) out.push(JSON.parse(row.json));
+      if (out.length !== 20) throw new Error(`expected 20 rows, got ${out.length}`);
+      return out;
+    };
+    const sqlRate = await rate(direct);
+    const engineRate = await rate(() => engine.runQuery("messages:list", { chatId: "bench" }));
+    return { sqlRate, engineRate };
+  });
+  console.log(`BENCH-RUNTIME:${JSON.stringify(result)}`);
+});
