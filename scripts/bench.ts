@@ -7,9 +7,16 @@
  *    descriptors through wrangler dev's proxy, which holds ~4 per socket).
  * 4. Fairness and slow consumers over loopback sockets against `wrangler dev`.
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, flood, slow.
+ * 5. The function path inside workerd: `messages:list` through the Convex
+ *    runtime, the same read in SQL, and the engine before the runtime (run
+ *    from a temporary git worktree of that commit).
+ *
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, flood, slow, runtime.
  */
 import { spawnSync } from "node:child_process";
+import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { machine } from "./bench/harness.ts";
 import { benchSearchSubscriptions, benchSubscriptionIndex } from "./bench/subscription-index.ts";
 import { benchFanout } from "./bench/fanout.ts";
@@ -55,3 +62,51 @@ if (run("wave")) {
 }
 if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
 if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);
+
+/** The last commit with the look-alike engine, before functions ran on convex/server. */
+const ENGINE_BEFORE_RUNTIME = "ca3d67f";
+const RUNTIME_BENCH = "scripts/bench/workerd/runtime.bench-run.ts";
+
+/** Runs the runtime benchmark inside workerd in `cwd`: executions per second through the engine and in SQL. */
+function runtimeRates(cwd: string): { sqlRate: number; engineRate: number } {
+  const result = spawnSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "-c", "vitest.bench.config.ts", RUNTIME_BENCH], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false", NO_COLOR: "1" },
+  });
+  const match = /BENCH-RUNTIME:(\{.*\})/.exec(result.stdout);
+  if (result.status !== 0 || !match) throw new Error(`runtime benchmark failed in ${cwd}:\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
+  return JSON.parse(match[1]!) as { sqlRate: number; engineRate: number };
+}
+
+/** The same benchmark on the engine before the runtime: a temporary worktree of that commit, sharing node_modules. */
+function runtimeRatesBefore(): { sqlRate: number; engineRate: number } | null {
+  const dir = mkdtempSync(join(tmpdir(), "calmsync-before-runtime-"));
+  const git = (...args: string[]) => spawnSync("git", args, { encoding: "utf8" });
+  if (git("worktree", "add", "--detach", dir, ENGINE_BEFORE_RUNTIME).status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    return null;
+  }
+  try {
+    symlinkSync(resolve("node_modules"), join(dir, "node_modules"));
+    copyFileSync(RUNTIME_BENCH, join(dir, RUNTIME_BENCH));
+    return runtimeRates(dir);
+  } finally {
+    git("worktree", "remove", "--force", dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (run("runtime")) {
+  const now = runtimeRates(process.cwd());
+  const before = runtimeRatesBefore();
+  const row = (label: string, rate: number, sql: number) => `| ${label} | ${Math.round(rate).toLocaleString("en-US")} | ${(rate / sql).toFixed(2)} |`;
+  const rows = [
+    "| path | executions/s | vs SQL in the same run |",
+    "|---|---:|---:|",
+    row("SQL: the index range joined to documents, LIMIT 20, parsed", now.sqlRate, now.sqlRate),
+    row("`messages:list` on the convex/server runtime", now.engineRate, now.sqlRate),
+    before ? row(`\`messages:list\` on the engine before it (${ENGINE_BEFORE_RUNTIME})`, before.engineRate, before.sqlRate) : `| engine before the runtime | (commit ${ENGINE_BEFORE_RUNTIME} not in this clone) | |`,
+  ];
+  console.log(`## The function path: messages:list, newest 20 of 100 (inside workerd, 50 calls in flight)\n\n${rows.join("\n")}\n`);
+}
