@@ -1,11 +1,14 @@
 /**
- * The engine: runs queries and mutations against a `DocumentStore`.
+ * The engine: runs queries and mutations against a `DocumentStore`. User
+ * functions are `convex/server` functions: the engine calls their wrapper
+ * (`invokeQuery`/`invokeMutation`) with the arguments in wire JSON, and the
+ * wrapper's `ctx.db` calls back into this run's syscalls (`runtime/`).
  *
  * Concurrency design. Handlers are `async`, storage is synchronous, and the
  * Durable Object's SQLite offers only `transactionSync` (no BEGIN). So:
  *
- * 1. Every function runs inside `exclusive()`, a FIFO lock: one at a time,
- *    in arrival order. Nothing can commit while a function runs, even if its
+ * 1. Every function runs inside `exclusive()`, a lock that runs one function
+ *    at a time and serves its owners round-robin. Nothing can commit while a function runs, even if its
  *    handler awaits something other than the database, so a query sees one
  *    snapshot and a mutation's reads cannot go stale (no OCC retries needed).
  *    Functions do no I/O, so the lock costs no parallelism: the isolate is
