@@ -6,7 +6,7 @@
  * - `server.ts`, `dataModel.ts`, `api.ts`: the same types a Convex project
  *   gets (`query` from "./_generated/server", `Doc<"messages">`,
  *   `api.messages.list`), built from `convex/server`'s generic helpers.
- * - `modules.ts`: calmsync's registry of the app: the schema and every
+ * - `modules.js` (and its `.d.ts`): calmsync's registry of the app: the schema and every
  *   function module by module path, which the Worker imports. There is no
  *   hand-kept index: adding a file to `convex/` adds its functions.
  *
@@ -19,7 +19,7 @@ import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } f
 import { join, relative, resolve } from "node:path";
 
 const SOURCE = /\.(ts|tsx|js|jsx|mts|mjs)$/;
-const STALE = ["api.js", "api.d.ts", "api.ts", "server.js", "server.d.ts", "server.ts", "dataModel.d.ts", "dataModel.ts", "modules.ts", "api_cjs.cjs", "api_cjs.d.cts"];
+const STALE = ["api.js", "api.d.ts", "api.ts", "server.js", "server.d.ts", "server.ts", "dataModel.d.ts", "dataModel.ts", "modules.ts", "modules.js", "modules.d.ts", "api_cjs.cjs", "api_cjs.d.cts"];
 
 /** Module paths (`messages`, `chat/rooms`) of every function file, as Convex picks them. */
 export function findModules(convexDir: string): { modulePath: string; file: string }[] {
@@ -142,8 +142,10 @@ export const internal: FilterApi<typeof fullApi, FunctionReference<any, "interna
 `,
   );
 
+  // The registry is JavaScript with a declaration of its own, so the Worker's type-check stops
+  // here and the app's modules are checked by the app's tsconfig (convex/tsconfig.json), as in Convex.
   writeFileSync(
-    join(out, "modules.ts"),
+    join(out, "modules.js"),
     `${HEADER}// calmsync's registry of this app: the schema and every function module, by module path.
 ${schema ? `import schema from "../${schema}";\n` : ""}${names.map(({ file, id }) => `import * as ${id} from "../${file}";`).join("\n")}
 
@@ -151,7 +153,16 @@ export const app = {
   schema: ${schema ? "schema" : "null"},
   modules: {
 ${names.map(({ modulePath, id }) => `    ${JSON.stringify(modulePath)}: ${id},`).join("\n")}
-  } as Record<string, Record<string, unknown>>,
+  },
+};
+`,
+  );
+  writeFileSync(
+    join(out, "modules.d.ts"),
+    `${HEADER}/** The app's schema (a convex/server \`defineSchema\`, or null) and its function modules by module path. */
+export declare const app: {
+  schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null;
+  modules: Record<string, Record<string, unknown>>;
 };
 `,
   );

@@ -24,7 +24,7 @@ import { bearerAuth } from "hono/bearer-auth";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
-import { app as convexApp } from "../convex/_generated/modules.ts";
+import { app as convexApp } from "../convex/_generated/modules.js";
 import { defineDeployment, type FunctionKind } from "./deployment/deployment.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, isDeclaredDeployment, type Env } from "./env.ts";

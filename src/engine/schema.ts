@@ -54,6 +54,13 @@ export class SchemaError extends Error {
 }
 
 const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
+/**
+ * Convex's system tables, readable through `db.system`. Nothing writes them
+ * yet (the scheduler and file storage are not implemented), so they read as
+ * empty rather than failing the apps that list them.
+ */
+const SYSTEM_TABLES = new Set(["_scheduled_functions", "_storage"]);
+const isValidTableName = (name: string) => TABLE_NAME.test(name) || SYSTEM_TABLES.has(name);
 const BUILT_IN_INDEXES = new Set(["by_id", "by_creation_time"]);
 
 export interface ResolvedTable {
@@ -94,13 +101,13 @@ export class Schema {
 
   /** Whether `name` can hold documents: named in the schema, or a valid name for a schemaless table. */
   isTableName(name: string): boolean {
-    return this.resolved.has(name) || TABLE_NAME.test(name);
+    return this.resolved.has(name) || isValidTableName(name);
   }
 
   table(name: string): ResolvedTable {
     let table = this.resolved.get(name);
     if (!table) {
-      if (!TABLE_NAME.test(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
+      if (!isValidTableName(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
       table = resolveTable(name, { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
       this.resolved.set(name, table);
       for (const index of table.indexes.values()) this.indexes.set(index.qualifiedName, index);

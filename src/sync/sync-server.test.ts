@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
-import { app } from "../../convex/_generated/modules.ts";
+import { app } from "../../convex/_generated/modules.js";
 import { SyncServer, type SyncKnobs } from "./sync-server.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";

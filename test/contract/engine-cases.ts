@@ -158,6 +158,14 @@ const messages = {
         .filter((q) => q.gt(q.add(q.field("n"), q.field("body")), 0))
         .collect(),
   }),
+  /** Lists Convex's system tables (an admin page does), which nothing writes yet. */
+  systemTables: query({
+    args: {},
+    handler: async (ctx) => ({
+      scheduled: await ctx.db.system.query("_scheduled_functions").collect(),
+      files: await ctx.db.system.query("_storage").collect(),
+    }),
+  }),
   /** Returns whatever it is given (for argument and result budgets). */
   echo: query({ args: { value: v.any() }, handler: (_ctx, { value }) => value }),
 };
@@ -407,5 +415,10 @@ export const engineCases: Record<string, EngineCase> = {
     const odd = (await engine.runQuery("messages:arithmetic", { chatId: "c" })).value as Document[];
     expect(odd.map((m) => m.n)).toEqual([3, 5, 7]);
     await expectFunctionError(engine.runQuery("messages:badArithmetic", {}), "BadRequest", /add needs two int64s or two float64s/);
+  },
+
+  async "system tables read as empty through db.system"(store) {
+    const engine = engineOn(store);
+    expect((await engine.runQuery("messages:systemTables", {})).value).toEqual({ scheduled: [], files: [] });
   },
 };
