@@ -106,10 +106,11 @@ export class SqliteStore implements DocumentStore {
    * Nothing commits while a function runs (the function lock), so the batches
    * read one snapshot.
    */
-  *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
+  *scanIndex(index: string, interval: KeyInterval, order: Order, expectedRows?: number): Iterable<IndexEntry> {
     const direction = order === "asc" ? "ASC" : "DESC";
     let { start, end } = interval;
-    for (let batch = SCAN_FIRST_BATCH; ; batch = Math.min(batch * 4, SCAN_MAX_BATCH)) {
+    const first = expectedRows !== undefined && expectedRows > 0 ? Math.min(expectedRows, SCAN_MAX_BATCH) : SCAN_FIRST_BATCH;
+    for (let batch = first; ; batch = Math.min(batch * 4, SCAN_MAX_BATCH)) {
       const params: (string | ArrayBuffer | number)[] = [index, keyParam(start)];
       if (end !== null) params.push(keyParam(end));
       params.push(batch);
@@ -120,12 +121,9 @@ export class SqliteStore implements DocumentStore {
           ...params,
         )
         .toArray();
-      let last: string | null = null;
-      for (const row of rows) {
-        last = bytesToKey(new Uint8Array(row.key));
-        yield entryFromJson(last, row.json, row.bytes);
-      }
-      if (rows.length < batch || last === null) return;
+      for (const row of rows) yield entryFromJson(row.key, row.json, row.bytes);
+      if (rows.length < batch) return;
+      const last = bytesToKey(new Uint8Array(rows.at(-1)!.key));
       if (order === "asc") start = keySuccessor(last);
       else end = last;
     }

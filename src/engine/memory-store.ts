@@ -50,7 +50,7 @@ export class MemoryStore implements DocumentStore {
     return this.commits;
   }
 
-  *scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry> {
+  *scanIndex(index: string, interval: KeyInterval, order: Order, _expectedRows?: number): Iterable<IndexEntry> {
     const entries = this.indexes.get(index);
     if (!entries) return;
     const from = lowerBound(entries.keys, interval.start);

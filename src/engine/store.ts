@@ -6,7 +6,7 @@
  */
 import type { Document } from "./values.ts";
 import { jsonToConvex } from "./values.ts";
-import type { IndexKey, KeyInterval } from "./keys.ts";
+import { bytesToKey, type IndexKey, type KeyInterval } from "./keys.ts";
 import type { SearchBackend, SearchWrite } from "./search.ts";
 
 export type Order = "asc" | "desc";
@@ -29,13 +29,17 @@ export interface IndexEntry {
 
 /**
  * An entry read from stored JSON. Its document is parsed only when something
- * looks inside it (a filter, a validator): a query that returns what it read
- * hands the stored text on untouched.
+ * looks inside it (a filter, a validator), and its key decoded only when
+ * asked (the last one read bounds the read-set): a query that returns what it
+ * read hands the stored text on untouched.
  */
-export function entryFromJson(key: IndexKey, json: string, bytes: number): IndexEntry {
+export function entryFromJson(keyBytes: ArrayBuffer, json: string, bytes: number): IndexEntry {
   let document: Document | undefined;
+  let key: IndexKey | undefined;
   return {
-    key,
+    get key() {
+      return (key ??= bytesToKey(new Uint8Array(keyBytes)));
+    },
     json,
     bytes,
     get document() {
@@ -98,8 +102,11 @@ export interface DocumentStore {
   lastTimestamp(): bigint;
   lastCreationTime(): number;
   getDocument(id: string): StoredDocument | null;
-  /** Entries of `index` inside `interval`, lazily, in key order. */
-  scanIndex(index: string, interval: KeyInterval, order: Order): Iterable<IndexEntry>;
+  /**
+   * Entries of `index` inside `interval`, lazily, in key order.
+   * `expectedRows` is how many the caller will likely read (a `take(n)`): a hint for the first read.
+   */
+  scanIndex(index: string, interval: KeyInterval, order: Order, expectedRows?: number): Iterable<IndexEntry>;
   documentCount(): number;
   /** Commits that changed data, over the store's lifetime. */
   commitCount(): number;

@@ -133,7 +133,7 @@ export class Transaction {
    * Index entries in `interval`, merged with pending writes, in `order`.
    * Lazy: reading stops when the caller stops iterating.
    */
-  *scan(index: IndexDefinition, interval: KeyInterval, order: Order): Generator<IndexEntry> {
+  *scan(index: IndexDefinition, interval: KeyInterval, order: Order, expectedRows?: number): Generator<IndexEntry> {
     const removed = new Set<IndexKey>();
     const added: IndexEntry[] = [];
     for (const write of this.pending.values()) {
@@ -148,12 +148,12 @@ export class Transaction {
     if (order === "desc") added.reverse();
     const before = (a: IndexKey, b: IndexKey) => (order === "asc" ? a < b : a > b);
     let next = 0;
-    for (const entry of this.store.scanIndex(index.qualifiedName, interval, order)) {
+    for (const entry of this.store.scanIndex(index.qualifiedName, interval, order, expectedRows)) {
       while (next < added.length && before(added[next]!.key, entry.key)) {
         this.countRead(added[next]!.bytes);
         yield added[next++]!;
       }
-      if (removed.has(entry.key)) continue;
+      if (removed.size > 0 && removed.has(entry.key)) continue;
       this.countRead(entry.bytes);
       yield entry;
     }

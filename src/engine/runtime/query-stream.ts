@@ -106,7 +106,7 @@ function narrow(interval: KeyInterval, { after, upTo }: PageBounds, order: Order
 
 /** An index scan that records the consumed interval when closed. */
 class IndexScan {
-  lastKey: IndexKey | null = null;
+  private last: { readonly key: IndexKey } | null = null;
   exhausted = false;
   private readonly entries: Iterator<Row & { key: IndexKey }>;
   private closed = false;
@@ -115,32 +115,38 @@ class IndexScan {
   private readonly interval: KeyInterval;
   private readonly order: Order;
 
-  constructor(tx: Transaction, index: IndexDefinition, interval: KeyInterval, order: Order) {
+  constructor(tx: Transaction, index: IndexDefinition, interval: KeyInterval, order: Order, expectedRows?: number) {
     this.tx = tx;
     this.index = index;
     this.interval = interval;
     this.order = order;
     const empty = interval.end !== null && interval.end <= interval.start;
-    this.entries = empty ? [][Symbol.iterator]() : tx.scan(index, interval, order)[Symbol.iterator]();
+    this.entries = empty ? [][Symbol.iterator]() : tx.scan(index, interval, order, expectedRows)[Symbol.iterator]();
   }
 
-  next(): Row | null {
+  next(): (Row & { readonly key: IndexKey }) | null {
     const step = this.entries.next();
     if (step.done) {
       this.exhausted = true;
       return null;
     }
-    this.lastKey = step.value.key;
+    this.last = step.value;
     return step.value;
+  }
+
+  /** The key of the last entry read (decoded only when asked). */
+  get lastKey(): IndexKey | null {
+    return this.last?.key ?? null;
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     const { start, end } = this.interval;
-    if (this.exhausted || this.lastKey === null) this.tx.recordRead(this.index, this.interval);
-    else if (this.order === "asc") this.tx.recordRead(this.index, { start, end: keySuccessor(this.lastKey) });
-    else this.tx.recordRead(this.index, { start: this.lastKey, end });
+    const lastKey = this.lastKey;
+    if (this.exhausted || lastKey === null) this.tx.recordRead(this.index, this.interval);
+    else if (this.order === "asc") this.tx.recordRead(this.index, { start, end: keySuccessor(lastKey) });
+    else this.tx.recordRead(this.index, { start: lastKey, end });
   }
 }
 
@@ -157,6 +163,12 @@ class Operators {
       if ("limit" in operator && (!Number.isInteger(operator.limit) || operator.limit < 0)) badQuery(`limit must be a non-negative integer, got ${describe(operator.limit)}`);
     }
     if (operators.some((operator) => "limit" in operator && operator.limit === 0)) this.finished = true;
+  }
+
+  /** How many rows the scan will read, when a limit comes before any filter (`take(n)`); else unknown. */
+  get expectedRows(): number | undefined {
+    for (const operator of this.operators) return "limit" in operator ? operator.limit : undefined;
+    return undefined;
   }
 
   /** No row can pass any more: a limit was reached. */
@@ -191,7 +203,7 @@ export class QueryStream {
       this.search = searchRows(tx, query.source);
     } else {
       const { index, interval, order } = indexSource(tx, query.source, null);
-      this.scan = new IndexScan(tx, index, interval, order);
+      this.scan = new IndexScan(tx, index, interval, order, this.operators.expectedRows);
       this.search = null;
     }
   }
@@ -251,10 +263,10 @@ export function readPage(tx: Transaction, query: SerializedQuery, request: PageR
   if (query.source.type === "Search") badQuery("paginate() is not supported on search queries yet; use take(n)");
   const upTo = request.upTo === "end" ? null : request.upTo;
   const { index, interval, order } = indexSource(tx, query.source, { after: request.after, upTo });
-  const scan = new IndexScan(tx, index, interval, order);
   const operators = new Operators(query.operators ?? []);
-  const page: Row[] = [];
-  const pageKeys: IndexKey[] = [];
+  const unfiltered = (query.operators ?? []).every((operator) => "limit" in operator);
+  const scan = new IndexScan(tx, index, interval, order, request.upTo === null && unfiltered ? request.pageSize : operators.expectedRows);
+  const page: (Row & { readonly key: IndexKey })[] = [];
   let rowsRead = 0;
   let hitReadLimit = false;
   const bounded = request.upTo !== null;
@@ -266,16 +278,13 @@ export function readPage(tx: Transaction, query: SerializedQuery, request: PageR
     const row = scan.next();
     if (row === null) break;
     rowsRead++;
-    if (operators.admit(row)) {
-      page.push(row);
-      pageKeys.push(scan.lastKey!);
-    }
+    if (operators.admit(row)) page.push(row);
   }
   // A limit operator that ended the page ends the query too: nothing after it can pass
   // (yet the read-set stays what was consumed).
   const ranOut = scan.exhausted || operators.done;
   scan.close();
   const continueKey = request.upTo !== null && !hitReadLimit ? request.upTo : ranOut ? "end" : (scan.lastKey ?? request.after ?? "end");
-  const splitKey = page.length > 2 ? pageKeys[Math.floor(page.length / 2) - 1]! : null;
+  const splitKey = page.length > 2 ? page[Math.floor(page.length / 2) - 1]!.key : null;
   return { page, continueKey, splitKey, hitReadLimit };
 }
