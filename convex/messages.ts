@@ -1,6 +1,7 @@
 import { v } from "convex/values";
 import { paginationOptsValidator } from "convex/server";
-import { mutation, query } from "./_generated/server";
+import { internalMutation, mutation, query } from "./_generated/server";
+import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 
 /** The chat's newest 20 messages, newest first. */
@@ -70,4 +71,23 @@ export const edit = mutation({
   handler: async (ctx, { id, body }) => {
     await ctx.db.patch(id, { body });
   },
+});
+
+/** Posts a message after `delayMs` (a scheduled function); returns the job's id, which `cancelLater` takes. */
+export const sendLater = mutation({
+  args: { chatId: v.string(), author: v.string(), body: v.string(), delayMs: v.number() },
+  // The return type is spelled out, as Convex advises, since `internal` refers back to this module.
+  handler: (ctx, { delayMs, ...message }): Promise<Id<"_scheduled_functions">> => ctx.scheduler.runAfter(delayMs, internal.messages.deliver, message),
+});
+
+/** Cancels a message sent with `sendLater` that has not been posted yet. */
+export const cancelLater = mutation({
+  args: { id: v.id("_scheduled_functions") },
+  handler: (ctx, { id }) => ctx.scheduler.cancel(id),
+});
+
+/** Posts a scheduled message (internal: only the scheduler calls it). */
+export const deliver = internalMutation({
+  args: { chatId: v.string(), author: v.string(), body: v.string() },
+  handler: (ctx, message) => ctx.db.insert("messages", message),
 });

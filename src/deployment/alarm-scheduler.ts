@@ -5,7 +5,7 @@
  * Nothing here keeps the object awake: between alarms it may hibernate, and
  * tasks recompute what they need from storage, so a wake loses nothing.
  */
-export type AlarmTask = () => number | null;
+export type AlarmTask = () => number | null | Promise<number | null>;
 
 /** The part of Durable Object storage the scheduler uses (a fake in unit tests). */
 export interface AlarmStorage {
@@ -39,7 +39,7 @@ export class AlarmScheduler {
     let next: number | null = null;
     for (const [name, task] of Object.entries(this.tasks)) {
       try {
-        const wanted = task();
+        const wanted = await task();
         if (wanted !== null && (next === null || wanted < next)) next = wanted;
       } catch (error) {
         // Retrying the alarm would rerun every task; a task owns its own retry policy.

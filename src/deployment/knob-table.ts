@@ -136,6 +136,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Documents one compaction run may serialize before it yields to the next alarm (a CPU bound: the clock stands still during synchronous work on Workers).",
   },
+  scheduledJobsPerAlarm: {
+    default: 100,
+    min: 1,
+    max: 10_000,
+    unit: "count",
+    doc: "Due scheduled functions one alarm runs, oldest due first; the rest run at the next alarm, right after (bounded work per alarm, so other tasks and sessions keep their turns).",
+  },
   compactionDelayMs: {
     default: 5_000,
     min: 0,

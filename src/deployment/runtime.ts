@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { Engine, jsonToConvex, knownFunctionError, type FunctionRegistry, type Schema, type JSONValue } from "../engine/index.ts";
+import { Engine, ScheduledJobs, jsonToConvex, knownFunctionError, type FunctionRegistry, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
@@ -15,6 +15,9 @@ import { documentsOf, SqliteStore } from "./sqlite-store.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
+
+/** Any index of the jobs table: every job write appears in each. */
+const SCHEDULED_JOBS_INDEX = "_scheduled_functions.by_id";
 import { backfillIndexes } from "./index-backfill.ts";
 import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
@@ -34,6 +37,8 @@ export class DeploymentRuntime {
   /** When and how much search compaction runs (src/search/compactor.ts). */
   readonly compaction: CompactionPolicy;
   readonly alarms: AlarmScheduler;
+  /** Scheduled functions, run from the alarm (src/engine/scheduled-jobs.ts). */
+  readonly scheduled: ScheduledJobs;
   readonly admission: Admission;
   readonly startedAt = Date.now();
   /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
@@ -74,6 +79,7 @@ export class DeploymentRuntime {
         if (!this.compaction.due()) return null;
         return this.compaction.run().moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
       },
+      scheduled: () => this.scheduled.runDue(),
     });
     this.engine = new Engine({
       schema,
@@ -119,6 +125,16 @@ export class DeploymentRuntime {
     });
     // Every commit is a moment worth sampling (cheap: at most once a second).
     this.engine.onCommit(() => this.metrics.maybeSample());
+    this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm });
+    // Jobs left pending by an earlier run of this object (an eviction, a crash) keep their alarm.
+    const due = this.scheduled.nextDue();
+    if (due !== null) this.alarms.request(due);
+    // A commit that scheduled or canceled a job moves the alarm to the next due one.
+    this.engine.onCommit(({ writes }) => {
+      if (!writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) return;
+      const due = this.scheduled.nextDue();
+      if (due !== null) this.alarms.request(due);
+    });
   }
 
   /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */

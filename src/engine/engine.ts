@@ -181,6 +181,11 @@ export class Engine {
     return fn;
   }
 
+  /** The function at a canonical path, public or internal (for the engine's own callers, like the scheduler). */
+  functionAt(path: string): RegisteredFunction | undefined {
+    return this.functions.get(canonicalizePath(path));
+  }
+
   async runQuery(path: string, args: Value): Promise<QueryResult> {
     const fn = this.resolve(path, "query");
     const outcome = await this.exclusive(() => this.executeQuery(fn, args));
@@ -198,7 +203,7 @@ export class Engine {
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const ts = this.store.lastTimestamp();
     const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
-    const execution = new Execution(tx, journal);
+    const execution = new Execution(tx, journal, this.functions);
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
@@ -215,14 +220,35 @@ export class Engine {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  runMutation(path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
+  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation");
     return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction));
   }
 
   /** `runMutation` without taking the lock: only for callers already inside `exclusive()`. */
-  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
+  /**
+   * `alsoWrite` adds the engine's own writes (a scheduled job's new state) to
+   * the mutation's transaction, so they commit with its writes or not at all.
+   */
+  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook, alsoWrite?: (tx: Transaction) => void): Promise<MutationResult> {
     const limits = this.limits();
+    const { tx, commit } = this.writeTransaction(limits);
+    this.counters.mutationExecutions++;
+    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions), limits);
+    alsoWrite?.(tx);
+    const committed = commit((ts) => alsoInTransaction?.({ text: result.text, ts }));
+    return Object.assign(result, committed);
+  }
+
+  /** Commits writes the engine makes itself, with no user function (a scheduled job that failed). Only inside `exclusive()`. */
+  executeSystemWrite(write: (tx: Transaction) => void): void {
+    const { tx, commit } = this.writeTransaction(this.limits());
+    write(tx);
+    commit(() => undefined);
+  }
+
+  /** A writable transaction at the next timestamp, and how to commit it (announcing the commit). */
+  private writeTransaction(limits: EngineLimits) {
     const lastTs = this.store.lastTimestamp();
     const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
     const ts = wallNs > lastTs ? wallNs : lastTs + 1n;
@@ -234,16 +260,16 @@ export class Engine {
       nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
       snapshotTs: lastTs,
     });
-    this.counters.mutationExecutions++;
-    const result = await this.invoke(fn, args, new Execution(tx, null), limits);
-    const { documents, indexWrites, searchWrites } = tx.finish();
-    const commitTs = documents.length > 0 ? ts : lastTs;
-    const hook = alsoInTransaction && (() => alsoInTransaction({ text: result.text, ts: commitTs }));
-    this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, hook);
-    if (documents.length > 0) {
-      for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
-    }
-    return Object.assign(result, { ts: commitTs, writes: indexWrites, searchWrites });
+    const commit = (hook: (ts: bigint) => void) => {
+      const { documents, indexWrites, searchWrites } = tx.finish();
+      const commitTs = documents.length > 0 ? ts : lastTs;
+      this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, () => hook(commitTs));
+      if (documents.length > 0) {
+        for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
+      }
+      return { ts: commitTs, writes: indexWrites, searchWrites };
+    };
+    return { tx, commit };
   }
 
   /**

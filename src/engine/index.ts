@@ -16,4 +16,5 @@ export * from "./subscription-index.ts";
 export * from "./search.ts";
 export { isDocumentId, newDocumentId, tableOfId } from "./ids.ts";
 export { Execution } from "./runtime/execution.ts";
+export * from "./scheduled-jobs.ts";
 export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";

@@ -55,12 +55,20 @@ export class SchemaError extends Error {
 
 const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
 /**
- * Convex's system tables, readable through `db.system`. Nothing writes them
- * yet (the scheduler and file storage are not implemented), so they read as
- * empty rather than failing the apps that list them.
+ * Convex's system tables, readable through `db.system` and written only by
+ * the engine: `_scheduled_functions` by the scheduler (with an index of
+ * pending jobs by due time); `_storage` is not written yet (file storage is
+ * not implemented), so it reads as empty.
  */
-const SYSTEM_TABLES = new Set(["_scheduled_functions", "_storage"]);
-const isValidTableName = (name: string) => TABLE_NAME.test(name) || SYSTEM_TABLES.has(name);
+const SYSTEM_TABLES: Record<string, ExportedTable> = {
+  _scheduled_functions: { indexes: [{ indexDescriptor: "by_next", fields: ["state.kind", "scheduledTime"] }], searchIndexes: [], documentType: { type: "any" } },
+  _storage: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
+};
+const isValidTableName = (name: string) => TABLE_NAME.test(name) || Object.hasOwn(SYSTEM_TABLES, name);
+
+export function isSystemTable(name: string): boolean {
+  return name.startsWith("_");
+}
 const BUILT_IN_INDEXES = new Set(["by_id", "by_creation_time"]);
 
 export interface ResolvedTable {
@@ -108,7 +116,7 @@ export class Schema {
     let table = this.resolved.get(name);
     if (!table) {
       if (!isValidTableName(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
-      table = resolveTable(name, { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
+      table = resolveTable(name, Object.hasOwn(SYSTEM_TABLES, name) ? SYSTEM_TABLES[name]! : { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
       this.resolved.set(name, table);
       for (const index of table.indexes.values()) this.indexes.set(index.qualifiedName, index);
     }

@@ -11,7 +11,7 @@ import { convexToJson, describe, utf8Length, valuesEqual } from "./values.ts";
 import type { KeyInterval, IndexKey } from "./keys.ts";
 import { encodeKey, keySuccessor } from "./keys.ts";
 import type { IndexDefinition, Schema } from "./schema.ts";
-import { indexKeyOf } from "./schema.ts";
+import { indexKeyOf, isSystemTable } from "./schema.ts";
 import type { DocumentStore, DocumentWrite, IndexEntry, IndexWrite, Order, StoredDocument } from "./store.ts";
 import type { ReadSetRecorder } from "./read-set.ts";
 import type { EngineLimits } from "./limits.ts";
@@ -256,13 +256,23 @@ export class Transaction {
     else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, afterBytes, cost });
   }
 
-  private existing(id: string, method: string): { table: string; document: Document } {
+  private existing(id: string, method: string, system = false): { table: string; document: Document } {
     if (typeof id !== "string" || !isDocumentId(id)) {
       throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`: ${describe(id as Value)} is not a document id`);
     }
     const found = this.lookup(id);
     if (!found?.document) throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
+    if (!system && isSystemTable(found.table)) throw new FunctionError("BadRequest", `System tables (prefixed with \`_\`) are read-only: db.${method} on ${id}`);
     return { table: found.table, document: found.document };
+  }
+
+  /** A document the engine itself writes into a system table (a scheduled job). */
+  insertSystem(table: string, fields: Record<string, Value>): string {
+    this.requireWritable("insert");
+    const id = newDocumentId(table);
+    const document = { ...fields, _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
+    this.write(id, table, document, this.encode(document));
+    return id;
   }
 
   insert(table: string, fields: Record<string, Value | undefined>): string {
@@ -277,9 +287,10 @@ export class Transaction {
     return id;
   }
 
-  patch(id: string, fields: Record<string, Value | undefined>): void {
+  /** Shallow-merges `fields` (undefined deletes a field); `system` lets the engine update its own tables. */
+  patch(id: string, fields: Record<string, Value | undefined>, { system = false } = {}): void {
     this.requireWritable("patch");
-    const { table, document } = this.existing(id, "patch");
+    const { table, document } = this.existing(id, "patch", system);
     const merged: Record<string, Value | undefined> = { ...document };
     for (const [name, value] of Object.entries(fields)) {
       if (name === "_id" || name === "_creationTime") {
@@ -290,7 +301,7 @@ export class Transaction {
       else merged[name] = value;
     }
     const { _id, _creationTime, ...userFields } = merged;
-    this.checkFields(table, userFields, "patch");
+    if (!system) this.checkFields(table, userFields, "patch");
     const next = { ...userFields, _id: document._id, _creationTime: document._creationTime } as Document;
     this.write(id, table, next, this.encode(next));
   }

@@ -4,11 +4,20 @@
  * SQLite store inside workerd (test/workers/engine-sqlite.test.ts).
  */
 import { expect } from "vitest";
-import { defineSchema, defineTable, mutationGeneric as mutation, paginationOptsValidator, queryGeneric as query } from "convex/server";
+import {
+  defineSchema,
+  defineTable,
+  internalMutationGeneric as internalMutation,
+  makeFunctionReference,
+  mutationGeneric as mutation,
+  paginationOptsValidator,
+  queryGeneric as query,
+} from "convex/server";
 import { ConvexError, v } from "convex/values";
 import {
   Engine,
   registerModules,
+  ScheduledJobs,
   Schema,
   SubscriptionIndex,
   FunctionError,
@@ -158,6 +167,24 @@ const messages = {
         .filter((q) => q.gt(q.add(q.field("n"), q.field("body")), 0))
         .collect(),
   }),
+  /** Schedules `deliver` after `delayMs`; with `thenFail`, throws after scheduling (so nothing is scheduled). */
+  sendLater: mutation({
+    args: { chatId: v.string(), body: v.string(), delayMs: v.number(), thenFail: v.optional(v.boolean()) },
+    handler: async (ctx, { chatId, body, delayMs, thenFail }) => {
+      const id = await ctx.scheduler.runAfter(delayMs, makeFunctionReference<"mutation">("messages:deliver"), { chatId, body });
+      if (thenFail) throw new ConvexError("changed my mind");
+      return id;
+    },
+  }),
+  cancelLater: mutation({ args: { id: v.id("_scheduled_functions") }, handler: (ctx, { id }) => ctx.scheduler.cancel(id) }),
+  deliver: internalMutation({
+    args: { chatId: v.string(), body: v.string() },
+    handler: async (ctx, { chatId, body }) => {
+      if (body === "boom") throw new Error("delivery failed");
+      await ctx.db.insert("messages", { chatId, author: "scheduler", body });
+    },
+  }),
+  jobs: query({ args: {}, handler: (ctx) => ctx.db.system.query("_scheduled_functions").collect() }),
   /** Lists Convex's system tables (an admin page does), which nothing writes yet. */
   systemTables: query({
     args: {},
@@ -420,5 +447,40 @@ export const engineCases: Record<string, EngineCase> = {
   async "system tables read as empty through db.system"(store) {
     const engine = engineOn(store);
     expect((await engine.runQuery("messages:systemTables", {})).value).toEqual({ scheduled: [], files: [] });
+  },
+
+  async "scheduled mutations: written with the scheduling mutation, run once when due, in due order; cancel and failures recorded"(store) {
+    // convex/server stamps a job with the real clock (Date.now() + delay), so this clock starts there.
+    let clock = Date.now();
+    const start = clock;
+    const near = (value: number | null, expected: number) => expect(value).toSatisfy((v: number | null) => v !== null && v >= expected && v < expected + 1_000);
+    const engine = engineOn(store, () => clock);
+    const jobs = new ScheduledJobs(engine, { now: () => clock, maxPerRun: () => 10 });
+    const list = async () => ((await engine.runQuery("messages:list", { chatId: "c" })).value as Document[]).map((m) => m.body);
+    const states = async () => Object.fromEntries(((await engine.runQuery("messages:jobs", {})).value as Document[]).map((j) => [(j.args as { body: string }[])[0]!.body, (j.state as { kind: string }).kind]));
+    // Throwing after scheduling schedules nothing.
+    await expectFunctionError(engine.runMutation("messages:sendLater", { chatId: "c", body: "never", delayMs: 0, thenFail: true }), "UserError", /changed my mind/);
+    expect(await states()).toEqual({});
+    // Clients cannot call the internal target; the scheduler can.
+    await expectFunctionError(engine.runMutation("messages:deliver", { chatId: "c", body: "direct" }), "FunctionNotFound", /messages:deliver/);
+    await engine.runMutation("messages:sendLater", { chatId: "c", body: "second", delayMs: 2_000 });
+    await engine.runMutation("messages:sendLater", { chatId: "c", body: "first", delayMs: 1_000 });
+    const canceled = (await engine.runMutation("messages:sendLater", { chatId: "c", body: "canceled", delayMs: 500 })).value as string;
+    await engine.runMutation("messages:sendLater", { chatId: "c", body: "boom", delayMs: 3_000 });
+    await engine.runMutation("messages:cancelLater", { id: canceled });
+    near(jobs.nextDue(), start + 1_000);
+    near(await jobs.runDue(), start + 1_000); // nothing due yet
+    expect(await list()).toEqual([]);
+    clock = start + 2_900;
+    near(await jobs.runDue(), start + 3_000); // ran first and second; boom is next
+    expect(await list()).toEqual(["second", "first"]);
+    clock = start + 5_000;
+    expect(await jobs.runDue()).toBeNull();
+    expect(await states()).toEqual({ first: "success", second: "success", canceled: "canceled", boom: "failed" });
+    // Ran once: running again changes nothing.
+    await jobs.runDue();
+    expect(await list()).toEqual(["second", "first"]);
+    // User code cannot write a system table.
+    await expectFunctionError(engine.runMutation("messages:edit", { id: canceled, body: "x" }), "InvalidArgument", /Validator: v\.id\("messages"\)/);
   },
 };

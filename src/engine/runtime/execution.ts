@@ -16,6 +16,8 @@ import type { Transaction } from "../transaction.ts";
 import { FunctionError } from "../errors.ts";
 import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
+import type { FunctionRegistry } from "../functions.ts";
+import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 
@@ -36,10 +38,13 @@ export class Execution {
   private readonly tx: Transaction;
   /** The journal of the subscription's previous run (or from the client's `Add`), if any. */
   private readonly previousJournal: string | null;
+  /** The deployment's functions, which a mutation may schedule. */
+  private readonly functions: FunctionRegistry;
 
-  constructor(tx: Transaction, previousJournal: string | null) {
+  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry) {
     this.tx = tx;
     this.previousJournal = previousJournal;
+    this.functions = functions;
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
@@ -115,6 +120,11 @@ export class Execution {
         return "null";
       case "1.0/remove":
         this.tx.delete(this.idFor(args, "delete"));
+        return "null";
+      case "1.0/schedule":
+        return JSON.stringify(scheduleJob(this.tx, this.functions, args, args.ts, args.args));
+      case "1.0/cancel_job":
+        cancelJob(this.tx, jsonToConvex(args.id ?? null));
         return "null";
       case "1.0/getFunctionMetadata":
         return JSON.stringify({ name: null, componentPath: "" });
