@@ -111,6 +111,7 @@ const limitBody = bodyLimit({
 
 api.post("/query", limitBody, functionRoute("query"));
 api.post("/mutation", limitBody, functionRoute("mutation"));
+api.post("/action", limitBody, functionRoute("action"));
 // Health only: counters and limits are for the operator (/admin/status).
 api.get("/status", async (c) => c.json(await stub(c).health()));
 // The official client connects to `<url>/api/<its version>/sync`; any version is accepted.

@@ -80,6 +80,20 @@ export const KNOBS = {
     unit: "count",
     doc: "Levels of arrays and objects in arguments and results (Convex: 64, which the codec enforces for every value, documents included).",
   },
+  maxConcurrentActions: {
+    default: DEFAULT_ENGINE_LIMITS.maxConcurrentActions,
+    min: 1,
+    max: 1_000,
+    unit: "count",
+    doc: "Actions one deployment runs at once; one more is refused with LimitExceeded (actions wait on I/O outside the function lock, so this bounds their memory, not the lock).",
+  },
+  maxPendingActionsPerSession: {
+    default: 16,
+    min: 1,
+    max: 1_000,
+    unit: "count",
+    doc: "Actions one socket session may have running; more fail at once (Convex allows 1,000; a chat page runs a few).",
+  },
   searchMaxTerms: {
     default: DEFAULT_ENGINE_LIMITS.searchMaxTerms,
     min: 1,

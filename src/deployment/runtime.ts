@@ -26,7 +26,7 @@ import { attachmentOf, socketConnection } from "./sockets.ts";
 import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
 
-export type FunctionKind = "query" | "mutation";
+export type FunctionKind = "query" | "mutation" | "action";
 
 export class DeploymentRuntime {
   readonly knobs: Knobs;
@@ -141,7 +141,8 @@ export class DeploymentRuntime {
   async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
     try {
       const args = jsonToConvex(encodedArgs);
-      const result = kind === "query" ? await this.engine.runQuery(path, args) : await this.engine.runMutation(path, args);
+      const result =
+        kind === "query" ? await this.engine.runQuery(path, args) : kind === "mutation" ? await this.engine.runMutation(path, args) : await this.engine.runAction(path, args);
       return successResponse(result.json);
     } catch (error) {
       const failure = knownFunctionError(error);

@@ -36,6 +36,7 @@ import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { FairLock } from "./fair-lock.ts";
 import { Execution } from "./runtime/execution.ts";
+import { ActionExecution } from "./runtime/action-execution.ts";
 import { runInExecution } from "./runtime/convex-global.ts";
 
 /**
@@ -112,6 +113,7 @@ export interface EngineOptions {
 export interface EngineCounters {
   queryExecutions: number;
   mutationExecutions: number;
+  actionExecutions: number;
 }
 
 /** The next representable double above a positive finite `x`. */
@@ -126,8 +128,10 @@ function nextUp(x: number): number {
 export class Engine {
   readonly schema: Schema;
   readonly store: DocumentStore;
-  readonly counters: EngineCounters = { queryExecutions: 0, mutationExecutions: 0 };
-  private readonly functions: FunctionRegistry;
+  readonly counters: EngineCounters = { queryExecutions: 0, mutationExecutions: 0, actionExecutions: 0 };
+  /** Actions running now (they run outside the lock, bounded by `maxConcurrentActions`). */
+  private actionsRunning = 0;
+  readonly functions: FunctionRegistry;
   private readonly limits: () => EngineLimits;
   private readonly now: () => number;
   private readonly lock: FairLock;
@@ -186,8 +190,9 @@ export class Engine {
     return this.functions.get(canonicalizePath(path));
   }
 
-  async runQuery(path: string, args: Value): Promise<QueryResult> {
-    const fn = this.resolve(path, "query");
+  /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot. */
+  async runQuery(path: string, args: Value, { internal = false } = {}): Promise<QueryResult> {
+    const fn = this.resolve(path, "query", { internal });
     const outcome = await this.exclusive(() => this.executeQuery(fn, args));
     if (outcome.error) throw outcome.error;
     return outcome;
@@ -220,8 +225,8 @@ export class Engine {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook): Promise<MutationResult> {
-    const fn = this.resolve(path, "mutation");
+  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false } = {}): Promise<MutationResult> {
+    const fn = this.resolve(path, "mutation", { internal });
     return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction));
   }
 
@@ -240,11 +245,36 @@ export class Engine {
     return Object.assign(result, committed);
   }
 
-  /** Commits writes the engine makes itself, with no user function (a scheduled job that failed). Only inside `exclusive()`. */
-  executeSystemWrite(write: (tx: Transaction) => void): void {
+  /**
+   * Runs an action: outside the function lock (it may wait on I/O), its
+   * syscalls answered by `ActionExecution`, which runs the functions it calls
+   * each in its own transaction. At most `maxConcurrentActions` at a time.
+   */
+  async runAction(path: string, args: Value, { internal = false } = {}): Promise<EncodedValue> {
+    const fn = this.resolve(path, "action", { internal });
+    return this.executeAction(fn, args);
+  }
+
+  async executeAction(fn: RegisteredFunction, args: Value): Promise<EncodedValue> {
+    const limits = this.limits();
+    if (this.actionsRunning >= limits.maxConcurrentActions) {
+      throw new FunctionError("LimitExceeded", `Too many actions running: ${this.actionsRunning}, limit ${limits.maxConcurrentActions} (knob maxConcurrentActions); try again shortly`);
+    }
+    this.actionsRunning++;
+    this.counters.actionExecutions++;
+    try {
+      return await this.invoke(fn, args, new ActionExecution(this), limits);
+    } finally {
+      this.actionsRunning--;
+    }
+  }
+
+  /** Commits writes the engine makes itself, with no user function (scheduling from an action, a job's state). Only inside `exclusive()`. */
+  executeSystemWrite<T>(write: (tx: Transaction) => T): T {
     const { tx, commit } = this.writeTransaction(this.limits());
-    write(tx);
+    const result = write(tx);
     commit(() => undefined);
+    return result;
   }
 
   /** A writable transaction at the next timestamp, and how to commit it (announcing the commit). */
@@ -277,7 +307,7 @@ export class Engine {
    * syscalls routed to `execution`, and checks the result: budgets, then the
    * function's own validators, as Convex's backend does around a call.
    */
-  private async invoke(fn: RegisteredFunction, args: Value, execution: Execution, limits: EngineLimits): Promise<EncodedValue> {
+  private async invoke(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits): Promise<EncodedValue> {
     const name = fn.path;
     if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
@@ -335,7 +365,7 @@ export function knownFunctionError(error: unknown): FunctionError | null {
  * keeps its code; a `ConvexError` (recognised by its symbol, as `convex` does,
  * with `convex/server` having encoded its data) carries its data to the client.
  */
-function asFunctionError(error: unknown, execution: Execution): FunctionError {
+function asFunctionError(error: unknown, execution: Execution | ActionExecution): FunctionError {
   const raised = execution.raisedError(error);
   if (raised) return raised;
   if (typeof error === "object" && error !== null && Symbol.for("ConvexError") in error) {

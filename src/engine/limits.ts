@@ -21,6 +21,8 @@ export interface EngineLimits {
   maxResultBytes: number;
   /** Levels of arrays and objects in any argument, result or document (Convex: 64). */
   maxValueDepth: number;
+  /** Actions one deployment runs at once (they run outside the function lock). */
+  maxConcurrentActions: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -41,6 +43,7 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxArgumentBytes: 1_048_576,
   maxResultBytes: 4_194_304,
   maxValueDepth: 64,
+  maxConcurrentActions: 64,
   searchMaxTerms: 16,
   searchMaxFilters: 8,
   searchMaxScanned: 1_024,

@@ -12,7 +12,9 @@
  * exactly once: its job turns `success` in the same commit as the mutation's
  * writes, so a crash before that commit leaves the job pending and nothing
  * applied, and it runs again after the restart. A mutation that throws is
- * recorded `failed` with its error, in a commit of its own.
+ * recorded `failed` with its error, in a commit of its own. A scheduled
+ * action runs at most once: it is marked `inProgress` in a commit before it
+ * starts (a crash leaves it so), then `success` or `failed`.
  */
 import type { Document, Value } from "./values.ts";
 import { describe, isPlainObject, jsonToConvex } from "./values.ts";
@@ -84,31 +86,44 @@ export class ScheduledJobs {
     return (this.firstPending()?.scheduledTime as number | undefined) ?? null;
   }
 
-  /** Runs due jobs, at most `maxPerRun`, and returns when the next one is due (null: none pending). */
+  /**
+   * Runs due jobs, at most `maxPerRun`, and returns when the next one is due
+   * (null: none pending). Mutations run one after another; actions are
+   * started as they come due and run side by side, outside the lock, and the
+   * call returns once they have all ended.
+   */
   async runDue(): Promise<number | null> {
+    const actions: Promise<void>[] = [];
     for (let ran = 0; ran < this.maxPerRun(); ran++) {
       const job = this.firstPending();
       if (!job || (job.scheduledTime as number) > this.now()) break;
-      await this.run(job);
+      const action = await this.start(job);
+      if (action) actions.push(action);
     }
+    await Promise.all(actions);
     return this.nextDue();
   }
 
-  private async run(job: Document): Promise<void> {
+  /** Runs a due job if still pending: a mutation to its end; an action is claimed and returned running. */
+  private async start(job: Document): Promise<Promise<void> | null> {
     const id = job._id;
     const name = job.name as string;
     const args = (job.args as Value[])[0] ?? {};
-    this.ran++;
-    await this.engine.exclusive(async () => {
+    const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
+    const action = await this.engine.exclusive(async () => {
       // Another run may have taken or canceled it while this one waited for the lock.
       const current = this.engine.store.getDocument(id)?.document;
-      if (!current || (current.state as JobState).kind !== "pending") return;
+      if (!current || (current.state as JobState).kind !== "pending") return null;
+      this.ran++;
       const fn = this.engine.functionAt(name);
-      const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
-      if (!fn || fn.kind !== "mutation") {
-        const error = fn ? `Scheduled ${fn.kind}s are not supported yet: ${name}` : `The scheduled function ${name} no longer exists`;
-        this.engine.executeSystemWrite(finish({ kind: "failed", error }));
-        return;
+      if (!fn || fn.kind === "query") {
+        this.engine.executeSystemWrite(finish({ kind: "failed", error: `The scheduled function ${name} no longer exists` }));
+        return null;
+      }
+      if (fn.kind === "action") {
+        // At most once: the claim commits before the action starts, so a crash leaves it inProgress, never re-run.
+        this.engine.executeSystemWrite((tx) => tx.patch(id, { state: { kind: "inProgress" } }, { system: true }));
+        return fn;
       }
       try {
         // The job's success is written in the mutation's own commit: exactly once.
@@ -117,6 +132,17 @@ export class ScheduledJobs {
         if (!(error instanceof FunctionError)) throw error;
         this.engine.executeSystemWrite(finish({ kind: "failed", error: error.message }));
       }
+      return null;
     });
+    if (!action) return null;
+    return (async () => {
+      let state: JobState = { kind: "success" };
+      try {
+        await this.engine.executeAction(action, args);
+      } catch (error) {
+        state = { kind: "failed", error: error instanceof Error ? error.message : String(error) };
+      }
+      await this.engine.exclusive(async () => this.engine.executeSystemWrite(finish(state)));
+    })();
   }
 }

@@ -18,7 +18,7 @@ export type ClientMessage =
   | { type: "Connect"; sessionId: string; connectionCount: number; lastCloseReason: string | null; maxObservedTimestamp: bigint | null; clientTs: number | null }
   | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
   | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue }
-  | { type: "Action"; requestId: number; udfPath: string }
+  | { type: "Action"; requestId: number; udfPath: string; args: JSONValue }
   | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number }
   | { type: "Event"; eventType: string | null; event: JSONValue | null };
 
@@ -116,7 +116,12 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         args: argsObject(message),
       };
     case "Action":
-      return { type: "Action", requestId: field(message, "requestId", isVersion, "a non-negative integer"), udfPath: field(message, "udfPath", isPath, "a function path") };
+      return {
+        type: "Action",
+        requestId: field(message, "requestId", isVersion, "a non-negative integer"),
+        udfPath: field(message, "udfPath", isPath, "a function path"),
+        args: argsObject(message),
+      };
     case "Authenticate":
       return {
         type: "Authenticate",
@@ -164,8 +169,13 @@ export function mutationFailure(requestId: number, errorMessage: string, errorDa
   return JSON.stringify({ type: "MutationResponse", requestId, success: false, result: errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}) });
 }
 
-export function actionFailure(requestId: number, errorMessage: string): string {
-  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines: [] });
+/** No `ts`: the client resolves an action on arrival (what it wrote reaches it by the usual Transitions). */
+export function actionSuccess(requestId: number, encodedResult: string): string {
+  return `{"type":"ActionResponse","requestId":${requestId},"success":true,"result":${encodedResult},"logLines":[]}`;
+}
+
+export function actionFailure(requestId: number, errorMessage: string, errorData?: JSONValue): string {
+  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}) });
 }
 
 export function authError(error: string, baseVersion: number): string {

@@ -53,6 +53,8 @@ export class SyncSession {
   pendingRemovals: number[] = [];
   /** Mutations received and not yet answered. */
   pendingMutations = 0;
+  /** Actions of this session running now (bounded by `maxPendingActionsPerSession`). */
+  pendingActions = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
   /** Its page is in the background (calmsync's client transport says so): refreshed less often under pressure. */

@@ -15,6 +15,7 @@ const KNOBS: SyncKnobs = {
   queryResultCacheBytes: 16_777_216,
   maxQueriesPerSession: 1_000,
   maxPendingMutationsPerSession: 1_000,
+  maxPendingActionsPerSession: 16,
   refreshQueueLimit: 10_000,
   refreshSliceQueryRuns: 100,
   refreshSliceTransitions: 1_000,

@@ -24,6 +24,7 @@ import {
   FrameTooLargeError,
   ProtocolError,
   actionFailure,
+  actionSuccess,
   authError,
   fatalError,
   mutationFailure,
@@ -55,6 +56,8 @@ export interface SyncKnobs extends RefreshKnobs {
   maxQueriesPerSession: number;
   /** Mutations one session may have waiting to run. */
   maxPendingMutationsPerSession: number;
+  /** Actions one session may have running. */
+  maxPendingActionsPerSession: number;
   /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
   maxTransitionBytes: number;
   /** Bytes of Transitions one session may be sent per second (burst: maxTransitionBytes); past it its updates coalesce. */
@@ -335,8 +338,7 @@ export class SyncServer {
         this.saveAttachment(session);
         return this.schedule(session);
       case "Action":
-        this.sendOrDrop(session, actionFailure(message.requestId, `calmsync does not support actions; ${message.udfPath} was not run`));
-        return;
+        return this.action(session, message);
       case "Event":
         if (message.eventType === VISIBILITY_EVENT && isPlainObject(message.event) && typeof message.event.background === "boolean") {
           const background = message.event.background;
@@ -473,6 +475,37 @@ export class SyncServer {
   }
 
   /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */
+  /**
+   * Runs an action outside the function lock and answers when it ends; the
+   * socket's other messages go on meanwhile (Convex runs a socket's actions
+   * concurrently). What it writes reaches subscribers by the usual commits.
+   */
+  private action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>): void {
+    const limit = this.knobs().maxPendingActionsPerSession;
+    if (session.waiting) {
+      this.sendOrDrop(session, actionFailure(message.requestId, "The deployment is at capacity and this connection is waiting for admission; try the action again shortly"));
+      return;
+    }
+    if (session.pendingActions >= limit) {
+      this.sendOrDrop(session, actionFailure(message.requestId, `Too many concurrent actions on this connection: ${limit} are running (knob maxPendingActionsPerSession)`));
+      return;
+    }
+    session.pendingActions++;
+    void (async () => {
+      try {
+        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args));
+        this.sendOrDrop(session, actionSuccess(message.requestId, result.text));
+      } catch (error) {
+        const failure = knownFunctionError(error);
+        if (!failure) this.log(`[${session.connectionId}] action ${message.udfPath} failed: ${(error as Error)?.stack ?? error}`);
+        const text = failure?.message ?? "Server Error";
+        this.sendOrDrop(session, actionFailure(message.requestId, text, failure?.data === undefined ? undefined : convexToJson(failure.data)));
+      } finally {
+        session.pendingActions--;
+      }
+    })();
+  }
+
   private sendOrDrop(session: SyncSession, frame: string): boolean {
     if (session.send(frame, this.now())) return true;
     if (!session.closed) this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `send of ${frame.length} characters failed; closing`);

@@ -222,12 +222,12 @@ describe("bad input on a socket", () => {
     });
   }
 
-  it("answers actions and user auth with clear failures, not fatal errors", async () => {
+  it("answers unknown actions and user auth with clear failures, not fatal errors", async () => {
     const deployment = fresh("unsupported");
     const client = await ProtocolClient.open(deployment);
     client.send({ type: "Action", requestId: 1, udfPath: "messages:doThing", args: [{}] });
     await client.until(() => client.messages.some((m) => m.type === "ActionResponse"), "action response");
-    expect(client.messages.find((m) => m.type === "ActionResponse")).toMatchObject({ success: false, result: expect.stringMatching(/does not support actions/) });
+    expect(client.messages.find((m) => m.type === "ActionResponse")).toMatchObject({ success: false, result: expect.stringMatching(/Could not find public function for 'messages:doThing'/) });
     client.send({ type: "Authenticate", tokenType: "None", baseVersion: 0 });
     client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [] });
     await client.until(() => client.version.identity === 1 && client.version.querySet === 1, "identity confirmed");

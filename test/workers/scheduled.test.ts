@@ -32,7 +32,7 @@ describe("scheduled functions", () => {
     await runDurableObjectAlarm(stub);
     await evictDurableObject(stub, { webSockets: "hibernate" });
     await runDurableObjectAlarm(stub);
-    const list = (await api.run("query", "messages:list", { chatId: "later" }, "t")) as { value: Message[] };
+    const list = (await api.run("query", "messages:list", { chatId: "later" }, "t")) as unknown as { value: Message[] };
     expect(list.value.map((m) => m.body)).toEqual(["from the past"]);
     watcher.close();
   });
@@ -46,7 +46,7 @@ describe("scheduled functions", () => {
     expect(direct).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Could not find public function for 'messages:deliver'/) });
     const stub = bindings.DEPLOYMENTS.getByName(deployment);
     await runDurableObjectAlarm(stub);
-    const list = (await api.run("query", "messages:list", { chatId: "c" }, "t")) as { value: Message[] };
+    const list = (await api.run("query", "messages:list", { chatId: "c" }, "t")) as unknown as { value: Message[] };
     expect(list.value).toEqual([]);
   });
 });

@@ -9,15 +9,14 @@
  * Cloudflare imports.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { Execution } from "./execution.ts";
-
-const current = new AsyncLocalStorage<Execution>();
-
-interface ConvexGlobal {
+/** What a run answers syscalls with: a query's or mutation's `Execution`, or an action's. */
+export interface ConvexGlobal {
   syscall(op: string, argsJson: string): string;
   asyncSyscall(op: string, argsJson: string): Promise<string>;
   jsSyscall(op: string, args: Record<string, unknown>): unknown;
 }
+
+const current = new AsyncLocalStorage<ConvexGlobal>();
 
 /** A global another in-process backend installed before us (convex-test in a differential test): it serves calls that are not ours. */
 let previous: ConvexGlobal | undefined;
@@ -33,7 +32,7 @@ const syscalls: ConvexGlobal = {
 };
 
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
-export function runInExecution<T>(execution: Execution, fn: () => Promise<T>): Promise<T> {
+export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>): Promise<T> {
   const global = globalThis as { Convex?: ConvexGlobal };
   if (global.Convex !== syscalls) {
     previous = global.Convex;

@@ -126,6 +126,9 @@ export class Execution {
       case "1.0/cancel_job":
         cancelJob(this.tx, jsonToConvex(args.id ?? null));
         return "null";
+      case "1.0/getUserIdentity":
+        // No sign-in yet: every caller is anonymous.
+        return "null";
       case "1.0/getFunctionMetadata":
         return JSON.stringify({ name: null, componentPath: "" });
       default:

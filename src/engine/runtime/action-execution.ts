@@ -1,0 +1,75 @@
+/**
+ * An action's side of the syscall interface. An action has no database: it
+ * calls queries, mutations and other actions (`ctx.runQuery`, ...), each its
+ * own transaction through the engine, and may schedule. It runs outside the
+ * function lock, since it waits on I/O (`fetch`), so it never holds up
+ * queries, mutations or Transitions; only the functions it calls take turns.
+ */
+import type { JSONValue } from "../values.ts";
+import { convexToJson, jsonToConvex } from "../values.ts";
+import { FunctionError } from "../errors.ts";
+import type { FunctionKind } from "../functions.ts";
+import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
+import type { Engine } from "../engine.ts";
+
+type Args = Record<string, JSONValue>;
+
+const CALLS: Record<string, FunctionKind> = {
+  "1.0/actions/query": "query",
+  "1.0/actions/mutation": "mutation",
+  "1.0/actions/action": "action",
+};
+
+export class ActionExecution {
+  private readonly engine: Engine;
+
+  constructor(engine: Engine) {
+    this.engine = engine;
+  }
+
+  /** An action's failures are its own: nothing to map back, nothing to close. */
+  raisedError(error: unknown): FunctionError | null {
+    return error instanceof FunctionError ? error : null;
+  }
+
+  finish(): void {}
+
+  syscall(op: string): string {
+    throw new Error(`Unknown operation ${op}`);
+  }
+
+  jsSyscall(op: string): never {
+    throw new Error(`Unknown JS operation ${op}`);
+  }
+
+  async asyncSyscall(op: string, argsJson: string): Promise<string> {
+    const args = JSON.parse(argsJson) as Args;
+    try {
+      const kind = CALLS[op];
+      if (kind) return await this.call(kind, args);
+      switch (op) {
+        case "1.0/actions/schedule":
+          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, this.engine.functions, args, args.ts, args.args))));
+        case "1.0/actions/cancel_job":
+          await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, jsonToConvex(args.id ?? null))));
+          return "null";
+        case "1.0/getUserIdentity":
+          return "null";
+        default:
+          throw new Error(`Unknown async operation ${op}`);
+      }
+    } catch (error) {
+      // A nested call's ConvexError reaches the action as a ConvexError with its data (convex/server rebuilds it from `data`).
+      if (error instanceof FunctionError && error.data !== undefined) throw Object.assign(new Error(error.message), { data: convexToJson(error.data) });
+      throw error;
+    }
+  }
+
+  private async call(kind: FunctionKind, args: Args): Promise<string> {
+    if (typeof args.name !== "string") throw new FunctionError("BadRequest", "Calling functions by handle or component reference is not supported; call a function of this app");
+    const callArgs = jsonToConvex(args.args ?? {});
+    if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, { internal: true })).text;
+    if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, { internal: true })).text;
+    return (await this.engine.runAction(args.name, callArgs, { internal: true })).text;
+  }
+}
