@@ -25,7 +25,7 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
-import { defineDeployment, type FunctionKind } from "./deployment/deployment.ts";
+import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, isDeclaredDeployment, type Env } from "./env.ts";
 
@@ -60,7 +60,8 @@ async function deploymentExists(env: Env, name: string): Promise<boolean> {
 /** The API of one deployment; mounted at `/api` and at `/d/:deployment/api`. */
 const api = new Hono<AppEnv>();
 
-api.use("*", async (c, next) => {
+/** Names the deployment (from `/d/:deployment`, else the default) and answers 404 for one that does not exist. */
+const resolveDeployment = async (c: Context<AppEnv>, next: () => Promise<void>) => {
   const name = c.req.param("deployment" as never) ?? DEFAULT_DEPLOYMENT;
   if (!DEPLOYMENT_NAME.test(name)) {
     return problem(c, 400, "BadDeploymentName", `Deployment names are lowercase letters, digits and dashes (at most 63): ${JSON.stringify(name)}`);
@@ -72,7 +73,9 @@ api.use("*", async (c, next) => {
     return problem(c, 404, "DeploymentNotFound", `Deployment "${name}" does not exist; an operator creates it with POST /d/${name}/api/admin/deployment`);
   }
   await next();
-});
+  return undefined;
+};
+api.use("*", resolveDeployment);
 
 const stub = (c: Context<AppEnv>) => deploymentStub(c.env, c.get("deployment"));
 
@@ -152,8 +155,26 @@ api.patch("/admin/knobs", limitBody, async (c) => {
   return result.ok ? c.json(result) : problem(c, 400, "InvalidKnob", result.error);
 });
 
+/**
+ * The app's HTTP actions (`convex/http.ts`), at `/http/<path>` and
+ * `/d/:deployment/http/<path>`. The action sees the request at `<path>`, as
+ * on Convex's `.convex.site`; CORS and methods are the app's own business.
+ */
+const httpActions = new Hono<AppEnv>();
+httpActions.use("*", resolveDeployment);
+httpActions.all("*", async (c) => {
+  const url = new URL(c.req.url);
+  url.pathname = url.pathname.replace(/^(\/d\/[^/]+)?\/http(?=\/|$)/, "") || "/";
+  const forwarded = new Request(url, c.req.raw);
+  forwarded.headers.set(HTTP_ACTION_HEADER, "1");
+  return stub(c).fetch(forwarded);
+});
+
 const app = new Hono<AppEnv>();
 app.use("*", requestId());
+// Before the API's CORS handling: HTTP actions answer preflights and set headers themselves.
+app.route("/http", httpActions);
+app.route("/d/:deployment/http", httpActions);
 app.use(
   "*",
   cors({

@@ -20,7 +20,7 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
+import { findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
@@ -53,13 +53,17 @@ export interface DeploymentApi {
 }
 
 /** Thrown by every entry point of a deployment that does not exist (the Worker answers 404 before it gets here). */
+/** Marks a request the Worker forwards to the app's HTTP actions (its URL already stripped of the prefix). */
+export const HTTP_ACTION_HEADER = "x-calmsync-http-action";
+
 export class DeploymentNotFoundError extends Error {
   override name = "DeploymentNotFoundError";
 }
 
 export function defineDeployment(app: AppDefinition) {
-  const functions = registerModules(app.modules);
+  // Resolved once per isolate: every deployment object in it serves the same app.
   const schema = new Schema(app.schema);
+  const resolved = { schema, functions: registerModules(app.modules), httpRouter: findHttpRouter(app.modules) };
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
@@ -79,7 +83,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, schema, functions, this.env, this.name));
+      return (this.started ??= new DeploymentRuntime(this.ctx, resolved, this.env, this.name));
     }
 
     /** The running deployment; throws for one that does not exist. */
@@ -105,6 +109,13 @@ export function defineDeployment(app: AppDefinition) {
 
     /** WebSocket upgrades for `/api/<clientVersion>/sync` (the Worker routes only those here). */
     override async fetch(request: Request): Promise<Response> {
+      if (request.headers.has(HTTP_ACTION_HEADER)) {
+        if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
+        const forwarded = new Request(request);
+        forwarded.headers.delete(HTTP_ACTION_HEADER);
+        const response = await this.started.engine.runHttpAction(forwarded);
+        return response ?? new Response(`No HttpAction routed for ${new URL(request.url).pathname}`, { status: 404 });
+      }
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
         return new Response("Expected a WebSocket upgrade", { status: 426 });
       }

@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { Engine, ScheduledJobs, jsonToConvex, knownFunctionError, type FunctionRegistry, type Schema, type JSONValue } from "../engine/index.ts";
+import { Engine, ScheduledJobs, jsonToConvex, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
@@ -47,7 +47,7 @@ export class DeploymentRuntime {
   readonly metrics: MetricsRing;
   private readonly ctx: DurableObjectState;
 
-  constructor(ctx: DurableObjectState, schema: Schema, functions: FunctionRegistry, vars: TierStamp, name: string) {
+  constructor(ctx: DurableObjectState, { schema, functions, httpRouter }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null }, vars: TierStamp, name: string) {
     this.ctx = ctx;
     migrate(ctx.storage);
     this.tier = tierReport(vars, name);
@@ -84,6 +84,7 @@ export class DeploymentRuntime {
     this.engine = new Engine({
       schema,
       functions,
+      httpRouter,
       store: this.store,
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),

@@ -25,7 +25,7 @@
 import type { JSONValue, Value } from "./values.ts";
 import { convexToJson, describe, isPlainObject, jsonTextSize, jsonToConvex, valueSize, ValueError } from "./values.ts";
 import type { Schema } from "./schema.ts";
-import type { FunctionKind, FunctionRegistry, RegisteredFunction } from "./functions.ts";
+import type { FunctionKind, FunctionRegistry, HttpRouter, RegisteredFunction } from "./functions.ts";
 import { canonicalizePath } from "./functions.ts";
 import { validatorProblem } from "./validators.ts";
 import type { DocumentStore, IndexWrite } from "./store.ts";
@@ -105,6 +105,8 @@ export interface EngineOptions {
   limits?: () => EngineLimits;
   /** Wall clock in ms. */
   now?: () => number;
+  /** The app's `convex/http.ts` router, if it has one (HTTP actions). */
+  httpRouter?: HttpRouter | null;
   /** Lets the runtime deliver waiting events between two queued functions (see `FairLock`). */
   yieldToEvents?: () => Promise<void>;
 }
@@ -132,6 +134,7 @@ export class Engine {
   /** Actions running now (they run outside the lock, bounded by `maxConcurrentActions`). */
   private actionsRunning = 0;
   readonly functions: FunctionRegistry;
+  private readonly httpRouter: HttpRouter | null;
   private readonly limits: () => EngineLimits;
   private readonly now: () => number;
   private readonly lock: FairLock;
@@ -140,6 +143,7 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.schema = options.schema;
     this.functions = options.functions;
+    this.httpRouter = options.httpRouter ?? null;
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
     this.now = options.now ?? Date.now;
@@ -264,6 +268,31 @@ export class Engine {
     this.counters.actionExecutions++;
     try {
       return await this.invoke(fn, args, new ActionExecution(this), limits);
+    } finally {
+      this.actionsRunning--;
+    }
+  }
+
+  /**
+   * Serves an HTTP action: the route `convex/http.ts` gives for the request's
+   * path and method, run like an action (outside the lock, counted against
+   * `maxConcurrentActions`). Null when no route matches.
+   */
+  async runHttpAction(request: Request): Promise<Response | null> {
+    const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
+    if (!match) return null;
+    const limits = this.limits();
+    if (this.actionsRunning >= limits.maxConcurrentActions) {
+      return Response.json({ code: "TooManyActions", message: `Too many actions running (knob maxConcurrentActions); try again shortly` }, { status: 503, headers: { "Retry-After": "1" } });
+    }
+    this.actionsRunning++;
+    this.counters.actionExecutions++;
+    const execution = new ActionExecution(this);
+    try {
+      return await runInExecution(execution, () => match[0].invokeHttpAction(request));
+    } catch (error) {
+      const failure = asFunctionError(error, execution);
+      return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: convexToJson(failure.data) } : {}) }, { status: 500 });
     } finally {
       this.actionsRunning--;
     }

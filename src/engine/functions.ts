@@ -82,6 +82,17 @@ export function registerModules(modules: Record<string, Record<string, unknown>>
   return registry;
 }
 
+/** What `convex/server`'s `httpRouter()` offers the engine: the route for a path and method. */
+export interface HttpRouter {
+  lookup(path: string, method: string): readonly [{ invokeHttpAction(request: Request): Promise<Response> }, string, string] | null;
+}
+
+/** The app's HTTP router: the default export of `convex/http.ts`, when it has one. */
+export function findHttpRouter(modules: Record<string, Record<string, unknown>>): HttpRouter | null {
+  const router = modules.http?.default as { isRouter?: boolean } | undefined;
+  return router?.isRouter ? (router as unknown as HttpRouter) : null;
+}
+
 /** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */
 export interface AppDefinition {
   schema: import("./schema.ts").ConvexSchemaDefinition | null;

@@ -77,3 +77,23 @@ describe("actions", () => {
     watcher.close();
   });
 });
+
+describe("HTTP actions (convex/http.ts)", () => {
+  it("serves the router's routes under /http and /d/<name>/http, with the path the router sees", async () => {
+    const deployment = fresh("http-routes");
+    const base = `http://calmsync/d/${deployment}/http`;
+    const posted = await worker.fetch(`${base}/messages`, { method: "POST", body: JSON.stringify({ chatId: "hooks", author: "bot", body: "from a webhook" }) });
+    expect(posted.status).toBe(201);
+    expect(await posted.json()).toEqual({ id: expect.stringMatching(/messages$/) });
+    const feed = await worker.fetch(`${base}/messages?chatId=hooks`);
+    expect(await feed.json()).toEqual([{ author: "bot", body: "from a webhook", at: expect.any(Number) }]);
+    expect((await worker.fetch(`${base}/messages`)).status).toBe(400);
+    const missing = await worker.fetch(`${base}/nowhere`);
+    expect(missing.status).toBe(404);
+    expect(await missing.text()).toBe("No HttpAction routed for /nowhere");
+    // An unknown deployment is 404 here as on /api, before any object is reached.
+    const unknown = await worker.fetch(`http://calmsync/d/nope-${crypto.randomUUID().slice(0, 6)}/http/messages?chatId=x`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: "DeploymentNotFound" });
+  });
+});
