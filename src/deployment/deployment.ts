@@ -20,7 +20,7 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
+import { findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
@@ -63,7 +63,7 @@ export class DeploymentNotFoundError extends Error {
 export function defineDeployment(app: AppDefinition) {
   // Resolved once per isolate: every deployment object in it serves the same app.
   const schema = new Schema(app.schema);
-  const resolved = { schema, functions: registerModules(app.modules), httpRouter: findHttpRouter(app.modules) };
+  const resolved = { schema, functions: registerModules(app.modules), httpRouter: findHttpRouter(app.modules), crons: findCrons(app.modules) };
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;

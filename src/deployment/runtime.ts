@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { Engine, ScheduledJobs, jsonToConvex, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { CronJobs, Engine, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
@@ -39,6 +39,8 @@ export class DeploymentRuntime {
   readonly alarms: AlarmScheduler;
   /** Scheduled functions, run from the alarm (src/engine/scheduled-jobs.ts). */
   readonly scheduled: ScheduledJobs;
+  /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
+  readonly crons: CronJobs;
   readonly admission: Admission;
   readonly startedAt = Date.now();
   /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
@@ -47,7 +49,12 @@ export class DeploymentRuntime {
   readonly metrics: MetricsRing;
   private readonly ctx: DurableObjectState;
 
-  constructor(ctx: DurableObjectState, { schema, functions, httpRouter }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null }, vars: TierStamp, name: string) {
+  constructor(
+    ctx: DurableObjectState,
+    { schema, functions, httpRouter, crons }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition> },
+    vars: TierStamp,
+    name: string,
+  ) {
     this.ctx = ctx;
     migrate(ctx.storage);
     this.tier = tierReport(vars, name);
@@ -80,6 +87,7 @@ export class DeploymentRuntime {
         return this.compaction.run().moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
       },
       scheduled: () => this.scheduled.runDue(),
+      crons: () => this.crons.runDue(),
     });
     this.engine = new Engine({
       schema,
@@ -127,6 +135,12 @@ export class DeploymentRuntime {
     // Every commit is a moment worth sampling (cheap: at most once a second).
     this.engine.onCommit(() => this.metrics.maybeSample());
     this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm });
+    this.crons = new CronJobs(this.engine, crons);
+    // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
+    void this.crons.reconcile().then(
+      (first) => first !== null && this.alarms.request(first),
+      (error: unknown) => console.error("cron jobs could not be reconciled with crons.ts:", error),
+    );
     // Jobs left pending by an earlier run of this object (an eviction, a crash) keep their alarm.
     const due = this.scheduled.nextDue();
     if (due !== null) this.alarms.request(due);

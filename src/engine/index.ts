@@ -17,4 +17,5 @@ export * from "./search.ts";
 export { isDocumentId, newDocumentId, tableOfId } from "./ids.ts";
 export { Execution } from "./runtime/execution.ts";
 export * from "./scheduled-jobs.ts";
+export * from "./cron-jobs.ts";
 export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";

@@ -57,12 +57,13 @@ const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
 /**
  * Convex's system tables, readable through `db.system` and written only by
  * the engine: `_scheduled_functions` by the scheduler (with an index of
- * pending jobs by due time); `_storage` is not written yet (file storage is
+ * pending jobs by due time), `_cron_jobs` by the cron runner; `_storage` is not written yet (file storage is
  * not implemented), so it reads as empty.
  */
 const SYSTEM_TABLES: Record<string, ExportedTable> = {
   _scheduled_functions: { indexes: [{ indexDescriptor: "by_next", fields: ["state.kind", "scheduledTime"] }], searchIndexes: [], documentType: { type: "any" } },
   _storage: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
+  _cron_jobs: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
 };
 const isValidTableName = (name: string) => TABLE_NAME.test(name) || Object.hasOwn(SYSTEM_TABLES, name);
 

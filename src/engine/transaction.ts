@@ -318,9 +318,9 @@ export class Transaction {
     this.write(id, table, next, this.encode(next));
   }
 
-  delete(id: string): void {
+  delete(id: string, { system = false } = {}): void {
     this.requireWritable("delete");
-    const { table } = this.existing(id, "delete");
+    const { table } = this.existing(id, "delete", system);
     this.write(id, table, null);
   }
 

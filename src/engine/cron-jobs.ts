@@ -1,0 +1,174 @@
+/**
+ * Cron jobs: the `cronJobs()` object `convex/crons.ts` exports by default.
+ *
+ * Each job's state is a document of the system table `_cron_jobs` (`name`,
+ * `functionName`, `args`, `schedule`, `nextRun`, `lastRun`, `lastError`),
+ * reconciled with `crons.ts` when the deployment starts: new jobs are added,
+ * removed ones deleted, changed ones rescheduled. The deployment's alarm runs
+ * due jobs. A cron mutation advances its job in its own commit (each
+ * occurrence runs exactly once); a cron action advances it before it starts
+ * (at most once). Occurrences missed while the deployment was down are not
+ * replayed: a late job runs once, then follows its schedule.
+ *
+ * Schedules in UTC: `interval` (from the previous run, the first one an
+ * interval after the job was added), and `hourly`/`daily`/`weekly`/`monthly`/
+ * `cron`, turned into cron expressions and stepped with `croner`.
+ */
+import { Cron } from "croner";
+import type { Document, Value } from "./values.ts";
+import { describe, valuesEqual } from "./values.ts";
+import type { Transaction } from "./transaction.ts";
+import { canonicalizePath } from "./functions.ts";
+import { FunctionError } from "./errors.ts";
+import type { Engine } from "./engine.ts";
+
+export const CRON_JOBS = "_cron_jobs";
+
+export type CronSchedule =
+  | { type: "interval"; seconds?: number; minutes?: number; hours?: number }
+  | { type: "hourly"; minuteUTC?: number }
+  | { type: "daily"; hourUTC: number; minuteUTC?: number }
+  | { type: "weekly"; dayOfWeek: string; hourUTC: number; minuteUTC?: number }
+  | { type: "monthly"; day: number; hourUTC: number; minuteUTC?: number }
+  | { type: "cron"; cron: string };
+
+export interface CronDefinition {
+  /** The function's path (`module:export`). */
+  name: string;
+  /** Its arguments, as `cronJobs()` stores them: a one-element array. */
+  args: Value[];
+  schedule: CronSchedule;
+}
+
+/** The jobs `convex/crons.ts` defines (its default export, a `cronJobs()`), by job name. */
+export function findCrons(modules: Record<string, Record<string, unknown>>): Record<string, CronDefinition> {
+  const crons = modules.crons?.default as { isCrons?: boolean; crons?: Record<string, CronDefinition> } | undefined;
+  return crons?.isCrons && crons.crons ? crons.crons : {};
+}
+
+const DAYS = ["sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"];
+
+/** The schedule as a cron expression (null for intervals). */
+function cronExpression(schedule: CronSchedule): string | null {
+  switch (schedule.type) {
+    case "interval":
+      return null;
+    case "hourly":
+      return `${schedule.minuteUTC ?? 0} * * * *`;
+    case "daily":
+      return `${schedule.minuteUTC ?? 0} ${schedule.hourUTC} * * *`;
+    case "weekly":
+      return `${schedule.minuteUTC ?? 0} ${schedule.hourUTC} * * ${DAYS.indexOf(schedule.dayOfWeek)}`;
+    case "monthly":
+      return `${schedule.minuteUTC ?? 0} ${schedule.hourUTC} ${schedule.day} * *`;
+    case "cron":
+      return schedule.cron;
+  }
+}
+
+/** When a job with `schedule` runs next after `after` (ms). */
+export function nextRunAfter(schedule: CronSchedule, after: number): number {
+  if (schedule.type === "interval") {
+    const ms = ((schedule.seconds ?? 0) + (schedule.minutes ?? 0) * 60 + (schedule.hours ?? 0) * 3_600) * 1_000;
+    if (!(ms > 0)) throw new FunctionError("BadRequest", `A cron interval must be positive, got ${describe(schedule)}`);
+    return after + ms;
+  }
+  const next = new Cron(cronExpression(schedule)!, { timezone: "UTC", paused: true }).nextRun(new Date(after));
+  if (!next) throw new FunctionError("BadRequest", `The cron schedule ${describe(schedule)} never runs`);
+  return next.getTime();
+}
+
+export interface CronJobsOptions {
+  now?: () => number;
+}
+
+export class CronJobs {
+  private readonly engine: Engine;
+  private readonly definitions: Record<string, CronDefinition>;
+  private readonly now: () => number;
+
+  constructor(engine: Engine, definitions: Record<string, CronDefinition>, options: CronJobsOptions = {}) {
+    this.engine = engine;
+    this.definitions = definitions;
+    this.now = options.now ?? Date.now;
+  }
+
+  private jobs(): Document[] {
+    const out: Document[] = [];
+    for (const entry of this.engine.store.scanIndex(`${CRON_JOBS}.by_creation_time`, { start: "", end: null }, "asc")) out.push(entry.document);
+    return out;
+  }
+
+  /** Brings `_cron_jobs` in line with `crons.ts`; returns when the first job is due. */
+  async reconcile(): Promise<number | null> {
+    const now = this.now();
+    await this.engine.exclusive(async () => {
+      const stored = new Map(this.jobs().map((job) => [job.name as string, job]));
+      const changed = Object.keys(this.definitions).some((name) => !stored.has(name)) || [...stored.keys()].some((name) => !(name in this.definitions));
+      const differs = (job: Document, definition: CronDefinition) =>
+        job.functionName !== canonicalizePath(definition.name) || !valuesEqual(job.args as Value, definition.args) || !valuesEqual(job.schedule as Value, definition.schedule as Value);
+      if (!changed && [...stored].every(([name, job]) => !differs(job, this.definitions[name]!))) return;
+      this.engine.executeSystemWrite((tx) => {
+        for (const [name, job] of stored) if (!(name in this.definitions)) tx.delete(job._id, { system: true });
+        for (const [name, definition] of Object.entries(this.definitions)) {
+          const fields = { functionName: canonicalizePath(definition.name), args: definition.args, schedule: definition.schedule as Value, nextRun: nextRunAfter(definition.schedule, now) };
+          const job = stored.get(name);
+          if (!job) tx.insertSystem(CRON_JOBS, { name, ...fields });
+          else if (differs(job, definition)) tx.patch(job._id, fields, { system: true });
+        }
+      });
+    });
+    return this.nextDue();
+  }
+
+  /** When the first job is due (ms), or null when there are none. */
+  nextDue(): number | null {
+    let first: number | null = null;
+    for (const job of this.jobs()) if (first === null || (job.nextRun as number) < first) first = job.nextRun as number;
+    return first;
+  }
+
+  /** Runs every due job once (actions side by side, outside the lock) and returns when the next is due. */
+  async runDue(): Promise<number | null> {
+    const now = this.now();
+    const actions: Promise<void>[] = [];
+    for (const job of this.jobs()) {
+      if ((job.nextRun as number) > now) continue;
+      const action = await this.start(job, now);
+      if (action) actions.push(action);
+    }
+    await Promise.all(actions);
+    return this.nextDue();
+  }
+
+  private async start(job: Document, now: number): Promise<Promise<void> | null> {
+    const advance = (error: string | null) => (tx: Transaction) =>
+      tx.patch(job._id, { nextRun: nextRunAfter(job.schedule as CronSchedule, now), lastRun: now, lastError: error ?? undefined }, { system: true });
+    const args = (job.args as Value[])[0] ?? {};
+    const action = await this.engine.exclusive(async () => {
+      const current = this.engine.store.getDocument(job._id)?.document;
+      if (!current || (current.nextRun as number) > now) return null;
+      const fn = this.engine.functionAt(job.functionName as string);
+      if (!fn || fn.kind === "query") {
+        this.engine.executeSystemWrite(advance(`The cron function ${job.functionName} is not a mutation or action of this app`));
+        return null;
+      }
+      if (fn.kind === "action") {
+        this.engine.executeSystemWrite(advance(null));
+        return fn;
+      }
+      try {
+        await this.engine.executeMutation(fn, args, undefined, advance(null));
+      } catch (error) {
+        if (!(error instanceof FunctionError)) throw error;
+        this.engine.executeSystemWrite(advance(error.message));
+      }
+      return null;
+    });
+    if (!action) return null;
+    return this.engine.executeAction(action, args).then(
+      () => undefined,
+      (error: unknown) => console.error(`cron ${job.name as string} (${job.functionName as string}) failed: ${error instanceof Error ? error.message : String(error)}`),
+    );
+  }
+}
