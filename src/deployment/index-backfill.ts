@@ -12,7 +12,7 @@
  * `meta`. This is a schema change, not a commit: nothing is invalidated (no
  * subscription can exist yet while the object starts).
  */
-import { indexKeyOf, keyToBytes, searchDocumentOf, type Document, type Schema } from "../engine/index.ts";
+import { indexKeyOf, isBuiltInIndex, keyToBytes, searchDocumentOf, type Document, type Schema } from "../engine/index.ts";
 import type { SearchStorage } from "../search/storage.ts";
 
 const META_KEY = "index_definitions";
@@ -24,10 +24,18 @@ interface BackfillReport {
   firstStart: boolean;
 }
 
+/**
+ * The indexes this schema defines. The built-in `by_id` and `by_creation_time`
+ * are left out: every table has them, commits maintain them, and a table
+ * outside the schema is only known once something used it, so recording them
+ * would make a later start "drop" a schemaless table's entries.
+ */
 function definitions(schema: Schema): Map<string, string> {
   const out = new Map<string, string>();
   for (const table of schema.tables.values()) {
-    for (const index of table.indexes.values()) out.set(index.qualifiedName, JSON.stringify({ kind: "index", keyFields: index.keyFields }));
+    for (const index of table.indexes.values()) {
+      if (!isBuiltInIndex(index.qualifiedName)) out.set(index.qualifiedName, JSON.stringify({ kind: "index", keyFields: index.keyFields }));
+    }
     for (const search of table.searchIndexes.values()) {
       out.set(search.qualifiedName, JSON.stringify({ kind: "search", searchField: search.searchField, filterFields: search.filterFields }));
     }
@@ -42,8 +50,12 @@ export function backfillIndexes(
   documentsOf: (table: string) => Iterable<Document>,
 ): BackfillReport {
   const sql = storage.sql;
+  // Records from before built-in indexes were left out still name them: they are not this function's to drop.
   const stored = new Map<string, string>(
-    Object.entries(JSON.parse(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", META_KEY).toArray()[0]?.value ?? "{}")),
+    Object.entries(JSON.parse(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", META_KEY).toArray()[0]?.value ?? "{}") as Record<
+      string,
+      string
+    >).filter(([name]) => !isBuiltInIndex(name)),
   );
   const wanted = definitions(schema);
   const report: BackfillReport = { rebuilt: [], dropped: [], firstStart: stored.size === 0 };

@@ -94,6 +94,8 @@ export class Schema {
   /** `definition` is a `convex/server` schema; without one every table is schemaless. */
   constructor(definition?: ConvexSchemaDefinition | null) {
     this.validatesDocuments = definition?.schemaValidation ?? false;
+    // System tables exist from the start, so every object in an isolate sees the same index definitions.
+    for (const name of Object.keys(SYSTEM_TABLES)) this.table(name);
     for (const [table, tableDefinition] of Object.entries(definition?.tables ?? {})) {
       if (!TABLE_NAME.test(table)) throw new SchemaError(`Invalid table name ${JSON.stringify(table)}`);
       const exported = (tableDefinition as { export(): ExportedTable }).export();
