@@ -158,7 +158,7 @@ export class DeploymentRuntime {
       const args = jsonToConvex(encodedArgs);
       const result =
         kind === "query" ? await this.engine.runQuery(path, args) : kind === "mutation" ? await this.engine.runMutation(path, args) : await this.engine.runAction(path, args);
-      return successResponse(result.json);
+      return successResponse(result.json, result.logLines);
     } catch (error) {
       const failure = knownFunctionError(error);
       if (failure) return errorResponse(failure);

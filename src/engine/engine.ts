@@ -49,13 +49,16 @@ export interface EncodedValue {
   readonly text: string;
   readonly json: JSONValue;
   readonly value: Value;
+  /** What the function printed (`[LEVEL] text` lines), sent to the client with the result. */
+  readonly logLines: readonly string[];
 }
 
-function encodedValue(text: string, parsed?: { json: JSONValue; value: Value }): EncodedValue {
+function encodedValue(text: string, logLines: readonly string[], parsed?: { json: JSONValue; value: Value }): EncodedValue {
   let json = parsed?.json;
   let value = parsed?.value;
   return {
     text,
+    logLines,
     get json() {
       return (json ??= JSON.parse(text) as JSONValue);
     },
@@ -76,7 +79,9 @@ export interface QueryResult extends EncodedValue {
 }
 
 /** A query run: a result or a function error, and in both cases what it read. */
-export type QueryOutcome = (QueryResult & { error: null }) | (Omit<QueryResult, "value" | "json" | "text"> & { value: null; json: null; text: null; error: FunctionError });
+export type QueryOutcome =
+  | (QueryResult & { error: null })
+  | (Omit<QueryResult, "value" | "json" | "text" | "logLines"> & { value: null; json: null; text: null; logLines: readonly string[]; error: FunctionError });
 
 /** Runs inside a mutation's commit transaction with its outcome (e.g. to record it for retries). */
 export type CommitHook = (outcome: { text: string; ts: bigint }) => void;
@@ -220,7 +225,7 @@ export class Engine {
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) throw error;
-      return { value: null, json: null, text: null, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
+      return { value: null, json: null, text: null, logLines: failure.logLines, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
     }
   }
 
@@ -349,7 +354,9 @@ export class Engine {
     try {
       text = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
     } catch (error) {
-      throw asFunctionError(error, execution);
+      const failure = asFunctionError(error, execution);
+      failure.logLines = execution.logs.lines;
+      throw failure;
     } finally {
       execution.finish();
     }
@@ -363,12 +370,13 @@ export class Engine {
     if (resultBytes > limits.maxResultBytes) {
       throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
     }
-    if (!fn.returns) return encodedValue(text);
+    const logLines = execution.logs.lines;
+    if (!fn.returns) return encodedValue(text, logLines);
     const json = JSON.parse(text) as JSONValue;
     const value = jsonToConvex(json);
     const returnsProblem = validatorProblem(fn.returns, value);
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
-    return encodedValue(text, { json, value });
+    return encodedValue(text, logLines, { json, value });
   }
 }
 

@@ -26,6 +26,8 @@ export class FunctionError extends Error {
   readonly code: FunctionErrorCode;
   /** Structured data for the client (`errorData`), from a thrown `ConvexError` (of `convex/values`). */
   readonly data: Value | undefined;
+  /** What the function printed before it failed (`[LEVEL] text`), for the client. */
+  logLines: readonly string[] = [];
 
   constructor(code: FunctionErrorCode, message: string, data?: Value) {
     super(message);

@@ -50,12 +50,12 @@ export function parseFunctionRequest(body: unknown): FunctionRequest {
   return { path, args: argsObject as JSONValue };
 }
 
-export function successResponse(value: JSONValue): FunctionResponse {
-  return { status: "success", value, logLines: [] };
+export function successResponse(value: JSONValue, logLines: readonly string[] = []): FunctionResponse {
+  return { status: "success", value, logLines: [...logLines] };
 }
 
 export function errorResponse(error: FunctionError): FunctionResponse {
-  const response: FunctionResponse = { status: "error", errorMessage: error.message, logLines: [] };
+  const response: FunctionResponse = { status: "error", errorMessage: error.message, logLines: [...error.logLines] };
   // errorData travels as Convex JSON; the official client decodes it into ConvexError.data.
   if (error.data !== undefined) response.errorData = convexToJson(error.data);
   return response;

@@ -145,12 +145,12 @@ function encodeVersion(v: StateVersion): string {
 /** A modification whose JSON is already encoded, so a shared result is stringified once. */
 export type EncodedModification = string;
 
-export function queryUpdated(queryId: number, encodedValue: string, journal: string | null): EncodedModification {
-  return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":[],"journal":${JSON.stringify(journal)}}`;
+export function queryUpdated(queryId: number, encodedValue: string, journal: string | null, logLines: readonly string[] = []): EncodedModification {
+  return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":${JSON.stringify(logLines)},"journal":${JSON.stringify(journal)}}`;
 }
 
-export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined, journal: string | null): EncodedModification {
-  return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}), journal });
+export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined, journal: string | null, logLines: readonly string[] = []): EncodedModification {
+  return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}), journal });
 }
 
 export function queryRemoved(queryId: number): EncodedModification {
@@ -161,21 +161,21 @@ export function transition(start: StateVersion, end: StateVersion, modifications
   return `{"type":"Transition","startVersion":${encodeVersion(start)},"endVersion":${encodeVersion(end)},"modifications":[${modifications.join(",")}]}`;
 }
 
-export function mutationSuccess(requestId: number, encodedResult: string, ts: bigint): string {
-  return `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${encodedResult},"ts":"${encodeTs(ts)}","logLines":[]}`;
+export function mutationSuccess(requestId: number, encodedResult: string, ts: bigint, logLines: readonly string[] = []): string {
+  return `{"type":"MutationResponse","requestId":${requestId},"success":true,"result":${encodedResult},"ts":"${encodeTs(ts)}","logLines":${JSON.stringify(logLines)}}`;
 }
 
-export function mutationFailure(requestId: number, errorMessage: string, errorData: JSONValue | undefined): string {
-  return JSON.stringify({ type: "MutationResponse", requestId, success: false, result: errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}) });
+export function mutationFailure(requestId: number, errorMessage: string, errorData: JSONValue | undefined, logLines: readonly string[] = []): string {
+  return JSON.stringify({ type: "MutationResponse", requestId, success: false, result: errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}) });
 }
 
 /** No `ts`: the client resolves an action on arrival (what it wrote reaches it by the usual Transitions). */
-export function actionSuccess(requestId: number, encodedResult: string): string {
-  return `{"type":"ActionResponse","requestId":${requestId},"success":true,"result":${encodedResult},"logLines":[]}`;
+export function actionSuccess(requestId: number, encodedResult: string, logLines: readonly string[] = []): string {
+  return `{"type":"ActionResponse","requestId":${requestId},"success":true,"result":${encodedResult},"logLines":${JSON.stringify(logLines)}}`;
 }
 
-export function actionFailure(requestId: number, errorMessage: string, errorData?: JSONValue): string {
-  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines: [], ...(errorData !== undefined ? { errorData } : {}) });
+export function actionFailure(requestId: number, errorMessage: string, errorData?: JSONValue, logLines: readonly string[] = []): string {
+  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}) });
 }
 
 export function authError(error: string, baseVersion: number): string {

@@ -30,7 +30,7 @@ import { resultHash } from "./hash.ts";
 import type { SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
-export type EncodedResult = { ok: true; value: string } | { ok: false; message: string; data: JSONValue | undefined };
+export type EncodedResult = { ok: true; value: string; logLines: readonly string[] } | { ok: false; message: string; data: JSONValue | undefined; logLines: readonly string[] };
 
 export interface PreparedQuery {
   key: string;
@@ -77,7 +77,7 @@ export class QueryInstances {
     this.results = new ByteBudgetLru<QueryInstance, EncodedResult>({
       budgetBytes: resultCacheBytes,
       // UTF-16 in memory: two bytes per code unit.
-      sizeOf: (encoded) => 2 * (encoded.ok ? encoded.value.length : encoded.message.length),
+      sizeOf: (encoded) => 2 * ((encoded.ok ? encoded.value.length : encoded.message.length) + encoded.logLines.reduce((n, line) => n + line.length, 0)),
       // Dropping one is always safe: a session that still needs it re-runs it at the latest timestamp.
       onEvict: (instance) => (instance.encoded = null),
       maxEntryShare: 4,
@@ -215,13 +215,13 @@ export class QueryInstances {
       readSet = outcome.readSet;
       searchReads = outcome.searchReads;
       encoded = outcome.error
-        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data) }
-        : { ok: true, value: outcome.text };
+        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data), logLines: outcome.logLines }
+        : { ok: true, value: outcome.text, logLines: outcome.logLines };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
       // Unknown function (the only failure resolve() has): fails now, and nothing it "read" can change that.
       readSet = new Map();
-      encoded = { ok: false, message: error.message, data: undefined };
+      encoded = { ok: false, message: error.message, data: undefined, logLines: [] };
     }
     // A result too large for the cache is used for this turn only.
     instance.encoded = this.results.set(instance, encoded) ? encoded : null;

@@ -81,7 +81,9 @@ export class RefreshTurn {
       }
       if (query.sentHash === instance.resultHash) continue;
       this.deps.instances.results.get(instance);
-      let modification = encoded!.ok ? queryUpdated(queryId, encoded!.value, instance.journal) : queryFailed(queryId, encoded!.message, encoded!.data, instance.journal);
+      let modification = encoded!.ok
+        ? queryUpdated(queryId, encoded!.value, instance.journal, encoded!.logLines)
+        : queryFailed(queryId, encoded!.message, encoded!.data, instance.journal, encoded!.logLines);
       query.sentHash = instance.resultHash;
       if (bytes + modification.length > maxBytes) {
         const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;

@@ -446,11 +446,11 @@ export class SyncServer {
             const result = await this.engine.executeMutation(fn, args, ({ text, ts }) =>
               this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: text, ts, fingerprint }, this.now()),
             );
-            this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts));
+            this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts, result.logLines));
           } catch (error) {
             const failure = knownFunctionError(error);
             if (!failure) throw error;
-            this.sendOrDrop(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data)));
+            this.sendOrDrop(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data), failure.logLines));
           }
         }
         // The client resolves the mutation once a Transition reaches its ts.
@@ -494,12 +494,12 @@ export class SyncServer {
     void (async () => {
       try {
         const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args));
-        this.sendOrDrop(session, actionSuccess(message.requestId, result.text));
+        this.sendOrDrop(session, actionSuccess(message.requestId, result.text, result.logLines));
       } catch (error) {
         const failure = knownFunctionError(error);
         if (!failure) this.log(`[${session.connectionId}] action ${message.udfPath} failed: ${(error as Error)?.stack ?? error}`);
         const text = failure?.message ?? "Server Error";
-        this.sendOrDrop(session, actionFailure(message.requestId, text, failure?.data === undefined ? undefined : convexToJson(failure.data)));
+        this.sendOrDrop(session, actionFailure(message.requestId, text, failure?.data === undefined ? undefined : convexToJson(failure.data), failure?.logLines));
       } finally {
         session.pendingActions--;
       }

@@ -185,6 +185,16 @@ const messages = {
     },
   }),
   jobs: query({ args: {}, handler: (ctx) => ctx.db.system.query("_scheduled_functions").collect() }),
+  /** Prints, then reads (or fails). */
+  chatty: query({
+    args: { fail: v.boolean() },
+    handler: async (ctx, { fail }) => {
+      console.log("looking at", { chat: "c" }, 3n);
+      console.warn("careful");
+      if (fail) throw new Error("gave up");
+      return (await ctx.db.query("messages").take(1)).length;
+    },
+  }),
   /** Lists Convex's system tables (an admin page does), which nothing writes yet. */
   systemTables: query({
     args: {},
@@ -482,5 +492,16 @@ export const engineCases: Record<string, EngineCase> = {
     expect(await list()).toEqual(["second", "first"]);
     // User code cannot write a system table.
     await expectFunctionError(engine.runMutation("messages:edit", { id: canceled, body: "x" }), "InvalidArgument", /Validator: v\.id\("messages"\)/);
+  },
+
+  async "console output of a run comes back as Convex log lines, with results and failures"(store) {
+    const engine = engineOn(store);
+    const result = await engine.runQuery("messages:chatty", { fail: false });
+    expect(result.logLines).toEqual(['[LOG] looking at {"chat":"c"} 3n', "[WARN] careful"]);
+    const error = (await engine.runQuery("messages:chatty", { fail: true }).catch((e: unknown) => e)) as FunctionError;
+    expect(error.message).toMatch(/gave up/);
+    expect(error.logLines).toEqual(['[LOG] looking at {"chat":"c"} 3n', "[WARN] careful"]);
+    // Another run starts with no lines of its own.
+    expect((await engine.runQuery("messages:list", { chatId: "c" })).logLines).toEqual([]);
   },
 };

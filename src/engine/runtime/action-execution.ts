@@ -11,6 +11,7 @@ import { FunctionError } from "../errors.ts";
 import type { FunctionKind } from "../functions.ts";
 import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import type { Engine } from "../engine.ts";
+import { LogLines } from "./log-lines.ts";
 
 type Args = Record<string, JSONValue>;
 
@@ -22,6 +23,7 @@ const CALLS: Record<string, FunctionKind> = {
 
 export class ActionExecution {
   private readonly engine: Engine;
+  readonly logs = new LogLines();
 
   constructor(engine: Engine) {
     this.engine = engine;

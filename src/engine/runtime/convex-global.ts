@@ -9,11 +9,14 @@
  * Cloudflare imports.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import { CONSOLE_METHODS, type LogLines } from "./log-lines.ts";
 /** What a run answers syscalls with: a query's or mutation's `Execution`, or an action's. */
 export interface ConvexGlobal {
   syscall(op: string, argsJson: string): string;
   asyncSyscall(op: string, argsJson: string): Promise<string>;
   jsSyscall(op: string, args: Record<string, unknown>): unknown;
+  /** What the run prints (`console.*`), when it collects it. */
+  readonly logs?: LogLines;
 }
 
 const current = new AsyncLocalStorage<ConvexGlobal>();
@@ -31,6 +34,24 @@ const syscalls: ConvexGlobal = {
   jsSyscall: (op, args) => (current.getStore() ?? previous ?? outside()).jsSyscall(op, args),
 };
 
+let consoleCaptured = false;
+
+/**
+ * Wraps `console.*` once: inside a run, a line also goes to that run's log
+ * lines (sent to the client, as Convex does); it is printed as before either way.
+ */
+function captureConsole(): void {
+  if (consoleCaptured) return;
+  consoleCaptured = true;
+  for (const method of CONSOLE_METHODS) {
+    const print = console[method].bind(console);
+    console[method] = (...args: unknown[]) => {
+      current.getStore()?.logs?.add(method, args);
+      print(...args);
+    };
+  }
+}
+
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
 export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>): Promise<T> {
   const global = globalThis as { Convex?: ConvexGlobal };
@@ -38,5 +59,6 @@ export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>)
     previous = global.Convex;
     global.Convex = syscalls;
   }
+  captureConsole();
   return current.run(execution, fn);
 }

@@ -16,6 +16,7 @@ import type { Transaction } from "../transaction.ts";
 import { FunctionError } from "../errors.ts";
 import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
+import { LogLines } from "./log-lines.ts";
 import type { FunctionRegistry } from "../functions.ts";
 import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
@@ -35,6 +36,7 @@ export class Execution {
   private nextStreamId = 1;
   private paginated = false;
   private readonly raised = new Map<string, FunctionError>();
+  readonly logs = new LogLines();
   private readonly tx: Transaction;
   /** The journal of the subscription's previous run (or from the client's `Add`), if any. */
   private readonly previousJournal: string | null;
