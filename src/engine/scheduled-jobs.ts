@@ -65,8 +65,6 @@ export class ScheduledJobs {
   private readonly engine: Engine;
   private readonly now: () => number;
   private readonly maxPerRun: () => number;
-  /** Jobs run since this object started. */
-  ran = 0;
 
   constructor(engine: Engine, options: ScheduledJobsOptions) {
     this.engine = engine;
@@ -114,7 +112,6 @@ export class ScheduledJobs {
       // Another run may have taken or canceled it while this one waited for the lock.
       const current = this.engine.store.getDocument(id)?.document;
       if (!current || (current.state as JobState).kind !== "pending") return null;
-      this.ran++;
       const fn = this.engine.functionAt(name);
       if (!fn || fn.kind === "query") {
         this.engine.executeSystemWrite(finish({ kind: "failed", error: `The scheduled function ${name} no longer exists` }));
