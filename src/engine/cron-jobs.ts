@@ -21,6 +21,7 @@ import type { Transaction } from "./transaction.ts";
 import { canonicalizePath } from "./functions.ts";
 import { FunctionError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
+import { runJob } from "./job-runner.ts";
 
 export const CRON_JOBS = "_cron_jobs";
 
@@ -104,19 +105,19 @@ export class CronJobs {
     const now = this.now();
     await this.engine.exclusive(async () => {
       const stored = new Map(this.jobs().map((job) => [job.name as string, job]));
-      const changed = Object.keys(this.definitions).some((name) => !stored.has(name)) || [...stored.keys()].some((name) => !(name in this.definitions));
-      const differs = (job: Document, definition: CronDefinition) =>
-        job.functionName !== canonicalizePath(definition.name) || !valuesEqual(job.args as Value, definition.args) || !valuesEqual(job.schedule as Value, definition.schedule as Value);
-      if (!changed && [...stored].every(([name, job]) => !differs(job, this.definitions[name]!))) return;
-      this.engine.executeSystemWrite((tx) => {
-        for (const [name, job] of stored) if (!(name in this.definitions)) tx.delete(job._id, { system: true });
-        for (const [name, definition] of Object.entries(this.definitions)) {
-          const fields = { functionName: canonicalizePath(definition.name), args: definition.args, schedule: definition.schedule as Value, nextRun: nextRunAfter(definition.schedule, now) };
-          const job = stored.get(name);
-          if (!job) tx.insertSystem(CRON_JOBS, { name, ...fields });
-          else if (differs(job, definition)) tx.patch(job._id, fields, { system: true });
+      // What to change, decided first: an unchanged crons.ts writes nothing.
+      const writes: ((tx: Transaction) => void)[] = [];
+      for (const [name, job] of stored) if (!(name in this.definitions)) writes.push((tx) => tx.delete(job._id, { system: true }));
+      for (const [name, definition] of Object.entries(this.definitions)) {
+        const fields = { functionName: canonicalizePath(definition.name), args: definition.args, schedule: definition.schedule as Value };
+        const job = stored.get(name);
+        const scheduled = () => ({ ...fields, nextRun: nextRunAfter(definition.schedule, now) });
+        if (!job) writes.push((tx) => tx.insertSystem(CRON_JOBS, { name, ...scheduled() }));
+        else if (job.functionName !== fields.functionName || !valuesEqual(job.args as Value, fields.args) || !valuesEqual(job.schedule as Value, fields.schedule)) {
+          writes.push((tx) => tx.patch(job._id, scheduled(), { system: true }));
         }
-      });
+      }
+      if (writes.length > 0) this.engine.executeSystemWrite((tx) => writes.forEach((write) => write(tx)));
     });
     return this.nextDue();
   }
@@ -141,34 +142,15 @@ export class CronJobs {
     return this.nextDue();
   }
 
-  private async start(job: Document, now: number): Promise<Promise<void> | null> {
+  /** Runs a due job (see `job-runner.ts`), advancing it to its next run; an action is returned running. */
+  private start(job: Document, now: number): Promise<Promise<void> | null> {
     const advance = (error: string | null) => (tx: Transaction) =>
       tx.patch(job._id, { nextRun: nextRunAfter(job.schedule as CronSchedule, now), lastRun: now, lastError: error ?? undefined }, { system: true });
-    const args = (job.args as Value[])[0] ?? {};
-    const action = await this.engine.exclusive(async () => {
-      const current = this.engine.store.getDocument(job._id)?.document;
-      if (!current || (current.nextRun as number) > now) return null;
-      const fn = this.engine.functionAt(job.functionName as string);
-      if (!fn || fn.kind === "query") {
-        this.engine.executeSystemWrite(advance(`The cron function ${job.functionName} is not a mutation or action of this app`));
-        return null;
-      }
-      if (fn.kind === "action") {
-        this.engine.executeSystemWrite(advance(null));
-        return fn;
-      }
-      try {
-        await this.engine.executeMutation(fn, args, undefined, advance(null));
-      } catch (error) {
-        if (!(error instanceof FunctionError)) throw error;
-        this.engine.executeSystemWrite(advance(error.message));
-      }
-      return null;
+    return runJob(this.engine, job.functionName as string, (job.args as Value[])[0] ?? {}, {
+      stillDue: () => ((this.engine.store.getDocument(job._id)?.document.nextRun as number | undefined) ?? Infinity) <= now,
+      claimed: advance(null),
+      succeeded: advance(null),
+      failed: advance,
     });
-    if (!action) return null;
-    return this.engine.executeAction(action, args).then(
-      () => undefined,
-      (error: unknown) => console.error(`cron ${job.name as string} (${job.functionName as string}) failed: ${error instanceof Error ? error.message : String(error)}`),
-    );
   }
 }

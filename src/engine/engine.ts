@@ -266,16 +266,22 @@ export class Engine {
 
   async executeAction(fn: RegisteredFunction, args: Value): Promise<EncodedValue> {
     const limits = this.limits();
+    const release = this.takeActionSlot(limits);
+    try {
+      return await this.invoke(fn, args, new ActionExecution(this), limits);
+    } finally {
+      release();
+    }
+  }
+
+  /** Counts one more running action, or refuses it past `maxConcurrentActions`; returns the release. */
+  private takeActionSlot(limits: EngineLimits): () => void {
     if (this.actionsRunning >= limits.maxConcurrentActions) {
       throw new FunctionError("LimitExceeded", `Too many actions running: ${this.actionsRunning}, limit ${limits.maxConcurrentActions} (knob maxConcurrentActions); try again shortly`);
     }
     this.actionsRunning++;
     this.counters.actionExecutions++;
-    try {
-      return await this.invoke(fn, args, new ActionExecution(this), limits);
-    } finally {
-      this.actionsRunning--;
-    }
+    return () => this.actionsRunning--;
   }
 
   /**
@@ -286,12 +292,12 @@ export class Engine {
   async runHttpAction(request: Request): Promise<Response | null> {
     const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
     if (!match) return null;
-    const limits = this.limits();
-    if (this.actionsRunning >= limits.maxConcurrentActions) {
-      return Response.json({ code: "TooManyActions", message: `Too many actions running (knob maxConcurrentActions); try again shortly` }, { status: 503, headers: { "Retry-After": "1" } });
+    let release: () => void;
+    try {
+      release = this.takeActionSlot(this.limits());
+    } catch (error) {
+      return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    this.actionsRunning++;
-    this.counters.actionExecutions++;
     const execution = new ActionExecution(this);
     try {
       return await runInExecution(execution, () => match[0].invokeHttpAction(request));
@@ -299,7 +305,7 @@ export class Engine {
       const failure = asFunctionError(error, execution);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: convexToJson(failure.data) } : {}) }, { status: 500 });
     } finally {
-      this.actionsRunning--;
+      release();
     }
   }
 

@@ -68,10 +68,3 @@ export class IndexRangeBuilder {
     return { start, end };
   }
 }
-
-export type IndexRange = (q: IndexRangeBuilder) => IndexRangeBuilder;
-
-/**
- * What every query shape ends with: an optional predicate, then one terminal
- * method. Subclasses supply `run(limit)`: read until `limit` documents pass.
- */

@@ -25,6 +25,7 @@ import { canonicalizePath } from "./functions.ts";
 import { FunctionError } from "./errors.ts";
 import { tableOfId } from "./ids.ts";
 import type { Engine } from "./engine.ts";
+import { runJob } from "./job-runner.ts";
 
 export const SCHEDULED_FUNCTIONS = "_scheduled_functions";
 /** The index of jobs by state, then due time (`schema.ts`). */
@@ -102,44 +103,16 @@ export class ScheduledJobs {
     return this.nextDue();
   }
 
-  /** Runs a due job if still pending: a mutation to its end; an action is claimed and returned running. */
-  private async start(job: Document): Promise<Promise<void> | null> {
+  /** Runs a due job if still pending (see `job-runner.ts`); an action is returned running. */
+  private start(job: Document): Promise<Promise<void> | null> {
     const id = job._id;
-    const name = job.name as string;
-    const args = (job.args as Value[])[0] ?? {};
     const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
-    const action = await this.engine.exclusive(async () => {
-      // Another run may have taken or canceled it while this one waited for the lock.
-      const current = this.engine.store.getDocument(id)?.document;
-      if (!current || (current.state as JobState).kind !== "pending") return null;
-      const fn = this.engine.functionAt(name);
-      if (!fn || fn.kind === "query") {
-        this.engine.executeSystemWrite(finish({ kind: "failed", error: `The scheduled function ${name} no longer exists` }));
-        return null;
-      }
-      if (fn.kind === "action") {
-        // At most once: the claim commits before the action starts, so a crash leaves it inProgress, never re-run.
-        this.engine.executeSystemWrite((tx) => tx.patch(id, { state: { kind: "inProgress" } }, { system: true }));
-        return fn;
-      }
-      try {
-        // The job's success is written in the mutation's own commit: exactly once.
-        await this.engine.executeMutation(fn, args, undefined, finish({ kind: "success" }));
-      } catch (error) {
-        if (!(error instanceof FunctionError)) throw error;
-        this.engine.executeSystemWrite(finish({ kind: "failed", error: error.message }));
-      }
-      return null;
+    return runJob(this.engine, job.name as string, (job.args as Value[])[0] ?? {}, {
+      stillDue: () => (this.engine.store.getDocument(id)?.document.state as JobState | undefined)?.kind === "pending",
+      claimed: (tx) => tx.patch(id, { state: { kind: "inProgress" } }, { system: true }),
+      succeeded: finish({ kind: "success" }),
+      failed: (error) => finish({ kind: "failed", error }),
+      actionEnded: (error) => finish(error === null ? { kind: "success" } : { kind: "failed", error }),
     });
-    if (!action) return null;
-    return (async () => {
-      let state: JobState = { kind: "success" };
-      try {
-        await this.engine.executeAction(action, args);
-      } catch (error) {
-        state = { kind: "failed", error: error instanceof Error ? error.message : String(error) };
-      }
-      await this.engine.exclusive(async () => this.engine.executeSystemWrite(finish(state)));
-    })();
   }
 }

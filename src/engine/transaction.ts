@@ -277,7 +277,7 @@ export class Transaction {
 
   insert(table: string, fields: Record<string, Value | undefined>): string {
     this.requireWritable("insert");
-    if (typeof table !== "string" || table.startsWith("_") || !this.schema.isTableName(table)) {
+    if (typeof table !== "string" || isSystemTable(table) || !this.schema.isTableName(table)) {
       throw new FunctionError("BadRequest", `db.insert: invalid table name ${describe(table)}`);
     }
     this.checkFields(table, fields, "insert");

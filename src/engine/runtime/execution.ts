@@ -99,7 +99,7 @@ export class Execution {
   private runAsync(op: string, args: Args): string {
     switch (op) {
       case "1.0/get":
-        return this.get(args.id, args.table as string | undefined)?.json ?? "null";
+        return this.tx.get(this.idFor(args, "get"))?.json ?? "null";
       case "1.0/queryStreamNext": {
         const stream = this.streams.get(args.queryId as number);
         if (!stream) throw new FunctionError("BadRequest", "This query was already closed");
@@ -138,14 +138,7 @@ export class Execution {
     }
   }
 
-  private get(idJson: JSONValue | undefined, table: string | undefined): Row | null {
-    const id = jsonToConvex(idJson ?? null);
-    if (typeof id !== "string") throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.get\`, expected string but got ${describe(id)}`);
-    if (table !== undefined) this.checkTable(id, table, "get");
-    return this.tx.get(id);
-  }
-
-  /** The id of a write, checked against the table named by the new call forms (`db.patch("t", id, ...)`). */
+  /** The id of a read or write, checked against the table named by the new call forms (`db.get("t", id)`, `db.patch("t", id, ...)`). */
   private idFor(args: Args, method: string): string {
     const id = jsonToConvex(args.id ?? null);
     if (typeof id !== "string") throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`, expected string but got ${describe(id)}`);
@@ -154,7 +147,7 @@ export class Execution {
   }
 
   private checkTable(id: string, table: string, method: string): void {
-    const actual = isDocumentId(id) ? (tableOfId(id) ?? this.tx.tableOf(id)) : null;
+    const actual = isDocumentId(id) ? this.tableOf(id) : null;
     if (actual !== null && actual !== table) {
       throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`: expected Id<"${table}">, got Id<"${actual}"> instead`);
     }
@@ -162,7 +155,12 @@ export class Execution {
 
   private normalizeId(table: string, idString: string): string | null {
     if (typeof idString !== "string" || !isDocumentId(idString)) return null;
-    return (tableOfId(idString) ?? this.tx.tableOf(idString)) === table ? idString : null;
+    return this.tableOf(idString) === table ? idString : null;
+  }
+
+  /** An id's table: named by the id, or (an old bare id) read from its document. */
+  private tableOf(id: string): string | null {
+    return tableOfId(id) ?? this.tx.tableOf(id);
   }
 
   private queryPage(args: Args): string {

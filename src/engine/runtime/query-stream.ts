@@ -41,6 +41,9 @@ export interface PageBounds {
   upTo: IndexKey | null;
 }
 
+/** A serialized range condition -> the `IndexRangeBuilder` method that applies it. */
+const RANGE_METHODS: Record<string, "eq" | "gt" | "gte" | "lt" | "lte"> = { Eq: "eq", Gt: "gt", Gte: "gte", Lt: "lt", Lte: "lte" };
+
 function badQuery(message: string): never {
   throw new FunctionError("BadRequest", message);
 }
@@ -66,26 +69,9 @@ export function indexSource(tx: Transaction, source: SerializedSource, bounds: P
     index = indexNamed(tx, source.indexName);
     const builder = new IndexRangeBuilder(index);
     for (const condition of source.range) {
-      const value = wireToValue(condition.value) as Value;
-      switch (condition.type) {
-        case "Eq":
-          builder.eq(condition.fieldPath, value);
-          break;
-        case "Gt":
-          builder.gt(condition.fieldPath, value);
-          break;
-        case "Gte":
-          builder.gte(condition.fieldPath, value);
-          break;
-        case "Lt":
-          builder.lt(condition.fieldPath, value);
-          break;
-        case "Lte":
-          builder.lte(condition.fieldPath, value);
-          break;
-        default:
-          badQuery(`Unknown index range condition ${describe((condition as { type: string }).type)}`);
-      }
+      const method = RANGE_METHODS[condition.type];
+      if (!method) badQuery(`Unknown index range condition ${describe(condition.type)}`);
+      builder[method](condition.fieldPath, wireToValue(condition.value) as Value);
     }
     interval = builder.interval();
   }
