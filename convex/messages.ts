@@ -52,7 +52,11 @@ export const search = query({
 /** Posts a message; returns its id. */
 export const send = mutation({
   args: { chatId: v.string(), author: v.string(), body: v.string() },
-  handler: (ctx, { chatId, author, body }) => ctx.db.insert("messages", { chatId, author, body }),
+  handler: async (ctx, { chatId, author, body }) => {
+    // Signed in, a message is by the verified name, whatever the page claims; anonymous, by the name given.
+    const identity = await ctx.auth.getUserIdentity();
+    return ctx.db.insert("messages", { chatId, author: identity?.name ?? author, body });
+  },
 });
 
 /** Posts the same message to many chats in one commit (an announcement); returns the ids. */

@@ -45,8 +45,9 @@ export function findModules(convexDir: string): { modulePath: string; file: stri
   return found;
 }
 
-function schemaFile(convexDir: string): string | null {
-  for (const extension of ["ts", "tsx", "js", "mts", "mjs"]) if (existsSync(join(convexDir, `schema.${extension}`))) return `schema.${extension}`;
+/** `schema.ts`, `auth.config.ts`: the file with that stem at the top of the app, if any. */
+function rootFile(convexDir: string, stem: string): string | null {
+  for (const extension of ["ts", "tsx", "js", "mts", "mjs"]) if (existsSync(join(convexDir, `${stem}.${extension}`))) return `${stem}.${extension}`;
   return null;
 }
 
@@ -65,7 +66,8 @@ export function generate(convexDir: string): { modules: string[]; hasSchema: boo
   mkdirSync(out, { recursive: true });
   for (const name of STALE) rmSync(join(out, name), { force: true });
   const modules = findModules(convexDir);
-  const schema = schemaFile(convexDir);
+  const schema = rootFile(convexDir, "schema");
+  const authConfig = rootFile(convexDir, "auth.config");
   const taken = new Set<string>(["schema"]);
   const names = modules.map((module) => ({ ...module, id: identifier(module.modulePath, taken) }));
 
@@ -146,11 +148,12 @@ export const internal: FilterApi<typeof fullApi, FunctionReference<any, "interna
   // here and the app's modules are checked by the app's tsconfig (convex/tsconfig.json), as in Convex.
   writeFileSync(
     join(out, "modules.js"),
-    `${HEADER}// calmsync's registry of this app: the schema and every function module, by module path.
-${schema ? `import schema from "../${schema}";\n` : ""}${names.map(({ file, id }) => `import * as ${id} from "../${file}";`).join("\n")}
+    `${HEADER}// calmsync's registry of this app: the schema, the auth providers and every function module, by module path.
+${schema ? `import schema from "../${schema}";\n` : ""}${authConfig ? `import authConfig from "../${authConfig}";\n` : ""}${names.map(({ file, id }) => `import * as ${id} from "../${file}";`).join("\n")}
 
 export const app = {
   schema: ${schema ? "schema" : "null"},
+  authConfig: ${authConfig ? "authConfig" : "null"},
   modules: {
 ${names.map(({ modulePath, id }) => `    ${JSON.stringify(modulePath)}: ${id},`).join("\n")}
   },
@@ -162,6 +165,8 @@ ${names.map(({ modulePath, id }) => `    ${JSON.stringify(modulePath)}: ${id},`)
     `${HEADER}/** The app's schema (a convex/server \`defineSchema\`, or null) and its function modules by module path. */
 export declare const app: {
   schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null;
+  /** convex/auth.config.ts's default export, or null. */
+  authConfig: unknown;
   modules: Record<string, Record<string, unknown>>;
 };
 `,

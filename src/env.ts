@@ -31,3 +31,24 @@ export function isDeclaredDeployment(env: Env, name: string): boolean {
 export function deploymentStub(env: Env, name: string): DeploymentApi {
   return env.DEPLOYMENTS.getByName(name) as unknown as DeploymentApi;
 }
+
+/** Loopback host names: a request to one of these reached a runtime on this machine. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/**
+ * Whether the local development issuer exists for this configuration: only
+ * the local one (`CALMSYNC_ENV` "dev", which `wrangler dev` and the tests
+ * run and no deployed environment has; deploys stamp staging or production).
+ */
+export function isLocalConfiguration(env: TierStamp): boolean {
+  return env.CALMSYNC_ENV === "dev";
+}
+
+/**
+ * Whether the dev issuer may sign a token for this request: the local
+ * configuration, and a request addressed to loopback, so a Worker deployed
+ * with the local configuration by mistake still signs nothing for anyone.
+ */
+export function devIssuerAllowed(env: TierStamp, url: string): boolean {
+  return isLocalConfiguration(env) && LOOPBACK_HOST.test(new URL(url).hostname);
+}

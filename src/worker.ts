@@ -27,7 +27,7 @@ import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
 import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
-import { deploymentStub, isDeclaredDeployment, type Env } from "./env.ts";
+import { deploymentStub, devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
 
 export const Deployment = defineDeployment(convexApp);
 
@@ -100,7 +100,9 @@ const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
   if (body === NOT_JSON) return badJson(c);
   try {
     const { path, args } = parseFunctionRequest(body);
-    return c.json(await stub(c).run(kind, path, args, c.get("requestId")));
+    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null);
+    if (response.status === "unauthenticated") return problem(c, 401, response.code, response.message);
+    return c.json(response);
   } catch (error) {
     if (error instanceof BadRequestError) return problem(c, error.status, error.code, error.message);
     throw error;
@@ -121,6 +123,18 @@ api.get("/status", async (c) => c.json(await stub(c).health()));
 api.get("/:clientVersion/sync", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
   return stub(c).fetch(c.req.raw);
+});
+
+// Local development sign-in: a short-lived token for a name from the dev issuer (src/engine/auth/dev-issuer.ts).
+// Only the local configuration has it, and only for requests to a loopback address.
+api.post("/auth/dev-token", limitBody, async (c) => {
+  if (!devIssuerAllowed(c.env, c.req.url)) {
+    return problem(c, 403, "DevIssuerRefused", "The development issuer signs tokens only under `wrangler dev` on a loopback address; deployed environments sign in with the providers in convex/auth.config.ts");
+  }
+  const body = await jsonBody(c);
+  const name = typeof body === "object" && body !== null ? (body as { name?: unknown }).name : undefined;
+  if (typeof name !== "string" || name.trim() === "" || name.length > 64) return problem(c, 400, "BadRequestBody", 'Body must be {"name": "<1 to 64 characters>"}');
+  return c.json(await stub(c).mintDevToken(name.trim()));
 });
 
 api.use("/admin/*", async (c, next) => {

@@ -31,6 +31,7 @@ import { attachmentOf, socketConnection } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "./metrics-ring.ts";
 import { isDeclaredDeployment, type Env } from "../env.ts";
+import { appProviders } from "./auth.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
 
@@ -40,7 +41,9 @@ export interface DeploymentApi {
   exists(): Promise<boolean>;
   /** Creates the deployment if it does not exist (operators only: the Worker guards it with the admin key). */
   create(): Promise<{ created: boolean }>;
-  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse>;
+  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null): Promise<FunctionResponse>;
+  /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
+  mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
   health(): Promise<DeploymentHealth>;
   status(): Promise<DeploymentStatus>;
   compactNow(): Promise<CompactionReport>;
@@ -63,7 +66,13 @@ export class DeploymentNotFoundError extends Error {
 export function defineDeployment(app: AppDefinition) {
   // Resolved once per isolate: every deployment object in it serves the same app.
   const schema = new Schema(app.schema);
-  const resolved = { schema, functions: registerModules(app.modules), httpRouter: findHttpRouter(app.modules), crons: findCrons(app.modules) };
+  const resolved = {
+    schema,
+    functions: registerModules(app.modules),
+    httpRouter: findHttpRouter(app.modules),
+    crons: findCrons(app.modules),
+    authProviders: appProviders(app.authConfig),
+  };
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
@@ -113,7 +122,8 @@ export function defineDeployment(app: AppDefinition) {
         if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
         const forwarded = new Request(request);
         forwarded.headers.delete(HTTP_ACTION_HEADER);
-        const response = await this.started.engine.runHttpAction(forwarded);
+        const authorization = forwarded.headers.get("Authorization");
+        const response = await this.started.engine.runHttpAction(forwarded, () => this.started!.auth.identityFromHeader(authorization));
         return response ?? new Response(`No HttpAction routed for ${new URL(request.url).pathname}`, { status: 404 });
       }
       if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
@@ -191,9 +201,15 @@ export function defineDeployment(app: AppDefinition) {
       return session;
     }
 
-    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
+    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
-      return this.runtime.run(kind, path, encodedArgs, requestId);
+      return this.runtime.run(kind, path, encodedArgs, requestId, authorization);
+    }
+
+    async mintDevToken(name: string): Promise<{ token: string; expiresAt: number }> {
+      const issuer = this.runtime.auth.devIssuer;
+      if (!issuer) throw new Error("The development issuer exists only in the local configuration (CALMSYNC_ENV=dev)");
+      return issuer.mint(name, this.runtime.knobs.values.devTokenTtlMs);
     }
 
     async metricsHistory(): Promise<MetricsSample[]> {

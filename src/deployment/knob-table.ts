@@ -325,6 +325,41 @@ export const KNOBS = {
     unit: "ms",
     doc: "How long a socket mutation's outcome is kept so a retry after reconnect is applied once. Longer costs storage (one row per mutation).",
   },
+  authFetchTimeoutMs: {
+    default: 5_000,
+    min: 100,
+    max: 60_000,
+    unit: "ms",
+    doc: "How long a fetch of an auth provider's discovery document or keys may take before the token it was for is refused (jose's default).",
+  },
+  authKeysMaxAgeMs: {
+    default: 600_000,
+    min: 10_000,
+    max: 86_400_000,
+    unit: "ms",
+    doc: "Age after which a provider's cached keys are refetched, in the background: tokens are checked with the cached copy meanwhile.",
+  },
+  authKeyMissCooldownMs: {
+    default: 30_000,
+    min: 0,
+    max: 3_600_000,
+    unit: "ms",
+    doc: "A token naming an unknown key id refetches the provider's keys (they may have rotated), at most this often per provider; more such tokens are refused at once.",
+  },
+  authVerifiedTokens: {
+    default: 1_000,
+    min: 0,
+    max: 100_000,
+    unit: "count",
+    doc: "Verified tokens remembered until they expire, so a client sending one token with every HTTP request is checked once.",
+  },
+  devTokenTtlMs: {
+    default: 300_000,
+    min: 5_000,
+    max: 86_400_000,
+    unit: "ms",
+    doc: "Lifetime of tokens from the local development issuer (local dev only); the official client refreshes them 10 s before they expire.",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;

@@ -55,6 +55,8 @@ const MIGRATIONS: readonly string[] = [
    UPDATE documents SET bytes = length(CAST(json AS BLOB));`,
   // 7: the journal of a query instance's last run (a paginated query's pinned end).
   `ALTER TABLE query_instances ADD COLUMN journal TEXT;`,
+  // 8: auth providers' discovery documents and key sets (a restart does not refetch them), and the local dev issuer's key.
+  `CREATE TABLE auth_documents (url TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL) WITHOUT ROWID;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

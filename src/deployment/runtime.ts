@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { CronJobs, Engine, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncServer } from "../sync/sync-server.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
@@ -25,6 +25,8 @@ import { migrate } from "./migrations.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
 import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
+import { isLocalConfiguration } from "../env.ts";
+import { DeploymentAuth, type AppProviders } from "./auth.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
@@ -47,11 +49,19 @@ export class DeploymentRuntime {
   readonly tier: TierReport;
   /** The last minutes, sampled by the entry points (see metrics-ring.ts). */
   readonly metrics: MetricsRing;
+  /** Sign-in: the app's providers, verified tokens, the local dev issuer (src/deployment/auth.ts). */
+  readonly auth: DeploymentAuth;
   private readonly ctx: DurableObjectState;
 
   constructor(
     ctx: DurableObjectState,
-    { schema, functions, httpRouter, crons }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition> },
+    {
+      schema,
+      functions,
+      httpRouter,
+      crons,
+      authProviders,
+    }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders },
     vars: TierStamp,
     name: string,
   ) {
@@ -61,6 +71,7 @@ export class DeploymentRuntime {
     // Said once per start, where an operator looking at the logs will see it.
     if (this.tier.mismatch.length > 0) console.warn(`deployment ${name}: tier mismatch (running as ${this.tier.name}): ${this.tier.mismatch.join("; ")}`);
     this.knobs = new Knobs(ctx.storage, TIERS[this.tier.name].knobs);
+    this.auth = new DeploymentAuth(ctx.storage.sql, authProviders, () => this.knobs.values, { devIssuer: isLocalConfiguration(vars) });
     this.search = new SearchIndexes({
       schema,
       storage: new SqliteSearchStorage(ctx.storage),
@@ -102,6 +113,7 @@ export class DeploymentRuntime {
       storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
       knobs: () => this.knobs.sync(),
       advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
+      authenticate: (token) => this.auth.verify(token),
     });
     const open: { connection: Connection; attachment: SessionAttachment }[] = [];
     for (const ws of ctx.getWebSockets()) {
@@ -152,14 +164,25 @@ export class DeploymentRuntime {
     });
   }
 
-  /** Runs a query or mutation over HTTP. Function failures are answered, never thrown. */
-  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string): Promise<FunctionResponse> {
+  /**
+   * Runs a query, mutation or action over HTTP, as the caller its
+   * `Authorization` header names. Function failures are answered, never
+   * thrown; a refused token is `Unauthenticated`, and no function runs.
+   */
+  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {
     try {
+      const identity = await this.auth.identityFromHeader(authorization);
       const args = jsonToConvex(encodedArgs);
+      const caller = { identity };
       const result =
-        kind === "query" ? await this.engine.runQuery(path, args) : kind === "mutation" ? await this.engine.runMutation(path, args) : await this.engine.runAction(path, args);
+        kind === "query"
+          ? await this.engine.runQuery(path, args, caller)
+          : kind === "mutation"
+            ? await this.engine.runMutation(path, args, undefined, caller)
+            : await this.engine.runAction(path, args, caller);
       return successResponse(result.json, result.logLines);
     } catch (error) {
+      if (error instanceof AuthenticationError) return { status: "unauthenticated", code: error.code, message: error.message };
       const failure = knownFunctionError(error);
       if (failure) return errorResponse(failure);
       // Anything else is our bug: log it with the request id, tell the caller only the id.

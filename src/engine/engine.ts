@@ -38,6 +38,7 @@ import { FairLock } from "./fair-lock.ts";
 import { Execution } from "./runtime/execution.ts";
 import { ActionExecution } from "./runtime/action-execution.ts";
 import { runInExecution } from "./runtime/convex-global.ts";
+import type { UserIdentity } from "./auth/identity.ts";
 
 /**
  * A function's result as its wrapper encoded it: the wire text, parsed into
@@ -76,6 +77,14 @@ export interface QueryResult extends EncodedValue {
   ts: bigint;
   /** The journal of its paginated query (pins the page's end on the next run), or null. */
   journal: string | null;
+  /** Whether it asked who called it (`ctx.auth`): only then is its result the caller's own. */
+  readIdentity: boolean;
+}
+
+/** Who calls a function: a client (public functions only) or an action (internal ones too), signed in or anonymous. */
+export interface Caller {
+  internal?: boolean;
+  identity?: UserIdentity | null;
 }
 
 /** A query run: a result or a function error, and in both cases what it read. */
@@ -199,10 +208,10 @@ export class Engine {
     return this.functions.get(canonicalizePath(path));
   }
 
-  /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot. */
-  async runQuery(path: string, args: Value, { internal = false } = {}): Promise<QueryResult> {
+  /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot; `identity` is the caller (default anonymous). */
+  async runQuery(path: string, args: Value, { internal = false, identity = null }: Caller = {}): Promise<QueryResult> {
     const fn = this.resolve(path, "query", { internal });
-    const outcome = await this.exclusive(() => this.executeQuery(fn, args));
+    const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity));
     if (outcome.error) throw outcome.error;
     return outcome;
   }
@@ -212,20 +221,20 @@ export class Engine {
    * `exclusive()` (re-running many subscriptions at one timestamp). A failed
    * query still has a read-set: a later commit to what it read may fix it.
    */
-  async executeQuery(fn: RegisteredFunction, args: Value, journal: string | null = null): Promise<QueryOutcome> {
+  async executeQuery(fn: RegisteredFunction, args: Value, journal: string | null = null, identity: UserIdentity | null = null): Promise<QueryOutcome> {
     const limits = this.limits();
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const ts = this.store.lastTimestamp();
     const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
-    const execution = new Execution(tx, journal, this.functions);
+    const execution = new Execution(tx, journal, this.functions, identity);
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
-      return Object.assign(result, { readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: null as null });
+      return Object.assign(result, { readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, readIdentity: execution.readIdentity, error: null as null });
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) throw error;
-      return { value: null, json: null, text: null, logLines: failure.logLines, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, error: failure };
+      return { value: null, json: null, text: null, logLines: failure.logLines, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, readIdentity: execution.readIdentity, error: failure };
     }
   }
 
@@ -234,9 +243,9 @@ export class Engine {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false } = {}): Promise<MutationResult> {
+  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false, identity = null }: Caller = {}): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation", { internal });
-    return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction));
+    return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction, undefined, identity));
   }
 
   /** `runMutation` without taking the lock: only for callers already inside `exclusive()`. */
@@ -244,11 +253,11 @@ export class Engine {
    * `alsoWrite` adds the engine's own writes (a scheduled job's new state) to
    * the mutation's transaction, so they commit with its writes or not at all.
    */
-  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook, alsoWrite?: (tx: Transaction) => void): Promise<MutationResult> {
+  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook, alsoWrite?: (tx: Transaction) => void, identity: UserIdentity | null = null): Promise<MutationResult> {
     const limits = this.limits();
     const { tx, commit } = this.writeTransaction(limits);
     this.counters.mutationExecutions++;
-    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions), limits);
+    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity), limits);
     alsoWrite?.(tx);
     const committed = commit((ts) => alsoInTransaction?.({ text: result.text, ts }));
     return Object.assign(result, committed);
@@ -259,16 +268,16 @@ export class Engine {
    * syscalls answered by `ActionExecution`, which runs the functions it calls
    * each in its own transaction. At most `maxConcurrentActions` at a time.
    */
-  async runAction(path: string, args: Value, { internal = false } = {}): Promise<EncodedValue> {
+  async runAction(path: string, args: Value, { internal = false, identity = null }: Caller = {}): Promise<EncodedValue> {
     const fn = this.resolve(path, "action", { internal });
-    return this.executeAction(fn, args);
+    return this.executeAction(fn, args, identity);
   }
 
-  async executeAction(fn: RegisteredFunction, args: Value): Promise<EncodedValue> {
+  async executeAction(fn: RegisteredFunction, args: Value, identity: UserIdentity | null = null): Promise<EncodedValue> {
     const limits = this.limits();
     const release = this.takeActionSlot(limits);
     try {
-      return await this.invoke(fn, args, new ActionExecution(this), limits);
+      return await this.invoke(fn, args, new ActionExecution(this, identity), limits);
     } finally {
       release();
     }
@@ -289,7 +298,7 @@ export class Engine {
    * path and method, run like an action (outside the lock, counted against
    * `maxConcurrentActions`). Null when no route matches.
    */
-  async runHttpAction(request: Request): Promise<Response | null> {
+  async runHttpAction(request: Request, identity: UserIdentity | null | (() => Promise<UserIdentity | null>) = null): Promise<Response | null> {
     const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
     if (!match) return null;
     let release: () => void;
@@ -298,7 +307,7 @@ export class Engine {
     } catch (error) {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    const execution = new ActionExecution(this);
+    const execution = new ActionExecution(this, identity);
     try {
       return await runInExecution(execution, () => match[0].invokeHttpAction(request));
     } catch (error) {

@@ -96,5 +96,7 @@ export function findHttpRouter(modules: Record<string, Record<string, unknown>>)
 /** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */
 export interface AppDefinition {
   schema: import("./schema.ts").ConvexSchemaDefinition | null;
+  /** `convex/auth.config.ts`'s default export (`{ providers }`), or null/absent. */
+  authConfig?: unknown;
   modules: Record<string, Record<string, unknown>>;
 }

@@ -19,3 +19,4 @@ export { Execution } from "./runtime/execution.ts";
 export * from "./scheduled-jobs.ts";
 export * from "./cron-jobs.ts";
 export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";
+export * from "./auth/index.ts";

@@ -8,7 +8,9 @@ import { convexToJson, FunctionError, isPlainObject, MAX_VALUE_DEPTH, nestedDeep
 
 export type FunctionResponse =
   | { status: "success"; value: JSONValue; logLines: string[] }
-  | { status: "error"; errorMessage: string; errorData?: JSONValue; logLines: string[] };
+  | { status: "error"; errorMessage: string; errorData?: JSONValue; logLines: string[] }
+  /** The caller's token was refused (the Worker answers 401, as Convex does, and no function ran). */
+  | { status: "unauthenticated"; code: string; message: string };
 
 export interface FunctionRequest {
   path: string;

@@ -19,7 +19,7 @@ export type ClientMessage =
   | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
   | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue }
   | { type: "Action"; requestId: number; udfPath: string; args: JSONValue }
-  | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number }
+  | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number; value: string | null }
   | { type: "Event"; eventType: string | null; event: JSONValue | null };
 
 /** The `Event` calmsync's client transport sends (src/client): the page went to the background or came back. */
@@ -122,12 +122,15 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         udfPath: field(message, "udfPath", isPath, "a function path"),
         args: argsObject(message),
       };
-    case "Authenticate":
+    case "Authenticate": {
+      const tokenType = field(message, "tokenType", (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin", '"None", "User" or "Admin"');
       return {
         type: "Authenticate",
-        tokenType: field(message, "tokenType", (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin", '"None", "User" or "Admin"'),
+        tokenType,
         baseVersion: field(message, "baseVersion", isVersion, "a non-negative integer"),
+        value: tokenType === "None" ? null : field(message, "value", isString, "a token string"),
       };
+    }
     case "Event":
       // Clients send events of their own (the official one: NetworkRecoveryReconnect); unknown ones are ignored.
       return { type: "Event", eventType: typeof message.eventType === "string" ? message.eventType : null, event: (message.event ?? null) as JSONValue | null };
@@ -178,8 +181,13 @@ export function actionFailure(requestId: number, errorMessage: string, errorData
   return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}) });
 }
 
-export function authError(error: string, baseVersion: number): string {
-  return JSON.stringify({ type: "AuthError", error, baseVersion, authUpdateAttempted: true });
+/**
+ * `authUpdateAttempted`: true when an `Authenticate` was refused (then
+ * `baseVersion` is that message's, so the client does not ignore it), false
+ * when the identity in use expired.
+ */
+export function authError(error: string, baseVersion: number, authUpdateAttempted: boolean): string {
+  return JSON.stringify({ type: "AuthError", error, baseVersion, authUpdateAttempted });
 }
 
 export function fatalError(error: string): string {

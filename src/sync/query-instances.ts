@@ -1,8 +1,14 @@
 /**
- * Shared query instances: one per (function, canonical args). Every session
- * subscribed to the same query shares its instance, so the query runs once
- * per timestamp however many sessions watch it, its read-set is held once in
- * the subscription index, and its encoded result is built once.
+ * Shared query instances: one per (function, canonical args, journal). Every
+ * session subscribed to the same query shares its instance, so the query runs
+ * once per timestamp however many sessions watch it, its read-set is held
+ * once in the subscription index, and its encoded result is built once.
+ *
+ * The caller's identity is part of the key only for a query that asked for
+ * it (`ctx.auth.getUserIdentity()`), as in Convex's query cache: a shared
+ * instance runs anonymously, and when a run reads the identity its signed-in
+ * subscribers move to instances of their own (the anonymous ones stay), and
+ * from then on that query is keyed by identity. Public queries stay shared.
  *
  * An instance is clean while no commit has written into its read-set since
  * it last ran: then its result is valid at the latest timestamp. A commit
@@ -23,6 +29,7 @@ import {
   type ReadSet,
   type SearchRead,
   type SearchWrite,
+  type UserIdentity,
   type Value,
 } from "../engine/index.ts";
 import { ProtocolError } from "../protocol/sync.ts";
@@ -43,6 +50,14 @@ export interface PreparedQuery {
 
 /** Separates the journal in an instance key: canonical JSON never holds a raw newline. */
 const JOURNAL_SEPARATOR = "\n";
+/** Separates the identity digest at the end of a key of a query that reads the identity (no raw control characters in JSON either). */
+const IDENTITY_SEPARATOR = "\u0001";
+
+/** The key without its identity part: the query every caller shares. */
+function sharedKey(key: string): string {
+  const at = key.indexOf(IDENTITY_SEPARATOR);
+  return at < 0 ? key : key.slice(0, at);
+}
 
 export interface QueryInstance {
   key: string;
@@ -61,6 +76,8 @@ export interface QueryInstance {
   dirty: boolean;
   /** Sessions subscribed, with how many of their query ids use this instance. */
   subscribers: Map<SyncSession, number>;
+  /** The caller it runs as: null for a shared instance (anonymous), a subscriber's identity for one keyed by identity. */
+  identity: UserIdentity | null;
 }
 
 export class QueryInstances {
@@ -70,6 +87,8 @@ export class QueryInstances {
   readonly results: ByteBudgetLru<QueryInstance, EncodedResult>;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
+  /** Shared keys of queries seen reading the caller's identity: their instances are per identity. */
+  private readonly readsIdentity = new Set<string>();
 
   constructor(engine: Engine, storage: SyncStorage, resultCacheBytes: () => number) {
     this.engine = engine;
@@ -111,7 +130,9 @@ export class QueryInstances {
         encoded: null,
         dirty: false,
         subscribers: new Map(),
+        identity: null,
       };
+      if (instance.key !== sharedKey(instance.key)) this.readsIdentity.add(sharedKey(instance.key));
       this.instances.set(instance.key, instance);
       this.index.add(instance, stored.readSet, stored.searchReads);
     }
@@ -124,7 +145,9 @@ export class QueryInstances {
       }
       // An instance that never ran before the object slept (a query added just before, or held by
       // waiting sessions only) was never stored: it comes back from its key, to run when needed.
-      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey));
+      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), session);
+      // A stored instance keyed by identity runs as the identity its subscribers hold.
+      if (instance.identity === null && session.auth !== null && instance.key !== sharedKey(instance.key)) instance.identity = session.auth.identity;
       // A waiting session has been sent nothing yet, whatever the shared instance's last result was.
       session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash });
       this.subscribe(instance, session);
@@ -151,22 +174,52 @@ export class QueryInstances {
     }
   }
 
-  /** A prepared query from an instance key (`path|canonical args[\njournal]`), as `prepare` made it. */
-  private fromKey(key: string): PreparedQuery {
+  /** A prepared query from an instance key (`path|canonical args[\njournal][\u0001identity]`), as `prepare` made it. */
+  private fromKey(instanceKey: string): PreparedQuery {
+    const key = sharedKey(instanceKey);
     const separator = key.indexOf("|");
     const journalAt = key.indexOf(JOURNAL_SEPARATOR, separator);
     const argsJson = journalAt < 0 ? key.slice(separator + 1) : key.slice(separator + 1, journalAt);
     return this.prepare(key.slice(0, separator), JSON.parse(argsJson) as JSONValue, journalAt < 0 ? null : key.slice(journalAt + 1));
   }
 
-  /** The instance for a prepared query, created (dirty, never run) if none exists. */
-  acquire(query: PreparedQuery): QueryInstance {
-    let instance = this.instances.get(query.key);
+  /**
+   * The instance `session` uses for a prepared query, created (dirty, never
+   * run) if none exists: the shared one, or the session's own identity's for
+   * a query known to read the identity.
+   */
+  acquire(query: PreparedQuery, session: SyncSession): QueryInstance {
+    const auth = this.readsIdentity.has(query.key) ? session.auth : null;
+    const key = auth ? `${query.key}${IDENTITY_SEPARATOR}${auth.key}` : query.key;
+    let instance = this.instances.get(key);
     if (!instance) {
-      instance = { ...query, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map() };
-      this.instances.set(query.key, instance);
+      instance = { ...query, key, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map(), identity: auth?.identity ?? null };
+      this.instances.set(key, instance);
     }
+    // Restored from storage: it runs as the identity its key names, which its subscribers hold.
+    if (auth && instance.identity === null) instance.identity = auth.identity;
     return instance;
+  }
+
+  /**
+   * Points each of `session`'s queries at the instance its current identity
+   * calls for (after it signed in, out, or as someone else, or after a query
+   * turned out to read the identity). Returns whether any moved.
+   */
+  rekey(session: SyncSession): boolean {
+    let moved = false;
+    for (const [queryId, query] of session.queries) {
+      const current = this.instances.get(query.instanceKey);
+      if (!current) continue;
+      const target = this.acquire(this.fromKey(query.instanceKey), session);
+      if (target === current) continue;
+      this.subscribe(target, session);
+      query.instanceKey = target.key;
+      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key });
+      this.unsubscribe(current.key, session);
+      moved = true;
+    }
+    return moved;
   }
 
   subscribe(instance: QueryInstance, session: SyncSession): void {
@@ -203,14 +256,15 @@ export class QueryInstances {
    * the encoded result and whether this re-run was caused by a commit (an
    * invalidation) rather than a first run.
    */
-  async run(instance: QueryInstance): Promise<{ encoded: EncodedResult; invalidation: boolean }> {
+  async run(instance: QueryInstance): Promise<{ encoded: EncodedResult; invalidation: boolean; movedSessions: SyncSession[] }> {
     const invalidation = instance.dirty && instance.readSet !== null;
     let encoded: EncodedResult;
     let readSet: ReadSet;
     let searchReads: SearchRead[] = [];
     try {
       const fn = this.engine.resolve(instance.udfPath, "query");
-      const outcome = await this.engine.executeQuery(fn, instance.args, instance.journal);
+      const outcome = await this.engine.executeQuery(fn, instance.args, instance.journal, instance.identity);
+      if (outcome.readIdentity) this.readsIdentity.add(sharedKey(instance.key));
       instance.journal = outcome.journal;
       readSet = outcome.readSet;
       searchReads = outcome.searchReads;
@@ -232,6 +286,11 @@ export class QueryInstances {
     instance.resultHash = await resultHash(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
     this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash, journal: instance.journal });
-    return { encoded, invalidation };
+    // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.
+    const movedSessions: SyncSession[] = [];
+    if (instance.identity === null && this.readsIdentity.has(instance.key)) {
+      for (const session of [...instance.subscribers.keys()]) if (session.auth !== null && this.rekey(session)) movedSessions.push(session);
+    }
+    return { encoded, invalidation, movedSessions };
   }
 }

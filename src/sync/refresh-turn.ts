@@ -71,13 +71,18 @@ export class RefreshTurn {
     session.pendingRemovals = [];
     let bytes = TRANSITION_OVERHEAD_BYTES + modifications.reduce((sum, m) => sum + m.length, 0);
     for (const [queryId, query] of session.queries) {
-      const instance = this.deps.instances.get(query.instanceKey)!;
+      let instance = this.deps.instances.get(query.instanceKey)!;
       let encoded = instance.encoded;
-      if (instance.dirty || (encoded === null && query.sentHash !== instance.resultHash)) {
+      // Twice at most: a shared run that read the identity moves a signed-in session to its own instance.
+      while (instance.dirty || (encoded === null && query.sentHash !== instance.resultHash)) {
         const run = await this.deps.instances.run(instance);
         if (run.invalidation) this.deps.counters.invalidations++;
         encoded = run.encoded;
         runs++;
+        for (const moved of run.movedSessions) if (moved !== session) this.deps.schedule(moved);
+        if (query.instanceKey === instance.key) break;
+        instance = this.deps.instances.get(query.instanceKey)!;
+        encoded = instance.encoded;
       }
       if (query.sentHash === instance.resultHash) continue;
       this.deps.instances.results.get(instance);

@@ -3,6 +3,7 @@
  * socket stays open lives in a small attachment (`SessionAttachment`); the
  * query set lives in `SyncStorage`.
  */
+import type { UserIdentity } from "../engine/index.ts";
 import type { StateVersion } from "../protocol/sync.ts";
 import type { TokenBucket } from "./token-bucket.ts";
 
@@ -33,6 +34,17 @@ export interface SessionAttachment {
   waitingSince?: number;
   /** The page is in the background (from calmsync's client transport). */
   background?: true;
+  /** Who the session is signed in as (absent: anonymous). */
+  auth?: SessionAuth;
+}
+
+/** A verified identity as a session holds it. */
+export interface SessionAuth {
+  identity: UserIdentity;
+  /** A digest of the identity: what instance keys of queries that read it carry. */
+  key: string;
+  /** When the token stops being valid (ms since the epoch). */
+  expiresAt: number;
 }
 
 export interface SessionQuery {
@@ -73,6 +85,13 @@ export class SyncSession {
   /** When we last sent anything, for idle pings (0 after a wake: ping at the next chance). */
   lastSentAt = 0;
   closed = false;
+  /** Signed in as (null: anonymous). */
+  auth: SessionAuth | null;
+  /**
+   * The tail of this socket's messages still being handled (a token being
+   * checked): later messages wait behind it, so they are handled in order.
+   */
+  inbound: Promise<void> | null = null;
 
   constructor(connection: Connection, attachment: SessionAttachment) {
     this.connection = connection;
@@ -83,6 +102,7 @@ export class SyncSession {
     this.receivedIdentity = attachment.receivedIdentity;
     this.waitingSince = attachment.waitingSince ?? null;
     this.background = attachment.background === true;
+    this.auth = attachment.auth ?? null;
     this.admitted = new Promise((resolve) => (this.resolveAdmitted = resolve));
     if (this.waitingSince === null) this.resolveAdmitted();
   }
@@ -113,7 +133,13 @@ export class SyncSession {
       receivedIdentity: this.receivedIdentity,
       ...(this.waitingSince !== null ? { waitingSince: this.waitingSince } : {}),
       ...(this.background ? { background: true as const } : {}),
+      ...(this.auth ? { auth: this.auth } : {}),
     };
+  }
+
+  /** Whether the session's token has expired (then no function may run for it). */
+  authExpired(now: number): boolean {
+    return this.auth !== null && now >= this.auth.expiresAt;
   }
 
   /** Sends one frame; false if it did not go out (then the client's state is unknown: close the session). */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
 import { app } from "../../convex/_generated/modules.js";
-import { SyncServer, type SyncKnobs } from "./sync-server.ts";
+import { SyncServer, type SyncKnobs, type SyncServerOptions } from "./sync-server.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
@@ -24,9 +24,9 @@ const KNOBS: SyncKnobs = {
   sessionSendBytesPerSecond: 8_388_608,
 };
 
-function setup(knobs: Partial<SyncKnobs> = {}) {
+function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<SyncServerOptions> = {}) {
   const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store: new MemoryStore() });
-  const sync = new SyncServer({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined });
+  const sync = new SyncServer({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined, ...options });
   const open = (name: string) => {
     const frames: { type: string; [k: string]: unknown }[] = [];
     const closed: { code: number; reason: string }[] = [];
@@ -340,5 +340,74 @@ describe("waiting sessions", () => {
     expect(sync.waitingCount).toBe(0);
     expect(engine.store.commitCount()).toBe(0);
     expect(sync.admitWaiting(() => true)).toBe(0);
+  });
+});
+
+describe("SyncServer sign-in", () => {
+  const alice = { tokenIdentifier: "https://issuer.test|alice", subject: "alice", issuer: "https://issuer.test", name: "alice" };
+
+  it("handles a socket's later messages only once its token is checked, in order", async () => {
+    let accept: (verified: { identity: typeof alice; expiresAt: number }) => void = () => undefined;
+    const checking = new Promise<{ identity: typeof alice; expiresAt: number }>((resolve) => (accept = resolve));
+    const { engine, open, idle } = setup({}, { authenticate: () => checking });
+    const c = open("c");
+    await c.connect();
+    // The official client's order on open: Authenticate, then its query set, then pending mutations.
+    const handled = [
+      c.send({ type: "Authenticate", tokenType: "User", value: "token", baseVersion: 0 }),
+      c.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "users:viewer", args: [{}] }] }),
+      c.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "mallory", body: "hi" }] }),
+    ];
+    await new Promise((r) => setTimeout(r, 20));
+    expect(engine.counters).toMatchObject({ queryExecutions: 0, mutationExecutions: 0 });
+    expect(c.frames).toEqual([]);
+    accept({ identity: alice, expiresAt: Date.now() + 60_000 });
+    await Promise.all(handled);
+    await idle();
+    // The query never ran anonymously: every result it was sent is alice's.
+    const viewerResults = c.frames.flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : [])).filter((m) => m.queryId === 0);
+    expect(viewerResults.map((m) => m.value)).toEqual([{ name: "alice", tokenIdentifier: alice.tokenIdentifier }]);
+    expect(c.frames.at(-1)).toMatchObject({ type: "Transition", endVersion: { identity: 1, querySet: 1 } });
+    const [message] = (await engine.runQuery("messages:list", { chatId: "a" })).value as { author: string }[];
+    expect(message!.author).toBe("alice");
+  });
+
+  it("ends a session whose token expired before its next mutation or Transition, with authUpdateAttempted false", async () => {
+    let now = 1_000_000;
+    const { engine, open, idle } = setup({}, { now: () => now, authenticate: async () => ({ identity: alice, expiresAt: now + 1_000 }) });
+    const c = open("c");
+    await c.connect();
+    await c.send({ type: "Authenticate", tokenType: "User", value: "token", baseVersion: 0 });
+    await c.watch("a");
+    await idle();
+    expect(c.frames.at(-1)).toMatchObject({ type: "Transition", endVersion: { identity: 1 } });
+    now += 1_000;
+    await c.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "late" }] });
+    await idle();
+    expect(engine.counters.mutationExecutions).toBe(0);
+    expect(c.frames.at(-1)).toEqual({ type: "AuthError", error: "Token expired", baseVersion: 0, authUpdateAttempted: false });
+    expect(c.closed).toHaveLength(1);
+  });
+
+  it("refuses a token with AuthError naming the refused Authenticate's base version", async () => {
+    const { AuthenticationError } = await import("../engine/index.ts");
+    let first = true;
+    const { open, idle } = setup(
+      {},
+      {
+        authenticate: async () => {
+          if (first) return ((first = false), { identity: alice, expiresAt: Date.now() + 60_000 });
+          throw new AuthenticationError("InvalidToken", "bad signature");
+        },
+      },
+    );
+    const c = open("c");
+    await c.connect();
+    await c.send({ type: "Authenticate", tokenType: "User", value: "good", baseVersion: 0 });
+    // A refresh sent before the first was confirmed: the error must name base 1, or the client would ignore it.
+    await c.send({ type: "Authenticate", tokenType: "User", value: "bad", baseVersion: 1 });
+    await idle();
+    expect(c.frames.find((f) => f.type === "AuthError")).toEqual({ type: "AuthError", error: "bad signature", baseVersion: 1, authUpdateAttempted: true });
+    expect(c.closed).toHaveLength(1);
   });
 });

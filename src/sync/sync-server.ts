@@ -18,7 +18,7 @@
  * lock, so a turn sees one snapshot and Transitions are ordered after the
  * mutation responses that caused them.
  */
-import { convexToJson, isPlainObject, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
+import { AuthenticationError, convexToJson, isPlainObject, jsonToConvex, knownFunctionError, type CommitEvent, type Engine, type VerifiedToken } from "../engine/index.ts";
 import {
   PING,
   FrameTooLargeError,
@@ -33,7 +33,7 @@ import {
   VISIBILITY_EVENT,
   type ClientMessage,
 } from "../protocol/sync.ts";
-import { SyncSession, type Connection, type SessionAttachment } from "./session.ts";
+import { SyncSession, type Connection, type SessionAttachment, type SessionAuth } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
@@ -82,6 +82,9 @@ const CLOSE_INTERNAL_ERROR = 1011;
  * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
  * parse, so that request alone fails instead of the whole socket.
  */
+/** An identity kept on the socket's attachment (16 KiB in all) may be at most this large. */
+const MAX_IDENTITY_CHARS = 8_192;
+
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 export interface SyncServerOptions {
@@ -94,6 +97,8 @@ export interface SyncServerOptions {
   advanceTimestamp: (ts: bigint) => void;
   /** Yields between refresh slices (default: a timer). */
   pause?: (ms: number) => Promise<void>;
+  /** Checks a token from `Authenticate` (throws `AuthenticationError`); without it every token is refused. */
+  authenticate?: (token: string) => Promise<VerifiedToken>;
 }
 
 export class SyncServer {
@@ -116,6 +121,7 @@ export class SyncServer {
   private readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly advanceTimestamp: (ts: bigint) => void;
+  private readonly authenticate: (token: string) => Promise<VerifiedToken>;
 
   constructor(options: SyncServerOptions) {
     this.engine = options.engine;
@@ -124,12 +130,16 @@ export class SyncServer {
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => console.log(line));
     this.advanceTimestamp = options.advanceTimestamp;
+    this.authenticate =
+      options.authenticate ??
+      (() => Promise.reject(new AuthenticationError("NoAuthProvider", "This deployment has no auth providers (convex/auth.config.ts)")));
     // The refresh scheduler is one owner of the function lock: it gets a slice per round, as each session gets a function.
     const refreshOwner = {};
     this.scheduler = new RefreshScheduler({
       knobs: this.knobs,
       exclusive: (fn) => this.engine.exclusive(fn, refreshOwner),
-      turn: (session) => this.turns.run(session),
+      // An expired token is caught before the session is sent anything more.
+      turn: (session) => (this.endIfExpired(session) ? Promise.resolve({ runs: 0, sent: false }) : this.turns.run(session)),
       onError: (session, error) => this.internalError(session, error),
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
@@ -268,23 +278,47 @@ export class SyncServer {
     return this.sessions.get(connectionId);
   }
 
-  /** Handles one frame. Protocol errors close this socket only, with a FatalError first. */
-  async receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> {
+  /**
+   * Handles one frame, strictly after the socket's earlier ones: while one is
+   * still being handled (a token being checked), later frames queue behind
+   * it, as Convex awaits a token before the next message. Most frames are
+   * handled at once and return nothing to wait for. Protocol errors close
+   * this socket only, with a FatalError first.
+   */
+  receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
+    const handled = session.inbound ? session.inbound.then(() => this.receiveNow(session, frame)) : this.receiveNow(session, frame);
+    if (!handled) return undefined;
+    const tail: Promise<void> = handled.finally(() => {
+      if (session.inbound === tail) session.inbound = null;
+    });
+    session.inbound = tail;
+    return tail;
+  }
+
+  /** Handles one frame now; a promise only for a message that waits on something (it never rejects). */
+  private receiveNow(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
+    if (session.closed) return undefined;
     this.ensureLoaded();
-    let message: ClientMessage;
     try {
+      let message: ClientMessage;
       try {
         message = parseClientMessage(frame, this.knobs().maxFrameBytes);
       } catch (error) {
-        if (error instanceof FrameTooLargeError && session.sessionId !== null && this.refuseOversizedRequest(session, frame as string, error)) return;
+        if (error instanceof FrameTooLargeError && session.sessionId !== null && this.refuseOversizedRequest(session, frame as string, error)) return undefined;
         throw error;
       }
       if (message.type !== "Connect" && session.sessionId === null) throw new ProtocolError(`${message.type} before Connect`);
-      await this.handle(session, message);
+      return this.handle(session, message)?.catch((error: unknown) => this.failed(session, error));
     } catch (error) {
-      if (error instanceof ProtocolError) return this.fail(session, error.message);
-      this.internalError(session, error);
+      this.failed(session, error);
+      return undefined;
     }
+  }
+
+  /** A message's failure: the client's (a protocol error) or ours; either way only this socket closes. */
+  private failed(session: SyncSession, error: unknown): void {
+    if (error instanceof ProtocolError) return this.fail(session, error.message);
+    this.internalError(session, error);
   }
 
   /**
@@ -310,12 +344,14 @@ export class SyncServer {
     return true;
   }
 
-  private async handle(session: SyncSession, message: ClientMessage): Promise<void> {
+  private handle(session: SyncSession, message: ClientMessage): Promise<void> | undefined {
     switch (message.type) {
       case "Connect":
-        return this.connect(session, message);
+        this.connect(session, message);
+        return undefined;
       case "ModifyQuerySet":
-        return this.modifyQuerySet(session, message);
+        this.modifyQuerySet(session, message);
+        return undefined;
       case "Mutation":
         // Queued, not awaited: the runtime delivers a socket's next frame only when this handler
         // returns, so awaiting would leave a flood queued in front of everyone else's frames,
@@ -325,20 +361,12 @@ export class SyncServer {
         // flight, so the object cannot hibernate and lose it, and the socket's later frames wait behind it.
         if (session.waiting) return this.mutation(session, message);
         void this.mutation(session, message).catch((error) => this.internalError(session, error));
-        return;
+        return undefined;
       case "Authenticate":
-        if (message.baseVersion !== session.receivedIdentity) {
-          throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
-        }
-        if (message.tokenType !== "None") {
-          session.send(authError(`calmsync does not support ${message.tokenType} authentication yet; connect without auth`, session.version.identity), this.now());
-          return this.drop(session, 1000, "AuthError");
-        }
-        session.receivedIdentity = message.baseVersion + 1;
-        this.saveAttachment(session);
-        return this.schedule(session);
+        return this.authenticateSession(session, message);
       case "Action":
-        return this.action(session, message);
+        this.action(session, message);
+        return undefined;
       case "Event":
         if (message.eventType === VISIBILITY_EVENT && isPlainObject(message.event) && typeof message.event.background === "boolean") {
           const background = message.event.background;
@@ -348,8 +376,77 @@ export class SyncServer {
           // Back in front: whatever it skipped goes out now.
           if (!background) this.schedule(session);
         }
-        return;
+        return undefined;
     }
+  }
+
+  /**
+   * `Authenticate`: checks the token (the socket's later messages wait), then
+   * switches the session to the new identity: its queries that read the
+   * identity move to that identity's instances, and the next Transition
+   * carries the new identity version, which is how the client learns the
+   * token was accepted. A refused token ends the session with `AuthError`.
+   */
+  private authenticateSession(session: SyncSession, message: Extract<ClientMessage, { type: "Authenticate" }>): Promise<void> | undefined {
+    if (message.baseVersion !== session.receivedIdentity) {
+      throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
+    }
+    if (message.tokenType === "None") {
+      this.signIn(session, message.baseVersion, null);
+      return undefined;
+    }
+    if (message.tokenType === "Admin") {
+      this.refuseAuth(session, message.baseVersion, "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token");
+      return undefined;
+    }
+    return this.authenticate(message.value!).then(
+      async (verified) => {
+        if (session.closed) return;
+        const identityJson = JSON.stringify(verified.identity);
+        if (identityJson.length > MAX_IDENTITY_CHARS) {
+          return this.refuseAuth(session, message.baseVersion, `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection`);
+        }
+        this.signIn(session, message.baseVersion, { identity: verified.identity, key: await resultHash(identityJson), expiresAt: verified.expiresAt });
+      },
+      (error: unknown) => {
+        if (!(error instanceof AuthenticationError)) throw error;
+        this.refuseAuth(session, message.baseVersion, error.message);
+      },
+    );
+  }
+
+  private signIn(session: SyncSession, baseVersion: number, auth: SessionAuth | null): void {
+    if (session.closed) return;
+    session.auth = auth;
+    session.receivedIdentity = baseVersion + 1;
+    this.instances.rekey(session);
+    // Confirmed by a Transition that moves the identity version, even one with no modifications.
+    session.owesTransition = true;
+    this.saveAttachment(session);
+    this.schedule(session);
+  }
+
+  /**
+   * Ends a session whose token was refused: `AuthError` naming the refused
+   * `Authenticate`'s base version (so the client does not mistake it for an
+   * older attempt), then the socket closes; the client fetches a fresh token
+   * and reconnects.
+   */
+  private refuseAuth(session: SyncSession, baseVersion: number, reason: string): void {
+    this.sendOrDrop(session, authError(reason, baseVersion, true));
+    this.drop(session, 1000, "AuthError", `token refused: ${reason}`);
+  }
+
+  /**
+   * Checked before each function and Transition: a session whose token
+   * expired is told so (`authUpdateAttempted: false`) and closed; the client
+   * signs in again with a fresh token. Returns whether it was.
+   */
+  private endIfExpired(session: SyncSession): boolean {
+    if (!session.authExpired(this.now())) return false;
+    this.sendOrDrop(session, authError("Token expired", session.receivedIdentity - 1, false));
+    this.drop(session, 1000, "AuthError", "token expired");
+    return true;
   }
 
   private connect(session: SyncSession, message: Extract<ClientMessage, { type: "Connect" }>): void {
@@ -393,7 +490,7 @@ export class SyncServer {
     const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args, m.journal) : null));
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
-        const instance = this.instances.acquire(added[i]!);
+        const instance = this.instances.acquire(added[i]!, session);
         this.instances.subscribe(instance, session);
         session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
         this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
@@ -429,7 +526,7 @@ export class SyncServer {
     // The session owns its place in the function lock: its mutations run in order, one per round.
     await this.engine
       .exclusive(async () => {
-        if (session.closed) return;
+        if (session.closed || this.endIfExpired(session)) return;
         const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
         const previous = this.storage.findMutationResult(sessionId, message.requestId);
         if (previous && previous.fingerprint !== "" && previous.fingerprint !== fingerprint) {
@@ -443,8 +540,12 @@ export class SyncServer {
           try {
             const fn = this.engine.resolve(message.udfPath, "mutation");
             const args = jsonToConvex(message.args);
-            const result = await this.engine.executeMutation(fn, args, ({ text, ts }) =>
-              this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: text, ts, fingerprint }, this.now()),
+            const result = await this.engine.executeMutation(
+              fn,
+              args,
+              ({ text, ts }) => this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: text, ts, fingerprint }, this.now()),
+              undefined,
+              session.auth?.identity ?? null,
             );
             this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts, result.logLines));
           } catch (error) {
@@ -490,10 +591,11 @@ export class SyncServer {
       this.sendOrDrop(session, actionFailure(message.requestId, `Too many concurrent actions on this connection: ${limit} are running (knob maxPendingActionsPerSession)`));
       return;
     }
+    if (this.endIfExpired(session)) return;
     session.pendingActions++;
     void (async () => {
       try {
-        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args));
+        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args), { identity: session.auth?.identity ?? null });
         this.sendOrDrop(session, actionSuccess(message.requestId, result.text, result.logLines));
       } catch (error) {
         const failure = knownFunctionError(error);

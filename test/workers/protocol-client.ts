@@ -25,7 +25,9 @@ export class ProtocolClient {
   private constructor(ws: WebSocket) {
     this.ws = ws;
     ws.addEventListener("message", (event) => this.onMessage(JSON.parse(event.data as string) as ServerMessage));
-    ws.addEventListener("close", (event) => (this.closed = { code: event.code, reason: event.reason }));
+    ws.addEventListener("close", (event) => {
+      this.closed = { code: event.code, reason: event.reason };
+    });
   }
 
   static async open(deployment: string, sessionId = crypto.randomUUID()): Promise<ProtocolClient> {

@@ -6,7 +6,7 @@ import { admin, bindings, fresh, worker } from "./helpers.ts";
 
 async function send(deployment: string, chatId: string, body: string): Promise<string> {
   const result = await deploymentStub(bindings, deployment).run("mutation", "messages:send", { chatId, author: "a", body }, "t");
-  if (result.status !== "success") throw new Error(result.errorMessage);
+  if (result.status !== "success") throw new Error(JSON.stringify(result));
   return result.value as string;
 }
 

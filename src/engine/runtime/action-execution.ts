@@ -12,6 +12,7 @@ import type { FunctionKind } from "../functions.ts";
 import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import type { Engine } from "../engine.ts";
 import { LogLines } from "./log-lines.ts";
+import type { UserIdentity } from "../auth/identity.ts";
 
 type Args = Record<string, JSONValue>;
 
@@ -24,9 +25,22 @@ const CALLS: Record<string, FunctionKind> = {
 export class ActionExecution {
   private readonly engine: Engine;
   readonly logs = new LogLines();
+  /**
+   * The caller, passed on to every function the action calls (null:
+   * anonymous). An HTTP action's is read from its request only when asked
+   * for, so a request whose Authorization header is meant for the app itself
+   * (a webhook's) still reaches it.
+   */
+  private identity: Promise<UserIdentity | null> | (() => Promise<UserIdentity | null>);
 
-  constructor(engine: Engine) {
+  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>)) {
     this.engine = engine;
+    this.identity = typeof identity === "function" ? identity : Promise.resolve(identity);
+  }
+
+  private caller(): Promise<UserIdentity | null> {
+    if (typeof this.identity === "function") this.identity = this.identity();
+    return this.identity;
   }
 
   /** An action's failures are its own: nothing to map back, nothing to close. */
@@ -56,7 +70,7 @@ export class ActionExecution {
           await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, jsonToConvex(args.id ?? null))));
           return "null";
         case "1.0/getUserIdentity":
-          return "null";
+          return JSON.stringify(await this.caller());
         default:
           throw new Error(`Unknown async operation ${op}`);
       }
@@ -70,8 +84,9 @@ export class ActionExecution {
   private async call(kind: FunctionKind, args: Args): Promise<string> {
     if (typeof args.name !== "string") throw new FunctionError("BadRequest", "Calling functions by handle or component reference is not supported; call a function of this app");
     const callArgs = jsonToConvex(args.args ?? {});
-    if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, { internal: true })).text;
-    if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, { internal: true })).text;
-    return (await this.engine.runAction(args.name, callArgs, { internal: true })).text;
+    const caller = { internal: true, identity: await this.caller() };
+    if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, caller)).text;
+    if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, caller)).text;
+    return (await this.engine.runAction(args.name, callArgs, caller)).text;
   }
 }

@@ -21,6 +21,7 @@ import type { FunctionRegistry } from "../functions.ts";
 import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
+import type { UserIdentity } from "../auth/identity.ts";
 
 /** Convex refuses larger pages (`PageSizeTooLarge`). */
 const MAX_PAGE_SIZE = 32_000;
@@ -42,11 +43,16 @@ export class Execution {
   private readonly previousJournal: string | null;
   /** The deployment's functions, which a mutation may schedule. */
   private readonly functions: FunctionRegistry;
+  /** The caller (null: anonymous). */
+  private readonly identity: UserIdentity | null;
+  /** Whether the function asked who called it: only then does its result depend on the caller. */
+  readIdentity = false;
 
-  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry) {
+  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null) {
     this.tx = tx;
     this.previousJournal = previousJournal;
     this.functions = functions;
+    this.identity = identity;
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
@@ -129,8 +135,8 @@ export class Execution {
         cancelJob(this.tx, jsonToConvex(args.id ?? null));
         return "null";
       case "1.0/getUserIdentity":
-        // No sign-in yet: every caller is anonymous.
-        return "null";
+        this.readIdentity = true;
+        return JSON.stringify(this.identity);
       case "1.0/getFunctionMetadata":
         return JSON.stringify({ name: null, componentPath: "" });
       default:
