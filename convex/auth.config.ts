@@ -12,6 +12,8 @@
  * Under `npm run dev` calmsync adds its local development issuer on top, so
  * the chat page's sign-in box works with none of these set.
  */
+import type { AuthConfig } from "convex/server";
+
 const env = process.env;
 
 export default {
@@ -21,4 +23,4 @@ export default {
       ? [{ type: "customJwt" as const, issuer: env.AUTH_JWT_ISSUER, jwks: env.AUTH_JWT_JWKS!, algorithm: "RS256" as const, applicationID: env.AUTH_JWT_APPLICATION_ID }]
       : []),
   ],
-};
+} satisfies AuthConfig;

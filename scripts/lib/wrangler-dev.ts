@@ -26,6 +26,8 @@ export interface DevServerOptions {
   timeoutMs?: number;
   /** Storage directory to use and keep (default: a fresh temporary one, deleted by `stop()`). */
   persistTo?: string;
+  /** More vars for the Worker (`--var NAME:value`), e.g. auth providers for convex/auth.config.ts. */
+  vars?: Record<string, string>;
 }
 
 export interface DevServer {
@@ -103,7 +105,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const spawnRuntime = (): Run => {
     const child: ChildProcess = spawn(
       process.execPath,
-      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, "--show-interactive-dev-session=false"],
+      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]), "--show-interactive-dev-session=false"],
       { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
     );
     child.stdout!.on("data", (chunk) => (log += chunk));
