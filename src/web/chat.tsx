@@ -2,18 +2,87 @@
  * The example chat page, written the way a Convex app is: React with
  * `convex/react` against calmsync. `useQuery` keeps the newest messages and
  * the search results live, `usePaginatedQuery` pages back through the
- * history ("load more") and `useMutation` sends. Bundled to
- * public/build/chat.js by `npm run build:web` (run before `dev`).
+ * history ("load more") and `useMutation` sends. Signing in goes through
+ * `ConvexProviderWithAuth`, as with any auth provider; here the provider is
+ * calmsync's local development issuer, which mints a short-lived token for a
+ * name. Bundled to public/build/chat.js by `npm run build:web` (run before `dev`).
  */
-import { StrictMode, useState, type FormEvent } from "react";
+import { StrictMode, useCallback, useMemo, useState, useSyncExternalStore, type FormEvent } from "react";
 import { createRoot } from "react-dom/client";
-import { ConvexProvider, ConvexReactClient, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
+import { ConvexProviderWithAuth, ConvexReactClient, useConvexAuth, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
 import type { Doc } from "../../convex/_generated/dataModel";
 
 const params = new URLSearchParams(location.search);
 const deployment = params.get("deployment");
-const client = new ConvexReactClient(deployment ? `${location.origin}/d/${deployment}` : location.origin, { skipConvexDeploymentUrlCheck: true });
+const deploymentUrl = deployment ? `${location.origin}/d/${deployment}` : location.origin;
+const client = new ConvexReactClient(deploymentUrl, { skipConvexDeploymentUrlCheck: true });
+
+/**
+ * Who this tab signs in as (kept for the tab's life in sessionStorage): the
+ * state a real provider's SDK (Clerk's, Auth0's) would hold.
+ */
+const signedInName = {
+  listeners: new Set<() => void>(),
+  get: () => sessionStorage.getItem("calmsync-signed-in"),
+  set(name: string | null) {
+    if (name === null) sessionStorage.removeItem("calmsync-signed-in");
+    else sessionStorage.setItem("calmsync-signed-in", name);
+    for (const listener of signedInName.listeners) listener();
+  },
+  subscribe(listener: () => void) {
+    signedInName.listeners.add(listener);
+    return () => signedInName.listeners.delete(listener);
+  },
+};
+
+/**
+ * The `useAuth` hook `ConvexProviderWithAuth` takes, backed by the local dev
+ * issuer. The client asks for a token when it connects and again (forced)
+ * before the last one expires; a cached one is reused until then.
+ */
+function useDevIssuerAuth() {
+  const name = useSyncExternalStore(signedInName.subscribe, signedInName.get);
+  const cache = useMemo(() => ({ token: null as string | null, expiresAt: 0 }), [name]);
+  const fetchAccessToken = useCallback(
+    async ({ forceRefreshToken }: { forceRefreshToken: boolean }) => {
+      if (name === null) return null;
+      if (!forceRefreshToken && cache.token && cache.expiresAt - Date.now() > 30_000) return cache.token;
+      const response = await fetch(`${deploymentUrl}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }) });
+      if (!response.ok) return null;
+      Object.assign(cache, (await response.json()) as { token: string; expiresAt: number });
+      return cache.token;
+    },
+    [name, cache],
+  );
+  return useMemo(() => ({ isLoading: false, isAuthenticated: name !== null, fetchAccessToken }), [name, fetchAccessToken]);
+}
+
+function SignIn() {
+  const { isAuthenticated, isLoading } = useConvexAuth();
+  const viewer = useQuery(api.users.viewer);
+  const [name, setName] = useState("");
+  if (isLoading) return <p id="signed-in">signing in…</p>;
+  if (isAuthenticated && viewer) {
+    return (
+      <p id="signed-in">
+        signed in as <b>{viewer.name}</b> <button onClick={() => signedInName.set(null)}>sign out</button>
+      </p>
+    );
+  }
+  return (
+    <form
+      id="sign-in"
+      onSubmit={(event) => {
+        event.preventDefault();
+        if (name.trim()) signedInName.set(name.trim());
+      }}
+    >
+      <input id="sign-in-name" placeholder="Your name" value={name} onChange={(e) => setName(e.target.value)} />
+      <button>Sign in</button> <span className="hint">(local development issuer; anonymous sending works too)</span>
+    </form>
+  );
+}
 
 function Messages({ messages, id }: { messages: Doc<"messages">[] | undefined; id: string }) {
   if (messages === undefined) return <p className="hint">loading…</p>;
@@ -65,6 +134,7 @@ function Chat() {
   const [error, setError] = useState<string | null>(null);
   const newest = useQuery(api.messages.list, { chatId });
   const send = useMutation(api.messages.send);
+  const { isAuthenticated } = useConvexAuth();
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
@@ -93,9 +163,12 @@ function Chat() {
         <label>
           chat <input id="chat" value={chatId} onChange={(e) => setChatId(e.target.value)} />
         </label>
-        <label>
-          you <input id="author" value={author} onChange={(e) => setAuthor(e.target.value)} />
-        </label>
+        <SignIn />
+        {isAuthenticated ? null : (
+          <label>
+            you <input id="author" value={author} onChange={(e) => setAuthor(e.target.value)} />
+          </label>
+        )}
         <form id="send" onSubmit={submit}>
           <input id="body" placeholder="Say something" autoComplete="off" value={body} onChange={(e) => setBody(e.target.value)} />
           <button>Send</button>
@@ -111,8 +184,8 @@ function Chat() {
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
-    <ConvexProvider client={client}>
+    <ConvexProviderWithAuth client={client} useAuth={useDevIssuerAuth}>
       <Chat />
-    </ConvexProvider>
+    </ConvexProviderWithAuth>
   </StrictMode>,
 );

@@ -1,7 +1,8 @@
 /**
  * The React chat page (`convex/react`: useQuery, usePaginatedQuery,
  * useMutation) in headless Chromium against `wrangler dev`: two pages see each
- * other's messages live, "load more" pages back through 50 messages with no
+ * other's messages live, signing in with the dev issuer through
+ * ConvexProviderWithAuth, "load more" pages back through 50 messages with no
  * gap or duplicate while new messages arrive, and search updates live.
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
  */
@@ -49,6 +50,26 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     await ann.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "hi ann, bob here", null, { timeout: 10_000 });
     expect((await texts(ann, "messages")).slice(0, 2)).toEqual(["hi ann, bob here", "hello from ann"]);
     await Promise.all([ann.close(), bob.close()]);
+  });
+
+  it("signs in through ConvexProviderWithAuth with the dev issuer: messages carry the verified name, and signing out goes back to anonymous", async () => {
+    const [carol, watcher] = await Promise.all([open("signed"), open("signed")]);
+    await carol.fill("#sign-in-name", "carol");
+    await carol.press("#sign-in-name", "Enter");
+    await carol.waitForFunction(() => document.querySelector("#signed-in b")?.textContent === "carol", null, { timeout: 10_000 });
+    expect(await carol.locator("#author").count()).toBe(0);
+    await carol.fill("#body", "signed message");
+    await carol.press("#body", "Enter");
+    await watcher.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "signed message", null, { timeout: 10_000 });
+    expect(await watcher.locator("#messages li b").first().textContent()).toBe("carol");
+    await carol.click("#signed-in button");
+    await carol.waitForSelector("#sign-in-name", { timeout: 10_000 });
+    await carol.fill("#author", "anon");
+    await carol.fill("#body", "anonymous again");
+    await carol.press("#body", "Enter");
+    await watcher.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "anonymous again", null, { timeout: 10_000 });
+    expect(await watcher.locator("#messages li b").first().textContent()).toBe("anon");
+    await Promise.all([carol.close(), watcher.close()]);
   });
 
   it('"load more" pages back through 50 messages with no gap or duplicate while new ones arrive', async () => {
