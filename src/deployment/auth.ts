@@ -50,7 +50,7 @@ export class DeploymentAuth {
   readonly documents: RemoteDocuments;
   /** Present only where local development sign-in is allowed (see `devIssuerAllowed`). */
   readonly devIssuer: DevIssuer | null;
-  private readonly verifier: TokenVerifier;
+  readonly verifier: TokenVerifier;
   private readonly app: AppProviders;
 
   constructor(sql: SqlStorage, app: AppProviders, knobs: () => KnobValues, { devIssuer }: { devIssuer: boolean }) {
@@ -71,7 +71,10 @@ export class DeploymentAuth {
 
   /** Verifies a user token (throws `AuthenticationError`). */
   verify(token: string): Promise<VerifiedToken> {
-    if (this.app.error) return Promise.reject(new AuthenticationError("NoAuthProvider", `convex/auth.config.ts is not usable: ${this.app.error}`));
+    if (this.app.error) {
+      this.verifier.counters.refused++;
+      return Promise.reject(new AuthenticationError("NoAuthProvider", `convex/auth.config.ts is not usable: ${this.app.error}`));
+    }
     return this.verifier.verify(token);
   }
 

@@ -40,6 +40,8 @@ export interface DeploymentStatus {
   compactions: number;
   compactionMs: number;
   compactionFailures: number;
+  /** Sign-in: sessions signed in; tokens checked, answered from memory and refused; fetches of providers' documents. */
+  auth: { signedInSessions: number; tokensVerified: number; tokensRemembered: number; tokensRefused: number; providerFetches: number };
   uptimeMs: number;
   storageBytes: number;
   tables: Record<string, { indexes: string[] }>;
@@ -97,6 +99,13 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     compactions: search.counters.compactions,
     compactionMs: search.counters.compactionMs,
     compactionFailures: search.counters.compactionFailures,
+    auth: {
+      signedInSessions: sync.signedInCount,
+      tokensVerified: runtime.auth.verifier.counters.verified,
+      tokensRemembered: runtime.auth.verifier.counters.remembered,
+      tokensRefused: runtime.auth.verifier.counters.refused,
+      providerFetches: runtime.auth.documents.fetches,
+    },
     uptimeMs: now - runtime.startedAt,
     storageBytes: runtime.storageBytes,
     tables,

@@ -181,6 +181,13 @@ export class SyncServer {
     return n;
   }
 
+  /** Sessions signed in (the others are anonymous). */
+  get signedInCount(): number {
+    let n = 0;
+    for (const session of this.sessions.values()) if (session.auth !== null) n++;
+    return n;
+  }
+
   /** Sessions accepted but waiting for room. */
   get waitingCount(): number {
     return this.waitingRoom.size;

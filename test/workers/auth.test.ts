@@ -78,7 +78,9 @@ describe("Authenticate over the socket", () => {
     expect((alice.results.get(1) as { name: string }).name).toBe("alice");
     expect((bob.results.get(1) as { name: string }).name).toBe("bob");
     // One shared list; the viewer query: anonymous, alice's and bob's.
-    expect((await status(deployment)).queryInstances).toBe(4);
+    const after = await status(deployment);
+    expect(after.queryInstances).toBe(4);
+    expect(after.auth).toMatchObject({ signedInSessions: 2, tokensVerified: 2, tokensRefused: 0, providerFetches: 0 });
     for (const client of [anonymous, alice, bob]) client.close();
   });
 
@@ -113,7 +115,7 @@ describe("Authenticate over the socket", () => {
       // The query sent behind the token never ran: nothing but the AuthError was sent.
       expect(client.messages.map((m) => m.type)).toEqual(["AuthError"]);
     }
-    expect((await status(deployment)).queryExecutions).toBe(0);
+    expect(await status(deployment)).toMatchObject({ queryExecutions: 0, auth: { signedInSessions: 0, tokensVerified: 0, tokensRefused: 2 } });
   });
 
   it("keeps a session's identity across hibernation", async () => {

@@ -222,7 +222,7 @@ describe("bad input on a socket", () => {
     });
   }
 
-  it("answers unknown actions and user auth with clear failures, not fatal errors", async () => {
+  it("answers unknown actions and a refused token with clear failures, not fatal errors", async () => {
     const deployment = fresh("unsupported");
     const client = await ProtocolClient.open(deployment);
     client.send({ type: "Action", requestId: 1, udfPath: "messages:doThing", args: [{}] });
@@ -233,7 +233,7 @@ describe("bad input on a socket", () => {
     await client.until(() => client.version.identity === 1 && client.version.querySet === 1, "identity confirmed");
     client.send({ type: "Authenticate", tokenType: "User", value: "jwt", baseVersion: 1 });
     await client.until(() => client.closed !== null, "close after AuthError");
-    expect(client.messages.find((m) => m.type === "AuthError")).toMatchObject({ error: expect.stringMatching(/does not support User authentication/) });
+    expect(client.messages.find((m) => m.type === "AuthError")).toMatchObject({ error: expect.stringMatching(/not a JWT/), baseVersion: 1, authUpdateAttempted: true });
     expect(client.messages.some((m) => m.type === "FatalError")).toBe(false);
   });
 });

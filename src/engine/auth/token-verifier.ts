@@ -43,6 +43,8 @@ export interface TokenVerifierOptions {
 }
 
 export class TokenVerifier {
+  /** Tokens checked with their signature, answered from the remembered ones, and refused. */
+  readonly counters = { verified: 0, remembered: 0, refused: 0 };
   private readonly verified = new Map<string, VerifiedToken>();
   /** One jose key set per fetched JWKS document (a refetch makes a new one). */
   private readonly keySets = new WeakMap<object, ReturnType<typeof createLocalJWKSet>>();
@@ -59,11 +61,22 @@ export class TokenVerifier {
   async verify(token: string): Promise<VerifiedToken> {
     const known = this.verified.get(token);
     if (known) {
-      if (known.expiresAt > this.now()) return known;
+      if (known.expiresAt > this.now()) {
+        this.counters.remembered++;
+        return known;
+      }
       this.verified.delete(token);
+      this.counters.refused++;
       throw new AuthenticationError("TokenExpired", "Token expired");
     }
-    const result = await this.verifyNow(token);
+    let result: VerifiedToken;
+    try {
+      result = await this.verifyNow(token);
+    } catch (error) {
+      this.counters.refused++;
+      throw error;
+    }
+    this.counters.verified++;
     this.verified.set(token, result);
     const max = this.options.maxCachedTokens?.() ?? 1_000;
     for (const oldest of this.verified.keys()) {
