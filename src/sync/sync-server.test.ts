@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
+import { AuthenticationError, Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
 import { app } from "../../convex/_generated/modules.js";
 import { SyncServer, type SyncKnobs, type SyncServerOptions } from "./sync-server.ts";
 import { decodeTs } from "../protocol/sync.ts";
@@ -390,7 +390,6 @@ describe("SyncServer sign-in", () => {
   });
 
   it("refuses a token with AuthError naming the refused Authenticate's base version", async () => {
-    const { AuthenticationError } = await import("../engine/index.ts");
     let first = true;
     const { open, idle } = setup(
       {},

@@ -77,14 +77,14 @@ export interface SyncCounters {
 const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 
+/** An identity kept on the socket's attachment (16 KiB in all) may be at most this large. */
+const MAX_IDENTITY_CHARS = 8_192;
+
 /**
  * The head of a Mutation or Action frame as the official client writes it
  * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
  * parse, so that request alone fails instead of the whole socket.
  */
-/** An identity kept on the socket's attachment (16 KiB in all) may be at most this large. */
-const MAX_IDENTITY_CHARS = 8_192;
-
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 export interface SyncServerOptions {
