@@ -11,7 +11,7 @@
  *    runtime, the same read in SQL, and the engine before the runtime (run
  *    from a temporary git worktree of that commit).
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, flood, slow, runtime.
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, runtime.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -59,6 +59,10 @@ if (run("load")) {
 if (run("wave")) {
   const tables = workerdTables(["scripts/bench/workerd/wave.bench-run.ts"]);
   console.log(`## A reconnect wave: waiting room against 429 (inside workerd)\n\n${tables.get("wave")}\n`);
+}
+if (run("rpc")) {
+  const tables = workerdTables(["scripts/bench/workerd/rpc.bench-run.ts"]);
+  console.log(`## One Durable Object calling another over RPC (inside workerd)\n\n${tables.get("rpc")}\n`);
 }
 if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
 if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);

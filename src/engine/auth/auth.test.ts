@@ -133,4 +133,15 @@ describe("DevIssuer", () => {
     const verifier = new TokenVerifier({ providers: () => [restarted.provider()!], documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }) });
     expect((await verifier.verify(token)).identity).toMatchObject({ subject: "dora", name: "dora" });
   });
+
+  it("mints a different token each time, even within one second, for the same identity", async () => {
+    let stored: string | null = null;
+    const issuer = new DevIssuer({ load: () => stored, save: (body) => void (stored = body) });
+    const now = Date.now();
+    const [first, second] = [await issuer.mint("dora", 60_000, now), await issuer.mint("dora", 60_000, now)];
+    // The official client ignores a refreshed token equal to the one it has, and then stops refreshing.
+    expect(first.token).not.toBe(second.token);
+    const verifier = new TokenVerifier({ providers: () => [issuer.provider()!], documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }) });
+    expect((await verifier.verify(first.token)).identity).toEqual((await verifier.verify(second.token)).identity);
+  });
 });

@@ -52,6 +52,9 @@ export class DevIssuer {
       .setIssuer(DEV_ISSUER)
       .setAudience(DEV_AUDIENCE)
       .setSubject(name)
+      // Two tokens minted in one second would otherwise be identical, and the official client takes an
+      // identical token for "nothing new": it then stops refreshing, and the session ends when it expires.
+      .setJti(crypto.randomUUID())
       .setIssuedAt(issuedAt)
       .setExpirationTime(expiresAt)
       .sign(await importJWK(keyPair.privateJwk, ALGORITHM));

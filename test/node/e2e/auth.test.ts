@@ -12,7 +12,7 @@ import { anyApi } from "convex/server";
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from "jose";
 import WebSocket from "ws";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
-import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { until } from "../../../scripts/lib/until.ts";
 
 const AUDIENCE = "calmsync-e2e";
@@ -91,6 +91,38 @@ describe("ConvexClient.setAuth", () => {
       await client.close();
     }
   });
+
+  it("stays signed in on one socket while short-lived dev tokens are refreshed (no expiry, no reconnect)", async () => {
+    const deployment = await createDeployment(server.url, "auth-refresh");
+    await setKnobs(deployment, { devTokenTtlMs: 15_000 });
+    let sockets = 0;
+    class CountingWebSocket extends WebSocket {
+      constructor(address: string, protocols?: string | string[]) {
+        super(address, protocols);
+        sockets++;
+      }
+    }
+    const client = new ConvexClient(deployment, { ...options, webSocketConstructor: CountingWebSocket as unknown as typeof globalThis.WebSocket });
+    let minted = 0;
+    client.setAuth(async () => {
+      minted++;
+      const response = await fetch(`${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "rita" }) });
+      return ((await response.json()) as { token: string }).token;
+    });
+    try {
+      let viewer: { name: string } | null | undefined;
+      client.onUpdate(anyApi.users!.viewer!, {}, (value: typeof viewer) => (viewer = value));
+      await until(() => viewer?.name === "rita", "signed in as rita");
+      // Past the first token's life and clock tolerance (15 s + 5 s): refreshed every ~5 s meanwhile.
+      await new Promise((r) => setTimeout(r, 21_000));
+      await client.mutation(anyApi.messages!.send!, { chatId: "refresh", author: "x", body: "still me" });
+      expect(await client.query(anyApi.messages!.list!, { chatId: "refresh" })).toMatchObject([{ author: "rita" }]);
+      expect(sockets).toBe(1);
+      expect(minted).toBeGreaterThanOrEqual(4);
+    } finally {
+      await client.close();
+    }
+  }, 60_000);
 
   it("signs in with the local development issuer", async () => {
     const client = new ConvexClient(server.url, options);
