@@ -52,8 +52,9 @@ export class DevIssuer {
       .setIssuer(DEV_ISSUER)
       .setAudience(DEV_AUDIENCE)
       .setSubject(name)
-      // Two tokens minted in one second would otherwise be identical, and the official client takes an
-      // identical token for "nothing new": it then stops refreshing, and the session ends when it expires.
+      // The official client takes a refreshed token equal to its current one for "nothing new" and stops
+      // refreshing, so the session ends when it expires. ES256 signatures are randomized, so tokens differ
+      // anyway; the jti keeps it so with a deterministic algorithm (an RS256 issuer minting twice in a second).
       .setJti(crypto.randomUUID())
       .setIssuedAt(issuedAt)
       .setExpirationTime(expiresAt)
