@@ -1,7 +1,8 @@
 /**
  * HTTP actions, served at `/http/<path>` (and `/d/<deployment>/http/<path>`):
  * a feed of a chat's newest messages and a webhook that posts one, the way
- * another service (a bot, a form) would reach the chat.
+ * another service (a bot, a form) would reach the chat, and `/whoami`, which
+ * reads the caller from an `Authorization: Bearer` token.
  */
 import { httpRouter } from "convex/server";
 import { httpAction } from "./_generated/server";
@@ -27,6 +28,15 @@ http.route({
     const { chatId, author, body } = (await request.json()) as { chatId: string; author: string; body: string };
     const id = await ctx.runMutation(api.messages.send, { chatId, author, body });
     return Response.json({ id }, { status: 201 });
+  }),
+});
+
+http.route({
+  path: "/whoami",
+  method: "GET",
+  handler: httpAction(async (ctx) => {
+    const identity = await ctx.auth.getUserIdentity();
+    return Response.json({ name: identity?.name ?? null });
   }),
 });
 

@@ -134,6 +134,26 @@ describe("Authenticate over the socket", () => {
 });
 
 describe("Authorization: Bearer over HTTP", () => {
+  it("reaches HTTP actions, read only when the action asks for the caller", async () => {
+    const deployment = fresh("auth-http-action");
+    const token = await tokenFor(deployment, "dana");
+    const whoami = (authorization?: string) => worker.fetch(`http://calmsync.test/d/${deployment}/http/whoami`, { headers: authorization ? { Authorization: authorization } : {} });
+    expect(await (await whoami(`Bearer ${token}`)).json()).toEqual({ name: "dana" });
+    expect(await (await whoami()).json()).toEqual({ name: null });
+    const refused = await whoami("Bearer not-a-jwt");
+    expect(refused.status).toBe(500);
+    expect(await refused.text()).toMatch(/not a JWT/);
+    // A webhook whose Authorization header is its own business still posts (as nobody in particular).
+    const posted = await worker.fetch(`http://calmsync.test/d/${deployment}/http/messages`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer webhook-secret" },
+      body: JSON.stringify({ chatId: "hook", author: "bot", body: "from a webhook" }),
+    });
+    expect(posted.status).toBe(201);
+    const feed = await (await worker.fetch(`http://calmsync.test/d/${deployment}/http/messages?chatId=hook`)).json();
+    expect(feed).toMatchObject([{ author: "bot", body: "from a webhook" }]);
+  });
+
   const call = (deployment: string, kind: string, path: string, args: unknown, authorization?: string) =>
     worker.fetch(`http://calmsync.test/d/${deployment}/api/${kind}`, {
       method: "POST",

@@ -20,9 +20,9 @@ it("RPC between two Durable Objects in workerd", async () => {
   const seed = deploymentStub(bindings, "rpc-b");
   for (let i = 0; i < 20; i++) await seed.run("mutation", "messages:send", { chatId: "rpc", author: "bench", body: "m".repeat(1_000) }, "bench");
   const rows: string[] = [];
-  await runInDurableObject(bindings.DEPLOYMENTS.getByName("rpc-a"), async (instance: { env: Env }) => {
+  await runInDurableObject(bindings.DEPLOYMENTS.getByName("rpc-a"), async (instance) => {
     // A stub made inside object A, as its own code would make it (I/O belongs to the object that made it).
-    const target = deploymentStub(instance.env, "rpc-b");
+    const target = deploymentStub((instance as unknown as { env: Env }).env, "rpc-b");
     const measure = async (label: string, call: () => Promise<unknown>) => {
       for (let i = 0; i < 100; i++) await call();
       // workerd's clock moves in whole milliseconds, so one call is timed as the mean of many.

@@ -27,9 +27,10 @@ export class ActionExecution {
   readonly logs = new LogLines();
   /**
    * The caller, passed on to every function the action calls (null:
-   * anonymous). An HTTP action's is read from its request only when asked
-   * for, so a request whose Authorization header is meant for the app itself
-   * (a webhook's) still reaches it.
+   * anonymous). An HTTP action's is read from its request only when needed,
+   * so a request whose Authorization header is meant for the app itself (a
+   * webhook's) still reaches it: `getUserIdentity()` then throws why the
+   * token was refused, and the functions it calls run anonymously.
    */
   private identity: Promise<UserIdentity | null> | (() => Promise<UserIdentity | null>);
 
@@ -84,7 +85,7 @@ export class ActionExecution {
   private async call(kind: FunctionKind, args: Args): Promise<string> {
     if (typeof args.name !== "string") throw new FunctionError("BadRequest", "Calling functions by handle or component reference is not supported; call a function of this app");
     const callArgs = jsonToConvex(args.args ?? {});
-    const caller = { internal: true, identity: await this.caller() };
+    const caller = { internal: true, identity: await this.caller().catch(() => null) };
     if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, caller)).text;
     if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, caller)).text;
     return (await this.engine.runAction(args.name, callArgs, caller)).text;
