@@ -398,10 +398,7 @@ export class SyncServer {
     if (message.baseVersion !== session.receivedIdentity) {
       throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
     }
-    if (message.tokenType === "None") {
-      this.signIn(session, message.baseVersion, null);
-      return undefined;
-    }
+    if (message.tokenType === "None") return this.signIn(session, message.baseVersion, null);
     if (message.tokenType === "Admin") {
       this.refuseAuth(session, message.baseVersion, "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token");
       return undefined;
@@ -413,7 +410,7 @@ export class SyncServer {
         if (identityJson.length > MAX_IDENTITY_CHARS) {
           return this.refuseAuth(session, message.baseVersion, `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection`);
         }
-        this.signIn(session, message.baseVersion, { identity: verified.identity, key: await resultHash(identityJson), expiresAt: verified.expiresAt });
+        await this.signIn(session, message.baseVersion, { identity: verified.identity, key: await resultHash(identityJson), expiresAt: verified.expiresAt });
       },
       (error: unknown) => {
         if (!(error instanceof AuthenticationError)) throw error;
@@ -422,15 +419,22 @@ export class SyncServer {
     );
   }
 
-  private signIn(session: SyncSession, baseVersion: number, auth: SessionAuth | null): void {
-    if (session.closed) return;
-    session.auth = auth;
-    session.receivedIdentity = baseVersion + 1;
-    this.instances.rekey(session);
-    // Confirmed by a Transition that moves the identity version, even one with no modifications.
-    session.owesTransition = true;
-    this.saveAttachment(session);
-    this.schedule(session);
+  /**
+   * Switches the session's identity in its own turn of the function lock, so
+   * no refresh turn is half done around it: a Transition that carries the
+   * new identity version holds no result computed for the old identity.
+   */
+  private signIn(session: SyncSession, baseVersion: number, auth: SessionAuth | null): Promise<void> {
+    return this.engine.exclusive(async () => {
+      if (session.closed) return;
+      session.auth = auth;
+      session.receivedIdentity = baseVersion + 1;
+      this.instances.rekey(session);
+      // Confirmed by a Transition that moves the identity version, even one with no modifications.
+      session.owesTransition = true;
+      this.saveAttachment(session);
+      this.schedule(session);
+    }, session);
   }
 
   /**
