@@ -29,6 +29,8 @@ export interface DeploymentStatus {
   transitionsSent: number;
   protocolErrors: number;
   sendsPutOff: number;
+  /** Characters of frames sent to sockets since the object started (about bytes: JSON text). */
+  charactersSent: number;
   /** Functions waiting for the function lock. */
   queuedFunctions: number;
   searchQueries: number;
@@ -89,6 +91,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     transitionsSent: sync.counters.transitionsSent,
     protocolErrors: sync.counters.protocolErrors,
     sendsPutOff: sync.counters.sendsPutOff,
+    charactersSent: sync.counters.charactersSent,
     queuedFunctions: engine.queuedFunctions,
     searchQueries: search.counters.searchQueries,
     searchPartitionsLoaded: search.loadedPartitions,

@@ -71,6 +71,8 @@ export interface SyncCounters {
   protocolErrors: number;
   /** Turns put off because a session used up its send budget. */
   sendsPutOff: number;
+  /** Characters of frames sent to sockets (JSON text: about bytes): the sending work a commit costs this object. */
+  charactersSent: number;
 }
 
 /** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
@@ -102,7 +104,7 @@ export interface SyncServerOptions {
 }
 
 export class SyncServer {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0 };
+  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   /** Accepted sessions waiting for room, in arrival order. */
   private readonly waitingRoom = new WaitingRoom<SyncSession>();
@@ -620,6 +622,7 @@ export class SyncServer {
   }
 
   private sendOrDrop(session: SyncSession, frame: string): boolean {
+    this.counters.charactersSent += frame.length;
     if (session.send(frame, this.now())) return true;
     if (!session.closed) this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `send of ${frame.length} characters failed; closing`);
     return false;

@@ -1,8 +1,9 @@
 /**
  * Fan-out inside workerd: N sessions on real hibernatable WebSockets (opened
  * through the Worker's fetch, without TCP) subscribe to the same query; one
- * commit changes it. Reports the time until every session has its Transition
- * and how many times the query ran. Prints a markdown row per size.
+ * commit changes it. Reports the time until every session has its Transition,
+ * how many times the query ran and how much the deployment object sent (the
+ * work sync shards would take from it, docs/SHARDS.md). Prints a markdown row per size.
  */
 import { it } from "vitest";
 import { exports } from "cloudflare:workers";
@@ -65,11 +66,11 @@ it("fan-out to N sessions in workerd", async () => {
     const allMs = lastAt - start;
     const after = await status(deployment);
     rows.push(
-      `| ${size.toLocaleString("en-US")} | ${(connectMs / 1000).toFixed(1)} s | ${allMs.toFixed(0)} ms | ${((allMs * 1000) / size).toFixed(0)} µs | ${after.queryExecutions! - before.queryExecutions!} | ${after.transitionsSent! - before.transitionsSent!} |`,
+      `| ${size.toLocaleString("en-US")} | ${(connectMs / 1000).toFixed(1)} s | ${allMs.toFixed(0)} ms | ${((allMs * 1000) / size).toFixed(0)} µs | ${after.queryExecutions! - before.queryExecutions!} | ${after.transitionsSent! - before.transitionsSent!} | ${((after.charactersSent! - before.charactersSent!) / 1_048_576).toFixed(1)} MiB |`,
     );
     for (const ws of sockets) ws.close(1000, "done");
   }
   console.log(
-    ["BENCH-TABLE:fanout", "| sessions | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent |", "| --- | --- | --- | --- | --- | --- |", ...rows, "BENCH-END"].join("\n"),
+    ["BENCH-TABLE:fanout", "| sessions | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent | sent by the object |", "| --- | --- | --- | --- | --- | --- | --- |", ...rows, "BENCH-END"].join("\n"),
   );
 });
