@@ -53,7 +53,12 @@ describe("a waiting room for unmodified official clients (wrangler dev)", () => 
         const during = await adminStatus<{ limits: { sessions: { current: number }; waiting: { current: number; oldestWaitMs: number } } }>(url);
         expect(during.limits.sessions.current).toBe(ROOM);
         expect(during.limits.waiting.current).toBe(CLIENTS - ROOM);
-        expect(results.filter((r) => r !== undefined)).toHaveLength(ROOM);
+        // Nobody waiting was sent a result. A client that kept its one socket and holds a result must be one of
+        // the ROOM admitted; a client that reconnected (allowed: a starved machine can delay pings past the
+        // client's 60 s silence limit) may hold the result of an earlier admission, so it is not counted.
+        const resultsOnFirstSocket = results.filter((r, i) => r !== undefined && opens[i] === 1).length;
+        if (opens.every((n) => n === 1)) expect(resultsOnFirstSocket).toBe(ROOM);
+        else expect(resultsOnFirstSocket).toBeLessThanOrEqual(ROOM);
 
         const roomReturns = Date.now();
         await setKnobs(url, { maxSessions: 1_000 });
