@@ -19,6 +19,8 @@ const sample = (at: number): MetricsSample => ({
   searchMemoryBytes: 0,
   searchMemoryBudgetBytes: 1,
   compactions: 0,
+  signedIn: 0,
+  tokensRefused: 0,
 });
 
 // A fake clock: every call takes `now`.

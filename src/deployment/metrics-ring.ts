@@ -25,6 +25,9 @@ export interface MetricsSample {
   searchMemoryBytes: number;
   searchMemoryBudgetBytes: number;
   compactions: number;
+  /** Sessions signed in now, and tokens refused so far (sign-in trouble shows as a climb). */
+  signedIn: number;
+  tokensRefused: number;
 }
 
 export class MetricsRing {

@@ -142,6 +142,8 @@ export class DeploymentRuntime {
         searchMemoryBytes: this.search.memoryBytes,
         searchMemoryBudgetBytes: k.searchMemoryBudgetBytes,
         compactions: this.search.counters.compactions,
+        signedIn: this.sync.signedInCount,
+        tokensRefused: this.auth.verifier.counters.refused,
       };
     });
     // Every commit is a moment worth sampling (cheap: at most once a second).
