@@ -17,15 +17,54 @@ export interface StateVersion {
 export type ClientMessage =
   | { type: "Connect"; sessionId: string; connectionCount: number; lastCloseReason: string | null; maxObservedTimestamp: bigint | null; clientTs: number | null }
   | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
-  | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue }
-  | { type: "Action"; requestId: number; udfPath: string; args: JSONValue }
+  | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue; internal?: InternalFields }
+  | { type: "Action"; requestId: number; udfPath: string; args: JSONValue; internal?: InternalFields }
   | { type: "Authenticate"; tokenType: "None" | "User" | "Admin"; baseVersion: number; value: string | null }
   | { type: "Event"; eventType: string | null; event: JSONValue | null };
 
 /** The `Event` calmsync's client transport sends (src/client): the page went to the background or came back. */
 export const VISIBILITY_EVENT = "calmsync.visibility";
 
-export type QuerySetModification = { type: "Add"; queryId: number; udfPath: string; args: JSONValue; journal: string | null } | { type: "Remove"; queryId: number };
+export type QuerySetModification =
+  | { type: "Add"; queryId: number; udfPath: string; args: JSONValue; journal: string | null; internal?: InternalFields }
+  | { type: "Remove"; queryId: number };
+
+/**
+ * Fields only a sync shard sends, on its internal session with the database
+ * object (docs/SHARDS.md): it speaks for many clients, so it names the caller
+ * of each query, mutation and action, and the client session and request a
+ * mutation's retry belongs to. A client's socket may not send them.
+ */
+export interface InternalFields {
+  caller: InternalCaller | null;
+  clientSessionId: string | null;
+  clientRequestId: number | null;
+}
+
+/** A verified caller as a shard passes it on (the session's identity, its digest and its expiry). */
+export interface InternalCaller {
+  identity: { tokenIdentifier: string; subject: string; issuer: string; [claim: string]: JSONValue };
+  key: string;
+  expiresAt: number;
+}
+
+function internalFields(message: Record<string, unknown>): InternalFields | undefined {
+  const internal = message.internal;
+  if (internal === undefined) return undefined;
+  if (!isPlainObject(internal)) throw new ProtocolError("internal must be an object");
+  const caller = internal.caller;
+  if (caller !== null && caller !== undefined) {
+    const identity = isPlainObject(caller) ? caller.identity : undefined;
+    if (!isPlainObject(caller) || !isPlainObject(identity) || !isString(identity.tokenIdentifier) || !isString(caller.key) || typeof caller.expiresAt !== "number") {
+      throw new ProtocolError("internal.caller must be {identity, key, expiresAt}");
+    }
+  }
+  return {
+    caller: (caller ?? null) as InternalCaller | null,
+    clientSessionId: isString(internal.clientSessionId) ? internal.clientSessionId : null,
+    clientRequestId: isVersion(internal.clientRequestId) ? internal.clientRequestId : null,
+  };
+}
 
 export class ProtocolError extends Error {
   override name = "ProtocolError";
@@ -102,26 +141,26 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         modifications: modifications.map((m: unknown): QuerySetModification => {
           if (!isPlainObject(m)) throw new ProtocolError("ModifyQuerySet.modifications entries must be objects");
           const queryId = field(m, "queryId", isVersion, "a non-negative integer");
-          if (m.type === "Add") return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m), journal: typeof m.journal === "string" ? m.journal : null };
+          if (m.type === "Add") {
+            const internal = internalFields(m);
+            return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m), journal: typeof m.journal === "string" ? m.journal : null, ...(internal ? { internal } : {}) };
+          }
           if (m.type === "Remove") return { type: "Remove", queryId };
           throw new ProtocolError(`Unknown query set modification ${JSON.stringify(m.type)}`);
         }),
       };
     }
     case "Mutation":
+    case "Action": {
+      const internal = internalFields(message);
       return {
-        type: "Mutation",
+        type: message.type,
         requestId: field(message, "requestId", isVersion, "a non-negative integer"),
         udfPath: field(message, "udfPath", isPath, "a function path"),
         args: argsObject(message),
+        ...(internal ? { internal } : {}),
       };
-    case "Action":
-      return {
-        type: "Action",
-        requestId: field(message, "requestId", isVersion, "a non-negative integer"),
-        udfPath: field(message, "udfPath", isPath, "a function path"),
-        args: argsObject(message),
-      };
+    }
     case "Authenticate": {
       const tokenType = field(message, "tokenType", (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin", '"None", "User" or "Admin"');
       return {

@@ -34,7 +34,7 @@ import {
 } from "../engine/index.ts";
 import { ProtocolError } from "../protocol/sync.ts";
 import { resultHash } from "./hash.ts";
-import type { SyncSession } from "./session.ts";
+import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
 export type EncodedResult = { ok: true; value: string; logLines: readonly string[] } | { ok: false; message: string; data: JSONValue | undefined; logLines: readonly string[] };
@@ -53,8 +53,30 @@ const JOURNAL_SEPARATOR = "\n";
 /** Separates the identity digest at the end of a key of a query that reads the identity (no raw control characters in JSON either). */
 const IDENTITY_SEPARATOR = "\u0001";
 
+/**
+ * Checks and canonicalizes (path, args, journal) into the key every session
+ * of the same query shares; a `ProtocolError` names what is wrong.
+ */
+export function prepareQuery(udfPath: string, argsJson: JSONValue, journal: string | null): PreparedQuery {
+  const path = canonicalizePath(udfPath);
+  try {
+    const args = jsonToConvex(argsJson);
+    const canonicalArgs = JSON.stringify(convexToJson(args));
+    const key = `${path}|${canonicalArgs}${journal === null ? "" : JOURNAL_SEPARATOR + journal}`;
+    return { key, udfPath: path, args, argsJson: canonicalArgs, journal };
+  } catch (error) {
+    if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
+    throw error;
+  }
+}
+
+/** A query's key for one caller: the shared key, plus the caller's digest when given. */
+export function callerKey(sharedKey: string, caller: SessionAuth | null): string {
+  return caller ? `${sharedKey}${IDENTITY_SEPARATOR}${caller.key}` : sharedKey;
+}
+
 /** The key without its identity part: the query every caller shares. */
-function sharedKey(key: string): string {
+export function sharedKey(key: string): string {
   const at = key.indexOf(IDENTITY_SEPARATOR);
   return at < 0 ? key : key.slice(0, at);
 }
@@ -145,7 +167,7 @@ export class QueryInstances {
       }
       // An instance that never ran before the object slept (a query added just before, or held by
       // waiting sessions only) was never stored: it comes back from its key, to run when needed.
-      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), session);
+      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), session.auth);
       // A stored instance keyed by identity runs as the identity its subscribers hold.
       if (instance.identity === null && session.auth !== null && instance.key !== sharedKey(instance.key)) instance.identity = session.auth.identity;
       // A waiting session has been sent nothing yet, whatever the shared instance's last result was.
@@ -162,16 +184,7 @@ export class QueryInstances {
    * in Convex's query cache: the same page pinned at another end is another query.
    */
   prepare(udfPath: string, argsJson: JSONValue, journal: string | null = null): PreparedQuery {
-    const path = canonicalizePath(udfPath);
-    try {
-      const args = jsonToConvex(argsJson);
-      const canonicalArgs = JSON.stringify(convexToJson(args));
-      const key = `${path}|${canonicalArgs}${journal === null ? "" : JOURNAL_SEPARATOR + journal}`;
-      return { key, udfPath: path, args, argsJson: canonicalArgs, journal };
-    } catch (error) {
-      if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
-      throw error;
-    }
+    return prepareQuery(udfPath, argsJson, journal);
   }
 
   /** A prepared query from an instance key (`path|canonical args[\njournal][\u0001identity]`), as `prepare` made it. */
@@ -184,13 +197,13 @@ export class QueryInstances {
   }
 
   /**
-   * The instance `session` uses for a prepared query, created (dirty, never
-   * run) if none exists: the shared one, or the session's own identity's for
-   * a query known to read the identity.
+   * The instance a query called by `caller` uses, created (dirty, never run)
+   * if none exists: the shared one, or the caller's own for a query known to
+   * read the identity.
    */
-  acquire(query: PreparedQuery, session: SyncSession): QueryInstance {
-    const auth = this.readsIdentity.has(query.key) ? session.auth : null;
-    const key = auth ? `${query.key}${IDENTITY_SEPARATOR}${auth.key}` : query.key;
+  acquire(query: PreparedQuery, caller: SessionAuth | null): QueryInstance {
+    const auth = this.readsIdentity.has(query.key) ? caller : null;
+    const key = callerKey(query.key, auth);
     let instance = this.instances.get(key);
     if (!instance) {
       instance = { ...query, key, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map(), identity: auth?.identity ?? null };
@@ -211,7 +224,7 @@ export class QueryInstances {
     for (const [queryId, query] of session.queries) {
       const current = this.instances.get(query.instanceKey);
       if (!current) continue;
-      const target = this.acquire(this.fromKey(query.instanceKey), session);
+      const target = this.acquire(this.fromKey(query.instanceKey), session.internal ? (query.caller ?? null) : session.auth);
       if (target === current) continue;
       this.subscribe(target, session);
       query.instanceKey = target.key;
@@ -289,7 +302,7 @@ export class QueryInstances {
     // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.
     const movedSessions: SyncSession[] = [];
     if (instance.identity === null && this.readsIdentity.has(instance.key)) {
-      for (const session of [...instance.subscribers.keys()]) if (session.auth !== null && this.rekey(session)) movedSessions.push(session);
+      for (const session of [...instance.subscribers.keys()]) if ((session.auth !== null || session.internal) && this.rekey(session)) movedSessions.push(session);
     }
     return { encoded, invalidation, movedSessions };
   }

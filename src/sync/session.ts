@@ -4,7 +4,7 @@
  * query set lives in `SyncStorage`.
  */
 import type { UserIdentity } from "../engine/index.ts";
-import type { StateVersion } from "../protocol/sync.ts";
+import { ProtocolError, type ClientMessage, type StateVersion } from "../protocol/sync.ts";
 import type { TokenBucket } from "./token-bucket.ts";
 
 /** The transport: a socket in the Durable Object, a fake in tests. */
@@ -51,6 +51,8 @@ export interface SessionQuery {
   instanceKey: string;
   /** Hash of the result last sent for this query; null until its first result is sent. */
   sentHash: string | null;
+  /** On a shard's internal session: the caller of this query (each query may have another). */
+  caller?: SessionAuth | null;
 }
 
 export class SyncSession {
@@ -69,6 +71,8 @@ export class SyncSession {
   pendingActions = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
+  /** On a sync shard: a Transition is owed once the shard holds this ts (the client's mutation committed at it). */
+  owedTs: bigint | null = null;
   /** Its page is in the background (calmsync's client transport says so): refreshed less often under pressure. */
   background: boolean;
   /** When it was last sent a Transition (for the background refresh interval); 0: never. */
@@ -92,6 +96,12 @@ export class SyncSession {
    * checked): later messages wait behind it, so they are handled in order.
    */
   inbound: Promise<void> | null = null;
+  /**
+   * A sync shard's session (docs/SHARDS.md): it speaks for the shard's
+   * clients, names a caller per query, mutation and action, and is not a
+   * client (no admission, no idle pings, not counted in `maxSessions`).
+   */
+  internal = false;
 
   constructor(connection: Connection, attachment: SessionAttachment) {
     this.connection = connection;
@@ -135,6 +145,43 @@ export class SyncSession {
       ...(this.background ? { background: true as const } : {}),
       ...(this.auth ? { auth: this.auth } : {}),
     };
+  }
+
+  /**
+   * Runs a message's handling strictly after the socket's earlier ones: while
+   * one is still being handled (a token being checked), later ones queue
+   * behind it. Most are handled at once and return nothing to wait for.
+   */
+  inOrder(handle: () => Promise<void> | undefined): Promise<void> | undefined {
+    const handled = this.inbound ? this.inbound.then(handle) : handle();
+    if (!handled) return undefined;
+    const tail: Promise<void> = handled.finally(() => {
+      if (this.inbound === tail) this.inbound = null;
+    });
+    this.inbound = tail;
+    return tail;
+  }
+
+  /**
+   * Checks a query set change against the set it produces, before any of it
+   * applies: versions chain, ids are added once and removed only if present,
+   * and the set stays within `maxQueries`.
+   */
+  checkQuerySetChange(message: Extract<ClientMessage, { type: "ModifyQuerySet" }>, maxQueries: number): void {
+    if (message.baseVersion !== this.receivedQuerySet) {
+      throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${this.receivedQuerySet}`);
+    }
+    if (message.newVersion <= message.baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must be greater than baseVersion");
+    const ids = new Set(this.queries.keys());
+    for (const modification of message.modifications) {
+      if (modification.type === "Add") {
+        if (ids.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
+        ids.add(modification.queryId);
+      } else if (!ids.delete(modification.queryId)) {
+        throw new ProtocolError(`Query ${modification.queryId} is not in the query set and cannot be removed`);
+      }
+    }
+    if (ids.size > maxQueries) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${maxQueries} per session (knob maxQueriesPerSession)`);
   }
 
   /** Whether the session's token has expired (then no function may run for it). */

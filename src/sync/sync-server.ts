@@ -106,6 +106,8 @@ export interface SyncServerOptions {
 export class SyncServer {
   readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0 };
   private readonly sessions = new Map<string, SyncSession>();
+  /** Sync shards' sessions among `sessions` (docs/SHARDS.md). */
+  private internalSessions = 0;
   /** Accepted sessions waiting for room, in arrival order. */
   private readonly waitingRoom = new WaitingRoom<SyncSession>();
   readonly instances: QueryInstances;
@@ -171,9 +173,9 @@ export class SyncServer {
     this.engine.onCommit((commit) => this.invalidate(commit));
   }
 
-  /** Admitted sessions (the ones `maxSessions` counts). */
+  /** Admitted client sessions (the ones `maxSessions` counts; shards' internal sessions are not clients). */
   get sessionCount(): number {
-    return this.sessions.size - this.waitingRoom.size;
+    return this.sessions.size - this.waitingRoom.size - this.internalSessions;
   }
 
   /** Sessions whose page is in the background (calmsync's client transport). */
@@ -277,10 +279,22 @@ export class SyncServer {
     return session;
   }
 
-  /** The `count` most recently opened admitted sessions, newest first. */
+  /** The `count` most recently opened admitted client sessions, newest first. */
   newestSessions(count: number): SyncSession[] {
     this.ensureLoaded();
-    return [...this.sessions.values()].filter((session) => !session.waiting).reverse().slice(0, count);
+    return [...this.sessions.values()].filter((session) => !session.waiting && !session.internal).reverse().slice(0, count);
+  }
+
+  /**
+   * A sync shard's session (docs/SHARDS.md): speaks the same protocol over
+   * `connection`, for many clients at once, with the internal fields a
+   * client may not send. Admitted at once and never pinged.
+   */
+  openInternal(connection: Connection, connectionId: string): SyncSession {
+    const session = this.open(connection, connectionId);
+    session.internal = true;
+    this.internalSessions++;
+    return session;
   }
 
   session(connectionId: string): SyncSession | undefined {
@@ -295,13 +309,7 @@ export class SyncServer {
    * this socket only, with a FatalError first.
    */
   receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
-    const handled = session.inbound ? session.inbound.then(() => this.receiveNow(session, frame)) : this.receiveNow(session, frame);
-    if (!handled) return undefined;
-    const tail: Promise<void> = handled.finally(() => {
-      if (session.inbound === tail) session.inbound = null;
-    });
-    session.inbound = tail;
-    return tail;
+    return session.inOrder(() => this.receiveNow(session, frame));
   }
 
   /** Handles one frame now; a promise only for a message that waits on something (it never rejects). */
@@ -354,6 +362,7 @@ export class SyncServer {
   }
 
   private handle(session: SyncSession, message: ClientMessage): Promise<void> | undefined {
+    if (!session.internal && carriesInternalFields(message)) throw new ProtocolError("Internal fields are for a sync shard's session, not a client's");
     switch (message.type) {
       case "Connect":
         this.connect(session, message);
@@ -483,29 +492,16 @@ export class SyncServer {
   }
 
   private modifyQuerySet(session: SyncSession, message: Extract<ClientMessage, { type: "ModifyQuerySet" }>): void {
-    if (message.baseVersion !== session.receivedQuerySet) {
-      throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${session.receivedQuerySet}`);
-    }
-    if (message.newVersion <= message.baseVersion) throw new ProtocolError("ModifyQuerySet.newVersion must be greater than baseVersion");
-    // Check the whole change against the query set it produces before applying any of it.
-    const ids = new Set(session.queries.keys());
-    for (const modification of message.modifications) {
-      if (modification.type === "Add") {
-        if (ids.has(modification.queryId)) throw new ProtocolError(`Query ${modification.queryId} is already in the query set`);
-        ids.add(modification.queryId);
-      } else if (!ids.delete(modification.queryId)) {
-        throw new ProtocolError(`Query ${modification.queryId} is not in the query set and cannot be removed`);
-      }
-    }
-    const limit = this.knobs().maxQueriesPerSession;
-    if (ids.size > limit) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limit} per session (knob maxQueriesPerSession)`);
+    session.checkQuerySetChange(message, this.knobs().maxQueriesPerSession);
     // Check every query's arguments first: bad ones fail the message with nothing applied.
     const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args, m.journal) : null));
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
-        const instance = this.instances.acquire(added[i]!, session);
+        // A shard's session names each query's caller; a client's queries run as the client.
+        const caller = session.internal ? (modification.internal?.caller ?? null) : session.auth;
+        const instance = this.instances.acquire(added[i]!, caller);
         this.instances.subscribe(instance, session);
-        session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null });
+        session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null, ...(session.internal ? { caller } : {}) });
         this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
       } else {
         this.removeQuery(session, modification.queryId);
@@ -536,12 +532,15 @@ export class SyncServer {
     }
     session.pendingMutations++;
     await session.admitted;
+    // A retry is recognised by the client's session and request id; a shard passes them on for its client.
+    const retryOf = session.internal && message.internal?.clientSessionId ? { sessionId: message.internal.clientSessionId, requestId: message.internal.clientRequestId ?? message.requestId } : { sessionId, requestId: message.requestId };
+    const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
     // The session owns its place in the function lock: its mutations run in order, one per round.
     await this.engine
       .exclusive(async () => {
         if (session.closed || this.endIfExpired(session)) return;
         const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
-        const previous = this.storage.findMutationResult(sessionId, message.requestId);
+        const previous = this.storage.findMutationResult(retryOf.sessionId, retryOf.requestId);
         if (previous && previous.fingerprint !== "" && previous.fingerprint !== fingerprint) {
           // A reused request id is not a retry: answer nothing of the other call, run nothing.
           const reason = `Request ${message.requestId} of this session was already used for a different mutation; a retry must repeat the same function and arguments`;
@@ -556,9 +555,9 @@ export class SyncServer {
             const result = await this.engine.executeMutation(
               fn,
               args,
-              ({ text, ts }) => this.storage.recordMutationResult(sessionId, message.requestId, { resultJson: text, ts, fingerprint }, this.now()),
+              ({ text, ts }) => this.storage.recordMutationResult(retryOf.sessionId, retryOf.requestId, { resultJson: text, ts, fingerprint }, this.now()),
               undefined,
-              session.auth?.identity ?? null,
+              caller?.identity ?? null,
             );
             this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts, result.logLines));
           } catch (error) {
@@ -608,7 +607,8 @@ export class SyncServer {
     session.pendingActions++;
     void (async () => {
       try {
-        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args), { identity: session.auth?.identity ?? null });
+        const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
+        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args), { identity: caller?.identity ?? null });
         this.sendOrDrop(session, actionSuccess(message.requestId, result.text, result.logLines));
       } catch (error) {
         const failure = knownFunctionError(error);
@@ -659,6 +659,7 @@ export class SyncServer {
     this.waitingRoom.remove(session);
     session.admit();
     this.sessions.delete(session.connectionId);
+    if (session.internal) this.internalSessions--;
     this.scheduler.forget(session);
     this.unsavedVersions.delete(session);
     for (const queryId of [...session.queries.keys()]) this.removeQuery(session, queryId);
@@ -669,6 +670,13 @@ export class SyncServer {
   pingIdle(): void {
     const now = this.now();
     const threshold = this.knobs().idlePingMs / 2;
-    for (const session of [...this.sessions.values()]) if (now - session.lastSentAt >= threshold) this.sendOrDrop(session, PING);
+    for (const session of [...this.sessions.values()]) if (!session.internal && now - session.lastSentAt >= threshold) this.sendOrDrop(session, PING);
   }
+}
+
+/** Whether a message carries fields only a shard's internal session may send. */
+function carriesInternalFields(message: ClientMessage): boolean {
+  if (message.type === "Mutation" || message.type === "Action") return message.internal !== undefined;
+  if (message.type === "ModifyQuerySet") return message.modifications.some((m) => m.type === "Add" && m.internal !== undefined);
+  return false;
 }

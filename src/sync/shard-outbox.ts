@@ -1,0 +1,80 @@
+/**
+ * The database object's side of a shard's internal session (docs/SHARDS.md):
+ * the `Connection` its `SyncSession` sends through. Frames queue here and go
+ * to the shard in numbered pushes, one in flight at a time; whatever queues
+ * meanwhile goes in the next push, so a stream of commits costs the shard
+ * one call per round trip, not one per commit.
+ */
+import type { Connection } from "./session.ts";
+
+export interface ShardPushTarget {
+  /** Delivers one push; false when the shard no longer has this session (it started a new one). */
+  deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean>;
+}
+
+export class ShardOutbox implements Connection {
+  private frames: string[] = [];
+  private sending = false;
+  /** The number of the last push handed to the shard. */
+  seq = 0;
+  /** When the push in flight (if any) was sent, for the shard's lag. */
+  inFlightSince: number | null = null;
+  private readonly connectionId: string;
+  private readonly target: () => ShardPushTarget;
+  /** The session is gone for the shard (or unreachable): the server closes it. */
+  private readonly onGone: (why: string) => void;
+  private closed = false;
+
+  constructor(connectionId: string, target: () => ShardPushTarget, onGone: (why: string) => void) {
+    this.connectionId = connectionId;
+    this.target = target;
+    this.onGone = onGone;
+  }
+
+  /** Nothing queued or in flight. */
+  get idle(): boolean {
+    return !this.sending && this.frames.length === 0;
+  }
+
+  send(frame: string): boolean {
+    if (this.closed) return false;
+    this.frames.push(frame);
+    if (!this.sending) void this.drain();
+    return true;
+  }
+
+  close(): void {
+    this.closed = true;
+    this.frames = [];
+  }
+
+  /** Internal sessions live in memory only: nothing to keep with a socket. */
+  saveAttachment(): void {}
+
+  private async drain(): Promise<void> {
+    this.sending = true;
+    try {
+      while (this.frames.length > 0 && !this.closed) {
+        const frames = this.frames;
+        this.frames = [];
+        const seq = ++this.seq;
+        this.inFlightSince = Date.now();
+        let delivered: boolean;
+        try {
+          delivered = await this.target().deliver(this.connectionId, seq, frames);
+        } catch (error) {
+          // A broken stub fails every later call: the shard notices the lost push and starts a new session.
+          this.onGone(`push ${seq} failed: ${(error as Error).message}`);
+          return;
+        }
+        if (!delivered) {
+          this.onGone(`the shard no longer has session ${this.connectionId}`);
+          return;
+        }
+      }
+    } finally {
+      this.sending = false;
+      this.inFlightSince = null;
+    }
+  }
+}

@@ -1,0 +1,269 @@
+/**
+ * Sync shards against one database object, in plain Node: the database
+ * object's `SyncServer` with shards' internal sessions (`ShardOutbox`), three
+ * `ShardServer`s and their clients, joined by asynchronous calls that a test
+ * can lose or repeat. Inside workerd the same parts are joined by RPC.
+ */
+import { describe, expect, it } from "vitest";
+import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
+import { app } from "../../convex/_generated/modules.js";
+import { SyncServer, type SyncKnobs } from "./sync-server.ts";
+import { MemorySyncStorage } from "./storage.ts";
+import { ShardOutbox } from "./shard-outbox.ts";
+import { ShardServer, type ShardKnobs } from "./shard-server.ts";
+import type { SyncSession } from "./session.ts";
+import { decodeTs } from "../protocol/sync.ts";
+
+const KNOBS: SyncKnobs & ShardKnobs = {
+  maxFrameBytes: 1_048_576,
+  idlePingMs: 30_000,
+  maxClockAheadMs: 60_000,
+  resubscribeRate: 100_000,
+  resubscribeBurst: 100_000,
+  queryResultCacheBytes: 16_777_216,
+  maxQueriesPerSession: 1_000,
+  maxPendingMutationsPerSession: 1_000,
+  maxPendingActionsPerSession: 16,
+  refreshQueueLimit: 10_000,
+  refreshSliceQueryRuns: 100,
+  refreshSliceTransitions: 1_000,
+  backgroundRefreshMs: 10_000,
+  maxTransitionBytes: 16_777_216,
+  sessionSendBytesPerSecond: 8_388_608,
+};
+
+type Frame = { type: string; [key: string]: unknown };
+const hop = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+/** What happens to pushes on their way to a shard (the test's hand in the network). */
+type PushFault = (seq: number) => "deliver" | "lose" | "twice";
+
+function setup(shardCount: number) {
+  const store = new MemoryStore();
+  const syncStorage = new MemorySyncStorage();
+  const makeDatabase = () => {
+    const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store });
+    const sync = new SyncServer({ engine, storage: syncStorage, knobs: () => KNOBS, advanceTimestamp: () => undefined, log: () => undefined });
+    return { engine, sync, internal: new Map<string, SyncSession>(), outboxes: [] as ShardOutbox[] };
+  };
+  let database = makeDatabase();
+  const shards = Array.from({ length: shardCount }, (_, k) => {
+    let fault: PushFault = () => "deliver";
+    let opened = 0;
+    const shard: ShardServer = new ShardServer({
+      knobs: () => KNOBS,
+      log: () => undefined,
+      authenticate: async (token) => ({ identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token }, expiresAt: Date.now() + 60_000 }),
+      link: {
+        open: async () => {
+          await hop();
+          const db = database;
+          const connectionId = `shard-${k}-${++opened}`;
+          const outbox: ShardOutbox = new ShardOutbox(
+            connectionId,
+            () => ({
+              deliver: async (id, seq, frames) => {
+                await hop();
+                const what = fault(seq);
+                if (what === "lose") return true;
+                const delivered = await shard.deliver(id, seq, frames);
+                if (what === "twice") await shard.deliver(id, seq, frames);
+                return delivered;
+              },
+            }),
+            () => db.internal.get(connectionId) && db.sync.drop(db.internal.get(connectionId)!, 1000, "gone"),
+          );
+          db.outboxes.push(outbox);
+          db.internal.set(connectionId, db.sync.openInternal(outbox, connectionId));
+          return connectionId;
+        },
+        send: async (connectionId, frames) => {
+          await hop();
+          const session = database.internal.get(connectionId);
+          if (!session || session.closed) return false;
+          for (const frame of frames) await database.sync.receive(session, frame);
+          return true;
+        },
+      },
+    });
+    return { shard, setFault: (f: PushFault) => (fault = f) };
+  });
+
+  /** A client on shard `k`: its frames, and helpers over them. */
+  const client = async (k: number, name: string, token?: string) => {
+    const frames: Frame[] = [];
+    const session = shards[k]!.shard.open({ send: (f) => frames.push(JSON.parse(f)) > 0, close: () => undefined, saveAttachment: () => undefined }, name);
+    const send = (message: unknown) => shards[k]!.shard.receive(session, JSON.stringify(message));
+    await send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null });
+    if (token) await send({ type: "Authenticate", tokenType: "User", value: token, baseVersion: 0 });
+    let querySet = 0;
+    const latest = (queryId: number) => {
+      for (let i = frames.length - 1; i >= 0; i--) {
+        const m = frames[i]!;
+        if (m.type !== "Transition") continue;
+        const mod = (m.modifications as { queryId: number; value: unknown }[]).find((x) => x.queryId === queryId);
+        if (mod) return mod.value;
+      }
+      return undefined;
+    };
+    return {
+      frames,
+      latest,
+      watch: (queryId: number, udfPath: string, args: unknown) =>
+        send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: [{ type: "Add", queryId, udfPath, args: [args] }] }),
+      mutate: (requestId: number, udfPath: string, args: unknown) => send({ type: "Mutation", requestId, udfPath, args: [args] }),
+      /** Every Transition starts where the one before ended, and timestamps never go back. */
+      chainProblems: () => {
+        const problems: string[] = [];
+        let held = { querySet: 0, ts: "AAAAAAAAAAA=", identity: 0 };
+        for (const m of frames.filter((f) => f.type === "Transition")) {
+          const start = m.startVersion as typeof held;
+          if (JSON.stringify(start) !== JSON.stringify(held)) problems.push(`start ${JSON.stringify(start)} != ${JSON.stringify(held)}`);
+          if (decodeTs(m.endVersion && (m.endVersion as typeof held).ts, "ts") < decodeTs(held.ts, "ts")) problems.push("ts went back");
+          held = m.endVersion as typeof held;
+        }
+        return problems;
+      },
+      /** Updates of query `queryId` that repeat the value sent just before. */
+      repeatedUpdates: (queryId: number) => {
+        const values = frames
+          .filter((f) => f.type === "Transition")
+          .flatMap((f) => (f.modifications as { queryId: number; type: string; value: unknown }[]).filter((m) => m.queryId === queryId && m.type === "QueryUpdated"))
+          .map((m) => JSON.stringify(m.value));
+        return values.filter((v, i) => i > 0 && v === values[i - 1]).length;
+      },
+    };
+  };
+  /** Until the database object, the shards and the hops in between are quiet. */
+  const settle = async () => {
+    for (let quiet = 0; quiet < 3; ) {
+      await new Promise((r) => setTimeout(r, 2));
+      const quietNow =
+        database.sync.scheduler.waiting === 0 &&
+        database.engine.queuedFunctions === 0 &&
+        database.outboxes.every((outbox) => outbox.idle) &&
+        shards.every((s) => s.shard.idle);
+      quiet = quietNow ? quiet + 1 : 0;
+    }
+  };
+  return {
+    shards,
+    client,
+    settle,
+    get engine() {
+      return database.engine;
+    },
+    /** The database object restarts: its memory (internal sessions included) is gone, its storage is not. */
+    restartDatabase: () => {
+      database = makeDatabase();
+    },
+  };
+}
+
+const bodies = (value: unknown) => (value as { body: string }[]).map((m) => m.body);
+
+describe("sync shards (in Node)", () => {
+  it("one commit to a query watched on every shard runs it once and reaches every session", async () => {
+    const t = setup(3);
+    const clients = [];
+    for (let i = 0; i < 12; i++) {
+      const c = await t.client(i % 3, `c${i}`);
+      await c.watch(0, "messages:list", { chatId: "hot" });
+      clients.push(c);
+    }
+    await t.settle();
+    expect(t.shards.map((s) => s.shard.sessionCount)).toEqual([4, 4, 4]);
+    const before = t.engine.counters.queryExecutions;
+    await t.engine.runMutation("messages:send", { chatId: "hot", author: "a", body: "to everyone" });
+    await t.settle();
+    expect(t.engine.counters.queryExecutions - before).toBe(1);
+    for (const c of clients) {
+      expect(bodies(c.latest(0))).toEqual(["to everyone"]);
+      expect(c.chainProblems()).toEqual([]);
+    }
+  });
+
+  it("a client's own mutation is in its subscription when its Transition at the commit's ts arrives", async () => {
+    const t = setup(3);
+    const writer = await t.client(1, "writer");
+    await writer.watch(0, "messages:list", { chatId: "own" });
+    await t.settle();
+    await writer.mutate(0, "messages:send", { chatId: "own", author: "w", body: "mine" });
+    await t.settle();
+    const responseAt = writer.frames.findIndex((f) => f.type === "MutationResponse");
+    expect(writer.frames[responseAt]).toMatchObject({ success: true, requestId: 0 });
+    const ts = decodeTs(writer.frames[responseAt]!.ts, "ts");
+    const confirming = writer.frames.slice(responseAt).find((f) => f.type === "Transition" && decodeTs((f.endVersion as { ts: string }).ts, "ts") >= ts)!;
+    expect(confirming).toBeDefined();
+    // The Transition that resolves the mutation carries it (or an earlier one did).
+    const seenBy = writer.frames.slice(0, writer.frames.indexOf(confirming) + 1);
+    const lastList = seenBy.flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : [])).filter((m) => m.queryId === 0).at(-1);
+    expect(bodies(lastList!.value)).toEqual(["mine"]);
+  });
+
+  it("repairs a lost push and ignores a repeated one, with no wrong or repeated update", async () => {
+    const t = setup(2);
+    const a = await t.client(0, "a");
+    const b = await t.client(1, "b");
+    for (const c of [a, b]) await c.watch(0, "messages:list", { chatId: "x" });
+    await t.settle();
+    const once = (what: "lose" | "twice") => {
+      let done = false;
+      return (seq: number) => (seq === 3 && !done ? ((done = true), what) : "deliver");
+    };
+    t.shards[0]!.setFault(once("lose"));
+    t.shards[1]!.setFault(once("twice"));
+    for (let i = 0; i < 5; i++) {
+      await t.engine.runMutation("messages:send", { chatId: "x", author: "w", body: `m${i}` });
+      await t.settle();
+    }
+    expect(t.shards[0]!.shard.counters.resyncs).toBeGreaterThanOrEqual(2); // the first open, then the repair
+    expect(t.shards[1]!.shard.counters.pushesRejected).toBeGreaterThanOrEqual(1);
+    for (const c of [a, b]) {
+      expect(bodies(c.latest(0))).toEqual(["m4", "m3", "m2", "m1", "m0"]);
+      expect(c.chainProblems()).toEqual([]);
+      expect(c.repeatedUpdates(0)).toBe(0);
+    }
+  });
+
+  it("survives a database object restart: shards add their distinct queries again, once per query", async () => {
+    const t = setup(3);
+    const clients = [];
+    for (let i = 0; i < 9; i++) {
+      const c = await t.client(i % 3, `r${i}`);
+      await c.watch(0, "messages:list", { chatId: "r" });
+      clients.push(c);
+    }
+    await t.engine.runMutation("messages:send", { chatId: "r", author: "w", body: "before" });
+    await t.settle();
+    t.restartDatabase();
+    // The database object tells its shards (inside workerd: from its table of shards when it starts).
+    await Promise.all(t.shards.map((s) => s.shard.resync("the database object restarted")));
+    await t.settle();
+    // One run per distinct query, not per session: the three shards share the one instance.
+    expect(t.engine.counters.queryExecutions).toBe(1);
+    await t.engine.runMutation("messages:send", { chatId: "r", author: "w", body: "after" });
+    await t.settle();
+    for (const c of clients) {
+      expect(bodies(c.latest(0))).toEqual(["after", "before"]);
+      expect(c.chainProblems()).toEqual([]);
+      expect(c.repeatedUpdates(0)).toBe(0);
+    }
+  });
+
+  it("runs each client's queries and mutations as that client, across shards", async () => {
+    const t = setup(2);
+    const ann = await t.client(0, "ann-session", "ann");
+    const bob = await t.client(1, "bob-session", "bob");
+    const anonymous = await t.client(1, "anon");
+    for (const c of [ann, bob, anonymous]) await c.watch(0, "users:viewer", {});
+    await ann.watch(1, "messages:list", { chatId: "who" });
+    await t.settle();
+    expect(ann.latest(0)).toMatchObject({ name: "ann" });
+    expect(bob.latest(0)).toMatchObject({ name: "bob" });
+    expect(anonymous.latest(0)).toBeNull();
+    await bob.mutate(0, "messages:send", { chatId: "who", author: "pretender", body: "hi" });
+    await t.settle();
+    expect((ann.latest(1) as { author: string }[])[0]!.author).toBe("bob");
+  });
+});
