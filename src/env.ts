@@ -4,6 +4,8 @@ import type { TierStamp } from "./tiers.ts";
 /** Bindings and vars; the tier stamp (CALMSYNC_ENV, CALMSYNC_TIER, ...) is written by `npm run deploy`. */
 export interface Env extends TierStamp {
   DEPLOYMENTS: DurableObjectNamespace;
+  /** Sync shards (docs/SHARDS.md), named `<deployment>/shard-<k>`. */
+  SYNC_SHARDS: DurableObjectNamespace;
   /** Bearer token for /api/admin/*. A secret: `wrangler secret put ADMIN_KEY`, or `.dev.vars` locally. */
   ADMIN_KEY?: string;
   /**

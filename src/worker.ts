@@ -26,6 +26,7 @@ import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
 import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
+export { SyncShard } from "./deployment/sync-shard.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
 
@@ -119,10 +120,32 @@ api.post("/mutation", limitBody, functionRoute("mutation"));
 api.post("/action", limitBody, functionRoute("action"));
 // Health only: counters and limits are for the operator (/admin/status).
 api.get("/status", async (c) => c.json(await stub(c).health()));
+/**
+ * How many sync shards each deployment has (its knob `syncShards`), asked at
+ * most every 10 s per isolate: a change spreads new sockets soon after and
+ * moves nobody.
+ */
+const shardCounts = new Map<string, { count: number; at: number }>();
+const SHARD_COUNT_TTL_MS = 10_000;
+
+async function syncShardCount(c: Context<AppEnv>): Promise<number> {
+  const name = c.get("deployment");
+  const known = shardCounts.get(name);
+  if (known && Date.now() - known.at < SHARD_COUNT_TTL_MS) return known.count;
+  const count = await stub(c).syncShards();
+  if (shardCounts.size >= MAX_KNOWN_DEPLOYMENTS) shardCounts.clear();
+  shardCounts.set(name, { count, at: Date.now() });
+  return count;
+}
+
 // The official client connects to `<url>/api/<its version>/sync`; any version is accepted.
+// With sync shards, a new socket goes to one at random (no central router; docs/SHARDS.md).
 api.get("/:clientVersion/sync", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
-  return stub(c).fetch(c.req.raw);
+  const shards = await syncShardCount(c);
+  if (shards <= 1) return stub(c).fetch(c.req.raw);
+  const shard = `${c.get("deployment")}/shard-${Math.floor(Math.random() * shards)}`;
+  return c.env.SYNC_SHARDS.getByName(shard).fetch(c.req.raw);
 });
 
 // Local development sign-in: a short-lived token for a name from the dev issuer (src/engine/auth/dev-issuer.ts).

@@ -37,9 +37,16 @@ export function checkEnvironment(environment: EnvironmentName, configPath = DEFA
     class_name,
     ...(script_name ? { script_name } : {}),
   }));
-  differ("durable_objects.bindings", [{ name: "DEPLOYMENTS", class_name: "Deployment" }], bindings);
+  differ(
+    "durable_objects.bindings",
+    [
+      { name: "DEPLOYMENTS", class_name: "Deployment" },
+      { name: "SYNC_SHARDS", class_name: "SyncShard" },
+    ],
+    bindings,
+  );
   const sqliteClasses = (config.migrations as { new_sqlite_classes?: string[] }[]).flatMap((m) => m.new_sqlite_classes ?? []);
-  differ("migrations (new_sqlite_classes)", ["Deployment"], sqliteClasses);
+  differ("migrations (new_sqlite_classes)", ["Deployment", "SyncShard"], sqliteClasses);
   differ("compatibility_date", top.compatibility_date, config.compatibility_date);
   const vars = config.vars as Record<string, unknown>;
   differ("vars.CALMSYNC_ENV", environment, vars.CALMSYNC_ENV);

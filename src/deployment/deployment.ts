@@ -20,7 +20,8 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
+import type { ShardKnobs } from "../sync/shard-server.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
@@ -44,6 +45,14 @@ export interface DeploymentApi {
   run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
+  /** How many sync shards hold this deployment's sockets (knob syncShards; 1: this object itself). */
+  syncShards(): Promise<number>;
+  /** Sync shards (docs/SHARDS.md): a new internal session for shard `name`, and the knobs it serves clients with. */
+  openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs }>;
+  /** A shard's frames for its internal session, in order; false if this object no longer has it. */
+  shardFrames(connectionId: string, frames: string[]): Promise<boolean>;
+  /** Checks a token for a shard's client (the providers' caches and the dev issuer's key live here). */
+  verifyToken(token: string): Promise<{ ok: true; verified: VerifiedToken } | { ok: false; code: AuthenticationError["code"]; message: string }>;
   health(): Promise<DeploymentHealth>;
   status(): Promise<DeploymentStatus>;
   compactNow(): Promise<CompactionReport>;
@@ -206,6 +215,37 @@ export function defineDeployment(app: AppDefinition) {
       return this.runtime.run(kind, path, encodedArgs, requestId, authorization);
     }
 
+    async syncShards(): Promise<number> {
+      return this.runtime.knobs.values.syncShards;
+    }
+
+    async openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs }> {
+      const k = this.runtime.knobs.values;
+      return {
+        connectionId: this.runtime.shards.open(name),
+        knobs: {
+          maxFrameBytes: k.maxFrameBytes,
+          maxQueriesPerSession: k.maxQueriesPerSession,
+          maxPendingMutationsPerSession: k.maxPendingMutationsPerSession,
+          maxPendingActionsPerSession: k.maxPendingActionsPerSession,
+          idlePingMs: k.idlePingMs,
+        },
+      };
+    }
+
+    async shardFrames(connectionId: string, frames: string[]): Promise<boolean> {
+      return this.runtime.shards.receive(connectionId, frames);
+    }
+
+    async verifyToken(token: string): Promise<{ ok: true; verified: VerifiedToken } | { ok: false; code: AuthenticationError["code"]; message: string }> {
+      try {
+        return { ok: true, verified: await this.runtime.auth.verify(token) };
+      } catch (error) {
+        if (error instanceof AuthenticationError) return { ok: false, code: error.code, message: error.message };
+        throw error;
+      }
+    }
+
     async mintDevToken(name: string): Promise<{ token: string; expiresAt: number }> {
       const issuer = this.runtime.auth.devIssuer;
       if (!issuer) throw new Error("The development issuer exists only in the local configuration (CALMSYNC_ENV=dev)");
@@ -223,7 +263,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     async status(): Promise<DeploymentStatus> {
-      return deploymentStatus(this.name, this.runtime, schema);
+      return deploymentStatus(this.name, this.runtime, schema, await this.runtime.shards.status(Date.now()));
     }
 
     /** Compacts every search partition with a non-empty log now. Synchronous, so no commit interleaves. */

@@ -325,6 +325,13 @@ export const KNOBS = {
     unit: "ms",
     doc: "How long a socket mutation's outcome is kept so a retry after reconnect is applied once. Longer costs storage (one row per mutation).",
   },
+  syncShards: {
+    default: 1,
+    min: 1,
+    max: 64,
+    unit: "count",
+    doc: "Objects holding this deployment's client sockets (docs/SHARDS.md). 1: the deployment object holds them itself, with no extra hop. More: new sockets spread over that many sync shards; changing it moves nobody.",
+  },
   authFetchTimeoutMs: {
     default: 5_000,
     min: 100,

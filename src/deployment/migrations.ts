@@ -57,6 +57,8 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE query_instances ADD COLUMN journal TEXT;`,
   // 8: auth providers' discovery documents and key sets (a restart does not refetch them), and the local dev issuer's key.
   `CREATE TABLE auth_documents (url TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL) WITHOUT ROWID;`,
+  // 9: sync shards that held internal sessions (told to open new ones when this object starts again).
+  `CREATE TABLE sync_shards (name TEXT PRIMARY KEY) WITHOUT ROWID;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

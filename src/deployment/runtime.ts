@@ -25,7 +25,8 @@ import { migrate } from "./migrations.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
 import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
-import { isLocalConfiguration } from "../env.ts";
+import { isLocalConfiguration, type Env } from "../env.ts";
+import { ShardSessions, type ShardApi } from "./shard-sessions.ts";
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
@@ -51,6 +52,8 @@ export class DeploymentRuntime {
   readonly metrics: MetricsRing;
   /** Sign-in: the app's providers, verified tokens, the local dev issuer (src/deployment/auth.ts). */
   readonly auth: DeploymentAuth;
+  /** Sync shards' internal sessions (docs/SHARDS.md). */
+  readonly shards: ShardSessions;
   private readonly ctx: DurableObjectState;
 
   constructor(
@@ -62,7 +65,7 @@ export class DeploymentRuntime {
       crons,
       authProviders,
     }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders },
-    vars: TierStamp,
+    vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS">>,
     name: string,
   ) {
     this.ctx = ctx;
@@ -121,6 +124,9 @@ export class DeploymentRuntime {
       if (attachment) open.push({ connection: socketConnection(ws), attachment });
     }
     this.sync.restore(open);
+    this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
+    // Internal sessions live in memory: shards that had one open a new one and add their queries again.
+    if (vars.SYNC_SHARDS) this.shards.notifyKnownShards();
     this.metrics = new MetricsRing((now) => {
       const k = this.knobs.values;
       const refresh = this.sync.scheduler.metrics;

@@ -4,7 +4,8 @@
  */
 import type { Connection, SessionAttachment } from "../sync/session.ts";
 
-export function socketConnection(ws: WebSocket): Connection {
+/** `hibernatable`: the session's versions ride on the socket (a sync shard's sockets do not hibernate, docs/SHARDS.md). */
+export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): Connection {
   return {
     send(frame) {
       try {
@@ -23,7 +24,7 @@ export function socketConnection(ws: WebSocket): Connection {
       }
     },
     saveAttachment(attachment) {
-      ws.serializeAttachment(attachment);
+      if (hibernatable) ws.serializeAttachment(attachment);
     },
   };
 }

@@ -15,6 +15,18 @@ export interface DeploymentHealth {
   version: string;
 }
 
+/** One sync shard: what it reports (null if it did not answer) and what the deployment object knows of it. */
+export interface ShardStatus {
+  id: string;
+  sessions: number | null;
+  transitionsSent: number | null;
+  /** Distinct queries it holds. */
+  subscriptions: number;
+  lastPushSeq: number;
+  /** How long the push in flight to it has been on its way (0: none). */
+  lagMs: number;
+}
+
 export interface DeploymentStatus {
   deployment: string;
   version: string;
@@ -42,6 +54,8 @@ export interface DeploymentStatus {
   compactions: number;
   compactionMs: number;
   compactionFailures: number;
+  /** Sync shards holding this deployment's sockets (docs/SHARDS.md): empty while the object holds them itself. */
+  shards: ShardStatus[];
   /** Sign-in: sessions signed in; tokens checked, answered from memory and refused; fetches of providers' documents. */
   auth: { signedInSessions: number; tokensVerified: number; tokensRemembered: number; tokensRefused: number; providerFetches: number };
   uptimeMs: number;
@@ -70,7 +84,11 @@ export function health(deployment: string): DeploymentHealth {
   return { ok: true, deployment, version: VERSION };
 }
 
-export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, schema: Schema): DeploymentStatus {
+/**
+ * `shards`: what each sync shard reports; the totals (`sessions`,
+ * `transitionsSent`) are the whole deployment's, shards included.
+ */
+export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, schema: Schema, shards: ShardStatus[] = []): DeploymentStatus {
   const { engine, sync, search, store, knobs, admission } = runtime;
   const k = knobs.values;
   const refresh = sync.scheduler.metrics;
@@ -84,11 +102,12 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     documents: store.documentCount(),
     queryExecutions: engine.counters.queryExecutions,
     mutationExecutions: engine.counters.mutationExecutions,
-    sessions: sync.sessionCount,
+    sessions: sync.sessionCount + shards.reduce((n, shard) => n + (shard.sessions ?? 0), 0),
     subscriptions: sync.subscriptionCount,
     queryInstances: sync.instanceCount,
     invalidations: sync.counters.invalidations,
-    transitionsSent: sync.counters.transitionsSent,
+    transitionsSent: sync.counters.transitionsSent + shards.reduce((n, shard) => n + (shard.transitionsSent ?? 0), 0),
+    shards,
     protocolErrors: sync.counters.protocolErrors,
     sendsPutOff: sync.counters.sendsPutOff,
     charactersSent: sync.counters.charactersSent,

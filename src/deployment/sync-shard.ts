@@ -1,0 +1,92 @@
+/**
+ * The sync shard Durable Object (docs/SHARDS.md): client sockets of one
+ * deployment, served by a `ShardServer` whose internal session lives in the
+ * deployment's object (`<deployment>`); this object is `<deployment>/shard-<k>`.
+ *
+ * Its sockets are not hibernatable: what it holds (results, query sets) is
+ * memory only, so it stays awake while it has clients. When it is evicted or
+ * restarted anyway, its sockets close and the official client reconnects, to
+ * any shard (sessions need no stickiness; a retried mutation is recognised by
+ * its session and request id in the deployment object).
+ */
+import { DurableObject } from "cloudflare:workers";
+import { AuthenticationError } from "../engine/index.ts";
+import { DEFAULT_KNOBS } from "./knob-table.ts";
+import { ShardServer, type ShardKnobs } from "../sync/shard-server.ts";
+import { socketConnection } from "./sockets.ts";
+import { deploymentStub, type Env } from "../env.ts";
+import type { ShardApi, ShardStats } from "./shard-sessions.ts";
+
+/** `<deployment>/shard-<k>`: the deployment a shard serves. */
+export function shardDeployment(name: string): string {
+  const at = name.lastIndexOf("/shard-");
+  if (at <= 0) throw new Error(`A sync shard is named <deployment>/shard-<k>, not ${JSON.stringify(name)}`);
+  return name.slice(0, at);
+}
+
+export class SyncShard extends DurableObject<Env> implements ShardApi {
+  private readonly server: ShardServer;
+  /** The deployment's knobs as of the last session it opened (the table's defaults until then). */
+  private knobs: ShardKnobs = DEFAULT_KNOBS;
+  private pinger: ReturnType<typeof setInterval> | null = null;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    const name = ctx.id.name!;
+    // A fresh stub per call: a stub that threw once fails every later call.
+    const database = () => deploymentStub(env, shardDeployment(name));
+    this.server = new ShardServer({
+      knobs: () => this.knobs,
+      authenticate: async (token) => {
+        const answer = await database().verifyToken(token);
+        if (answer.ok) return answer.verified;
+        throw new AuthenticationError(answer.code, answer.message);
+      },
+      link: {
+        open: async () => {
+          const { connectionId, knobs } = await database().openShardSession(name);
+          this.knobs = knobs;
+          return connectionId;
+        },
+        send: (connectionId, frames) => database().shardFrames(connectionId, frames),
+      },
+    });
+  }
+
+  /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
+  override async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    const { 0: client, 1: socket } = new WebSocketPair();
+    socket.accept();
+    const session = this.server.open(socketConnection(socket, { hibernatable: false }), crypto.randomUUID().replaceAll("-", "").slice(0, 12));
+    socket.addEventListener("message", (event) => void this.server.receive(session, event.data as string | ArrayBuffer));
+    const closed = () => {
+      this.server.close(session);
+      if (this.server.sessionCount === 0 && this.pinger !== null) {
+        clearInterval(this.pinger);
+        this.pinger = null;
+      }
+    };
+    socket.addEventListener("close", closed);
+    socket.addEventListener("error", closed);
+    // Idle pings for clients, and a check that the deployment object still has this shard's session.
+    this.pinger ??= setInterval(() => {
+      this.server.pingIdle();
+      void this.server.checkUpstream();
+    }, this.knobs.idlePingMs / 2);
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean> {
+    return this.server.deliver(connectionId, seq, frames);
+  }
+
+  /** The deployment object started again: a shard with clients opens a new session and adds its queries. */
+  async resync(why: string): Promise<void> {
+    if (this.server.sessionCount > 0) await this.server.resync(why);
+  }
+
+  async stats(): Promise<ShardStats> {
+    return { sessions: this.server.sessionCount, transitionsSent: this.server.counters.transitionsSent, lastPushSeq: this.server.lastPushSeq };
+  }
+}

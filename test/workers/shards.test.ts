@@ -1,0 +1,100 @@
+/**
+ * Sync shards inside workerd (docs/SHARDS.md): a deployment with
+ * `syncShards: 3` spreads its sockets over three shard objects; one commit
+ * runs each affected query once in the deployment object and reaches every
+ * shard; a client's own mutation is in its subscription when it resolves;
+ * a shard evicted mid-stream and the deployment object restarted mid-stream
+ * both end with every session correct.
+ */
+import { describe, expect, it } from "vitest";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
+import { ProtocolClient } from "./protocol-client.ts";
+import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+
+type Message = { body: string };
+const bodies = (value: unknown) => (value as Message[] | undefined)?.map((m) => m.body) ?? [];
+
+async function send(deployment: string, chatId: string, body: string): Promise<void> {
+  const response = await worker.fetch(`http://t/d/${deployment}/api/mutation`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId, author: "w", body }] }),
+  });
+  expect(await response.json()).toMatchObject({ status: "success" });
+}
+
+async function watchers(deployment: string, count: number, chatId: string): Promise<ProtocolClient[]> {
+  const clients = await Promise.all(Array.from({ length: count }, () => ProtocolClient.open(deployment)));
+  for (const client of clients) client.add(0, "messages:list", { chatId });
+  for (const client of clients) await client.until(() => client.results.has(0), "first result", 10_000);
+  return clients;
+}
+
+describe("sync shards in workerd", () => {
+  it("spreads sessions over 3 shards; one commit runs the query once and reaches all of them", async () => {
+    const deployment = fresh("shards-spread");
+    await setKnobs(deployment, { syncShards: 3 });
+    const clients = await watchers(deployment, 30, "hot");
+    const before = await status(deployment);
+    expect(before.shards).toHaveLength(3);
+    expect(before.shards.every((shard) => (shard.sessions ?? 0) > 0)).toBe(true);
+    expect(before.sessions).toBe(30);
+    await send(deployment, "hot", "to every shard");
+    for (const client of clients) await client.until(() => bodies(client.results.get(0))[0] === "to every shard", "the update", 10_000);
+    const after = await status(deployment);
+    expect(after.queryExecutions - before.queryExecutions).toBe(1);
+    for (const client of clients) expect(client.chainingErrors).toEqual([]);
+    for (const client of clients) client.close();
+  });
+
+  it("a client's own mutation is in its subscription when the mutation resolves", async () => {
+    const deployment = fresh("shards-own");
+    await setKnobs(deployment, { syncShards: 3 });
+    const [writer] = await watchers(deployment, 1, "own");
+    const response = await writer!.mutation("messages:send", { chatId: "own", author: "me", body: "mine" });
+    expect(response).toMatchObject({ success: true });
+    // `mutation` waited for a Transition at or past the commit's ts: by then the write is in the result.
+    expect(bodies(writer!.results.get(0))).toEqual(["mine"]);
+    writer!.close();
+  });
+
+  it("a shard restarted mid-stream: its clients reconnect to any shard and every session ends correct", async () => {
+    const deployment = fresh("shards-evict");
+    await setKnobs(deployment, { syncShards: 3 });
+    const clients = await watchers(deployment, 12, "e");
+    await send(deployment, "e", "one");
+    // Its sockets are not hibernatable, so the runtime cannot evict it quietly: reset it, as a crash or a deploy would.
+    await runInDurableObject(bindings.SYNC_SHARDS.getByName(`${deployment}/shard-0`), (_instance, state) => {
+      state.abort("test: the shard restarts");
+    }).catch(() => undefined);
+    for (const client of clients) await client.until(() => client.closed !== null || client.ws.readyState === WebSocket.OPEN, "the socket settles", 10_000);
+    await send(deployment, "e", "two");
+    // Clients whose socket closed reconnect (the official client does so by itself) to a shard picked at random.
+    const survivors = clients.filter((client) => client.closed === null);
+    const reconnected = await watchers(deployment, clients.length - survivors.length, "e");
+    await send(deployment, "e", "three");
+    for (const client of [...survivors, ...reconnected]) {
+      await client.until(() => bodies(client.results.get(0))[0] === "three", "the last update", 10_000);
+      expect(bodies(client.results.get(0))).toEqual(["three", "two", "one"]);
+      expect(client.chainingErrors).toEqual([]);
+      client.close();
+    }
+  });
+
+  it("the deployment object restarted mid-stream: shards add their queries again and every session ends correct", async () => {
+    const deployment = fresh("shards-restart");
+    await setKnobs(deployment, { syncShards: 3 });
+    const clients = await watchers(deployment, 12, "r");
+    await send(deployment, "r", "before");
+    for (const client of clients) await client.until(() => bodies(client.results.get(0))[0] === "before", "before", 10_000);
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment));
+    await send(deployment, "r", "after");
+    for (const client of clients) {
+      await client.until(() => bodies(client.results.get(0))[0] === "after", "the update after the restart", 10_000);
+      expect(bodies(client.results.get(0))).toEqual(["after", "before"]);
+      expect(client.chainingErrors).toEqual([]);
+      expect(client.closed).toBeNull();
+      client.close();
+    }
+  });
+});
