@@ -22,6 +22,7 @@
 import { DurableObject } from "cloudflare:workers";
 import { AuthenticationError, findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
 import type { ShardKnobs } from "../sync/shard-server.ts";
+import type { AdmissionKnobs } from "./admission.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
@@ -48,7 +49,7 @@ export interface DeploymentApi {
   /** How many sync shards hold this deployment's sockets (knob syncShards; 1: this object itself). */
   syncShards(): Promise<number>;
   /** Sync shards (docs/SHARDS.md): a new internal session for shard `name`, and the knobs it serves clients with. */
-  openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs }>;
+  openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs; admission: AdmissionKnobs }>;
   /** A shard's frames for its internal session, in order; false if this object no longer has it. */
   shardFrames(connectionId: string, frames: string[]): Promise<boolean>;
   /** Checks a token for a shard's client (the providers' caches and the dev issuer's key live here). */
@@ -219,9 +220,12 @@ export function defineDeployment(app: AppDefinition) {
       return this.runtime.knobs.values.syncShards;
     }
 
-    async openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs }> {
+    async openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs; admission: AdmissionKnobs }> {
       const k = this.runtime.knobs.values;
+      // Each shard admits its share, so the shards' limits add up to the deployment's.
+      const share = (value: number) => Math.max(1, Math.ceil(value / k.syncShards));
       return {
+        admission: { maxSessions: share(k.maxSessions), sessionAdmitRate: share(k.sessionAdmitRate), sessionAdmitBurst: share(k.sessionAdmitBurst) },
         connectionId: this.runtime.shards.open(name),
         knobs: {
           maxFrameBytes: k.maxFrameBytes,

@@ -14,7 +14,8 @@ import { AuthenticationError } from "../engine/index.ts";
 import { DEFAULT_KNOBS } from "./knob-table.ts";
 import { ShardServer, type ShardKnobs } from "../sync/shard-server.ts";
 import { socketConnection } from "./sockets.ts";
-import { deploymentStub, type Env } from "../env.ts";
+import { Admission, type AdmissionKnobs } from "./admission.ts";
+import { deploymentStub, isLocalConfiguration, type Env } from "../env.ts";
 import type { ShardApi, ShardStats } from "./shard-sessions.ts";
 
 /** `<deployment>/shard-<k>`: the deployment a shard serves. */
@@ -29,6 +30,11 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   /** The deployment's knobs as of the last session it opened (the table's defaults until then). */
   private knobs: ShardKnobs = DEFAULT_KNOBS;
   private pinger: ReturnType<typeof setInterval> | null = null;
+  /** Its share of the deployment's session limits, as of the last session it opened (the whole until then). */
+  private admissionKnobs: AdmissionKnobs = DEFAULT_KNOBS;
+  private readonly admission = new Admission(() => this.admissionKnobs, Date.now());
+  /** Local tests only: what happens to the next push (see `faultNextPush`). */
+  private nextPushFault: "lose" | "twice" | null = null;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -44,8 +50,9 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
       },
       link: {
         open: async () => {
-          const { connectionId, knobs } = await database().openShardSession(name);
+          const { connectionId, knobs, admission } = await database().openShardSession(name);
           this.knobs = knobs;
+          this.admissionKnobs = admission;
           return connectionId;
         },
         send: (connectionId, frames) => database().shardFrames(connectionId, frames),
@@ -56,6 +63,16 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    // A full shard refuses with a retry hint, as the deployment object does past its waiting room; the
+    // client backs off and its next socket may land on another shard.
+    const now = Date.now();
+    if (!this.admission.tryAdmit(this.server.sessionCount, now)) {
+      const refusal = this.admission.refusal(this.server.sessionCount, now);
+      return Response.json(
+        { code: refusal.code, message: `${refusal.message} (this shard's share)`, retryAfterMs: refusal.retryAfterMs },
+        { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
+      );
+    }
     const { 0: client, 1: socket } = new WebSocketPair();
     socket.accept();
     const session = this.server.open(socketConnection(socket, { hibernatable: false }), crypto.randomUUID().replaceAll("-", "").slice(0, 12));
@@ -78,7 +95,21 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   }
 
   async deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean> {
-    return this.server.deliver(connectionId, seq, frames);
+    const fault = this.nextPushFault;
+    this.nextPushFault = null;
+    if (fault === "lose") return true;
+    const delivered = await this.server.deliver(connectionId, seq, frames);
+    if (fault === "twice") await this.server.deliver(connectionId, seq, frames);
+    return delivered;
+  }
+
+  /**
+   * Local configuration only (tests): the next push is lost on its way (the
+   * deployment object believes it arrived) or arrives twice. Refused anywhere else.
+   */
+  async faultNextPush(fault: "lose" | "twice"): Promise<void> {
+    if (!isLocalConfiguration(this.env)) throw new Error("Push faults are a local test hook");
+    this.nextPushFault = fault;
   }
 
   /** The deployment object started again: a shard with clients opens a new session and adds its queries. */

@@ -58,6 +58,39 @@ describe("sync shards in workerd", () => {
     writer!.close();
   });
 
+  it("a push lost and a push delivered twice are repaired, with no wrong or repeated update", async () => {
+    const deployment = fresh("shards-faults");
+    await setKnobs(deployment, { syncShards: 3 });
+    const clients = await watchers(deployment, 12, "f");
+    for (const client of clients) client.add(1, "messages:list", { chatId: "g" });
+    for (const client of clients) await client.until(() => client.results.has(1), "second query", 10_000);
+    const shard = (k: number) => bindings.SYNC_SHARDS.getByName(`${deployment}/shard-${k}`) as unknown as { faultNextPush(fault: "lose" | "twice"): Promise<void> };
+    // Shard 0 loses the only push that carries chat g's update; the next push (chat f) shows the gap.
+    await shard(0).faultNextPush("lose");
+    await send(deployment, "g", "g1");
+    await send(deployment, "f", "f1");
+    // Every shard gets its next push twice; it carries a client's own mutation response.
+    for (const k of [0, 1, 2]) await shard(k).faultNextPush("twice");
+    const writer = clients[0]!;
+    await writer.mutation("messages:send", { chatId: "f", author: "w", body: "f2" });
+    expect(writer.messages.filter((m) => m.type === "MutationResponse")).toHaveLength(1);
+    for (const client of clients) {
+      await client.until(() => bodies(client.results.get(0))[0] === "f2" && bodies(client.results.get(1))[0] === "g1", "both chats current", 10_000);
+      expect(bodies(client.results.get(0))).toEqual(["f2", "f1"]);
+      expect(bodies(client.results.get(1))).toEqual(["g1"]);
+      expect(client.chainingErrors).toEqual([]);
+      for (const queryId of [0, 1]) {
+        const updates = client.messages
+          .filter((m) => m.type === "Transition")
+          .flatMap((m) => m.modifications as { queryId: number; type: string; value: unknown }[])
+          .filter((m) => m.type === "QueryUpdated" && m.queryId === queryId)
+          .map((m) => JSON.stringify(m.value));
+        expect(updates.filter((u, i) => i > 0 && u === updates[i - 1])).toEqual([]);
+      }
+      client.close();
+    }
+  });
+
   it("a shard restarted mid-stream: its clients reconnect to any shard and every session ends correct", async () => {
     const deployment = fresh("shards-evict");
     await setKnobs(deployment, { syncShards: 3 });

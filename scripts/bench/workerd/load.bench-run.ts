@@ -16,6 +16,7 @@ const IN_FLIGHT = 8;
 const BUDGETS = [
   { label: "default slices (100 runs / 1,000 transitions)", knobs: { refreshSliceQueryRuns: 100, refreshSliceTransitions: 1_000 } },
   { label: "tight slices (10 runs / 100 transitions)", knobs: { refreshSliceQueryRuns: 10, refreshSliceTransitions: 100 } },
+  { label: "default slices, 4 sync shards", knobs: { refreshSliceQueryRuns: 100, refreshSliceTransitions: 1_000, syncShards: 4 } },
 ];
 const worker = (exports as unknown as { default: Fetcher }).default;
 const admin = { Authorization: "Bearer bench-admin-key", "Content-Type": "application/json" };
@@ -27,6 +28,10 @@ async function until(check: () => boolean, timeoutMs: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 2));
   }
 }
+
+type Status = { charactersSent: number; limits: { refreshQueue: { peak: number }; refreshSlices: { count: number } } };
+const adminStatus = async (deployment: string): Promise<Status> =>
+  (await (await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })).json()) as Status;
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
@@ -65,6 +70,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
       sockets.push(ws);
     }
     await until(() => ready === SESSIONS, 600_000);
+    const sentBefore = (await adminStatus(deployment)).charactersSent;
 
     let next = 0;
     const start = Date.now();
@@ -84,17 +90,18 @@ it("throughput and latency under 10,000 subscriptions", async () => {
     // Each commit reaches its chat's 10 watchers (later commits may supersede earlier ones in one Transition).
     await until(() => latencies.length >= COMMITS * (SESSIONS / CHATS) * 0.9, 120_000).catch(() => undefined);
     latencies.sort((a, b) => a - b);
-    const status = (await (await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })).json()) as { limits: { refreshQueue: { peak: number }; refreshSlices: { count: number } } };
+    const status = await adminStatus(deployment);
+    const sentPerCommit = (status.charactersSent - sentBefore) / COMMITS;
     rows.push(
-      `| ${budget.label} | ${Math.round(COMMITS / (commitMs / 1000)).toLocaleString("en-US")} | ${pct(latencies, 50)} ms | ${pct(latencies, 99)} ms | ${latencies.length.toLocaleString("en-US")} | ${status.limits.refreshSlices.count.toLocaleString("en-US")} | ${status.limits.refreshQueue.peak} |`,
+      `| ${budget.label} | ${Math.round(COMMITS / (commitMs / 1000)).toLocaleString("en-US")} | ${pct(latencies, 50)} ms | ${pct(latencies, 99)} ms | ${latencies.length.toLocaleString("en-US")} | ${status.limits.refreshSlices.count.toLocaleString("en-US")} | ${status.limits.refreshQueue.peak} | ${(sentPerCommit / 1024).toFixed(1)} KiB |`,
     );
     for (const ws of sockets) ws.close(1000, "done");
   }
   console.log(
     [
       "BENCH-TABLE:load",
-      "| slice budget | commits/s | commit→Transition p50 | p99 | deliveries measured | slices | queue peak |",
-      "| --- | --- | --- | --- | --- | --- | --- |",
+      "| slice budget | commits/s | commit→Transition p50 | p99 | deliveries measured | slices | queue peak | sent by the deployment object per commit |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- |",
       ...rows,
       "BENCH-END",
     ].join("\n"),
