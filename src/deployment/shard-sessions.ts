@@ -9,6 +9,7 @@
 import type { SyncServer } from "../sync/sync-server.ts";
 import type { SyncSession } from "../sync/session.ts";
 import { ShardOutbox, type ShardPushTarget } from "../sync/shard-outbox.ts";
+import type { ShardStatus } from "./status.ts";
 
 /** What the database object calls on a shard. */
 export interface ShardApi extends ShardPushTarget {
@@ -18,6 +19,9 @@ export interface ShardApi extends ShardPushTarget {
 
 export interface ShardStats {
   sessions: number;
+  /** Sessions waiting for room (shards have no waiting room yet: always 0) and sockets refused (its share was full). */
+  waiting: number;
+  refused: number;
   transitionsSent: number;
   lastPushSeq: number;
 }
@@ -85,7 +89,7 @@ export class ShardSessions {
   }
 
   /** Per shard: what this object knows (distinct queries held, pushes) and what the shard reports. */
-  async status(now: number): Promise<{ id: string; sessions: number | null; transitionsSent: number | null; subscriptions: number; lastPushSeq: number; lagMs: number }[]> {
+  async status(now: number): Promise<ShardStatus[]> {
     return Promise.all(
       [...this.byName.values()].map(async (shard) => {
         const stats = await this.stub(shard.name)
@@ -94,6 +98,8 @@ export class ShardSessions {
         return {
           id: shard.name,
           sessions: stats?.sessions ?? null,
+          waiting: stats?.waiting ?? null,
+          refused: stats?.refused ?? null,
           transitionsSent: stats?.transitionsSent ?? null,
           subscriptions: shard.session.queries.size,
           lastPushSeq: shard.outbox.seq,

@@ -19,6 +19,8 @@ export interface DeploymentHealth {
 export interface ShardStatus {
   id: string;
   sessions: number | null;
+  waiting: number | null;
+  refused: number | null;
   transitionsSent: number | null;
   /** Distinct queries it holds. */
   subscriptions: number;

@@ -118,6 +118,12 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   }
 
   async stats(): Promise<ShardStats> {
-    return { sessions: this.server.sessionCount, transitionsSent: this.server.counters.transitionsSent, lastPushSeq: this.server.lastPushSeq };
+    return {
+      sessions: this.server.sessionCount,
+      waiting: 0,
+      refused: this.admission.refused,
+      transitionsSent: this.server.counters.transitionsSent,
+      lastPushSeq: this.server.lastPushSeq,
+    };
   }
 }

@@ -14,6 +14,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import WebSocket from "ws";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+import { setKnobs } from "../../scripts/lib/admin.ts";
 
 const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
 if (!CHROMIUM) console.warn("Skipping the browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
@@ -59,6 +60,18 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
       for (let i = 0; i < 10; i++) await http.mutation(anyApi.messages!.send!, { chatId: "dash", author: "bench", body: `more${i}` });
       await page.waitForFunction((old) => document.querySelector('.chart[data-title="commits/s"] polyline')?.getAttribute("points") !== old, before, { timeout: 10_000 });
       expect(await page.locator("#knobs tbody tr").count()).toBeGreaterThan(30);
+      // With sync shards, the table of shards appears and counts the socket that landed on one.
+      expect(await page.locator("#shards").isHidden()).toBe(true);
+      await setKnobs(server.url, { syncShards: 2 });
+      // The Worker reads syncShards at most every 10 s per isolate (it has read it for the client above).
+      await page.waitForTimeout(10_500);
+      const sharded = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+      try {
+        sharded.onUpdate(anyApi.messages!.list!, { chatId: "dash" }, () => undefined);
+        await page.waitForFunction(() => [...document.querySelectorAll("#shards tbody tr td:nth-child(2)")].some((td) => td.textContent === "1"), null, { timeout: 30_000 });
+      } finally {
+        await sharded.close();
+      }
       const dir = resolve(import.meta.dirname, "../../test-results");
       mkdirSync(dir, { recursive: true });
       await page.screenshot({ path: join(dir, "dashboard.png"), fullPage: true });

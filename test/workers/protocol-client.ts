@@ -54,6 +54,8 @@ export class ProtocolClient {
       if (start.querySet !== this.version.querySet || start.ts !== this.version.ts || start.identity !== this.version.identity) {
         this.chainingErrors.push(`start ${JSON.stringify(start)} != held ${JSON.stringify(this.version)}`);
       }
+      const end = message.endVersion as Version;
+      if (decodeTs(end.ts, "ts") < decodeTs(start.ts, "ts")) this.chainingErrors.push(`ts went back: ${JSON.stringify(start)} -> ${JSON.stringify(end)}`);
       this.version = message.endVersion as Version;
       for (const m of message.modifications as { type: string; queryId: number; value?: unknown; errorMessage?: string }[]) {
         if (m.type === "QueryUpdated") {
