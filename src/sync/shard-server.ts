@@ -524,8 +524,9 @@ export class ShardServer {
         request.session.pendingActions--;
         request.session.send(actionFailure(request.clientRequestId, "The connection to the database was reset while this action ran; it may or may not have completed"), this.now());
       }
-      // Whatever was queued before the resync follows these.
-      this.outbox = [...frames, ...this.outbox.filter((frame) => !frames.includes(frame))];
+      // What was queued for the old session is replaced: its query set changes are in the new set, its
+      // mutations are re-sent above, and its actions were failed (an action runs at most once).
+      this.outbox = frames;
     })().finally(() => (this.opening = null));
     return this.opening.then(() => {
       this.sending ??= this.drainOutbox().finally(() => (this.sending = null));

@@ -523,7 +523,8 @@ export class SyncServer {
 
   private async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): Promise<void> {
     const sessionId = session.sessionId!;
-    const limit = this.knobs().maxPendingMutationsPerSession;
+    // A shard's session carries all its clients' mutations; the shard holds each client to the limit.
+    const limit = session.internal ? Infinity : this.knobs().maxPendingMutationsPerSession;
     if (session.pendingMutations >= limit) {
       // Not fatal: the client fails this one mutation and can retry once earlier ones finish.
       const refusal = `Too many concurrent mutations on this connection: ${limit} are waiting (knob maxPendingMutationsPerSession)`;
@@ -594,7 +595,7 @@ export class SyncServer {
    * concurrently). What it writes reaches subscribers by the usual commits.
    */
   private action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>): void {
-    const limit = this.knobs().maxPendingActionsPerSession;
+    const limit = session.internal ? Infinity : this.knobs().maxPendingActionsPerSession;
     if (session.waiting) {
       this.sendOrDrop(session, actionFailure(message.requestId, "The deployment is at capacity and this connection is waiting for admission; try the action again shortly"));
       return;
