@@ -89,7 +89,7 @@ interface PendingRequest {
 }
 
 export interface ShardCounters {
-  pushesApplied: number;
+  /** Pushes not applied: repeated, out of order, or after a gap. */
   pushesRejected: number;
   resyncs: number;
   transitionsSent: number;
@@ -99,7 +99,7 @@ const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 
 export class ShardServer {
-  readonly counters: ShardCounters = { pushesApplied: 0, pushesRejected: 0, resyncs: 0, transitionsSent: 0 };
+  readonly counters: ShardCounters = { pushesRejected: 0, resyncs: 0, transitionsSent: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   private readonly held = new Map<string, HeldQuery>();
   private readonly byUpstreamId = new Map<number, HeldQuery>();
@@ -127,16 +127,8 @@ export class ShardServer {
     return this.sessions.size;
   }
 
-  get heldQueries(): number {
-    return this.held.size;
-  }
-
   get lastPushSeq(): number {
     return this.upstream.seq;
-  }
-
-  get timestamp(): bigint {
-    return this.upstream.version.ts;
   }
 
   /** Nothing waiting to go up, no session opening, no client turn pending. */
@@ -148,10 +140,6 @@ export class ShardServer {
     const session = new SyncSession(connection, SyncSession.fresh(connectionId));
     this.sessions.set(connectionId, session);
     return session;
-  }
-
-  session(connectionId: string): SyncSession | undefined {
-    return this.sessions.get(connectionId);
   }
 
   // ---- clients ----
@@ -430,7 +418,6 @@ export class ShardServer {
       return true;
     }
     this.upstream.seq = seq;
-    this.counters.pushesApplied++;
     for (const frame of frames) {
       if (connectionId !== this.upstream.connectionId) break;
       await this.apply(JSON.parse(frame) as Record<string, unknown>);
