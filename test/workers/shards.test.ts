@@ -58,6 +58,25 @@ describe("sync shards in workerd", () => {
     writer!.close();
   });
 
+  it("changing syncShards spreads new sockets and moves nobody", async () => {
+    const deployment = fresh("shards-change");
+    await setKnobs(deployment, { syncShards: 3 });
+    const onShards = await watchers(deployment, 6, "c");
+    await setKnobs(deployment, { syncShards: 1 });
+    // The Worker reads the count at most every 10 s per isolate.
+    await new Promise((resolve) => setTimeout(resolve, 10_500));
+    const onObject = await watchers(deployment, 3, "c");
+    const now = await status(deployment);
+    expect(now.sessions).toBe(9);
+    expect(now.shards.reduce((n, shard) => n + (shard.sessions ?? 0), 0)).toBe(6);
+    await send(deployment, "c", "everyone");
+    for (const client of [...onShards, ...onObject]) {
+      await client.until(() => bodies(client.results.get(0))[0] === "everyone", "the update", 10_000);
+      expect(client.closed).toBeNull();
+      client.close();
+    }
+  }, 30_000);
+
   it("a push lost and a push delivered twice are repaired, with no wrong or repeated update", async () => {
     const deployment = fresh("shards-faults");
     await setKnobs(deployment, { syncShards: 3 });
