@@ -19,10 +19,9 @@
  *   only results whose hash changed, and pending mutations are re-sent (the
  *   database object answers a retry from its record, running nothing twice).
  */
-import { AuthenticationError, isPlainObject, type JSONValue, type VerifiedToken } from "../engine/index.ts";
+import { isPlainObject, type JSONValue, type VerifiedToken } from "../engine/index.ts";
 import {
   actionFailure,
-  authError,
   decodeTs,
   fatalError,
   mutationFailure,
@@ -39,6 +38,7 @@ import {
 } from "../protocol/sync.ts";
 import { resultHash } from "./hash.ts";
 import { callerKey, prepareQuery, sharedKey } from "./query-instances.ts";
+import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import { SyncSession, type Connection, type SessionAuth } from "./session.ts";
 
 /** The way to the database object's side of the internal session. */
@@ -279,28 +279,13 @@ export class ShardServer {
   }
 
   /** `Authenticate`: the token is checked here, where the session lives; its queries move to keys of the new caller. */
-  private authenticate(session: SyncSession, message: Extract<ClientMessage, { type: "Authenticate" }>): Promise<void> | undefined {
-    if (message.baseVersion !== session.receivedIdentity) {
-      throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
-    }
-    if (message.tokenType === "None") {
-      this.signIn(session, message.baseVersion, null);
-      return undefined;
-    }
-    if (message.tokenType === "Admin") {
-      this.refuseAuth(session, message.baseVersion, "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token");
-      return undefined;
-    }
-    return this.options.authenticate(message.value!).then(
-      async (verified) => {
-        if (session.closed) return;
-        this.signIn(session, message.baseVersion, { identity: verified.identity, key: await resultHash(JSON.stringify(verified.identity)), expiresAt: verified.expiresAt });
-      },
-      (error: unknown) => {
-        if (!(error instanceof AuthenticationError)) throw error;
-        this.refuseAuth(session, message.baseVersion, error.message);
-      },
-    );
+  private authenticate(session: SyncSession, message: Extract<ClientMessage, { type: "Authenticate" }>): Promise<void> {
+    return decideAuthenticate(session, message, this.options.authenticate).then((outcome) => {
+      if (session.closed) return;
+      if (outcome.ok) return this.signIn(session, message.baseVersion, outcome.auth);
+      session.send(refusedFrame(message.baseVersion, outcome.reason), this.now());
+      this.drop(session, 1000, "AuthError", `token refused: ${outcome.reason}`);
+    });
   }
 
   private signIn(session: SyncSession, baseVersion: number, auth: SessionAuth | null): void {
@@ -323,14 +308,10 @@ export class ShardServer {
     this.schedule(session);
   }
 
-  private refuseAuth(session: SyncSession, baseVersion: number, reason: string): void {
-    session.send(authError(reason, baseVersion, true), this.now());
-    this.drop(session, 1000, "AuthError", `token refused: ${reason}`);
-  }
-
   private endIfExpired(session: SyncSession): boolean {
-    if (!session.authExpired(this.now())) return false;
-    session.send(authError("Token expired", session.receivedIdentity - 1, false), this.now());
+    const expired = expiredFrame(session, this.now());
+    if (expired === null) return false;
+    session.send(expired, this.now());
     this.drop(session, 1000, "AuthError", "token expired");
     return true;
   }

@@ -25,7 +25,6 @@ import {
   ProtocolError,
   actionFailure,
   actionSuccess,
-  authError,
   fatalError,
   mutationFailure,
   mutationSuccess,
@@ -34,6 +33,7 @@ import {
   type ClientMessage,
 } from "../protocol/sync.ts";
 import { SyncSession, type Connection, type SessionAttachment, type SessionAuth } from "./session.ts";
+import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
@@ -78,9 +78,6 @@ export interface SyncCounters {
 /** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
 const CLOSE_PROTOCOL_ERROR = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
-
-/** An identity kept on the socket's attachment (16 KiB in all) may be at most this large. */
-const MAX_IDENTITY_CHARS = 8_192;
 
 /**
  * The head of a Mutation or Action frame as the official client writes it
@@ -405,29 +402,13 @@ export class SyncServer {
    * carries the new identity version, which is how the client learns the
    * token was accepted. A refused token ends the session with `AuthError`.
    */
-  private authenticateSession(session: SyncSession, message: Extract<ClientMessage, { type: "Authenticate" }>): Promise<void> | undefined {
-    if (message.baseVersion !== session.receivedIdentity) {
-      throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
-    }
-    if (message.tokenType === "None") return this.signIn(session, message.baseVersion, null);
-    if (message.tokenType === "Admin") {
-      this.refuseAuth(session, message.baseVersion, "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token");
-      return undefined;
-    }
-    return this.authenticate(message.value!).then(
-      async (verified) => {
-        if (session.closed) return;
-        const identityJson = JSON.stringify(verified.identity);
-        if (identityJson.length > MAX_IDENTITY_CHARS) {
-          return this.refuseAuth(session, message.baseVersion, `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection`);
-        }
-        await this.signIn(session, message.baseVersion, { identity: verified.identity, key: await resultHash(identityJson), expiresAt: verified.expiresAt });
-      },
-      (error: unknown) => {
-        if (!(error instanceof AuthenticationError)) throw error;
-        this.refuseAuth(session, message.baseVersion, error.message);
-      },
-    );
+  private authenticateSession(session: SyncSession, message: Extract<ClientMessage, { type: "Authenticate" }>): Promise<void> {
+    return decideAuthenticate(session, message, this.authenticate).then((outcome) => {
+      if (session.closed) return;
+      if (outcome.ok) return this.signIn(session, message.baseVersion, outcome.auth);
+      this.sendOrDrop(session, refusedFrame(message.baseVersion, outcome.reason));
+      this.drop(session, 1000, "AuthError", `token refused: ${outcome.reason}`);
+    });
   }
 
   /**
@@ -449,24 +430,14 @@ export class SyncServer {
   }
 
   /**
-   * Ends a session whose token was refused: `AuthError` naming the refused
-   * `Authenticate`'s base version (so the client does not mistake it for an
-   * older attempt), then the socket closes; the client fetches a fresh token
-   * and reconnects.
-   */
-  private refuseAuth(session: SyncSession, baseVersion: number, reason: string): void {
-    this.sendOrDrop(session, authError(reason, baseVersion, true));
-    this.drop(session, 1000, "AuthError", `token refused: ${reason}`);
-  }
-
-  /**
    * Checked before each function and Transition: a session whose token
    * expired is told so (`authUpdateAttempted: false`) and closed; the client
    * signs in again with a fresh token. Returns whether it was.
    */
   private endIfExpired(session: SyncSession): boolean {
-    if (!session.authExpired(this.now())) return false;
-    this.sendOrDrop(session, authError("Token expired", session.receivedIdentity - 1, false));
+    const expired = expiredFrame(session, this.now());
+    if (expired === null) return false;
+    this.sendOrDrop(session, expired);
     this.drop(session, 1000, "AuthError", "token expired");
     return true;
   }
