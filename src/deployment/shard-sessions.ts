@@ -60,7 +60,11 @@ export class ShardSessions {
     if (earlier) this.close(earlier, "the shard opened a new session");
     const connectionId = `${name}#${crypto.randomUUID().slice(0, 8)}`;
     // A broken stub fails every later call; a fresh one per push is cheap.
-    const outbox = new ShardOutbox(connectionId, () => this.stub(name), (why) => this.closeConnection(connectionId, why));
+    const outbox = new ShardOutbox(connectionId, () => this.stub(name), (why, shardKnows) => {
+      this.closeConnection(connectionId, why);
+      // A push the shard missed: it starts a new session, or it is gone and its clients reconnect elsewhere.
+      if (!shardKnows) this.stub(name).resync(why).catch((error: unknown) => console.warn(`shard ${name} could not be told to resync: ${(error as Error).message}`));
+    });
     const shard = { name, session: this.sync.openInternal(outbox, connectionId), outbox };
     this.byConnection.set(connectionId, shard);
     this.byName.set(name, shard);

@@ -86,11 +86,9 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     };
     socket.addEventListener("close", closed);
     socket.addEventListener("error", closed);
-    // Idle pings for clients, and a check that the deployment object still has this shard's session.
-    this.pinger ??= setInterval(() => {
-      this.server.pingIdle();
-      void this.server.checkUpstream();
-    }, this.knobs.idlePingMs / 2);
+    // Idle pings for clients. Nothing here calls the deployment object while all is quiet, so it can sleep; it
+    // tells this shard to start a new session when it starts again or when a push to it failed.
+    this.pinger ??= setInterval(() => this.server.pingIdle(), this.knobs.idlePingMs / 2);
     return new Response(null, { status: 101, webSocket: client });
   }
 

@@ -21,11 +21,14 @@ export class ShardOutbox implements Connection {
   inFlightSince: number | null = null;
   private readonly connectionId: string;
   private readonly target: () => ShardPushTarget;
-  /** The session is gone for the shard (or unreachable): the server closes it. */
-  private readonly onGone: (why: string) => void;
+  /**
+   * The session is over: the shard has a newer one (`shardKnows`), or a push
+   * failed and the shard missed it (then it must be told to start again).
+   */
+  private readonly onGone: (why: string, shardKnows: boolean) => void;
   private closed = false;
 
-  constructor(connectionId: string, target: () => ShardPushTarget, onGone: (why: string) => void) {
+  constructor(connectionId: string, target: () => ShardPushTarget, onGone: (why: string, shardKnows: boolean) => void) {
     this.connectionId = connectionId;
     this.target = target;
     this.onGone = onGone;
@@ -64,11 +67,11 @@ export class ShardOutbox implements Connection {
           delivered = await this.target().deliver(this.connectionId, seq, frames);
         } catch (error) {
           // A broken stub fails every later call: the shard notices the lost push and starts a new session.
-          this.onGone(`push ${seq} failed: ${(error as Error).message}`);
+          this.onGone(`push ${seq} failed: ${(error as Error).message}`, false);
           return;
         }
         if (!delivered) {
-          this.onGone(`the shard no longer has session ${this.connectionId}`);
+          this.onGone(`the shard no longer has session ${this.connectionId}`, true);
           return;
         }
       }

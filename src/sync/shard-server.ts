@@ -344,18 +344,6 @@ export class ShardServer {
 
   // ---- the internal session ----
 
-  /**
-   * Asks the database object whether it still has this shard's session: it
-   * closes it when a push fails, and forgets it when it restarts, which
-   * otherwise shows only at the shard's next write.
-   */
-  async checkUpstream(): Promise<void> {
-    const connectionId = this.upstream.connectionId;
-    if (connectionId === null || this.sessions.size === 0 || !this.idle) return;
-    const alive = await this.options.link.send(connectionId, []).catch(() => false);
-    if (!alive && connectionId === this.upstream.connectionId) await this.resync("the database object no longer has this shard's session");
-  }
-
   private sendUp(frame: string): void {
     this.outbox.push(frame);
     this.sending ??= this.drainOutbox().finally(() => (this.sending = null));
