@@ -233,6 +233,10 @@ export function defineDeployment(app: AppDefinition) {
           maxPendingMutationsPerSession: k.maxPendingMutationsPerSession,
           maxPendingActionsPerSession: k.maxPendingActionsPerSession,
           idlePingMs: k.idlePingMs,
+          refreshQueueLimit: k.refreshQueueLimit,
+          backgroundRefreshMs: k.backgroundRefreshMs,
+          refreshSliceQueryRuns: k.refreshSliceQueryRuns,
+          refreshSliceTransitions: k.refreshSliceTransitions,
         },
       };
     }

@@ -32,6 +32,7 @@ import {
   queryUpdated,
   transition,
   PING,
+  VISIBILITY_EVENT,
   type ClientMessage,
   type EncodedModification,
   type StateVersion,
@@ -40,6 +41,7 @@ import { resultHash } from "./hash.ts";
 import { callerKey, prepareQuery, sharedKey } from "./query-instances.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import { SyncSession, type Connection, type SessionAuth } from "./session.ts";
+import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
 
 /** The way to the database object's side of the internal session. */
 export interface UpstreamLink {
@@ -49,7 +51,7 @@ export interface UpstreamLink {
   send(connectionId: string, frames: string[]): Promise<boolean>;
 }
 
-export interface ShardKnobs {
+export interface ShardKnobs extends RefreshKnobs {
   maxFrameBytes: number;
   maxQueriesPerSession: number;
   maxPendingMutationsPerSession: number;
@@ -110,9 +112,12 @@ export class ShardServer {
   private outbox: string[] = [];
   private sending: Promise<void> | null = null;
   private opening: Promise<void> | null = null;
-  /** Sessions waiting for a turn (a Transition). */
-  private readonly dirty = new Set<SyncSession>();
-  private flushScheduled = false;
+  /**
+   * Client turns, as on the deployment object: bounded slices, a queue limit
+   * past which sessions wait as stale, background pages refreshed less often
+   * under pressure. A turn here runs no query, so it needs no lock.
+   */
+  readonly scheduler: RefreshScheduler;
   private readonly options: ShardServerOptions;
   private readonly now: () => number;
   private readonly log: (line: string) => void;
@@ -121,6 +126,14 @@ export class ShardServer {
     this.options = options;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => console.log(line));
+    this.scheduler = new RefreshScheduler({
+      knobs: options.knobs,
+      exclusive: (fn) => fn(),
+      turn: async (session) => ({ runs: 0, sent: this.turn(session) }),
+      onError: (session, error) => this.failed(session, error),
+      now: this.now,
+      pause: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    });
   }
 
   get sessionCount(): number {
@@ -133,7 +146,7 @@ export class ShardServer {
 
   /** Nothing waiting to go up, no session opening, no client turn pending. */
   get idle(): boolean {
-    return this.sending === null && this.opening === null && this.outbox.length === 0 && this.dirty.size === 0;
+    return this.sending === null && this.opening === null && this.outbox.length === 0 && this.scheduler.waiting === 0;
   }
 
   open(connection: Connection, connectionId: string): SyncSession {
@@ -184,6 +197,11 @@ export class ShardServer {
       case "Authenticate":
         return this.authenticate(session, message);
       case "Event":
+        // calmsync/client's visibility event: a page in the background is refreshed less often under pressure.
+        if (message.eventType === VISIBILITY_EVENT && isPlainObject(message.event) && typeof message.event.background === "boolean") {
+          session.background = message.event.background;
+          if (!session.background) this.schedule(session);
+        }
         return undefined;
     }
   }
@@ -321,7 +339,7 @@ export class ShardServer {
     if (session.closed) return;
     session.closed = true;
     this.sessions.delete(session.connectionId);
-    this.dirty.delete(session);
+    this.scheduler.forget(session);
     const upstream: unknown[] = [];
     for (const query of session.queries.values()) this.release(query.instanceKey, session, upstream);
     session.queries.clear();
@@ -492,21 +510,12 @@ export class ShardServer {
   // ---- client turns ----
 
   private schedule(session: SyncSession): void {
-    if (session.closed) return;
-    this.dirty.add(session);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    queueMicrotask(() => {
-      this.flushScheduled = false;
-      const sessions = [...this.dirty];
-      this.dirty.clear();
-      for (const session of sessions) this.turn(session);
-    });
+    if (!session.closed) this.scheduler.schedule(session);
   }
 
-  /** One client's Transition from what the shard holds, at the timestamp of the last push applied. */
-  private turn(session: SyncSession): void {
-    if (session.closed || this.endIfExpired(session)) return;
+  /** One client's Transition from what the shard holds, at the timestamp of the last push applied; whether one was sent. */
+  private turn(session: SyncSession): boolean {
+    if (session.closed || this.endIfExpired(session)) return false;
     const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
     session.pendingRemovals = [];
     for (const [queryId, query] of session.queries) {
@@ -519,16 +528,18 @@ export class ShardServer {
     const end: StateVersion = { querySet: session.receivedQuerySet, ts: this.upstream.version.ts, identity: session.receivedIdentity };
     const owed = session.owesTransition || (session.owedTs !== null && end.ts >= session.owedTs);
     const moved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
-    if (modifications.length === 0 && !moved && !owed) return;
+    if (modifications.length === 0 && !moved && !owed) return false;
     // Never backwards: a client's ts only moves forward (a resync restarts the internal session, not the clock).
     if (end.ts < session.version.ts) end.ts = session.version.ts;
     if (!session.send(transition(session.version, end, modifications), this.now())) {
-      return this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", "send failed; closing");
+      this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", "send failed; closing");
+      return false;
     }
     session.version = end;
     session.owesTransition = false;
     if (session.owedTs !== null && end.ts >= session.owedTs) session.owedTs = null;
     this.counters.transitionsSent++;
+    return true;
   }
 }
 
