@@ -59,6 +59,10 @@ const MIGRATIONS: readonly string[] = [
   `CREATE TABLE auth_documents (url TEXT PRIMARY KEY, body TEXT NOT NULL, fetched_at INTEGER NOT NULL) WITHOUT ROWID;`,
   // 9: sync shards that held internal sessions (told to open new ones when this object starts again).
   `CREATE TABLE sync_shards (name TEXT PRIMARY KEY) WITHOUT ROWID;`,
+  // 10: a shard's internal session survives this object's restarts: its id and versions, and each query's caller.
+  `ALTER TABLE sync_shards ADD COLUMN connection_id TEXT;
+   ALTER TABLE sync_shards ADD COLUMN attachment TEXT;
+   ALTER TABLE sync_queries ADD COLUMN caller TEXT;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

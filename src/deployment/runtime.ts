@@ -123,10 +123,14 @@ export class DeploymentRuntime {
       const attachment = attachmentOf(ws);
       if (attachment) open.push({ connection: socketConnection(ws), attachment });
     }
-    this.sync.restore(open);
     this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
-    // Internal sessions live in memory: shards that had one open a new one and add their queries again.
-    if (vars.SYNC_SHARDS) this.shards.notifyKnownShards();
+    // Shards' internal sessions come back with the sockets' sessions, running nothing.
+    const shardSessions = this.shards.restorable();
+    this.sync.restore([...open, ...shardSessions.open]);
+    if (vars.SYNC_SHARDS) {
+      shardSessions.adopt();
+      this.shards.notifyKnownShards();
+    }
     this.metrics = new MetricsRing((now) => {
       const k = this.knobs.values;
       const refresh = this.sync.scheduler.metrics;

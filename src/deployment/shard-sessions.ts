@@ -1,19 +1,24 @@
 /**
  * The database object's side of its sync shards (docs/SHARDS.md): one
  * internal session of live sync per shard, opened when the shard asks,
- * pushing through a `ShardOutbox`. Shard names are kept in SQLite
- * (`sync_shards`), because internal sessions live in memory: when this
- * object starts again (a restart, a wake from hibernation) it tells each
- * shard to open a new one and add its queries again.
+ * pushing through a `ShardOutbox`. Each session's id and versions are kept
+ * in SQLite (`sync_shards`; its queries are in `sync_queries` like any
+ * session's), so when this object starts again (a restart, a wake from
+ * hibernation) the sessions come back without running a query, as sockets'
+ * sessions do. Pushes then carry a new epoch, and each shard is told to
+ * re-send the mutations it is still waiting for (a crash may have lost their
+ * answers; a retry is answered from the record).
  */
 import type { SyncServer } from "../sync/sync-server.ts";
-import type { SyncSession } from "../sync/session.ts";
+import type { SessionAttachment, SyncSession } from "../sync/session.ts";
 import { ShardOutbox, type ShardPushTarget } from "../sync/shard-outbox.ts";
 import type { ShardStatus } from "./status.ts";
 
 /** What the database object calls on a shard. */
 export interface ShardApi extends ShardPushTarget {
   resync(why: string): Promise<void>;
+  /** The database object started again with `connectionId` restored (see the module doc). */
+  upstreamRestarted(connectionId: string): Promise<void>;
   stats(): Promise<ShardStats>;
 }
 
@@ -38,6 +43,8 @@ export class ShardSessions {
   private readonly sql: SqlStorage;
   private readonly sync: SyncServer;
   private readonly stub: (name: string) => ShardApi;
+  /** This start of the object: pushes are numbered within it. */
+  private readonly epoch = crypto.randomUUID().slice(0, 8);
 
   constructor(sql: SqlStorage, sync: SyncServer, stub: (name: string) => ShardApi) {
     this.sql = sql;
@@ -45,13 +52,55 @@ export class ShardSessions {
     this.stub = stub;
   }
 
-  /** Shards that had sessions before this object started: told to open new ones. */
+  /**
+   * The internal sessions kept from before this object started, as live sync
+   * restores sessions (`SyncServer.restore`); `adopt` registers them once it has.
+   */
+  restorable(): { open: { connection: ShardOutbox; attachment: SessionAttachment }[]; adopt: () => void } {
+    const rows = this.sql
+      .exec<{ name: string; connection_id: string; attachment: string }>("SELECT name, connection_id, attachment FROM sync_shards WHERE attachment IS NOT NULL")
+      .toArray();
+    const outboxes = rows.map((row) => this.outbox(row.name, row.connection_id));
+    return {
+      open: rows.map((row, i) => ({ connection: outboxes[i]!, attachment: JSON.parse(row.attachment) as SessionAttachment })),
+      adopt: () =>
+        rows.forEach((row, i) => {
+          const session = this.sync.session(row.connection_id);
+          if (!session) return;
+          this.register({ name: row.name, session, outbox: outboxes[i]! });
+          this.tell(row.name, (shard) => shard.upstreamRestarted(row.connection_id));
+        }),
+    };
+  }
+
+  /** Shards whose session was never kept (it closed, or never saved its versions): told to open a new one. */
   notifyKnownShards(): void {
-    for (const { name } of this.sql.exec<{ name: string }>("SELECT name FROM sync_shards")) {
-      this.stub(name)
-        .resync("the database object started again")
-        .catch((error: unknown) => console.warn(`shard ${name} could not be told to resync: ${(error as Error).message}`));
+    for (const { name } of this.sql.exec<{ name: string }>("SELECT name FROM sync_shards WHERE attachment IS NULL")) {
+      this.tell(name, (shard) => shard.resync("the database object started again"));
     }
+  }
+
+  private tell(name: string, call: (shard: ShardApi) => Promise<void>): void {
+    call(this.stub(name)).catch((error: unknown) => console.warn(`shard ${name} could not be told: ${(error as Error).message}`));
+  }
+
+  private outbox(name: string, connectionId: string): ShardOutbox {
+    return new ShardOutbox(
+      connectionId,
+      this.epoch,
+      () => this.stub(name),
+      (why, shardKnows) => {
+        this.closeConnection(connectionId, why);
+        // A push the shard missed: it starts a new session, or it is gone and its clients reconnect elsewhere.
+        if (!shardKnows) this.tell(name, (shard) => shard.resync(why));
+      },
+      (attachment) => this.sql.exec("UPDATE sync_shards SET attachment = ? WHERE name = ? AND connection_id = ?", JSON.stringify(attachment), name, connectionId),
+    );
+  }
+
+  private register(shard: OpenShard): void {
+    this.byConnection.set(shard.session.connectionId, shard);
+    this.byName.set(shard.name, shard);
   }
 
   /** A new internal session for `name`, closing its earlier one. */
@@ -59,16 +108,14 @@ export class ShardSessions {
     const earlier = this.byName.get(name);
     if (earlier) this.close(earlier, "the shard opened a new session");
     const connectionId = `${name}#${crypto.randomUUID().slice(0, 8)}`;
-    // A broken stub fails every later call; a fresh one per push is cheap.
-    const outbox = new ShardOutbox(connectionId, () => this.stub(name), (why, shardKnows) => {
-      this.closeConnection(connectionId, why);
-      // A push the shard missed: it starts a new session, or it is gone and its clients reconnect elsewhere.
-      if (!shardKnows) this.stub(name).resync(why).catch((error: unknown) => console.warn(`shard ${name} could not be told to resync: ${(error as Error).message}`));
-    });
-    const shard = { name, session: this.sync.openInternal(outbox, connectionId), outbox };
-    this.byConnection.set(connectionId, shard);
-    this.byName.set(name, shard);
-    this.sql.exec("INSERT OR IGNORE INTO sync_shards (name) VALUES (?)", name);
+    // Before the session exists: opening it saves its first versions into this row.
+    this.sql.exec(
+      "INSERT INTO sync_shards (name, connection_id, attachment) VALUES (?, ?, NULL) ON CONFLICT(name) DO UPDATE SET connection_id = excluded.connection_id, attachment = NULL",
+      name,
+      connectionId,
+    );
+    const outbox = this.outbox(name, connectionId);
+    this.register({ name, session: this.sync.openInternal(outbox, connectionId), outbox });
     return connectionId;
   }
 
@@ -88,6 +135,7 @@ export class ShardSessions {
   private close(shard: OpenShard, why: string): void {
     this.byConnection.delete(shard.session.connectionId);
     if (this.byName.get(shard.name) === shard) this.byName.delete(shard.name);
+    this.sql.exec("UPDATE sync_shards SET attachment = NULL WHERE name = ? AND connection_id = ?", shard.name, shard.session.connectionId);
     shard.outbox.close();
     if (!shard.session.closed) this.sync.drop(shard.session, 1000, "shard session closed", why);
   }

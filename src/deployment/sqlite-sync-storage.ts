@@ -1,4 +1,5 @@
 /** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
+import type { SessionAuth } from "../sync/session.ts";
 import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
 
 export class SqliteSyncStorage implements SyncStorage {
@@ -12,10 +13,11 @@ export class SqliteSyncStorage implements SyncStorage {
 
   saveQuery(query: StoredQuery): void {
     this.sql.exec(
-      "INSERT OR REPLACE INTO sync_queries (connection_id, query_id, instance_key) VALUES (?, ?, ?)",
+      "INSERT OR REPLACE INTO sync_queries (connection_id, query_id, instance_key, caller) VALUES (?, ?, ?, ?)",
       query.connectionId,
       query.queryId,
       query.instanceKey,
+      query.caller ? JSON.stringify(query.caller) : null,
     );
   }
 
@@ -29,9 +31,9 @@ export class SqliteSyncStorage implements SyncStorage {
 
   loadQueries(): StoredQuery[] {
     return this.sql
-      .exec<{ connection_id: string; query_id: number; instance_key: string }>("SELECT connection_id, query_id, instance_key FROM sync_queries")
+      .exec<{ connection_id: string; query_id: number; instance_key: string; caller: string | null }>("SELECT connection_id, query_id, instance_key, caller FROM sync_queries")
       .toArray()
-      .map((row) => ({ connectionId: row.connection_id, queryId: row.query_id, instanceKey: row.instance_key }));
+      .map((row) => ({ connectionId: row.connection_id, queryId: row.query_id, instanceKey: row.instance_key, ...(row.caller ? { caller: JSON.parse(row.caller) as SessionAuth } : {}) }));
   }
 
   saveInstance(instance: StoredInstance): void {

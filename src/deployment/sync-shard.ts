@@ -92,13 +92,17 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  async deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean> {
+  async deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean> {
     const fault = this.nextPushFault;
     this.nextPushFault = null;
     if (fault === "lose") return true;
-    const delivered = await this.server.deliver(connectionId, seq, frames);
-    if (fault === "twice") await this.server.deliver(connectionId, seq, frames);
+    const delivered = await this.server.deliver(connectionId, epoch, seq, frames);
+    if (fault === "twice") await this.server.deliver(connectionId, epoch, seq, frames);
     return delivered;
+  }
+
+  async upstreamRestarted(connectionId: string): Promise<void> {
+    await this.server.upstreamRestarted(connectionId);
   }
 
   /**

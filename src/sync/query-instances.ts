@@ -167,11 +167,13 @@ export class QueryInstances {
       }
       // An instance that never ran before the object slept (a query added just before, or held by
       // waiting sessions only) was never stored: it comes back from its key, to run when needed.
-      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), session.auth);
+      // A shard's internal session names each query's caller; a client's queries run as the client.
+      const caller = session.internal ? (query.caller ?? null) : session.auth;
+      const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), caller);
       // A stored instance keyed by identity runs as the identity its subscribers hold.
-      if (instance.identity === null && session.auth !== null && instance.key !== sharedKey(instance.key)) instance.identity = session.auth.identity;
+      if (instance.identity === null && caller !== null && instance.key !== sharedKey(instance.key)) instance.identity = caller.identity;
       // A waiting session has been sent nothing yet, whatever the shared instance's last result was.
-      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash });
+      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash, ...(session.internal ? { caller } : {}) });
       this.subscribe(instance, session);
     }
     for (const connectionId of orphaned) if (!sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
@@ -228,7 +230,7 @@ export class QueryInstances {
       if (target === current) continue;
       this.subscribe(target, session);
       query.instanceKey = target.key;
-      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key });
+      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key, ...(session.internal ? { caller: query.caller ?? null } : {}) });
       this.unsubscribe(current.key, session);
       moved = true;
     }

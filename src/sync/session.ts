@@ -36,6 +36,8 @@ export interface SessionAttachment {
   background?: true;
   /** Who the session is signed in as (absent: anonymous). */
   auth?: SessionAuth;
+  /** A sync shard's internal session (see `SyncSession.internal`). */
+  internal?: true;
 }
 
 /** A verified identity as a session holds it. */
@@ -113,6 +115,7 @@ export class SyncSession {
     this.waitingSince = attachment.waitingSince ?? null;
     this.background = attachment.background === true;
     this.auth = attachment.auth ?? null;
+    this.internal = attachment.internal === true;
     this.admitted = new Promise((resolve) => (this.resolveAdmitted = resolve));
     if (this.waitingSince === null) this.resolveAdmitted();
   }
@@ -144,6 +147,7 @@ export class SyncSession {
       ...(this.waitingSince !== null ? { waitingSince: this.waitingSince } : {}),
       ...(this.background ? { background: true as const } : {}),
       ...(this.auth ? { auth: this.auth } : {}),
+      ...(this.internal ? { internal: true as const } : {}),
     };
   }
 

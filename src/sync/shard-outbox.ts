@@ -5,11 +5,15 @@
  * meanwhile goes in the next push, so a stream of commits costs the shard
  * one call per round trip, not one per commit.
  */
-import type { Connection } from "./session.ts";
+import type { Connection, SessionAttachment } from "./session.ts";
 
 export interface ShardPushTarget {
-  /** Delivers one push; false when the shard no longer has this session (it started a new one). */
-  deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean>;
+  /**
+   * Delivers one push; false when the shard no longer has this session (it
+   * started a new one). Pushes are numbered from 1 within an `epoch`: one
+   * start of the database object.
+   */
+  deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean>;
 }
 
 export class ShardOutbox implements Connection {
@@ -20,7 +24,10 @@ export class ShardOutbox implements Connection {
   /** When the push in flight (if any) was sent, for the shard's lag. */
   inFlightSince: number | null = null;
   private readonly connectionId: string;
+  private readonly epoch: string;
   private readonly target: () => ShardPushTarget;
+  /** Keeps the session's versions where this object's next start finds them. */
+  private readonly persist: (attachment: SessionAttachment) => void;
   /**
    * The session is over: the shard has a newer one (`shardKnows`), or a push
    * failed and the shard missed it (then it must be told to start again).
@@ -28,10 +35,18 @@ export class ShardOutbox implements Connection {
   private readonly onGone: (why: string, shardKnows: boolean) => void;
   private closed = false;
 
-  constructor(connectionId: string, target: () => ShardPushTarget, onGone: (why: string, shardKnows: boolean) => void) {
+  constructor(
+    connectionId: string,
+    epoch: string,
+    target: () => ShardPushTarget,
+    onGone: (why: string, shardKnows: boolean) => void,
+    persist: (attachment: SessionAttachment) => void = () => undefined,
+  ) {
     this.connectionId = connectionId;
+    this.epoch = epoch;
     this.target = target;
     this.onGone = onGone;
+    this.persist = persist;
   }
 
   /** Nothing queued or in flight. */
@@ -51,8 +66,10 @@ export class ShardOutbox implements Connection {
     this.frames = [];
   }
 
-  /** Internal sessions live in memory only: nothing to keep with a socket. */
-  saveAttachment(): void {}
+  /** No socket to keep it on: the versions go where `persist` keeps them. */
+  saveAttachment(attachment: SessionAttachment): void {
+    if (!this.closed) this.persist(attachment);
+  }
 
   private async drain(): Promise<void> {
     this.sending = true;
@@ -64,7 +81,7 @@ export class ShardOutbox implements Connection {
         this.inFlightSince = Date.now();
         let delivered: boolean;
         try {
-          delivered = await this.target().deliver(this.connectionId, seq, frames);
+          delivered = await this.target().deliver(this.connectionId, this.epoch, seq, frames);
         } catch (error) {
           // A broken stub fails every later call: the shard notices the lost push and starts a new session.
           this.onGone(`push ${seq} failed: ${(error as Error).message}`, false);

@@ -61,13 +61,14 @@ function setup(shardCount: number) {
           const connectionId = `shard-${k}-${++opened}`;
           const outbox: ShardOutbox = new ShardOutbox(
             connectionId,
+            "epoch",
             () => ({
-              deliver: async (id, seq, frames) => {
+              deliver: async (id, epoch, seq, frames) => {
                 await hop();
                 const what = fault(seq);
                 if (what === "lose") return true;
-                const delivered = await shard.deliver(id, seq, frames);
-                if (what === "twice") await shard.deliver(id, seq, frames);
+                const delivered = await shard.deliver(id, epoch, seq, frames);
+                if (what === "twice") await shard.deliver(id, epoch, seq, frames);
                 return delivered;
               },
             }),

@@ -107,7 +107,7 @@ export class ShardServer {
   private readonly byUpstreamId = new Map<number, HeldQuery>();
   private readonly pending = new Map<number, PendingRequest>();
   /** The internal session: its id, the version and push number last applied, and the next ids to hand out. */
-  private upstream = { connectionId: null as string | null, version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: 0 };
+  private upstream = { connectionId: null as string | null, version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion, epoch: null as string | null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: 0 };
   /** Frames waiting to go up, sent in order by one call at a time. */
   private outbox: string[] = [];
   private sending: Promise<void> | null = null;
@@ -389,12 +389,19 @@ export class ShardServer {
 
   /**
    * A push from the database object: the frames its internal session was
-   * sent, numbered. Only the next number is applied; a repeat is ignored, a
-   * gap (a lost push) resyncs. Returns false for a session that is not the
-   * current one, which tells the database object to close it.
+   * sent, numbered within an epoch (one start of that object). Only the next
+   * number is applied; a repeat is ignored, a gap (a lost push) resyncs. A
+   * new epoch starts again at 1: the session came back with that object, and
+   * the next Transition's start version shows whether anything was lost.
+   * Returns false for a session that is not the current one, which tells the
+   * database object to close it.
    */
-  async deliver(connectionId: string, seq: number, frames: string[]): Promise<boolean> {
+  async deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean> {
     if (connectionId !== this.upstream.connectionId) return false;
+    if (epoch !== this.upstream.epoch) {
+      this.upstream.epoch = epoch;
+      this.upstream.seq = 0;
+    }
     if (seq <= this.upstream.seq) {
       this.counters.pushesRejected++;
       return true;
@@ -467,6 +474,18 @@ export class ShardServer {
   }
 
   /**
+   * The database object started again and restored this shard's session:
+   * the answers to mutations still pending may have been lost with it, so
+   * they are sent again (a retry is answered from its record, running
+   * nothing twice). Any other session (or none) starts over.
+   */
+  async upstreamRestarted(connectionId: string): Promise<void> {
+    if (this.sessions.size === 0) return;
+    if (connectionId !== this.upstream.connectionId) return this.resync("the database object started again without this shard's session");
+    for (const request of this.pending.values()) if (request.kind === "Mutation") this.sendUp(request.frame);
+  }
+
+  /**
    * Starts the internal session over: a new one, every held query added
    * again (results kept, so clients see only what changed), pending
    * mutations re-sent (answered from the database object's record if they
@@ -476,7 +495,7 @@ export class ShardServer {
     this.opening ??= (async () => {
       this.counters.resyncs++;
       this.log(`shard resync: ${why}`);
-      this.upstream = { connectionId: null, version: { querySet: 0, ts: 0n, identity: 0 }, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: this.upstream.nextRequestId };
+      this.upstream = { connectionId: null, version: { querySet: 0, ts: 0n, identity: 0 }, epoch: null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: this.upstream.nextRequestId };
       const connectionId = await this.options.link.open();
       this.upstream.connectionId = connectionId;
       this.byUpstreamId.clear();

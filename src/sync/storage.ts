@@ -5,12 +5,15 @@
  * (`src/deployment/sqlite-sync-storage.ts`); the in-memory one below serves
  * plain-Node tests and benchmarks.
  */
+import type { SessionAuth } from "./session.ts";
 import { normalizeIntervals, type KeyInterval, type ReadSet, type SearchRead } from "../engine/index.ts";
 
 export interface StoredQuery {
   connectionId: string;
   queryId: number;
   instanceKey: string;
+  /** On a shard's internal session: the query's caller (it survives this object's restarts with the session). */
+  caller?: SessionAuth | null;
 }
 
 export interface StoredInstance {

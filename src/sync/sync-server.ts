@@ -247,6 +247,7 @@ export class SyncServer {
     for (const { connection, attachment } of open) {
       const session = new SyncSession(connection, attachment);
       this.sessions.set(attachment.connectionId, session);
+      if (session.internal) this.internalSessions++;
       if (session.waitingSince !== null) waiting.push(session);
     }
     // Back in arrival order (sockets come back in any order).
@@ -288,8 +289,10 @@ export class SyncServer {
    * client may not send. Admitted at once and never pinged.
    */
   openInternal(connection: Connection, connectionId: string): SyncSession {
-    const session = this.open(connection, connectionId);
-    session.internal = true;
+    const attachment: SessionAttachment = { ...SyncSession.fresh(connectionId), internal: true };
+    connection.saveAttachment(attachment);
+    const session = new SyncSession(connection, attachment);
+    this.sessions.set(connectionId, session);
     this.internalSessions++;
     return session;
   }
@@ -473,7 +476,7 @@ export class SyncServer {
         const instance = this.instances.acquire(added[i]!, caller);
         this.instances.subscribe(instance, session);
         session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null, ...(session.internal ? { caller } : {}) });
-        this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key });
+        this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key, ...(session.internal ? { caller } : {}) });
       } else {
         this.removeQuery(session, modification.queryId);
         session.pendingRemovals.push(modification.queryId);

@@ -133,7 +133,7 @@ describe("sync shards in workerd", () => {
     }
   });
 
-  it("the deployment object restarted mid-stream: shards add their queries again and every session ends correct", async () => {
+  it("the deployment object restarted mid-stream: shards' sessions come back with it and every session ends correct", async () => {
     const deployment = fresh("shards-restart");
     await setKnobs(deployment, { syncShards: 3 });
     const clients = await watchers(deployment, 12, "r");
@@ -143,6 +143,8 @@ describe("sync shards in workerd", () => {
     await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment));
     // Through the shard, after the restart: the shard finds its session gone, opens a new one and sends it again.
     expect(await clients[5]!.mutation("messages:send", { chatId: "r", author: "c", body: "after" })).toMatchObject({ success: true });
+    // The shards' sessions came back with the object, running nothing: the one run since is the commit's.
+    expect((await status(deployment)).queryExecutions).toBe(1);
     for (const client of clients) {
       await client.until(() => bodies(client.results.get(0))[0] === "after", "the update after the restart", 10_000);
       expect(bodies(client.results.get(0))).toEqual(["after", "before"]);
