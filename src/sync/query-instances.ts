@@ -32,12 +32,17 @@ import {
   type UserIdentity,
   type Value,
 } from "../engine/index.ts";
-import { ProtocolError } from "../protocol/sync.ts";
+import { ProtocolError, queryFailed, queryUpdated, type EncodedModification } from "../protocol/sync.ts";
 import { resultHash } from "./hash.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
 export type EncodedResult = { ok: true; value: string; logLines: readonly string[] } | { ok: false; message: string; data: JSONValue | undefined; logLines: readonly string[] };
+
+/** A query's result as the modification that carries it to a client. */
+export function modificationFor(queryId: number, encoded: EncodedResult, journal: string | null): EncodedModification {
+  return encoded.ok ? queryUpdated(queryId, encoded.value, journal, encoded.logLines) : queryFailed(queryId, encoded.message, encoded.data, journal, encoded.logLines);
+}
 
 export interface PreparedQuery {
   key: string;

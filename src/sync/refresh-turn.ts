@@ -10,8 +10,8 @@
  * most `sessionSendBytesPerSecond`. Runs inside the engine's lock (the
  * refresh scheduler's slice), so a turn sees one snapshot.
  */
-import { queryFailed, queryRemoved, queryUpdated, transition, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
-import type { QueryInstances } from "./query-instances.ts";
+import { queryFailed, queryRemoved, transition, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
+import { modificationFor, type QueryInstances } from "./query-instances.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SyncSession } from "./session.ts";
 import type { SyncCounters, SyncKnobs } from "./sync-server.ts";
@@ -86,9 +86,7 @@ export class RefreshTurn {
       }
       if (query.sentHash === instance.resultHash) continue;
       this.deps.instances.results.get(instance);
-      let modification = encoded!.ok
-        ? queryUpdated(queryId, encoded!.value, instance.journal, encoded!.logLines)
-        : queryFailed(queryId, encoded!.message, encoded!.data, instance.journal, encoded!.logLines);
+      let modification = modificationFor(queryId, encoded!, instance.journal);
       query.sentHash = instance.resultHash;
       if (bytes + modification.length > maxBytes) {
         const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;

@@ -27,9 +27,7 @@ import {
   mutationFailure,
   parseClientMessage,
   ProtocolError,
-  queryFailed,
   queryRemoved,
-  queryUpdated,
   transition,
   PING,
   VISIBILITY_EVENT,
@@ -38,7 +36,7 @@ import {
   type StateVersion,
 } from "../protocol/sync.ts";
 import { resultHash } from "./hash.ts";
-import { callerKey, prepareQuery, sharedKey } from "./query-instances.ts";
+import { callerKey, modificationFor, prepareQuery, sharedKey, type EncodedResult } from "./query-instances.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import { SyncSession, type Connection, type SessionAuth } from "./session.ts";
 import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
@@ -76,8 +74,9 @@ interface HeldQuery {
   args: JSONValue;
   journal: string | null;
   caller: SessionAuth | null;
-  /** The latest result (a ready modification body) and its hash; null until the first push carries it. */
-  result: { ok: true; value: string; journal: string | null; logLines: string[] } | { ok: false; message: string; data: JSONValue | undefined; journal: string | null; logLines: string[] } | null;
+  /** The latest result, its journal and its hash; null until the first push carries it. */
+  result: EncodedResult | null;
+  resultJournal: string | null;
   hash: string | null;
   holders: Map<SyncSession, number>;
 }
@@ -106,6 +105,8 @@ export class ShardServer {
   private readonly held = new Map<string, HeldQuery>();
   private readonly byUpstreamId = new Map<number, HeldQuery>();
   private readonly pending = new Map<number, PendingRequest>();
+  /** Sessions owed a Transition once the shard holds their mutation's ts (`SyncSession.owedTs`). */
+  private readonly owing = new Set<SyncSession>();
   /** The internal session: its id, the version and push number last applied, and the next ids to hand out. */
   private upstream = { connectionId: null as string | null, version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion, epoch: null as string | null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: 0 };
   /** Frames waiting to go up, sent in order by one call at a time. */
@@ -241,7 +242,7 @@ export class ShardServer {
     const key = callerKey(sharedKey, session.auth);
     let held = this.held.get(key);
     if (!held) {
-      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller: session.auth, result: null, hash: null, holders: new Map() };
+      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller: session.auth, result: null, resultJournal: null, hash: null, holders: new Map() };
       this.held.set(key, held);
       this.byUpstreamId.set(held.upstreamId, held);
       upstream.push(this.addFor(held));
@@ -312,13 +313,8 @@ export class ShardServer {
     const upstream: unknown[] = [];
     for (const query of session.queries.values()) {
       const old = this.held.get(query.instanceKey)!;
-      const held = this.hold(sharedKey(old.key), old.udfPath, old.args, old.journal, session, upstream);
-      if (held === old) {
-        // Same caller (a refreshed token): nothing moves.
-        this.release(old.key, session, upstream);
-        continue;
-      }
-      query.instanceKey = held.key;
+      // The same caller (a refreshed token) holds the same query: taken and released, nothing moves.
+      query.instanceKey = this.hold(sharedKey(old.key), old.udfPath, old.args, old.journal, session, upstream).key;
       this.release(old.key, session, upstream);
     }
     this.sendQuerySetChange(upstream);
@@ -339,6 +335,7 @@ export class ShardServer {
     if (session.closed) return;
     session.closed = true;
     this.sessions.delete(session.connectionId);
+    this.owing.delete(session);
     this.scheduler.forget(session);
     const upstream: unknown[] = [];
     for (const query of session.queries.values()) this.release(query.instanceKey, session, upstream);
@@ -436,6 +433,7 @@ export class ShardServer {
         if (message.type === "MutationResponse" && message.success === true) {
           // The client resolves the mutation once a Transition reaches its ts; one is owed then.
           session.owedTs = decodeTs(message.ts, "MutationResponse.ts");
+          this.owing.add(session);
           if (session.owedTs <= this.upstream.version.ts) this.schedule(session);
         }
         return;
@@ -458,19 +456,19 @@ export class ShardServer {
     for (const modification of message.modifications as Record<string, unknown>[]) {
       const query = this.byUpstreamId.get(modification.queryId as number);
       if (!query || modification.type === "QueryRemoved") continue;
-      const journal = (modification.journal as string | null | undefined) ?? null;
       const logLines = (modification.logLines as string[] | undefined) ?? [];
+      query.resultJournal = (modification.journal as string | null | undefined) ?? null;
       query.result =
         modification.type === "QueryUpdated"
-          ? { ok: true, value: JSON.stringify(modification.value), journal, logLines }
-          : { ok: false, message: modification.errorMessage as string, data: modification.errorData as JSONValue | undefined, journal, logLines };
-      query.hash = await resultHash(JSON.stringify(query.result));
+          ? { ok: true, value: JSON.stringify(modification.value), logLines }
+          : { ok: false, message: modification.errorMessage as string, data: modification.errorData as JSONValue | undefined, logLines };
+      query.hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
       for (const session of query.holders.keys()) touched.add(session);
     }
     this.upstream.version = parseVersion(message.endVersion);
     for (const session of touched) this.schedule(session);
     // Clients waiting for a Transition at their mutation's ts get it now that the shard holds that ts.
-    for (const session of this.sessions.values()) if (session.owedTs !== null && session.owedTs <= this.upstream.version.ts) this.schedule(session);
+    for (const session of this.owing) if (session.owedTs! <= this.upstream.version.ts) this.schedule(session);
   }
 
   /**
@@ -540,8 +538,7 @@ export class ShardServer {
     for (const [queryId, query] of session.queries) {
       const held = this.held.get(query.instanceKey);
       if (!held?.result || query.sentHash === held.hash) continue;
-      const r = held.result;
-      modifications.push(r.ok ? queryUpdated(queryId, r.value, r.journal, r.logLines) : queryFailed(queryId, r.message, r.data, r.journal, r.logLines));
+      modifications.push(modificationFor(queryId, held.result, held.resultJournal));
       query.sentHash = held.hash;
     }
     const end: StateVersion = { querySet: session.receivedQuerySet, ts: this.upstream.version.ts, identity: session.receivedIdentity };
@@ -556,7 +553,10 @@ export class ShardServer {
     }
     session.version = end;
     session.owesTransition = false;
-    if (session.owedTs !== null && end.ts >= session.owedTs) session.owedTs = null;
+    if (session.owedTs !== null && end.ts >= session.owedTs) {
+      session.owedTs = null;
+      this.owing.delete(session);
+    }
     this.counters.transitionsSent++;
     return true;
   }

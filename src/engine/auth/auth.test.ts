@@ -134,7 +134,7 @@ describe("DevIssuer", () => {
     expect((await verifier.verify(token)).identity).toMatchObject({ subject: "dora", name: "dora" });
   });
 
-  it("mints a different token each time, even within one second, for the same identity (the client stops refreshing on an equal one)", async () => {
+  it("mints tokens that differ within one second yet give one identity (the per-token jti is not part of it)", async () => {
     let stored: string | null = null;
     const issuer = new DevIssuer({ load: () => stored, save: (body) => void (stored = body) });
     const now = Date.now();
