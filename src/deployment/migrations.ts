@@ -63,6 +63,11 @@ const MIGRATIONS: readonly string[] = [
   `ALTER TABLE sync_shards ADD COLUMN connection_id TEXT;
    ALTER TABLE sync_shards ADD COLUMN attachment TEXT;
    ALTER TABLE sync_queries ADD COLUMN caller TEXT;`,
+  // 11: mutations sent by sessions still in the waiting room, run once they are admitted (they survive hibernation).
+  `CREATE TABLE sync_held_mutations (
+     connection_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, auth TEXT,
+     PRIMARY KEY (connection_id, seq)
+   ) WITHOUT ROWID;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

@@ -168,6 +168,9 @@ export class DeploymentRuntime {
     // Jobs left pending by an earlier run of this object (an eviction, a crash) keep their alarm.
     const due = this.scheduled.nextDue();
     if (due !== null) this.alarms.request(due);
+    // Sessions restored as waiting are served again now (room may have freed while the object slept), and the
+    // alarm is set for their next turn, whatever the alarm set before the sleep was.
+    if (this.sync.waitingCount > 0) this.pumpWaitingRoom();
     // A commit that scheduled or canceled a job moves the alarm to the next due one.
     this.engine.onCommit(({ writes }) => {
       if (!writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) return;

@@ -1,6 +1,6 @@
 /** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
 import type { SessionAuth } from "../sync/session.ts";
-import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
+import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type HeldMutation, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
 
 export class SqliteSyncStorage implements SyncStorage {
   private readonly sql: SqlStorage;
@@ -27,6 +27,7 @@ export class SqliteSyncStorage implements SyncStorage {
 
   deleteConnection(connectionId: string): void {
     this.sql.exec("DELETE FROM sync_queries WHERE connection_id = ?", connectionId);
+    this.sql.exec("DELETE FROM sync_held_mutations WHERE connection_id = ?", connectionId);
   }
 
   loadQueries(): StoredQuery[] {
@@ -92,5 +93,26 @@ export class SqliteSyncStorage implements SyncStorage {
       result.fingerprint,
     );
     this.sql.exec("DELETE FROM mutation_results WHERE recorded_at < ?", nowMs - this.retentionMs());
+  }
+
+  holdMutation(held: HeldMutation): void {
+    this.sql.exec(
+      "INSERT OR REPLACE INTO sync_held_mutations (connection_id, seq, message, auth) VALUES (?, ?, ?, ?)",
+      held.connectionId,
+      held.seq,
+      JSON.stringify(held.message),
+      held.auth ? JSON.stringify(held.auth) : null,
+    );
+  }
+
+  releaseMutation(connectionId: string, seq: number): void {
+    this.sql.exec("DELETE FROM sync_held_mutations WHERE connection_id = ? AND seq = ?", connectionId, seq);
+  }
+
+  loadHeldMutations(): HeldMutation[] {
+    return this.sql
+      .exec<{ connection_id: string; seq: number; message: string; auth: string | null }>("SELECT connection_id, seq, message, auth FROM sync_held_mutations ORDER BY connection_id, seq")
+      .toArray()
+      .map((row) => ({ connectionId: row.connection_id, seq: row.seq, message: JSON.parse(row.message) as HeldMutation["message"], auth: row.auth ? (JSON.parse(row.auth) as SessionAuth) : null }));
   }
 }

@@ -6,6 +6,7 @@
 import type { UserIdentity } from "../engine/index.ts";
 import { ProtocolError, type ClientMessage, type StateVersion } from "../protocol/sync.ts";
 import type { TokenBucket } from "./token-bucket.ts";
+import type { HeldMutation } from "./storage.ts";
 
 /** The transport: a socket in the Durable Object, a fake in tests. */
 export interface Connection {
@@ -81,9 +82,9 @@ export class SyncSession {
   lastRefreshAt = 0;
   /** When it started waiting for room, or null once admitted (see waiting-room.ts). */
   waitingSince: number | null;
-  /** Resolves when the session is admitted (or closed): held mutations wait for it. */
-  readonly admitted: Promise<void>;
-  private resolveAdmitted: () => void = () => undefined;
+  /** Mutations sent while it waited, in order, kept in storage until they run (see `HeldMutation`). */
+  held: HeldMutation[] = [];
+  private heldSeq = 0;
   /** Bytes this session may be sent (created on its first Transition; see SyncServer.turn). */
   sendBudget: TokenBucket | null = null;
   /** A turn put off until the send budget recovers. */
@@ -116,18 +117,24 @@ export class SyncSession {
     this.background = attachment.background === true;
     this.auth = attachment.auth ?? null;
     this.internal = attachment.internal === true;
-    this.admitted = new Promise((resolve) => (this.resolveAdmitted = resolve));
-    if (this.waitingSince === null) this.resolveAdmitted();
   }
 
   get waiting(): boolean {
     return this.waitingSince !== null;
   }
 
-  /** Lets the session in (its held mutations go on); also called when it closes, so nothing waits forever. */
-  admit(): void {
+  /** Lets the session in; the server then runs its held mutations. Returns them (taken off the session). */
+  admit(): HeldMutation[] {
     this.waitingSince = null;
-    this.resolveAdmitted();
+    const held = this.held;
+    this.held = [];
+    return held;
+  }
+
+  /** The next held mutation's place in line (after any restored ones). */
+  nextHeldSeq(): number {
+    for (const held of this.held) if (held.seq > this.heldSeq) this.heldSeq = held.seq;
+    return ++this.heldSeq;
   }
 
   static fresh(connectionId: string, waitingSince: number | null = null): SessionAttachment {

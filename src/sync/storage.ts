@@ -6,6 +6,7 @@
  * plain-Node tests and benchmarks.
  */
 import type { SessionAuth } from "./session.ts";
+import type { ClientMessage } from "../protocol/sync.ts";
 import { normalizeIntervals, type KeyInterval, type ReadSet, type SearchRead } from "../engine/index.ts";
 
 export interface StoredQuery {
@@ -36,9 +37,24 @@ export interface StoredMutationResult {
   fingerprint: string;
 }
 
+/**
+ * A mutation a waiting session sent: kept until it has run, so a wake, an
+ * eviction or a restart while the session waits loses nothing (and holds
+ * no event open, so the object may hibernate meanwhile).
+ */
+export interface HeldMutation {
+  connectionId: string;
+  /** Order within the connection. */
+  seq: number;
+  message: Extract<ClientMessage, { type: "Mutation" }>;
+  /** Who the session was signed in as when it sent it (the mutation runs as that caller). */
+  auth: SessionAuth | null;
+}
+
 export interface SyncStorage {
   saveQuery(query: StoredQuery): void;
   deleteQuery(connectionId: string, queryId: number): void;
+  /** Forgets a connection: its query set and its held mutations. */
   deleteConnection(connectionId: string): void;
   loadQueries(): StoredQuery[];
   saveInstance(instance: StoredInstance): void;
@@ -47,6 +63,11 @@ export interface SyncStorage {
   findMutationResult(sessionId: string, requestId: number): StoredMutationResult | null;
   /** Called inside the mutation's commit transaction. */
   recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void;
+  holdMutation(held: HeldMutation): void;
+  /** The held mutation ran (or failed): it is not run again. */
+  releaseMutation(connectionId: string, seq: number): void;
+  /** Every held mutation, in order within each connection. */
+  loadHeldMutations(): HeldMutation[];
 }
 
 /** Read-sets as JSON: `{index: [[start, end|null], ...]}` with keys in base64 (keys are byte strings). */
@@ -78,6 +99,7 @@ export class MemorySyncStorage implements SyncStorage {
   private queries = new Map<string, StoredQuery>();
   private instances = new Map<string, StoredInstance>();
   private mutations = new Map<string, StoredMutationResult & { recordedAt: number }>();
+  private held = new Map<string, HeldMutation>();
   private readonly retentionMs: () => number;
 
   constructor(retentionMs: () => number = () => Infinity) {
@@ -92,6 +114,7 @@ export class MemorySyncStorage implements SyncStorage {
   }
   deleteConnection(connectionId: string): void {
     for (const [key, query] of this.queries) if (query.connectionId === connectionId) this.queries.delete(key);
+    for (const [key, held] of this.held) if (held.connectionId === connectionId) this.held.delete(key);
   }
   loadQueries(): StoredQuery[] {
     return [...this.queries.values()];
@@ -112,5 +135,14 @@ export class MemorySyncStorage implements SyncStorage {
   recordMutationResult(sessionId: string, requestId: number, result: StoredMutationResult, nowMs: number): void {
     this.mutations.set(`${sessionId}/${requestId}`, { ...result, recordedAt: nowMs });
     for (const [key, recorded] of this.mutations) if (recorded.recordedAt < nowMs - this.retentionMs()) this.mutations.delete(key);
+  }
+  holdMutation(held: HeldMutation): void {
+    this.held.set(`${held.connectionId}/${held.seq}`, structuredClone(held));
+  }
+  releaseMutation(connectionId: string, seq: number): void {
+    this.held.delete(`${connectionId}/${seq}`);
+  }
+  loadHeldMutations(): HeldMutation[] {
+    return [...this.held.values()].map((held) => structuredClone(held)).sort((a, b) => a.connectionId.localeCompare(b.connectionId) || a.seq - b.seq);
   }
 }

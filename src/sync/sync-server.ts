@@ -34,7 +34,7 @@ import {
 } from "../protocol/sync.ts";
 import { SyncSession, type Connection, type SessionAttachment, type SessionAuth } from "./session.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
-import type { SyncStorage } from "./storage.ts";
+import type { HeldMutation, SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
 import { TokenBucket } from "./token-bucket.ts";
 import { QueryInstances } from "./query-instances.ts";
@@ -209,11 +209,14 @@ export class SyncServer {
    * query set running through the re-subscription budget. Returns how many.
    */
   admitWaiting(canAdmit: () => boolean): number {
+    // Loaded while they still count as waiting: a waiting session's restored queries have been sent nothing.
+    this.ensureLoaded();
     const admitted = this.waitingRoom.admit(canAdmit);
     for (const session of admitted) {
-      session.admit();
+      const held = session.admit();
       this.saveAttachment(session);
       this.schedule(session);
+      for (const mutation of held) this.runHeld(session, mutation);
     }
     return admitted.length;
   }
@@ -253,6 +256,17 @@ export class SyncServer {
     // Back in arrival order (sockets come back in any order).
     waiting.sort((a, b) => a.waitingSince! - b.waitingSince!);
     for (const session of waiting) this.waitingRoom.add(session, session.waitingSince!);
+    // Mutations held for waiting sessions wait on; an admitted session's (admitted, then stopped before they ran) run now.
+    for (const held of this.storage.loadHeldMutations()) {
+      const session = this.sessions.get(held.connectionId);
+      if (!session) {
+        this.storage.deleteConnection(held.connectionId);
+        continue;
+      }
+      session.pendingMutations++;
+      if (session.waiting) session.held.push(held);
+      else this.runHeld(session, held);
+    }
   }
 
   /**
@@ -375,10 +389,7 @@ export class SyncServer {
         // returns, so awaiting would leave a flood queued in front of everyone else's frames,
         // where no limit sees it. Queued here, it counts against maxPendingMutationsPerSession
         // and runs in order, one per round of the fair lock.
-        // A waiting session's mutation waits for its admission inside this handler: the event stays in
-        // flight, so the object cannot hibernate and lose it, and the socket's later frames wait behind it.
-        if (session.waiting) return this.mutation(session, message);
-        void this.mutation(session, message).catch((error) => this.internalError(session, error));
+        this.mutation(session, message);
         return undefined;
       case "Authenticate":
         return this.authenticateSession(session, message);
@@ -495,8 +506,12 @@ export class SyncServer {
     this.instances.unsubscribe(query.instanceKey, session);
   }
 
-  private async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): Promise<void> {
-    const sessionId = session.sessionId!;
+  /**
+   * A mutation: run in the session's turn of the function lock, or, while the
+   * session waits for room, held in storage (so no event stays open and a
+   * wake loses nothing) and run in order once it is admitted.
+   */
+  private mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): void {
     // A shard's session carries all its clients' mutations; the shard holds each client to the limit.
     const limit = session.internal ? Infinity : this.knobs().maxPendingMutationsPerSession;
     if (session.pendingMutations >= limit) {
@@ -506,12 +521,27 @@ export class SyncServer {
       return;
     }
     session.pendingMutations++;
-    await session.admitted;
+    if (session.waiting) {
+      const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: session.auth };
+      this.storage.holdMutation(held);
+      session.held.push(held);
+      return;
+    }
+    const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
+    this.runMutation(session, message, caller).catch((error) => this.internalError(session, error));
+  }
+
+  /** Runs a mutation held while its session waited; its row goes once it has an answer. */
+  private runHeld(session: SyncSession, held: HeldMutation): void {
+    this.runMutation(session, held.message, held.auth, () => this.storage.releaseMutation(held.connectionId, held.seq)).catch((error) => this.internalError(session, error));
+  }
+
+  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered?: () => void): Promise<void> {
+    const sessionId = session.sessionId!;
     // A retry is recognised by the client's session and request id; a shard passes them on for its client.
     const retryOf = session.internal && message.internal?.clientSessionId ? { sessionId: message.internal.clientSessionId, requestId: message.internal.clientRequestId ?? message.requestId } : { sessionId, requestId: message.requestId };
-    const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
     // The session owns its place in the function lock: its mutations run in order, one per round.
-    await this.engine
+    return this.engine
       .exclusive(async () => {
         if (session.closed || this.endIfExpired(session)) return;
         const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
@@ -541,6 +571,7 @@ export class SyncServer {
             this.sendOrDrop(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data), failure.logLines));
           }
         }
+        answered?.();
         // The client resolves the mutation once a Transition reaches its ts.
         session.owesTransition = true;
         this.schedule(session);
@@ -559,6 +590,9 @@ export class SyncServer {
   /** Queues a session for a refresh turn; a waiting session's queries do not run until it is admitted. */
   private schedule(session: SyncSession): void {
     if (session.waiting) return;
+    // A turn serves the session's query set: after a wake it must be loaded first (an admission, a sign-in or
+    // a mutation may be the first thing to need it), or the turn would answer an empty set.
+    this.ensureLoaded();
     this.scheduler.schedule(session);
   }
 
@@ -630,9 +664,8 @@ export class SyncServer {
     if (session.closed) return;
     session.closed = true;
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
-    // A mutation held while it waited must not wait forever: it finds the session closed and runs nothing.
+    // Mutations held while it waited go with it (storage forgets them below); the client re-sends them on its next socket.
     this.waitingRoom.remove(session);
-    session.admit();
     this.sessions.delete(session.connectionId);
     if (session.internal) this.internalSessions--;
     this.scheduler.forget(session);

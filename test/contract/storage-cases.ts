@@ -54,6 +54,22 @@ export const syncStorageCases: Record<string, SyncStorageCase> = {
     expect(storage.findMutationResult("s", 1)).toBeNull();
     expect(storage.findMutationResult("s", 2)).not.toBeNull();
   },
+
+  "held mutations: kept in order per connection with their caller, released one by one, gone with their connection"(storage) {
+    const message = (requestId: number) => ({ type: "Mutation" as const, requestId, udfPath: "messages:send", args: { chatId: "a", n: requestId } });
+    const auth = { identity: { tokenIdentifier: "i|ann", subject: "ann", issuer: "i" }, key: "digest", expiresAt: 123 };
+    storage.holdMutation({ connectionId: "b", seq: 1, message: message(7), auth });
+    storage.holdMutation({ connectionId: "a", seq: 2, message: message(2), auth: null });
+    storage.holdMutation({ connectionId: "a", seq: 1, message: message(1), auth: null });
+    expect(storage.loadHeldMutations()).toEqual([
+      { connectionId: "a", seq: 1, message: message(1), auth: null },
+      { connectionId: "a", seq: 2, message: message(2), auth: null },
+      { connectionId: "b", seq: 1, message: message(7), auth },
+    ]);
+    storage.releaseMutation("a", 1);
+    storage.deleteConnection("b");
+    expect(storage.loadHeldMutations()).toEqual([{ connectionId: "a", seq: 2, message: message(2), auth: null }]);
+  },
 };
 
 const doc = (text: string, partition: string): SearchDocument => ({ text, filters: [partition], creationTime: 1, partition: encodeKey([partition]) });

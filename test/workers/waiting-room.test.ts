@@ -65,6 +65,35 @@ describe("a waiting room instead of a slammed door", () => {
     first.close();
   });
 
+  it("after a wake with nobody asking first, raising the cap serves every waiting session in arrival order, its held mutation applied once", async () => {
+    const deployment = fresh("waiting-wake");
+    await setKnobs(deployment, { maxSessions: 1 });
+    const first = await watcher(deployment);
+    await first.until(() => first.results.has(0), "first result");
+    const waiting = [await watcher(deployment), await watcher(deployment), await watcher(deployment)];
+    const held = waiting[1]!.mutate("messages:send", { chatId: "a", author: "w", body: "held across the wake" });
+    // Let the mutation frame reach the object before it hibernates (a round trip on another socket).
+    await first.barrier();
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment), { webSockets: "hibernate" });
+    // The wake is the knob change itself: nothing else has loaded the sessions' query sets first.
+    await setKnobs(deployment, { maxSessions: 2 });
+    await waiting[0]!.until(() => waiting[0]!.results.has(0), "the oldest waiting session's result");
+    expect(waiting[1]!.results.has(0)).toBe(false);
+    expect(waiting[1]!.mutationResponses.has(held)).toBe(false);
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(deployment), { webSockets: "hibernate" });
+    await setKnobs(deployment, { maxSessions: 4 });
+    for (const client of waiting) await client.until(() => client.results.has(0), "every waiting session's result");
+    await waiting[1]!.until(() => waiting[1]!.mutationResponses.has(held), "the held mutation's response");
+    expect(waiting[1]!.mutationResponses.get(held)).toMatchObject({ success: true });
+    for (const client of [first, ...waiting]) {
+      await client.until(() => ((client.results.get(0) as { body: string }[] | undefined) ?? []).length > 0, "the held message");
+      expect((client.results.get(0) as { body: string }[]).filter((m) => m.body === "held across the wake")).toHaveLength(1);
+      expect(client.chainingErrors).toEqual([]);
+      expect(client.closed).toBeNull();
+      client.close();
+    }
+  });
+
   it("keeps waiting sessions, in order, across hibernation: nothing lost, nobody admitted twice", async () => {
     const deployment = fresh("waiting-evict");
     await setKnobs(deployment, { maxSessions: 1 });
