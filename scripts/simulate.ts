@@ -6,11 +6,11 @@
  * the current `convex`, read from their `web_socket_manager`, and the
  * postmortem's pre-fix client that reset its backoff the moment a socket
  * opened). Admission and the waiting room are the server's own code
- * (`src/deployment/admission.ts`, `src/sync/waiting-room.ts`) on the
+ * (`src/sync/admission.ts`, `src/sync/waiting-room.ts`) on the
  * simulation's clock. Prints one table per size; the assumptions are printed
  * with it.
  */
-import { Admission } from "../src/deployment/admission.ts";
+import { Admission } from "../src/sync/admission.ts";
 import { WaitingRoom } from "../src/sync/waiting-room.ts";
 import { seeded, table } from "./bench/harness.ts";
 

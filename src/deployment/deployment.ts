@@ -21,15 +21,15 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { AuthenticationError, findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
-import type { ShardKnobs } from "../sync/shard-server.ts";
-import type { AdmissionKnobs } from "./admission.ts";
+import type { ShardConfig } from "./shard-sessions.ts";
+import { shardConfig, shardName } from "./sync-shard.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
 import type { KnobChange, KnobReport } from "./knobs.ts";
 import { storageInitialized } from "./migrations.ts";
 import { DeploymentRuntime, type FunctionKind } from "./runtime.ts";
-import { attachmentOf, socketConnection } from "./sockets.ts";
+import { attachmentOf, newConnectionId, refusalResponse, socketConnection } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "./metrics-ring.ts";
 import { isDeclaredDeployment, type Env } from "../env.ts";
@@ -49,7 +49,9 @@ export interface DeploymentApi {
   /** How many sync shards hold this deployment's sockets (knob syncShards; 1: this object itself). */
   syncShards(): Promise<number>;
   /** Sync shards (docs/SHARDS.md): a new internal session for shard `name`, and the knobs it serves clients with. */
-  openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs; admission: AdmissionKnobs }>;
+  openShardSession(name: string): Promise<{ connectionId: string; config: ShardConfig }>;
+  /** A shard's client observed a newer timestamp (its Connect): moves the clock past it; the shard is pushed a Transition at it. */
+  advanceShardTimestamp(connectionId: string, ts: string): Promise<void>;
   /** A shard's frames for its internal session, in order; false if this object no longer has it. */
   shardFrames(connectionId: string, frames: string[]): Promise<boolean>;
   /** Checks a token for a shard's client (the providers' caches and the dev issuer's key live here). */
@@ -141,24 +143,15 @@ export function defineDeployment(app: AppDefinition) {
       }
       if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
       const runtime = this.started;
-      const { sync, admission, alarms, knobs, metrics } = runtime;
+      const { sync, gate, alarms, knobs, metrics } = runtime;
       metrics.maybeSample();
-      const now = Date.now();
-      // In arrival order: while anyone waits, a newcomer waits behind them even if a token is free.
-      const waiting = sync.waitingCount > 0 || !admission.tryAdmit(sync.sessionCount, now);
-      if (waiting && sync.waitingCount >= knobs.values.maxWaitingSessions) {
-        const refusal = admission.refusal(sync.sessionCount, now);
-        return Response.json(
-          { code: refusal.code, message: refusal.message, retryAfterMs: refusal.retryAfterMs },
-          { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
-        );
-      }
+      const door = gate.accept();
+      if ("refusal" in door) return refusalResponse(door.refusal);
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
-      const connectionId = crypto.randomUUID().replaceAll("-", "").slice(0, 12);
-      this.sockets.set(server, sync.open(socketConnection(server), connectionId, waiting));
-      alarms.request(now + knobs.values.idlePingMs);
-      if (waiting) runtime.pumpWaitingRoom();
+      this.sockets.set(server, sync.open(socketConnection(server), newConnectionId(), door.waiting));
+      alarms.request(Date.now() + knobs.values.idlePingMs);
+      if (door.waiting) gate.pump();
       return new Response(null, { status: 101, webSocket: client });
     }
 
@@ -189,8 +182,8 @@ export function defineDeployment(app: AppDefinition) {
 
     /** A socket went away: forget its session; its place may let a waiting one in. */
     private closed(session: SyncSession): void {
-      this.runtime.sync.close(session);
-      this.runtime.pumpWaitingRoom();
+      this.runtime.sync.forget(session);
+      this.runtime.gate.pump();
     }
 
     override async alarm(): Promise<void> {
@@ -220,25 +213,15 @@ export function defineDeployment(app: AppDefinition) {
       return this.runtime.knobs.values.syncShards;
     }
 
-    async openShardSession(name: string): Promise<{ connectionId: string; knobs: ShardKnobs; admission: AdmissionKnobs }> {
-      const k = this.runtime.knobs.values;
-      // Each shard admits its share, so the shards' limits add up to the deployment's.
-      const share = (value: number) => Math.max(1, Math.ceil(value / k.syncShards));
-      return {
-        admission: { maxSessions: share(k.maxSessions), sessionAdmitRate: share(k.sessionAdmitRate), sessionAdmitBurst: share(k.sessionAdmitBurst) },
-        connectionId: this.runtime.shards.open(name),
-        knobs: {
-          maxFrameBytes: k.maxFrameBytes,
-          maxQueriesPerSession: k.maxQueriesPerSession,
-          maxPendingMutationsPerSession: k.maxPendingMutationsPerSession,
-          maxPendingActionsPerSession: k.maxPendingActionsPerSession,
-          idlePingMs: k.idlePingMs,
-          refreshQueueLimit: k.refreshQueueLimit,
-          backgroundRefreshMs: k.backgroundRefreshMs,
-          refreshSliceQueryRuns: k.refreshSliceQueryRuns,
-          refreshSliceTransitions: k.refreshSliceTransitions,
-        },
-      };
+    async openShardSession(name: string): Promise<{ connectionId: string; config: ShardConfig }> {
+      return { connectionId: this.runtime.shards.open(name), config: shardConfig(this.runtime.knobs.values, shardName(name).index) };
+    }
+
+    async advanceShardTimestamp(connectionId: string, ts: string): Promise<void> {
+      const peer = this.runtime.shards.peer(connectionId);
+      if (!peer) return;
+      this.runtime.store.advanceTimestamp(BigInt(ts));
+      this.runtime.sync.owe(peer);
     }
 
     async shardFrames(connectionId: string, frames: string[]): Promise<boolean> {

@@ -7,7 +7,7 @@
  */
 import type { EngineLimits } from "../engine/index.ts";
 import { DEFAULT_ENGINE_LIMITS } from "../engine/index.ts";
-import type { SyncKnobs } from "../sync/sync-server.ts";
+import type { SyncKnobs } from "../sync/local-source.ts";
 import { brokenInvariant, DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS, type KnobDefinition, type KnobName, type KnobValues } from "./knob-table.ts";
 
 export { KNOBS, DEFAULT_KNOBS, KNOB_INVARIANTS, type KnobDefinition, type KnobName, type KnobValues } from "./knob-table.ts";

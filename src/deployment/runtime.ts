@@ -7,7 +7,9 @@
  */
 import { AuthenticationError, CronJobs, Engine, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
-import { SyncServer } from "../sync/sync-server.ts";
+import { SyncFront } from "../sync/front.ts";
+import { localFront, type LocalSource } from "../sync/local-source.ts";
+import { SessionGate } from "../sync/session-gate.ts";
 import type { Connection, SessionAttachment } from "../sync/session.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { CompactionPolicy } from "../search/compactor.ts";
@@ -19,7 +21,6 @@ import { AlarmScheduler } from "./alarm-scheduler.ts";
 /** Any index of the jobs table: every job write appears in each. */
 const SCHEDULED_JOBS_INDEX = "_scheduled_functions.by_id";
 import { backfillIndexes } from "./index-backfill.ts";
-import { Admission, shedReason } from "./admission.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { attachmentOf, socketConnection } from "./sockets.ts";
@@ -27,6 +28,7 @@ import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
 import { isLocalConfiguration, type Env } from "../env.ts";
 import { ShardSessions, type ShardApi } from "./shard-sessions.ts";
+import { shardConfig, shardName } from "./sync-shard.ts";
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
@@ -35,7 +37,8 @@ export class DeploymentRuntime {
   readonly knobs: Knobs;
   readonly store: SqliteStore;
   readonly engine: Engine;
-  readonly sync: SyncServer;
+  /** Live sync: the protocol front, over the engine's shared query instances. */
+  readonly sync: SyncFront<LocalSource>;
   readonly search: SearchIndexes;
   /** When and how much search compaction runs (src/search/compactor.ts). */
   readonly compaction: CompactionPolicy;
@@ -44,7 +47,8 @@ export class DeploymentRuntime {
   readonly scheduled: ScheduledJobs;
   /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
   readonly crons: CronJobs;
-  readonly admission: Admission;
+  /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
+  readonly gate: SessionGate;
   readonly startedAt = Date.now();
   /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
   readonly tier: TierReport;
@@ -88,14 +92,13 @@ export class DeploymentRuntime {
     this.store = new SqliteStore(ctx.storage, this.search);
     const backfill = backfillIndexes(ctx.storage, schema, this.search.storage, (table) => documentsOf(ctx.storage.sql, table));
     if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
-    this.admission = new Admission(() => this.knobs.values, Date.now());
     this.alarms = new AlarmScheduler(ctx.storage, {
       ping: () => {
         this.sync.pingIdle();
         // Waiting sessions are pinged too: their clients must not time out while they wait.
         return this.sync.sessionCount + this.sync.waitingCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
       },
-      waitingRoom: () => this.serveWaitingRoom(),
+      waitingRoom: () => this.gate.serve(),
       compaction: () => {
         if (!this.compaction.due()) return null;
         return this.compaction.run().moreWork ? Date.now() + this.knobs.values.compactionDelayMs : null;
@@ -111,13 +114,15 @@ export class DeploymentRuntime {
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
     });
-    this.sync = new SyncServer({
+    const syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
+    this.sync = localFront({
       engine: this.engine,
-      storage: new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs),
+      storage: syncStorage,
       knobs: () => this.knobs.sync(),
       advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
       authenticate: (token) => this.auth.verify(token),
     });
+    this.gate = new SessionGate({ front: this.sync, knobs: () => this.knobs.values, now: Date.now, wake: (at) => this.alarms.request(at) });
     const open: { connection: Connection; attachment: SessionAttachment }[] = [];
     for (const ws of ctx.getWebSockets()) {
       const attachment = attachmentOf(ws);
@@ -147,8 +152,8 @@ export class DeploymentRuntime {
         invalidations: this.sync.counters.invalidations,
         transitions: this.sync.counters.transitionsSent,
         commits: this.store.commitCount(),
-        admitted: this.admission.admitted,
-        refused: this.admission.refused,
+        admitted: this.gate.admission.admitted,
+        refused: this.gate.admission.refused,
         searchMemoryBytes: this.search.memoryBytes,
         searchMemoryBudgetBytes: k.searchMemoryBudgetBytes,
         compactions: this.search.counters.compactions,
@@ -170,7 +175,7 @@ export class DeploymentRuntime {
     if (due !== null) this.alarms.request(due);
     // Sessions restored as waiting are served again now (room may have freed while the object slept), and the
     // alarm is set for their next turn, whatever the alarm set before the sleep was.
-    if (this.sync.waitingCount > 0) this.pumpWaitingRoom();
+    if (this.sync.waitingCount > 0) this.gate.pump();
     // A commit that scheduled or canceled a job moves the alarm to the next due one.
     this.engine.onCommit(({ writes }) => {
       if (!writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) return;
@@ -206,44 +211,6 @@ export class DeploymentRuntime {
     }
   }
 
-  /**
-   * The waiting room's turn: tells sessions that waited `waitingTimeoutMs` to
-   * come back later, lets the others in, in arrival order, while there is room
-   * and the admission bucket allows, and returns when to look again: when the
-   * bucket refills if there is room (at most every 100 ms, so a wave is let in
-   * in batches), else when the oldest would time out (a close also calls this).
-   */
-  serveWaitingRoom(): number | null {
-    const k = this.knobs.values;
-    this.sync.expireWaiting(k.waitingTimeoutMs, () => shedReason(3_000 + Math.floor(Math.random() * 12_000), `waited ${k.waitingTimeoutMs} ms for room`));
-    this.sync.admitWaiting(() => this.admission.tryAdmit(this.sync.sessionCount, Date.now()));
-    const since = this.sync.oldestWaitingSince();
-    if (since === null) return null;
-    const now = Date.now();
-    const expiry = since + k.waitingTimeoutMs;
-    return this.sync.sessionCount < k.maxSessions ? Math.min(expiry, now + Math.max(100, this.admission.waitMs(now))) : expiry;
-  }
-
-  /** Serves the waiting room now and sets the alarm for its next turn. */
-  pumpWaitingRoom(): void {
-    const next = this.serveWaitingRoom();
-    if (next !== null) this.alarms.request(next);
-  }
-
-  /**
-   * The last resort: when sessions exceed `maxSessions` (lowered at runtime),
-   * close the newest ones with 1013 and a jittered retry hint whose prefix the
-   * official client treats as overload.
-   */
-  private shedExcessSessions(): void {
-    const excess = this.sync.sessionCount - this.knobs.values.maxSessions;
-    if (excess <= 0) return;
-    for (const session of this.sync.newestSessions(excess)) {
-      const retryAfterMs = 3_000 + Math.floor(Math.random() * 12_000);
-      this.sync.drop(session, 1013, shedReason(retryAfterMs), `shed over maxSessions=${this.knobs.values.maxSessions}; retry in ${retryAfterMs} ms`);
-    }
-  }
-
   knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {
     return { knobs: this.knobs.report(), history: this.knobs.history() };
   }
@@ -253,8 +220,10 @@ export class DeploymentRuntime {
     try {
       const applied = this.knobs.set(changes);
       for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
-      this.shedExcessSessions();
-      this.pumpWaitingRoom();
+      this.gate.shedExcess();
+      this.gate.pump();
+      // Shards hold their share of the limits: a raised cap lets their waiting clients in now.
+      if (applied.length > 0) this.shards.configChanged((name) => shardConfig(this.knobs.values, shardName(name).index));
       return { ok: true, changes: applied };
     } catch (error) {
       if (error instanceof KnobError) return { ok: false, error: error.message };

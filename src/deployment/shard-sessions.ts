@@ -9,26 +9,40 @@
  * re-send the mutations it is still waiting for (a crash may have lost their
  * answers; a retry is answered from the record).
  */
-import type { SyncServer } from "../sync/sync-server.ts";
+import type { SyncFront } from "../sync/front.ts";
 import type { SessionAttachment, SyncSession } from "../sync/session.ts";
 import { ShardOutbox, type ShardPushTarget } from "../sync/shard-outbox.ts";
 import type { ShardStatus } from "./status.ts";
+import type { KnobValues } from "./knob-table.ts";
+import type { GateKnobs } from "../sync/session-gate.ts";
+
+/** What a shard serves its clients with: the deployment's knobs, and its share of the admission limits (`gateShare`). */
+export interface ShardConfig {
+  knobs: KnobValues;
+  share: GateKnobs;
+}
 
 /** What the database object calls on a shard. */
 export interface ShardApi extends ShardPushTarget {
   resync(why: string): Promise<void>;
   /** The database object started again with `connectionId` restored (see the module doc). */
   upstreamRestarted(connectionId: string): Promise<void>;
+  /** The deployment's knobs changed. */
+  configChanged(config: ShardConfig): Promise<void>;
   stats(): Promise<ShardStats>;
 }
 
 export interface ShardStats {
   sessions: number;
-  /** Sessions waiting for room (shards have no waiting room yet: always 0) and sockets refused (its share was full). */
+  /** Sessions in the shard's waiting room, and sockets it refused (past its share of maxWaitingSessions). */
   waiting: number;
   refused: number;
   transitionsSent: number;
-  lastPushSeq: number;
+  /** Distinct queries its peer session holds. */
+  heldQueries: number;
+  /** Peer sessions it started over, and failed attempts to open one that it retried after a backoff. */
+  resyncs: number;
+  upstreamRetries: number;
 }
 
 interface OpenShard {
@@ -41,12 +55,12 @@ export class ShardSessions {
   private readonly byConnection = new Map<string, OpenShard>();
   private readonly byName = new Map<string, OpenShard>();
   private readonly sql: SqlStorage;
-  private readonly sync: SyncServer;
+  private readonly sync: SyncFront;
   private readonly stub: (name: string) => ShardApi;
   /** This start of the object: pushes are numbered within it. */
   private readonly epoch = crypto.randomUUID().slice(0, 8);
 
-  constructor(sql: SqlStorage, sync: SyncServer, stub: (name: string) => ShardApi) {
+  constructor(sql: SqlStorage, sync: SyncFront, stub: (name: string) => ShardApi) {
     this.sql = sql;
     this.sync = sync;
     this.stub = stub;
@@ -54,7 +68,7 @@ export class ShardSessions {
 
   /**
    * The internal sessions kept from before this object started, as live sync
-   * restores sessions (`SyncServer.restore`); `adopt` registers them once it has.
+   * restores sessions (`SyncFront.restore`); `adopt` registers them once it has.
    */
   restorable(): { open: { connection: ShardOutbox; attachment: SessionAttachment }[]; adopt: () => void } {
     const rows = this.sql
@@ -115,8 +129,19 @@ export class ShardSessions {
       connectionId,
     );
     const outbox = this.outbox(name, connectionId);
-    this.register({ name, session: this.sync.openInternal(outbox, connectionId), outbox });
+    this.register({ name, session: this.sync.openPeer(outbox, connectionId), outbox });
     return connectionId;
+  }
+
+  /** Tells every shard with a session of the knobs' change (`config` gives each its share). */
+  configChanged(config: (name: string) => ShardConfig): void {
+    for (const name of this.byName.keys()) this.tell(name, (shard) => shard.configChanged(config(name)));
+  }
+
+  /** The peer session `connectionId`, if this object has it. */
+  peer(connectionId: string): SyncSession | undefined {
+    const shard = this.byConnection.get(connectionId);
+    return shard && !shard.session.closed ? shard.session : undefined;
   }
 
   /** The shard's frames, handled in order; false if this object no longer has that session. */
@@ -153,6 +178,8 @@ export class ShardSessions {
           waiting: stats?.waiting ?? null,
           refused: stats?.refused ?? null,
           transitionsSent: stats?.transitionsSent ?? null,
+          resyncs: stats?.resyncs ?? null,
+          upstreamRetries: stats?.upstreamRetries ?? null,
           subscriptions: shard.session.queries.size,
           lastPushSeq: shard.outbox.seq,
           lagMs: shard.outbox.inFlightSince === null ? 0 : now - shard.outbox.inFlightSince,

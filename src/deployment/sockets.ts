@@ -3,6 +3,7 @@
  * and the session attachment it carries across hibernation.
  */
 import type { Connection, SessionAttachment } from "../sync/session.ts";
+import type { Refusal } from "../sync/session-gate.ts";
 
 /** `hibernatable`: the session's versions ride on the socket (a sync shard's sockets do not hibernate, docs/SHARDS.md). */
 export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): Connection {
@@ -32,4 +33,17 @@ export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): C
 export function attachmentOf(ws: WebSocket): SessionAttachment | null {
   const attachment = ws.deserializeAttachment() as SessionAttachment | null;
   return attachment?.v === 1 ? attachment : null;
+}
+
+/** Our id for a new connection (logs, storage keys): short, random. */
+export function newConnectionId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+}
+
+/** A refused upgrade (past the waiting room): 429 with the retry hint, which the official client backs off on. */
+export function refusalResponse(refusal: Refusal, where = ""): Response {
+  return Response.json(
+    { code: refusal.code, message: `${refusal.message}${where}`, retryAfterMs: refusal.retryAfterMs },
+    { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
+  );
 }

@@ -22,6 +22,9 @@ export interface ShardStatus {
   waiting: number | null;
   refused: number | null;
   transitionsSent: number | null;
+  /** Peer sessions it started over; failed opens it retried after a backoff. */
+  resyncs: number | null;
+  upstreamRetries: number | null;
   /** Distinct queries it holds. */
   subscriptions: number;
   lastPushSeq: number;
@@ -91,7 +94,8 @@ export function health(deployment: string): DeploymentHealth {
  * `transitionsSent`) are the whole deployment's, shards included.
  */
 export function deploymentStatus(deployment: string, runtime: DeploymentRuntime, schema: Schema, shards: ShardStatus[] = []): DeploymentStatus {
-  const { engine, sync, search, store, knobs, admission } = runtime;
+  const { engine, sync, search, store, knobs, gate } = runtime;
+  const local = sync.source;
   const k = knobs.values;
   const refresh = sync.scheduler.metrics;
   const now = Date.now();
@@ -106,7 +110,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     mutationExecutions: engine.counters.mutationExecutions,
     sessions: sync.sessionCount + shards.reduce((n, shard) => n + (shard.sessions ?? 0), 0),
     subscriptions: sync.subscriptionCount,
-    queryInstances: sync.instanceCount,
+    queryInstances: local.instanceCount,
     invalidations: sync.counters.invalidations,
     transitionsSent: sync.counters.transitionsSent + shards.reduce((n, shard) => n + (shard.transitionsSent ?? 0), 0),
     shards,
@@ -140,9 +144,9 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
       sessions: { current: sync.sessionCount, limit: k.maxSessions, background: sync.backgroundCount },
       waiting: { current: sync.waitingCount, limit: k.maxWaitingSessions, oldestWaitMs: sync.oldestWaitMs(), timeoutMs: k.waitingTimeoutMs },
-      admissions: { ...admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
+      admissions: { ...gate.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
       searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },
-      queryResultCache: { bytes: sync.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: sync.instances.results.evictions },
+      queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
     },
   };

@@ -1,108 +1,150 @@
 /**
  * The sync shard Durable Object (docs/SHARDS.md): client sockets of one
- * deployment, served by a `ShardServer` whose internal session lives in the
- * deployment's object (`<deployment>`); this object is `<deployment>/shard-<k>`.
+ * deployment, served by the same `SyncFront` and `SessionGate` as the
+ * deployment object, over an `UpstreamSource` whose peer session lives in
+ * the deployment's object (`<deployment>`); this object is
+ * `<deployment>/shard-<k>`.
  *
- * Its sockets are not hibernatable: what it holds (results, query sets) is
- * memory only, so it stays awake while it has clients. When it is evicted or
- * restarted anyway, its sockets close and the official client reconnects, to
- * any shard (sessions need no stickiness; a retried mutation is recognised by
- * its session and request id in the deployment object).
+ * It admits its share of the deployment's session limits (`gateShare`), and
+ * a newcomer it has no room for waits in its waiting room, as on the
+ * deployment object. The deployment object tells it when knobs change.
  */
 import { DurableObject } from "cloudflare:workers";
 import { AuthenticationError } from "../engine/index.ts";
-import { DEFAULT_KNOBS } from "./knob-table.ts";
-import { ShardServer, type ShardKnobs } from "../sync/shard-server.ts";
-import { socketConnection } from "./sockets.ts";
-import { Admission, type AdmissionKnobs } from "./admission.ts";
+import { DEFAULT_KNOBS, type KnobValues } from "./knob-table.ts";
+import { SyncFront } from "../sync/front.ts";
+import { UpstreamSource } from "../sync/upstream-source.ts";
+import { MemorySyncStorage } from "../sync/storage.ts";
+import { gateShare, SessionGate, type GateKnobs } from "../sync/session-gate.ts";
+import type { SyncSession } from "../sync/session.ts";
+import { newConnectionId, refusalResponse, socketConnection } from "./sockets.ts";
 import { deploymentStub, isLocalConfiguration, type Env } from "../env.ts";
-import type { ShardApi, ShardStats } from "./shard-sessions.ts";
+import type { ShardApi, ShardConfig, ShardStats } from "./shard-sessions.ts";
 
-/** `<deployment>/shard-<k>`: the deployment a shard serves. */
-export function shardDeployment(name: string): string {
+/** `<deployment>/shard-<k>`: the deployment a shard serves, and k. */
+export function shardName(name: string): { deployment: string; index: number } {
   const at = name.lastIndexOf("/shard-");
-  if (at <= 0) throw new Error(`A sync shard is named <deployment>/shard-<k>, not ${JSON.stringify(name)}`);
-  return name.slice(0, at);
+  const index = Number(name.slice(at + "/shard-".length));
+  if (at <= 0 || !Number.isSafeInteger(index) || index < 0) throw new Error(`A sync shard is named <deployment>/shard-<k>, not ${JSON.stringify(name)}`);
+  return { deployment: name.slice(0, at), index };
+}
+
+/** The deployment's config for shard `index` of `knobs.syncShards`: its knobs, and its share of the admission limits. */
+export function shardConfig(knobs: KnobValues, index: number): ShardConfig {
+  return { knobs, share: gateShare(knobs, index, knobs.syncShards) };
 }
 
 export class SyncShard extends DurableObject<Env> implements ShardApi {
-  private readonly server: ShardServer;
-  /** The deployment's knobs as of the last session it opened (the table's defaults until then). */
-  private knobs: ShardKnobs = DEFAULT_KNOBS;
+  private readonly front: SyncFront;
+  private readonly upstream: UpstreamSource;
+  private readonly gate: SessionGate;
+  /** The deployment's knobs and this shard's share, as of the last session it opened or the last change it was told of. */
+  private config: ShardConfig = shardConfig(DEFAULT_KNOBS, 0);
   private pinger: ReturnType<typeof setInterval> | null = null;
-  /** Its share of the deployment's session limits, as of the last session it opened (the whole until then). */
-  private admissionKnobs: AdmissionKnobs = DEFAULT_KNOBS;
-  private readonly admission = new Admission(() => this.admissionKnobs, Date.now());
+  private waitingTurn: ReturnType<typeof setTimeout> | null = null;
   /** Local tests only: what happens to the next push (see `faultNextPush`). */
   private nextPushFault: "lose" | "twice" | null = null;
+  /** Local tests only: the next opens of a peer session that fail (see `refuseNextOpens`). */
+  private opensToRefuse = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     const name = ctx.id.name!;
+    const { deployment, index } = shardName(name);
+    this.config = shardConfig(DEFAULT_KNOBS, index);
     // A fresh stub per call: a stub that threw once fails every later call.
-    const database = () => deploymentStub(env, shardDeployment(name));
-    this.server = new ShardServer({
-      knobs: () => this.knobs,
+    const database = () => deploymentStub(env, deployment);
+    this.upstream = new UpstreamSource({
+      knobs: () => this.config.knobs,
+      link: {
+        open: async () => {
+          if (this.opensToRefuse > 0) {
+            this.opensToRefuse--;
+            throw new Error("refused by the test hook");
+          }
+          const { connectionId, config } = await database().openShardSession(name);
+          this.configure(config);
+          return connectionId;
+        },
+        send: (connectionId, frames) => database().shardFrames(connectionId, frames),
+        advanceTimestamp: (connectionId, ts) => database().advanceShardTimestamp(connectionId, ts.toString()),
+      },
+    });
+    this.front = new SyncFront({
+      source: this.upstream,
+      storage: new MemorySyncStorage(),
+      knobs: () => this.config.knobs,
       authenticate: async (token) => {
         const answer = await database().verifyToken(token);
         if (answer.ok) return answer.verified;
         throw new AuthenticationError(answer.code, answer.message);
       },
-      link: {
-        open: async () => {
-          const { connectionId, knobs, admission } = await database().openShardSession(name);
-          this.knobs = knobs;
-          this.admissionKnobs = admission;
-          return connectionId;
-        },
-        send: (connectionId, frames) => database().shardFrames(connectionId, frames),
-      },
     });
+    this.gate = new SessionGate({ front: this.front, knobs: (): GateKnobs => this.config.share, now: Date.now, wake: (at) => this.wakeAt(at) });
   }
 
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
-    // A full shard refuses with a retry hint, as the deployment object does past its waiting room; the
-    // client backs off and its next socket may land on another shard.
-    const now = Date.now();
-    if (!this.admission.tryAdmit(this.server.sessionCount, now)) {
-      const refusal = this.admission.refusal(this.server.sessionCount, now);
-      return Response.json(
-        { code: refusal.code, message: `${refusal.message} (this shard's share)`, retryAfterMs: refusal.retryAfterMs },
-        { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
-      );
-    }
+    const door = this.gate.accept();
+    if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
     const { 0: client, 1: socket } = new WebSocketPair();
     socket.accept();
-    const session = this.server.open(socketConnection(socket, { hibernatable: false }), crypto.randomUUID().replaceAll("-", "").slice(0, 12));
-    socket.addEventListener("message", (event) => void this.server.receive(session, event.data as string | ArrayBuffer));
-    const closed = () => {
-      this.server.close(session);
-      if (this.server.sessionCount === 0 && this.pinger !== null) {
-        clearInterval(this.pinger);
-        this.pinger = null;
-      }
-    };
+    const session = this.front.open(socketConnection(socket, { hibernatable: false }), newConnectionId(), door.waiting);
+    socket.addEventListener("message", (event) => void this.front.receive(session, event.data as string | ArrayBuffer));
+    const closed = () => this.closed(session);
     socket.addEventListener("close", closed);
     socket.addEventListener("error", closed);
-    // Idle pings for clients. Nothing here calls the deployment object while all is quiet, so it can sleep; it
-    // tells this shard to start a new session when it starts again or when a push to it failed.
-    this.pinger ??= setInterval(() => this.server.pingIdle(), this.knobs.idlePingMs / 2);
+    // Idle pings for clients (waiting ones too). Nothing here calls the deployment object while all is quiet, so it
+    // can sleep; it tells this shard to start a new session when it starts again or when a push to it failed.
+    this.pinger ??= setInterval(() => this.front.pingIdle(), this.config.knobs.idlePingMs / 2);
+    if (door.waiting) this.gate.pump();
     return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private closed(session: SyncSession): void {
+    this.front.forget(session);
+    this.gate.pump();
+    if (this.front.sessionCount + this.front.waitingCount === 0 && this.pinger !== null) {
+      clearInterval(this.pinger);
+      this.pinger = null;
+    }
+  }
+
+  /** The waiting room's next turn (a timer: this shard's sockets keep it awake anyway). */
+  private wakeAt(at: number): void {
+    if (this.waitingTurn !== null) clearTimeout(this.waitingTurn);
+    this.waitingTurn = setTimeout(
+      () => {
+        this.waitingTurn = null;
+        this.gate.pump();
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  private configure(config: ShardConfig): void {
+    this.config = config;
+    this.gate.shedExcess();
+    this.gate.pump();
+  }
+
+  /** The deployment's knobs changed: this shard's share moves with them at once (a raised cap lets its waiting clients in). */
+  async configChanged(config: ShardConfig): Promise<void> {
+    this.configure(config);
   }
 
   async deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean> {
     const fault = this.nextPushFault;
     this.nextPushFault = null;
     if (fault === "lose") return true;
-    const delivered = await this.server.deliver(connectionId, epoch, seq, frames);
-    if (fault === "twice") await this.server.deliver(connectionId, epoch, seq, frames);
+    const delivered = await this.upstream.deliver(connectionId, epoch, seq, frames);
+    if (fault === "twice") await this.upstream.deliver(connectionId, epoch, seq, frames);
     return delivered;
   }
 
   async upstreamRestarted(connectionId: string): Promise<void> {
-    await this.server.upstreamRestarted(connectionId);
+    await this.upstream.upstreamRestarted(connectionId);
   }
 
   /**
@@ -114,18 +156,26 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     this.nextPushFault = fault;
   }
 
+  /** Local configuration only (tests): the next `count` attempts to open a peer session fail, as an unreachable deployment object would. */
+  async refuseNextOpens(count: number): Promise<void> {
+    if (!isLocalConfiguration(this.env)) throw new Error("Refused opens are a local test hook");
+    this.opensToRefuse = count;
+  }
+
   /** The deployment object started again: a shard with clients opens a new session and adds its queries. */
   async resync(why: string): Promise<void> {
-    if (this.server.sessionCount > 0) await this.server.resync(why);
+    if (this.front.sessionCount + this.front.waitingCount > 0) await this.upstream.resync(why);
   }
 
   async stats(): Promise<ShardStats> {
     return {
-      sessions: this.server.sessionCount,
-      waiting: 0,
-      refused: this.admission.refused,
-      transitionsSent: this.server.counters.transitionsSent,
-      lastPushSeq: this.server.lastPushSeq,
+      sessions: this.front.sessionCount,
+      waiting: this.front.waitingCount,
+      refused: this.gate.admission.refused,
+      transitionsSent: this.front.counters.transitionsSent,
+      heldQueries: this.upstream.heldCount,
+      resyncs: this.upstream.counters.resyncs,
+      upstreamRetries: this.upstream.counters.upstreamRetries,
     };
   }
 }

@@ -70,7 +70,7 @@ export class ProtocolError extends Error {
   override name = "ProtocolError";
 }
 
-/** A frame over `maxFrameBytes` (the server may still answer the request it carries, see sync-server). */
+/** A frame over `maxFrameBytes` (the server may still answer the request it carries, see front.ts). */
 export class FrameTooLargeError extends ProtocolError {
   override name = "FrameTooLargeError";
 }

@@ -2,7 +2,7 @@
  * What an `Authenticate` message asks for, decided the same way wherever a
  * session lives (the deployment object, or a sync shard): the caller to
  * switch to (null: signed out), or why the token is refused. The servers
- * then apply it their way (`SyncServer`, `ShardServer`).
+ * then apply it (`SyncFront`).
  */
 import { AuthenticationError, type VerifiedToken } from "../engine/index.ts";
 import { authError, ProtocolError, type ClientMessage } from "../protocol/sync.ts";

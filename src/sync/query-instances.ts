@@ -172,13 +172,14 @@ export class QueryInstances {
       }
       // An instance that never ran before the object slept (a query added just before, or held by
       // waiting sessions only) was never stored: it comes back from its key, to run when needed.
-      // A shard's internal session names each query's caller; a client's queries run as the client.
-      const caller = session.internal ? (query.caller ?? null) : session.auth;
+      // A shard's peer session names each query's caller; a client's queries run as the client.
+      const stored = query.caller !== undefined ? { caller: query.caller } : {};
+      const caller = session.queryCaller({ instanceKey: query.instanceKey, sentHash: null, ...stored });
       const instance = this.instances.get(query.instanceKey) ?? this.acquire(this.fromKey(query.instanceKey), caller);
       // A stored instance keyed by identity runs as the identity its subscribers hold.
       if (instance.identity === null && caller !== null && instance.key !== sharedKey(instance.key)) instance.identity = caller.identity;
       // A waiting session has been sent nothing yet, whatever the shared instance's last result was.
-      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash, ...(session.internal ? { caller } : {}) });
+      session.queries.set(query.queryId, { instanceKey: instance.key, sentHash: session.waiting ? null : instance.resultHash, ...stored });
       this.subscribe(instance, session);
     }
     for (const connectionId of orphaned) if (!sessions.has(connectionId)) this.storage.deleteConnection(connectionId);
@@ -231,11 +232,11 @@ export class QueryInstances {
     for (const [queryId, query] of session.queries) {
       const current = this.instances.get(query.instanceKey);
       if (!current) continue;
-      const target = this.acquire(this.fromKey(query.instanceKey), session.internal ? (query.caller ?? null) : session.auth);
+      const target = this.acquire(this.fromKey(query.instanceKey), session.queryCaller(query));
       if (target === current) continue;
       this.subscribe(target, session);
       query.instanceKey = target.key;
-      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key, ...(session.internal ? { caller: query.caller ?? null } : {}) });
+      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key, ...(query.caller !== undefined ? { caller: query.caller } : {}) });
       this.unsubscribe(current.key, session);
       moved = true;
     }
@@ -309,7 +310,7 @@ export class QueryInstances {
     // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.
     const movedSessions: SyncSession[] = [];
     if (instance.identity === null && this.readsIdentity.has(instance.key)) {
-      for (const session of [...instance.subscribers.keys()]) if ((session.auth !== null || session.internal) && this.rekey(session)) movedSessions.push(session);
+      for (const session of [...instance.subscribers.keys()]) if (session.hasCallers && this.rekey(session)) movedSessions.push(session);
     }
     return { encoded, invalidation, movedSessions };
   }

@@ -14,7 +14,8 @@ import { queryFailed, queryRemoved, transition, type EncodedModification, type S
 import { modificationFor, type QueryInstances } from "./query-instances.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SyncSession } from "./session.ts";
-import type { SyncCounters, SyncKnobs } from "./sync-server.ts";
+import type { SyncCounters } from "./front.ts";
+import type { SyncKnobs } from "./local-source.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 /** Bytes of a Transition around its modifications (versions, type). */

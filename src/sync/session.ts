@@ -4,7 +4,7 @@
  * query set lives in `SyncStorage`.
  */
 import type { UserIdentity } from "../engine/index.ts";
-import { ProtocolError, type ClientMessage, type StateVersion } from "../protocol/sync.ts";
+import { ProtocolError, type ClientMessage, type InternalFields, type StateVersion } from "../protocol/sync.ts";
 import type { TokenBucket } from "./token-bucket.ts";
 import type { HeldMutation } from "./storage.ts";
 
@@ -37,7 +37,7 @@ export interface SessionAttachment {
   background?: true;
   /** Who the session is signed in as (absent: anonymous). */
   auth?: SessionAuth;
-  /** A sync shard's internal session (see `SyncSession.internal`). */
+  /** A sync shard's peer session (see `PeerSession`). */
   internal?: true;
 }
 
@@ -85,7 +85,7 @@ export class SyncSession {
   /** Mutations sent while it waited, in order, kept in storage until they run (see `HeldMutation`). */
   held: HeldMutation[] = [];
   private heldSeq = 0;
-  /** Bytes this session may be sent (created on its first Transition; see SyncServer.turn). */
+  /** Bytes this session may be sent (created on its first Transition; see RefreshTurn). */
   sendBudget: TokenBucket | null = null;
   /** A turn put off until the send budget recovers. */
   sendRetry: ReturnType<typeof setTimeout> | null = null;
@@ -99,12 +99,6 @@ export class SyncSession {
    * checked): later messages wait behind it, so they are handled in order.
    */
   inbound: Promise<void> | null = null;
-  /**
-   * A sync shard's session (docs/SHARDS.md): it speaks for the shard's
-   * clients, names a caller per query, mutation and action, and is not a
-   * client (no admission, no idle pings, not counted in `maxSessions`).
-   */
-  internal = false;
 
   constructor(connection: Connection, attachment: SessionAttachment) {
     this.connection = connection;
@@ -116,7 +110,6 @@ export class SyncSession {
     this.waitingSince = attachment.waitingSince ?? null;
     this.background = attachment.background === true;
     this.auth = attachment.auth ?? null;
-    this.internal = attachment.internal === true;
   }
 
   get waiting(): boolean {
@@ -154,7 +147,6 @@ export class SyncSession {
       ...(this.waitingSince !== null ? { waitingSince: this.waitingSince } : {}),
       ...(this.background ? { background: true as const } : {}),
       ...(this.auth ? { auth: this.auth } : {}),
-      ...(this.internal ? { internal: true as const } : {}),
     };
   }
 
@@ -178,7 +170,7 @@ export class SyncSession {
    * applies: versions chain, ids are added once and removed only if present,
    * and the set stays within `maxQueries`.
    */
-  checkQuerySetChange(message: Extract<ClientMessage, { type: "ModifyQuerySet" }>, maxQueries: number): void {
+  checkQuerySetChange(message: Extract<ClientMessage, { type: "ModifyQuerySet" }>, limits: SessionLimits): void {
     if (message.baseVersion !== this.receivedQuerySet) {
       throw new ProtocolError(`ModifyQuerySet.baseVersion ${message.baseVersion} does not match the query set version ${this.receivedQuerySet}`);
     }
@@ -192,7 +184,40 @@ export class SyncSession {
         throw new ProtocolError(`Query ${modification.queryId} is not in the query set and cannot be removed`);
       }
     }
-    if (ids.size > maxQueries) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${maxQueries} per session (knob maxQueriesPerSession)`);
+    if (ids.size > limits.queries) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limits.queries} per session (knob ${limits.queriesKnob})`);
+  }
+
+  // ---- what differs between a client and a shard's peer session (PeerSession overrides these) ----
+
+  /** A client: counted against `maxSessions`, admitted through the waiting room, pinged when idle, shed last. */
+  get isClient(): boolean {
+    return true;
+  }
+
+  /** Who a query, mutation or action of this session runs as: the signed-in client (fields only a shard may send are refused). */
+  callerOf(internal: InternalFields | undefined): SessionAuth | null {
+    if (internal !== undefined) throw new ProtocolError("Internal fields are for a sync shard's session, not a client's");
+    return this.auth;
+  }
+
+  /** Who a query of the session's set runs as. */
+  queryCaller(_query: SessionQuery): SessionAuth | null {
+    return this.auth;
+  }
+
+  /** Whether some of its queries may run as a caller (so a query found reading the identity moves them). */
+  get hasCallers(): boolean {
+    return this.auth !== null;
+  }
+
+  /** What recognises a retry of a mutation: the client's session and request id. */
+  retryKey(message: Extract<ClientMessage, { type: "Mutation" }>): { sessionId: string; requestId: number } {
+    return { sessionId: this.sessionId!, requestId: message.requestId };
+  }
+
+  /** How much it may hold: queries in its set, mutations waiting, actions running. */
+  limits(knobs: SessionLimitKnobs): SessionLimits {
+    return { frameBytes: knobs.maxFrameBytes, queries: knobs.maxQueriesPerSession, queriesKnob: "maxQueriesPerSession", mutations: knobs.maxPendingMutationsPerSession, actions: knobs.maxPendingActionsPerSession };
   }
 
   /** Whether the session's token has expired (then no function may run for it). */
@@ -206,4 +231,68 @@ export class SyncSession {
     this.lastSentAt = now;
     return this.connection.send(frame);
   }
+}
+
+export interface SessionLimits {
+  /** Largest frame it may send. */
+  frameBytes: number;
+  queries: number;
+  queriesKnob: string;
+  mutations: number;
+  actions: number;
+}
+
+/** The knobs that bound one session. */
+export interface SessionLimitKnobs {
+  maxQueriesPerSession: number;
+  maxPendingMutationsPerSession: number;
+  maxPendingActionsPerSession: number;
+  maxFrameBytes: number;
+  /** A shard's peer session holds the union of its clients' distinct queries: bounded on its own. */
+  maxQueriesPerShard: number;
+  maxPeerFrameBytes: number;
+}
+
+/**
+ * A sync shard's session on the deployment object (docs/SHARDS.md): it
+ * speaks the same protocol for many clients at once, naming a caller per
+ * query, mutation and action, and the client's session and request id of a
+ * mutation (so a retry is still recognised). It is not a client: never
+ * waits, is not pinged or counted in `maxSessions`, and the shard holds each
+ * of its clients to the per-session limits.
+ */
+export class PeerSession extends SyncSession {
+  override get isClient(): boolean {
+    return false;
+  }
+
+  override callerOf(internal: InternalFields | undefined): SessionAuth | null {
+    return internal?.caller ?? null;
+  }
+
+  override queryCaller(query: SessionQuery): SessionAuth | null {
+    return query.caller ?? null;
+  }
+
+  override get hasCallers(): boolean {
+    return true;
+  }
+
+  override retryKey(message: Extract<ClientMessage, { type: "Mutation" }>): { sessionId: string; requestId: number } {
+    const internal = message.internal;
+    return internal?.clientSessionId ? { sessionId: internal.clientSessionId, requestId: internal.clientRequestId ?? message.requestId } : super.retryKey(message);
+  }
+
+  override limits(knobs: SessionLimitKnobs): SessionLimits {
+    return { frameBytes: knobs.maxPeerFrameBytes, queries: knobs.maxQueriesPerShard, queriesKnob: "maxQueriesPerShard", mutations: Infinity, actions: Infinity };
+  }
+
+  override attachment(): SessionAttachment {
+    return { ...super.attachment(), internal: true };
+  }
+}
+
+/** A session restored from its attachment: a peer's says so. */
+export function sessionFrom(connection: Connection, attachment: SessionAttachment): SyncSession {
+  return attachment.internal ? new PeerSession(connection, attachment) : new SyncSession(connection, attachment);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { AuthenticationError, Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
 import { app } from "../../convex/_generated/modules.js";
-import { SyncServer, type SyncKnobs, type SyncServerOptions } from "./sync-server.ts";
+import { localFront, type SyncKnobs, type LocalSourceOptions } from "./local-source.ts";
+import type { SyncFrontOptions } from "./front.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
@@ -22,11 +23,13 @@ const KNOBS: SyncKnobs = {
   backgroundRefreshMs: 10_000,
   maxTransitionBytes: 16_777_216,
   sessionSendBytesPerSecond: 8_388_608,
+  maxQueriesPerShard: 100_000,
+  maxPeerFrameBytes: 16_777_216,
 };
 
-function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<SyncServerOptions> = {}) {
+function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptions & Omit<SyncFrontOptions, "source" | "knobs">> = {}) {
   const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store: new MemoryStore() });
-  const sync = new SyncServer({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined, ...options });
+  const sync = localFront({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined, ...options });
   const open = (name: string) => {
     const frames: { type: string; [k: string]: unknown }[] = [];
     const closed: { code: number; reason: string }[] = [];
@@ -63,7 +66,7 @@ function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<SyncServerOption
   return { engine, sync, open, idle };
 }
 
-describe("SyncServer", () => {
+describe("SyncFront", () => {
   it("runs a query once for every session subscribed to it", async () => {
     const { engine, open, idle } = setup();
     const clients = Array.from({ length: 50 }, (_, i) => open(`c${i}`));
@@ -87,8 +90,8 @@ describe("SyncServer", () => {
     await first.connect();
     await first.watch(...Array.from({ length: 40 }, (_, chat) => `c${chat}`));
     await idle();
-    expect(sync.instances.results.evictions).toBeGreaterThan(0);
-    expect(sync.instances.results.bytes).toBeLessThanOrEqual(1_048_576 + 70_000);
+    expect(sync.source.instances.results.evictions).toBeGreaterThan(0);
+    expect(sync.source.instances.results.bytes).toBeLessThanOrEqual(1_048_576 + 70_000);
     // A second session subscribing to the same queries (most recently cached first) gets the same
     // results, re-running only the evicted ones.
     const runsBefore = engine.counters.queryExecutions;
@@ -334,7 +337,7 @@ describe("waiting sessions", () => {
     const session = sync.open(connection, "leaver", true);
     await sync.receive(session, JSON.stringify({ type: "Connect", sessionId: "leaver", connectionCount: 0, lastCloseReason: null }));
     const mutated = sync.receive(session, JSON.stringify({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "never" }] }));
-    sync.close(session);
+    sync.forget(session);
     await mutated;
     await idle();
     expect(sync.waitingCount).toBe(0);
@@ -343,7 +346,7 @@ describe("waiting sessions", () => {
   });
 });
 
-describe("SyncServer sign-in", () => {
+describe("SyncFront sign-in", () => {
   const alice = { tokenIdentifier: "https://issuer.test|alice", subject: "alice", issuer: "https://issuer.test", name: "alice" };
 
   it("handles a socket's later messages only once its token is checked, in order", async () => {

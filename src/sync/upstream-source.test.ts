@@ -1,20 +1,21 @@
 /**
  * Sync shards against one database object, in plain Node: the database
- * object's `SyncServer` with shards' internal sessions (`ShardOutbox`), three
- * `ShardServer`s and their clients, joined by asynchronous calls that a test
+ * object's front with shards' peer sessions (`ShardOutbox`), three
+ * shard fronts and their clients, joined by asynchronous calls that a test
  * can lose or repeat. Inside workerd the same parts are joined by RPC.
  */
 import { describe, expect, it } from "vitest";
 import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
 import { app } from "../../convex/_generated/modules.js";
-import { SyncServer, type SyncKnobs } from "./sync-server.ts";
+import { localFront, type SyncKnobs } from "./local-source.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import { ShardOutbox } from "./shard-outbox.ts";
-import { ShardServer, type ShardKnobs } from "./shard-server.ts";
+import { shardFront, type UpstreamKnobs, type UpstreamSource } from "./upstream-source.ts";
+import type { SyncFront } from "./front.ts";
 import type { SyncSession } from "./session.ts";
 import { decodeTs } from "../protocol/sync.ts";
 
-const KNOBS: SyncKnobs & ShardKnobs = {
+const KNOBS: SyncKnobs & UpstreamKnobs = {
   maxFrameBytes: 1_048_576,
   idlePingMs: 30_000,
   maxClockAheadMs: 60_000,
@@ -30,6 +31,11 @@ const KNOBS: SyncKnobs & ShardKnobs = {
   backgroundRefreshMs: 10_000,
   maxTransitionBytes: 16_777_216,
   sessionSendBytesPerSecond: 8_388_608,
+  maxQueriesPerShard: 100_000,
+  maxPeerFrameBytes: 16_777_216,
+  peerModificationsPerFrame: 200,
+  peerRetryMinMs: 1,
+  peerRetryMaxMs: 10,
 };
 
 type Frame = { type: string; [key: string]: unknown };
@@ -43,14 +49,15 @@ function setup(shardCount: number) {
   const syncStorage = new MemorySyncStorage();
   const makeDatabase = () => {
     const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store });
-    const sync = new SyncServer({ engine, storage: syncStorage, knobs: () => KNOBS, advanceTimestamp: () => undefined, log: () => undefined });
+    const sync = localFront({ engine, storage: syncStorage, knobs: () => KNOBS, advanceTimestamp: () => undefined, log: () => undefined });
     return { engine, sync, internal: new Map<string, SyncSession>(), outboxes: [] as ShardOutbox[] };
   };
   let database = makeDatabase();
   const shards = Array.from({ length: shardCount }, (_, k) => {
     let fault: PushFault = () => "deliver";
     let opened = 0;
-    const shard: ShardServer = new ShardServer({
+    const shard: SyncFront<UpstreamSource> = shardFront({
+      storage: new MemorySyncStorage(),
       knobs: () => KNOBS,
       log: () => undefined,
       authenticate: async (token) => ({ identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token }, expiresAt: Date.now() + 60_000 }),
@@ -67,15 +74,15 @@ function setup(shardCount: number) {
                 await hop();
                 const what = fault(seq);
                 if (what === "lose") return true;
-                const delivered = await shard.deliver(id, epoch, seq, frames);
-                if (what === "twice") await shard.deliver(id, epoch, seq, frames);
+                const delivered = await shard.source.deliver(id, epoch, seq, frames);
+                if (what === "twice") await shard.source.deliver(id, epoch, seq, frames);
                 return delivered;
               },
             }),
             () => db.internal.get(connectionId) && db.sync.drop(db.internal.get(connectionId)!, 1000, "gone"),
           );
           db.outboxes.push(outbox);
-          db.internal.set(connectionId, db.sync.openInternal(outbox, connectionId));
+          db.internal.set(connectionId, db.sync.openPeer(outbox, connectionId));
           return connectionId;
         },
         send: async (connectionId, frames) => {
@@ -85,6 +92,7 @@ function setup(shardCount: number) {
           for (const frame of frames) await database.sync.receive(session, frame);
           return true;
         },
+        advanceTimestamp: async () => undefined,
       },
     });
     return { shard, setFault: (f: PushFault) => (fault = f) };
@@ -143,7 +151,7 @@ function setup(shardCount: number) {
         database.sync.scheduler.waiting === 0 &&
         database.engine.queuedFunctions === 0 &&
         database.outboxes.every((outbox) => outbox.idle) &&
-        shards.every((s) => s.shard.idle);
+        shards.every((s) => s.shard.source.idle && s.shard.scheduler.waiting === 0);
       quiet = quietNow ? quiet + 1 : 0;
     }
   };
@@ -218,8 +226,8 @@ describe("sync shards (in Node)", () => {
       await t.engine.runMutation("messages:send", { chatId: "x", author: "w", body: `m${i}` });
       await t.settle();
     }
-    expect(t.shards[0]!.shard.counters.resyncs).toBeGreaterThanOrEqual(2); // the first open, then the repair
-    expect(t.shards[1]!.shard.counters.pushesRejected).toBeGreaterThanOrEqual(1);
+    expect(t.shards[0]!.shard.source.counters.resyncs).toBeGreaterThanOrEqual(2); // the first open, then the repair
+    expect(t.shards[1]!.shard.source.counters.pushesRejected).toBeGreaterThanOrEqual(1);
     for (const c of [a, b]) {
       expect(bodies(c.latest(0))).toEqual(["m4", "m3", "m2", "m1", "m0"]);
       expect(c.chainProblems()).toEqual([]);
@@ -239,7 +247,7 @@ describe("sync shards (in Node)", () => {
     await t.settle();
     t.restartDatabase();
     // The database object tells its shards (inside workerd: from its table of shards when it starts).
-    await Promise.all(t.shards.map((s) => s.shard.resync("the database object restarted")));
+    await Promise.all(t.shards.map((s) => s.shard.source.resync("the database object restarted")));
     await t.settle();
     // One run per distinct query, not per session: the three shards share the one instance.
     expect(t.engine.counters.queryExecutions).toBe(1);

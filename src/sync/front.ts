@@ -1,67 +1,44 @@
 /**
- * Live sync: sessions speaking the Convex sync protocol over their sockets.
- * This module keeps the sessions (opening, restoring after a wake, closing,
- * saving their versions) and handles each protocol message; the rest lives
- * in rooms of their own:
+ * The sync front: THE server of the Convex sync protocol, the same wherever
+ * sessions live (the deployment object, or a sync shard). It keeps the
+ * sessions (opening, restoring after a wake, closing, saving their versions),
+ * handles every protocol message (`Connect`, `ModifyQuerySet`, `Mutation`,
+ * `Action`, `Authenticate`, `Event`), the waiting room, background pages,
+ * idle pings, errors and close codes, each in one path.
  *
- * - `query-instances.ts`: one shared instance per (function, args), run once
- *   per timestamp however many sessions watch it, held once in the
- *   subscription index.
- * - `refresh-scheduler.ts`: sessions waiting for a turn (coalesced, bounded,
- *   sliced); `refresh-turn.ts`: what one turn does (re-run what is dirty,
- *   build one Transition within its byte bounds).
+ * What it serves comes from a `ResultSource`: inside the deployment object
+ * the engine and its shared query instances (`local-source.ts`), inside a
+ * shard the upstream link to the deployment object (`upstream-source.ts`).
+ * The source runs or relays functions and builds each session's Transition;
+ * the front decides who may ask for what, when, and in which order.
  *
- * The engine announces every commit (`Engine.onCommit`); this server marks
- * the instances it hit dirty and schedules their sessions. Nothing else
- * (restart, hibernation, a no-op mutation, search maintenance) dirties
- * anything. Every step that touches the database runs inside the engine's
- * lock, so a turn sees one snapshot and Transitions are ordered after the
- * mutation responses that caused them.
+ * A shard's session on the deployment object is a `PeerSession`, another
+ * type: it names a caller per query, mutation and action and is not a
+ * client (never waits, not pinged, not counted in `maxSessions`).
  */
-import { AuthenticationError, convexToJson, isPlainObject, jsonToConvex, knownFunctionError, type CommitEvent, type Engine, type VerifiedToken } from "../engine/index.ts";
+import { AuthenticationError, isPlainObject, type VerifiedToken } from "../engine/index.ts";
 import {
   PING,
   FrameTooLargeError,
   ProtocolError,
   actionFailure,
-  actionSuccess,
   fatalError,
   mutationFailure,
-  mutationSuccess,
   parseClientMessage,
   VISIBILITY_EVENT,
   type ClientMessage,
 } from "../protocol/sync.ts";
-import { SyncSession, type Connection, type SessionAttachment, type SessionAuth } from "./session.ts";
+import { PeerSession, SyncSession, sessionFrom, type Connection, type SessionAttachment, type SessionAuth, type SessionLimitKnobs } from "./session.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import type { HeldMutation, SyncStorage } from "./storage.ts";
-import { RefreshScheduler, type RefreshKnobs } from "./refresh-scheduler.ts";
-import { TokenBucket } from "./token-bucket.ts";
-import { QueryInstances } from "./query-instances.ts";
-import { resultHash } from "./hash.ts";
-import { RefreshTurn } from "./refresh-turn.ts";
+import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
+import { prepareQuery, type PreparedQuery } from "./query-instances.ts";
 import { WaitingRoom } from "./waiting-room.ts";
 
-/** The knobs live sync reads (from the deployment's knob table). */
-export interface SyncKnobs extends RefreshKnobs {
-  maxFrameBytes: number;
+/** The knobs the front reads (from the deployment's knob table). */
+export interface FrontKnobs extends RefreshKnobs, SessionLimitKnobs {
   idlePingMs: number;
   maxClockAheadMs: number;
-  /** Executions per second for queries new to a session (the replay of a reconnecting client's query set). */
-  resubscribeRate: number;
-  resubscribeBurst: number;
-  /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
-  queryResultCacheBytes: number;
-  /** Queries one session may hold. */
-  maxQueriesPerSession: number;
-  /** Mutations one session may have waiting to run. */
-  maxPendingMutationsPerSession: number;
-  /** Actions one session may have running. */
-  maxPendingActionsPerSession: number;
-  /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
-  maxTransitionBytes: number;
-  /** Bytes of Transitions one session may be sent per second (burst: maxTransitionBytes); past it its updates coalesce. */
-  sessionSendBytesPerSecond: number;
 }
 
 export interface SyncCounters {
@@ -75,9 +52,15 @@ export interface SyncCounters {
   charactersSent: number;
 }
 
-/** Close codes: 1008 policy violation (protocol error), 1011 internal error. */
-const CLOSE_PROTOCOL_ERROR = 1008;
-const CLOSE_INTERNAL_ERROR = 1011;
+/** Close codes the front uses (the official client reconnects on all of them; 1013 with a backoff hint). */
+export const CLOSE = {
+  normal: 1000,
+  /** Policy violation: a protocol error. */
+  protocolError: 1008,
+  internalError: 1011,
+  /** Try again later: the waiting room timed out, or the deployment sheds sessions. */
+  tryAgainLater: 1013,
+} as const;
 
 /**
  * The head of a Mutation or Action frame as the official client writes it
@@ -86,79 +69,100 @@ const CLOSE_INTERNAL_ERROR = 1011;
  */
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
-export interface SyncServerOptions {
-  engine: Engine;
+/** What the front gives its source: the way to the sessions. */
+export interface FrontPort {
+  readonly sessions: ReadonlyMap<string, SyncSession>;
+  readonly counters: SyncCounters;
+  /** Sends a frame; if the runtime refuses it the session is closed (the client reconnects and resyncs); false then. */
+  send(session: SyncSession, frame: string): boolean;
+  /** Queues a session for a turn (a waiting session's turn waits for its admission). */
+  schedule(session: SyncSession): void;
+  /** A Transition went out: the session's versions moved (saved once the refresh queue drains). */
+  sent(session: SyncSession): void;
+  log(line: string): void;
+  now(): number;
+}
+
+/** Where a front's results come from: the engine in the deployment object, the upstream link in a shard. */
+export interface ResultSource {
+  /** Called once by the front it serves. */
+  bind(port: FrontPort): void;
+  /** The newest timestamp this source serves results at (a client's `maxObservedTimestamp` is checked against it). */
+  latestTimestamp(): bigint;
+  /** Moves the deployment's timestamp past a client's observation without a commit. */
+  advanceTimestamp(ts: bigint): void;
+  /** Runs `fn` in `owner`'s turn of the lock the results are read under. */
+  exclusive<T>(fn: () => Promise<T>, owner: object): Promise<T>;
+  /** After a wake: what the restored sessions hold comes back from storage, running nothing (idempotent, cheap once done). */
+  ensureLoaded(): void;
+  /** A query joins the session's set, as `caller`. */
+  add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void;
+  remove(session: SyncSession, queryId: number): void;
+  /** The session's identity changed: its queries move to that caller's results. */
+  rekey(session: SyncSession): void;
+  /** The session's turn: one Transition to the newest state it can be sent (or nothing). */
+  turn(session: SyncSession): Promise<TurnResult>;
+  /** Runs (or relays) a mutation as `caller` and answers it; `answered` once it has its answer. */
+  mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void>;
+  /** Runs (or relays) an action as `caller`; resolves with its `ActionResponse` frame. */
+  action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>, caller: SessionAuth | null): Promise<string>;
+  /** The session is gone: release what it held. */
+  closed(session: SyncSession): void;
+}
+
+export interface SyncFrontOptions<S extends ResultSource = ResultSource> {
+  source: S;
   storage: SyncStorage;
-  knobs: () => SyncKnobs;
+  knobs: () => FrontKnobs;
   now?: () => number;
   log?: (line: string) => void;
-  /** Moves the deployment's timestamp forward without a commit (see Connect). */
-  advanceTimestamp: (ts: bigint) => void;
   /** Yields between refresh slices (default: a timer). */
   pause?: (ms: number) => Promise<void>;
   /** Checks a token from `Authenticate` (throws `AuthenticationError`); without it every token is refused. */
   authenticate?: (token: string) => Promise<VerifiedToken>;
 }
 
-export class SyncServer {
+export class SyncFront<S extends ResultSource = ResultSource> {
   readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   /** Sync shards' sessions among `sessions` (docs/SHARDS.md). */
-  private internalSessions = 0;
+  private peerCount = 0;
   /** Accepted sessions waiting for room, in arrival order. */
   private readonly waitingRoom = new WaitingRoom<SyncSession>();
-  readonly instances: QueryInstances;
   readonly scheduler: RefreshScheduler;
+  readonly source: S;
   /** Sessions whose attachment lags behind the version last sent (saved once the refresh queue drains). */
   private readonly unsavedVersions = new Set<SyncSession>();
-  /** Whether query sets and instances have been loaded from storage since this object started. */
-  private loaded = false;
-  /** Budget for running queries that are new to a session (reconnect replays). */
-  private readonly resubscribe: TokenBucket;
-  private readonly turns: RefreshTurn;
-  private readonly engine: Engine;
   private readonly storage: SyncStorage;
-  private readonly knobs: () => SyncKnobs;
-  private readonly now: () => number;
+  private readonly knobs: () => FrontKnobs;
+  readonly now: () => number;
   private readonly log: (line: string) => void;
-  private readonly advanceTimestamp: (ts: bigint) => void;
   private readonly authenticate: (token: string) => Promise<VerifiedToken>;
 
-  constructor(options: SyncServerOptions) {
-    this.engine = options.engine;
+  constructor(options: SyncFrontOptions<S>) {
+    this.source = options.source;
     this.storage = options.storage;
     this.knobs = options.knobs;
     this.now = options.now ?? Date.now;
     this.log = options.log ?? ((line) => console.log(line));
-    this.advanceTimestamp = options.advanceTimestamp;
     this.authenticate =
       options.authenticate ??
       (() => Promise.reject(new AuthenticationError("NoAuthProvider", "This deployment has no auth providers (convex/auth.config.ts)")));
-    // The refresh scheduler is one owner of the function lock: it gets a slice per round, as each session gets a function.
+    // The refresh scheduler is one owner of the results' lock: it gets a slice per round, as each session gets a function.
     const refreshOwner = {};
     this.scheduler = new RefreshScheduler({
       knobs: this.knobs,
-      exclusive: (fn) => this.engine.exclusive(fn, refreshOwner),
+      exclusive: (fn) => this.source.exclusive(fn, refreshOwner),
       // An expired token is caught before the session is sent anything more.
-      turn: (session) => (this.endIfExpired(session) ? Promise.resolve({ runs: 0, sent: false }) : this.turns.run(session)),
+      turn: (session) => (session.closed || this.endIfExpired(session) ? Promise.resolve({ runs: 0, sent: false }) : this.source.turn(session)),
       onError: (session, error) => this.internalError(session, error),
       now: this.now,
       pause: options.pause ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms))),
       onIdle: () => this.saveVersions(),
     });
-    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheBytes);
-    this.resubscribe = new TokenBucket(
-      () => this.knobs().resubscribeRate,
-      () => this.knobs().resubscribeBurst,
-      this.now(),
-    );
-    this.turns = new RefreshTurn({
-      instances: this.instances,
-      knobs: this.knobs,
-      now: this.now,
+    this.source.bind({
+      sessions: this.sessions,
       counters: this.counters,
-      lastTimestamp: () => this.engine.store.lastTimestamp(),
-      resubscribe: this.resubscribe,
       send: (session, frame) => this.sendOrDrop(session, frame),
       schedule: (session) => this.schedule(session),
       // Saving the attachment costs about as much as the send itself; it only has to be
@@ -166,13 +170,14 @@ export class SyncServer {
       // refresh queue drains: a fan-out sends everything first, and a session refreshed
       // many times under load is saved once.
       sent: (session) => this.unsavedVersions.add(session),
+      log: this.log,
+      now: this.now,
     });
-    this.engine.onCommit((commit) => this.invalidate(commit));
   }
 
-  /** Admitted client sessions (the ones `maxSessions` counts; shards' internal sessions are not clients). */
+  /** Admitted client sessions (the ones `maxSessions` counts; shards' peer sessions are not clients). */
   get sessionCount(): number {
-    return this.sessions.size - this.waitingRoom.size - this.internalSessions;
+    return this.sessions.size - this.waitingRoom.size - this.peerCount;
   }
 
   /** Sessions whose page is in the background (calmsync's client transport). */
@@ -203,14 +208,22 @@ export class SyncServer {
     return this.waitingRoom.oldestSince();
   }
 
+  get subscriptionCount(): number {
+    this.source.ensureLoaded();
+    let n = 0;
+    for (const session of this.sessions.values()) n += session.queries.size;
+    return n;
+  }
+
   /**
    * Lets waiting sessions in, in arrival order, while `canAdmit()` allows (room
    * and the admission bucket); each is then served like any other session, its
-   * query set running through the re-subscription budget. Returns how many.
+   * query set through the source's re-subscription budget, its held mutations
+   * in the order they were sent. Returns how many.
    */
   admitWaiting(canAdmit: () => boolean): number {
     // Loaded while they still count as waiting: a waiting session's restored queries have been sent nothing.
-    this.ensureLoaded();
+    this.source.ensureLoaded();
     const admitted = this.waitingRoom.admit(canAdmit);
     for (const session of admitted) {
       const held = session.admit();
@@ -224,33 +237,22 @@ export class SyncServer {
   /** Tells sessions that waited `maxWaitMs` to come back later: 1013 with a retry hint the official client backs off on. */
   expireWaiting(maxWaitMs: number, reason: () => string): number {
     const expired = this.waitingRoom.expire(this.now(), maxWaitMs);
-    for (const session of expired) this.drop(session, 1013, reason(), `waited ${maxWaitMs} ms for room; told to come back later`);
+    for (const session of expired) this.drop(session, CLOSE.tryAgainLater, reason(), `waited ${maxWaitMs} ms for room; told to come back later`);
     return expired.length;
   }
 
-  get subscriptionCount(): number {
-    this.ensureLoaded();
-    let n = 0;
-    for (const session of this.sessions.values()) n += session.queries.size;
-    return n;
-  }
-
-  get instanceCount(): number {
-    this.ensureLoaded();
-    return this.instances.size;
-  }
-
   /**
-   * After a wake: sessions from the sockets still open. Their query sets and
-   * the instances (read-sets, not results) come from storage when first
-   * needed. Runs no query and invalidates nothing.
+   * After a wake: sessions from the sockets still open (and shards' peer
+   * sessions), waiting ones back in arrival order with their held mutations.
+   * Their query sets come from storage when first needed. Runs no query and
+   * invalidates nothing.
    */
   restore(open: { connection: Connection; attachment: SessionAttachment }[]): void {
     const waiting: SyncSession[] = [];
     for (const { connection, attachment } of open) {
-      const session = new SyncSession(connection, attachment);
+      const session = sessionFrom(connection, attachment);
       this.sessions.set(attachment.connectionId, session);
-      if (session.internal) this.internalSessions++;
+      if (!session.isClient) this.peerCount++;
       if (session.waitingSince !== null) waiting.push(session);
     }
     // Back in arrival order (sockets come back in any order).
@@ -269,19 +271,7 @@ export class SyncServer {
     }
   }
 
-  /**
-   * Loads query sets and instances on first need after a wake, not in the
-   * constructor: an alarm that only sends pings (every `idlePingMs` while
-   * sockets are open) then costs a walk over the sockets, not a reload of
-   * every subscription.
-   */
-  private ensureLoaded(): void {
-    if (this.loaded) return;
-    this.loaded = true;
-    this.instances.load(this.sessions);
-  }
-
-  /** A new session; `waiting` holds it in the waiting room until `admitWaiting` lets it in. */
+  /** A new client session; `waiting` holds it in the waiting room until `admitWaiting` lets it in. */
   open(connection: Connection, connectionId: string, waiting = false): SyncSession {
     const attachment = SyncSession.fresh(connectionId, waiting ? this.now() : null);
     connection.saveAttachment(attachment);
@@ -291,24 +281,21 @@ export class SyncServer {
     return session;
   }
 
-  /** The `count` most recently opened admitted client sessions, newest first. */
-  newestSessions(count: number): SyncSession[] {
-    this.ensureLoaded();
-    return [...this.sessions.values()].filter((session) => !session.waiting && !session.internal).reverse().slice(0, count);
-  }
-
   /**
    * A sync shard's session (docs/SHARDS.md): speaks the same protocol over
-   * `connection`, for many clients at once, with the internal fields a
-   * client may not send. Admitted at once and never pinged.
+   * `connection`, for many clients at once. Admitted at once and never pinged.
    */
-  openInternal(connection: Connection, connectionId: string): SyncSession {
-    const attachment: SessionAttachment = { ...SyncSession.fresh(connectionId), internal: true };
-    connection.saveAttachment(attachment);
-    const session = new SyncSession(connection, attachment);
+  openPeer(connection: Connection, connectionId: string): PeerSession {
+    const session = new PeerSession(connection, SyncSession.fresh(connectionId));
+    connection.saveAttachment(session.attachment());
     this.sessions.set(connectionId, session);
-    this.internalSessions++;
+    this.peerCount++;
     return session;
+  }
+
+  /** The `count` most recently opened admitted client sessions, newest first. */
+  newestSessions(count: number): SyncSession[] {
+    return [...this.sessions.values()].filter((session) => !session.waiting && session.isClient).reverse().slice(0, count);
   }
 
   session(connectionId: string): SyncSession | undefined {
@@ -329,11 +316,11 @@ export class SyncServer {
   /** Handles one frame now; a promise only for a message that waits on something (it never rejects). */
   private receiveNow(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
     if (session.closed) return undefined;
-    this.ensureLoaded();
+    this.source.ensureLoaded();
     try {
       let message: ClientMessage;
       try {
-        message = parseClientMessage(frame, this.knobs().maxFrameBytes);
+        message = parseClientMessage(frame, session.limits(this.knobs()).frameBytes);
       } catch (error) {
         if (error instanceof FrameTooLargeError && session.sessionId !== null && this.refuseOversizedRequest(session, frame as string, error)) return undefined;
         throw error;
@@ -357,7 +344,7 @@ export class SyncServer {
    * internal error (the client retries with backoff); every other session goes on.
    */
   private internalError(session: SyncSession, error: unknown): void {
-    this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `failed: ${error instanceof Error ? error.stack : String(error)}`);
+    this.drop(session, CLOSE.internalError, "InternalServerError", `failed: ${error instanceof Error ? error.stack : String(error)}`);
   }
 
   /**
@@ -376,7 +363,6 @@ export class SyncServer {
   }
 
   private handle(session: SyncSession, message: ClientMessage): Promise<void> | undefined {
-    if (!session.internal && carriesInternalFields(message)) throw new ProtocolError("Internal fields are for a sync shard's session, not a client's");
     switch (message.type) {
       case "Connect":
         this.connect(session, message);
@@ -412,7 +398,7 @@ export class SyncServer {
   /**
    * `Authenticate`: checks the token (the socket's later messages wait), then
    * switches the session to the new identity: its queries that read the
-   * identity move to that identity's instances, and the next Transition
+   * identity move to that identity's results, and the next Transition
    * carries the new identity version, which is how the client learns the
    * token was accepted. A refused token ends the session with `AuthError`.
    */
@@ -421,21 +407,21 @@ export class SyncServer {
       if (session.closed) return;
       if (outcome.ok) return this.signIn(session, message.baseVersion, outcome.auth);
       this.sendOrDrop(session, refusedFrame(message.baseVersion, outcome.reason));
-      this.drop(session, 1000, "AuthError", `token refused: ${outcome.reason}`);
+      this.drop(session, CLOSE.normal, "AuthError", `token refused: ${outcome.reason}`);
     });
   }
 
   /**
-   * Switches the session's identity in its own turn of the function lock, so
+   * Switches the session's identity in its own turn of the results' lock, so
    * no refresh turn is half done around it: a Transition that carries the
    * new identity version holds no result computed for the old identity.
    */
   private signIn(session: SyncSession, baseVersion: number, auth: SessionAuth | null): Promise<void> {
-    return this.engine.exclusive(async () => {
+    return this.source.exclusive(async () => {
       if (session.closed) return;
       session.auth = auth;
       session.receivedIdentity = baseVersion + 1;
-      this.instances.rekey(session);
+      this.source.rekey(session);
       // Confirmed by a Transition that moves the identity version, even one with no modifications.
       session.owesTransition = true;
       this.saveAttachment(session);
@@ -452,13 +438,13 @@ export class SyncServer {
     const expired = expiredFrame(session, this.now());
     if (expired === null) return false;
     this.sendOrDrop(session, expired);
-    this.drop(session, 1000, "AuthError", "token expired");
+    this.drop(session, CLOSE.normal, "AuthError", "token expired");
     return true;
   }
 
   private connect(session: SyncSession, message: Extract<ClientMessage, { type: "Connect" }>): void {
     if (session.sessionId !== null) throw new ProtocolError("Connect sent twice on one socket");
-    const latest = this.engine.store.lastTimestamp();
+    const latest = this.source.latestTimestamp();
     const observed = message.maxObservedTimestamp;
     if (observed !== null && observed > latest) {
       // The client saw a newer timestamp than ours (our storage was reset, or its clock
@@ -467,29 +453,24 @@ export class SyncServer {
       // which the official client retries with backoff (as Convex does).
       const limitNs = BigInt(Math.floor(this.now() + this.knobs().maxClockAheadMs)) * 1_000_000n;
       if (observed > limitNs) {
-        return this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError: maxObservedTimestamp is ahead of this deployment", `Connect maxObservedTimestamp ${observed} is ahead of the clock`);
+        return this.drop(session, CLOSE.internalError, "InternalServerError: maxObservedTimestamp is ahead of this deployment", `Connect maxObservedTimestamp ${observed} is ahead of the clock`);
       }
       this.log(`[${session.connectionId}] session=${message.sessionId} observed ts ${observed} ahead of ${latest}; moving the clock forward`);
-      this.advanceTimestamp(observed);
+      this.source.advanceTimestamp(observed);
     }
     session.sessionId = message.sessionId;
     this.saveAttachment(session);
   }
 
   private modifyQuerySet(session: SyncSession, message: Extract<ClientMessage, { type: "ModifyQuerySet" }>): void {
-    session.checkQuerySetChange(message, this.knobs().maxQueriesPerSession);
-    // Check every query's arguments first: bad ones fail the message with nothing applied.
-    const added = message.modifications.map((m) => (m.type === "Add" ? this.instances.prepare(m.udfPath, m.args, m.journal) : null));
+    session.checkQuerySetChange(message, session.limits(this.knobs()));
+    // Check every query first (its arguments, and who may name a caller): bad ones fail the message with nothing applied.
+    const added = message.modifications.map((m) => (m.type === "Add" ? { query: prepareQuery(m.udfPath, m.args, m.journal), caller: session.callerOf(m.internal) } : null));
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
-        // A shard's session names each query's caller; a client's queries run as the client.
-        const caller = session.internal ? (modification.internal?.caller ?? null) : session.auth;
-        const instance = this.instances.acquire(added[i]!, caller);
-        this.instances.subscribe(instance, session);
-        session.queries.set(modification.queryId, { instanceKey: instance.key, sentHash: null, ...(session.internal ? { caller } : {}) });
-        this.storage.saveQuery({ connectionId: session.connectionId, queryId: modification.queryId, instanceKey: instance.key, ...(session.internal ? { caller } : {}) });
+        this.source.add(session, modification.queryId, added[i]!.query, added[i]!.caller);
       } else {
-        this.removeQuery(session, modification.queryId);
+        this.source.remove(session, modification.queryId);
         session.pendingRemovals.push(modification.queryId);
       }
     });
@@ -498,22 +479,15 @@ export class SyncServer {
     this.schedule(session);
   }
 
-  private removeQuery(session: SyncSession, queryId: number): void {
-    const query = session.queries.get(queryId);
-    if (!query) return;
-    session.queries.delete(queryId);
-    this.storage.deleteQuery(session.connectionId, queryId);
-    this.instances.unsubscribe(query.instanceKey, session);
-  }
-
   /**
-   * A mutation: run in the session's turn of the function lock, or, while the
-   * session waits for room, held in storage (so no event stays open and a
+   * A mutation: run in the session's turn, or, while the session waits for
+   * room, held in storage (so no event stays open, the object may sleep and a
    * wake loses nothing) and run in order once it is admitted.
    */
   private mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): void {
+    const caller = session.callerOf(message.internal);
     // A shard's session carries all its clients' mutations; the shard holds each client to the limit.
-    const limit = session.internal ? Infinity : this.knobs().maxPendingMutationsPerSession;
+    const limit = session.limits(this.knobs()).mutations;
     if (session.pendingMutations >= limit) {
       // Not fatal: the client fails this one mutation and can retry once earlier ones finish.
       const refusal = `Too many concurrent mutations on this connection: ${limit} are waiting (knob maxPendingMutationsPerSession)`;
@@ -522,88 +496,38 @@ export class SyncServer {
     }
     session.pendingMutations++;
     if (session.waiting) {
-      const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: session.auth };
+      const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: caller };
       this.storage.holdMutation(held);
       session.held.push(held);
       return;
     }
-    const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
-    this.runMutation(session, message, caller).catch((error) => this.internalError(session, error));
+    this.runMutation(session, message, caller);
   }
 
   /** Runs a mutation held while its session waited; its row goes once it has an answer. */
   private runHeld(session: SyncSession, held: HeldMutation): void {
-    this.runMutation(session, held.message, held.auth, () => this.storage.releaseMutation(held.connectionId, held.seq)).catch((error) => this.internalError(session, error));
+    this.runMutation(session, held.message, held.auth, () => this.storage.releaseMutation(held.connectionId, held.seq));
   }
 
-  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered?: () => void): Promise<void> {
-    const sessionId = session.sessionId!;
-    // A retry is recognised by the client's session and request id; a shard passes them on for its client.
-    const retryOf = session.internal && message.internal?.clientSessionId ? { sessionId: message.internal.clientSessionId, requestId: message.internal.clientRequestId ?? message.requestId } : { sessionId, requestId: message.requestId };
-    // The session owns its place in the function lock: its mutations run in order, one per round.
-    return this.engine
-      .exclusive(async () => {
-        if (session.closed || this.endIfExpired(session)) return;
-        const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
-        const previous = this.storage.findMutationResult(retryOf.sessionId, retryOf.requestId);
-        if (previous && previous.fingerprint !== "" && previous.fingerprint !== fingerprint) {
-          // A reused request id is not a retry: answer nothing of the other call, run nothing.
-          const reason = `Request ${message.requestId} of this session was already used for a different mutation; a retry must repeat the same function and arguments`;
-          this.sendOrDrop(session, mutationFailure(message.requestId, reason, undefined));
-        } else if (previous) {
-          // A retry after a reconnect: answer the original outcome, run nothing.
-          this.sendOrDrop(session, mutationSuccess(message.requestId, previous.resultJson, previous.ts));
-        } else {
-          try {
-            const fn = this.engine.resolve(message.udfPath, "mutation");
-            const args = jsonToConvex(message.args);
-            const result = await this.engine.executeMutation(
-              fn,
-              args,
-              ({ text, ts }) => this.storage.recordMutationResult(retryOf.sessionId, retryOf.requestId, { resultJson: text, ts, fingerprint }, this.now()),
-              undefined,
-              caller?.identity ?? null,
-            );
-            this.sendOrDrop(session, mutationSuccess(message.requestId, result.text, result.ts, result.logLines));
-          } catch (error) {
-            const failure = knownFunctionError(error);
-            if (!failure) throw error;
-            this.sendOrDrop(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data), failure.logLines));
-          }
-        }
+  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered?: () => void): void {
+    // An expired token runs nothing more: the session is told so and closed (its held rows go with it).
+    if (this.endIfExpired(session)) return;
+    this.source
+      .mutation(session, message, caller, () => {
+        session.pendingMutations--;
         answered?.();
-        // The client resolves the mutation once a Transition reaches its ts.
-        session.owesTransition = true;
-        this.schedule(session);
-      }, session)
-      .finally(() => session.pendingMutations--);
+      })
+      .catch((error: unknown) => this.internalError(session, error));
   }
 
-  /** Marks what a commit affected and schedules their sessions (the engine calls it for every commit, whatever ran it). */
-  private invalidate(commit: CommitEvent): void {
-    this.ensureLoaded();
-    for (const instance of this.instances.invalidate(commit.writes, commit.searchWrites)) {
-      for (const session of instance.subscribers.keys()) this.schedule(session);
-    }
-  }
-
-  /** Queues a session for a refresh turn; a waiting session's queries do not run until it is admitted. */
-  private schedule(session: SyncSession): void {
-    if (session.waiting) return;
-    // A turn serves the session's query set: after a wake it must be loaded first (an admission, a sign-in or
-    // a mutation may be the first thing to need it), or the turn would answer an empty set.
-    this.ensureLoaded();
-    this.scheduler.schedule(session);
-  }
-
-  /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */
   /**
-   * Runs an action outside the function lock and answers when it ends; the
-   * socket's other messages go on meanwhile (Convex runs a socket's actions
-   * concurrently). What it writes reaches subscribers by the usual commits.
+   * Runs an action and answers when it ends; the socket's other messages go
+   * on meanwhile (Convex runs a socket's actions concurrently). What it
+   * writes reaches subscribers by the usual commits.
    */
   private action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>): void {
-    const limit = session.internal ? Infinity : this.knobs().maxPendingActionsPerSession;
+    const caller = session.callerOf(message.internal);
+    const limit = session.limits(this.knobs()).actions;
     if (session.waiting) {
       this.sendOrDrop(session, actionFailure(message.requestId, "The deployment is at capacity and this connection is waiting for admission; try the action again shortly"));
       return;
@@ -614,34 +538,46 @@ export class SyncServer {
     }
     if (this.endIfExpired(session)) return;
     session.pendingActions++;
-    void (async () => {
-      try {
-        const caller = session.internal ? (message.internal?.caller ?? null) : session.auth;
-        const result = await this.engine.runAction(message.udfPath, jsonToConvex(message.args), { identity: caller?.identity ?? null });
-        this.sendOrDrop(session, actionSuccess(message.requestId, result.text, result.logLines));
-      } catch (error) {
-        const failure = knownFunctionError(error);
-        if (!failure) this.log(`[${session.connectionId}] action ${message.udfPath} failed: ${(error as Error)?.stack ?? error}`);
-        const text = failure?.message ?? "Server Error";
-        this.sendOrDrop(session, actionFailure(message.requestId, text, failure?.data === undefined ? undefined : convexToJson(failure.data), failure?.logLines));
-      } finally {
+    this.source.action(session, message, caller).then(
+      (frame) => {
         session.pendingActions--;
-      }
-    })();
+        this.sendOrDrop(session, frame);
+      },
+      (error: unknown) => {
+        session.pendingActions--;
+        this.internalError(session, error);
+      },
+    );
   }
 
+  /** Sends the session a Transition at the newest timestamp even if nothing it holds changed (a peer whose client moved the clock). */
+  owe(session: SyncSession): void {
+    session.owesTransition = true;
+    this.schedule(session);
+  }
+
+  /** Queues a session for a refresh turn; a waiting session's queries do not run until it is admitted. */
+  private schedule(session: SyncSession): void {
+    if (session.waiting || session.closed) return;
+    // A turn serves the session's query set: after a wake it must be loaded first (an admission, a sign-in or
+    // a mutation may be the first thing to need it), or the turn would answer an empty set.
+    this.source.ensureLoaded();
+    this.scheduler.schedule(session);
+  }
+
+  /** Sends a frame; if the runtime refuses it, the client's state is unknown, so close the session (it reconnects and resyncs). */
   private sendOrDrop(session: SyncSession, frame: string): boolean {
     this.counters.charactersSent += frame.length;
     if (session.send(frame, this.now())) return true;
-    if (!session.closed) this.drop(session, CLOSE_INTERNAL_ERROR, "InternalServerError", `send of ${frame.length} characters failed; closing`);
+    if (!session.closed) this.drop(session, CLOSE.internalError, "InternalServerError", `send of ${frame.length} characters failed; closing`);
     return false;
   }
 
-  /** Closes a session's socket with `code` and forgets it; logs `why` when given. The one way the server ends a session. */
+  /** Closes a session's socket with `code` and forgets it; logs `why` when given. The one way the front ends a session. */
   drop(session: SyncSession, code: number, reason: string, why?: string): void {
     if (why) this.log(`[${session.connectionId}] session=${session.sessionId ?? "-"} ${why}`);
     session.connection.close(code, reason);
-    this.close(session);
+    this.forget(session);
   }
 
   private saveAttachment(session: SyncSession): void {
@@ -656,35 +592,29 @@ export class SyncServer {
   private fail(session: SyncSession, reason: string): void {
     this.counters.protocolErrors++;
     session.send(fatalError(reason), this.now());
-    this.drop(session, CLOSE_PROTOCOL_ERROR, "ProtocolError", `protocol error: ${reason}`);
+    this.drop(session, CLOSE.protocolError, "ProtocolError", `protocol error: ${reason}`);
   }
 
-  /** Forgets a session whose socket closed. */
-  close(session: SyncSession): void {
+  /** Forgets a session whose socket closed (or that the front closed), and all it held. */
+  forget(session: SyncSession): void {
     if (session.closed) return;
     session.closed = true;
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
     // Mutations held while it waited go with it (storage forgets them below); the client re-sends them on its next socket.
     this.waitingRoom.remove(session);
     this.sessions.delete(session.connectionId);
-    if (session.internal) this.internalSessions--;
+    if (!session.isClient) this.peerCount--;
     this.scheduler.forget(session);
     this.unsavedVersions.delete(session);
-    for (const queryId of [...session.queries.keys()]) this.removeQuery(session, queryId);
+    for (const queryId of [...session.queries.keys()]) this.source.remove(session, queryId);
+    this.source.closed(session);
     this.storage.deleteConnection(session.connectionId);
   }
 
-  /** Sends Ping to sessions that have been sent nothing for half the ping interval. */
+  /** Sends Ping to client sessions that have been sent nothing for half the ping interval (waiting ones too: they must not time out). */
   pingIdle(): void {
     const now = this.now();
     const threshold = this.knobs().idlePingMs / 2;
-    for (const session of [...this.sessions.values()]) if (!session.internal && now - session.lastSentAt >= threshold) this.sendOrDrop(session, PING);
+    for (const session of [...this.sessions.values()]) if (session.isClient && now - session.lastSentAt >= threshold) this.sendOrDrop(session, PING);
   }
-}
-
-/** Whether a message carries fields only a shard's internal session may send. */
-function carriesInternalFields(message: ClientMessage): boolean {
-  if (message.type === "Mutation" || message.type === "Action") return message.internal !== undefined;
-  if (message.type === "ModifyQuerySet") return message.modifications.some((m) => m.type === "Add" && m.internal !== undefined);
-  return false;
 }

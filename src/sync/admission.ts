@@ -11,7 +11,7 @@
  * slot. A wave of 10,000 reconnects thus comes back as a ramp at the admission
  * rate instead of a second wave.
  */
-import { TokenBucket } from "../sync/token-bucket.ts";
+import { TokenBucket } from "./token-bucket.ts";
 
 export interface AdmissionKnobs {
   sessionAdmitRate: number;

@@ -1,0 +1,502 @@
+/**
+ * The front's results inside a sync shard (docs/SHARDS.md): every function
+ * runs in the deployment's database object, and the shard is one **peer
+ * session** of it. The peer session's query set is the union of the shard's
+ * clients' distinct queries (each with its caller); clients' mutations and
+ * actions go up with their caller and the client's session and request id
+ * (so a retry is still recognised); what comes back (Transitions, responses)
+ * arrives in numbered pushes, and each client's turn builds its Transition
+ * from the results the shard holds.
+ *
+ * Invariants kept from the single object:
+ * - All of a client's results in one Transition are at one timestamp: the
+ *   shard holds results at the timestamp of the last push it applied.
+ * - A client's mutation is in its subscriptions once the mutation resolves:
+ *   the client gets its Transition at or past the commit's timestamp only
+ *   after the push that carries it.
+ * - A lost, repeated or out-of-order push is never applied: the shard opens a
+ *   new peer session and re-adds its distinct queries (in chunks below the
+ *   peer limits); clients are sent only results whose hash changed, and
+ *   pending mutations are re-sent (the database object answers a retry from
+ *   its record, running nothing twice). An upstream that refuses is retried
+ *   with backoff; nothing pending is dropped meanwhile.
+ */
+import type { JSONValue } from "../engine/index.ts";
+import { actionFailure, queryRemoved, transition, type ClientMessage, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
+import { parsePeerPush, type PeerModification, type PeerPush } from "../protocol/peer.ts";
+import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
+import { resultHash } from "./hash.ts";
+import { callerKey, modificationFor, sharedKey, type EncodedResult, type PreparedQuery } from "./query-instances.ts";
+import type { TurnResult } from "./refresh-scheduler.ts";
+import type { SessionAuth, SyncSession } from "./session.ts";
+
+/** The way to the database object's side of the peer session. */
+export interface UpstreamLink {
+  /** Opens a new peer session for this shard (closing any earlier one); returns its id. */
+  open(): Promise<string>;
+  /** Sends frames to the peer session, in order; false if the database object no longer has it (it restarted). */
+  send(connectionId: string, frames: string[]): Promise<boolean>;
+  /** Moves the deployment's timestamp past a client's observation; the peer session is then owed a Transition at it. */
+  advanceTimestamp(connectionId: string, ts: bigint): Promise<void>;
+}
+
+/** Bounds of the peer path (knobs): how much one frame up carries, and how the shard backs off an upstream that refuses. */
+export interface UpstreamKnobs {
+  /** Query set modifications in one `ModifyQuerySet` up (a resync of many queries goes in several). */
+  peerModificationsPerFrame: number;
+  /** First wait after an upstream failure; it doubles up to `peerRetryMaxMs`, with jitter. */
+  peerRetryMinMs: number;
+  peerRetryMaxMs: number;
+}
+
+export interface UpstreamSourceOptions {
+  link: UpstreamLink;
+  knobs: () => UpstreamKnobs;
+  now?: () => number;
+  /** Waits before a retry (a timer; injected so tests advance time instead of sleeping). */
+  delay?: (ms: number) => Promise<void>;
+  random?: () => number;
+}
+
+/** One distinct query the shard holds for its clients. */
+interface HeldQuery {
+  key: string;
+  /** The query's id in the peer session's query set (renumbered on each resync). */
+  upstreamId: number;
+  udfPath: string;
+  args: JSONValue;
+  journal: string | null;
+  caller: SessionAuth | null;
+  /** The latest result, its journal and its hash; null until the first push carries it. */
+  result: EncodedResult | null;
+  resultJournal: string | null;
+  hash: string | null;
+  holders: Map<SyncSession, number>;
+}
+
+interface PendingRequest {
+  session: SyncSession;
+  clientRequestId: number;
+  /** The frame as sent upstream, re-sent after a resync (mutations only). */
+  frame: string;
+  /** A mutation's: it has its answer. An action's: resolves with the client's ActionResponse frame. */
+  answer: { kind: "Mutation"; answered: () => void } | { kind: "Action"; resolve: (frame: string) => void };
+}
+
+export interface ShardCounters {
+  /** Pushes not applied: repeated, out of order, or after a gap. */
+  pushesRejected: number;
+  resyncs: number;
+  /** Calls to the database object that failed and were retried after a backoff. */
+  upstreamRetries: number;
+}
+
+export class UpstreamSource implements ResultSource {
+  readonly counters: ShardCounters = { pushesRejected: 0, resyncs: 0, upstreamRetries: 0 };
+  private readonly held = new Map<string, HeldQuery>();
+  private readonly byUpstreamId = new Map<number, HeldQuery>();
+  private readonly pending = new Map<number, PendingRequest>();
+  /** Sessions owed a Transition once the shard holds their mutation's ts (`SyncSession.owedTs`). */
+  private readonly owing = new Set<SyncSession>();
+  /** The peer session: its id, the version and push number last applied, and the next ids to hand out. */
+  private upstream = { connectionId: null as string | null, version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion, epoch: null as string | null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: 0 };
+  /** Query set changes not sent yet: they go up in one `ModifyQuerySet` before the next frame. */
+  private changes: unknown[] = [];
+  private changesQueued = false;
+  /** Frames waiting to go up, sent in order by one call at a time. */
+  private outbox: string[] = [];
+  private sending: Promise<void> | null = null;
+  private opening: Promise<void> | null = null;
+  /** Consecutive failures of the upstream (the backoff grows with them; a success resets it). */
+  private failures = 0;
+  private port: FrontPort | null = null;
+  private readonly options: UpstreamSourceOptions;
+  private readonly delay: (ms: number) => Promise<void>;
+  private readonly random: () => number;
+
+  constructor(options: UpstreamSourceOptions) {
+    this.options = options;
+    this.delay = options.delay ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.random = options.random ?? Math.random;
+  }
+
+  bind(port: FrontPort): void {
+    this.port = port;
+  }
+
+  private get front(): FrontPort {
+    if (!this.port) throw new Error("UpstreamSource is not bound to a front");
+    return this.port;
+  }
+
+  get lastPushSeq(): number {
+    return this.upstream.seq;
+  }
+
+  /** Distinct queries held (the peer session's query set). */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  /** Nothing waiting to go up, no session opening. */
+  get idle(): boolean {
+    return this.sending === null && this.opening === null && this.outbox.length === 0 && this.changes.length === 0;
+  }
+
+  latestTimestamp(): bigint {
+    return this.upstream.version.ts;
+  }
+
+  advanceTimestamp(ts: bigint): void {
+    const connectionId = this.upstream.connectionId;
+    if (connectionId === null) return;
+    this.options.link.advanceTimestamp(connectionId, ts).catch((error: unknown) => this.front.log(`moving the deployment's clock failed: ${(error as Error).message}`));
+  }
+
+  /** A turn here runs no query, so it needs no lock. */
+  exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+
+  ensureLoaded(): void {
+    // Held queries live in memory; a shard that starts again has no client sessions to restore.
+  }
+
+  // ---- clients' query sets ----
+
+  add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void {
+    const held = this.hold(query.key, query.udfPath, JSON.parse(query.argsJson) as JSONValue, query.journal, caller, session);
+    session.queries.set(queryId, { instanceKey: held.key, sentHash: null });
+  }
+
+  remove(session: SyncSession, queryId: number): void {
+    const query = session.queries.get(queryId);
+    if (!query) return;
+    session.queries.delete(queryId);
+    this.release(query.instanceKey, session);
+  }
+
+  /** After a sign-in: each query moves to the held query of the new caller (the same caller, a refreshed token: nothing moves). */
+  rekey(session: SyncSession): void {
+    for (const query of session.queries.values()) {
+      const old = this.held.get(query.instanceKey)!;
+      query.instanceKey = this.hold(sharedKey(old.key), old.udfPath, old.args, old.journal, session.auth, session).key;
+      this.release(old.key, session);
+    }
+  }
+
+  closed(session: SyncSession): void {
+    this.owing.delete(session);
+    for (const [id, request] of this.pending) if (request.session === session) this.pending.delete(id);
+  }
+
+  /**
+   * The held query for (shared key, caller), created and added upstream if
+   * new. Signed-in clients' queries carry their caller: the database object
+   * still runs one instance for all of them unless the query reads the identity.
+   */
+  private hold(shared: string, udfPath: string, args: JSONValue, journal: string | null, caller: SessionAuth | null, session: SyncSession): HeldQuery {
+    const key = callerKey(shared, caller);
+    let held = this.held.get(key);
+    if (!held) {
+      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map() };
+      this.held.set(key, held);
+      this.byUpstreamId.set(held.upstreamId, held);
+      this.change(addFor(held));
+    }
+    held.holders.set(session, (held.holders.get(session) ?? 0) + 1);
+    return held;
+  }
+
+  private release(key: string, session: SyncSession): void {
+    const held = this.held.get(key);
+    if (!held) return;
+    const remaining = (held.holders.get(session) ?? 1) - 1;
+    if (remaining > 0) held.holders.set(session, remaining);
+    else held.holders.delete(session);
+    if (held.holders.size > 0) return;
+    this.held.delete(key);
+    this.byUpstreamId.delete(held.upstreamId);
+    this.change({ type: "Remove", queryId: held.upstreamId });
+  }
+
+  /** Queues one change of the peer session's query set: all of a turn's go up together, before any later frame. */
+  private change(modification: unknown): void {
+    this.changes.push(modification);
+    if (this.changesQueued) return;
+    this.changesQueued = true;
+    queueMicrotask(() => this.flushChanges());
+  }
+
+  private flushChanges(): void {
+    this.changesQueued = false;
+    if (this.changes.length === 0) return;
+    const changes = this.changes;
+    this.changes = [];
+    this.outbox.push(...this.querySetFrames(changes));
+    this.drain();
+  }
+
+  /** `ModifyQuerySet` frames for `modifications`, at most `peerModificationsPerFrame` each, chained from the version held. */
+  private querySetFrames(modifications: unknown[]): string[] {
+    const perFrame = Math.max(1, this.options.knobs().peerModificationsPerFrame);
+    const frames: string[] = [];
+    for (let at = 0; at < modifications.length; at += perFrame) {
+      const base = this.upstream.querySet++;
+      frames.push(JSON.stringify({ type: "ModifyQuerySet", baseVersion: base, newVersion: base + 1, modifications: modifications.slice(at, at + perFrame) }));
+    }
+    return frames;
+  }
+
+  // ---- clients' mutations and actions ----
+
+  async mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
+    this.request(session, message, caller, { kind: "Mutation", answered });
+  }
+
+  action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>, caller: SessionAuth | null): Promise<string> {
+    return new Promise((resolve) => this.request(session, message, caller, { kind: "Action", resolve }));
+  }
+
+  private request(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" | "Action" }>, caller: SessionAuth | null, answer: PendingRequest["answer"]): void {
+    const requestId = this.upstream.nextRequestId++;
+    const frame = JSON.stringify({
+      type: message.type,
+      requestId,
+      udfPath: message.udfPath,
+      args: [message.args],
+      internal: { caller, clientSessionId: session.sessionId, clientRequestId: message.requestId },
+    });
+    this.pending.set(requestId, { session, clientRequestId: message.requestId, frame, answer });
+    this.sendUp(frame);
+  }
+
+  // ---- the peer session ----
+
+  private sendUp(frame: string): void {
+    this.flushChanges();
+    this.outbox.push(frame);
+    this.drain();
+  }
+
+  private drain(): void {
+    this.sending ??= this.drainOutbox().finally(() => (this.sending = null));
+  }
+
+  /** Sends the outbox in order, one call at a time; a refused call (the database object restarted) resyncs. */
+  private async drainOutbox(): Promise<void> {
+    while (this.outbox.length > 0) {
+      if (this.upstream.connectionId === null) {
+        await this.resync("no peer session yet");
+        continue;
+      }
+      const frames = this.outbox;
+      this.outbox = [];
+      let accepted: boolean;
+      try {
+        accepted = await this.options.link.send(this.upstream.connectionId, frames);
+      } catch (error) {
+        this.front.log(`sending to the database object failed: ${(error as Error).message}`);
+        accepted = false;
+      }
+      if (!accepted) await this.resync("the database object no longer has this shard's session");
+    }
+  }
+
+  /**
+   * A push from the database object: the frames its peer session was sent,
+   * numbered within an epoch (one start of that object). Only the next
+   * number is applied; a repeat is ignored, a gap (a lost push) resyncs. A
+   * new epoch starts again at 1: the session came back with that object, and
+   * the next Transition's start version shows whether anything was lost.
+   * Returns false for a session that is not the current one, which tells the
+   * database object to close it.
+   */
+  async deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean> {
+    if (connectionId !== this.upstream.connectionId) return false;
+    if (epoch !== this.upstream.epoch) {
+      this.upstream.epoch = epoch;
+      this.upstream.seq = 0;
+    }
+    if (seq <= this.upstream.seq) {
+      this.counters.pushesRejected++;
+      return true;
+    }
+    if (seq !== this.upstream.seq + 1) {
+      this.counters.pushesRejected++;
+      void this.resync(`push ${seq} arrived after ${this.upstream.seq}`);
+      return true;
+    }
+    this.upstream.seq = seq;
+    for (const frame of frames) {
+      if (connectionId !== this.upstream.connectionId) break;
+      let push: PeerPush;
+      try {
+        push = parsePeerPush(frame);
+      } catch (error) {
+        // A bad frame from upstream is that peer session's problem: start it over, keep every client.
+        void this.resync(`a push frame could not be read: ${(error as Error).message}`);
+        break;
+      }
+      await this.apply(push);
+    }
+    return true;
+  }
+
+  private async apply(push: PeerPush): Promise<void> {
+    switch (push.type) {
+      case "Transition":
+        return this.applyTransition(push.startVersion, push.endVersion, push.modifications);
+      case "MutationResponse":
+      case "ActionResponse": {
+        const request = this.pending.get(push.requestId);
+        if (!request) return;
+        this.pending.delete(push.requestId);
+        const { session } = request;
+        const frame = JSON.stringify({ ...push.raw, requestId: request.clientRequestId });
+        if (request.answer.kind === "Action") return request.answer.resolve(frame);
+        request.answer.answered();
+        if (session.closed) return;
+        this.front.send(session, frame);
+        if (push.type === "MutationResponse" && push.ts !== null) {
+          // The client resolves the mutation once a Transition reaches its ts; one is owed then.
+          session.owedTs = push.ts;
+          this.owing.add(session);
+          if (session.owedTs <= this.upstream.version.ts) this.front.schedule(session);
+        }
+        return;
+      }
+      case "Ping":
+        return;
+      case "Other":
+        // A FatalError or anything unexpected on the peer session: start it over.
+        void this.resync(`unexpected ${push.what} on the peer session`);
+    }
+  }
+
+  private async applyTransition(start: StateVersion, end: StateVersion, modifications: PeerModification[]): Promise<void> {
+    const held = this.upstream.version;
+    if (start.querySet !== held.querySet || start.ts !== held.ts || start.identity !== held.identity) {
+      return this.resync(`Transition starts at ${JSON.stringify({ ...start, ts: String(start.ts) })}, not at the version held`);
+    }
+    const touched = new Set<SyncSession>();
+    for (const modification of modifications) {
+      const query = this.byUpstreamId.get(modification.queryId);
+      if (!query || modification.result === null) continue;
+      query.resultJournal = modification.journal;
+      query.result = modification.result;
+      query.hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
+      for (const session of query.holders.keys()) touched.add(session);
+    }
+    this.upstream.version = end;
+    for (const session of touched) this.front.schedule(session);
+    // Clients waiting for a Transition at their mutation's ts get it now that the shard holds that ts.
+    for (const session of this.owing) if (session.owedTs! <= this.upstream.version.ts) this.front.schedule(session);
+  }
+
+  /**
+   * The database object started again and restored this shard's session:
+   * the answers to mutations still pending may have been lost with it, so
+   * they are sent again (a retry is answered from its record, running
+   * nothing twice). Any other session (or none) starts over.
+   */
+  async upstreamRestarted(connectionId: string): Promise<void> {
+    if (this.front.sessions.size === 0) return;
+    if (connectionId !== this.upstream.connectionId) return this.resync("the database object started again without this shard's session");
+    for (const request of this.pending.values()) if (request.answer.kind === "Mutation") this.sendUp(request.frame);
+  }
+
+  /**
+   * Starts the peer session over: a new one, every held query added again
+   * (results kept, so clients see only what changed), pending mutations
+   * re-sent (answered from the database object's record if they ran) and
+   * pending actions failed (an action runs at most once). An upstream that
+   * refuses is tried again after a backoff that doubles (with jitter) up to
+   * `peerRetryMaxMs`; clients keep what they have meanwhile.
+   */
+  resync(why: string): Promise<void> {
+    this.opening ??= this.reopen(why).finally(() => (this.opening = null));
+    return this.opening.then(() => this.drain());
+  }
+
+  private async reopen(why: string): Promise<void> {
+    this.counters.resyncs++;
+    this.front.log(`shard resync: ${why}`);
+    // A fresh session starts at ts 0 (a client's ts never goes back: the turn keeps it where it is).
+    this.upstream = { connectionId: null, version: { querySet: 0, ts: 0n, identity: 0 }, epoch: null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: this.upstream.nextRequestId };
+    for (;;) {
+      try {
+        this.upstream.connectionId = await this.options.link.open();
+        this.failures = 0;
+        break;
+      } catch (error) {
+        const { peerRetryMinMs, peerRetryMaxMs } = this.options.knobs();
+        const waitMs = Math.min(peerRetryMaxMs, peerRetryMinMs * 2 ** this.failures) * (0.5 + this.random() / 2);
+        this.failures++;
+        this.counters.upstreamRetries++;
+        this.front.log(`opening a peer session failed (${this.failures} in a row): ${(error as Error).message}; again in ${Math.round(waitMs)} ms`);
+        await this.delay(waitMs);
+      }
+    }
+    this.byUpstreamId.clear();
+    for (const query of this.held.values()) {
+      query.upstreamId = this.upstream.nextQueryId++;
+      this.byUpstreamId.set(query.upstreamId, query);
+    }
+    // What was queued for the old session is replaced: its query set changes are in the new set, its
+    // mutations are re-sent below, and its actions are failed (an action runs at most once).
+    this.changes = [];
+    const connectionId = this.upstream.connectionId!;
+    const frames = [JSON.stringify({ type: "Connect", sessionId: `shard-${connectionId}`, connectionCount: 0, lastCloseReason: null, clientTs: this.front.now() })];
+    frames.push(...this.querySetFrames([...this.held.values()].map(addFor)));
+    for (const [id, request] of [...this.pending]) {
+      if (request.answer.kind === "Mutation") {
+        frames.push(request.frame);
+        continue;
+      }
+      this.pending.delete(id);
+      request.answer.resolve(actionFailure(request.clientRequestId, "The connection to the database was reset while this action ran; it may or may not have completed"));
+    }
+    this.outbox = frames;
+  }
+
+  // ---- client turns ----
+
+  /** One client's Transition from what the shard holds, at the timestamp of the last push applied. */
+  async turn(session: SyncSession): Promise<TurnResult> {
+    const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
+    session.pendingRemovals = [];
+    for (const [queryId, query] of session.queries) {
+      const held = this.held.get(query.instanceKey);
+      if (!held?.result || query.sentHash === held.hash) continue;
+      modifications.push(modificationFor(queryId, held.result, held.resultJournal));
+      query.sentHash = held.hash;
+    }
+    const end: StateVersion = { querySet: session.receivedQuerySet, ts: this.upstream.version.ts, identity: session.receivedIdentity };
+    const owed = session.owesTransition || (session.owedTs !== null && end.ts >= session.owedTs);
+    const moved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
+    if (modifications.length === 0 && !moved && !owed) return { runs: 0, sent: false };
+    // Never backwards: a client's ts only moves forward (a resync restarts the peer session, not the clock).
+    if (end.ts < session.version.ts) end.ts = session.version.ts;
+    if (!this.front.send(session, transition(session.version, end, modifications))) return { runs: 0, sent: false };
+    session.version = end;
+    session.owesTransition = false;
+    if (session.owedTs !== null && end.ts >= session.owedTs) {
+      session.owedTs = null;
+      this.owing.delete(session);
+    }
+    this.front.counters.transitionsSent++;
+    this.front.sent(session);
+    return { runs: 0, sent: true };
+  }
+}
+
+function addFor(held: HeldQuery): unknown {
+  return { type: "Add", queryId: held.upstreamId, udfPath: held.udfPath, args: [held.args], journal: held.journal, internal: { caller: held.caller } };
+}
+
+/** Live sync inside a sync shard: the front over the upstream link to the deployment object. */
+export function shardFront(options: Omit<UpstreamSourceOptions, "knobs"> & Omit<SyncFrontOptions, "source" | "knobs"> & { knobs: () => FrontKnobs & UpstreamKnobs }): SyncFront<UpstreamSource> {
+  return new SyncFront({ ...options, source: new UpstreamSource(options) });
+}
+
