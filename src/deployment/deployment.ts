@@ -29,7 +29,7 @@ import type { CompactionReport } from "../search/compactor.ts";
 import type { KnobChange, KnobReport } from "./knobs.ts";
 import { storageInitialized } from "./migrations.ts";
 import { DeploymentRuntime, type FunctionKind } from "./runtime.ts";
-import { attachmentOf, newConnectionId, refusalResponse, socketConnection } from "./sockets.ts";
+import { answerClose, newConnectionId, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "./metrics-ring.ts";
 import { isDeclaredDeployment, type Env } from "../env.ts";
@@ -88,8 +88,7 @@ export function defineDeployment(app: AppDefinition) {
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
-    /** Socket -> session, so a message does not deserialize its socket's attachment. */
-    private readonly sockets = new WeakMap<WebSocket, SyncSession>();
+    private readonly sockets = new SocketSessions();
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
@@ -165,14 +164,7 @@ export function defineDeployment(app: AppDefinition) {
     override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
       const session = this.sessionOf(ws);
       if (session) this.closed(session);
-      // Answer the close handshake (a peer left waiting reports 1006 after a timeout).
-      // 1005 means "no code": answer without one; 1006/1015 are never sent on the wire.
-      try {
-        if (code === 1005) ws.close();
-        else if (code !== 1006 && code !== 1015) ws.close(code, reason);
-      } catch {
-        // Already closed.
-      }
+      answerClose(ws, code, reason);
     }
 
     override async webSocketError(ws: WebSocket): Promise<void> {
@@ -194,14 +186,7 @@ export function defineDeployment(app: AppDefinition) {
 
     /** The session of a socket: from memory, or after a wake from its attachment (once). */
     private sessionOf(ws: WebSocket): SyncSession | undefined {
-      if (!this.started) return undefined;
-      let session = this.sockets.get(ws);
-      if (!session) {
-        const attachment = attachmentOf(ws);
-        session = attachment ? this.started.sync.session(attachment.connectionId) : undefined;
-        if (session) this.sockets.set(ws, session);
-      }
-      return session;
+      return this.started ? this.sockets.of(ws, this.started.sync) : undefined;
     }
 
     async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {

@@ -298,11 +298,11 @@ export const KNOBS = {
     doc: "Largest WebSocket frame a client may send; larger ones close that socket with a FatalError. workerd does not enforce one locally.",
   },
   idlePingMs: {
-    default: 30_000,
+    default: 15_000,
     min: 2_000,
     max: 36_000,
     unit: "ms",
-    doc: "Alarm period for idle Pings; sessions sent nothing for half of it get a Ping, so a session can go 1.5x this without a frame. The official client reconnects after 60 s of silence: the maximum keeps that at 54 s.",
+    doc: "Alarm period for idle Pings; sessions sent nothing for half of it get a Ping, so a session can go 1.5x this without a frame. The official client reconnects after 60 s of silence (30 s before convex 1.25): the default keeps it at 22.5 s, so a waiting client of either stays on its socket; the maximum at 54 s.",
   },
   maxClockAheadMs: {
     default: 60_000,

@@ -75,16 +75,17 @@ export function storageInitialized(sql: SqlStorage): boolean {
   return sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").toArray().length > 0;
 }
 
-export function migrate(storage: DurableObjectStorage): void {
+/** Applies `steps` (the deployment's, or another object's own list) that this storage has not had yet. */
+export function migrate(storage: DurableObjectStorage, steps: readonly string[] = MIGRATIONS): void {
   const sql = storage.sql;
   sql.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)");
   const current = sql.exec<{ v: number | null }>("SELECT max(version) AS v FROM schema_migrations").one().v ?? 0;
-  if (current > MIGRATIONS.length) {
-    throw new Error(`Storage schema version ${current} is newer than this code understands (${MIGRATIONS.length}); refusing to run`);
+  if (current > steps.length) {
+    throw new Error(`Storage schema version ${current} is newer than this code understands (${steps.length}); refusing to run`);
   }
-  for (let version = current + 1; version <= MIGRATIONS.length; version++) {
+  for (let version = current + 1; version <= steps.length; version++) {
     storage.transactionSync(() => {
-      sql.exec(MIGRATIONS[version - 1]!);
+      sql.exec(steps[version - 1]!);
       sql.exec("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)", version, Date.now());
     });
   }

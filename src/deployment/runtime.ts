@@ -10,7 +10,6 @@ import { errorResponse, successResponse, type FunctionResponse } from "../protoc
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
 import { SessionGate } from "../sync/session-gate.ts";
-import type { Connection, SessionAttachment } from "../sync/session.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { CompactionPolicy } from "../search/compactor.ts";
 import { documentsOf, SqliteStore } from "./sqlite-store.ts";
@@ -23,7 +22,7 @@ const SCHEDULED_JOBS_INDEX = "_scheduled_functions.by_id";
 import { backfillIndexes } from "./index-backfill.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
-import { attachmentOf, socketConnection } from "./sockets.ts";
+import { openSockets } from "./sockets.ts";
 import { MetricsRing } from "./metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
 import { isLocalConfiguration, type Env } from "../env.ts";
@@ -123,15 +122,10 @@ export class DeploymentRuntime {
       authenticate: (token) => this.auth.verify(token),
     });
     this.gate = new SessionGate({ front: this.sync, knobs: () => this.knobs.values, now: Date.now, wake: (at) => this.alarms.request(at) });
-    const open: { connection: Connection; attachment: SessionAttachment }[] = [];
-    for (const ws of ctx.getWebSockets()) {
-      const attachment = attachmentOf(ws);
-      if (attachment) open.push({ connection: socketConnection(ws), attachment });
-    }
     this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
     // Shards' internal sessions come back with the sockets' sessions, running nothing.
     const shardSessions = this.shards.restorable();
-    this.sync.restore([...open, ...shardSessions.open]);
+    this.sync.restore([...openSockets(ctx), ...shardSessions.open]);
     if (vars.SYNC_SHARDS) {
       shardSessions.adopt();
       this.shards.notifyKnownShards();

@@ -2,7 +2,8 @@
  * Socket plumbing: a hibernatable WebSocket seen as live sync's `Connection`,
  * and the session attachment it carries across hibernation.
  */
-import type { Connection, SessionAttachment } from "../sync/session.ts";
+import type { Connection, SessionAttachment, SyncSession } from "../sync/session.ts";
+import type { SyncFront } from "../sync/front.ts";
 import type { Refusal } from "../sync/session-gate.ts";
 
 /** `hibernatable`: the session's versions ride on the socket (a sync shard's sockets do not hibernate, docs/SHARDS.md). */
@@ -46,4 +47,51 @@ export function refusalResponse(refusal: Refusal, where = ""): Response {
     { code: refusal.code, message: `${refusal.message}${where}`, retryAfterMs: refusal.retryAfterMs },
     { status: 429, headers: { "Retry-After": String(Math.ceil(refusal.retryAfterMs / 1000)) } },
   );
+}
+
+/**
+ * Socket -> session for a front's hibernatable sockets, so a message does not
+ * deserialize its socket's attachment; after a wake the session is found by
+ * the attachment's connection id (once).
+ */
+export class SocketSessions {
+  private readonly sessions = new WeakMap<WebSocket, SyncSession>();
+
+  set(ws: WebSocket, session: SyncSession): void {
+    this.sessions.set(ws, session);
+  }
+
+  of(ws: WebSocket, front: SyncFront): SyncSession | undefined {
+    let session = this.sessions.get(ws);
+    if (!session) {
+      const attachment = attachmentOf(ws);
+      session = attachment ? front.session(attachment.connectionId) : undefined;
+      if (session) this.sessions.set(ws, session);
+    }
+    return session;
+  }
+}
+
+/** The sessions of the sockets still open after a wake, for `SyncFront.restore`. */
+export function openSockets(ctx: DurableObjectState): { connection: Connection; attachment: SessionAttachment }[] {
+  const open: { connection: Connection; attachment: SessionAttachment }[] = [];
+  for (const ws of ctx.getWebSockets()) {
+    const attachment = attachmentOf(ws);
+    if (attachment) open.push({ connection: socketConnection(ws), attachment });
+  }
+  return open;
+}
+
+/**
+ * Answers a client's close handshake (a peer left waiting reports 1006 after
+ * a timeout). 1005 means "no code": answer without one; 1006/1015 are never
+ * sent on the wire.
+ */
+export function answerClose(ws: WebSocket, code: number, reason: string): void {
+  try {
+    if (code === 1005) ws.close();
+    else if (code !== 1006 && code !== 1015) ws.close(code, reason);
+  } catch {
+    // Already closed.
+  }
 }

@@ -8,16 +8,26 @@
  * It admits its share of the deployment's session limits (`gateShare`), and
  * a newcomer it has no room for waits in its waiting room, as on the
  * deployment object. The deployment object tells it when knobs change.
+ *
+ * Hibernation: its client sockets are hibernatable, each session's versions
+ * ride on its socket's attachment, query sets, held mutations, the peer
+ * session, the queries it holds and the requests still waiting for an
+ * answer are in its own SQLite (`SHARD_MIGRATIONS`), and idle pings and the
+ * waiting room's turns come from its alarm. So a quiet shard sleeps, and one
+ * woken by a push, a client's frame or its alarm carries on where it was.
  */
 import { DurableObject } from "cloudflare:workers";
 import { AuthenticationError } from "../engine/index.ts";
 import { DEFAULT_KNOBS, type KnobValues } from "./knob-table.ts";
 import { SyncFront } from "../sync/front.ts";
-import { UpstreamSource } from "../sync/upstream-source.ts";
-import { MemorySyncStorage } from "../sync/storage.ts";
+import { shardFront, type UpstreamSource } from "../sync/upstream-source.ts";
+import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
+import { SHARD_MIGRATIONS, SqliteShardStorage } from "./sqlite-shard-storage.ts";
+import { migrate } from "./migrations.ts";
+import { AlarmScheduler } from "./alarm-scheduler.ts";
 import { gateShare, SessionGate, type GateKnobs } from "../sync/session-gate.ts";
 import type { SyncSession } from "../sync/session.ts";
-import { newConnectionId, refusalResponse, socketConnection } from "./sockets.ts";
+import { answerClose, newConnectionId, openSockets, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
 import { deploymentStub, isLocalConfiguration, type Env } from "../env.ts";
 import type { ShardApi, ShardConfig, ShardStats } from "./shard-sessions.ts";
 
@@ -35,13 +45,14 @@ export function shardConfig(knobs: KnobValues, index: number): ShardConfig {
 }
 
 export class SyncShard extends DurableObject<Env> implements ShardApi {
-  private readonly front: SyncFront;
+  private readonly front: SyncFront<UpstreamSource>;
   private readonly upstream: UpstreamSource;
   private readonly gate: SessionGate;
-  /** The deployment's knobs and this shard's share, as of the last session it opened or the last change it was told of. */
-  private config: ShardConfig = shardConfig(DEFAULT_KNOBS, 0);
-  private pinger: ReturnType<typeof setInterval> | null = null;
-  private waitingTurn: ReturnType<typeof setTimeout> | null = null;
+  private readonly alarms: AlarmScheduler;
+  private readonly sockets = new SocketSessions();
+  private readonly shardStorage: SqliteShardStorage;
+  /** The deployment's knobs and this shard's share, as of the last session it opened or the last change it was told of (kept in SQLite). */
+  private config: ShardConfig;
   /** Local tests only: what happens to the next push (see `faultNextPush`). */
   private nextPushFault: "lose" | "twice" | null = null;
   /** Local tests only: the next opens of a peer session that fail (see `refuseNextOpens`). */
@@ -51,10 +62,15 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     super(ctx, env);
     const name = ctx.id.name!;
     const { deployment, index } = shardName(name);
-    this.config = shardConfig(DEFAULT_KNOBS, index);
+    migrate(ctx.storage, SHARD_MIGRATIONS);
+    this.shardStorage = new SqliteShardStorage(ctx.storage.sql);
+    const kept = this.shardStorage.loadValue("config");
+    this.config = kept ? (JSON.parse(kept) as ShardConfig) : shardConfig(DEFAULT_KNOBS, index);
     // A fresh stub per call: a stub that threw once fails every later call.
     const database = () => deploymentStub(env, deployment);
-    this.upstream = new UpstreamSource({
+    this.front = shardFront({
+      storage: new SqliteSyncStorage(ctx.storage.sql, () => this.config.knobs.mutationResultRetentionMs),
+      shardStorage: this.shardStorage,
       knobs: () => this.config.knobs,
       link: {
         open: async () => {
@@ -69,62 +85,72 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
         send: (connectionId, frames) => database().shardFrames(connectionId, frames),
         advanceTimestamp: (connectionId, ts) => database().advanceShardTimestamp(connectionId, ts.toString()),
       },
-    });
-    this.front = new SyncFront({
-      source: this.upstream,
-      storage: new MemorySyncStorage(),
-      knobs: () => this.config.knobs,
       authenticate: async (token) => {
         const answer = await database().verifyToken(token);
         if (answer.ok) return answer.verified;
         throw new AuthenticationError(answer.code, answer.message);
       },
     });
-    this.gate = new SessionGate({ front: this.front, knobs: (): GateKnobs => this.config.share, now: Date.now, wake: (at) => this.wakeAt(at) });
+    this.upstream = this.front.source;
+    this.alarms = new AlarmScheduler(ctx.storage, {
+      // Waiting sessions are pinged too: their clients must not time out while they wait.
+      ping: () => {
+        this.front.pingIdle();
+        return this.front.sessionCount + this.front.waitingCount > 0 ? Date.now() + this.config.knobs.idlePingMs : null;
+      },
+      waitingRoom: () => this.gate.serve(),
+    });
+    this.gate = new SessionGate({ front: this.front, knobs: (): GateKnobs => this.config.share, now: Date.now, wake: (at) => this.alarms.request(at) });
+    this.front.restore(openSockets(ctx));
+    // Sessions restored as waiting are served again now (room may have freed while the shard slept).
+    if (this.front.waitingCount > 0) this.gate.pump();
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
   }
 
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    // A shard that never spoke to the deployment object learns its share of the limits first.
+    if (this.shardStorage.loadValue("config") === null) await this.upstream.resync("the first client arrived");
     const door = this.gate.accept();
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
     const { 0: client, 1: socket } = new WebSocketPair();
-    socket.accept();
-    const session = this.front.open(socketConnection(socket, { hibernatable: false }), newConnectionId(), door.waiting);
-    socket.addEventListener("message", (event) => void this.front.receive(session, event.data as string | ArrayBuffer));
-    const closed = () => this.closed(session);
-    socket.addEventListener("close", closed);
-    socket.addEventListener("error", closed);
-    // Idle pings for clients (waiting ones too). Nothing here calls the deployment object while all is quiet, so it
-    // can sleep; it tells this shard to start a new session when it starts again or when a push to it failed.
-    this.pinger ??= setInterval(() => this.front.pingIdle(), this.config.knobs.idlePingMs / 2);
+    this.ctx.acceptWebSocket(socket);
+    this.sockets.set(socket, this.front.open(socketConnection(socket), newConnectionId(), door.waiting));
+    this.alarms.request(Date.now() + this.config.knobs.idlePingMs);
     if (door.waiting) this.gate.pump();
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
+    const session = this.sockets.of(ws, this.front);
+    if (session) await this.front.receive(session, message);
+  }
+
+  override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    const session = this.sockets.of(ws, this.front);
+    if (session) this.closed(session);
+    answerClose(ws, code, reason);
+  }
+
+  override async webSocketError(ws: WebSocket): Promise<void> {
+    const session = this.sockets.of(ws, this.front);
+    if (session) this.closed(session);
+  }
+
+  /** A socket went away: forget its session; its place may let a waiting one in. */
   private closed(session: SyncSession): void {
     this.front.forget(session);
     this.gate.pump();
-    if (this.front.sessionCount + this.front.waitingCount === 0 && this.pinger !== null) {
-      clearInterval(this.pinger);
-      this.pinger = null;
-    }
   }
 
-  /** The waiting room's next turn (a timer: this shard's sockets keep it awake anyway). */
-  private wakeAt(at: number): void {
-    if (this.waitingTurn !== null) clearTimeout(this.waitingTurn);
-    this.waitingTurn = setTimeout(
-      () => {
-        this.waitingTurn = null;
-        this.gate.pump();
-      },
-      Math.max(0, at - Date.now()),
-    );
+  override async alarm(): Promise<void> {
+    await this.alarms.run();
   }
 
   private configure(config: ShardConfig): void {
     this.config = config;
+    this.shardStorage.saveValue("config", JSON.stringify(config));
     this.gate.shedExcess();
     this.gate.pump();
   }

@@ -29,6 +29,8 @@ import { resultHash } from "./hash.ts";
 import { callerKey, modificationFor, sharedKey, type EncodedResult, type PreparedQuery } from "./query-instances.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
+import type { SyncStorage } from "./storage.ts";
+import { MemoryShardStorage, type ShardStorage, type StoredHeldQuery, type StoredPeerState } from "./shard-storage.ts";
 
 /** The way to the database object's side of the peer session. */
 export interface UpstreamLink {
@@ -52,6 +54,10 @@ export interface UpstreamKnobs {
 export interface UpstreamSourceOptions {
   link: UpstreamLink;
   knobs: () => UpstreamKnobs;
+  /** Clients' query sets (the front's storage). */
+  storage: SyncStorage;
+  /** The peer session, held queries and requests, kept across hibernation (default: memory only). */
+  shardStorage?: ShardStorage;
   now?: () => number;
   /** Waits before a retry (a timer; injected so tests advance time instead of sleeping). */
   delay?: (ms: number) => Promise<void>;
@@ -72,6 +78,8 @@ interface HeldQuery {
   resultJournal: string | null;
   hash: string | null;
   holders: Map<SyncSession, number>;
+  /** Restored without its result: asked for again (added under a new id) once, when a client needs it. */
+  refetching: boolean;
 }
 
 interface PendingRequest {
@@ -110,12 +118,19 @@ export class UpstreamSource implements ResultSource {
   /** Consecutive failures of the upstream (the backoff grows with them; a success resets it). */
   private failures = 0;
   private port: FrontPort | null = null;
+  /** Whether what the shard kept (peer session, held queries, clients' query sets) was restored since it started. */
+  private loaded = false;
+  private stateSaveQueued = false;
+  private readonly storage: SyncStorage;
+  private readonly shardStorage: ShardStorage;
   private readonly options: UpstreamSourceOptions;
   private readonly delay: (ms: number) => Promise<void>;
   private readonly random: () => number;
 
   constructor(options: UpstreamSourceOptions) {
     this.options = options;
+    this.storage = options.storage;
+    this.shardStorage = options.shardStorage ?? new MemoryShardStorage();
     this.delay = options.delay ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
   }
@@ -158,8 +173,68 @@ export class UpstreamSource implements ResultSource {
     return fn();
   }
 
+  /**
+   * After a wake: the peer session, the held queries (without results) and
+   * the requests waiting for an answer come back from storage, and each
+   * restored client's query set is attached to them, running nothing. A
+   * client is taken to hold the result last held (as on the deployment
+   * object: versions are saved once the refresh queue drains, before the
+   * object may sleep); a waiting one holds nothing yet.
+   */
   ensureLoaded(): void {
-    // Held queries live in memory; a shard that starts again has no client sessions to restore.
+    if (this.loaded) return;
+    this.loaded = true;
+    const state = this.shardStorage.loadValue("peer");
+    if (state !== null) {
+      const stored = JSON.parse(state) as StoredPeerState;
+      this.upstream = { ...stored, version: { ...stored.version, ts: BigInt(stored.version.ts) } };
+    }
+    for (const row of this.shardStorage.loadHeld()) {
+      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false };
+      this.held.set(held.key, held);
+      this.byUpstreamId.set(held.upstreamId, held);
+    }
+    const sessions = this.front.sessions;
+    for (const query of this.storage.loadQueries()) {
+      const session = sessions.get(query.connectionId);
+      const held = this.held.get(query.instanceKey);
+      if (!session || !held) {
+        this.storage.deleteQuery(query.connectionId, query.queryId);
+        continue;
+      }
+      held.holders.set(session, (held.holders.get(session) ?? 0) + 1);
+      session.queries.set(query.queryId, { instanceKey: held.key, sentHash: session.waiting ? null : held.hash });
+    }
+    for (const request of this.shardStorage.loadRequests()) {
+      const session = sessions.get(request.connectionId);
+      if (!session) {
+        this.shardStorage.deleteRequest(request.requestId);
+        continue;
+      }
+      // Its answer goes straight to the client: whatever awaited it before the sleep is gone.
+      if (request.kind === "Mutation") session.pendingMutations++;
+      const answer: PendingRequest["answer"] =
+        request.kind === "Mutation" ? { kind: "Mutation", answered: () => session.pendingMutations-- } : { kind: "Action", resolve: (frame) => this.front.send(session, frame) };
+      this.pending.set(request.requestId, { session, clientRequestId: request.clientRequestId, frame: request.frame, answer });
+    }
+    // Queries nobody holds any more (their clients left while the shard slept) leave the peer session.
+    for (const held of [...this.held.values()]) if (held.holders.size === 0) this.drop(held);
+  }
+
+  /** The peer session's record is saved once per turn of the event loop, however many changes it had. */
+  private saveState(): void {
+    if (this.stateSaveQueued) return;
+    this.stateSaveQueued = true;
+    queueMicrotask(() => {
+      this.stateSaveQueued = false;
+      const { version, ...rest } = this.upstream;
+      this.shardStorage.saveValue("peer", JSON.stringify({ ...rest, version: { ...version, ts: version.ts.toString() } } satisfies StoredPeerState));
+    });
+  }
+
+  private saveHeld(held: HeldQuery): void {
+    const row: StoredHeldQuery = { key: held.key, upstreamId: held.upstreamId, udfPath: held.udfPath, argsJson: JSON.stringify(held.args), journal: held.journal, caller: held.caller, hash: held.hash };
+    this.shardStorage.saveHeld(row);
   }
 
   // ---- clients' query sets ----
@@ -167,27 +242,34 @@ export class UpstreamSource implements ResultSource {
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void {
     const held = this.hold(query.key, query.udfPath, JSON.parse(query.argsJson) as JSONValue, query.journal, caller, session);
     session.queries.set(queryId, { instanceKey: held.key, sentHash: null });
+    this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: held.key });
   }
 
   remove(session: SyncSession, queryId: number): void {
     const query = session.queries.get(queryId);
     if (!query) return;
     session.queries.delete(queryId);
+    this.storage.deleteQuery(session.connectionId, queryId);
     this.release(query.instanceKey, session);
   }
 
   /** After a sign-in: each query moves to the held query of the new caller (the same caller, a refreshed token: nothing moves). */
   rekey(session: SyncSession): void {
-    for (const query of session.queries.values()) {
+    for (const [queryId, query] of session.queries) {
       const old = this.held.get(query.instanceKey)!;
       query.instanceKey = this.hold(sharedKey(old.key), old.udfPath, old.args, old.journal, session.auth, session).key;
+      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: query.instanceKey });
       this.release(old.key, session);
     }
   }
 
   closed(session: SyncSession): void {
     this.owing.delete(session);
-    for (const [id, request] of this.pending) if (request.session === session) this.pending.delete(id);
+    for (const [id, request] of this.pending) {
+      if (request.session !== session) continue;
+      this.pending.delete(id);
+      this.shardStorage.deleteRequest(id);
+    }
   }
 
   /**
@@ -199,9 +281,10 @@ export class UpstreamSource implements ResultSource {
     const key = callerKey(shared, caller);
     let held = this.held.get(key);
     if (!held) {
-      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map() };
+      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false };
       this.held.set(key, held);
       this.byUpstreamId.set(held.upstreamId, held);
+      this.saveHeld(held);
       this.change(addFor(held));
     }
     held.holders.set(session, (held.holders.get(session) ?? 0) + 1);
@@ -214,15 +297,37 @@ export class UpstreamSource implements ResultSource {
     const remaining = (held.holders.get(session) ?? 1) - 1;
     if (remaining > 0) held.holders.set(session, remaining);
     else held.holders.delete(session);
-    if (held.holders.size > 0) return;
-    this.held.delete(key);
+    if (held.holders.size === 0) this.drop(held);
+  }
+
+  private drop(held: HeldQuery): void {
+    this.held.delete(held.key);
     this.byUpstreamId.delete(held.upstreamId);
+    this.shardStorage.deleteHeld(held.key);
     this.change({ type: "Remove", queryId: held.upstreamId });
+  }
+
+  /**
+   * A restored query without its result (results are not kept: they can be
+   * large) that a client now needs: added again under a new id, then the old
+   * id removed (in that order, so the deployment object keeps its instance),
+   * and the next push carries the result.
+   */
+  private refetch(held: HeldQuery): void {
+    held.refetching = true;
+    const old = held.upstreamId;
+    this.byUpstreamId.delete(old);
+    held.upstreamId = this.upstream.nextQueryId++;
+    this.byUpstreamId.set(held.upstreamId, held);
+    this.saveHeld(held);
+    this.change(addFor(held));
+    this.change({ type: "Remove", queryId: old });
   }
 
   /** Queues one change of the peer session's query set: all of a turn's go up together, before any later frame. */
   private change(modification: unknown): void {
     this.changes.push(modification);
+    this.saveState();
     if (this.changesQueued) return;
     this.changesQueued = true;
     queueMicrotask(() => this.flushChanges());
@@ -268,6 +373,8 @@ export class UpstreamSource implements ResultSource {
       internal: { caller, clientSessionId: session.sessionId, clientRequestId: message.requestId },
     });
     this.pending.set(requestId, { session, clientRequestId: message.requestId, frame, answer });
+    this.shardStorage.saveRequest({ requestId, connectionId: session.connectionId, kind: message.type, clientRequestId: message.requestId, frame });
+    this.saveState();
     this.sendUp(frame);
   }
 
@@ -313,6 +420,7 @@ export class UpstreamSource implements ResultSource {
    * database object to close it.
    */
   async deliver(connectionId: string, epoch: string, seq: number, frames: string[]): Promise<boolean> {
+    this.ensureLoaded();
     if (connectionId !== this.upstream.connectionId) return false;
     if (epoch !== this.upstream.epoch) {
       this.upstream.epoch = epoch;
@@ -328,6 +436,7 @@ export class UpstreamSource implements ResultSource {
       return true;
     }
     this.upstream.seq = seq;
+    this.saveState();
     for (const frame of frames) {
       if (connectionId !== this.upstream.connectionId) break;
       let push: PeerPush;
@@ -352,6 +461,7 @@ export class UpstreamSource implements ResultSource {
         const request = this.pending.get(push.requestId);
         if (!request) return;
         this.pending.delete(push.requestId);
+        this.shardStorage.deleteRequest(push.requestId);
         const { session } = request;
         const frame = JSON.stringify({ ...push.raw, requestId: request.clientRequestId });
         if (request.answer.kind === "Action") return request.answer.resolve(frame);
@@ -385,10 +495,16 @@ export class UpstreamSource implements ResultSource {
       if (!query || modification.result === null) continue;
       query.resultJournal = modification.journal;
       query.result = modification.result;
-      query.hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
+      query.refetching = false;
+      const hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
+      if (hash !== query.hash) {
+        query.hash = hash;
+        this.saveHeld(query);
+      }
       for (const session of query.holders.keys()) touched.add(session);
     }
     this.upstream.version = end;
+    this.saveState();
     for (const session of touched) this.front.schedule(session);
     // Clients waiting for a Transition at their mutation's ts get it now that the shard holds that ts.
     for (const session of this.owing) if (session.owedTs! <= this.upstream.version.ts) this.front.schedule(session);
@@ -401,6 +517,7 @@ export class UpstreamSource implements ResultSource {
    * nothing twice). Any other session (or none) starts over.
    */
   async upstreamRestarted(connectionId: string): Promise<void> {
+    this.ensureLoaded();
     if (this.front.sessions.size === 0) return;
     if (connectionId !== this.upstream.connectionId) return this.resync("the database object started again without this shard's session");
     for (const request of this.pending.values()) if (request.answer.kind === "Mutation") this.sendUp(request.frame);
@@ -415,6 +532,7 @@ export class UpstreamSource implements ResultSource {
    * `peerRetryMaxMs`; clients keep what they have meanwhile.
    */
   resync(why: string): Promise<void> {
+    this.ensureLoaded();
     this.opening ??= this.reopen(why).finally(() => (this.opening = null));
     return this.opening.then(() => this.drain());
   }
@@ -441,7 +559,10 @@ export class UpstreamSource implements ResultSource {
     this.byUpstreamId.clear();
     for (const query of this.held.values()) {
       query.upstreamId = this.upstream.nextQueryId++;
+      // A restored query's result comes with the new session's first Transition.
+      query.refetching = query.result === null;
       this.byUpstreamId.set(query.upstreamId, query);
+      this.saveHeld(query);
     }
     // What was queued for the old session is replaced: its query set changes are in the new set, its
     // mutations are re-sent below, and its actions are failed (an action runs at most once).
@@ -455,9 +576,11 @@ export class UpstreamSource implements ResultSource {
         continue;
       }
       this.pending.delete(id);
+      this.shardStorage.deleteRequest(id);
       request.answer.resolve(actionFailure(request.clientRequestId, "The connection to the database was reset while this action ran; it may or may not have completed"));
     }
     this.outbox = frames;
+    this.saveState();
   }
 
   // ---- client turns ----
@@ -468,7 +591,11 @@ export class UpstreamSource implements ResultSource {
     session.pendingRemovals = [];
     for (const [queryId, query] of session.queries) {
       const held = this.held.get(query.instanceKey);
-      if (!held?.result || query.sentHash === held.hash) continue;
+      if (!held || query.sentHash === held.hash) continue;
+      if (!held.result) {
+        if (held.hash !== null && !held.refetching) this.refetch(held);
+        continue;
+      }
       modifications.push(modificationFor(queryId, held.result, held.resultJournal));
       query.sentHash = held.hash;
     }

@@ -30,15 +30,16 @@ export class ProtocolClient {
     });
   }
 
-  static async open(deployment: string, sessionId = crypto.randomUUID()): Promise<ProtocolClient> {
-    const client = await ProtocolClient.openRaw(deployment);
+  /** Connected through the Worker (which picks the object), or straight to `on` (a sync shard's stub). */
+  static async open(deployment: string, sessionId = crypto.randomUUID(), on?: Fetcher): Promise<ProtocolClient> {
+    const client = await ProtocolClient.openRaw(deployment, on);
     client.send({ type: "Connect", sessionId, connectionCount: 0, lastCloseReason: null, clientTs: Date.now() });
     return client;
   }
 
   /** Opens the socket without sending Connect. */
-  static async openRaw(deployment: string): Promise<ProtocolClient> {
-    const response = await (exports as unknown as { default: Fetcher }).default.fetch(`http://calmsync.test/d/${deployment}/api/1.49.0/sync`, {
+  static async openRaw(deployment: string, on: Fetcher = (exports as unknown as { default: Fetcher }).default): Promise<ProtocolClient> {
+    const response = await on.fetch(`http://calmsync.test/d/${deployment}/api/1.49.0/sync`, {
       headers: { Upgrade: "websocket" },
     });
     const ws = response.webSocket;

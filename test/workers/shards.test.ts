@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+import type { ShardApi } from "../../src/deployment/shard-sessions.ts";
 
 type Message = { body: string };
 const bodies = (value: unknown) => (value as Message[] | undefined)?.map((m) => m.body) ?? [];
@@ -152,5 +153,50 @@ describe("sync shards in workerd", () => {
       expect(client.closed).toBeNull();
       client.close();
     }
+  });
+});
+
+describe("a sync shard's waiting room", () => {
+  /** A client straight on shard `k` watching chat "a" (query 0). */
+  async function onShard(deployment: string, k: number): Promise<ProtocolClient> {
+    const client = await ProtocolClient.open(deployment, crypto.randomUUID(), bindings.SYNC_SHARDS.getByName(`${deployment}/shard-${k}`) as unknown as Fetcher);
+    client.add(0, "messages:list", { chatId: "a" });
+    return client;
+  }
+
+  it("survives the shard's hibernation: after the cap is raised every waiting session gets its first Transition in arrival order, its held mutation applied once", async () => {
+    const deployment = fresh("shard-waiting");
+    // Two shards share maxSessions 2: one session each.
+    await setKnobs(deployment, { syncShards: 2, maxSessions: 2 });
+    const shard = bindings.SYNC_SHARDS.getByName(`${deployment}/shard-0`);
+    const stats = () => (shard as unknown as ShardApi).stats();
+    const first = await onShard(deployment, 0);
+    await first.until(() => first.results.has(0), "first result");
+    const waiting = [await onShard(deployment, 0), await onShard(deployment, 0), await onShard(deployment, 0)];
+    const held = waiting[1]!.mutate("messages:send", { chatId: "a", author: "w", body: "held across the shard's sleep" });
+    await first.barrier();
+    for (const client of waiting) expect(client.messages.filter((m) => m.type !== "Ping")).toEqual([]);
+    expect(await stats()).toMatchObject({ sessions: 1, waiting: 3 });
+
+    await evictDurableObject(shard, { webSockets: "hibernate" });
+    // maxSessions 4: this shard's share is 2, so the oldest waiting session goes in, and only it.
+    await setKnobs(deployment, { maxSessions: 4 });
+    await waiting[0]!.until(() => waiting[0]!.results.has(0), "the oldest waiting session's result");
+    expect(waiting[1]!.results.has(0)).toBe(false);
+    expect(waiting[1]!.mutationResponses.has(held)).toBe(false);
+
+    await evictDurableObject(shard, { webSockets: "hibernate" });
+    await setKnobs(deployment, { maxSessions: 8 });
+    for (const client of waiting) await client.until(() => client.results.has(0), "every waiting session's result");
+    await waiting[1]!.until(() => waiting[1]!.mutationResponses.has(held), "the held mutation's response");
+    expect(waiting[1]!.mutationResponses.get(held)).toMatchObject({ success: true });
+    for (const client of [first, ...waiting]) {
+      await client.until(() => bodies(client.results.get(0)).length > 0, "the held message");
+      expect(bodies(client.results.get(0)).filter((body) => body === "held across the shard's sleep")).toHaveLength(1);
+      expect(client.chainingErrors).toEqual([]);
+      expect(client.closed).toBeNull();
+    }
+    expect(await stats()).toMatchObject({ sessions: 4, waiting: 0 });
+    for (const client of [first, ...waiting]) client.close();
   });
 });
