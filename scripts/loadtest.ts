@@ -1,5 +1,5 @@
 /**
- * `npm run loadtest -- --scenario <chat|outage> [--clients N] [--seconds S] [--client KIND] [--compare] [--url U] [--allow-remote] [--out DIR]`
+ * `npm run loadtest -- --scenario <chat|outage> [--clients N] [--seconds S] [--client KIND] [--compare] [--shards 1,4] [--url U] [--allow-remote] [--out DIR]`
  *
  * Real clients against a real deployment: starts `wrangler dev` on a free
  * loopback port (or targets `--url`, which must be loopback unless
@@ -13,7 +13,9 @@
  * `legacy` (`convex@1.24.6`, before the June 2025 backoff fix, under an npm
  * alias), `transport` (current with `calmsync/client`, a third of the pages
  * hidden). `--compare` runs the scenario once per kind, each on a fresh
- * deployment of the same server.
+ * deployment of the same server. `--shards 1,4` runs each kind once per
+ * placement: on the deployment object alone (1), and with its sockets spread
+ * over that many sync shards (knob `syncShards`, set before any client opens).
  *
  * Scenarios:
  * - `chat`: every client watches its chat's newest 20 messages and a search
@@ -53,6 +55,8 @@ interface Options {
   clients: number;
   seconds: number;
   kinds: Kind[];
+  /** syncShards of each run (1: the deployment object alone). */
+  shards: number[];
   url: string | null;
   out: string;
 }
@@ -72,7 +76,9 @@ function parseArgs(argv: string[]): Options {
     const host = new URL(url).hostname;
     if (!(host === "localhost" || host === "[::1]" || host.startsWith("127."))) throw new Error(`--url ${url} is not a loopback address; add --allow-remote to load it anyway`);
   }
-  return { scenario, clients, seconds, kinds: argv.includes("--compare") ? [...KINDS] : [kind], url, out: resolve(value("--out") ?? "test-results/loadtest") };
+  const shards = (value("--shards") ?? "1").split(",").map(Number);
+  if (shards.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error("--shards must be a comma-separated list of 1-64");
+  return { scenario, clients, seconds, kinds: argv.includes("--compare") ? [...KINDS] : [kind], shards, url, out: resolve(value("--out") ?? "test-results/loadtest") };
 }
 
 /** One second of a run; deployment counters are null when the admin status could not be read (a restart). */
@@ -95,6 +101,7 @@ interface Second {
 
 interface RunReport {
   kind: Kind;
+  shards: number;
   scenario: Scenario;
   clients: number;
   seconds: Second[];
@@ -105,8 +112,10 @@ const CHATS = 50;
 const WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "olive", "peach"];
 
 /** Polls the deployment's counters each second and the clients' own counts. */
-async function runScenario(server: { url: string; restart?: () => Promise<void>; kill?: () => Promise<void> }, options: Options, kind: Kind): Promise<RunReport> {
-  const url = await createDeployment(server.url, `load-${options.scenario}-${kind}-${Date.now().toString(36)}`);
+async function runScenario(server: { url: string; restart?: () => Promise<void>; kill?: () => Promise<void> }, options: Options, kind: Kind, shards: number): Promise<RunReport> {
+  const url = await createDeployment(server.url, `load-${options.scenario}-${kind}-${shards}-${Date.now().toString(36)}`);
+  // Before any socket: the Worker asks a deployment it has not seen for its shard count at once.
+  if (shards > 1) await setKnobs(url, { syncShards: shards });
   const standard = Object.fromEntries((await knobReport(url)).map((k) => [k.name, k.default]));
   let attempts = 0;
   let refusals = 0;
@@ -226,6 +235,8 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       queryExecutions: number;
       transitionsSent: number;
       commits: number;
+      sessions: number;
+      shards: { waiting: number | null }[];
       limits: { sessions: { current: number; background: number }; waiting: { current: number }; refreshQueue: { depth: number; overflow: number } };
     }>(url).catch(() => null);
     const counters = status ? { queryExecutions: status.queryExecutions, transitions: status.transitionsSent, commits: status.commits } : null;
@@ -237,8 +248,9 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     peakExecutions = Math.max(peakExecutions, executions);
     seconds.push({
       t,
-      sessions: status?.limits.sessions.current ?? null,
-      waiting: status?.limits.waiting.current ?? null,
+      // The whole deployment's: the object's own and its shards'.
+      sessions: status?.sessions ?? null,
+      waiting: status ? status.limits.waiting.current + status.shards.reduce((n, shard) => n + (shard.waiting ?? 0), 0) : null,
       background: status?.limits.sessions.background ?? null,
       attempts,
       refusals,
@@ -266,6 +278,7 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
   const all = seconds.flatMap((s) => (s.latencyP50 === null ? [] : [s.latencyP50]));
   return {
     kind,
+    shards,
     scenario: options.scenario,
     clients: options.clients,
     seconds,
@@ -320,17 +333,17 @@ function html(reports: RunReport[], options: Options, machine: string): string {
     ["refresh queue", (s) => s.refreshQueue],
     ["commit → update p99 (ms)", (s) => s.latencyP99],
   ];
-  const colors = ["#2a6fdb", "#d33", "#2a2"];
   const chart = ([title, pick]: [string, (s: Second) => number | null]) => {
     const points = reports.map((r) => r.seconds.map((s) => [s.t, pick(s)] as [number, number | null]));
     const maxT = Math.max(1, ...points.flat().map(([t]) => t));
     const maxY = Math.max(1, ...points.flat().map(([, y]) => y ?? 0)) * 1.1;
     const lines = points
-      .map((p, i) => `<polyline fill="none" stroke="${colors[i]}" stroke-width="1.5" points="${p.filter(([, y]) => y !== null).map(([t, y]) => `${((t / maxT) * 400).toFixed(1)},${(118 - (y! / maxY) * 114).toFixed(1)}`).join(" ")}"/>`)
+      .map((p, i) => `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5" points="${p.filter(([, y]) => y !== null).map(([t, y]) => `${((t / maxT) * 400).toFixed(1)},${(118 - (y! / maxY) * 114).toFixed(1)}`).join(" ")}"/>`)
       .join("");
     return `<figure><figcaption>${title} <small>(max ${Math.round(maxY / 1.1)})</small></figcaption><svg viewBox="0 0 400 120" preserveAspectRatio="none">${lines}</svg></figure>`;
   };
-  const legend = reports.map((r, i) => `<span style="color:${colors[i]}">■ ${r.kind}</span>`).join(" ");
+  const colors = ["#2a6fdb", "#d33", "#2a2", "#a3a", "#e80", "#088"];
+  const legend = reports.map((r, i) => `<span style="color:${colors[i % colors.length]}">■ ${runName(r)}</span>`).join(" ");
   const rows = Object.keys(reports[0]!.summary)
     .map((key) => `<tr><th>${key}</th>${reports.map((r) => `<td>${String(r.summary[key] ?? "")}</td>`).join("")}</tr>`)
     .join("");
@@ -339,7 +352,12 @@ function html(reports: RunReport[], options: Options, machine: string): string {
 <h1>calmsync load test: ${options.scenario}</h1>
 <p>${options.clients} clients per kind, ${options.seconds} s · ${new Date().toISOString()} · ${machine}</p>
 <p>${legend}</p>${series.map(chart).join("")}
-<h2>Summary</h2><table><tr><th></th>${reports.map((r) => `<th>${r.kind}</th>`).join("")}</tr>${rows}</table>`;
+<h2>Summary</h2><table><tr><th></th>${reports.map((r) => `<th>${runName(r)}</th>`).join("")}</tr>${rows}</table>`;
+}
+
+/** A run's name in the report: its client kind and where its sockets lived. */
+function runName(report: RunReport): string {
+  return report.shards > 1 ? `${report.kind}, ${report.shards} shards` : `${report.kind}, one object`;
 }
 
 async function main(): Promise<void> {
@@ -348,9 +366,11 @@ async function main(): Promise<void> {
   const target = options.url ? { url: options.url } : (server = await startDevServer());
   const reports: RunReport[] = [];
   try {
-    for (const kind of options.kinds) {
-      console.log(`${options.scenario}: ${options.clients} ${kind} clients for ${options.seconds} s against ${target.url}`);
-      reports.push(await runScenario(target, options, kind));
+    for (const shards of options.shards) {
+      for (const kind of options.kinds) {
+        console.log(`${options.scenario}: ${options.clients} ${kind} clients for ${options.seconds} s against ${target.url}${shards > 1 ? ` over ${shards} sync shards` : ""}`);
+        reports.push(await runScenario(target, options, kind, shards));
+      }
     }
   } finally {
     await server?.stop();
@@ -359,8 +379,8 @@ async function main(): Promise<void> {
   const base = join(options.out, `${options.scenario}-${Date.now()}`);
   writeFileSync(`${base}.json`, JSON.stringify({ options, machine: machine(), reports }, null, 2));
   writeFileSync(`${base}.html`, html(reports, options, machine()));
-  console.log(`\n| ${["kind", ...Object.keys(reports[0]!.summary)].join(" | ")} |`);
-  for (const r of reports) console.log(`| ${[r.kind, ...Object.values(r.summary).map((v) => String(v ?? ""))].join(" | ")} |`);
+  console.log(`\n| ${["run", ...Object.keys(reports[0]!.summary)].join(" | ")} |`);
+  for (const r of reports) console.log(`| ${[runName(r), ...Object.values(r.summary).map((v) => String(v ?? ""))].join(" | ")} |`);
   console.log(`\nReport: ${base}.html (and .json)`);
 }
 

@@ -44,7 +44,11 @@ const hop = () => new Promise((resolve) => setTimeout(resolve, 0));
 /** What happens to pushes on their way to a shard (the test's hand in the network). */
 type PushFault = (seq: number) => "deliver" | "lose" | "twice";
 
-function setup(shardCount: number) {
+/** `refuseOpens`: the first opens of a peer session (on any shard) fail, as an unreachable database object would. */
+function setup(shardCount: number, { refuseOpens = 0 } = {}) {
+  /** Waits the shards asked for before retrying (resolved at once: time is the test's). */
+  const delays: number[] = [];
+  let refusals = refuseOpens;
   const store = new MemoryStore();
   const syncStorage = new MemorySyncStorage();
   const makeDatabase = () => {
@@ -58,12 +62,18 @@ function setup(shardCount: number) {
     let opened = 0;
     const shard: SyncFront<UpstreamSource> = shardFront({
       storage: new MemorySyncStorage(),
+      delay: async (ms) => void delays.push(ms),
+      random: () => 1,
       knobs: () => KNOBS,
       log: () => undefined,
       authenticate: async (token) => ({ identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token }, expiresAt: Date.now() + 60_000 }),
       link: {
         open: async () => {
           await hop();
+          if (refusals > 0) {
+            refusals--;
+            throw new Error("the database object is unreachable");
+          }
           const db = database;
           const connectionId = `shard-${k}-${++opened}`;
           const outbox: ShardOutbox = new ShardOutbox(
@@ -159,6 +169,7 @@ function setup(shardCount: number) {
     shards,
     client,
     settle,
+    delays,
     get engine() {
       return database.engine;
     },
@@ -274,5 +285,57 @@ describe("sync shards (in Node)", () => {
     await bob.mutate(0, "messages:send", { chatId: "who", author: "pretender", body: "hi" });
     await t.settle();
     expect((ann.latest(1) as { author: string }[])[0]!.author).toBe("bob");
+  });
+
+  it("serves 2,000 distinct queries and 1,000 signed-in users on one shard: the peer session has limits of its own and adds them in chunks", async () => {
+    const t = setup(1);
+    const anonymous = [];
+    for (let i = 0; i < 2_000; i++) {
+      const c = await t.client(0, `a${i}`);
+      await c.watch(0, "messages:list", { chatId: `chat${i}` });
+      anonymous.push(c);
+    }
+    // Signed in, each is its own caller: 1,000 more distinct queries upstream, each naming its caller.
+    const signedIn = [];
+    for (let i = 0; i < 1_000; i++) {
+      const c = await t.client(0, `u${i}`, `user${i}`);
+      await c.watch(0, "messages:list", { chatId: "shared" });
+      signedIn.push(c);
+    }
+    await t.settle();
+    expect(t.shards[0]!.shard.source.heldCount).toBe(3_000);
+    await t.engine.runMutation("messages:send", { chatId: "chat1999", author: "w", body: "to the last chat" });
+    await t.engine.runMutation("messages:send", { chatId: "shared", author: "w", body: "to every signed-in user" });
+    await t.settle();
+    expect(bodies(anonymous[1_999]!.latest(0))).toEqual(["to the last chat"]);
+    for (const c of signedIn) expect(bodies(c.latest(0))).toEqual(["to every signed-in user"]);
+    // A resync adds all 3,000 again, in frames of at most peerModificationsPerFrame, and nobody sees a repeat.
+    await t.shards[0]!.shard.source.resync("test");
+    await t.settle();
+    await t.engine.runMutation("messages:send", { chatId: "chat0", author: "w", body: "after the resync" });
+    await t.settle();
+    expect(bodies(anonymous[0]!.latest(0))).toEqual(["after the resync"]);
+    for (const c of [...anonymous.slice(0, 50), ...signedIn.slice(0, 50)]) {
+      expect(c.frames.filter((f) => f.type === "FatalError")).toEqual([]);
+      expect(c.chainProblems()).toEqual([]);
+      expect(c.repeatedUpdates(0)).toBe(0);
+    }
+  }, 60_000);
+
+  it("retries an upstream that refuses five times with a growing backoff, then answers every pending mutation", async () => {
+    const t = setup(1, { refuseOpens: 5 });
+    const writers = [await t.client(0, "w1"), await t.client(0, "w2")];
+    await writers[0]!.watch(0, "messages:list", { chatId: "retry" });
+    await writers[0]!.mutate(0, "messages:send", { chatId: "retry", author: "w1", body: "one" });
+    await writers[1]!.mutate(0, "messages:send", { chatId: "retry", author: "w2", body: "two" });
+    await writers[1]!.mutate(1, "messages:send", { chatId: "retry", author: "w2", body: "three" });
+    await t.settle();
+    // peerRetryMinMs 1, doubling, capped at peerRetryMaxMs 10 (jitter fixed at its top here).
+    expect(t.delays).toEqual([1, 2, 4, 8, 10]);
+    expect(t.shards[0]!.shard.source.counters.upstreamRetries).toBe(5);
+    const answered = (c: (typeof writers)[number]) => c.frames.filter((f) => f.type === "MutationResponse" && f.success === true).map((f) => f.requestId);
+    expect(answered(writers[0]!)).toEqual([0]);
+    expect(answered(writers[1]!)).toEqual([0, 1]);
+    expect(bodies(writers[0]!.latest(0)).sort()).toEqual(["one", "three", "two"]);
   });
 });

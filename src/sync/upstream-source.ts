@@ -115,7 +115,7 @@ export class UpstreamSource implements ResultSource {
   private outbox: string[] = [];
   private sending: Promise<void> | null = null;
   private opening: Promise<void> | null = null;
-  /** Consecutive failures of the upstream (the backoff grows with them; a success resets it). */
+  /** Peer sessions opened (or tried) since one last delivered a Transition: the backoff grows with them. */
   private failures = 0;
   private port: FrontPort | null = null;
   /** Whether what the shard kept (peer session, held queries, clients' query sets) was restored since it started. */
@@ -504,6 +504,8 @@ export class UpstreamSource implements ResultSource {
       for (const session of query.holders.keys()) touched.add(session);
     }
     this.upstream.version = end;
+    // It works again: the next failure is retried at once.
+    this.failures = 0;
     this.saveState();
     for (const session of touched) this.front.schedule(session);
     // Clients waiting for a Transition at their mutation's ts get it now that the shard holds that ts.
@@ -543,17 +545,21 @@ export class UpstreamSource implements ResultSource {
     // A fresh session starts at ts 0 (a client's ts never goes back: the turn keeps it where it is).
     this.upstream = { connectionId: null, version: { querySet: 0, ts: 0n, identity: 0 }, epoch: null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: this.upstream.nextRequestId };
     for (;;) {
+      // A session that failed again before it delivered anything (the upstream refused to open one, or
+      // refused what it was sent) is not retried at once: the wait doubles with each failure in a row.
+      if (this.failures > 0) {
+        const { peerRetryMinMs, peerRetryMaxMs } = this.options.knobs();
+        const waitMs = Math.min(peerRetryMaxMs, peerRetryMinMs * 2 ** (this.failures - 1)) * (0.5 + this.random() / 2);
+        this.counters.upstreamRetries++;
+        this.front.log(`peer session: ${this.failures} failures in a row; trying again in ${Math.round(waitMs)} ms`);
+        await this.delay(waitMs);
+      }
+      this.failures++;
       try {
         this.upstream.connectionId = await this.options.link.open();
-        this.failures = 0;
         break;
       } catch (error) {
-        const { peerRetryMinMs, peerRetryMaxMs } = this.options.knobs();
-        const waitMs = Math.min(peerRetryMaxMs, peerRetryMinMs * 2 ** this.failures) * (0.5 + this.random() / 2);
-        this.failures++;
-        this.counters.upstreamRetries++;
-        this.front.log(`opening a peer session failed (${this.failures} in a row): ${(error as Error).message}; again in ${Math.round(waitMs)} ms`);
-        await this.delay(waitMs);
+        this.front.log(`opening a peer session failed: ${(error as Error).message}`);
       }
     }
     this.byUpstreamId.clear();

@@ -10,23 +10,23 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 describe("npm run loadtest (smoke)", () => {
-  it("runs the outage scenario with every client kind and writes a JSON and an HTML report", () => {
+  it("runs the outage scenario with every client kind, on one object and over 4 sync shards, and writes a JSON and an HTML report", () => {
     const out = mkdtempSync(join(tmpdir(), "calmsync-loadtest-"));
     try {
       const root = resolve(import.meta.dirname, "../..");
-      const run = spawnSync(process.execPath, ["scripts/loadtest.ts", "--scenario", "outage", "--clients", "6", "--seconds", "10", "--compare", "--out", out], {
+      const run = spawnSync(process.execPath, ["scripts/loadtest.ts", "--scenario", "outage", "--clients", "6", "--seconds", "10", "--compare", "--shards", "1,4", "--out", out], {
         cwd: root,
         encoding: "utf8",
-        timeout: 150_000,
+        timeout: 280_000,
         env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
       });
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
       const files = readdirSync(out);
       expect(files.filter((f) => f.endsWith(".html"))).toHaveLength(1);
       const report = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith(".json"))!), "utf8")) as {
-        reports: { kind: string; seconds: unknown[]; summary: { socketAttempts: number; events: string } }[];
+        reports: { kind: string; shards: number; seconds: unknown[]; summary: { socketAttempts: number; events: string } }[];
       };
-      expect(report.reports.map((r) => r.kind)).toEqual(["current", "legacy", "transport"]);
+      expect(report.reports.map((r) => `${r.kind}/${r.shards}`)).toEqual(["current/1", "legacy/1", "transport/1", "current/4", "legacy/4", "transport/4"]);
       for (const r of report.reports) {
         expect(r.seconds.length).toBeGreaterThanOrEqual(5);
         expect(r.summary.socketAttempts).toBeGreaterThanOrEqual(6);
@@ -38,7 +38,7 @@ describe("npm run loadtest (smoke)", () => {
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, 300_000);
 
   it("runs the search scenario: compactions and unrelated writes invalidate nothing", () => {
     const out = mkdtempSync(join(tmpdir(), "calmsync-loadtest-"));
