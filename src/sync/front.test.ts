@@ -5,27 +5,10 @@ import { localFront, type SyncKnobs, type LocalSourceOptions } from "./local-sou
 import type { SyncFrontOptions } from "./front.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
+import { TEST_SYNC_KNOBS } from "./test-knobs.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
 
-const KNOBS: SyncKnobs = {
-  maxFrameBytes: 1_048_576,
-  idlePingMs: 30_000,
-  maxClockAheadMs: 60_000,
-  resubscribeRate: 100_000,
-  resubscribeBurst: 100_000,
-  queryResultCacheBytes: 16_777_216,
-  maxQueriesPerSession: 1_000,
-  maxPendingMutationsPerSession: 1_000,
-  maxPendingActionsPerSession: 16,
-  refreshQueueLimit: 10_000,
-  refreshSliceQueryRuns: 100,
-  refreshSliceTransitions: 1_000,
-  backgroundRefreshMs: 10_000,
-  maxTransitionBytes: 16_777_216,
-  sessionSendBytesPerSecond: 8_388_608,
-  maxQueriesPerShard: 100_000,
-  maxPeerFrameBytes: 16_777_216,
-};
+const KNOBS: SyncKnobs = TEST_SYNC_KNOBS;
 
 function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptions & Omit<SyncFrontOptions, "source" | "knobs">> = {}) {
   const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store: new MemoryStore() });

@@ -9,34 +9,14 @@ import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts
 import { app } from "../../convex/_generated/modules.js";
 import { localFront, type SyncKnobs } from "./local-source.ts";
 import { MemorySyncStorage } from "./storage.ts";
+import { TEST_SYNC_KNOBS } from "./test-knobs.ts";
 import { ShardOutbox } from "./shard-outbox.ts";
 import { shardFront, type UpstreamKnobs, type UpstreamSource } from "./upstream-source.ts";
 import type { SyncFront } from "./front.ts";
 import type { SyncSession } from "./session.ts";
 import { decodeTs } from "../protocol/sync.ts";
 
-const KNOBS: SyncKnobs & UpstreamKnobs = {
-  maxFrameBytes: 1_048_576,
-  idlePingMs: 30_000,
-  maxClockAheadMs: 60_000,
-  resubscribeRate: 100_000,
-  resubscribeBurst: 100_000,
-  queryResultCacheBytes: 16_777_216,
-  maxQueriesPerSession: 1_000,
-  maxPendingMutationsPerSession: 1_000,
-  maxPendingActionsPerSession: 16,
-  refreshQueueLimit: 10_000,
-  refreshSliceQueryRuns: 100,
-  refreshSliceTransitions: 1_000,
-  backgroundRefreshMs: 10_000,
-  maxTransitionBytes: 16_777_216,
-  sessionSendBytesPerSecond: 8_388_608,
-  maxQueriesPerShard: 100_000,
-  maxPeerFrameBytes: 16_777_216,
-  peerModificationsPerFrame: 200,
-  peerRetryMinMs: 1,
-  peerRetryMaxMs: 10,
-};
+const KNOBS: SyncKnobs & UpstreamKnobs = TEST_SYNC_KNOBS;
 
 type Frame = { type: string; [key: string]: unknown };
 const hop = () => new Promise((resolve) => setTimeout(resolve, 0));
