@@ -32,7 +32,7 @@ import { DeploymentRuntime, type FunctionKind } from "./runtime.ts";
 import { answerClose, newConnectionId, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "./metrics-ring.ts";
-import { isDeclaredDeployment, type Env } from "../env.ts";
+import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
 import { appProviders } from "./auth.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
@@ -46,6 +46,8 @@ export interface DeploymentApi {
   run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
+  /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
+  advanceClock(ms: number): Promise<void>;
   /** How many sync shards hold this deployment's sockets (knob syncShards; 1: this object itself). */
   syncShards(): Promise<number>;
   /** Sync shards (docs/SHARDS.md): a new internal session for shard `name`, and the knobs it serves clients with. */
@@ -89,6 +91,8 @@ export function defineDeployment(app: AppDefinition) {
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
     private readonly sockets = new SocketSessions();
+    /** Local tests only: how far this object's clock is moved past the wall clock (see `advanceClock`). */
+    private clockAheadMs = 0;
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
@@ -103,7 +107,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, resolved, this.env, this.name));
+      return (this.started ??= new DeploymentRuntime(this.ctx, resolved, this.env, this.name, () => Date.now() + this.clockAheadMs));
     }
 
     /** The running deployment; throws for one that does not exist. */
@@ -149,7 +153,7 @@ export function defineDeployment(app: AppDefinition) {
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
       this.sockets.set(server, sync.open(socketConnection(server), newConnectionId(), door.waiting));
-      alarms.request(Date.now() + knobs.values.idlePingMs);
+      alarms.request(runtime.now() + knobs.values.idlePingMs);
       if (door.waiting) gate.pump();
       return new Response(null, { status: 101, webSocket: client });
     }
@@ -192,6 +196,16 @@ export function defineDeployment(app: AppDefinition) {
     async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
       return this.runtime.run(kind, path, encodedArgs, requestId, authorization);
+    }
+
+    /**
+     * Local configuration only (tests): moves this object's clock forward, so a
+     * test of something that waits (the waiting room's time-out) advances time
+     * instead of sleeping. Refused anywhere else.
+     */
+    async advanceClock(ms: number): Promise<void> {
+      if (!isLocalConfiguration(this.env)) throw new Error("Moving the clock is a local test hook");
+      this.clockAheadMs += ms;
     }
 
     async syncShards(): Promise<number> {

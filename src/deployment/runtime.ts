@@ -58,6 +58,7 @@ export class DeploymentRuntime {
   /** Sync shards' internal sessions (docs/SHARDS.md). */
   readonly shards: ShardSessions;
   private readonly ctx: DurableObjectState;
+  readonly now: () => number;
 
   constructor(
     ctx: DurableObjectState,
@@ -70,8 +71,11 @@ export class DeploymentRuntime {
     }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders },
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS">>,
     name: string,
+    /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
+    now: () => number = Date.now,
   ) {
     this.ctx = ctx;
+    this.now = now;
     migrate(ctx.storage);
     this.tier = tierReport(vars, name);
     // Said once per start, where an operator looking at the logs will see it.
@@ -95,7 +99,7 @@ export class DeploymentRuntime {
       ping: () => {
         this.sync.pingIdle();
         // Waiting sessions are pinged too: their clients must not time out while they wait.
-        return this.sync.sessionCount + this.sync.waitingCount > 0 ? Date.now() + this.knobs.values.idlePingMs : null;
+        return this.sync.sessionCount + this.sync.waitingCount > 0 ? this.now() + this.knobs.values.idlePingMs : null;
       },
       waitingRoom: () => this.gate.serve(),
       compaction: () => {
@@ -120,8 +124,9 @@ export class DeploymentRuntime {
       knobs: () => this.knobs.sync(),
       advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
       authenticate: (token) => this.auth.verify(token),
+      now,
     });
-    this.gate = new SessionGate({ front: this.sync, knobs: () => this.knobs.values, now: Date.now, wake: (at) => this.alarms.request(at) });
+    this.gate = new SessionGate({ front: this.sync, knobs: () => this.knobs.values, now, wake: (at) => this.alarms.request(at) });
     this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
     // Shards' internal sessions come back with the sockets' sessions, running nothing.
     const shardSessions = this.shards.restorable();
@@ -155,8 +160,6 @@ export class DeploymentRuntime {
         tokensRefused: this.auth.verifier.counters.refused,
       };
     });
-    // Every commit is a moment worth sampling (cheap: at most once a second).
-    this.engine.onCommit(() => this.metrics.maybeSample());
     this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm });
     this.crons = new CronJobs(this.engine, crons);
     // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
@@ -170,11 +173,16 @@ export class DeploymentRuntime {
     // Sessions restored as waiting are served again now (room may have freed while the object slept), and the
     // alarm is set for their next turn, whatever the alarm set before the sleep was.
     if (this.sync.waitingCount > 0) this.gate.pump();
-    // A commit that scheduled or canceled a job moves the alarm to the next due one.
+    // What a commit sets off, after live sync has marked what it hit (its listener, registered with the
+    // front above, runs first: subscribers' turns are queued before anything else reacts), in this order:
     this.engine.onCommit(({ writes }) => {
-      if (!writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) return;
-      const due = this.scheduled.nextDue();
-      if (due !== null) this.alarms.request(due);
+      // A commit that scheduled or canceled a job moves the alarm to the next due one.
+      if (writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) {
+        const next = this.scheduled.nextDue();
+        if (next !== null) this.alarms.request(next);
+      }
+      // Every commit is a moment worth sampling (cheap: at most once a second).
+      this.metrics.maybeSample();
     });
   }
 

@@ -193,6 +193,10 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     if (this.front.sessionCount + this.front.waitingCount > 0) await this.upstream.resync(why);
   }
 
+  async room(): Promise<number> {
+    return this.config.share.maxSessions - this.front.sessionCount - this.front.waitingCount;
+  }
+
   async stats(): Promise<ShardStats> {
     return {
       sessions: this.front.sessionCount,

@@ -115,6 +115,8 @@ export class UpstreamSource implements ResultSource {
   private outbox: string[] = [];
   private sending: Promise<void> | null = null;
   private opening: Promise<void> | null = null;
+  /** The newest ts this shard asked the deployment object to move its clock past. */
+  private advancedTo = 0n;
   /** Peer sessions opened (or tried) since one last delivered a Transition: the backoff grows with them. */
   private failures = 0;
   private port: FrontPort | null = null;
@@ -162,9 +164,16 @@ export class UpstreamSource implements ResultSource {
     return this.upstream.version.ts;
   }
 
+  /**
+   * A client saw a newer ts than the last push (it was on another shard, or
+   * the object): the deployment's clock moves past it and this shard is
+   * pushed a Transition at it. One call per newer ts, so a reconnect wave
+   * from other shards costs a few calls, not one per client.
+   */
   advanceTimestamp(ts: bigint): void {
     const connectionId = this.upstream.connectionId;
-    if (connectionId === null) return;
+    if (connectionId === null || ts <= this.advancedTo) return;
+    this.advancedTo = ts;
     this.options.link.advanceTimestamp(connectionId, ts).catch((error: unknown) => this.front.log(`moving the deployment's clock failed: ${(error as Error).message}`));
   }
 

@@ -84,7 +84,7 @@ describe("knobs you can reason about", () => {
     await evictDurableObject(stub);
     const report = await knobs(deployment);
     const knob = (name: string) => report.knobs.find((k) => k.name === name);
-    expect(knob("idlePingMs")).toMatchObject({ value: 30_000, source: "default" });
+    expect(knob("idlePingMs")).toMatchObject({ value: 15_000, source: "default" });
     expect(knob("queryResultCacheBytes")).toMatchObject({ value: 8 * 1_048_576, source: "override" });
     expect(knob("maxFrameBytes")).toMatchObject({ value: 4_096, source: "override" });
   });

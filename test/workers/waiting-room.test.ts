@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+import { deploymentStub } from "../../src/env.ts";
 
 /** A client watching chat "a" (query 0); resolves once its socket is open (admitted or waiting). */
 async function watcher(deployment: string): Promise<ProtocolClient> {
@@ -56,8 +57,10 @@ describe("a waiting room instead of a slammed door", () => {
     await setKnobs(deployment, { maxSessions: 1, waitingTimeoutMs: 1_000 });
     const first = await watcher(deployment);
     const late = await watcher(deployment);
-    // Let the wait pass, then run the deployment's alarm (the waiting room's turn) now.
-    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    // The wait passes on the object's clock (no sleep), then its alarm (the waiting room's turn) runs now.
+    await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
+    expect(late.closed).toBeNull();
+    await deploymentStub(bindings, deployment).advanceClock(1_100);
     await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
     await late.until(() => late.closed !== null, "the close");
     expect(late.closed).toMatchObject({ code: 1013, reason: expect.stringMatching(/^SubscriptionsWorkerFullError: waited 1000 ms for room; retry in \d+ ms$/) });
