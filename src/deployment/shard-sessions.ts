@@ -9,7 +9,7 @@
  * re-send the mutations it is still waiting for (a crash may have lost their
  * answers; a retry is answered from the record).
  */
-import type { SyncFront } from "../sync/front.ts";
+import { CLOSE, type SyncFront } from "../sync/front.ts";
 import type { SessionAttachment, SyncSession } from "../sync/session.ts";
 import { ShardOutbox, type ShardPushTarget } from "../sync/shard-outbox.ts";
 import type { ShardStatus } from "./status.ts";
@@ -164,7 +164,7 @@ export class ShardSessions {
     if (this.byName.get(shard.name) === shard) this.byName.delete(shard.name);
     this.sql.exec("UPDATE sync_shards SET attachment = NULL WHERE name = ? AND connection_id = ?", shard.name, shard.session.connectionId);
     shard.outbox.close();
-    if (!shard.session.closed) this.sync.drop(shard.session, 1000, "shard session closed", why);
+    if (!shard.session.closed) this.sync.drop(shard.session, CLOSE.normal, "shard session closed", why);
   }
 
   /** Per shard: what this object knows (distinct queries held, pushes) and what the shard reports. */

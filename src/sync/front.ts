@@ -89,8 +89,8 @@ export interface ResultSource {
   bind(port: FrontPort): void;
   /** The newest timestamp this source serves results at (a client's `maxObservedTimestamp` is checked against it). */
   latestTimestamp(): bigint;
-  /** Moves the deployment's timestamp past a client's observation without a commit. */
-  advanceTimestamp(ts: bigint): void;
+  /** Moves the deployment's timestamp past what `session`'s client observed, without a commit; its next Transition is at or past it. */
+  advanceTimestamp(ts: bigint, session: SyncSession): void;
   /** Runs `fn` in `owner`'s turn of the lock the results are read under. */
   exclusive<T>(fn: () => Promise<T>, owner: object): Promise<T>;
   /** After a wake: what the restored sessions hold comes back from storage, running nothing (idempotent, cheap once done). */
@@ -456,7 +456,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
         return this.drop(session, CLOSE.internalError, "InternalServerError: maxObservedTimestamp is ahead of this deployment", `Connect maxObservedTimestamp ${observed} is ahead of the clock`);
       }
       this.log(`[${session.connectionId}] session=${message.sessionId} observed ts ${observed} ahead of ${latest}; moving the clock forward`);
-      this.source.advanceTimestamp(observed);
+      this.source.advanceTimestamp(observed, session);
     }
     session.sessionId = message.sessionId;
     this.saveAttachment(session);

@@ -106,6 +106,7 @@ export class LocalSource implements ResultSource {
     return this.engine.store.lastTimestamp();
   }
 
+  /** The session's turns are at the newest timestamp, which is now past `ts`. */
   advanceTimestamp(ts: bigint): void {
     this.advance(ts);
   }

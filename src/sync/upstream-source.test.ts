@@ -14,7 +14,7 @@ import { ShardOutbox } from "./shard-outbox.ts";
 import { shardFront, type UpstreamKnobs, type UpstreamSource } from "./upstream-source.ts";
 import type { SyncFront } from "./front.ts";
 import type { SyncSession } from "./session.ts";
-import { decodeTs } from "../protocol/sync.ts";
+import { decodeTs, encodeTs } from "../protocol/sync.ts";
 
 const KNOBS: SyncKnobs & UpstreamKnobs = TEST_SYNC_KNOBS;
 
@@ -28,6 +28,8 @@ type PushFault = (seq: number) => "deliver" | "lose" | "twice";
 function setup(shardCount: number, { refuseOpens = 0 } = {}) {
   /** Waits the shards asked for before retrying (resolved at once: time is the test's). */
   const delays: number[] = [];
+  /** Timestamps shards asked the database object to move its clock past. */
+  const advances: bigint[] = [];
   let refusals = refuseOpens;
   const store = new MemoryStore();
   const syncStorage = new MemorySyncStorage();
@@ -82,18 +84,26 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
           for (const frame of frames) await database.sync.receive(session, frame);
           return true;
         },
-        advanceTimestamp: async () => undefined,
+        // What the deployment object does (advanceShardTimestamp): its clock moves, the peer is owed a Transition.
+        advanceTimestamp: async (connectionId, ts) => {
+          await hop();
+          advances.push(ts);
+          store.advanceTimestamp(ts);
+          const peer = database.internal.get(connectionId);
+          if (peer && !peer.closed) database.sync.owe(peer);
+        },
       },
     });
     return { shard, setFault: (f: PushFault) => (fault = f) };
   });
 
   /** A client on shard `k`: its frames, and helpers over them. */
-  const client = async (k: number, name: string, token?: string) => {
+  const client = async (k: number, name: string, token?: string, maxObservedTimestamp?: string) => {
     const frames: Frame[] = [];
-    const session = shards[k]!.shard.open({ send: (f) => frames.push(JSON.parse(f)) > 0, close: () => undefined, saveAttachment: () => undefined }, name);
+    const closed: { code: number; reason: string }[] = [];
+    const session = shards[k]!.shard.open({ send: (f) => frames.push(JSON.parse(f)) > 0, close: (code, reason) => void closed.push({ code, reason }), saveAttachment: () => undefined }, name);
     const send = (message: unknown) => shards[k]!.shard.receive(session, JSON.stringify(message));
-    await send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null });
+    await send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null, ...(maxObservedTimestamp ? { maxObservedTimestamp } : {}) });
     if (token) await send({ type: "Authenticate", tokenType: "User", value: token, baseVersion: 0 });
     let querySet = 0;
     const latest = (queryId: number) => {
@@ -107,6 +117,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
     };
     return {
       frames,
+      closed,
       latest,
       watch: (queryId: number, udfPath: string, args: unknown) =>
         send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: [{ type: "Add", queryId, udfPath, args: [args] }] }),
@@ -150,6 +161,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
     client,
     settle,
     delays,
+    advances,
     get engine() {
       return database.engine;
     },
@@ -317,5 +329,28 @@ describe("sync shards (in Node)", () => {
     expect(answered(writers[0]!)).toEqual([0]);
     expect(answered(writers[1]!)).toEqual([0, 1]);
     expect(bodies(writers[0]!.latest(0)).sort()).toEqual(["one", "three", "two"]);
+  });
+
+  it("checks Connect.maxObservedTimestamp as the object does: a newer ts moves the deployment's clock once, an absurd one closes with 1011", async () => {
+    const t = setup(1);
+    const first = await t.client(0, "first");
+    await first.watch(0, "messages:list", { chatId: "clock" });
+    await t.settle();
+    const ahead = BigInt(Date.now() + 5_000) * 1_000_000n;
+    const encoded = (ts: bigint) => encodeTs(ts);
+    // Two clients that saw newer timestamps elsewhere (another shard, before a reset): one call for the newer one.
+    const seen = [await t.client(0, "seen-late", undefined, encoded(ahead)), await t.client(0, "seen-earlier", undefined, encoded(ahead - 1_000n))];
+    for (const c of seen) await c.watch(0, "messages:list", { chatId: "clock" });
+    await t.settle();
+    expect(t.advances).toEqual([ahead]);
+    // The shard was pushed a Transition at the moved clock, so its clients' results are at or past what they saw.
+    for (const c of seen) {
+      const transitions = c.frames.filter((f) => f.type === "Transition");
+      expect(decodeTs((transitions.at(-1)!.endVersion as { ts: string }).ts, "ts")).toBeGreaterThanOrEqual(ahead);
+      expect(c.chainProblems()).toEqual([]);
+    }
+    const absurd = await t.client(0, "absurd", undefined, encoded(BigInt(Date.now() + 3_600_000) * 1_000_000n));
+    expect(absurd.closed).toEqual([{ code: 1011, reason: "InternalServerError: maxObservedTimestamp is ahead of this deployment" }]);
+    expect(t.advances).toEqual([ahead]);
   });
 });

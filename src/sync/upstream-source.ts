@@ -167,10 +167,17 @@ export class UpstreamSource implements ResultSource {
   /**
    * A client saw a newer ts than the last push (it was on another shard, or
    * the object): the deployment's clock moves past it and this shard is
-   * pushed a Transition at it. One call per newer ts, so a reconnect wave
-   * from other shards costs a few calls, not one per client.
+   * pushed a Transition at it, and the client is owed one at it. One call
+   * per newer ts, so a reconnect wave from other shards costs a few calls,
+   * not one per client.
    */
-  advanceTimestamp(ts: bigint): void {
+  advanceTimestamp(ts: bigint, session: SyncSession): void {
+    if (session.owedTs === null || session.owedTs < ts) session.owedTs = ts;
+    this.owing.add(session);
+    this.requestAdvance(ts);
+  }
+
+  private requestAdvance(ts: bigint): void {
     const connectionId = this.upstream.connectionId;
     if (connectionId === null || ts <= this.advancedTo) return;
     this.advancedTo = ts;
@@ -596,6 +603,11 @@ export class UpstreamSource implements ResultSource {
     }
     this.outbox = frames;
     this.saveState();
+    // Clients still owed a Transition at a ts they saw elsewhere: the new session's clock must get there too.
+    this.advancedTo = 0n;
+    let newest = 0n;
+    for (const session of this.owing) if (session.owedTs !== null && session.owedTs > newest) newest = session.owedTs;
+    if (newest > 0n) this.requestAdvance(newest);
   }
 
   // ---- client turns ----
