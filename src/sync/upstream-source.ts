@@ -146,10 +146,6 @@ export class UpstreamSource implements ResultSource {
     return this.port;
   }
 
-  get lastPushSeq(): number {
-    return this.upstream.seq;
-  }
-
   /** Distinct queries held (the peer session's query set). */
   get heldCount(): number {
     return this.held.size;
@@ -403,7 +399,9 @@ export class UpstreamSource implements ResultSource {
   }
 
   private drain(): void {
-    this.sending ??= this.drainOutbox().finally(() => (this.sending = null));
+    this.sending ??= this.drainOutbox()
+      .catch((error: unknown) => this.front.log(`sending to the database object stopped: ${(error as Error)?.stack ?? error}`))
+      .finally(() => (this.sending = null));
   }
 
   /** Sends the outbox in order, one call at a time; a refused call (the database object restarted) resyncs. */
@@ -448,7 +446,7 @@ export class UpstreamSource implements ResultSource {
     }
     if (seq !== this.upstream.seq + 1) {
       this.counters.pushesRejected++;
-      void this.resync(`push ${seq} arrived after ${this.upstream.seq}`);
+      this.startOver(`push ${seq} arrived after ${this.upstream.seq}`);
       return true;
     }
     this.upstream.seq = seq;
@@ -460,7 +458,7 @@ export class UpstreamSource implements ResultSource {
         push = parsePeerPush(frame);
       } catch (error) {
         // A bad frame from upstream is that peer session's problem: start it over, keep every client.
-        void this.resync(`a push frame could not be read: ${(error as Error).message}`);
+        this.startOver(`a push frame could not be read: ${(error as Error).message}`);
         break;
       }
       await this.apply(push);
@@ -496,7 +494,7 @@ export class UpstreamSource implements ResultSource {
         return;
       case "Other":
         // A FatalError or anything unexpected on the peer session: start it over.
-        void this.resync(`unexpected ${push.what} on the peer session`);
+        this.startOver(`unexpected ${push.what} on the peer session`);
     }
   }
 
@@ -553,6 +551,11 @@ export class UpstreamSource implements ResultSource {
     this.ensureLoaded();
     this.opening ??= this.reopen(why).finally(() => (this.opening = null));
     return this.opening.then(() => this.drain());
+  }
+
+  /** A resync nobody waits for: a failure (storage, our bug) is logged, never left unhandled. */
+  private startOver(why: string): void {
+    this.resync(why).catch((error: unknown) => this.front.log(`shard resync failed: ${(error as Error)?.stack ?? error}`));
   }
 
   private async reopen(why: string): Promise<void> {
