@@ -5,8 +5,7 @@ import { manifestHash } from "./src/tiers.ts";
 /** What `npm run deploy` would stamp into the local (dev) configuration's vars. */
 const devStamp = { CALMSYNC_ENV: "dev", CALMSYNC_TIER: "standard", CALMSYNC_MANIFEST_HASH: manifestHash() };
 // Test deployments are declared by prefix, so each test's fresh name exists from first use.
-// The Worker trusts a shard count for 50 ms instead of 10 s, so a test of changing it waits that long, not 10 s.
-const testBindings = { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*", SHARD_COUNT_TTL_MS: "50" };
+const testBindings = { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*" };
 
 export default defineConfig({
   test: {

@@ -15,8 +15,6 @@ export interface Env extends TierStamp {
   DECLARED_DEPLOYMENTS?: string;
   /** Origins allowed to call the API from a browser, comma-separated, or `*` (the default, as Convex does). */
   CORS_ORIGINS?: string;
-  /** How long (ms) a Worker isolate trusts the shard count it asked a deployment for (default 10,000; tests shorten it). */
-  SHARD_COUNT_TTL_MS?: string;
 }
 
 /** Whether `name` is declared in configuration (it then exists from its first use). */

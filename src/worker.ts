@@ -123,17 +123,16 @@ api.post("/action", limitBody, functionRoute("action"));
 api.get("/status", async (c) => c.json(await stub(c).health()));
 /**
  * How many sync shards each deployment has (its knob `syncShards`), asked at
- * most every `SHARD_COUNT_TTL_MS` (10 s) per isolate: a change spreads new
- * sockets soon after and moves nobody.
+ * most every `SHARD_COUNT_TTL_MS` per isolate (and at once by the isolate
+ * that changed it): a change spreads new sockets soon after and moves nobody.
  */
 const shardCounts = new Map<string, { count: number; at: number }>();
-const DEFAULT_SHARD_COUNT_TTL_MS = 10_000;
+const SHARD_COUNT_TTL_MS = 10_000;
 
 async function syncShardCount(c: Context<AppEnv>): Promise<number> {
   const name = c.get("deployment");
   const known = shardCounts.get(name);
-  const ttlMs = Number(c.env.SHARD_COUNT_TTL_MS ?? DEFAULT_SHARD_COUNT_TTL_MS);
-  if (known && Date.now() - known.at < ttlMs) return known.count;
+  if (known && Date.now() - known.at < SHARD_COUNT_TTL_MS) return known.count;
   const count = await stub(c).syncShards();
   if (shardCounts.size >= MAX_KNOWN_DEPLOYMENTS) shardCounts.clear();
   shardCounts.set(name, { count, at: Date.now() });
@@ -204,6 +203,8 @@ api.patch("/admin/knobs", limitBody, async (c) => {
     return problem(c, 400, "BadRequestBody", 'Body must be an object of knob names to values, e.g. {"refreshQueueLimit": 100}');
   }
   const result = await stub(c).setKnobs(body as Record<string, unknown>);
+  // This isolate asks again at once; the others within SHARD_COUNT_TTL_MS.
+  if (result.ok && result.changes.some((change) => change.name === "syncShards")) shardCounts.delete(c.get("deployment"));
   return result.ok ? c.json(result) : problem(c, 400, "InvalidKnob", result.error);
 });
 
