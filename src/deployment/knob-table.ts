@@ -274,7 +274,7 @@ export const KNOBS = {
     min: 1,
     max: 32_000,
     unit: "count",
-    doc: "Sessions per deployment (a Durable Object accepts at most 32,768 sockets). New ones past it get 429; lowering it below the current count closes the newest sessions with 1013 and a retry hint.",
+    doc: "Sessions per deployment (a Durable Object accepts at most 32,768 sockets). New ones past it wait in the waiting room (429 only past maxWaitingSessions); with sync shards each admits its exact share; lowering it below the current count closes the newest sessions with 1013 and a retry hint.",
   },
   maxWaitingSessions: {
     default: 2_000,
