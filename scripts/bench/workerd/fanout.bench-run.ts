@@ -69,7 +69,7 @@ it("fan-out to N sessions in workerd", async () => {
       ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }] }));
       sockets.push(ws);
     }
-    await until(() => first === size, 600_000);
+    await until(() => first === size, 600_000).catch((error: Error) => Promise.reject(new Error(`${error.message}: ${first} of ${size} sessions had their first result (${shards} shards)`)));
     const connectMs = performance.now() - connectStart;
     const before = await status(deployment);
     const start = performance.now();
