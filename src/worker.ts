@@ -27,7 +27,6 @@ import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
 import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
 export { SyncShard } from "./deployment/sync-shard.ts";
-import type { ShardApi } from "./deployment/shard-sessions.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
 
@@ -139,27 +138,14 @@ async function syncShardCount(c: Context<AppEnv>): Promise<number> {
   return count;
 }
 
-/**
- * The shard a new socket goes to: of two picked at random, the one with more
- * room in its share (asked now, both at once), so sockets fill the shards
- * evenly without a central router, and a shard with no room gets newcomers
- * only when the other has none either. A shard that does not answer loses.
- */
-async function roomiestShard(c: Context<AppEnv>, shards: number): Promise<DurableObjectStub> {
-  const first = Math.floor(Math.random() * shards);
-  const second = (first + 1 + Math.floor(Math.random() * (shards - 1))) % shards;
-  const stubs = [first, second].map((k) => c.env.SYNC_SHARDS.getByName(`${c.get("deployment")}/shard-${k}`));
-  const rooms = await Promise.all(stubs.map((shard) => (shard as unknown as Pick<ShardApi, "room">).room().catch(() => -Infinity)));
-  return rooms[1]! > rooms[0]! ? stubs[1]! : stubs[0]!;
-}
-
 // The official client connects to `<url>/api/<its version>/sync`; any version is accepted.
-// With sync shards, a new socket goes to the roomier of two (no central router; docs/SHARDS.md).
+// With sync shards, a new socket goes to one at random (no central router; docs/SHARDS.md).
 api.get("/:clientVersion/sync", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
   const shards = await syncShardCount(c);
   if (shards <= 1) return stub(c).fetch(c.req.raw);
-  return (await roomiestShard(c, shards)).fetch(c.req.raw);
+  const shard = `${c.get("deployment")}/shard-${Math.floor(Math.random() * shards)}`;
+  return c.env.SYNC_SHARDS.getByName(shard).fetch(c.req.raw);
 });
 
 // Local development sign-in: a short-lived token for a name from the dev issuer (src/engine/auth/dev-issuer.ts).

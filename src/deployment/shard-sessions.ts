@@ -29,8 +29,6 @@ export interface ShardApi extends ShardPushTarget {
   upstreamRestarted(connectionId: string): Promise<void>;
   /** The deployment's knobs changed. */
   configChanged(config: ShardConfig): Promise<void>;
-  /** Room left in its share: `maxSessions` share less the sessions it holds and the ones waiting (negative: a line). */
-  room(): Promise<number>;
   stats(): Promise<ShardStats>;
 }
 

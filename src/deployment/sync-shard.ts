@@ -110,8 +110,7 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
-    // A shard that never spoke to the deployment object learns its share of the limits first.
-    if (this.shardStorage.loadValue("config") === null) await this.upstream.resync("the first client arrived");
+    await this.configured();
     const door = this.gate.accept();
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
     const { 0: client, 1: socket } = new WebSocketPair();
@@ -193,8 +192,12 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     if (this.front.sessionCount + this.front.waitingCount > 0) await this.upstream.resync(why);
   }
 
-  async room(): Promise<number> {
-    return this.config.share.maxSessions - this.front.sessionCount - this.front.waitingCount;
+  /**
+   * A shard that never spoke to the deployment object learns its share of the
+   * limits first, before it admits anyone.
+   */
+  private async configured(): Promise<void> {
+    if (this.shardStorage.loadValue("config") === null) await this.upstream.resync("the first client arrived");
   }
 
   async stats(): Promise<ShardStats> {

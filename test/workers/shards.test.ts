@@ -163,21 +163,6 @@ describe("a sync shard's waiting room", () => {
     return client;
   }
 
-  it("the Worker sends a new socket to the shard with room: two shards sharing maxSessions 2 take one each, and nobody waits", async () => {
-    for (let round = 0; round < 3; round++) {
-      const deployment = fresh("shard-room");
-      await setKnobs(deployment, { syncShards: 2, maxSessions: 2 });
-      // One after the other: each probe sees the sockets placed before it.
-      const clients = [...(await watchers(deployment, 1, "a")), ...(await watchers(deployment, 1, "a"))];
-      const stats = await Promise.all([0, 1].map((k) => (bindings.SYNC_SHARDS.getByName(`${deployment}/shard-${k}`) as unknown as ShardApi).stats()));
-      expect(stats.map((s) => [s.sessions, s.waiting])).toEqual([
-        [1, 0],
-        [1, 0],
-      ]);
-      for (const client of clients) client.close();
-    }
-  });
-
   it("survives the shard's hibernation: after the cap is raised every waiting session gets its first Transition in arrival order, its held mutation applied once", async () => {
     const deployment = fresh("shard-waiting");
     // Two shards share maxSessions 2: one session each.
