@@ -5,7 +5,7 @@ import { localFront, type SyncKnobs, type LocalSourceOptions } from "./local-sou
 import type { SyncFrontOptions } from "./front.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
-import { TEST_SYNC_KNOBS } from "./test-knobs.ts";
+import { latestResult, TEST_SYNC_KNOBS } from "./testing.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
 
 const KNOBS: SyncKnobs = TEST_SYNC_KNOBS;
@@ -23,15 +23,7 @@ function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptio
     };
     const session = sync.open(connection, name);
     const send = (message: unknown) => sync.receive(session, JSON.stringify(message));
-    const latest = (queryId: number) => {
-      for (let i = frames.length - 1; i >= 0; i--) {
-        const m = frames[i]!;
-        if (m.type !== "Transition") continue;
-        const mod = (m.modifications as { queryId: number; value: unknown }[]).find((x) => x.queryId === queryId);
-        if (mod) return mod.value;
-      }
-      return undefined;
-    };
+    const latest = (queryId: number) => latestResult(frames, queryId);
     /** Connect, with the connection id as the session id. */
     const connect = () => send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null });
     /** The first query set: `messages:list` of each chat, query ids in order. */

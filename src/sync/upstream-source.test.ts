@@ -9,7 +9,7 @@ import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts
 import { app } from "../../convex/_generated/modules.js";
 import { localFront, type SyncKnobs } from "./local-source.ts";
 import { MemorySyncStorage } from "./storage.ts";
-import { TEST_SYNC_KNOBS } from "./test-knobs.ts";
+import { latestResult, TEST_SYNC_KNOBS } from "./testing.ts";
 import { ShardOutbox } from "./shard-outbox.ts";
 import { shardFront, type UpstreamKnobs, type UpstreamSource } from "./upstream-source.ts";
 import type { SyncFront } from "./front.ts";
@@ -106,15 +106,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
     await send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null, ...(maxObservedTimestamp ? { maxObservedTimestamp } : {}) });
     if (token) await send({ type: "Authenticate", tokenType: "User", value: token, baseVersion: 0 });
     let querySet = 0;
-    const latest = (queryId: number) => {
-      for (let i = frames.length - 1; i >= 0; i--) {
-        const m = frames[i]!;
-        if (m.type !== "Transition") continue;
-        const mod = (m.modifications as { queryId: number; value: unknown }[]).find((x) => x.queryId === queryId);
-        if (mod) return mod.value;
-      }
-      return undefined;
-    };
+    const latest = (queryId: number) => latestResult(frames, queryId);
     return {
       frames,
       closed,
