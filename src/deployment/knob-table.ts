@@ -403,6 +403,28 @@ export const KNOBS = {
     unit: "ms",
     doc: "Lifetime of tokens from the local development issuer (local dev only); the official client refreshes them 10 s before they expire.",
   },
+  maxFileBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxFileBytes,
+    min: 1_024,
+    // R2's largest single upload.
+    max: 5_368_709_120,
+    unit: "bytes",
+    doc: "Bytes of one stored file: an upload past it is refused with 413 before a byte is stored; `ctx.storage.store` past it fails. Cloudflare also caps request bodies by plan (100 MB on Free and Pro).",
+  },
+  uploadUrlTtlMs: {
+    default: 3_600_000,
+    min: 10_000,
+    max: 604_800_000,
+    unit: "ms",
+    doc: "How long an upload URL from `ctx.storage.generateUploadUrl()` stays valid (Convex: one hour). Each URL takes one upload.",
+  },
+  uploadTimeoutMs: {
+    default: 900_000,
+    min: 10_000,
+    max: 86_400_000,
+    unit: "ms",
+    doc: "How long an upload may stream before it is abandoned: the bytes of one that never finished are deleted after this (a Worker that died mid-upload leaves no orphan).",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;

@@ -22,7 +22,7 @@
  * 4. Timestamps come from the store's last commit: max(last + 1, wall clock in
  *    ns), persisted with the commit, so they increase across restarts.
  */
-import type { JSONValue, Value } from "./values.ts";
+import type { Document, JSONValue, Value } from "./values.ts";
 import { convexToJson, describe, isPlainObject, jsonTextSize, jsonToConvex, valueSize, ValueError } from "./values.ts";
 import type { Schema } from "./schema.ts";
 import type { FunctionKind, FunctionRegistry, HttpRouter, RegisteredFunction } from "./functions.ts";
@@ -39,6 +39,7 @@ import { Execution } from "./runtime/execution.ts";
 import { ActionExecution } from "./runtime/action-execution.ts";
 import { runInExecution } from "./runtime/convex-global.ts";
 import type { UserIdentity } from "./auth/identity.ts";
+import type { FileStorage } from "./files/file-storage.ts";
 
 /**
  * A function's result as its wrapper encoded it: the wire text, parsed into
@@ -123,6 +124,8 @@ export interface EngineOptions {
   httpRouter?: HttpRouter | null;
   /** Lets the runtime deliver waiting events between two queued functions (see `FairLock`). */
   yieldToEvents?: () => Promise<void>;
+  /** `ctx.storage`: where file bytes live and how URLs are made (none: storage calls fail with a clear error). */
+  files?: FileStorage | null;
 }
 
 /** Executions since this engine started (commits are counted by the store, which persists them). */
@@ -153,8 +156,11 @@ export class Engine {
   private readonly now: () => number;
   private readonly lock: FairLock;
   private readonly commitListeners: ((commit: CommitEvent) => void)[] = [];
+  /** File storage (`ctx.storage`), or null when the deployment has none. */
+  readonly files: FileStorage | null;
 
   constructor(options: EngineOptions) {
+    this.files = options.files ?? null;
     this.schema = options.schema;
     this.functions = options.functions;
     this.httpRouter = options.httpRouter ?? null;
@@ -226,7 +232,7 @@ export class Engine {
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const ts = this.store.lastTimestamp();
     const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
-    const execution = new Execution(tx, journal, this.functions, identity);
+    const execution = new Execution(tx, journal, this.functions, identity, this.files);
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
@@ -257,7 +263,7 @@ export class Engine {
     const limits = this.limits();
     const { tx, commit } = this.writeTransaction(limits);
     this.counters.mutationExecutions++;
-    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity), limits);
+    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity, this.files), limits);
     alsoWrite?.(tx);
     const committed = commit((ts) => alsoInTransaction?.({ text: result.text, ts }));
     return Object.assign(result, committed);
@@ -277,7 +283,7 @@ export class Engine {
     const limits = this.limits();
     const release = this.takeActionSlot(limits);
     try {
-      return await this.invoke(fn, args, new ActionExecution(this, identity), limits);
+      return await this.invoke(fn, args, new ActionExecution(this, identity, limits.maxFileBytes), limits);
     } finally {
       release();
     }
@@ -302,12 +308,13 @@ export class Engine {
     const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
     if (!match) return null;
     let release: () => void;
+    const limits = this.limits();
     try {
-      release = this.takeActionSlot(this.limits());
+      release = this.takeActionSlot(limits);
     } catch (error) {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    const execution = new ActionExecution(this, identity);
+    const execution = new ActionExecution(this, identity, limits.maxFileBytes);
     try {
       return await runInExecution(execution, () => match[0].invokeHttpAction(request));
     } catch (error) {
@@ -316,6 +323,11 @@ export class Engine {
     } finally {
       release();
     }
+  }
+
+  /** A document as of the latest commit, read outside any function's transaction (an action's look at `_storage`). */
+  readCommitted(id: string): Document | null {
+    return new Transaction(this.schema, this.store, { readSet: null, writable: false, limits: this.limits() }).get(id)?.document ?? null;
   }
 
   /** Commits writes the engine makes itself, with no user function (scheduling from an action, a job's state). Only inside `exclusive()`. */
@@ -345,6 +357,8 @@ export class Engine {
       this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, () => hook(commitTs));
       if (documents.length > 0) {
         for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
+        // Only now may deleted files' bytes go: the rows that pointed at them are gone for good.
+        this.files?.committed(indexWrites);
       }
       return { ts: commitTs, writes: indexWrites, searchWrites };
     };

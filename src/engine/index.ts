@@ -20,3 +20,6 @@ export * from "./scheduled-jobs.ts";
 export * from "./cron-jobs.ts";
 export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";
 export * from "./auth/index.ts";
+export * from "./files/file-storage.ts";
+export { MemoryBlobStore } from "./files/memory-blob-store.ts";
+export { UploadTokens, newUploadSecret, type UploadTokenOptions, type VerifiedUpload } from "./files/upload-tokens.ts";

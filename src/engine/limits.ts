@@ -31,6 +31,8 @@ export interface EngineLimits {
   searchMaxScanned: number;
   /** Minimum length for the last search term to match as a prefix. */
   searchMinPrefixLength: number;
+  /** Bytes of one stored file (an upload, or `ctx.storage.store` in an action). */
+  maxFileBytes: number;
 }
 
 export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
@@ -48,4 +50,5 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   searchMaxFilters: 8,
   searchMaxScanned: 1_024,
   searchMinPrefixLength: 2,
+  maxFileBytes: 104_857_600,
 };

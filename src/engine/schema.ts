@@ -57,8 +57,8 @@ const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
 /**
  * Convex's system tables, readable through `db.system` and written only by
  * the engine: `_scheduled_functions` by the scheduler (with an index of
- * pending jobs by due time), `_cron_jobs` by the cron runner; `_storage` is not written yet (file storage is
- * not implemented), so it reads as empty.
+ * pending jobs by due time), `_cron_jobs` by the cron runner, `_storage` by
+ * file storage (src/engine/files).
  */
 const SYSTEM_TABLES: Record<string, ExportedTable> = {
   _scheduled_functions: { indexes: [{ indexDescriptor: "by_next", fields: ["state.kind", "scheduledTime"] }], searchIndexes: [], documentType: { type: "any" } },

@@ -66,6 +66,15 @@ export class Transaction {
     this.options = options;
   }
 
+  get writable(): boolean {
+    return this.options.writable;
+  }
+
+  /** The budgets this transaction runs under. */
+  get limits(): EngineLimits {
+    return this.options.limits;
+  }
+
   get snapshotTs(): bigint {
     return this.options.snapshotTs ?? this.store.lastTimestamp();
   }
@@ -266,10 +275,9 @@ export class Transaction {
     return { table: found.table, document: found.document };
   }
 
-  /** A document the engine itself writes into a system table (a scheduled job). */
-  insertSystem(table: string, fields: Record<string, Value>): string {
+  /** A document the engine itself writes into a system table (a scheduled job; a file, under the id its bytes were stored by). */
+  insertSystem(table: string, fields: Record<string, Value>, id: string = newDocumentId(table)): string {
     this.requireWritable("insert");
-    const id = newDocumentId(table);
     const document = { ...fields, _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
     this.write(id, table, document, this.encode(document));
     return id;

@@ -13,6 +13,7 @@ import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import type { Engine } from "../engine.ts";
 import { LogLines } from "./log-lines.ts";
 import type { UserIdentity } from "../auth/identity.ts";
+import { getBlob, isStorageSyscall, storageSyscall, storeBlob, type StorageContext } from "./storage-syscalls.ts";
 
 type Args = Record<string, JSONValue>;
 
@@ -34,9 +35,19 @@ export class ActionExecution {
    */
   private identity: Promise<UserIdentity | null> | (() => Promise<UserIdentity | null>);
 
-  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>)) {
+  /** `ctx.storage`: reads see the latest commit; each write is its own transaction. */
+  private readonly storage: StorageContext;
+
+  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), maxFileBytes: number) {
     this.engine = engine;
     this.identity = typeof identity === "function" ? identity : Promise.resolve(identity);
+    this.storage = {
+      files: engine.files,
+      kind: "action",
+      read: (id) => engine.readCommitted(id),
+      write: (change) => engine.exclusive(async () => engine.executeSystemWrite(change)),
+      maxFileBytes,
+    };
   }
 
   private caller(): Promise<UserIdentity | null> {
@@ -55,7 +66,10 @@ export class ActionExecution {
     throw new Error(`Unknown operation ${op}`);
   }
 
-  jsSyscall(op: string): never {
+  /** The syscalls that pass objects, not JSON: an action's file bytes as Blobs. */
+  jsSyscall(op: string, args: Record<string, unknown>): Promise<unknown> {
+    if (op === "storage/storeBlob") return storeBlob(this.storage, args.blob, args.options as { sha256?: string } | undefined);
+    if (op === "storage/getBlob") return getBlob(this.storage, args.storageId);
     throw new Error(`Unknown JS operation ${op}`);
   }
 
@@ -64,6 +78,7 @@ export class ActionExecution {
     try {
       const kind = CALLS[op];
       if (kind) return await this.call(kind, args);
+      if (isStorageSyscall(op)) return await storageSyscall(op, args, this.storage);
       switch (op) {
         case "1.0/actions/schedule":
           return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, this.engine.functions, args, args.ts, args.args))));

@@ -22,6 +22,8 @@ import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 import type { UserIdentity } from "../auth/identity.ts";
+import type { FileStorage } from "../files/file-storage.ts";
+import { isStorageSyscall, storageSyscall, type StorageContext } from "./storage-syscalls.ts";
 
 /** Convex refuses larger pages (`PageSizeTooLarge`). */
 const MAX_PAGE_SIZE = 32_000;
@@ -48,11 +50,21 @@ export class Execution {
   /** Whether the function asked who called it: only then does its result depend on the caller. */
   readIdentity = false;
 
-  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null) {
+  /** `ctx.storage` over this run's transaction. */
+  private readonly storage: StorageContext;
+
+  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null) {
     this.tx = tx;
     this.previousJournal = previousJournal;
     this.functions = functions;
     this.identity = identity;
+    this.storage = {
+      files,
+      kind: tx.writable ? "mutation" : "query",
+      read: (id) => tx.get(id)?.document ?? null,
+      write: async (change) => change(tx),
+      maxFileBytes: tx.limits.maxFileBytes,
+    };
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
@@ -91,11 +103,18 @@ export class Execution {
 
   asyncSyscall(op: string, argsJson: string): Promise<string> {
     try {
-      return Promise.resolve(this.runAsync(op, JSON.parse(argsJson) as Args));
+      const args = JSON.parse(argsJson) as Args;
+      if (isStorageSyscall(op)) return storageSyscall(op, args, this.storage).catch((error: unknown) => Promise.reject(this.remember(error)));
+      return Promise.resolve(this.runAsync(op, args));
     } catch (error) {
-      if (error instanceof FunctionError) this.raised.set(error.message, error);
-      return Promise.reject(error);
+      return Promise.reject(this.remember(error));
     }
+  }
+
+  /** Keeps an engine error by message, so a rethrow by user code keeps its code (see module doc). */
+  private remember(error: unknown): unknown {
+    if (error instanceof FunctionError) this.raised.set(error.message, error);
+    return error;
   }
 
   jsSyscall(op: string, _args?: Record<string, unknown>): never {
