@@ -4,15 +4,17 @@ import { internalMutation, mutation, query } from "./_generated/server";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 
-/** The chat's newest 20 messages, newest first. */
+/** The chat's newest 20 messages, newest first; an image's URL as `imageUrl` (convex/attachments.ts). */
 export const list = query({
   args: { chatId: v.string() },
-  handler: (ctx, { chatId }) =>
-    ctx.db
+  handler: async (ctx, { chatId }) => {
+    const messages = await ctx.db
       .query("messages")
       .withIndex("by_chat", (q) => q.eq("chatId", chatId))
       .order("desc")
-      .take(20),
+      .take(20);
+    return Promise.all(messages.map(async (message) => (message.image ? { ...message, imageUrl: await ctx.storage.getUrl(message.image) } : message)));
+  },
 });
 
 /** The chat's history, newest first, a page at a time (for `usePaginatedQuery`). */

@@ -2,7 +2,7 @@ import { defineSchema, defineTable } from "convex/server";
 import { v } from "convex/values";
 
 export default defineSchema({
-  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string() })
+  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string(), image: v.optional(v.id("_storage")) })
     .index("by_chat", ["chatId"])
     .searchIndex("search_body", { searchField: "body", filterFields: ["chatId"] }),
 });

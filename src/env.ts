@@ -6,6 +6,13 @@ export interface Env extends TierStamp {
   DEPLOYMENTS: DurableObjectNamespace;
   /** Sync shards (docs/SHARDS.md), named `<deployment>/shard-<k>`. */
   SYNC_SHARDS: DurableObjectNamespace;
+  /** File storage's bytes (`ctx.storage`), keyed `<deployment>/<storage id>` (src/deployment/r2-blob-store.ts). */
+  FILES: R2Bucket;
+  /**
+   * The public URL clients reach this Worker at (`https://chat.example.com`), for the URLs
+   * `ctx.storage` hands out. Unset: the origin of the requests the Worker receives.
+   */
+  CALMSYNC_PUBLIC_URL?: string;
   /** Bearer token for /api/admin/*. A secret: `wrangler secret put ADMIN_KEY`, or `.dev.vars` locally. */
   ADMIN_KEY?: string;
   /**

@@ -70,6 +70,8 @@ export interface EnvironmentPlacement {
   tier: TierName;
   /** Named deployments (Durable Object names) with a tier of their own. */
   deployments: Record<string, TierName>;
+  /** The R2 bucket behind the `FILES` binding: file storage's bytes (`ctx.storage`), one bucket per environment. */
+  filesBucket: string;
 }
 
 /**
@@ -79,9 +81,9 @@ export interface EnvironmentPlacement {
  */
 export const MANIFEST = {
   environments: {
-    dev: { tier: "standard", deployments: { "demo-free": "free" } },
-    staging: { tier: "standard", deployments: {} },
-    production: { tier: "standard", deployments: { default: "dedicated", "big-customer": "dedicated" } },
+    dev: { tier: "standard", deployments: { "demo-free": "free" }, filesBucket: "calmsync-files-dev" },
+    staging: { tier: "standard", deployments: {}, filesBucket: "calmsync-files-staging" },
+    production: { tier: "standard", deployments: { default: "dedicated", "big-customer": "dedicated" }, filesBucket: "calmsync-files" },
   },
 } as const satisfies { environments: Record<string, EnvironmentPlacement> };
 

@@ -29,6 +29,8 @@ import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deplo
 export { SyncShard } from "./deployment/sync-shard.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { deploymentStub, devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
+import { problem, stub, type AppEnv } from "./http-context.ts";
+import { fileRoutes } from "./file-routes.ts";
 
 export const Deployment = defineDeployment(convexApp);
 
@@ -36,11 +38,6 @@ const DEFAULT_DEPLOYMENT = "default";
 const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
-type AppEnv = { Bindings: Env; Variables: { requestId: string; deployment: string } };
-
-function problem(c: Context<AppEnv>, status: 400 | 401 | 403 | 404 | 413 | 415 | 426, code: string, message: string) {
-  return c.json({ code, message }, status);
-}
 
 /**
  * Deployments known to exist, so only the first request per isolate for a
@@ -58,6 +55,23 @@ async function deploymentExists(env: Env, name: string): Promise<boolean> {
   return true;
 }
 
+/**
+ * Where each deployment is reached, as this isolate last told it: the URLs
+ * `ctx.storage` hands out start with it. `CALMSYNC_PUBLIC_URL` names the
+ * public origin when requests arrive at another one (behind a proxy).
+ */
+const toldBaseUrls = new Map<string, string>();
+
+async function noteBaseUrl(c: Context<AppEnv>): Promise<void> {
+  const name = c.get("deployment");
+  const origin = (c.env.CALMSYNC_PUBLIC_URL ?? new URL(c.req.url).origin).replace(/\/+$/, "");
+  const base = c.req.param("deployment" as never) === undefined ? origin : `${origin}/d/${name}`;
+  if (toldBaseUrls.get(name) === base) return;
+  await stub(c).noteBaseUrl(base);
+  if (toldBaseUrls.size >= MAX_KNOWN_DEPLOYMENTS) toldBaseUrls.clear();
+  toldBaseUrls.set(name, base);
+}
+
 /** The API of one deployment; mounted at `/api` and at `/d/:deployment/api`. */
 const api = new Hono<AppEnv>();
 
@@ -73,12 +87,12 @@ const resolveDeployment = async (c: Context<AppEnv>, next: () => Promise<void>) 
   if (!creating && !(await deploymentExists(c.env, name))) {
     return problem(c, 404, "DeploymentNotFound", `Deployment "${name}" does not exist; an operator creates it with POST /d/${name}/api/admin/deployment`);
   }
+  if (!creating) await noteBaseUrl(c);
   await next();
   return undefined;
 };
 api.use("*", resolveDeployment);
 
-const stub = (c: Context<AppEnv>) => deploymentStub(c.env, c.get("deployment"));
 
 const NOT_JSON = Symbol("not JSON");
 
@@ -118,6 +132,8 @@ const limitBody = bodyLimit({
 api.post("/query", limitBody, functionRoute("query"));
 api.post("/mutation", limitBody, functionRoute("mutation"));
 api.post("/action", limitBody, functionRoute("action"));
+// Uploads (POST /storage/upload?token=) and downloads (GET /storage/<id>) of files, streamed here (src/file-routes.ts).
+api.route("/storage", fileRoutes);
 // Health only: counters and limits are for the operator (/admin/status).
 api.get("/status", async (c) => c.json(await stub(c).health()));
 /**

@@ -45,6 +45,8 @@ export function checkEnvironment(environment: EnvironmentName, configPath = DEFA
     ],
     bindings,
   );
+  const buckets = (config.r2_buckets as { binding: string; bucket_name?: string }[]).map(({ binding, bucket_name }) => ({ binding, bucket_name }));
+  differ("r2_buckets", [{ binding: "FILES", bucket_name: MANIFEST.environments[environment].filesBucket }], buckets);
   const sqliteClasses = (config.migrations as { new_sqlite_classes?: string[] }[]).flatMap((m) => m.new_sqlite_classes ?? []);
   differ("migrations (new_sqlite_classes)", ["Deployment", "SyncShard"], sqliteClasses);
   differ("compatibility_date", top.compatibility_date, config.compatibility_date);

@@ -20,7 +20,7 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { AuthenticationError, findCrons, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
+import { AuthenticationError, fileMetadata, findCrons, STORAGE_TABLE, tableOfId, type FileMetadata, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
 import type { ShardConfig } from "./shard-sessions.ts";
 import { shardConfig, shardName } from "./sync-shard.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
@@ -34,6 +34,7 @@ import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus 
 import type { MetricsSample } from "./metrics-ring.ts";
 import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
 import { appProviders } from "./auth.ts";
+import type { UploadedFile, UploadStart } from "./uploads.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
 
@@ -67,6 +68,16 @@ export interface DeploymentApi {
   /** Applies knob changes; a bad name or value fails the whole request with a message naming it. */
   setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }>;
   fetch(request: Request): Promise<Response>;
+  /** The Worker says where this deployment is reached (`https://host` or `https://host/d/<name>`), once per isolate. */
+  noteBaseUrl(url: string): Promise<void>;
+  /** File storage (docs/FILES.md): checks an upload URL's token and the declared size; the id to store the bytes under. */
+  beginUpload(token: string, declaredBytes: number): Promise<UploadStart>;
+  /** The bytes are in R2: records the file (false: the upload was abandoned meanwhile, and its bytes deleted). */
+  finishUpload(storageId: string, file: UploadedFile): Promise<boolean>;
+  /** The bytes could not be stored: forgets the upload and deletes whatever reached R2. */
+  abortUpload(storageId: string): Promise<void>;
+  /** A file's metadata as of the latest commit, or null (no such file, or an id that is not a file's). */
+  fileMetadata(storageId: string): Promise<FileMetadata | null>;
 }
 
 /** Thrown by every entry point of a deployment that does not exist (the Worker answers 404 before it gets here). */
@@ -263,6 +274,35 @@ export function defineDeployment(app: AppDefinition) {
 
     async knobReport(): Promise<{ knobs: KnobReport[]; history: KnobChange[] }> {
       return this.runtime.knobReport();
+    }
+
+    async noteBaseUrl(url: string): Promise<void> {
+      this.runtime.uploads?.noteBaseUrl(url);
+    }
+
+    private get uploads() {
+      const uploads = this.runtime.uploads;
+      if (!uploads) throw new Error("File storage needs the R2 binding FILES (wrangler.toml)");
+      return uploads;
+    }
+
+    async beginUpload(token: string, declaredBytes: number): Promise<UploadStart> {
+      const started = await this.uploads.begin(token, declaredBytes);
+      if (started.ok) this.runtime.alarms.request(this.runtime.now() + this.runtime.knobs.values.uploadTimeoutMs);
+      return started;
+    }
+
+    async finishUpload(storageId: string, file: UploadedFile): Promise<boolean> {
+      return this.uploads.finish(this.runtime.engine, storageId, file);
+    }
+
+    async abortUpload(storageId: string): Promise<void> {
+      await this.uploads.abort(storageId);
+    }
+
+    async fileMetadata(storageId: string): Promise<FileMetadata | null> {
+      if (tableOfId(storageId) !== STORAGE_TABLE) return null;
+      return fileMetadata(this.runtime.engine.readCommitted(storageId));
     }
 
     async setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }> {

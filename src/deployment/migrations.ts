@@ -68,6 +68,11 @@ const MIGRATIONS: readonly string[] = [
      connection_id TEXT NOT NULL, seq INTEGER NOT NULL, message TEXT NOT NULL, auth TEXT,
      PRIMARY KEY (connection_id, seq)
    ) WITHOUT ROWID;`,
+  // 12: file storage: the upload secret and public URL, uploads streaming now, upload URLs already used (until they expire).
+  `CREATE TABLE storage_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+   CREATE TABLE storage_uploads (storage_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE storage_used_tokens (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX storage_used_tokens_by_expiry ON storage_used_tokens (expires_at);`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

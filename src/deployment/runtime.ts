@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { AuthenticationError, CronJobs, Engine, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -29,6 +29,8 @@ import { isLocalConfiguration, type Env } from "../env.ts";
 import { ShardSessions, type ShardApi } from "./shard-sessions.ts";
 import { shardConfig, shardName } from "./sync-shard.ts";
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
+import { R2BlobStore } from "./r2-blob-store.ts";
+import { Uploads } from "./uploads.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
@@ -57,6 +59,8 @@ export class DeploymentRuntime {
   readonly auth: DeploymentAuth;
   /** Sync shards' internal sessions (docs/SHARDS.md). */
   readonly shards: ShardSessions;
+  /** Uploads through signed URLs, and the URL files are served at (docs/FILES.md); null without an R2 binding. */
+  readonly uploads: Uploads | null;
   private readonly ctx: DurableObjectState;
   readonly now: () => number;
 
@@ -69,7 +73,7 @@ export class DeploymentRuntime {
       crons,
       authProviders,
     }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders },
-    vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS">>,
+    vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
     now: () => number = Date.now,
@@ -108,12 +112,26 @@ export class DeploymentRuntime {
       },
       scheduled: () => this.scheduled.runDue(),
       crons: () => this.crons.runDue(),
+      uploads: () => this.uploads?.sweep() ?? null,
     });
+    let files: FileStorage | null = null;
+    if (vars.FILES) {
+      const blobs = new R2BlobStore(vars.FILES, name);
+      const uploads = new Uploads({ sql: ctx.storage.sql, blobs, knobs: () => this.knobs.values, now });
+      files = new FileStorage({
+        blobs,
+        tokens: uploads.tokens,
+        baseUrl: () => uploads.baseUrl,
+        onDeleteFailed: (storageId, error) => console.error(`file ${storageId}: its row is deleted but its bytes could not be (orphaned in R2):`, error),
+      });
+      this.uploads = uploads;
+    } else this.uploads = null;
     this.engine = new Engine({
       schema,
       functions,
       httpRouter,
       store: this.store,
+      files,
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
     });
@@ -231,6 +249,16 @@ export class DeploymentRuntime {
       if (error instanceof KnobError) return { ok: false, error: error.message };
       throw error;
     }
+  }
+
+  /** Files in `_storage` and their bytes (summed in SQLite over the table's rows: an operator's read, not a hot path). */
+  fileTotals(): { count: number; bytes: number } {
+    const row = this.ctx.storage.sql
+      .exec<{ count: number; bytes: number | null }>(
+        "SELECT count(*) AS count, sum(json_extract(d.json, '$.size')) AS bytes FROM index_entries e JOIN documents d ON d.id = e.doc_id WHERE e.index_name = '_storage.by_id'",
+      )
+      .one();
+    return { count: row.count, bytes: row.bytes ?? 0 };
   }
 
   /** Storage used by this deployment, in bytes. */

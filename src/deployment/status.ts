@@ -65,6 +65,8 @@ export interface DeploymentStatus {
   auth: { signedInSessions: number; tokensVerified: number; tokensRemembered: number; tokensRefused: number; providerFetches: number };
   uptimeMs: number;
   storageBytes: number;
+  /** File storage: files (rows of `_storage`) and their bytes in R2, uploads streaming now; null without an R2 binding. */
+  files: { count: number; bytes: number; uploading: number } | null;
   tables: Record<string, { indexes: string[] }>;
   /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
   tier: TierReport & {
@@ -136,6 +138,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     },
     uptimeMs: now - runtime.startedAt,
     storageBytes: runtime.storageBytes,
+    files: runtime.uploads ? { ...runtime.fileTotals(), uploading: runtime.uploads.inProgress } : null,
     tables,
     tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },
     limits: {

@@ -330,11 +330,14 @@ export class Engine {
     return new Transaction(this.schema, this.store, { readSet: null, writable: false, limits: this.limits() }).get(id)?.document ?? null;
   }
 
-  /** Commits writes the engine makes itself, with no user function (scheduling from an action, a job's state). Only inside `exclusive()`. */
-  executeSystemWrite<T>(write: (tx: Transaction) => T): T {
+  /**
+   * Commits writes the engine makes itself, with no user function (scheduling from an action, a job's state, a finished
+   * upload). `alsoInTransaction` commits with them or not at all. Only inside `exclusive()`.
+   */
+  executeSystemWrite<T>(write: (tx: Transaction) => T, alsoInTransaction?: () => void): T {
     const { tx, commit } = this.writeTransaction(this.limits());
     const result = write(tx);
-    commit(() => undefined);
+    commit(() => alsoInTransaction?.());
     return result;
   }
 
