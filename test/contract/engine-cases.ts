@@ -5,6 +5,7 @@
  */
 import { expect } from "vitest";
 import {
+  actionGeneric as action,
   defineSchema,
   defineTable,
   internalMutationGeneric as internalMutation,
@@ -16,6 +17,10 @@ import {
 import { ConvexError, v } from "convex/values";
 import {
   Engine,
+  FileStorage,
+  MemoryBlobStore,
+  newUploadSecret,
+  UploadTokens,
   registerModules,
   ScheduledJobs,
   Schema,
@@ -205,6 +210,24 @@ const messages = {
   }),
   /** Returns whatever it is given (for argument and result budgets). */
   echo: query({ args: { value: v.any() }, handler: (_ctx, { value }) => value }),
+  /** File storage: a text file stored from an action, its rows, and deletes (one that changes its mind). */
+  storeText: action({ args: { text: v.string() }, handler: (ctx, { text }) => ctx.storage.store(new Blob([text], { type: "text/plain" })) }),
+  files: query({
+    args: { id: v.optional(v.id("_storage")) },
+    handler: async (ctx, { id }) => ({
+      rows: await ctx.db.system.query("_storage").collect(),
+      one: id ? await ctx.db.system.get(id) : null,
+      metadata: id ? await ctx.storage.getMetadata(id) : null,
+      url: id ? await ctx.storage.getUrl(id) : null,
+    }),
+  }),
+  deleteFile: mutation({
+    args: { id: v.id("_storage"), fail: v.boolean() },
+    handler: async (ctx, { id, fail }) => {
+      await ctx.storage.delete(id);
+      if (fail) throw new Error("not after all");
+    },
+  }),
 };
 
 const users = {
@@ -223,8 +246,8 @@ export const functions = registerModules({ messages, users });
 
 export type EngineCase = (store: DocumentStore) => Promise<void>;
 
-function engineOn(store: DocumentStore, now = () => 1_700_000_000_000, limits: Partial<EngineLimits> = {}) {
-  return new Engine({ schema, functions, store, now, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, ...limits }) });
+function engineOn(store: DocumentStore, now = () => 1_700_000_000_000, limits: Partial<EngineLimits> = {}, files: FileStorage | null = null) {
+  return new Engine({ schema, functions, store, now, files, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, ...limits }) });
 }
 
 async function expectFunctionError(promise: Promise<unknown>, code: string, message: RegExp): Promise<void> {
@@ -457,6 +480,28 @@ export const engineCases: Record<string, EngineCase> = {
   async "system tables read as empty through db.system"(store) {
     const engine = engineOn(store);
     expect((await engine.runQuery("messages:systemTables", {})).value).toEqual({ scheduled: [], files: [] });
+  },
+
+  async "_storage: an action's file is a system row, read by db.system and ctx.storage; its bytes go only with a committed delete"(store) {
+    const blobs = new MemoryBlobStore();
+    const files = new FileStorage({ blobs, tokens: new UploadTokens({ secret: newUploadSecret, ttlMs: () => 60_000, now: Date.now }), baseUrl: () => "https://d.example" });
+    const engine = engineOn(store, Date.now, {}, files);
+    const id = (await engine.runAction("messages:storeText", { text: "notes" })).value as string;
+    const sha256 = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode("notes")))));
+    const row = { _id: id, _creationTime: expect.any(Number), sha256, size: 5, contentType: "text/plain" };
+    expect((await engine.runQuery("messages:files", { id })).value).toEqual({
+      rows: [row],
+      one: row,
+      metadata: { storageId: id, sha256, size: 5, contentType: "text/plain" },
+      url: `https://d.example/api/storage/${id}`,
+    });
+    await expect(engine.runMutation("messages:deleteFile", { id, fail: true })).rejects.toThrow(/not after all/);
+    expect(blobs.blobs.has(id)).toBe(true);
+    expect(((await engine.runQuery("messages:files", {})).value as { rows: unknown[] }).rows).toHaveLength(1);
+    await engine.runMutation("messages:deleteFile", { id, fail: false });
+    await Promise.resolve();
+    expect(blobs.blobs.has(id)).toBe(false);
+    expect((await engine.runQuery("messages:files", { id })).value).toEqual({ rows: [], one: null, metadata: null, url: null });
   },
 
   async "scheduled mutations: written with the scheduling mutation, run once when due, in due order; cancel and failures recorded"(store) {

@@ -21,14 +21,15 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { convexTest } from "convex-test";
-import { Engine, FunctionError, MemoryStore, registerModules, Schema, type Value } from "../../src/engine/index.ts";
+import { Engine, FileStorage, FunctionError, MemoryBlobStore, MemoryStore, newUploadSecret, registerModules, Schema, UploadTokens, type Value } from "../../src/engine/index.ts";
 import { SearchIndexes } from "../../src/search/search-indexes.ts";
 import { MemorySearchStorage } from "../../src/search/storage.ts";
 import { generate } from "../../scripts/codegen.ts";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/differential/convex/", import.meta.url));
 
-type Backend = { query(path: string, args: Record<string, Value>): Promise<unknown>; mutation(path: string, args: Record<string, Value>): Promise<unknown> };
+type Call = (path: string, args: Record<string, Value>) => Promise<unknown>;
+type Backend = { query: Call; mutation: Call; action: Call };
 
 let calmsync: Backend & { engine: Engine };
 let reference: Backend;
@@ -36,6 +37,7 @@ let reference: Backend;
 async function calmsyncBackend(): Promise<Backend & { engine: Engine }> {
   const schema = new Schema((await import(`${FIXTURE}schema.ts`)).default);
   const items = await import(`${FIXTURE}items.ts`);
+  const files = await import(`${FIXTURE}files.ts`);
   let store: MemoryStore;
   const search = new SearchIndexes({
     schema,
@@ -46,11 +48,17 @@ async function calmsyncBackend(): Promise<Backend & { engine: Engine }> {
     },
   });
   store = new MemoryStore(search);
-  const engine = new Engine({ schema, functions: registerModules({ items }), store });
+  const fileStorage = new FileStorage({
+    blobs: new MemoryBlobStore(),
+    tokens: new UploadTokens({ secret: newUploadSecret, ttlMs: () => 3_600_000, now: Date.now }),
+    baseUrl: () => "https://calmsync.example",
+  });
+  const engine = new Engine({ schema, functions: registerModules({ items, files }), store, files: fileStorage });
   return {
     engine,
     query: async (path, args) => (await engine.runQuery(path, args)).value,
     mutation: async (path, args) => (await engine.runMutation(path, args)).value,
+    action: async (path, args) => (await engine.runAction(path, args)).value,
   };
 }
 
@@ -61,10 +69,11 @@ async function referenceBackend(): Promise<Backend> {
     "/fixture/convex/_generated/server.ts": () => import(`${FIXTURE}_generated/server.ts`),
     "/fixture/convex/_generated/api.ts": () => import(`${FIXTURE}_generated/api.ts`),
     "/fixture/convex/items.ts": () => import(`${FIXTURE}items.ts`),
+    "/fixture/convex/files.ts": () => import(`${FIXTURE}files.ts`),
   });
   // convex-test takes function references or their names; the names keep both backends' calls alike.
-  const byName = t as unknown as { query(path: string, args: unknown): Promise<unknown>; mutation(path: string, args: unknown): Promise<unknown> };
-  return { query: (path, args) => byName.query(path, args), mutation: (path, args) => byName.mutation(path, args) };
+  const byName = t as unknown as Record<"query" | "mutation" | "action", (path: string, args: unknown) => Promise<unknown>>;
+  return { query: (path, args) => byName.query(path, args), mutation: (path, args) => byName.mutation(path, args), action: (path, args) => byName.action(path, args) };
 }
 
 /** A document without what each backend makes up for itself. */
@@ -91,14 +100,17 @@ function seeded(seed: number): () => number {
 const WORDS = ["river", "stone", "cloud", "ember", "harbor", "lantern", "meadow", "orbit", "quartz", "willow"];
 const GROUPS = ["g0", "g1", "g2"];
 
-async function both(kind: "query" | "mutation", path: string, args: Record<string, Value>): Promise<[unknown, unknown]> {
+async function both(kind: "query" | "mutation" | "action", path: string, args: Record<string, Value>): Promise<[unknown, unknown]> {
   const settle = (p: Promise<unknown>) => p.then((value) => ({ ok: true, value }), (error: Error) => ({ ok: false, value: error.message }));
   const [mine, theirs] = await Promise.all([settle(calmsync[kind](path, args)), settle(reference[kind](path, args))]);
   expect(mine.ok, `${path} ${JSON.stringify(args)} succeeded on calmsync: ${mine.ok} (${JSON.stringify(mine.value)}), on convex-test: ${theirs.ok} (${JSON.stringify(theirs.value)})`).toBe(theirs.ok);
   return [mine.value, theirs.value];
 }
 
-async function sameResult(kind: "query" | "mutation", path: string, args: Record<string, Value>): Promise<unknown> {
+/** A call's outcome as data, so two backends' failures compare as failures (their messages are their own). */
+const settled = [(value: unknown) => ({ ok: true, value }), () => ({ ok: false })] as const;
+
+async function sameResult(kind: "query" | "mutation" | "action", path: string, args: Record<string, Value>): Promise<unknown> {
   const [mine, theirs] = await both(kind, path, args);
   expect(comparable(mine), `${path} ${JSON.stringify(args)}`).toEqual(comparable(theirs));
   return mine;
@@ -195,6 +207,38 @@ describe("calmsync and convex-test agree on the same Convex modules", () => {
     }
     const [empty] = await both("query", "items:search", { group: "g0", text: "" });
     expect(empty).toEqual([]);
+  });
+
+  it("ctx.storage: stored files, their _storage rows, reads, URLs and deletes (one that throws) agree", async () => {
+    // Each backend makes its own ids: every call names the file by its own backend's id.
+    const ids: [string, string][] = [];
+    for (const [text, type] of [
+      ["first file", "text/plain"],
+      ["{}", "application/json"],
+      ["untyped", ""],
+    ]) {
+      ids.push((await both("action", "files:store", { text: text!, type: type! })) as [string, string]);
+    }
+    await sameResult("query", "files:rows", {});
+    const each = async (kind: "query" | "mutation" | "action", path: string, [mine, theirs]: [string, string], args: Record<string, Value> = {}) => {
+      const results = await Promise.all([calmsync[kind](path, { id: mine, ...args }).then(...settled), reference[kind](path, { id: theirs, ...args }).then(...settled)]);
+      expect(comparable(results[0]), `${path} ${mine}`).toEqual(comparable(results[1]));
+      return results[0];
+    };
+    for (const pair of ids) {
+      await each("query", "files:row", pair);
+      expect(await each("query", "files:hasUrl", pair)).toEqual({ ok: true, value: true });
+      await each("action", "files:read", pair);
+    }
+    expect(await each("mutation", "files:remove", ids[0]!, { fail: true })).toMatchObject({ ok: false });
+    await sameResult("query", "files:rows", {});
+    await each("mutation", "files:remove", ids[0]!, { fail: false });
+    expect(await each("query", "files:hasUrl", ids[0]!)).toEqual({ ok: true, value: false });
+    expect(await each("action", "files:read", ids[0]!)).toEqual({ ok: true, value: null });
+    expect(await each("query", "files:row", ids[0]!)).toEqual({ ok: true, value: null });
+    // Deleting a file twice fails on both.
+    expect(await each("mutation", "files:remove", ids[0]!, { fail: false })).toEqual({ ok: false });
+    expect(((await sameResult("query", "files:rows", {})) as unknown[]).length).toBe(2);
   });
 
   it("argument validation fails alike", async () => {

@@ -26,10 +26,10 @@ const FIXTURE = fileURLToPath(new URL("../../fixtures/files-app/convex", import.
 const DEMOS = process.env.CALMSYNC_DEMOS_DIR;
 const CLIENT_ORIGIN = "http://app.example";
 
-const api = anyApi as Record<string, Record<string, never>>;
+const api = anyApi;
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("base64");
 
-function bytes(size: number, seed: number): Uint8Array {
+function bytes(size: number, seed: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(size);
   let x = seed;
   for (let i = 0; i < size; i++) out[i] = (x = (x * 1103515245 + 12345) >>> 0) >>> 24;
@@ -61,7 +61,7 @@ async function imageService(): Promise<{ url: string; close: () => Promise<void>
   return { url, close: () => new Promise((resolve) => server.close(() => resolve())) };
 }
 
-async function uploadThroughUrl(client: ConvexHttpClient, module: string, data: Uint8Array, type: string): Promise<string> {
+async function uploadThroughUrl(client: ConvexHttpClient, module: string, data: Uint8Array<ArrayBuffer>, type: string): Promise<string> {
   const url = (await client.mutation(api[module]!.generateUploadUrl!, {})) as string;
   const response = await fetch(url, { method: "POST", headers: { "Content-Type": type }, body: data });
   expect(response.status).toBe(200);
