@@ -2,7 +2,9 @@
  * The example chat page, written the way a Convex app is: React with
  * `convex/react` against calmsync. `useQuery` keeps the newest messages and
  * the search results live, `usePaginatedQuery` pages back through the
- * history ("load more") and `useMutation` sends. Signing in goes through
+ * history ("load more") and `useMutation` sends. An image is attached the way
+ * Convex's file storage does it: an upload URL from a mutation, the file POSTed
+ * to it, its storage id sent with the message. Signing in goes through
  * `ConvexProviderWithAuth`, as with any auth provider; here the provider is
  * calmsync's local development issuer, which mints a short-lived token for a
  * name. Bundled to public/build/chat.js by `npm run build:web` (run before `dev`).
@@ -11,7 +13,7 @@ import { StrictMode, useCallback, useMemo, useState, useSyncExternalStore, type 
 import { createRoot } from "react-dom/client";
 import { ConvexProviderWithAuth, ConvexReactClient, useConvexAuth, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
 import { api } from "../../convex/_generated/api";
-import type { Doc } from "../../convex/_generated/dataModel";
+import type { Doc, Id } from "../../convex/_generated/dataModel";
 
 const params = new URLSearchParams(location.search);
 const deployment = params.get("deployment");
@@ -84,16 +86,58 @@ function SignIn() {
   );
 }
 
-function Messages({ messages, id }: { messages: Doc<"messages">[] | undefined; id: string }) {
+/** A message as the live list has it: an attached image comes with its URL. */
+type Message = Doc<"messages"> & { imageUrl?: string | null };
+
+function Messages({ messages, id }: { messages: Message[] | undefined; id: string }) {
   if (messages === undefined) return <p className="hint">loading…</p>;
   return (
     <ol id={id}>
       {messages.map((m) => (
         <li key={m._id}>
           <time>{new Date(m._creationTime).toLocaleTimeString()}</time> <b>{m.author}</b> <span>{m.body}</span>
+          {m.imageUrl ? <img className="attachment" src={m.imageUrl} alt={m.body || "image"} /> : null}
         </li>
       ))}
     </ol>
+  );
+}
+
+/** Attaches an image: upload URL, POST the file, send its storage id. */
+function Attach({ chatId, author, onError }: { chatId: string; author: string; onError: (message: string | null) => void }) {
+  const generateUploadUrl = useMutation(api.attachments.generateUploadUrl);
+  const sendImage = useMutation(api.attachments.sendImage);
+  const [busy, setBusy] = useState(false);
+  const attach = async (file: File) => {
+    setBusy(true);
+    try {
+      const response = await fetch(await generateUploadUrl(), { method: "POST", headers: { "Content-Type": file.type }, body: file });
+      if (!response.ok) throw new Error(((await response.json()) as { message: string }).message);
+      const { storageId } = (await response.json()) as { storageId: Id<"_storage"> };
+      await sendImage({ chatId, author, storageId });
+      onError(null);
+    } catch (e) {
+      onError(`attach failed: ${(e as Error).message}`);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <label className="attach">
+      {busy ? "uploading…" : "attach image"}
+      <input
+        id="attach"
+        type="file"
+        accept="image/*"
+        hidden
+        disabled={busy}
+        onChange={(e) => {
+          const file = e.target.files?.[0];
+          e.target.value = "";
+          if (file) void attach(file);
+        }}
+      />
+    </label>
   );
 }
 
@@ -171,7 +215,7 @@ function Chat() {
         )}
         <form id="send" onSubmit={submit}>
           <input id="body" placeholder="Say something" autoComplete="off" value={body} onChange={(e) => setBody(e.target.value)} />
-          <button>Send</button>
+          <button>Send</button> <Attach chatId={chatId} author={author} onError={setError} />
         </form>
         <p className="hint">Newest 20 messages, live. Open this page twice and talk to yourself.</p>
         <Messages messages={newest} id="messages" />

@@ -3,7 +3,8 @@
  * useMutation) in headless Chromium against `wrangler dev`: two pages see each
  * other's messages live, signing in with the dev issuer through
  * ConvexProviderWithAuth, "load more" pages back through 50 messages with no
- * gap or duplicate while new messages arrive, and search updates live.
+ * gap or duplicate while new messages arrive, an image attached in one page
+ * shows in the other, and search updates live.
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,6 +97,25 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     ];
     expect(shown, "every message once, newest first, no gap").toEqual(expected);
     await page.close();
+  });
+
+  it("an image attached in one page shows in the other, served with the bytes that went up", async () => {
+    const [ann, bob] = await Promise.all([open("pictures"), open("pictures")]);
+    // A real PNG to attach: a piece of the page itself.
+    const png = await ann.screenshot({ clip: { x: 0, y: 0, width: 40, height: 30 } });
+    await ann.setInputFiles("#attach", { name: "shot.png", mimeType: "image/png", buffer: png });
+    await bob.waitForFunction(
+      () => {
+        const img = document.querySelector("#messages img.attachment");
+        return img instanceof HTMLImageElement && img.complete && img.naturalWidth === 40;
+      },
+      null,
+      { timeout: 15_000 },
+    );
+    const served = await fetch((await bob.locator("#messages img.attachment").getAttribute("src"))!);
+    expect(served.headers.get("Content-Type")).toBe("image/png");
+    expect(Buffer.from(await served.arrayBuffer()).equals(png)).toBe(true);
+    await Promise.all([ann.close(), bob.close()]);
   });
 
   it("search results update live", async () => {

@@ -60,6 +60,10 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
       for (let i = 0; i < 10; i++) await http.mutation(anyApi.messages!.send!, { chatId: "dash", author: "bench", body: `more${i}` });
       await page.waitForFunction((old) => document.querySelector('.chart[data-title="commits/s"] polyline')?.getAttribute("points") !== old, before, { timeout: 10_000 });
       expect(await page.locator("#knobs tbody tr").count()).toBeGreaterThan(30);
+      // File storage's line counts a file once one is stored (the status is re-read every 5 s).
+      const uploadUrl = (await http.mutation(anyApi.attachments!.generateUploadUrl!, {})) as string;
+      expect((await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/png" }, body: new Uint8Array(2 * 1_048_576) })).status).toBe(200);
+      await page.waitForFunction(() => document.querySelector("#files")?.textContent === "files: 1 · 2 MiB · uploading 0", null, { timeout: 15_000 });
       // With sync shards, the table of shards appears and counts the socket that landed on one.
       expect(await page.locator("#shards").isHidden()).toBe(true);
       await setKnobs(server.url, { syncShards: 2 });
