@@ -11,7 +11,9 @@
  *    runtime, the same read in SQL, and the engine before the runtime (run
  *    from a temporary git worktree of that commit).
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, runtime.
+ * 6. A 100 MiB file up and down through wrangler dev: streamed by the Worker, and through an HTTP action.
+ *
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, runtime.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -23,6 +25,7 @@ import { benchFanout } from "./bench/fanout.ts";
 import { benchSearch } from "./bench/search.ts";
 import { benchSlowConsumer } from "./bench/slow-consumer.ts";
 import { benchFlood } from "./bench/flood.ts";
+import { benchFiles } from "./bench/files.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
@@ -66,6 +69,7 @@ if (run("rpc")) {
 }
 if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
 if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);
+if (run("files")) console.log(`## A 100 MiB file up and down (wrangler dev, R2 simulated)\n\n${await benchFiles()}\n`);
 
 /** The last commit with the look-alike engine, before functions ran on convex/server. */
 const ENGINE_BEFORE_RUNTIME = "ca3d67f";

@@ -40,14 +40,20 @@ fileRoutes.post("/upload", async (c) => {
   return c.json({ storageId: started.storageId });
 });
 
+/** Chunks the digest may fall behind the upload before the upload waits for it. */
+const MAX_HASH_BACKLOG = 64;
+
 /** The body, counted and hashed as it goes, into R2 under `key`; its SHA-256, base64. Fails unless exactly `size` bytes arrive. */
 async function streamToR2(bucket: R2Bucket, key: string, body: ReadableStream<Uint8Array> | null, size: number, contentType: string | null): Promise<string> {
   const digest = new crypto.DigestStream("SHA-256");
   const hash = digest.getWriter();
   const hashing = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
-      await hash.write(chunk);
+    transform(chunk, controller) {
       controller.enqueue(chunk);
+      // Waiting for each write made uploads slower (docs/BENCHMARKS.md); wait only when the digest is
+      // MAX_HASH_BACKLOG chunks behind, which bounds what it holds. A failed write fails the digest, read below.
+      hash.write(chunk).catch(() => undefined);
+      if ((hash.desiredSize ?? 0) < -MAX_HASH_BACKLOG) return hash.ready;
     },
     flush: () => hash.close(),
   });

@@ -48,6 +48,8 @@ export interface DevServer {
   kill: () => Promise<void>;
   /** Starts a new `wrangler dev` on the same port, inspector port and storage (after `kill()` or `stop()`); resolves once it answers. */
   restart: (options?: { timeoutMs?: number }) => Promise<void>;
+  /** Resident memory of the runtime's workerd processes now, in bytes (Linux; null elsewhere): benchmarks watch it. */
+  runtimeRssBytes: () => number | null;
 }
 
 function freePort(): Promise<number> {
@@ -88,6 +90,23 @@ function groupAlive(pgid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`). */
+function workerdRss(pgid: number): number {
+  let bytes = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (comm !== "workerd" || Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
+      bytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0) * 1024;
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+  return bytes;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -202,5 +221,6 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     stop,
     kill,
     restart: async (restartOptions = {}) => launch(restartOptions.timeoutMs ?? options.timeoutMs ?? 90_000),
+    runtimeRssBytes: () => (process.platform === "linux" && run?.child.pid ? workerdRss(run.child.pid) : null),
   };
 }
