@@ -5,7 +5,7 @@
  * uploads that never finished.
  */
 import { describe, expect, it } from "vitest";
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { mutationGeneric } from "convex/server";
 import { v } from "convex/values";
 import { registerModules } from "../../src/engine/index.ts";
@@ -78,6 +78,24 @@ describe("file storage", () => {
     const files = (await status(d)).files;
     expect(files).toEqual({ count: 1, bytes: data.length, uploading: 0 });
     expect(await objectsOf(d)).toEqual([`${d}/${storageId}`]);
+  });
+
+  it("takes an upload URL issued before the object was evicted, and serves the file after another eviction", async () => {
+    const d = fresh("files-evicted");
+    const url = await uploadUrl(d);
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(d));
+    const data = bytes(50_000);
+    const response = await post(url, data);
+    expect(response.status).toBe(200);
+    const { storageId } = (await response.json()) as { storageId: string };
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(d));
+    const served = await worker.fetch(`${origin}/d/${d}/api/storage/${storageId}`);
+    expect(new Uint8Array(await served.arrayBuffer())).toEqual(data);
+    // The URL files get is remembered too: a query after the eviction still answers absolute URLs.
+    await call(d, "mutation", "attachments:sendImage", { chatId: "c", author: "ann", storageId });
+    await evictDurableObject(bindings.DEPLOYMENTS.getByName(d));
+    const [message] = (await call(d, "query", "messages:list", { chatId: "c" })) as { imageUrl: string }[];
+    expect(message!.imageUrl).toBe(`${origin}/d/${d}/api/storage/${storageId}`);
   });
 
   it("refuses a reused, forged, foreign or expired upload URL, and stores nothing", async () => {

@@ -19,7 +19,7 @@ import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
-import { adminStatus } from "../../../scripts/lib/admin.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { until } from "../../../scripts/lib/until.ts";
 
 const FIXTURE = fileURLToPath(new URL("../../fixtures/files-app/convex", import.meta.url));
@@ -160,6 +160,33 @@ describe("file storage against wrangler dev (an app using every part of ctx.stor
     expect((await fetch(url)).status).toBe(200);
     await app.http.mutation(api.messages!.removeImage!, { storageId });
     expect((await fetch(url)).status).toBe(404);
+  });
+});
+
+describe("file storage with sync shards (wrangler dev)", () => {
+  const app = serve(FIXTURE, () => ({ CLIENT_ORIGIN, IMAGE_SERVICE_KEY: "k" }));
+
+  it("clients on shards get upload URLs from their mutations and see the file's URL in their live list", async () => {
+    const url = await createDeployment(app.server.url, "files-shards");
+    await setKnobs(url, { syncShards: 3 });
+    const clients = Array.from({ length: 3 }, () => new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }));
+    try {
+      for (const [i, client] of clients.entries()) {
+        const uploadUrl = (await client.mutation(api.messages!.generateUploadUrl!, {})) as string;
+        expect(uploadUrl.startsWith(`${url}/api/storage/upload?token=`)).toBe(true);
+        const data = bytes(100_000, 10 + i);
+        const sent = await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/webp" }, body: data });
+        const { storageId } = (await sent.json()) as { storageId: string };
+        await client.mutation(api.messages!.sendImage!, { storageId, author: `client-${i}` });
+        // Every client, whichever shard holds it, sees the new image's URL.
+        for (const watcher of clients) expect(await download(await liveUrl(watcher, storageId))).toMatchObject({ sha256: sha256(data), type: "image/webp" });
+      }
+      const status = await adminStatus<{ files: { count: number }; shards: { sessions: number | null }[] }>(url);
+      expect(status.files.count).toBe(3);
+      expect(status.shards.reduce((sum, shard) => sum + (shard.sessions ?? 0), 0)).toBe(3);
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
   });
 });
 
