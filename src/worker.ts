@@ -38,7 +38,6 @@ const DEFAULT_DEPLOYMENT = "default";
 const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
-
 /**
  * Deployments known to exist, so only the first request per isolate for a
  * created (not declared) name pays an `exists()` round trip. Deployments are
@@ -92,7 +91,6 @@ const resolveDeployment = async (c: Context<AppEnv>, next: () => Promise<void>) 
   return undefined;
 };
 api.use("*", resolveDeployment);
-
 
 const NOT_JSON = Symbol("not JSON");
 

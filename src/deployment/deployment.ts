@@ -20,7 +20,20 @@
  * a query; idle Pings come from an alarm, never from timers.
  */
 import { DurableObject } from "cloudflare:workers";
-import { AuthenticationError, fileMetadata, findCrons, STORAGE_TABLE, tableOfId, type FileMetadata, findHttpRouter, registerModules, Schema, type AppDefinition, type JSONValue, type VerifiedToken } from "../engine/index.ts";
+import {
+  AuthenticationError,
+  fileMetadata,
+  findCrons,
+  findHttpRouter,
+  registerModules,
+  Schema,
+  STORAGE_TABLE,
+  tableOfId,
+  type AppDefinition,
+  type FileMetadata,
+  type JSONValue,
+  type VerifiedToken,
+} from "../engine/index.ts";
 import type { ShardConfig } from "./shard-sessions.ts";
 import { shardConfig, shardName } from "./sync-shard.ts";
 import type { FunctionResponse } from "../protocol/http.ts";

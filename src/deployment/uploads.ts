@@ -13,7 +13,7 @@
  *
  * The secret and the public URL are kept beside them (`storage_settings`).
  */
-import { newDocumentId, newUploadSecret, STORAGE_TABLE, storedFile, UploadTokens, type BlobStore, type Engine } from "../engine/index.ts";
+import { digestBase64, newDocumentId, newUploadSecret, STORAGE_TABLE, storedFile, UploadTokens, type BlobStore, type Engine } from "../engine/index.ts";
 import type { KnobValues } from "./knob-table.ts";
 
 const SECRET = "upload_secret";
@@ -59,7 +59,7 @@ export class Uploads {
     const stored = this.setting(SECRET);
     if (stored !== null) return Uint8Array.from(atob(stored), (c) => c.charCodeAt(0));
     const secret = newUploadSecret();
-    this.save(SECRET, btoa(String.fromCharCode(...secret)));
+    this.save(SECRET, digestBase64(secret.buffer));
     return secret;
   }
 
@@ -142,6 +142,6 @@ export class Uploads {
   }
 }
 
-export function tooLarge(bytes: number, limit: number): UploadRefusal {
+function tooLarge(bytes: number, limit: number): UploadRefusal {
   return { ok: false, status: 413, code: "FileTooLarge", message: `The file is ${bytes} bytes; this deployment stores files of at most ${limit} bytes (knob maxFileBytes)` };
 }

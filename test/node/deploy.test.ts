@@ -34,12 +34,18 @@ describe("tiers enforced at deploy time", () => {
     expect(deploy.output).toMatch(/Tier check: production matches its tier/);
     expect(deploy.output).toMatch(/--var CALMSYNC_TIER:standard --var CALMSYNC_MANIFEST_HASH:[0-9a-f]{16}/);
     expect(deploy.output).toMatch(/env\.DEPLOYMENTS \(Deployment\)\s+Durable Object/);
+    expect(deploy.output).toMatch(/env\.FILES \(calmsync-files\)\s+R2 Bucket/);
     expect(deploy.output).toMatch(/--dry-run: exiting now/);
   });
 
   const edits: [string, (toml: string) => string, RegExp][] = [
     ["cpu_ms edited by hand", (t) => t.replace("[env.production]\nlimits = { cpu_ms = 300000 }", "[env.production]\nlimits = { cpu_ms = 30000 }"), /production: limits\.cpu_ms: expected 300000, found 30000/],
     ["the Durable Object binding dropped (wrangler only warns)", (t) => t.replace(/\[env\.staging\]([\s\S]*?)durable_objects\.bindings = .*\n/, "[env.staging]$1"), /staging: durable_objects\.bindings: expected \[\{"name":"DEPLOYMENTS","class_name":"Deployment"\},\{"name":"SYNC_SHARDS","class_name":"SyncShard"\}\], found \[\]/],
+    [
+      "production's files in the staging bucket",
+      (t) => t.replace('r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files" }]', 'r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files-staging" }]'),
+      /production: r2_buckets: expected \[\{"binding":"FILES","bucket_name":"calmsync-files"\}\], found \[\{"binding":"FILES","bucket_name":"calmsync-files-staging"\}\]/,
+    ],
     ["a tier var written by hand", (t) => t.replace('vars = { CALMSYNC_ENV = "staging" }', 'vars = { CALMSYNC_ENV = "staging", CALMSYNC_TIER = "free" }'), /staging: vars\.CALMSYNC_TIER: expected "standard", found "free"/],
   ];
   for (const [what, edit, message] of edits) {

@@ -108,8 +108,8 @@ export function storedFile(sha256: string, size: number, contentType: string | n
   return contentType ? { sha256, size, contentType } : { sha256, size };
 }
 
-/** Base64 (standard, padded: Convex's `sha256` encoding) of a digest. */
-export function digestBase64(digest: ArrayBuffer): string {
+/** Base64 (standard, padded: Convex's `sha256` encoding) of a digest, or of any bytes. */
+export function digestBase64(digest: ArrayBufferLike): string {
   let binary = "";
   for (const byte of new Uint8Array(digest)) binary += String.fromCharCode(byte);
   return btoa(binary);

@@ -50,21 +50,27 @@ export class Execution {
   /** Whether the function asked who called it: only then does its result depend on the caller. */
   readIdentity = false;
 
-  /** `ctx.storage` over this run's transaction. */
-  private readonly storage: StorageContext;
+  private readonly files: FileStorage | null;
+  /** `ctx.storage` over this run's transaction, made on its first use (most runs never touch a file). */
+  private storageContext: StorageContext | null = null;
 
   constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null) {
     this.tx = tx;
     this.previousJournal = previousJournal;
     this.functions = functions;
     this.identity = identity;
-    this.storage = {
-      files,
+    this.files = files;
+  }
+
+  private get storage(): StorageContext {
+    const tx = this.tx;
+    return (this.storageContext ??= {
+      files: this.files,
       kind: tx.writable ? "mutation" : "query",
       read: (id) => tx.get(id)?.document ?? null,
       write: async (change) => change(tx),
       maxFileBytes: tx.limits.maxFileBytes,
-    };
+    });
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
