@@ -164,7 +164,7 @@ describe("file storage", () => {
     expect(await objectsOf(d)).toEqual([]);
   });
 
-  it("serves byte ranges (206) for media, and 416 past the end", async () => {
+  it("serves byte ranges (206) for media, HEAD, and 416 past the end", async () => {
     const d = fresh("files-range");
     const data = bytes(10_000);
     const id = await upload(d, data, "video/mp4");
@@ -179,6 +179,9 @@ describe("file storage", () => {
     expect(new Uint8Array(await tail.arrayBuffer())).toEqual(data.slice(9990));
     const open = await worker.fetch(url, { headers: { Range: "bytes=9000-" } });
     expect(new Uint8Array(await open.arrayBuffer())).toEqual(data.slice(9000));
+    const head = await worker.fetch(url, { method: "HEAD" });
+    expect([head.status, head.headers.get("Content-Length"), head.headers.get("Accept-Ranges")]).toEqual([200, "10000", "bytes"]);
+    expect((await head.arrayBuffer()).byteLength).toBe(0);
     const past = await worker.fetch(url, { headers: { Range: "bytes=10000-" } });
     expect(past.status).toBe(416);
     expect(past.headers.get("Content-Range")).toBe("bytes */10000");
