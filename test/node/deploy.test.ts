@@ -1,8 +1,10 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+
+import { appProject } from "../../scripts/lib/wrangler-dev.ts";
 
 const root = resolve(import.meta.dirname, "../..");
 const dir = mkdtempSync(join(tmpdir(), "calmsync-tiers-"));
@@ -12,7 +14,8 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 function config(name: string, edit: (toml: string) => string = (t) => t): string {
   const toml = readFileSync(join(root, "wrangler.toml"), "utf8")
     .replace('main = "src/worker.ts"', `main = "${join(root, "src/worker.ts")}"`)
-    .replace('directory = "./public"', `directory = "${join(root, "public")}"`);
+    .replace('directory = "./public"', `directory = "${join(root, "public")}"`)
+    .replace("[build]\n", `[build]\ncwd = "${root}"\n`);
   const path = join(dir, `${name}.toml`);
   writeFileSync(path, edit(toml));
   return path;
@@ -22,6 +25,28 @@ function run(script: string, ...args: string[]) {
   const result = spawnSync(process.execPath, [join(root, "scripts", script), ...args], { cwd: root, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
   return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
 }
+
+describe("plain wrangler from a fresh checkout", () => {
+  it("`wrangler deploy --dry-run` builds the app's registry and the chat page first (wrangler.toml's [build])", () => {
+    const project = appProject(join(root, "convex"), { generated: false });
+    try {
+      expect(existsSync(join(project, "convex/_generated/modules.js"))).toBe(false);
+      expect(existsSync(join(project, "public/build/chat.js"))).toBe(false);
+      const result = spawnSync(process.execPath, [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", join(project, "out")], {
+        cwd: project,
+        encoding: "utf8",
+        env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+      });
+      expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
+      expect(result.stdout).toMatch(/codegen: \d+ module\(s\) in convex/);
+      expect(readFileSync(join(project, "convex/_generated/modules.js"), "utf8")).toMatch(/"attachments": attachments/);
+      expect(existsSync(join(project, "public/build/chat.js"))).toBe(true);
+      expect(readFileSync(join(project, "out/worker.js"), "utf8")).toMatch(/generateUploadUrl/);
+    } finally {
+      rmSync(project, { recursive: true, force: true });
+    }
+  });
+});
 
 describe("tiers enforced at deploy time", () => {
   it("a correct configuration passes check:tiers, and deploy --dry-run runs wrangler's own dry run with the stamp", () => {
