@@ -105,6 +105,20 @@ async function liveUrl(live: ConvexClient, storageId: string, field: "url" | "bo
   return found!;
 }
 
+/** The 300 KiB and 8 MiB files, each uploaded through an upload URL and posted with `messages:sendImage`. */
+async function uploadBoth(http: ConvexHttpClient, types: [string, string]): Promise<{ storageId: string; data: Uint8Array<ArrayBuffer>; type: string }[]> {
+  const sent = [];
+  for (const [data, type] of [
+    [SMALL, types[0]],
+    [LARGE, types[1]],
+  ] as const) {
+    const storageId = await uploadThroughUrl(http, "messages", data, type);
+    await http.mutation(api.messages!.sendImage!, { storageId, author: "ann" });
+    sent.push({ storageId, data, type });
+  }
+  return sent;
+}
+
 let service: Awaited<ReturnType<typeof imageService>>;
 beforeAll(async () => {
   service = await imageService();
@@ -115,12 +129,7 @@ describe("file storage against wrangler dev (an app using every part of ctx.stor
   const app = serve(FIXTURE, () => ({ CLIENT_ORIGIN, IMAGE_SERVICE_KEY: "k" }));
 
   it("uploads 300 KiB and 8 MiB files through upload URLs; the live list shows URLs serving the same bytes", async () => {
-    for (const [data, type] of [
-      [SMALL, "image/jpeg"],
-      [LARGE, "video/mp4"],
-    ] as const) {
-      const storageId = await uploadThroughUrl(app.http, "messages", data, type);
-      await app.http.mutation(api.messages!.sendImage!, { storageId, author: "ann" });
+    for (const { storageId, data, type } of await uploadBoth(app.http, ["image/jpeg", "video/mp4"])) {
       const url = await liveUrl(app.live, storageId);
       expect(url).toBe(`${app.server.url}/api/storage/${storageId}`);
       expect(await download(url)).toEqual({ sha256: sha256(data), type, size: data.length });
@@ -195,12 +204,7 @@ describe.runIf(DEMOS)("the Convex file demos, unmodified (CALMSYNC_DEMOS_DIR)", 
   describe("file-storage", () => {
     const app = serve(join(DEMOS ?? "", "file-storage/convex"), () => ({}));
     it("uploads 300 KiB and 8 MiB files; the live list shows their URLs", async () => {
-      for (const [data, type] of [
-        [SMALL, "image/jpeg"],
-        [LARGE, "image/png"],
-      ] as const) {
-        const storageId = await uploadThroughUrl(app.http, "messages", data, type);
-        await app.http.mutation(api.messages!.sendImage!, { storageId, author: "ann" });
+      for (const { storageId, data, type } of await uploadBoth(app.http, ["image/jpeg", "image/png"])) {
         expect(await download(await liveUrl(app.live, storageId))).toEqual({ sha256: sha256(data), type, size: data.length });
       }
     });
@@ -225,16 +229,11 @@ describe.runIf(DEMOS)("the Convex file demos, unmodified (CALMSYNC_DEMOS_DIR)", 
   describe("system-tables", () => {
     const app = serve(join(DEMOS ?? "", "system-tables/convex"), () => ({}));
     it("lists the uploads from _storage", async () => {
-      const ids: string[] = [];
-      for (const [data, type] of [
-        [SMALL, "image/jpeg"],
-        [LARGE, "image/png"],
-      ] as const) {
-        const storageId = await uploadThroughUrl(app.http, "messages", data, type);
-        await app.http.mutation(api.messages!.sendImage!, { storageId, author: "ann" });
-        ids.push(storageId);
+      const sent = await uploadBoth(app.http, ["image/jpeg", "image/png"]);
+      for (const { storageId, data, type } of sent) {
         expect(await download((await app.http.query(api.admin!.getFileUrl!, { id: storageId })) as string)).toEqual({ sha256: sha256(data), type, size: data.length });
       }
+      const ids = sent.map((file) => file.storageId);
       const files = (await app.http.query(api.admin!.listFiles!, {})) as Record<string, unknown>[];
       expect(files.map((f) => [f._id, f.sha256, f.size, f.contentType, f.author])).toEqual([
         [ids[0], sha256(SMALL), SMALL.length, "image/jpeg", "ann"],
