@@ -8,12 +8,13 @@
  * recorded in `meta` and, for each that is new or changed, rebuilds it from
  * the documents in one transaction: index entries for an index, the search
  * log of every partition for a search index (partitions then load from the
- * log and the compactor snapshots them). Unchanged indexes cost one read of
+ * log and the compactor snapshots them), the rows of a vector index. Unchanged indexes cost one read of
  * `meta`. This is a schema change, not a commit: nothing is invalidated (no
  * subscription can exist yet while the object starts).
  */
-import { indexKeyOf, isBuiltInIndex, keyToBytes, searchDocumentOf, type Document, type Schema } from "../engine/index.ts";
+import { indexKeyOf, isBuiltInIndex, keyToBytes, searchDocumentOf, vectorDocumentOf, type Document, type Schema } from "../engine/index.ts";
 import type { SearchStorage } from "../search/storage.ts";
+import type { VectorIndexes } from "../vectors/vector-indexes.ts";
 
 const META_KEY = "index_definitions";
 
@@ -39,6 +40,9 @@ function definitions(schema: Schema): Map<string, string> {
     for (const search of table.searchIndexes.values()) {
       out.set(search.qualifiedName, JSON.stringify({ kind: "search", searchField: search.searchField, filterFields: search.filterFields }));
     }
+    for (const vector of table.vectorIndexes.values()) {
+      out.set(vector.qualifiedName, JSON.stringify({ kind: "vector", vectorField: vector.vectorField, dimensions: vector.dimensions, filterFields: vector.filterFields }));
+    }
   }
   return out;
 }
@@ -47,6 +51,7 @@ export function backfillIndexes(
   storage: DurableObjectStorage,
   schema: Schema,
   search: SearchStorage,
+  vectors: VectorIndexes,
   documentsOf: (table: string) => Iterable<Document>,
 ): BackfillReport {
   const sql = storage.sql;
@@ -68,6 +73,7 @@ export function backfillIndexes(
       if (wanted.get(name) === stored.get(name)) continue;
       sql.exec("DELETE FROM index_entries WHERE index_name = ?", name);
       search.dropIndex(name);
+      vectors.storage.dropIndex(name);
       if (!wanted.has(name)) report.dropped.push(name);
     }
     for (const [name, definition] of wanted) {
@@ -75,7 +81,15 @@ export function backfillIndexes(
       const [tableName, indexName] = name.split(".") as [string, string];
       const table = schema.table(tableName);
       const index = table.indexes.get(indexName);
-      if (index) {
+      const vectorIndex = table.vectorIndexes.get(indexName);
+      if (vectorIndex) {
+        vectors.rebuild(vectorIndex, (function* () {
+          for (const document of documentsOf(tableName)) {
+            const view = vectorDocumentOf(vectorIndex, document);
+            if (view) yield { id: document._id, view };
+          }
+        })());
+      } else if (index) {
         for (const document of documentsOf(tableName)) {
           sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", name, keyToBytes(indexKeyOf(index, document)).buffer, document._id);
         }

@@ -129,6 +129,27 @@ export const KNOBS = {
     unit: "bytes",
     doc: "Estimated heap for loaded search partitions; the least recently used are unloaded past it. The isolate has 128 MB in all.",
   },
+  vectorMemoryBudgetBytes: {
+    default: 33_554_432,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Heap for loaded vector indexes (sign codes and filter values, about 240 bytes per 1,536-dimension vector); the least recently used are unloaded past it, and a search of an index that alone would pass it fails naming this knob.",
+  },
+  vectorExactMaxCandidates: {
+    default: 1_024,
+    min: 0,
+    max: 100_000,
+    unit: "count",
+    doc: "A vector search over at most this many documents (after its filter) scores every one exactly. Higher: exact for more searches, each reading more vectors from SQLite.",
+  },
+  vectorRerankCandidates: {
+    default: 512,
+    min: 16,
+    max: 10_000,
+    unit: "count",
+    doc: "Past vectorExactMaxCandidates, how many candidates the sign codes pick for exact scoring. Higher: better recall, slower searches (each candidate is a vector read from SQLite).",
+  },
   searchCompactLogEntries: {
     default: 1_000,
     min: 1,

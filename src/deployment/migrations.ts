@@ -73,6 +73,11 @@ const MIGRATIONS: readonly string[] = [
    CREATE TABLE storage_uploads (storage_id TEXT PRIMARY KEY, started_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE TABLE storage_used_tokens (nonce TEXT PRIMARY KEY, expires_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE INDEX storage_used_tokens_by_expiry ON storage_used_tokens (expires_at);`,
+  // 13: vector indexes: per indexed document its float32 vector, sign code and filter keys; the rowid is its slot number.
+  `CREATE TABLE vector_entries (
+     index_name TEXT NOT NULL, doc_id TEXT NOT NULL, vector BLOB NOT NULL, code BLOB NOT NULL, filter_keys TEXT NOT NULL,
+     UNIQUE (index_name, doc_id)
+   );`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

@@ -15,6 +15,8 @@ import { CompactionPolicy } from "../search/compactor.ts";
 import { documentsOf, SqliteStore } from "./sqlite-store.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
+import { SqliteVectorStorage } from "./sqlite-vector-storage.ts";
+import { VectorIndexes } from "../vectors/vector-indexes.ts";
 import { AlarmScheduler } from "./alarm-scheduler.ts";
 
 /** Any index of the jobs table: every job write appears in each. */
@@ -41,6 +43,8 @@ export class DeploymentRuntime {
   /** Live sync: the protocol front, over the engine's shared query instances. */
   readonly sync: SyncFront<LocalSource>;
   readonly search: SearchIndexes;
+  /** Vector indexes within their memory budget (src/vectors/). */
+  readonly vectors: VectorIndexes;
   /** When and how much search compaction runs (src/search/compactor.ts). */
   readonly compaction: CompactionPolicy;
   readonly alarms: AlarmScheduler;
@@ -96,8 +100,9 @@ export class DeploymentRuntime {
       },
     });
     this.compaction = new CompactionPolicy(this.search, () => this.knobs.values);
-    this.store = new SqliteStore(ctx.storage, this.search);
-    const backfill = backfillIndexes(ctx.storage, schema, this.search.storage, (table) => documentsOf(ctx.storage.sql, table));
+    this.vectors = new VectorIndexes({ schema, storage: new SqliteVectorStorage(ctx.storage.sql), knobs: () => this.knobs.values, now });
+    this.store = new SqliteStore(ctx.storage, this.search, this.vectors);
+    const backfill = backfillIndexes(ctx.storage, schema, this.search.storage, this.vectors, (table) => documentsOf(ctx.storage.sql, table));
     if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
     this.alarms = new AlarmScheduler(ctx.storage, {
       ping: () => {

@@ -19,6 +19,7 @@ import {
   type KeyInterval,
   type Order,
   type SearchBackend,
+  type VectorBackend,
   type StoredDocument,
   entryFromJson,
   storedFromJson,
@@ -53,11 +54,13 @@ export class SqliteStore implements DocumentStore {
   private readonly sql: SqlStorage;
   private counters: StoreCounters;
   private readonly searchBackend: SearchBackend | undefined;
+  readonly vectors: VectorBackend | undefined;
 
-  constructor(storage: DurableObjectStorage, search?: SearchBackend) {
+  constructor(storage: DurableObjectStorage, search?: SearchBackend, vectors?: VectorBackend) {
     this.storage = storage;
     this.sql = storage.sql;
     this.searchBackend = search;
+    this.vectors = vectors;
     this.counters = this.readCounters();
   }
 
@@ -162,6 +165,7 @@ export class SqliteStore implements DocumentStore {
         }
       }
       this.searchBackend?.recordWrites(commit.searchWrites);
+      this.vectors?.recordWrites(commit.vectorWrites);
       alsoInTransaction?.();
       if (changed) {
         this.sql.exec(
@@ -176,6 +180,7 @@ export class SqliteStore implements DocumentStore {
     if (changed) {
       this.counters = { lastTs: commit.ts, lastCreationTime: commit.lastCreationTime, documents, commits: this.counters.commits + 1 };
       this.searchBackend?.applyWrites(commit.searchWrites);
+      this.vectors?.applyWrites(commit.vectorWrites);
     }
   }
 }

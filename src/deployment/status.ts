@@ -7,6 +7,7 @@
 import type { Schema } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
+import type { VectorIndexReport } from "../vectors/vector-indexes.ts";
 import { SIZING_KNOBS, type TierReport } from "../tiers.ts";
 
 export interface DeploymentHealth {
@@ -59,6 +60,8 @@ export interface DeploymentStatus {
   compactions: number;
   compactionMs: number;
   compactionFailures: number;
+  /** Vector indexes: each one's documents, memory and last search; the searches and vectors scored since the object started. */
+  vectors: { indexes: VectorIndexReport[]; searches: number; exactSearches: number; vectorsScored: number; loads: number; evictions: number };
   /** Sync shards holding this deployment's sockets (docs/SHARDS.md): empty while the object holds them itself. */
   shards: ShardStatus[];
   /** Sign-in: sessions signed in; tokens checked, answered from memory and refused; fetches of providers' documents. */
@@ -82,6 +85,7 @@ export interface DeploymentStatus {
     waiting: { current: number; limit: number; oldestWaitMs: number; timeoutMs: number };
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
     searchMemory: { bytes: number; budgetBytes: number };
+    vectorMemory: { bytes: number; budgetBytes: number };
     queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
     frameBytes: { limit: number };
   };
@@ -129,6 +133,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     compactions: search.counters.compactions,
     compactionMs: search.counters.compactionMs,
     compactionFailures: search.counters.compactionFailures,
+    vectors: { indexes: runtime.vectors.report(), ...runtime.vectors.counters },
     auth: {
       signedInSessions: sync.signedInCount,
       tokensVerified: runtime.auth.verifier.counters.verified,
@@ -149,6 +154,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       waiting: { current: sync.waitingCount, limit: k.maxWaitingSessions, oldestWaitMs: sync.oldestWaitMs(), timeoutMs: k.waitingTimeoutMs },
       admissions: { ...gate.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
       searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },
+      vectorMemory: { bytes: runtime.vectors.memoryBytes, budgetBytes: k.vectorMemoryBudgetBytes },
       queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
     },

@@ -88,9 +88,13 @@ export class ByteBudgetLru<K, V> {
     this.total = 0;
   }
 
-  /** Evicts the coldest entries until the total fits the budget, never `keep` (the one in use). */
-  fitBudget(keep?: K): void {
-    const budget = this.options.budgetBytes();
+  /**
+   * Evicts the coldest entries until the total fits the budget, never `keep`
+   * (the one in use). `reserveBytes` makes room for an entry about to be built,
+   * so building it never takes the total past the budget.
+   */
+  fitBudget(keep?: K, reserveBytes = 0): void {
+    const budget = this.options.budgetBytes() - reserveBytes;
     for (const [key, entry] of this.entries) {
       if (this.total <= budget) break;
       if (key === keep) continue;

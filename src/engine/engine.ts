@@ -30,6 +30,7 @@ import { canonicalizePath } from "./functions.ts";
 import { validatorProblem } from "./validators.ts";
 import type { DocumentStore, IndexWrite } from "./store.ts";
 import type { SearchRead, SearchWrite } from "./search.ts";
+import { parseVectorQuery } from "./vectors.ts";
 import { Transaction } from "./transaction.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
@@ -325,6 +326,16 @@ export class Engine {
     }
   }
 
+  /**
+   * `ctx.vectorSearch` (actions only, as in Convex): the latest commit's
+   * documents, best first. Synchronous, so no commit lands halfway through.
+   */
+  vectorSearch(query: Parameters<typeof parseVectorQuery>[1]): { _id: string; _score: number }[] {
+    const request = parseVectorQuery(this.schema, query);
+    if (!this.store.vectors) throw new FunctionError("BadRequest", "Vector search is not available on this store");
+    return this.store.vectors.search(request).map((hit) => ({ _id: hit.id, _score: hit.score }));
+  }
+
   /** A document as of the latest commit, read outside any function's transaction (an action's look at `_storage`). */
   readCommitted(id: string): Document | null {
     return new Transaction(this.schema, this.store, { readSet: null, writable: false, limits: this.limits() }).get(id)?.document ?? null;
@@ -355,9 +366,9 @@ export class Engine {
       snapshotTs: lastTs,
     });
     const commit = (hook: (ts: bigint) => void) => {
-      const { documents, indexWrites, searchWrites } = tx.finish();
+      const { documents, indexWrites, searchWrites, vectorWrites } = tx.finish();
       const commitTs = documents.length > 0 ? ts : lastTs;
-      this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites }, () => hook(commitTs));
+      this.store.commit({ ts: commitTs, lastCreationTime: creationTime, documents, indexWrites, searchWrites, vectorWrites }, () => hook(commitTs));
       if (documents.length > 0) {
         for (const listener of this.commitListeners) listener({ ts: commitTs, writes: indexWrites, searchWrites });
         // Only now may deleted files' bytes go: the rows that pointed at them are gone for good.

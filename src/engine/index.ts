@@ -14,6 +14,7 @@ export * from "./index-range.ts";
 export * from "./engine.ts";
 export * from "./subscription-index.ts";
 export * from "./search.ts";
+export * from "./vectors.ts";
 export { isDocumentId, newDocumentId, tableOfId } from "./ids.ts";
 export { Execution } from "./runtime/execution.ts";
 export * from "./scheduled-jobs.ts";

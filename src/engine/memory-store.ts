@@ -3,6 +3,7 @@ import type { Document } from "./values.ts";
 import type { IndexKey, KeyInterval } from "./keys.ts";
 import type { Commit, DocumentStore, IndexEntry, Order, StoredDocument } from "./store.ts";
 import type { SearchBackend } from "./search.ts";
+import type { VectorBackend } from "./vectors.ts";
 
 /** Index of the first element >= key. */
 function lowerBound(sorted: readonly IndexKey[], key: IndexKey): number {
@@ -18,9 +19,11 @@ function lowerBound(sorted: readonly IndexKey[], key: IndexKey): number {
 
 export class MemoryStore implements DocumentStore {
   readonly search: SearchBackend | undefined;
+  readonly vectors: VectorBackend | undefined;
 
-  constructor(search?: SearchBackend) {
+  constructor(search?: SearchBackend, vectors?: VectorBackend) {
     this.search = search;
+    this.vectors = vectors;
   }
 
   private documents = new Map<string, StoredDocument>();
@@ -71,6 +74,7 @@ export class MemoryStore implements DocumentStore {
   commit(commit: Commit, alsoInTransaction?: () => void): void {
     alsoInTransaction?.();
     this.search?.recordWrites(commit.searchWrites);
+    this.vectors?.recordWrites(commit.vectorWrites);
     for (const write of commit.indexWrites) {
       if (write.oldKey === write.newKey) continue;
       let entries = this.indexes.get(write.index);
@@ -92,5 +96,6 @@ export class MemoryStore implements DocumentStore {
     this.ts = commit.ts;
     this.creationTime = commit.lastCreationTime;
     this.search?.applyWrites(commit.searchWrites);
+    this.vectors?.applyWrites(commit.vectorWrites);
   }
 }

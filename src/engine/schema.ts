@@ -32,11 +32,23 @@ export interface SearchIndexDefinition {
   readonly filterFields: readonly string[];
 }
 
+export interface VectorIndexDefinition {
+  readonly name: string;
+  readonly qualifiedName: string;
+  readonly table: string;
+  readonly vectorField: string;
+  readonly dimensions: number;
+  readonly filterFields: readonly string[];
+}
+
+/** Convex's bounds on vector indexes, checked when a schema is pushed. */
+export const VECTOR_INDEX_LIMITS = { minDimensions: 2, maxDimensions: 4_096, maxFilterFields: 16, maxIndexesPerTable: 4 } as const;
+
 /** What `defineTable(...).export()` returns (the parts the engine uses). */
 export interface ExportedTable {
   indexes: { indexDescriptor: string; fields: string[] }[];
   searchIndexes: { indexDescriptor: string; searchField: string; filterFields: string[] }[];
-  vectorIndexes?: unknown[];
+  vectorIndexes?: { indexDescriptor: string; vectorField: string; dimensions: number; filterFields: string[] }[];
   documentType: ValidatorJson;
 }
 
@@ -78,6 +90,7 @@ export interface ResolvedTable {
   readonly documentType: ValidatorJson | null;
   readonly indexes: ReadonlyMap<string, IndexDefinition>;
   readonly searchIndexes: ReadonlyMap<string, SearchIndexDefinition>;
+  readonly vectorIndexes: ReadonlyMap<string, VectorIndexDefinition>;
 }
 
 export function isBuiltInIndex(qualifiedName: string): boolean {
@@ -161,7 +174,21 @@ function resolveTable(table: string, exported: ExportedTable, documentType: Vali
       filterFields: search.filterFields,
     });
   }
-  return { name: table, documentType, indexes, searchIndexes };
+  const vectorIndexes = new Map<string, VectorIndexDefinition>();
+  const { minDimensions, maxDimensions, maxFilterFields, maxIndexesPerTable } = VECTOR_INDEX_LIMITS;
+  for (const vector of exported.vectorIndexes ?? []) {
+    const name = vector.indexDescriptor;
+    const where = `Vector index ${JSON.stringify(name)} on ${table}`;
+    if (indexes.has(name) || searchIndexes.has(name) || vectorIndexes.has(name)) throw new SchemaError(`Duplicate index name ${JSON.stringify(name)} on ${table}`);
+    if (!Number.isInteger(vector.dimensions) || vector.dimensions < minDimensions || vector.dimensions > maxDimensions) {
+      throw new SchemaError(`${where}: dimensions must be an integer from ${minDimensions} to ${maxDimensions}, got ${vector.dimensions}`);
+    }
+    if (vector.filterFields.length > maxFilterFields) throw new SchemaError(`${where}: at most ${maxFilterFields} filter fields, got ${vector.filterFields.length}`);
+    if (new Set(vector.filterFields).size !== vector.filterFields.length) throw new SchemaError(`${where}: a filter field is named twice`);
+    vectorIndexes.set(name, { name, qualifiedName: `${table}.${name}`, table, vectorField: vector.vectorField, dimensions: vector.dimensions, filterFields: vector.filterFields });
+  }
+  if (vectorIndexes.size > maxIndexesPerTable) throw new SchemaError(`Table ${table} has ${vectorIndexes.size} vector indexes; at most ${maxIndexesPerTable} are allowed`);
+  return { name: table, documentType, indexes, searchIndexes, vectorIndexes };
 }
 
 export function readField(document: Document, path: string): Value | undefined {

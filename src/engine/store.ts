@@ -8,6 +8,7 @@ import type { Document } from "./values.ts";
 import { jsonToConvex } from "./values.ts";
 import { bytesToKey, type IndexKey, type KeyInterval } from "./keys.ts";
 import type { SearchBackend, SearchWrite } from "./search.ts";
+import type { VectorBackend, VectorWrite } from "./vectors.ts";
 
 export type Order = "asc" | "desc";
 
@@ -93,11 +94,15 @@ export interface Commit {
   readonly indexWrites: readonly IndexWrite[];
   /** The commit's changes to search indexes (for index maintenance and search invalidation). */
   readonly searchWrites: readonly SearchWrite[];
+  /** The commit's changes to vector indexes (only documents whose indexed vector or filter values changed). */
+  readonly vectorWrites: readonly VectorWrite[];
 }
 
 export interface DocumentStore {
   /** The text search backend, when the schema has search indexes. */
   readonly search?: SearchBackend;
+  /** The vector search backend, when the schema has vector indexes. */
+  readonly vectors?: VectorBackend;
   /** Timestamp of the newest commit (0n when empty). */
   lastTimestamp(): bigint;
   lastCreationTime(): number;

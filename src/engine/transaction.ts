@@ -18,6 +18,7 @@ import type { EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { isDocumentId, newDocumentId } from "./ids.ts";
 import { sameSearchDocument, searchDocumentOf, type SearchFilterBuilder, type SearchWrite } from "./search.ts";
+import { sameVectorDocument, vectorDocumentOf, type VectorWrite } from "./vectors.ts";
 
 interface PendingWrite {
   table: string;
@@ -337,10 +338,11 @@ export class Transaction {
    * tables, the old and new key, computed here once. Writes that changed
    * nothing (a patch to the same values, an insert deleted again) are dropped.
    */
-  finish(): { documents: DocumentWrite[]; indexWrites: IndexWrite[]; searchWrites: SearchWrite[] } {
+  finish(): { documents: DocumentWrite[]; indexWrites: IndexWrite[]; searchWrites: SearchWrite[]; vectorWrites: VectorWrite[] } {
     const documents: DocumentWrite[] = [];
     const indexWrites: IndexWrite[] = [];
     const searchWrites: SearchWrite[] = [];
+    const vectorWrites: VectorWrite[] = [];
     for (const [id, { table, before, after, json, afterBytes }] of this.pending) {
       if (before === null && after === null) continue;
       if (before !== null && after !== null && valuesEqual(before, after)) continue;
@@ -359,8 +361,14 @@ export class Transaction {
         const reindex = old === null || next === null || !sameSearchDocument(old, next);
         searchWrites.push({ index: index.qualifiedName, id, old, new: next, reindex });
       }
+      // Only changes to what a vector index holds reach it: most writes (a title edit) leave the vector alone.
+      for (const index of this.schema.table(table).vectorIndexes.values()) {
+        const old = before ? vectorDocumentOf(index, before) : null;
+        const next = after ? vectorDocumentOf(index, after) : null;
+        if (!sameVectorDocument(old, next)) vectorWrites.push({ index: index.qualifiedName, id, old, new: next });
+      }
     }
-    return { documents, indexWrites, searchWrites };
+    return { documents, indexWrites, searchWrites, vectorWrites };
   }
 }
 

@@ -87,6 +87,8 @@ export class ActionExecution {
           return "null";
         case "1.0/getUserIdentity":
           return JSON.stringify(await this.caller());
+        case "1.0/actions/vectorSearch":
+          return JSON.stringify({ results: this.engine.vectorSearch((args.query ?? {}) as Parameters<Engine["vectorSearch"]>[0]) });
         default:
           throw new Error(`Unknown async operation ${op}`);
       }
