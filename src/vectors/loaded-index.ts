@@ -8,7 +8,7 @@
  * documents the index has held at once.
  */
 import type { IndexKey } from "../engine/index.ts";
-import { codeWords, hammingDistance, writeSignCode } from "./binary-codes.ts";
+import { codeWords, hammingDistances, writeSignCode } from "./binary-codes.ts";
 import type { VectorRow } from "./storage.ts";
 
 const FREE = -1;
@@ -111,9 +111,7 @@ export class LoadedVectorIndex {
 
   /** Hamming distances from `query` to the codes of `slots`. */
   distances(slots: Int32Array, query: Uint32Array): Uint16Array {
-    const out = new Uint16Array(slots.length);
-    for (let i = 0; i < slots.length; i++) out[i] = hammingDistance(this.codes, slots[i]! * this.words, query);
-    return out;
+    return hammingDistances(this.codes, this.words, slots, query);
   }
 
   private dictionaryCode(field: number, key: IndexKey): number {

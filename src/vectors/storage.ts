@@ -37,6 +37,7 @@ export interface VectorStorage {
 export class MemoryVectorStorage implements VectorStorage {
   private nextRow = 1;
   private readonly byIndex = new Map<string, Map<string, ScoredVector & VectorRow>>();
+  private readonly byRow = new Map<number, ScoredVector & VectorRow>();
 
   private index(index: string) {
     let rows = this.byIndex.get(index);
@@ -47,15 +48,19 @@ export class MemoryVectorStorage implements VectorStorage {
   put(index: string, id: string, document: VectorDocument, code: Uint32Array): number {
     const rows = this.index(index);
     const row = rows.get(id)?.row ?? this.nextRow++;
-    rows.set(id, { row, id, vector: document.vector.slice(), filterKeys: document.filterKeys, code: code.slice() });
+    const entry = { row, id, vector: document.vector.slice(), filterKeys: document.filterKeys, code: code.slice() };
+    rows.set(id, entry);
+    this.byRow.set(row, entry);
     return row;
   }
 
   delete(index: string, id: string): number | null {
     const rows = this.index(index);
     const found = rows.get(id);
+    if (!found) return null;
     rows.delete(id);
-    return found?.row ?? null;
+    this.byRow.delete(found.row);
+    return found.row;
   }
 
   rows(index: string): Iterable<VectorRow> {
@@ -63,8 +68,11 @@ export class MemoryVectorStorage implements VectorStorage {
   }
 
   vectors(index: string, rows: readonly number[]): Iterable<ScoredVector> {
-    const wanted = new Set(rows);
-    return [...this.index(index).values()].filter((entry) => wanted.has(entry.row));
+    const own = this.index(index);
+    return rows.flatMap((row) => {
+      const entry = this.byRow.get(row);
+      return entry && own.get(entry.id) === entry ? [entry] : [];
+    });
   }
 
   count(index: string): number {
@@ -72,6 +80,7 @@ export class MemoryVectorStorage implements VectorStorage {
   }
 
   dropIndex(index: string): void {
+    for (const entry of this.index(index).values()) this.byRow.delete(entry.row);
     this.byIndex.delete(index);
   }
 }

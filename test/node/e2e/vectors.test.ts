@@ -95,7 +95,9 @@ function probeRun(convexDir: string) {
   return state;
 }
 
-describe("vector search against wrangler dev (the vector-search demo's schema and a probe)", () => probeRun(FIXTURE));
+describe("vector search against wrangler dev (the vector-search demo's schema and a probe)", () => {
+  probeRun(FIXTURE);
+});
 
 describe.runIf(DEMOS)("the Convex vector-search demo, unmodified, with the probe beside it (CALMSYNC_DEMOS_DIR)", () => {
   const state = probeRun(join(DEMOS ?? "", "vector-search/convex"));
