@@ -13,7 +13,10 @@
  *
  * 6. A 100 MiB file up and down through wrangler dev: streamed by the Worker, and through an HTTP action.
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, runtime.
+ * 7. Vector search at 100,000 x 1,536 in one object through wrangler dev
+ *    (VECTOR_BENCH_DOCUMENTS sets another count).
+ *
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, vectors, runtime.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -26,6 +29,7 @@ import { benchSearch } from "./bench/search.ts";
 import { benchSlowConsumer } from "./bench/slow-consumer.ts";
 import { benchFlood } from "./bench/flood.ts";
 import { benchFiles } from "./bench/files.ts";
+import { benchVectors } from "./bench/vectors.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
@@ -70,6 +74,10 @@ if (run("rpc")) {
 if (run("flood")) console.log(`## One socket floods, another client writes (wrangler dev)\n\n${await benchFlood()}\n`);
 if (run("slow")) console.log(`## A client that stops reading (wrangler dev)\n\n${await benchSlowConsumer()}\n`);
 if (run("files")) console.log(`## A 100 MiB file up and down (wrangler dev, R2 simulated)\n\n${await benchFiles()}\n`);
+if (run("vectors")) {
+  const count = Number(process.env.VECTOR_BENCH_DOCUMENTS ?? 100_000);
+  console.log(`## Vector search: ${count.toLocaleString("en-US")} x 1,536 in one object (wrangler dev)\n\n${await benchVectors(count)}\n`);
+}
 
 /** The last commit with the look-alike engine, before functions ran on convex/server. */
 const ENGINE_BEFORE_RUNTIME = "ca3d67f";

@@ -169,7 +169,7 @@ export class VectorIndexes implements VectorBackend {
     if (estimate > knobs.vectorMemoryBudgetBytes) {
       throw new FunctionError(
         "LimitExceeded",
-        `Vector index ${name} holds ${count} vectors, which need about ${Math.ceil(estimate / 1_048_576)} MB in memory, past vectorMemoryBudgetBytes (${Math.floor(knobs.vectorMemoryBudgetBytes / 1_048_576)} MB); raise the knob, or see docs/SCALE.md for indexes larger than one object`,
+        `Vector index ${name} holds ${count} vectors, which need about ${Math.ceil(estimate / 1_048_576)} MB in memory, past vectorMemoryBudgetBytes (${Math.floor(knobs.vectorMemoryBudgetBytes / 1_048_576)} MB); raise the knob, or see docs/SHARDS.md for indexes larger than one object`,
       );
     }
     this.loaded.fitBudget(undefined, estimate);

@@ -64,6 +64,8 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
       const uploadUrl = (await http.mutation(anyApi.attachments!.generateUploadUrl!, {})) as string;
       expect((await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/png" }, body: new Uint8Array(2 * 1_048_576) })).status).toBe(200);
       await page.waitForFunction(() => document.querySelector("#files")?.textContent === "files: 1 · 2 MiB · uploading 0", null, { timeout: 15_000 });
+      // The example app has no vector index; the vector-search test's app shows its own in status (test/node/e2e/vectors.test.ts).
+      expect(await page.textContent("#vectors")).toBe("vector indexes: none");
       // With sync shards, the table of shards appears and counts the socket that landed on one.
       expect(await page.locator("#shards").isHidden()).toBe(true);
       await setKnobs(server.url, { syncShards: 2 });

@@ -10,8 +10,6 @@
  * functions call OpenAI, so the probe writes the vectors itself).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cpSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConvexHttpClient } from "convex/browser";
@@ -29,18 +27,10 @@ const api = anyApi;
 
 type Hit = { _id: string; _score: number };
 
-/** The app's convex/ folder with the probe beside it, in a temporary copy (the app itself is left as it is). */
-function withProbe(convexDir: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "calmsync-vector-app-"));
-  cpSync(convexDir, dir, { recursive: true });
-  cpSync(PROBE, join(dir, "probe.ts"));
-  return dir;
-}
-
 function probeRun(convexDir: string) {
   const state: { server?: DevServer; http?: ConvexHttpClient } = {};
   beforeAll(async () => {
-    state.server = await startDevServer({ app: withProbe(convexDir) });
+    state.server = await startDevServer({ app: convexDir, modules: [PROBE] });
     state.http = new ConvexHttpClient(state.server.url, { skipConvexDeploymentUrlCheck: true });
   });
   afterAll(() => state.server?.stop());
