@@ -69,6 +69,24 @@ describe("TokenVerifier", () => {
     const unsigned = `${token.split(".").slice(0, 2).join(".")}.AAAA`;
     await expect(verifier.verify(unsigned)).rejects.toThrow(AuthenticationError);
   });
+
+  it("never lets a claim overwrite the computed tokenIdentifier, subject or issuer", async () => {
+    const { privateKey, jwk } = await keyPair("k1");
+    const jwks = `data:application/json;base64,${btoa(JSON.stringify({ keys: [jwk] }))}`;
+    const verifier = new TokenVerifier({
+      providers: () => readAuthConfig({ providers: [{ type: "customJwt", issuer: "https://jwt.test", jwks, algorithm: "RS256" }] }),
+      documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS, fetch: () => Promise.reject(new Error("no network")) }),
+    });
+    // A token of this issuer claiming to be another provider's user.
+    const token = await new SignJWT({ tokenIdentifier: "https://clerk.other|admin", subject: "admin", issuer: "https://clerk.other" })
+      .setProtectedHeader({ alg: "RS256", kid: "k1" })
+      .setIssuer("https://jwt.test")
+      .setSubject("mallory")
+      .setExpirationTime("1h")
+      .sign(privateKey);
+    const { identity } = await verifier.verify(token);
+    expect(identity).toEqual({ tokenIdentifier: "https://jwt.test|mallory", subject: "mallory", issuer: "https://jwt.test" });
+  });
 });
 
 describe("RemoteDocuments", () => {

@@ -36,8 +36,12 @@ const STANDARD_CLAIMS: Record<string, string> = {
   updated_at: "updatedAt",
 };
 
-/** Registered and per-token claims: not part of who the user is. */
-const DROPPED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "fva"]);
+/**
+ * Registered and per-token claims: not part of who the user is. Claims named
+ * like the computed fields are dropped too: a token must not carry another
+ * issuer's `tokenIdentifier` (the fields come from `iss` and `sub` alone).
+ */
+const DROPPED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "fva", "tokenIdentifier", "subject", "issuer"]);
 
 /**
  * The identity of a verified token's claims. A custom JWT's nested objects
