@@ -104,11 +104,15 @@ async function jsonBody(c: Context<AppEnv>): Promise<unknown> {
 
 const badJson = (c: Context<AppEnv>) => problem(c, 400, "BadJsonBody", "Request body is not valid JSON");
 
+/** JSON only: a cross-origin page cannot send it without a CORS preflight (form posts are text/plain or form types). Null when it is JSON. */
+function notJson(c: Context<AppEnv>, what: string): Response | null {
+  if (/^application\/json\s*(;|$)/i.test(c.req.header("Content-Type") ?? "")) return null;
+  return problem(c, 415, "UnsupportedMediaType", `${what} take a JSON body: send "Content-Type: application/json"`);
+}
+
 const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
-  // JSON only: a cross-origin page cannot send it without a CORS preflight (form posts are text/plain or form types).
-  if (!/^application\/json\s*(;|$)/i.test(c.req.header("Content-Type") ?? "")) {
-    return problem(c, 415, "UnsupportedMediaType", 'Function calls take a JSON body: send "Content-Type: application/json"');
-  }
+  const refused = notJson(c, "Function calls");
+  if (refused) return refused;
   const body = await jsonBody(c);
   if (body === NOT_JSON) return badJson(c);
   try {
@@ -157,9 +161,12 @@ async function syncShardCount(c: Context<AppEnv>): Promise<number> {
 api.get("/:clientVersion/sync", async (c) => {
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
   const shards = await syncShardCount(c);
-  if (shards <= 1) return stub(c).fetch(c.req.raw);
+  // The object takes this header as "an HTTP action, from the Worker": a client must not be able to say so.
+  const upgrade = new Request(c.req.raw);
+  upgrade.headers.delete(HTTP_ACTION_HEADER);
+  if (shards <= 1) return stub(c).fetch(upgrade);
   const shard = `${c.get("deployment")}/shard-${Math.floor(Math.random() * shards)}`;
-  return c.env.SYNC_SHARDS.getByName(shard).fetch(c.req.raw);
+  return c.env.SYNC_SHARDS.getByName(shard).fetch(upgrade);
 });
 
 // Local development sign-in: a short-lived token for a name from the dev issuer (src/engine/auth/dev-issuer.ts).
@@ -168,6 +175,13 @@ api.post("/auth/dev-token", limitBody, async (c) => {
   if (!devIssuerAllowed(c.env, c.req.url)) {
     return problem(c, 403, "DevIssuerRefused", "The development issuer signs tokens only under `wrangler dev` on a loopback address; deployed environments sign in with the providers in convex/auth.config.ts");
   }
+  // Same origin only: otherwise any page a developer visits could mint a token from their local server.
+  const origin = c.req.header("Origin");
+  if (origin !== undefined && origin !== new URL(c.req.url).origin) {
+    return problem(c, 403, "DevIssuerRefused", `The development issuer answers only pages of its own origin (${new URL(c.req.url).origin}), not ${origin}`);
+  }
+  const refused = notJson(c, "Development sign-in requests");
+  if (refused) return refused;
   const body = await jsonBody(c);
   const name = typeof body === "object" && body !== null ? (body as { name?: unknown }).name : undefined;
   if (typeof name !== "string" || name.trim() === "" || name.length > 64) return problem(c, 400, "BadRequestBody", 'Body must be {"name": "<1 to 64 characters>"}');

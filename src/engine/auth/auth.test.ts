@@ -36,6 +36,10 @@ describe("readAuthConfig", () => {
   it("names what is wrong, including an unset environment variable", () => {
     expect(() => readAuthConfig({ providers: [{ domain: undefined, applicationID: "convex" }] })).toThrow(/providers\[0\]\.domain .*unset environment variable/);
     expect(() => readAuthConfig({ providers: [{ type: "customJwt", issuer: "x", jwks: "https://x", algorithm: "HS256" }] })).toThrow(AuthConfigError);
+    // Review finding 12: an issuer without a scheme would fail closed on every token; it is refused at push instead.
+    expect(() => readAuthConfig({ providers: [{ type: "customJwt", issuer: "jwt.example.com", jwks: "https://jwt.example.com/jwks", algorithm: "RS256" }] })).toThrow(
+      /providers\[0\]\.issuer must be a URL with its scheme \(e\.g\. "https:\/\/jwt\.example\.com"\)/,
+    );
   });
 });
 
