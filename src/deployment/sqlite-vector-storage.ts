@@ -45,13 +45,14 @@ export class SqliteVectorStorage implements VectorStorage {
   }
 
   *vectors(index: string, rows: readonly number[]): Iterable<ScoredVector> {
-    // One parameter for the whole list (a statement takes at most 100).
-    const cursor = this.sql.exec<{ row: number; doc_id: string; vector: ArrayBuffer }>(
-      "SELECT rowid AS row, doc_id, vector FROM vector_entries WHERE rowid IN (SELECT value FROM json_each(?)) AND index_name = ?",
+    // One parameter for the whole list (a statement takes at most 100). Only the rowid in the WHERE: with
+    // `index_name = ?` beside it SQLite walked the index's every entry (40 ms at 100,000 rows) instead of
+    // looking each rowid up; the index name is checked here.
+    const cursor = this.sql.exec<{ row: number; doc_id: string; index_name: string; vector: ArrayBuffer }>(
+      "SELECT rowid AS row, doc_id, index_name, vector FROM vector_entries WHERE rowid IN (SELECT value FROM json_each(?))",
       JSON.stringify(rows),
-      index,
     );
-    for (const row of cursor) yield { row: row.row, id: row.doc_id, vector: new Float32Array(row.vector) };
+    for (const row of cursor) if (row.index_name === index) yield { row: row.row, id: row.doc_id, vector: new Float32Array(row.vector) };
   }
 
   count(index: string): number {

@@ -12,10 +12,11 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ConvexHttpClient } from "convex/browser";
+import WebSocket from "ws";
+import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
-import { adminStatus } from "../../../scripts/lib/admin.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { clusteredVectors, cosine, exactTop, random } from "../../contract/vector-cases.ts";
 
 const FIXTURE = fileURLToPath(new URL("../../fixtures/vectors-app/convex", import.meta.url));
@@ -86,7 +87,31 @@ function probeRun(convexDir: string) {
 }
 
 describe("vector search against wrangler dev (the vector-search demo's schema and a probe)", () => {
-  probeRun(FIXTURE);
+  const state = probeRun(FIXTURE);
+
+  it("clients on 3 sync shards write over their sockets and search from actions: each sees every write at once", async () => {
+    const url = await createDeployment(state.server!.url, "vectors-shards");
+    await setKnobs(url, { syncShards: 3 });
+    const clients = Array.from({ length: 3 }, () => new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }));
+    try {
+      const embeddings = clusteredVectors(30, DIMENSIONS, 3, 21);
+      for (const [i, client] of clients.entries()) {
+        const rows = embeddings.slice(i * 10, i * 10 + 10).map((embedding) => ({ embedding, genre: GENRES[i]! }));
+        const ids = (await client.mutation(api.probe!.insert!, { rows })) as string[];
+        // Whichever shard holds it, every client's next search finds what this one just wrote, and only the asked genre.
+        for (const searcher of clients) {
+          const hits = (await searcher.action(api.probe!.similar!, { vector: rows[0]!.embedding, genres: [GENRES[i]!], limit: 10 })) as Hit[];
+          expect(hits[0]!._id).toBe(ids[0]);
+          expect(hits.map((hit) => hit._id).sort()).toEqual([...ids].sort());
+        }
+      }
+      const status = await adminStatus<{ vectors: { indexes: { vectors: number }[] }; shards: { sessions: number | null }[] }>(url);
+      expect(status.vectors.indexes[0]!.vectors).toBe(30);
+      expect(status.shards.reduce((sum, shard) => sum + (shard.sessions ?? 0), 0)).toBe(3);
+    } finally {
+      await Promise.all(clients.map((client) => client.close()));
+    }
+  });
 });
 
 describe.runIf(DEMOS)("the Convex vector-search demo, unmodified, with the probe beside it (CALMSYNC_DEMOS_DIR)", () => {
