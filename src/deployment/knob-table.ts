@@ -87,6 +87,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Actions one deployment runs at once; one more is refused with LimitExceeded (actions wait on I/O outside the function lock, so this bounds their memory, not the lock).",
   },
+  maxHttpActionBodyBytes: {
+    default: DEFAULT_ENGINE_LIMITS.maxHttpActionBodyBytes,
+    min: 1_024,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Bytes of an HTTP action's request body (Convex: 20 MiB). The body is read before the action takes a slot, so slow uploads hold no action slot; past it the request gets 413 and the action does not run. Large files go to upload URLs instead.",
+  },
   maxPendingActionsPerSession: {
     default: 16,
     min: 1,

@@ -310,6 +310,15 @@ export class Engine {
     if (!match) return null;
     let release: () => void;
     const limits = this.limits();
+    // The body is read first, within its limit: a slow or huge upload must not hold an action slot while it arrives.
+    const body = await readBodyWithin(request, limits.maxHttpActionBodyBytes);
+    if (body === BODY_TOO_LARGE) {
+      return Response.json(
+        { code: "RequestTooLarge", message: `The request body is larger than ${limits.maxHttpActionBodyBytes} bytes (knob maxHttpActionBodyBytes); upload files to an upload URL (ctx.storage.generateUploadUrl)` },
+        { status: 413 },
+      );
+    }
+    request = new Request(request.url, { method: request.method, headers: request.headers, body });
     try {
       release = this.takeActionSlot(limits);
     } catch (error) {
@@ -421,6 +430,42 @@ export class Engine {
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
     return encodedValue(text, logLines, { json, value });
   }
+}
+
+const BODY_TOO_LARGE = Symbol("body too large");
+
+/**
+ * A request's body, read whole if it is at most `maxBytes` (its declared
+ * Content-Length checked first, then every chunk counted, since the header
+ * can be absent or wrong); null for none.
+ */
+async function readBodyWithin(request: Request, maxBytes: number): Promise<ArrayBuffer | null | typeof BODY_TOO_LARGE> {
+  const declared = Number(request.headers.get("Content-Length") ?? "0");
+  if (declared > maxBytes) {
+    await request.body?.cancel();
+    return BODY_TOO_LARGE;
+  }
+  if (!request.body) return null;
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > maxBytes) {
+      await reader.cancel();
+      return BODY_TOO_LARGE;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return body.buffer;
 }
 
 /** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */

@@ -33,6 +33,8 @@ export interface EngineLimits {
   searchMinPrefixLength: number;
   /** Bytes of one stored file (an upload, or `ctx.storage.store` in an action). */
   maxFileBytes: number;
+  /** Bytes of an HTTP action's request body (Convex: 20 MiB), read before the action takes a slot. */
+  maxHttpActionBodyBytes: number;
 }
 
 export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
@@ -51,4 +53,5 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   searchMaxScanned: 1_024,
   searchMinPrefixLength: 2,
   maxFileBytes: 104_857_600,
+  maxHttpActionBodyBytes: 20_971_520,
 };

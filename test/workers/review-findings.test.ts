@@ -5,9 +5,41 @@
  * identity) is in src/engine/auth/auth.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { fresh, worker } from "./helpers.ts";
+import { fresh, setKnobs, worker } from "./helpers.ts";
 
 describe("the review's findings", () => {
+  it("3. an HTTP action's body is limited (declared or streamed), and read before the action takes a slot", async () => {
+    const deployment = fresh("http-body");
+    await setKnobs(deployment, { maxHttpActionBodyBytes: 65_536, maxConcurrentActions: 1 });
+    const post = (body: BodyInit, headers: Record<string, string> = {}) =>
+      worker.fetch(`http://t/d/${deployment}/http/messages`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body, duplex: "half" } as RequestInit);
+    const message = (n: number) => JSON.stringify({ chatId: "hook", author: "ann", body: "x".repeat(n) });
+    const declared = await post(message(100_000));
+    expect(declared.status).toBe(413);
+    expect(await declared.json()).toMatchObject({ code: "RequestTooLarge", message: expect.stringMatching(/larger than 65536 bytes \(knob maxHttpActionBodyBytes\)/) });
+    // No Content-Length: counted as it streams.
+    const chunks = [message(100_000)];
+    const streamed = await post(new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(new TextEncoder().encode(chunks.shift())) : controller.close()) }));
+    expect(streamed.status).toBe(413);
+    // A slow upload holds no slot: with one slot, another action runs while its body is still arriving.
+    let finish!: () => void;
+    const slowBody = new ReadableStream({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode('{"chatId": "hook", "author": "slow", '));
+        finish = () => {
+          controller.enqueue(new TextEncoder().encode('"body": "at last"}'));
+          controller.close();
+        };
+      },
+    });
+    const slow = post(slowBody);
+    await new Promise((resolve) => setTimeout(resolve, 50)); // let the slow request reach the object
+    const quick = await post(message(10));
+    expect(quick.status).toBe(201);
+    finish();
+    expect((await slow).status).toBe(201);
+  });
+
   it("7. a client cannot pass its socket upgrade off as an HTTP action from the Worker", async () => {
     const deployment = fresh("internal-header");
     const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket", "x-calmsync-http-action": "1" } });
