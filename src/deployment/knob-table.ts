@@ -409,6 +409,27 @@ export const KNOBS = {
     unit: "ms",
     doc: "Age after which a provider's cached keys are refetched, in the background: tokens are checked with the cached copy meanwhile.",
   },
+  authKeysMaxStaleMs: {
+    default: 3_600_000,
+    min: 10_000,
+    max: 604_800_000,
+    unit: "ms",
+    doc: "Age past which a provider's cached keys are no longer trusted while refreshing them fails: tokens are refused until the provider answers (a revoked key must not stay trusted because the provider is unreachable).",
+  },
+  authFetchFailureCooldownMs: {
+    default: 5_000,
+    min: 0,
+    max: 300_000,
+    unit: "ms",
+    doc: "A failed fetch of a provider's discovery document or keys is answered again for this long without fetching, so while a provider is down sign-ins are refused at once rather than each waiting authFetchTimeoutMs.",
+  },
+  authDocumentMaxBytes: {
+    default: 262_144,
+    min: 1_024,
+    max: 10_485_760,
+    unit: "bytes",
+    doc: "Largest discovery document or key set accepted from an auth provider; a larger answer is refused without being read.",
+  },
   authKeyMissCooldownMs: {
     default: 30_000,
     min: 0,

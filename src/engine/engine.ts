@@ -36,6 +36,7 @@ import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { FairLock } from "./fair-lock.ts";
+import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution } from "./runtime/execution.ts";
 import { ActionExecution } from "./runtime/action-execution.ts";
 import { runInExecution } from "./runtime/convex-global.ts";
@@ -311,8 +312,11 @@ export class Engine {
     let release: () => void;
     const limits = this.limits();
     // The body is read first, within its limit: a slow or huge upload must not hold an action slot while it arrives.
-    const body = await readBodyWithin(request, limits.maxHttpActionBodyBytes);
-    if (body === BODY_TOO_LARGE) {
+    let body: Uint8Array<ArrayBuffer> | null;
+    try {
+      body = await readBodyWithin(request, limits.maxHttpActionBodyBytes);
+    } catch (error) {
+      if (!(error instanceof BodyTooLargeError)) throw error;
       return Response.json(
         { code: "RequestTooLarge", message: `The request body is larger than ${limits.maxHttpActionBodyBytes} bytes (knob maxHttpActionBodyBytes); upload files to an upload URL (ctx.storage.generateUploadUrl)` },
         { status: 413 },
@@ -430,42 +434,6 @@ export class Engine {
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
     return encodedValue(text, logLines, { json, value });
   }
-}
-
-const BODY_TOO_LARGE = Symbol("body too large");
-
-/**
- * A request's body, read whole if it is at most `maxBytes` (its declared
- * Content-Length checked first, then every chunk counted, since the header
- * can be absent or wrong); null for none.
- */
-async function readBodyWithin(request: Request, maxBytes: number): Promise<ArrayBuffer | null | typeof BODY_TOO_LARGE> {
-  const declared = Number(request.headers.get("Content-Length") ?? "0");
-  if (declared > maxBytes) {
-    await request.body?.cancel();
-    return BODY_TOO_LARGE;
-  }
-  if (!request.body) return null;
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  const reader = request.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      await reader.cancel();
-      return BODY_TOO_LARGE;
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return body.buffer;
 }
 
 /** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */

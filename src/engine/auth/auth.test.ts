@@ -5,7 +5,7 @@ import { RemoteDocuments, type DocumentCacheStorage } from "./remote-documents.t
 import { AuthenticationError, TokenVerifier } from "./token-verifier.ts";
 import { DevIssuer } from "./dev-issuer.ts";
 
-const KNOBS = { authFetchTimeoutMs: 1_000, authKeysMaxAgeMs: 60_000, authKeyMissCooldownMs: 30_000 };
+const KNOBS = { authFetchTimeoutMs: 1_000, authKeysMaxAgeMs: 60_000, authKeysMaxStaleMs: 600_000, authKeyMissCooldownMs: 30_000, authFetchFailureCooldownMs: 5_000, authDocumentMaxBytes: 4_096 };
 
 function memoryStorage(): DocumentCacheStorage & { rows: Map<string, { body: string; fetchedAt: number }> } {
   const rows = new Map<string, { body: string; fetchedAt: number }>();
@@ -134,6 +134,37 @@ describe("RemoteDocuments", () => {
     now += KNOBS.authKeyMissCooldownMs;
     expect(await documents.refresh("https://p.test/jwks")).toBe(true);
     expect(fetches).toBe(2);
+  });
+
+  it("finding 10: never trusts a copy past its maximum staleness, remembers a failure for its cooldown, refuses an oversized body", async () => {
+    let now = 0;
+    let fetches = 0;
+    let answer: () => Response = () => new Response('{"keys": []}', { status: 200 });
+    const fetchFn = (async () => {
+      fetches++;
+      return answer();
+    }) as unknown as typeof fetch;
+    const documents = new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS, fetch: fetchFn, now: () => now, log: () => {} });
+    expect(await documents.get("https://p.test/jwks")).toEqual({ keys: [] });
+    // The provider goes down: within the staleness bound the cached copy still answers...
+    answer = () => new Response("down", { status: 503 });
+    now += KNOBS.authKeysMaxAgeMs + 1;
+    expect(await documents.get("https://p.test/jwks")).toEqual({ keys: [] });
+    await new Promise((r) => setTimeout(r, 0));
+    // ...past it, the copy is not used: the caller is refused with the provider's answer.
+    now += KNOBS.authKeysMaxStaleMs;
+    const before = fetches;
+    await expect(documents.get("https://p.test/jwks")).rejects.toThrow(/p\.test\/jwks answered 503/);
+    // The failure is remembered: more callers within the cooldown are refused without a fetch each.
+    for (let i = 0; i < 5; i++) await expect(documents.get("https://p.test/jwks")).rejects.toThrow(/answered 503/);
+    expect(fetches).toBe(before + 1);
+    now += KNOBS.authFetchFailureCooldownMs;
+    answer = () => new Response(JSON.stringify({ keys: [], pad: "x".repeat(KNOBS.authDocumentMaxBytes) }), { status: 200 });
+    await expect(documents.get("https://p.test/jwks")).rejects.toThrow(/answered more than 4096 bytes \(knob authDocumentMaxBytes\)/);
+    expect(fetches).toBe(before + 2);
+    now += KNOBS.authFetchFailureCooldownMs;
+    answer = () => new Response('{"keys": [1]}', { status: 200 });
+    expect(await documents.get("https://p.test/jwks")).toEqual({ keys: [1] });
   });
 
   it("fails with the URL and the reason when a provider does not answer in time", async () => {
