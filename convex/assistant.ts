@@ -10,7 +10,7 @@
  * action belongs to the deployment, so a dropped socket loses nothing: the
  * client reconnects and its subscription shows the reply where it has got to.
  */
-import { v } from "convex/values";
+import { ConvexError, v } from "convex/values";
 import { action, internalAction, internalMutation, mutation } from "./_generated/server";
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
@@ -28,10 +28,19 @@ function generate(prompt: string, length: number): string[] {
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** What a caller may ask for: anyone can call these, so a huge delay or length must not tie up an action slot. */
+const LIMITS = { delayMs: 5_000, words: 200 };
+
+function bounded(name: keyof typeof LIMITS, value: number | undefined): void {
+  if (value !== undefined && !(value >= 0 && value <= LIMITS[name])) throw new ConvexError(`${name} must be between 0 and ${LIMITS[name]}, got ${value}`);
+}
+
 /** Posts the question and an empty reply, and schedules the reply's writing; returns the reply's id. */
 export const ask = mutation({
   args: { chatId: v.string(), author: v.string(), body: v.string(), words: v.optional(v.number()), delayMs: v.optional(v.number()) },
   handler: async (ctx, { chatId, author, body, words, delayMs }): Promise<Id<"messages">> => {
+    bounded("words", words);
+    bounded("delayMs", delayMs);
     await ctx.db.insert("messages", { chatId, author, body });
     const replyId = await ctx.db.insert("messages", { chatId, author: "assistant", body: "" });
     await ctx.scheduler.runAfter(0, internal.assistant.reply, { replyId, prompt: body, words: words ?? 12, delayMs: delayMs ?? 150 });
@@ -66,6 +75,7 @@ export const append = internalMutation({
 export const suggest = action({
   args: { chatId: v.string(), prompt: v.string(), delayMs: v.optional(v.number()) },
   handler: async (ctx, { chatId, prompt, delayMs }): Promise<{ text: string; seen: number }> => {
+    bounded("delayMs", delayMs);
     await pause(delayMs ?? 200);
     const recent = await ctx.runQuery(api.messages.list, { chatId });
     return { text: generate(prompt, 6).join(" "), seen: recent.length };

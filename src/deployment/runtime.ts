@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { AuthenticationError, CronJobs, Engine, FileStorage, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -183,8 +183,10 @@ export class DeploymentRuntime {
         tokensRefused: this.auth.verifier.counters.refused,
       };
     });
-    this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm });
-    this.crons = new CronJobs(this.engine, crons);
+    // Job actions run on after the alarm that started them has returned; waitUntil keeps the object up meanwhile.
+    const running = new RunningJobActions((ended) => ctx.waitUntil(ended));
+    this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm, retentionMs: () => this.knobs.values.scheduledJobRetentionMs, running });
+    this.crons = new CronJobs(this.engine, crons, { running });
     // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
     void this.crons.reconcile().then(
       (first) => first !== null && this.alarms.request(first),

@@ -14,13 +14,11 @@ export class BodyTooLargeError extends Error {
   }
 }
 
-/** The body's bytes (null for none); throws `BodyTooLargeError` past `maxBytes`, having cancelled the rest. */
+/** The body's bytes (null for none); throws `BodyTooLargeError` past `maxBytes`, reading no further. */
 export async function readBodyWithin(message: Request | Response, maxBytes: number): Promise<Uint8Array<ArrayBuffer> | null> {
   const declared = Number(message.headers.get("Content-Length") ?? "0");
-  if (declared > maxBytes) {
-    await message.body?.cancel();
-    throw new BodyTooLargeError(maxBytes);
-  }
+  // Nothing of it is read: the answer ends the request.
+  if (declared > maxBytes) throw new BodyTooLargeError(maxBytes);
   if (!message.body) return null;
   const chunks: Uint8Array[] = [];
   let total = 0;

@@ -52,6 +52,7 @@ describe("cron jobs", () => {
     expect(await ticks()).toEqual(["tick"]);
     at(120_000);
     expect(await jobs.runDue()).toBe(start + 180_000);
+    await jobs.running.settled();
     expect((await ticks()).sort()).toEqual(["from an action", "tick", "tick"]);
     // Down for ten minutes: one late run, then the schedule again.
     at(720_000);

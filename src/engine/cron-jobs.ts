@@ -21,7 +21,7 @@ import type { Transaction } from "./transaction.ts";
 import { canonicalizePath } from "./functions.ts";
 import { FunctionError } from "./errors.ts";
 import type { Engine } from "./engine.ts";
-import { runJob } from "./job-runner.ts";
+import { BUSY_RETRY_MS, RunningJobActions, runJob, type JobStart } from "./job-runner.ts";
 
 export const CRON_JOBS = "_cron_jobs";
 
@@ -81,17 +81,21 @@ export function nextRunAfter(schedule: CronSchedule, after: number): number {
 
 export interface CronJobsOptions {
   now?: () => number;
+  /** Where started actions are kept while they run (shared with the scheduler). */
+  running?: RunningJobActions;
 }
 
 export class CronJobs {
   private readonly engine: Engine;
   private readonly definitions: Record<string, CronDefinition>;
   private readonly now: () => number;
+  readonly running: RunningJobActions;
 
   constructor(engine: Engine, definitions: Record<string, CronDefinition>, options: CronJobsOptions = {}) {
     this.engine = engine;
     this.definitions = definitions;
     this.now = options.now ?? Date.now;
+    this.running = options.running ?? new RunningJobActions();
   }
 
   private jobs(): Document[] {
@@ -129,21 +133,29 @@ export class CronJobs {
     return first;
   }
 
-  /** Runs every due job once (actions side by side, outside the lock) and returns when the next is due. */
+  /**
+   * Runs every due job once (actions left running side by side, outside the
+   * lock, in `running`) and returns when the next is due. A due action that
+   * finds every job slot taken stays due, to run late rather than be skipped.
+   */
   async runDue(): Promise<number | null> {
     const now = this.now();
-    const actions: Promise<void>[] = [];
+    let busy = false;
     for (const job of this.jobs()) {
       if ((job.nextRun as number) > now) continue;
-      const action = await this.start(job, now);
-      if (action) actions.push(action);
+      const started = await this.start(job, now);
+      if (started.kind === "busy") busy = true;
+      if (started.kind === "running") this.running.add(started.ended);
     }
-    await Promise.all(actions);
-    return this.nextDue();
+    if (!busy) return this.nextDue();
+    // The busy ones are still due (in the past): the next call is the earlier of their retry and the next job ahead.
+    let next = now + BUSY_RETRY_MS;
+    for (const job of this.jobs()) if ((job.nextRun as number) > now && (job.nextRun as number) < next) next = job.nextRun as number;
+    return next;
   }
 
-  /** Runs a due job (see `job-runner.ts`), advancing it to its next run; an action is returned running. */
-  private start(job: Document, now: number): Promise<Promise<void> | null> {
+  /** Runs a due job (see `job-runner.ts`), advancing it to its next run. */
+  private start(job: Document, now: number): Promise<JobStart> {
     const advance = (error: string | null) => (tx: Transaction) =>
       tx.patch(job._id, { nextRun: nextRunAfter(job.schedule as CronSchedule, now), lastRun: now, lastError: error ?? undefined }, { system: true });
     return runJob(this.engine, job.functionName as string, (job.args as Value[])[0] ?? {}, {

@@ -150,8 +150,8 @@ export class Engine {
   readonly schema: Schema;
   readonly store: DocumentStore;
   readonly counters: EngineCounters = { queryExecutions: 0, mutationExecutions: 0, actionExecutions: 0 };
-  /** Actions running now (they run outside the lock, bounded by `maxConcurrentActions`). */
-  private actionsRunning = 0;
+  /** Actions running now in each pool (they run outside the lock; see `ActionPool`). */
+  private readonly actionsRunning: Record<ActionPool, number> = { callers: 0, jobs: 0 };
   readonly functions: FunctionRegistry;
   private readonly httpRouter: HttpRouter | null;
   private readonly limits: () => EngineLimits;
@@ -276,29 +276,46 @@ export class Engine {
    * syscalls answered by `ActionExecution`, which runs the functions it calls
    * each in its own transaction. At most `maxConcurrentActions` at a time.
    */
-  async runAction(path: string, args: Value, { internal = false, identity = null }: Caller = {}): Promise<EncodedValue> {
+  async runAction(path: string, args: Value, { internal = false, identity = null, pool = "callers" }: Caller & { pool?: ActionPool } = {}): Promise<EncodedValue> {
     const fn = this.resolve(path, "action", { internal });
-    return this.executeAction(fn, args, identity);
+    return this.executeAction(fn, args, { identity, pool });
   }
 
-  async executeAction(fn: RegisteredFunction, args: Value, identity: UserIdentity | null = null): Promise<EncodedValue> {
+  /**
+   * Runs a resolved action in a slot of its pool (taken now, or `slot` taken
+   * by the caller), stopped at `actionTimeoutMs`: its caller is answered with
+   * a timeout, its slot freed, and every later syscall it makes fails.
+   */
+  async executeAction(fn: RegisteredFunction, args: Value, { identity = null, pool = "callers", slot }: { identity?: UserIdentity | null; pool?: ActionPool; slot?: () => void } = {}): Promise<EncodedValue> {
     const limits = this.limits();
-    const release = this.takeActionSlot(limits);
+    const release = slot ?? this.takeActionSlot(pool, limits);
     try {
-      return await this.invoke(fn, args, new ActionExecution(this, identity, limits.maxFileBytes), limits);
+      const execution = new ActionExecution(this, identity, limits, pool);
+      return await withinDeadline(fn.path, execution, limits.actionTimeoutMs, this.invoke(fn, args, execution, limits));
     } finally {
       release();
     }
   }
 
-  /** Counts one more running action, or refuses it past `maxConcurrentActions`; returns the release. */
-  private takeActionSlot(limits: EngineLimits): () => void {
-    if (this.actionsRunning >= limits.maxConcurrentActions) {
-      throw new FunctionError("LimitExceeded", `Too many actions running: ${this.actionsRunning}, limit ${limits.maxConcurrentActions} (knob maxConcurrentActions); try again shortly`);
-    }
-    this.actionsRunning++;
+  /** A slot of `pool` (its release: call once), or null when the pool is full. */
+  tryActionSlot(pool: ActionPool, limits: EngineLimits = this.limits()): (() => void) | null {
+    if (this.actionsRunning[pool] >= maxActions(pool, limits)) return null;
+    this.actionsRunning[pool]++;
     this.counters.actionExecutions++;
-    return () => this.actionsRunning--;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.actionsRunning[pool]--;
+    };
+  }
+
+  /** A slot of `pool`, or a `LimitExceeded` naming its knob. */
+  private takeActionSlot(pool: ActionPool, limits: EngineLimits): () => void {
+    const release = this.tryActionSlot(pool, limits);
+    if (release) return release;
+    const knob = pool === "jobs" ? "maxConcurrentJobActions" : "maxConcurrentActions";
+    throw new FunctionError("LimitExceeded", `Too many actions running: ${this.actionsRunning[pool]}, limit ${maxActions(pool, limits)} (knob ${knob}); try again shortly`);
   }
 
   /**
@@ -324,13 +341,13 @@ export class Engine {
     }
     request = new Request(request.url, { method: request.method, headers: request.headers, body });
     try {
-      release = this.takeActionSlot(limits);
+      release = this.takeActionSlot("callers", limits);
     } catch (error) {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    const execution = new ActionExecution(this, identity, limits.maxFileBytes);
+    const execution = new ActionExecution(this, identity, limits, "callers");
     try {
-      return await runInExecution(execution, () => match[0].invokeHttpAction(request));
+      return await withinDeadline(`The HTTP action for ${request.method} ${new URL(request.url).pathname}`, execution, limits.actionTimeoutMs, runInExecution(execution, () => match[0].invokeHttpAction(request)));
     } catch (error) {
       const failure = asFunctionError(error, execution);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: convexToJson(failure.data) } : {}) }, { status: 500 });
@@ -434,6 +451,36 @@ export class Engine {
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
     return encodedValue(text, logLines, { json, value });
   }
+}
+
+/**
+ * Where an action's slot comes from: clients' calls (sockets, HTTP, HTTP
+ * actions) and the deployment's own jobs (scheduled functions, crons) have
+ * pools of their own, so a flood of slow client actions cannot make due jobs
+ * fail, and a backlog of jobs cannot lock clients out. An action's nested
+ * `ctx.runAction` takes a slot of its caller's pool.
+ */
+export type ActionPool = "callers" | "jobs";
+
+function maxActions(pool: ActionPool, limits: EngineLimits): number {
+  return pool === "jobs" ? limits.maxConcurrentJobActions : limits.maxConcurrentActions;
+}
+
+/**
+ * `work`, or a `LimitExceeded` once it has run `ms`: JavaScript cannot be
+ * stopped from outside, so the action is cut off instead (`expire` makes
+ * every syscall it makes afterwards fail) and its caller answered now.
+ */
+function withinDeadline<T>(what: string, execution: ActionExecution, ms: number, work: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob actionTimeoutMs)`);
+      execution.expire(error);
+      reject(error);
+    }, ms);
+  });
+  return Promise.race([work, deadline]).finally(() => timer !== undefined && clearTimeout(timer));
 }
 
 /** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */

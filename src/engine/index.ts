@@ -19,6 +19,7 @@ export { isDocumentId, newDocumentId, tableOfId } from "./ids.ts";
 export { Execution } from "./runtime/execution.ts";
 export * from "./scheduled-jobs.ts";
 export * from "./cron-jobs.ts";
+export { RunningJobActions } from "./job-runner.ts";
 export { ByteBudgetLru, type ByteBudgetLruOptions } from "./byte-budget-lru.ts";
 export * from "./auth/index.ts";
 export * from "./files/file-storage.ts";

@@ -21,8 +21,16 @@ export interface EngineLimits {
   maxResultBytes: number;
   /** Levels of arrays and objects in any argument, result or document (Convex: 64). */
   maxValueDepth: number;
-  /** Actions one deployment runs at once (they run outside the function lock). */
+  /** Actions clients' calls run at once in one deployment (they run outside the function lock). */
   maxConcurrentActions: number;
+  /** Actions the deployment's own scheduled functions and crons run at once; a due one waits for a slot. */
+  maxConcurrentJobActions: number;
+  /** Functions one run (a mutation, or an action) may schedule (Convex: 1,000). */
+  maxScheduledPerFunction: number;
+  /** Bytes of the arguments of the functions one run schedules, together (Convex: 8 MiB). */
+  maxScheduledArgumentBytes: number;
+  /** Wall-clock time an action (or HTTP action) may run before it is stopped and its caller answered. */
+  actionTimeoutMs: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -48,6 +56,10 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxResultBytes: 4_194_304,
   maxValueDepth: 64,
   maxConcurrentActions: 64,
+  maxConcurrentJobActions: 16,
+  actionTimeoutMs: 1_800_000,
+  maxScheduledPerFunction: 1_000,
+  maxScheduledArgumentBytes: 8_388_608,
   searchMaxTerms: 16,
   searchMaxFilters: 8,
   searchMaxScanned: 1_024,

@@ -17,7 +17,7 @@
  * starts (a crash leaves it so), then `success` or `failed`.
  */
 import type { Document, Value } from "./values.ts";
-import { describe, isPlainObject, jsonToConvex } from "./values.ts";
+import { describe, isPlainObject, jsonTextSize, jsonToConvex } from "./values.ts";
 import { encodeKey, prefixSuccessor } from "./keys.ts";
 import type { Transaction } from "./transaction.ts";
 import type { FunctionRegistry } from "./functions.ts";
@@ -25,7 +25,7 @@ import { canonicalizePath } from "./functions.ts";
 import { FunctionError } from "./errors.ts";
 import { tableOfId } from "./ids.ts";
 import type { Engine } from "./engine.ts";
-import { runJob } from "./job-runner.ts";
+import { BUSY_RETRY_MS, RunningJobActions, runJob, type JobStart } from "./job-runner.ts";
 
 export const SCHEDULED_FUNCTIONS = "_scheduled_functions";
 /** The index of jobs by state, then due time (`schema.ts`). */
@@ -33,8 +33,43 @@ const BY_NEXT = `${SCHEDULED_FUNCTIONS}.by_next`;
 
 export type JobState = { kind: "pending" | "inProgress" | "success" | "canceled" } | { kind: "failed"; error: string };
 
-/** `1.0/schedule`: checks the target exists and writes a pending job into `tx`; returns its id. */
-export function scheduleJob(tx: Transaction, functions: FunctionRegistry, address: { name?: unknown; reference?: unknown; functionHandle?: unknown }, tsSeconds: unknown, argsJson: unknown): string {
+/**
+ * What one function run (a mutation, or an action with every job it
+ * schedules) may schedule: Convex's caps of 1,000 jobs and 8 MiB of their
+ * arguments, as knobs. Without them one run could fill the table.
+ */
+export class SchedulingBudget {
+  private jobs = 0;
+  private bytes = 0;
+  private readonly limits: { maxScheduledPerFunction: number; maxScheduledArgumentBytes: number };
+
+  constructor(limits: { maxScheduledPerFunction: number; maxScheduledArgumentBytes: number }) {
+    this.limits = limits;
+  }
+
+  /** Counts one more job with arguments of `argumentBytes`, or throws `LimitExceeded` naming the knob it passes. */
+  charge(argumentBytes: number): void {
+    const { maxScheduledPerFunction, maxScheduledArgumentBytes } = this.limits;
+    if (this.jobs + 1 > maxScheduledPerFunction) {
+      throw new FunctionError("LimitExceeded", `Too many functions scheduled by one function run: more than ${maxScheduledPerFunction} (knob maxScheduledPerFunction)`);
+    }
+    if (this.bytes + argumentBytes > maxScheduledArgumentBytes) {
+      throw new FunctionError("LimitExceeded", `The arguments of the functions scheduled by one function run are too large: ${this.bytes + argumentBytes} bytes, limit ${maxScheduledArgumentBytes} (knob maxScheduledArgumentBytes)`);
+    }
+    this.jobs++;
+    this.bytes += argumentBytes;
+  }
+}
+
+/** `1.0/schedule`: checks the target exists and the run's budget, and writes a pending job into `tx`; returns its id. */
+export function scheduleJob(
+  tx: Transaction,
+  functions: FunctionRegistry,
+  budget: SchedulingBudget,
+  address: { name?: unknown; reference?: unknown; functionHandle?: unknown },
+  tsSeconds: unknown,
+  argsJson: unknown,
+): string {
   if (typeof address.name !== "string") {
     throw new FunctionError("BadRequest", "Scheduling by function handle or component reference is not supported; schedule a function of this app (internal.module.fn)");
   }
@@ -44,6 +79,7 @@ export function scheduleJob(tx: Transaction, functions: FunctionRegistry, addres
   if (typeof tsSeconds !== "number" || !Number.isFinite(tsSeconds)) throw new FunctionError("BadRequest", `The scheduled time must be a finite number, got ${describe(tsSeconds)}`);
   const args = jsonToConvex(argsJson ?? {});
   if (!isPlainObject(args)) throw new FunctionError("BadRequest", `Scheduled function arguments must be an object, got ${describe(args)}`);
+  budget.charge(jsonTextSize(JSON.stringify(argsJson ?? {}), tx.limits.maxValueDepth));
   return tx.insertSystem(SCHEDULED_FUNCTIONS, { name, args: [args], scheduledTime: tsSeconds * 1000, state: { kind: "pending" } });
 }
 
@@ -60,17 +96,27 @@ export interface ScheduledJobsOptions {
   now?: () => number;
   /** Jobs one `runDue` call may run (a knob): the rest wait for the next call. */
   maxPerRun: () => number;
+  /** Where started actions are kept while they run (shared with the crons). */
+  running?: RunningJobActions;
+  /** How long a finished job is kept (a knob); older ones are deleted, `maxPerRun` per call. Unset: kept forever. */
+  retentionMs?: () => number;
 }
+
+const FINISHED: readonly JobState["kind"][] = ["success", "failed", "canceled"];
 
 export class ScheduledJobs {
   private readonly engine: Engine;
   private readonly now: () => number;
   private readonly maxPerRun: () => number;
+  private readonly retentionMs: (() => number) | null;
+  readonly running: RunningJobActions;
 
   constructor(engine: Engine, options: ScheduledJobsOptions) {
     this.engine = engine;
     this.now = options.now ?? Date.now;
     this.maxPerRun = options.maxPerRun;
+    this.retentionMs = options.retentionMs ?? null;
+    this.running = options.running ?? new RunningJobActions();
   }
 
   /** The first pending job in due order, or null. */
@@ -88,23 +134,58 @@ export class ScheduledJobs {
   /**
    * Runs due jobs, at most `maxPerRun`, and returns when the next one is due
    * (null: none pending). Mutations run one after another; actions are
-   * started as they come due and run side by side, outside the lock, and the
-   * call returns once they have all ended.
+   * started as they come due and left running, outside the lock, in
+   * `running`. Jobs run in due order: when the next is an action and every
+   * job slot is taken, the call stops there and asks to be called again soon.
    */
   async runDue(): Promise<number | null> {
-    const actions: Promise<void>[] = [];
     for (let ran = 0; ran < this.maxPerRun(); ran++) {
       const job = this.firstPending();
       if (!job || (job.scheduledTime as number) > this.now()) break;
-      const action = await this.start(job);
-      if (action) actions.push(action);
+      const started = await this.start(job);
+      if (started.kind === "busy") return this.now() + BUSY_RETRY_MS;
+      if (started.kind === "running") this.running.add(started.ended);
     }
-    await Promise.all(actions);
-    return this.nextDue();
+    const next = this.nextDue();
+    const sweep = await this.deleteExpired();
+    return next === null || (sweep !== null && sweep < next) ? sweep : next;
   }
 
-  /** Runs a due job if still pending (see `job-runner.ts`); an action is returned running. */
-  private start(job: Document): Promise<Promise<void> | null> {
+  /**
+   * Deletes finished jobs older than the retention, at most `maxPerRun`, and
+   * returns when to call again for the next ones (null: none finished). A
+   * job's age runs from its completion (a canceled one's, which has none,
+   * from its due time); jobs are scanned in due order, and since a job ends
+   * after it is due, none past the cutoff's due time can be old enough.
+   */
+  private async deleteExpired(): Promise<number | null> {
+    if (!this.retentionMs) return null;
+    const retention = this.retentionMs();
+    const cutoff = this.now() - retention;
+    const budget = this.maxPerRun();
+    const expired: string[] = [];
+    let nextExpiry: number | null = null;
+    for (const kind of FINISHED) {
+      const prefix = encodeKey([kind]);
+      let scanned = 0;
+      for (const { document } of this.engine.store.scanIndex(BY_NEXT, { start: prefix, end: prefixSuccessor(prefix) }, "asc", budget * 4)) {
+        const endedAt = (document.completedTime as number | undefined) ?? (document.scheduledTime as number);
+        if (endedAt < cutoff && expired.length < budget) expired.push(document._id);
+        else {
+          const expiry = endedAt + retention;
+          if (nextExpiry === null || expiry < nextExpiry) nextExpiry = expiry;
+          if ((document.scheduledTime as number) >= cutoff) break;
+        }
+        // Scanned as far as one call may with more to delete: come back at once (a full scan of unexpired ones just waits).
+        if (++scanned >= budget * 4 && expired.length > 0) nextExpiry = this.now();
+      }
+    }
+    if (expired.length > 0) await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => expired.forEach((id) => tx.delete(id, { system: true }))));
+    return nextExpiry;
+  }
+
+  /** Runs a due job if still pending (see `job-runner.ts`). */
+  private start(job: Document): Promise<JobStart> {
     const id = job._id;
     const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
     return runJob(this.engine, job.name as string, (job.args as Value[])[0] ?? {}, {

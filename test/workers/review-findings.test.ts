@@ -5,9 +5,47 @@
  * identity) is in src/engine/auth/auth.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { fresh, setKnobs, worker } from "./helpers.ts";
+import { runDurableObjectAlarm } from "cloudflare:test";
+import { deploymentStub } from "../../src/env.ts";
+import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 
 describe("the review's findings", () => {
+  it("1. clients filling every action slot stop no scheduled action, the alarm never waits on one, and an action past actionTimeoutMs is stopped", async () => {
+    const deployment = fresh("action-slots");
+    // The deadline is workerd's real timer (nothing to advance from here): 1 s keeps the test short.
+    await setKnobs(deployment, { maxConcurrentActions: 2, actionTimeoutMs: 1_000 });
+    const api = deploymentStub(bindings, deployment);
+    const call = async (path: string, args: unknown) =>
+      (await (await worker.fetch(`http://t/d/${deployment}/api/action`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }) })).json()) as {
+        status: string;
+        errorMessage?: string;
+      };
+    const started = Date.now();
+    const slow = [call("assistant:suggest", { chatId: "c", prompt: "a", delayMs: 5_000 }), call("assistant:suggest", { chatId: "c", prompt: "b", delayMs: 5_000 })];
+    await new Promise((resolve) => setTimeout(resolve, 50)); // let both take their slots
+    expect(await call("assistant:suggest", { chatId: "c", prompt: "c", delayMs: 0 })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/knob maxConcurrentActions/) });
+    const reply = async () => ((await api.run("query", "messages:list", { chatId: "room" }, "t")) as unknown as { value: { author: string; body: string }[] }).value.find((m) => m.author === "assistant")?.body;
+    // A scheduled action still runs: jobs have slots of their own.
+    await api.run("mutation", "assistant:ask", { chatId: "room", author: "ann", body: "quick", words: 3, delayMs: 0 }, "t");
+    await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
+    for (let i = 0; i < 100 && (await reply())?.split(" ").length !== 3; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    expect((await reply())?.split(" ")).toHaveLength(3);
+    // A slow scheduled action does not hold the alarm: it returns while the action waits.
+    await api.run("mutation", "assistant:ask", { chatId: "slow", author: "ann", body: "slow", words: 3, delayMs: 4_000 }, "t");
+    const alarmStarted = Date.now();
+    await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
+    expect(Date.now() - alarmStarted).toBeLessThan(500);
+    const statusStarted = Date.now();
+    await status(deployment);
+    expect(Date.now() - statusStarted).toBeLessThan(1_000);
+    // The two client actions are stopped at the deadline, long before their 5 s.
+    for (const outcome of await Promise.all(slow)) expect(outcome).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/assistant:suggest ran for more than 1000 ms and was stopped \(knob actionTimeoutMs\)/) });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(await call("assistant:suggest", { chatId: "c", prompt: "d", delayMs: 0 })).toMatchObject({ status: "success" });
+    // The example bounds what anyone may ask of it.
+    expect(await call("assistant:suggest", { chatId: "c", prompt: "e", delayMs: 1e9 })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/delayMs must be between 0 and 5000/) });
+  });
+
   it("3. an HTTP action's body is limited (declared or streamed), and read before the action takes a slot", async () => {
     const deployment = fresh("http-body");
     await setKnobs(deployment, { maxHttpActionBodyBytes: 65_536, maxConcurrentActions: 1 });

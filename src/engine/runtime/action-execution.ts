@@ -9,8 +9,9 @@ import type { JSONValue } from "../values.ts";
 import { convexToJson, jsonToConvex } from "../values.ts";
 import { FunctionError } from "../errors.ts";
 import type { FunctionKind } from "../functions.ts";
-import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
-import type { Engine } from "../engine.ts";
+import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduled-jobs.ts";
+import type { ActionPool, Engine } from "../engine.ts";
+import type { EngineLimits } from "../limits.ts";
 import { LogLines } from "./log-lines.ts";
 import type { UserIdentity } from "../auth/identity.ts";
 import { getBlob, isStorageSyscall, storageSyscall, storeBlob, type StorageContext } from "./storage-syscalls.ts";
@@ -38,15 +39,26 @@ export class ActionExecution {
   /** `ctx.storage`: reads see the latest commit; each write is its own transaction. */
   private readonly storage: StorageContext;
 
-  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), maxFileBytes: number) {
+  /** The pool the action's slot came from: the actions it calls take theirs from it too. */
+  private readonly pool: ActionPool;
+
+  /** Set when the action ran past its deadline: everything it asks for afterwards fails with it. */
+  private expired: Error | null = null;
+
+  /** What this action may still schedule (all its jobs count together, as one mutation's do). */
+  private readonly scheduling: SchedulingBudget;
+
+  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool) {
     this.engine = engine;
+    this.pool = pool;
+    this.scheduling = new SchedulingBudget(limits);
     this.identity = typeof identity === "function" ? identity : Promise.resolve(identity);
     this.storage = {
       files: engine.files,
       kind: "action",
       read: (id) => engine.readCommitted(id),
       write: (change) => engine.exclusive(async () => engine.executeSystemWrite(change)),
-      maxFileBytes,
+      maxFileBytes: limits.maxFileBytes,
     };
   }
 
@@ -62,18 +74,25 @@ export class ActionExecution {
 
   finish(): void {}
 
+  /** Cuts the action off: it keeps running (nothing can stop JavaScript from outside) but can no longer read, write or call. */
+  expire(error: Error): void {
+    this.expired = error;
+  }
+
   syscall(op: string): string {
     throw new Error(`Unknown operation ${op}`);
   }
 
   /** The syscalls that pass objects, not JSON: an action's file bytes as Blobs. */
   jsSyscall(op: string, args: Record<string, unknown>): Promise<unknown> {
+    if (this.expired) return Promise.reject(this.expired);
     if (op === "storage/storeBlob") return storeBlob(this.storage, args.blob, args.options as { sha256?: string } | undefined);
     if (op === "storage/getBlob") return getBlob(this.storage, args.storageId);
     throw new Error(`Unknown JS operation ${op}`);
   }
 
   async asyncSyscall(op: string, argsJson: string): Promise<string> {
+    if (this.expired) throw this.expired;
     const args = JSON.parse(argsJson) as Args;
     try {
       const kind = CALLS[op];
@@ -81,7 +100,7 @@ export class ActionExecution {
       if (isStorageSyscall(op)) return await storageSyscall(op, args, this.storage);
       switch (op) {
         case "1.0/actions/schedule":
-          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, this.engine.functions, args, args.ts, args.args))));
+          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, this.engine.functions, this.scheduling, args, args.ts, args.args))));
         case "1.0/actions/cancel_job":
           await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, jsonToConvex(args.id ?? null))));
           return "null";
@@ -105,6 +124,6 @@ export class ActionExecution {
     const caller = { internal: true, identity: await this.caller().catch(() => null) };
     if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, caller)).text;
     if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, caller)).text;
-    return (await this.engine.runAction(args.name, callArgs, caller)).text;
+    return (await this.engine.runAction(args.name, callArgs, { ...caller, pool: this.pool })).text;
   }
 }

@@ -18,7 +18,7 @@ import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
 import { LogLines } from "./log-lines.ts";
 import type { FunctionRegistry } from "../functions.ts";
-import { cancelJob, scheduleJob } from "../scheduled-jobs.ts";
+import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduled-jobs.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 import type { UserIdentity } from "../auth/identity.ts";
@@ -54,8 +54,12 @@ export class Execution {
   /** `ctx.storage` over this run's transaction, made on its first use (most runs never touch a file). */
   private storageContext: StorageContext | null = null;
 
+  /** What this run may still schedule. */
+  private readonly scheduling: SchedulingBudget;
+
   constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null) {
     this.tx = tx;
+    this.scheduling = new SchedulingBudget(tx.limits);
     this.previousJournal = previousJournal;
     this.functions = functions;
     this.identity = identity;
@@ -155,7 +159,7 @@ export class Execution {
         this.tx.delete(this.idFor(args, "delete"));
         return "null";
       case "1.0/schedule":
-        return JSON.stringify(scheduleJob(this.tx, this.functions, args, args.ts, args.args));
+        return JSON.stringify(scheduleJob(this.tx, this.functions, this.scheduling, args, args.ts, args.args));
       case "1.0/cancel_job":
         cancelJob(this.tx, jsonToConvex(args.id ?? null));
         return "null";
