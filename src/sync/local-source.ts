@@ -167,7 +167,7 @@ export class LocalSource implements ResultSource {
 
   /** Runs a mutation in the session's turn of the function lock: its mutations run in order, one per round. */
   mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
-    const retryOf = session.retryKey(message);
+    const retryOf = recordKey(session.retryKey(message), caller);
     const front = this.front;
     return this.engine
       .exclusive(async () => {
@@ -224,3 +224,15 @@ export function localFront(options: LocalSourceOptions & Omit<SyncFrontOptions, 
   return new SyncFront({ ...options, source: new LocalSource(options) });
 }
 
+/**
+ * Where a mutation's retry record lives: the client's session id and request
+ * id, and for a signed-in caller its token identifier too. A session id is
+ * chosen by the client and can leak; bound to the identity, someone who learns
+ * it can neither read a signed-in user's recorded results nor pre-record
+ * request ids that make that user's mutations fail as already used.
+ * (Anonymous callers' only secret is their session id.) Encoded as a JSON
+ * pair, so no chosen session id can spell another caller's key.
+ */
+function recordKey(key: { sessionId: string; requestId: number }, caller: SessionAuth | null): { sessionId: string; requestId: number } {
+  return { sessionId: JSON.stringify([key.sessionId, caller?.identity.tokenIdentifier ?? null]), requestId: key.requestId };
+}

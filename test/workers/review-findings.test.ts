@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
 import { deploymentStub } from "../../src/env.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+import { ProtocolClient } from "./protocol-client.ts";
 
 describe("the review's findings", () => {
   it("1. clients filling every action slot stop no scheduled action, the alarm never waits on one, and an action past actionTimeoutMs is stopped", async () => {
@@ -76,6 +77,47 @@ describe("the review's findings", () => {
     expect(quick.status).toBe(201);
     finish();
     expect((await slow).status).toBe(201);
+  });
+
+  it("5. a mutation's retry record is bound to its caller: another caller with the same session id neither reads it nor blocks its request ids", async () => {
+    const deployment = fresh("retry-owner");
+    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "alice" }) });
+    const { token } = (await tokenResponse.json()) as { token: string };
+    const sessionId = crypto.randomUUID();
+    const open = async (signIn: boolean) => {
+      const client = await ProtocolClient.open(deployment, sessionId);
+      if (signIn) client.send({ type: "Authenticate", tokenType: "User", value: token, baseVersion: 0 });
+      client.modify([]);
+      await client.until(() => client.version.querySet === 1, "first transition");
+      return client;
+    };
+    const response = async (client: ProtocolClient, requestId: number) => {
+      await client.until(() => client.mutationResponses.has(requestId), `response ${requestId}`);
+      return client.mutationResponses.get(requestId)! as { success: boolean; result: unknown; ts?: unknown };
+    };
+    const args = { chatId: "a", author: "alice", body: "mine" };
+    const alice = await open(true);
+    alice.mutate("messages:send", args, 7);
+    const original = await response(alice, 7);
+    expect(original.success).toBe(true);
+    alice.close();
+    // Someone who learned the session id repeats request 7 anonymously: it runs as a new call, and the recorded answer is not theirs to read.
+    const mallory = await open(false);
+    mallory.mutate("messages:send", args, 7);
+    const theirs = await response(mallory, 7);
+    expect(theirs.success).toBe(true);
+    expect(theirs.result).not.toEqual(original.result);
+    // They pre-record request 8 with another call...
+    mallory.mutate("messages:send", { chatId: "a", author: "mallory", body: "squat" }, 8);
+    await response(mallory, 8);
+    mallory.close();
+    // ...and alice's own request 8 still runs, and her true retry of 7 still gets her original answer.
+    const back = await open(true);
+    back.mutate("messages:send", { chatId: "a", author: "alice", body: "second" }, 8);
+    expect(await response(back, 8)).toMatchObject({ success: true });
+    back.mutate("messages:send", args, 7);
+    expect(await response(back, 7)).toMatchObject({ success: true, result: original.result, ts: original.ts });
+    back.close();
   });
 
   it("7. a client cannot pass its socket upgrade off as an HTTP action from the Worker", async () => {
