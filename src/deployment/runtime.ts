@@ -139,6 +139,7 @@ export class DeploymentRuntime {
       files,
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
+      exposeFunctionDetails: isLocalConfiguration(vars),
     });
     const syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({

@@ -128,6 +128,14 @@ export interface EngineOptions {
   yieldToEvents?: () => Promise<void>;
   /** `ctx.storage`: where file bytes live and how URLs are made (none: storage calls fail with a clear error). */
   files?: FileStorage | null;
+  /**
+   * Whether callers get a function's console lines and the messages of its
+   * uncaught errors (default true: local development, tests). Off, as a
+   * Convex production deployment does: no log lines, and an error other than
+   * a `ConvexError` reaches its caller as "Server Error" (its message goes to
+   * the deployment's log).
+   */
+  exposeFunctionDetails?: boolean;
 }
 
 /** Executions since this engine started (commits are counted by the store, which persists them). */
@@ -160,9 +168,11 @@ export class Engine {
   private readonly commitListeners: ((commit: CommitEvent) => void)[] = [];
   /** File storage (`ctx.storage`), or null when the deployment has none. */
   readonly files: FileStorage | null;
+  private readonly exposeFunctionDetails: boolean;
 
   constructor(options: EngineOptions) {
     this.files = options.files ?? null;
+    this.exposeFunctionDetails = options.exposeFunctionDetails ?? true;
     this.schema = options.schema;
     this.functions = options.functions;
     this.httpRouter = options.httpRouter ?? null;
@@ -428,7 +438,8 @@ export class Engine {
       text = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
     } catch (error) {
       const failure = asFunctionError(error, execution);
-      failure.logLines = execution.logs.lines;
+      if (this.exposeFunctionDetails) failure.logLines = execution.logs.lines;
+      else hideUncaughtMessage(name, failure);
       throw failure;
     } finally {
       execution.finish();
@@ -443,7 +454,7 @@ export class Engine {
     if (resultBytes > limits.maxResultBytes) {
       throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
     }
-    const logLines = execution.logs.lines;
+    const logLines = this.exposeFunctionDetails ? execution.logs.lines : [];
     if (!fn.returns) return encodedValue(text, logLines);
     const json = JSON.parse(text) as JSONValue;
     const value = jsonToConvex(json);
@@ -481,6 +492,13 @@ function withinDeadline<T>(what: string, execution: ActionExecution, ms: number,
     }, ms);
   });
   return Promise.race([work, deadline]).finally(() => timer !== undefined && clearTimeout(timer));
+}
+
+/** Outside development an uncaught error's message stays in the deployment's log; a `ConvexError` (data for the caller) and the engine's own errors pass as they are. */
+function hideUncaughtMessage(path: string, failure: FunctionError): void {
+  if (failure.code !== "UserError" || failure.data !== undefined) return;
+  console.error(`${path} failed: ${failure.message}`);
+  failure.message = "Server Error";
 }
 
 /** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */

@@ -5,7 +5,14 @@
  * one task from each owner with work in turn, so a session that pipelines
  * thousands of mutations delays everyone else by at most one of its tasks
  * per round, and its own tasks still run in the order it sent them.
+ *
+ * Each task runs in the context of whoever queued it, and the drain loop in
+ * none: it runs every owner's tasks, and had they run in the context of
+ * whoever started it, their console lines would land in that caller's log
+ * lines and go to that caller.
  */
+import { bindToCurrentRun, outsideAnyRun } from "./runtime/convex-global.ts";
+
 type Task = () => Promise<void>;
 
 export class FairLock {
@@ -37,7 +44,7 @@ export class FairLock {
   /** Runs `fn` when it is `owner`'s turn and every earlier task of `owner` has finished. */
   run<T>(owner: object, fn: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const task: Task = () => fn().then(resolve, reject);
+      const task: Task = bindToCurrentRun(() => fn().then(resolve, reject));
       const queue = this.queues.get(owner);
       if (queue) queue.push(task);
       else this.queues.set(owner, [task]);
@@ -46,8 +53,10 @@ export class FairLock {
         // Start after a hop through the runtime's event queue when we may yield: frames that
         // arrived together are all read (and queued per owner) before the first one runs, so a
         // burst from one socket becomes a backlog the ring can see. Otherwise in a microtask.
-        if (this.yieldToEvents) void this.yieldToEvents().then(() => this.drain());
-        else queueMicrotask(() => void this.drain());
+        outsideAnyRun(() => {
+          if (this.yieldToEvents) void this.yieldToEvents().then(() => this.drain());
+          else queueMicrotask(() => void this.drain());
+        });
       }
     });
   }

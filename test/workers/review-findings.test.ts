@@ -93,7 +93,7 @@ describe("the review's findings", () => {
     };
     const response = async (client: ProtocolClient, requestId: number) => {
       await client.until(() => client.mutationResponses.has(requestId), `response ${requestId}`);
-      return client.mutationResponses.get(requestId)! as { success: boolean; result: unknown; ts?: unknown };
+      return client.mutationResponses.get(requestId)! as unknown as { success: boolean; result: unknown; ts?: unknown };
     };
     const args = { chatId: "a", author: "alice", body: "mine" };
     const alice = await open(true);

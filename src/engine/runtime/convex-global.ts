@@ -52,6 +52,23 @@ function captureConsole(): void {
   }
 }
 
+/**
+ * Runs `fn` outside any function's run, whoever calls it: work started here
+ * (and whatever it schedules) prints to no caller's log lines and reaches no
+ * caller's syscalls. The function lock starts its drain loop this way, since
+ * the loop runs other callers' tasks.
+ */
+export function outsideAnyRun<T>(fn: () => T): T {
+  return current.run(undefined as unknown as ConvexGlobal, fn);
+}
+
+/** `fn`, bound to the run it is made in (or to none): wherever it is called later, it prints to that run's log lines only. */
+export function bindToCurrentRun<T>(fn: () => T): () => T {
+  // Node and workerd both have the static snapshot(); the types the Worker build sees do not declare it.
+  const snapshot = (AsyncLocalStorage as unknown as { snapshot(): <R>(fn: () => R) => R }).snapshot();
+  return () => snapshot(fn);
+}
+
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
 export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>): Promise<T> {
   const global = globalThis as { Convex?: ConvexGlobal };
