@@ -161,13 +161,14 @@ export const internal: FilterApi<typeof fullApi, FunctionReference<any, "interna
   writeIfChanged(
     join(out, "modules.js"),
     `${HEADER}// calmsync's registry of this app: the schema, the auth providers and every function module, by module path.
-${schema ? `import schema from "../${schema}";\n` : ""}${authConfig ? `import authConfig from "../${authConfig}";\n` : ""}${names.map(({ file, id }) => `import * as ${id} from "../${file}";`).join("\n")}
-
+// Each module is loaded on its own (a bundled dynamic import runs the module's top level when
+// called), so one that throws while loading is reported and the others still serve.
+${schema ? `import schema from "../${schema}";\n` : ""}${authConfig ? `import authConfig from "../${authConfig}";\n` : ""}
 export const app = {
   schema: ${schema ? "schema" : "null"},
   authConfig: ${authConfig ? "authConfig" : "null"},
   modules: {
-${names.map(({ modulePath, id }) => `    ${JSON.stringify(modulePath)}: ${id},`).join("\n")}
+${names.map(({ modulePath, file }) => `    ${JSON.stringify(modulePath)}: () => import("../${file}"),`).join("\n")}
   },
 };
 `,
@@ -179,7 +180,8 @@ export declare const app: {
   schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null;
   /** convex/auth.config.ts's default export, or null. */
   authConfig: unknown;
-  modules: Record<string, Record<string, unknown>>;
+  /** Loaders of the function modules, by module path (see calmsync's loadApp). */
+  modules: Record<string, () => Promise<Record<string, unknown>>>;
 };
 `,
   );

@@ -25,12 +25,13 @@ import {
   fileMetadata,
   findCrons,
   findHttpRouter,
+  loadApp,
   registerModules,
   Schema,
   STORAGE_TABLE,
   tableOfId,
-  type AppDefinition,
   type FileMetadata,
+  type GeneratedApp,
   type JSONValue,
   type VerifiedToken,
 } from "../engine/index.ts";
@@ -97,31 +98,50 @@ export interface DeploymentApi {
 /** Marks a request the Worker forwards to the app's HTTP actions (its URL already stripped of the prefix). */
 export const HTTP_ACTION_HEADER = "x-calmsync-http-action";
 
+/** What every deployment object of this isolate serves. */
+interface ResolvedApp {
+  schema: Schema;
+  functions: ReturnType<typeof registerModules>;
+  httpRouter: ReturnType<typeof findHttpRouter>;
+  crons: ReturnType<typeof findCrons>;
+  authProviders: ReturnType<typeof appProviders>;
+  moduleErrors: Record<string, string>;
+}
+
 export class DeploymentNotFoundError extends Error {
   override name = "DeploymentNotFoundError";
 }
 
-export function defineDeployment(app: AppDefinition) {
-  // Resolved once per isolate: every deployment object in it serves the same app.
+export function defineDeployment(app: GeneratedApp) {
+  // Resolved once per isolate, on the first object's start: every deployment object in it serves the same app.
   const schema = new Schema(app.schema);
-  const resolved = {
-    schema,
-    functions: registerModules(app.modules),
-    httpRouter: findHttpRouter(app.modules),
-    crons: findCrons(app.modules),
-    authProviders: appProviders(app.authConfig),
-  };
+  let resolving: Promise<ResolvedApp> | null = null;
+  const resolveApp = () =>
+    (resolving ??= loadApp(app).then((loaded) => ({
+      schema,
+      functions: registerModules(loaded.modules),
+      httpRouter: findHttpRouter(loaded.modules),
+      crons: findCrons(loaded.modules),
+      authProviders: appProviders(loaded.authConfig),
+      moduleErrors: loaded.moduleErrors,
+    })));
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;
+    /** The app's modules, loaded before any event is delivered (see the constructor). */
+    private resolved: ResolvedApp | null = null;
     private readonly sockets = new SocketSessions();
     /** Local tests only: how far this object's clock is moved past the wall clock (see `advanceClock`). */
     private clockAheadMs = 0;
 
     constructor(ctx: DurableObjectState, env: Env) {
       super(ctx, env);
-      // The one initialisation path: an existing deployment (or a declared one) starts here, whole.
-      if (storageInitialized(ctx.storage.sql) || isDeclaredDeployment(env, this.name)) this.start();
+      // The one initialisation path: the app's modules are loaded (no event is delivered until then), and an
+      // existing deployment (or a declared one) starts here, whole.
+      void ctx.blockConcurrencyWhile(async () => {
+        this.resolved = await resolveApp();
+        if (storageInitialized(ctx.storage.sql) || isDeclaredDeployment(env, this.name)) this.start();
+      });
       // Lets clients that send the literal "ping" keep alive without waking us.
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
     }
@@ -131,7 +151,7 @@ export function defineDeployment(app: AppDefinition) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, resolved, this.env, this.name, () => Date.now() + this.clockAheadMs));
+      return (this.started ??= new DeploymentRuntime(this.ctx, this.resolved!, this.env, this.name, () => Date.now() + this.clockAheadMs));
     }
 
     /** The running deployment; throws for one that does not exist. */

@@ -50,6 +50,8 @@ export class DeploymentRuntime {
   readonly alarms: AlarmScheduler;
   /** Scheduled functions, run from the alarm (src/engine/scheduled-jobs.ts). */
   readonly scheduled: ScheduledJobs;
+  /** Modules of the app that failed to load, by module path (status shows them; calls into them say why). */
+  readonly moduleErrors: Record<string, string>;
   /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
   readonly crons: CronJobs;
   /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
@@ -76,7 +78,8 @@ export class DeploymentRuntime {
       httpRouter,
       crons,
       authProviders,
-    }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders },
+      moduleErrors,
+    }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders; moduleErrors: Record<string, string> },
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -89,6 +92,7 @@ export class DeploymentRuntime {
     // Said once per start, where an operator looking at the logs will see it.
     if (this.tier.mismatch.length > 0) console.warn(`deployment ${name}: tier mismatch (running as ${this.tier.name}): ${this.tier.mismatch.join("; ")}`);
     this.knobs = new Knobs(ctx.storage, TIERS[this.tier.name].knobs);
+    this.moduleErrors = moduleErrors;
     this.auth = new DeploymentAuth(ctx.storage.sql, authProviders, () => this.knobs.values, { devIssuer: isLocalConfiguration(vars) });
     this.search = new SearchIndexes({
       schema,
@@ -140,6 +144,7 @@ export class DeploymentRuntime {
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
       exposeFunctionDetails: isLocalConfiguration(vars),
+      moduleErrors,
     });
     const syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({

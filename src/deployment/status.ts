@@ -71,6 +71,8 @@ export interface DeploymentStatus {
   /** File storage: files (rows of `_storage`) and their bytes in R2, uploads streaming now; null without an R2 binding. */
   files: { count: number; bytes: number; uploading: number } | null;
   tables: Record<string, { indexes: string[] }>;
+  /** The app's modules that failed to load, by module path, with the error (empty when all loaded). */
+  moduleErrors: Record<string, string>;
   /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
   tier: TierReport & {
     /** Sizing knobs overridden below the tier's defaults (see Knobs.belowTier). */
@@ -145,6 +147,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     storageBytes: runtime.storageBytes,
     files: runtime.uploads ? { ...runtime.fileTotals(), uploading: runtime.uploads.inProgress } : null,
     tables,
+    moduleErrors: runtime.moduleErrors,
     tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },
     limits: {
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },

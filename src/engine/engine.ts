@@ -136,6 +136,8 @@ export interface EngineOptions {
    * the deployment's log).
    */
   exposeFunctionDetails?: boolean;
+  /** Modules that failed to load, by module path, with why (see `loadApp`): calls into them say so. */
+  moduleErrors?: Record<string, string>;
 }
 
 /** Executions since this engine started (commits are counted by the store, which persists them). */
@@ -169,8 +171,10 @@ export class Engine {
   /** File storage (`ctx.storage`), or null when the deployment has none. */
   readonly files: FileStorage | null;
   private readonly exposeFunctionDetails: boolean;
+  private readonly moduleErrors: Record<string, string>;
 
   constructor(options: EngineOptions) {
+    this.moduleErrors = options.moduleErrors ?? {};
     this.files = options.files ?? null;
     this.exposeFunctionDetails = options.exposeFunctionDetails ?? true;
     this.schema = options.schema;
@@ -214,6 +218,10 @@ export class Engine {
     if (typeof path !== "string" || path.length === 0) throw new FunctionError("FunctionNotFound", "A function path is required");
     const canonical = canonicalizePath(path);
     const fn = this.functions.get(canonical);
+    const modulePath = canonical.slice(0, canonical.lastIndexOf(":"));
+    if (!fn && Object.hasOwn(this.moduleErrors, modulePath)) {
+      throw new FunctionError("FunctionNotFound", `${canonical} cannot run: its module convex/${modulePath} failed to load (${this.moduleErrors[modulePath]})`);
+    }
     if (!fn || fn.kind !== kind || (fn.visibility === "internal" && !internal)) {
       const other = fn && fn.kind !== kind && (fn.visibility === "public" || internal) ? ` (it is a ${fn.kind})` : "";
       throw new FunctionError("FunctionNotFound", `Could not find public function for '${canonical}'. Did you forget to run \`npm run codegen\` or deploy? (a ${kind} was asked for${other})`);

@@ -93,6 +93,34 @@ export function findHttpRouter(modules: Record<string, Record<string, unknown>>)
   return router?.isRouter ? (router as unknown as HttpRouter) : null;
 }
 
+/** The app as codegen writes it (`convex/_generated/modules.js`): each function module behind a loader of its own. */
+export interface GeneratedApp {
+  schema: AppDefinition["schema"];
+  authConfig?: unknown;
+  modules: Record<string, () => Promise<Record<string, unknown>>>;
+}
+
+/**
+ * Loads every module of `app`, each on its own: one that throws while it
+ * loads is recorded in `moduleErrors` (by module path) and the others serve,
+ * so one bad file costs its own functions, not the deployment.
+ */
+export async function loadApp(app: GeneratedApp): Promise<AppDefinition & { moduleErrors: Record<string, string> }> {
+  const modules: Record<string, Record<string, unknown>> = {};
+  const moduleErrors: Record<string, string> = {};
+  await Promise.all(
+    Object.entries(app.modules).map(async ([modulePath, load]) => {
+      try {
+        modules[modulePath] = await load();
+      } catch (error) {
+        moduleErrors[modulePath] = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+        console.error(`convex/${modulePath} failed to load, so its functions cannot run:`, error);
+      }
+    }),
+  );
+  return { schema: app.schema, authConfig: app.authConfig ?? null, modules, moduleErrors };
+}
+
 /** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */
 export interface AppDefinition {
   schema: import("./schema.ts").ConvexSchemaDefinition | null;

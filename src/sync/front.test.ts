@@ -1,12 +1,14 @@
 import { describe, expect, it } from "vitest";
-import { AuthenticationError, Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
-import { app } from "../../convex/_generated/modules.js";
+import { AuthenticationError, Engine, loadApp, MemoryStore, registerModules, Schema } from "../engine/index.ts";
+import { app as generated } from "../../convex/_generated/modules.js";
 import { localFront, type SyncKnobs, type LocalSourceOptions } from "./local-source.ts";
 import type { SyncFrontOptions } from "./front.ts";
 import { decodeTs } from "../protocol/sync.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import { latestResult, TEST_SYNC_KNOBS } from "./testing.ts";
 import type { Connection, SessionAttachment } from "./session.ts";
+
+const app = await loadApp(generated);
 
 const KNOBS: SyncKnobs = TEST_SYNC_KNOBS;
 

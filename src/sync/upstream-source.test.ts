@@ -5,8 +5,8 @@
  * can lose or repeat. Inside workerd the same parts are joined by RPC.
  */
 import { describe, expect, it } from "vitest";
-import { Engine, MemoryStore, registerModules, Schema } from "../engine/index.ts";
-import { app } from "../../convex/_generated/modules.js";
+import { Engine, loadApp, MemoryStore, registerModules, Schema } from "../engine/index.ts";
+import { app as generated } from "../../convex/_generated/modules.js";
 import { localFront, type SyncKnobs } from "./local-source.ts";
 import { MemorySyncStorage } from "./storage.ts";
 import { latestResult, TEST_SYNC_KNOBS } from "./testing.ts";
@@ -15,6 +15,8 @@ import { shardFront, type UpstreamKnobs, type UpstreamSource } from "./upstream-
 import type { SyncFront } from "./front.ts";
 import type { SyncSession } from "./session.ts";
 import { decodeTs, encodeTs } from "../protocol/sync.ts";
+
+const app = await loadApp(generated);
 
 const KNOBS: SyncKnobs & UpstreamKnobs = TEST_SYNC_KNOBS;
 
