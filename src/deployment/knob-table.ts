@@ -94,6 +94,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Actions the deployment's scheduled functions and crons run at once (Convex S16: 8 concurrent scheduled jobs). A due action with no slot free stays pending and runs when one frees, never failed or skipped; clients' actions cannot take these slots.",
   },
+  functionTimeoutMs: {
+    default: DEFAULT_ENGINE_LIMITS.functionTimeoutMs,
+    min: 100,
+    max: 600_000,
+    unit: "ms",
+    doc: "Wall-clock time a query or mutation may run before it is stopped with LimitExceeded and the function lock released (a mutation's writes are dropped). Convex allows 1 s of user code; this clock counts database work and index loads too, hence 5 s. A loop that never awaits cannot be stopped this way: the runtime's cpu_ms ends it, and the object with it.",
+  },
   actionTimeoutMs: {
     default: DEFAULT_ENGINE_LIMITS.actionTimeoutMs,
     min: 100,

@@ -55,6 +55,15 @@ const functions = registerModules({
         for (let i = 0; i < n; i++) await ctx.scheduler.runAfter(0, tick, { label: `a${i}` });
       },
     }),
+    /** Writes, then waits for something that never happens. */
+    hang: mutationGeneric({
+      args: {},
+      handler: async (ctx) => {
+        await ctx.db.insert("ticks", { label: "never committed" });
+        await new Promise(() => {});
+      },
+    }),
+    hangingQuery: queryGeneric({ args: {}, handler: () => new Promise(() => {}) }),
     jobCount: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length }),
     later: mutationGeneric({ args: { label: v.string() }, handler: (ctx, { label }) => ctx.scheduler.runAfter(0, makeFunctionReference<"action">("jobs:slowJob"), { label }) }),
   },
@@ -136,6 +145,22 @@ describe("action limits", () => {
     await release("b");
     await jobs.running.settled();
     expect(((await engine.runQuery("jobs:ticks", {})).value as string[]).sort()).toEqual(["a", "b"]);
+  });
+});
+
+describe("queries and mutations that never settle", () => {
+  it("are stopped at functionTimeoutMs: the caller is answered, a mutation's writes dropped, and the lock serves the next call", async () => {
+    vi.useFakeTimers();
+    const { engine, query } = setup({ functionTimeoutMs: 1_000 });
+    const hung = engine.runMutation("jobs:hang", {}).catch((error: unknown) => error);
+    const next = engine.runMutation("jobs:tick", { label: "next" }, undefined, { internal: true });
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(((await hung) as FunctionError).message).toMatch(/jobs:hang ran for more than 1000 ms and was stopped \(knob functionTimeoutMs\)/);
+    await next;
+    const hungQuery = engine.runQuery("jobs:hangingQuery", {}).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(((await hungQuery) as FunctionError).code).toBe("LimitExceeded");
+    expect(await query("jobs:ticks")).toEqual(["next"]);
   });
 });
 

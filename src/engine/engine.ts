@@ -443,7 +443,9 @@ export class Engine {
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
     let text: string;
     try {
-      text = await runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
+      const run = runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
+      // A query or mutation holds the function lock: one that never settles must not hold it forever.
+      text = await (execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
     } catch (error) {
       const failure = asFunctionError(error, execution);
       if (this.exposeFunctionDetails) failure.logLines = execution.logs.lines;
@@ -487,14 +489,16 @@ function maxActions(pool: ActionPool, limits: EngineLimits): number {
 
 /**
  * `work`, or a `LimitExceeded` once it has run `ms`: JavaScript cannot be
- * stopped from outside, so the action is cut off instead (`expire` makes
- * every syscall it makes afterwards fail) and its caller answered now.
+ * stopped from outside, so the run is cut off instead (`expire` makes every
+ * syscall it makes afterwards fail; a mutation's transaction is dropped) and
+ * its caller answered now. (A loop that never yields cannot be cut off this
+ * way: it keeps the object's one thread until the runtime's CPU limit.)
  */
-function withinDeadline<T>(what: string, execution: ActionExecution, ms: number, work: Promise<T>): Promise<T> {
+function withinDeadline<T>(what: string, execution: { expire(error: Error): void }, ms: number, work: Promise<T>, knob = "actionTimeoutMs"): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob actionTimeoutMs)`);
+      const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob ${knob})`);
       execution.expire(error);
       reject(error);
     }, ms);

@@ -29,6 +29,8 @@ export interface EngineLimits {
   maxScheduledPerFunction: number;
   /** Bytes of the arguments of the functions one run schedules, together (Convex: 8 MiB). */
   maxScheduledArgumentBytes: number;
+  /** Wall-clock time a query or mutation may run, database work included, before it is stopped and the lock released. */
+  functionTimeoutMs: number;
   /** Wall-clock time an action (or HTTP action) may run before it is stopped and its caller answered. */
   actionTimeoutMs: number;
   /** Terms one search may have. */
@@ -58,6 +60,7 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxConcurrentActions: 64,
   maxConcurrentJobActions: 16,
   actionTimeoutMs: 1_800_000,
+  functionTimeoutMs: 5_000,
   maxScheduledPerFunction: 1_000,
   maxScheduledArgumentBytes: 8_388_608,
   searchMaxTerms: 16,

@@ -83,6 +83,13 @@ export class Execution {
     return error instanceof Error ? (this.raised.get(error.message) ?? null) : null;
   }
 
+  /** Set when the run went past its deadline: it was answered and its transaction dropped, and whatever it asks for afterwards fails. */
+  private expired: Error | null = null;
+
+  expire(error: Error): void {
+    this.expired = error;
+  }
+
   /** Closes streams user code left open (an early `break`), so their reads are recorded. */
   finish(): void {
     for (const stream of this.streams.values()) stream.close();
@@ -90,6 +97,7 @@ export class Execution {
   }
 
   syscall(op: string, argsJson: string): string {
+    if (this.expired) throw this.expired;
     const args = JSON.parse(argsJson) as Args;
     switch (op) {
       case "1.0/queryStream": {
@@ -112,6 +120,7 @@ export class Execution {
   }
 
   asyncSyscall(op: string, argsJson: string): Promise<string> {
+    if (this.expired) return Promise.reject(this.expired);
     try {
       const args = JSON.parse(argsJson) as Args;
       if (isStorageSyscall(op)) return storageSyscall(op, args, this.storage).catch((error: unknown) => Promise.reject(this.remember(error)));
