@@ -117,7 +117,7 @@ const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
   if (body === NOT_JSON) return badJson(c);
   try {
     const { path, args } = parseFunctionRequest(body);
-    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null);
+    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null, c.req.header("Idempotency-Key") ?? null);
     if (response.status === "unauthenticated") return problem(c, 401, response.code, response.message);
     return c.json(response);
   } catch (error) {
@@ -250,7 +250,7 @@ app.use(
       return allowed.includes("*") ? "*" : allowed.includes(origin) ? origin : null;
     },
     allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
-    allowHeaders: ["Content-Type", "Authorization", "Convex-Client"],
+    allowHeaders: ["Content-Type", "Authorization", "Convex-Client", "Idempotency-Key"],
     maxAge: 86_400,
   }),
 );

@@ -58,7 +58,8 @@ export interface DeploymentApi {
   exists(): Promise<boolean>;
   /** Creates the deployment if it does not exist (operators only: the Worker guards it with the admin key). */
   create(): Promise<{ created: boolean }>;
-  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null): Promise<FunctionResponse>;
+  /** `idempotencyKey`: a mutation's `Idempotency-Key` header (a repeat gets the first run's answer). */
+  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
   /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
@@ -237,9 +238,9 @@ export function defineDeployment(app: GeneratedApp) {
       return this.started ? this.sockets.of(ws, this.started.sync) : undefined;
     }
 
-    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {
+    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
-      return this.runtime.run(kind, path, encodedArgs, requestId, authorization);
+      return this.runtime.run(kind, path, encodedArgs, requestId, authorization, idempotencyKey);
     }
 
     /**

@@ -5,10 +5,11 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { AuthenticationError, CronJobs, Engine, FileStorage, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
+import { earlierRun, mutationFingerprint, recordKey } from "../sync/mutation-records.ts";
 import { SessionGate } from "../sync/session-gate.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { CompactionPolicy } from "../search/compactor.ts";
@@ -36,6 +37,9 @@ import { Uploads } from "./uploads.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
+/** Longest `Idempotency-Key` accepted (Stripe's limit; a UUID is 36). */
+const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
 export class DeploymentRuntime {
   readonly knobs: Knobs;
   readonly store: SqliteStore;
@@ -50,6 +54,8 @@ export class DeploymentRuntime {
   readonly alarms: AlarmScheduler;
   /** Scheduled functions, run from the alarm (src/engine/scheduled-jobs.ts). */
   readonly scheduled: ScheduledJobs;
+  /** Sessions' query sets and the records of mutations that must run once (socket retries, idempotency keys). */
+  private readonly syncStorage: SqliteSyncStorage;
   /** Modules of the app that failed to load, by module path (status shows them; calls into them say why). */
   readonly moduleErrors: Record<string, string>;
   /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
@@ -146,10 +152,10 @@ export class DeploymentRuntime {
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
     });
-    const syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
+    this.syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({
       engine: this.engine,
-      storage: syncStorage,
+      storage: this.syncStorage,
       knobs: () => this.knobs.sync(),
       advanceTimestamp: (ts) => this.store.advanceTimestamp(ts),
       authenticate: (token) => this.auth.verify(token),
@@ -222,11 +228,12 @@ export class DeploymentRuntime {
    * `Authorization` header names. Function failures are answered, never
    * thrown; a refused token is `Unauthenticated`, and no function runs.
    */
-  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null): Promise<FunctionResponse> {
+  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null): Promise<FunctionResponse> {
     try {
       const identity = await this.auth.identityFromHeader(authorization);
       const args = jsonToConvex(encodedArgs);
       const caller = { identity };
+      if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, idempotencyKey, identity);
       const result =
         kind === "query"
           ? await this.engine.runQuery(path, args, caller)
@@ -242,6 +249,31 @@ export class DeploymentRuntime {
       console.error(`[${requestId}] ${kind} ${path} failed:`, error);
       return { status: "error", errorMessage: `[Request ID: ${requestId}] Server Error`, logLines: [] };
     }
+  }
+
+  /**
+   * An HTTP mutation with an `Idempotency-Key`: the first run's answer is
+   * recorded in its own commit and returned for every repeat of the same
+   * function and arguments by the same caller within
+   * `mutationResultRetentionMs`, so a client retrying after a lost response
+   * writes once. Checked and run in one turn of the lock: two repeats sent at
+   * once run once.
+   */
+  private async runOnce(path: string, encodedArgs: JSONValue, idempotencyKey: string, identity: UserIdentity | null): Promise<FunctionResponse> {
+    if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
+      return errorResponse(new FunctionError("BadRequest", `An Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`));
+    }
+    const key = recordKey("http", { sessionId: idempotencyKey, requestId: 0 }, identity?.tokenIdentifier ?? null);
+    const fingerprint = await mutationFingerprint(path, encodedArgs);
+    return this.engine.exclusive(async () => {
+      const previous = earlierRun(this.syncStorage, key, fingerprint);
+      if (previous?.kind === "conflict") return errorResponse(new FunctionError("BadRequest", "This Idempotency-Key was already used for a different mutation; a repeat must send the same function and arguments"));
+      if (previous) return successResponse(JSON.parse(previous.record.resultJson) as JSONValue, []);
+      const fn = this.engine.resolve(path, "mutation");
+      const record = ({ text, ts }: { text: string; ts: bigint }) => this.syncStorage.recordMutationResult(key.sessionId, key.requestId, { resultJson: text, ts, fingerprint }, this.now());
+      const result = await this.engine.executeMutation(fn, jsonToConvex(encodedArgs), record, undefined, identity);
+      return successResponse(result.json, result.logLines);
+    });
   }
 
   knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {

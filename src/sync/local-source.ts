@@ -21,7 +21,7 @@ import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type Syn
 import { QueryInstances, type PreparedQuery } from "./query-instances.ts";
 import { RefreshTurn } from "./refresh-turn.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
-import { resultHash } from "./hash.ts";
+import { earlierRun, mutationFingerprint, recordKey } from "./mutation-records.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 import { TokenBucket } from "./token-bucket.ts";
@@ -167,20 +167,20 @@ export class LocalSource implements ResultSource {
 
   /** Runs a mutation in the session's turn of the function lock: its mutations run in order, one per round. */
   mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
-    const retryOf = recordKey(session.retryKey(message), caller);
+    const retryOf = recordKey("socket", session.retryKey(message), caller?.identity.tokenIdentifier ?? null);
     const front = this.front;
     return this.engine
       .exclusive(async () => {
         if (session.closed) return;
-        const fingerprint = await resultHash(`${message.udfPath}\n${JSON.stringify(message.args)}`);
-        const previous = this.storage.findMutationResult(retryOf.sessionId, retryOf.requestId);
-        if (previous && previous.fingerprint !== "" && previous.fingerprint !== fingerprint) {
+        const fingerprint = await mutationFingerprint(message.udfPath, message.args);
+        const previous = earlierRun(this.storage, retryOf, fingerprint);
+        if (previous?.kind === "conflict") {
           // A reused request id is not a retry: answer nothing of the other call, run nothing.
           const reason = `Request ${message.requestId} of this session was already used for a different mutation; a retry must repeat the same function and arguments`;
           front.send(session, mutationFailure(message.requestId, reason, undefined));
         } else if (previous) {
           // A retry after a reconnect: answer the original outcome, run nothing.
-          front.send(session, mutationSuccess(message.requestId, previous.resultJson, previous.ts));
+          front.send(session, mutationSuccess(message.requestId, previous.record.resultJson, previous.record.ts));
         } else {
           try {
             const fn = this.engine.resolve(message.udfPath, "mutation");
@@ -222,17 +222,4 @@ export class LocalSource implements ResultSource {
 /** Live sync inside the deployment object: the front over the engine's shared query instances. */
 export function localFront(options: LocalSourceOptions & Omit<SyncFrontOptions, "source" | "knobs">): SyncFront<LocalSource> {
   return new SyncFront({ ...options, source: new LocalSource(options) });
-}
-
-/**
- * Where a mutation's retry record lives: the client's session id and request
- * id, and for a signed-in caller its token identifier too. A session id is
- * chosen by the client and can leak; bound to the identity, someone who learns
- * it can neither read a signed-in user's recorded results nor pre-record
- * request ids that make that user's mutations fail as already used.
- * (Anonymous callers' only secret is their session id.) Encoded as a JSON
- * pair, so no chosen session id can spell another caller's key.
- */
-function recordKey(key: { sessionId: string; requestId: number }, caller: SessionAuth | null): { sessionId: string; requestId: number } {
-  return { sessionId: JSON.stringify([key.sessionId, caller?.identity.tokenIdentifier ?? null]), requestId: key.requestId };
 }

@@ -120,6 +120,34 @@ describe("the review's findings", () => {
     back.close();
   });
 
+  it("idempotent HTTP mutations: a repeat with the same Idempotency-Key writes once and gets the first answer; another call under the key, or another caller, does not", async () => {
+    const deployment = fresh("idempotent");
+    const post = async (args: unknown, key: string | null, authorization?: string) =>
+      (await (
+        await worker.fetch(`http://t/d/${deployment}/api/mutation`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", ...(key === null ? {} : { "Idempotency-Key": key }), ...(authorization ? { Authorization: authorization } : {}) },
+          body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [args] }),
+        })
+      ).json()) as { status: string; value?: unknown; errorMessage?: string };
+    const args = { chatId: "once", author: "ann", body: "hello" };
+    const first = await post(args, "key-1");
+    expect(first).toMatchObject({ status: "success", value: expect.any(String) });
+    // Retries after a lost response, two of them at once: one write, the same id.
+    const repeats = await Promise.all([post(args, "key-1"), post(args, "key-1")]);
+    for (const repeat of repeats) expect(repeat).toEqual({ status: "success", value: first.value, logLines: [] });
+    // The same key for another call is refused; no key, or a new one, runs.
+    expect(await post({ ...args, body: "other" }, "key-1")).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/already used for a different mutation/) });
+    expect((await post(args, null)).value).not.toEqual(first.value);
+    expect((await post(args, "x".repeat(256))).errorMessage).toMatch(/Idempotency-Key must be 1 to 255 characters/);
+    // Another caller (signed in) using the same key gets a run of its own, not ann's answer.
+    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "bob" }) });
+    const { token } = (await tokenResponse.json()) as { token: string };
+    expect((await post(args, "key-1", `Bearer ${token}`)).value).not.toEqual(first.value);
+    const messages = (await (await worker.fetch(`http://t/d/${deployment}/api/query`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "messages:list", args: [{ chatId: "once" }] }) })).json()) as { value: unknown[] };
+    expect(messages.value).toHaveLength(3);
+  });
+
   it("7. a client cannot pass its socket upgrade off as an HTTP action from the Worker", async () => {
     const deployment = fresh("internal-header");
     const response = await worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket", "x-calmsync-http-action": "1" } });
