@@ -42,7 +42,7 @@ import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
 import type { KnobChange, KnobReport } from "./knobs.ts";
 import { storageInitialized } from "./migrations.ts";
-import { DeploymentRuntime, type FunctionKind } from "./runtime.ts";
+import { DeploymentRuntime, type FunctionKind, type ResolvedApp } from "./runtime.ts";
 import { answerClose, newConnectionId, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "./metrics-ring.ts";
@@ -98,16 +98,6 @@ export interface DeploymentApi {
 /** Thrown by every entry point of a deployment that does not exist (the Worker answers 404 before it gets here). */
 /** Marks a request the Worker forwards to the app's HTTP actions (its URL already stripped of the prefix). */
 export const HTTP_ACTION_HEADER = "x-calmsync-http-action";
-
-/** What every deployment object of this isolate serves. */
-interface ResolvedApp {
-  schema: Schema;
-  functions: ReturnType<typeof registerModules>;
-  httpRouter: ReturnType<typeof findHttpRouter>;
-  crons: ReturnType<typeof findCrons>;
-  authProviders: ReturnType<typeof appProviders>;
-  moduleErrors: Record<string, string>;
-}
 
 export class DeploymentNotFoundError extends Error {
   override name = "DeploymentNotFoundError";

@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -39,6 +39,17 @@ export type FunctionKind = "query" | "mutation" | "action";
 
 /** Longest `Idempotency-Key` accepted (Stripe's limit; a UUID is 36). */
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+
+/** What every deployment object of an isolate serves: the app's code, loaded once (see `defineDeployment`). */
+export interface ResolvedApp {
+  schema: Schema;
+  functions: FunctionRegistry;
+  httpRouter: HttpRouter | null;
+  crons: Record<string, CronDefinition>;
+  authProviders: AppProviders;
+  /** Modules that failed to load, by module path, with the error. */
+  moduleErrors: Record<string, string>;
+}
 
 export class DeploymentRuntime {
   readonly knobs: Knobs;
@@ -85,7 +96,7 @@ export class DeploymentRuntime {
       crons,
       authProviders,
       moduleErrors,
-    }: { schema: Schema; functions: FunctionRegistry; httpRouter: HttpRouter | null; crons: Record<string, CronDefinition>; authProviders: AppProviders; moduleErrors: Record<string, string> },
+    }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -233,7 +244,7 @@ export class DeploymentRuntime {
       const identity = await this.auth.identityFromHeader(authorization);
       const args = jsonToConvex(encodedArgs);
       const caller = { identity };
-      if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, idempotencyKey, identity);
+      if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, args, idempotencyKey, identity);
       const result =
         kind === "query"
           ? await this.engine.runQuery(path, args, caller)
@@ -259,7 +270,7 @@ export class DeploymentRuntime {
    * writes once. Checked and run in one turn of the lock: two repeats sent at
    * once run once.
    */
-  private async runOnce(path: string, encodedArgs: JSONValue, idempotencyKey: string, identity: UserIdentity | null): Promise<FunctionResponse> {
+  private async runOnce(path: string, encodedArgs: JSONValue, args: Value, idempotencyKey: string, identity: UserIdentity | null): Promise<FunctionResponse> {
     if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
       return errorResponse(new FunctionError("BadRequest", `An Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`));
     }
@@ -271,7 +282,7 @@ export class DeploymentRuntime {
       if (previous) return successResponse(JSON.parse(previous.record.resultJson) as JSONValue, []);
       const fn = this.engine.resolve(path, "mutation");
       const record = ({ text, ts }: { text: string; ts: bigint }) => this.syncStorage.recordMutationResult(key.sessionId, key.requestId, { resultJson: text, ts, fingerprint }, this.now());
-      const result = await this.engine.executeMutation(fn, jsonToConvex(encodedArgs), record, undefined, identity);
+      const result = await this.engine.executeMutation(fn, args, record, undefined, identity);
       return successResponse(result.json, result.logLines);
     });
   }

@@ -7,10 +7,8 @@
 
 export class BodyTooLargeError extends Error {
   override name = "BodyTooLargeError";
-  readonly maxBytes: number;
   constructor(maxBytes: number) {
     super(`The body is larger than ${maxBytes} bytes`);
-    this.maxBytes = maxBytes;
   }
 }
 

@@ -218,15 +218,20 @@ export class Engine {
     if (typeof path !== "string" || path.length === 0) throw new FunctionError("FunctionNotFound", "A function path is required");
     const canonical = canonicalizePath(path);
     const fn = this.functions.get(canonical);
-    const modulePath = canonical.slice(0, canonical.lastIndexOf(":"));
-    if (!fn && Object.hasOwn(this.moduleErrors, modulePath)) {
-      throw new FunctionError("FunctionNotFound", `${canonical} cannot run: its module convex/${modulePath} failed to load (${this.moduleErrors[modulePath]})`);
-    }
+    if (!fn) this.throwIfModuleFailed(canonical);
     if (!fn || fn.kind !== kind || (fn.visibility === "internal" && !internal)) {
       const other = fn && fn.kind !== kind && (fn.visibility === "public" || internal) ? ` (it is a ${fn.kind})` : "";
       throw new FunctionError("FunctionNotFound", `Could not find public function for '${canonical}'. Did you forget to run \`npm run codegen\` or deploy? (a ${kind} was asked for${other})`);
     }
     return fn;
+  }
+
+  /** A call into a module that failed to load says so, rather than that the function does not exist. */
+  private throwIfModuleFailed(canonical: string): void {
+    const modulePath = canonical.slice(0, canonical.lastIndexOf(":"));
+    if (Object.hasOwn(this.moduleErrors, modulePath)) {
+      throw new FunctionError("FunctionNotFound", `${canonical} cannot run: its module convex/${modulePath} failed to load (${this.moduleErrors[modulePath]})`);
+    }
   }
 
   /** The function at a canonical path, public or internal (for the engine's own callers, like the scheduler). */
