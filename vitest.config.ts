@@ -1,6 +1,6 @@
 import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
-import { manifestHash } from "./src/tiers.ts";
+import { manifestHash } from "./src/knobs/tiers.ts";
 
 /** What `npm run deploy` would stamp into the local (dev) configuration's vars. */
 const devStamp = { CALMSYNC_ENV: "dev", CALMSYNC_TIER: "standard", CALMSYNC_MANIFEST_HASH: manifestHash() };

@@ -11,7 +11,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
-import { isEnvironmentName } from "../src/tiers.ts";
+import { isEnvironmentName } from "../src/knobs/tiers.ts";
 import { checkEnvironment, DEFAULT_CONFIG, ENVIRONMENTS, envFlag, stampFlags } from "./lib/tier-check.ts";
 
 function fail(message: string, code = 1): never {
@@ -34,7 +34,7 @@ if (args.includes("--override-tier-check")) {
 const problems = checkEnvironment(environment, configPath);
 if (problems.length > 0) {
   if (overrideReason === null) {
-    fail(`Refusing to deploy ${environment}: its configuration does not match its tier.\n${problems.map((p) => `  ${p}`).join("\n")}\nFix ${configPath} (or src/tiers.ts), or deploy anyway with --override-tier-check "<reason>".`);
+    fail(`Refusing to deploy ${environment}: its configuration does not match its tier.\n${problems.map((p) => `  ${p}`).join("\n")}\nFix ${configPath} (or src/knobs/tiers.ts), or deploy anyway with --override-tier-check "<reason>".`);
   }
   const bar = "!".repeat(78);
   console.error(`${bar}\n!! DEPLOYING ${environment.toUpperCase()} PAST A FAILED TIER CHECK: ${overrideReason}\n${problems.map((p) => `!!   ${p}`).join("\n")}\n!! The reason is stamped into the deployment; its dashboard will show it.\n${bar}`);

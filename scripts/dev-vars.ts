@@ -6,7 +6,7 @@
  * signs in with the key (in the URL fragment, which the browser never sends).
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { MANIFEST, manifestHash } from "../src/tiers.ts";
+import { MANIFEST, manifestHash } from "../src/knobs/tiers.ts";
 
 const path = ".dev.vars";
 const lines = (existsSync(path) ? readFileSync(path, "utf8") : "").split("\n").filter((line) => line.trim() !== "" && !line.startsWith("CALMSYNC_"));

@@ -40,7 +40,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { ConvexClient as ConvexClient1246 } from "convex-1.24.6/browser";
 import { anyApi } from "convex/server";
 import { calmsyncWebSocket } from "../src/client/index.ts";
-import { TIERS } from "../src/tiers.ts";
+import { TIERS } from "../src/knobs/tiers.ts";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "./lib/wrangler-dev.ts";
 import { adminStatus, createDeployment, knobReport, setKnobs } from "./lib/admin.ts";
 import { machine, percentile } from "./bench/harness.ts";

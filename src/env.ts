@@ -1,5 +1,4 @@
-import type { DeploymentApi } from "./deployment/deployment.ts";
-import type { TierStamp } from "./tiers.ts";
+import type { TierStamp } from "./knobs/tiers.ts";
 
 /** Bindings and vars; the tier stamp (CALMSYNC_ENV, CALMSYNC_TIER, ...) is written by `npm run deploy`. */
 export interface Env extends TierStamp {
@@ -31,14 +30,6 @@ export function isDeclaredDeployment(env: Env, name: string): boolean {
     if (pattern === name || (pattern.endsWith("*") && name.startsWith(pattern.slice(0, -1)))) return true;
   }
   return false;
-}
-
-/**
- * The deployment object's RPC surface. Typed by hand: the inferred stub type of
- * a class with recursive JSON types is too deep for the compiler.
- */
-export function deploymentStub(env: Env, name: string): DeploymentApi {
-  return env.DEPLOYMENTS.getByName(name) as unknown as DeploymentApi;
 }
 
 /** Loopback host names: a request to one of these reached a runtime on this machine. */

@@ -1,7 +1,7 @@
 /** What every route of the Worker shares: its Hono environment, the error shape, the deployment's stub. */
 import type { Context } from "hono";
-import { deploymentStub, type Env } from "./env.ts";
-import type { DeploymentApi } from "./deployment/deployment.ts";
+import type { Env } from "./env.ts";
+import { deploymentStub, type DeploymentApi } from "./deployment/deployment.ts";
 
 export type AppEnv = { Bindings: Env; Variables: { requestId: string; deployment: string } };
 

@@ -25,12 +25,14 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
-import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
+import { defineDeployment, deploymentStub, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
 export { SyncShard } from "./deployment/sync-shard.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
-import { deploymentStub, devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
+import { devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
 import { problem, stub, type AppEnv } from "./http-context.ts";
 import { fileRoutes } from "./file-routes.ts";
+import { isWebSocketUpgrade, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
+import { MAX_REMEMBERED_DEPLOYMENTS, SHARD_COUNT_TTL_MS } from "./knobs/fixed.ts";
 
 export const Deployment = defineDeployment(convexApp);
 
@@ -44,12 +46,11 @@ const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
  * never deleted, so an entry cannot go stale; the set is bounded anyway.
  */
 const knownDeployments = new Set<string>();
-const MAX_KNOWN_DEPLOYMENTS = 10_000;
 
 async function deploymentExists(env: Env, name: string): Promise<boolean> {
   if (isDeclaredDeployment(env, name) || knownDeployments.has(name)) return true;
   if (!(await deploymentStub(env, name).exists())) return false;
-  if (knownDeployments.size >= MAX_KNOWN_DEPLOYMENTS) knownDeployments.clear();
+  if (knownDeployments.size >= MAX_REMEMBERED_DEPLOYMENTS) knownDeployments.clear();
   knownDeployments.add(name);
   return true;
 }
@@ -67,7 +68,7 @@ async function noteBaseUrl(c: Context<AppEnv>): Promise<void> {
   const base = c.req.param("deployment" as never) === undefined ? origin : `${origin}/d/${name}`;
   if (toldBaseUrls.get(name) === base) return;
   await stub(c).noteBaseUrl(base);
-  if (toldBaseUrls.size >= MAX_KNOWN_DEPLOYMENTS) toldBaseUrls.clear();
+  if (toldBaseUrls.size >= MAX_REMEMBERED_DEPLOYMENTS) toldBaseUrls.clear();
   toldBaseUrls.set(name, base);
 }
 
@@ -144,14 +145,13 @@ api.get("/status", async (c) => c.json(await stub(c).health()));
  * that changed it): a change spreads new sockets soon after and moves nobody.
  */
 const shardCounts = new Map<string, { count: number; at: number }>();
-const SHARD_COUNT_TTL_MS = 10_000;
 
 async function syncShardCount(c: Context<AppEnv>): Promise<number> {
   const name = c.get("deployment");
   const known = shardCounts.get(name);
   if (known && Date.now() - known.at < SHARD_COUNT_TTL_MS) return known.count;
   const count = await stub(c).syncShards();
-  if (shardCounts.size >= MAX_KNOWN_DEPLOYMENTS) shardCounts.clear();
+  if (shardCounts.size >= MAX_REMEMBERED_DEPLOYMENTS) shardCounts.clear();
   shardCounts.set(name, { count, at: Date.now() });
   return count;
 }
@@ -159,7 +159,7 @@ async function syncShardCount(c: Context<AppEnv>): Promise<number> {
 // The official client connects to `<url>/api/<its version>/sync`; any version is accepted.
 // With sync shards, a new socket goes to one at random (no central router; docs/SHARDS.md).
 api.get("/:clientVersion/sync", async (c) => {
-  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") return problem(c, 426, "UpgradeRequired", "The sync endpoint speaks WebSocket only");
+  if (!isWebSocketUpgrade(c.req.raw)) return problem(c, UPGRADE_REQUIRED.status, UPGRADE_REQUIRED.code, UPGRADE_REQUIRED.message);
   const shards = await syncShardCount(c);
   // The object takes this header as "an HTTP action, from the Worker": a client must not be able to say so.
   const upgrade = new Request(c.req.raw);

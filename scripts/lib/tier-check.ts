@@ -1,12 +1,12 @@
 /**
  * Checks a wrangler environment's resolved configuration against its tier
- * and the manifest (src/tiers.ts), with wrangler's own config reader, so
+ * and the manifest (src/knobs/tiers.ts), with wrangler's own config reader, so
  * inheritance is resolved exactly as `wrangler deploy` will resolve it.
  * Returns one line per difference, naming the field, what the tier expects
  * and what the configuration has; none when it matches.
  */
 import { unstable_readConfig } from "wrangler";
-import { MANIFEST, manifestHash, requiredWrangler, type EnvironmentName } from "../../src/tiers.ts";
+import { MANIFEST, manifestHash, requiredWrangler, type EnvironmentName } from "../../src/knobs/tiers.ts";
 
 export const DEFAULT_CONFIG = "wrangler.toml";
 

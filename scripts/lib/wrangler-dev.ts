@@ -14,7 +14,7 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } f
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { MANIFEST, manifestHash } from "../../src/tiers.ts";
+import { MANIFEST, manifestHash } from "../../src/knobs/tiers.ts";
 import { generate } from "../codegen.ts";
 
 export const TEST_ADMIN_KEY = "e2e-admin-key";

@@ -19,6 +19,7 @@
  * Everything else is the socket it wraps. Clients without it are simply
  * foreground.
  */
+import { CLOSE, RETRY_HINT } from "../knobs/wire.ts";
 
 /** Whether the page is hidden, and a way to hear when that changes. */
 export interface VisibilitySource {
@@ -40,8 +41,6 @@ type WebSocketClass = new (url: string, protocols?: string | string[]) => WebSoc
 
 /** The protocol event calmsync's server reads (src/protocol/sync.ts). */
 const VISIBILITY_EVENT = "calmsync.visibility";
-/** The retry hint calmsync puts in an overload close's reason. */
-const RETRY_HINT = /retry in (\d+) ms/;
 
 /** Per URL: no new socket before this time (from the last 1013 close's retry hint). */
 const notBefore = new Map<string, number>();
@@ -109,7 +108,7 @@ export function calmsyncWebSocket(options: CalmsyncWebSocketOptions = {}): WebSo
       ws.onclose = (event) => {
         this.state = 3;
         this.stopVisibility();
-        const hint = event.code === 1013 ? RETRY_HINT.exec(event.reason) : null;
+        const hint = event.code === CLOSE.tryAgainLater ? RETRY_HINT.exec(event.reason) : null;
         if (hint) notBefore.set(this.url, Date.now() + Number(hint[1]));
         this.onclose?.(event);
       };
@@ -128,7 +127,7 @@ export function calmsyncWebSocket(options: CalmsyncWebSocketOptions = {}): WebSo
       // Closed while still waiting out a retry hint: no socket was ever opened.
       if (this.delay !== null) clearTimeout(this.delay);
       this.state = 3;
-      queueMicrotask(() => this.onclose?.({ code: 1000, reason: "", wasClean: true } as CloseEvent));
+      queueMicrotask(() => this.onclose?.({ code: CLOSE.normal, reason: "", wasClean: true } as CloseEvent));
     }
 
     private startVisibility(): void {

@@ -16,7 +16,7 @@ import {
   type UserIdentity,
   type VerifiedToken,
 } from "../engine/index.ts";
-import type { KnobValues } from "./knob-table.ts";
+import type { KnobValues } from "../knobs/knob-table.ts";
 
 /** The dev issuer's key pair is kept beside the cached documents, under a name no URL has. */
 const DEV_ISSUER_KEY = "calmsync:dev-issuer-key";

@@ -35,22 +35,29 @@ import {
   type JSONValue,
   type VerifiedToken,
 } from "../engine/index.ts";
-import type { ShardConfig } from "./shard-sessions.ts";
-import { shardConfig, shardName } from "./sync-shard.ts";
+import { shardConfig, shardName, type ShardConfig } from "./shard-sessions.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
 import type { SyncSession } from "../sync/session.ts";
 import type { CompactionReport } from "../search/compactor.ts";
 import type { KnobChange, KnobReport } from "./knobs.ts";
 import { storageInitialized } from "./migrations.ts";
 import { DeploymentRuntime, type FunctionKind, type ResolvedApp } from "./runtime.ts";
-import { answerClose, newConnectionId, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
+import { answerClose, isWebSocketUpgrade, newConnectionId, refusalResponse, socketConnection, SocketSessions, upgradeRequiredResponse } from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
-import type { MetricsSample } from "./metrics-ring.ts";
+import type { MetricsSample } from "../operations/metrics-ring.ts";
 import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
 import { appProviders } from "./auth.ts";
 import type { UploadedFile, UploadStart } from "./uploads.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
+
+/**
+ * The deployment object's RPC surface. Typed by hand: the inferred stub type of
+ * a class with recursive JSON types is too deep for the compiler.
+ */
+export function deploymentStub(env: Env, name: string): DeploymentApi {
+  return env.DEPLOYMENTS.getByName(name) as unknown as DeploymentApi;
+}
 
 /** What the Worker calls on a deployment object over RPC. */
 export interface DeploymentApi {
@@ -176,9 +183,7 @@ export function defineDeployment(app: GeneratedApp) {
         const response = await this.started.engine.runHttpAction(forwarded, () => this.started!.auth.identityFromHeader(authorization));
         return response ?? new Response(`No HttpAction routed for ${new URL(request.url).pathname}`, { status: 404 });
       }
-      if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") {
-        return new Response("Expected a WebSocket upgrade", { status: 426 });
-      }
+      if (!isWebSocketUpgrade(request)) return upgradeRequiredResponse();
       if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
       const runtime = this.started;
       const { sync, gate, alarms, knobs, metrics } = runtime;

@@ -1,16 +1,16 @@
 /**
  * The one accessor for a deployment's knobs: values from the knob table
  * (`knob-table.ts`), then the defaults of the deployment's tier
- * (`src/tiers.ts`), then runtime overrides. Overrides persist in the
+ * (`src/knobs/tiers.ts`), then runtime overrides. Overrides persist in the
  * deployment's SQLite (`knob_overrides`), every change is recorded
  * (`knob_changes`) and applies to the next read, so no restart is needed.
  */
 import type { EngineLimits } from "../engine/index.ts";
 import { DEFAULT_ENGINE_LIMITS } from "../engine/index.ts";
 import type { SyncKnobs } from "../sync/local-source.ts";
-import { brokenInvariant, DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS, type KnobDefinition, type KnobName, type KnobValues } from "./knob-table.ts";
+import { brokenInvariant, DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS, type KnobDefinition, type KnobName, type KnobValues } from "../knobs/knob-table.ts";
 
-export { KNOBS, DEFAULT_KNOBS, KNOB_INVARIANTS, type KnobDefinition, type KnobName, type KnobValues } from "./knob-table.ts";
+export { KNOBS, DEFAULT_KNOBS, KNOB_INVARIANTS, type KnobDefinition, type KnobName, type KnobValues } from "../knobs/knob-table.ts";
 
 /** Knobs that were renamed, with the factor from the old unit (stored overrides follow them). */
 const RENAMED: Record<string, [KnobName, number]> = {
@@ -62,7 +62,7 @@ export class Knobs {
    * override that no longer validates (a knob removed, a value now out of
    * range, a rule between knobs broken) falls back to the default, logged
    * through `warn`; it stays stored, so the history shows what was set.
-   * `tierDefaults` (the deployment's tier, src/tiers.ts) replace the table's
+   * `tierDefaults` (the deployment's tier, src/knobs/tiers.ts) replace the table's
    * defaults; an override still wins.
    */
   constructor(storage: DurableObjectStorage | null = null, tierDefaults: Partial<KnobValues> = {}, warn: (line: string) => void = console.warn) {

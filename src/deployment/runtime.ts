@@ -18,7 +18,7 @@ import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { SqliteVectorStorage } from "./sqlite-vector-storage.ts";
 import { VectorIndexes } from "../vectors/vector-indexes.ts";
-import { AlarmScheduler } from "./alarm-scheduler.ts";
+import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
 
 /** Any index of the jobs table: every job write appears in each. */
 const SCHEDULED_JOBS_INDEX = "_scheduled_functions.by_id";
@@ -26,11 +26,10 @@ import { backfillIndexes } from "./index-backfill.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { openSockets } from "./sockets.ts";
-import { MetricsRing } from "./metrics-ring.ts";
-import { TIERS, tierReport, type TierReport, type TierStamp } from "../tiers.ts";
+import { MetricsRing } from "../operations/metrics-ring.ts";
+import { TIERS, tierReport, type TierReport, type TierStamp } from "../knobs/tiers.ts";
 import { isLocalConfiguration, type Env } from "../env.ts";
-import { ShardSessions, type ShardApi } from "./shard-sessions.ts";
-import { shardConfig, shardName } from "./sync-shard.ts";
+import { shardConfig, shardName, ShardSessions, type ShardApi } from "./shard-sessions.ts";
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
 import { R2BlobStore } from "./r2-blob-store.ts";
 import { Uploads } from "./uploads.ts";
@@ -74,7 +73,7 @@ export class DeploymentRuntime {
   /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
   readonly gate: SessionGate;
   readonly startedAt = Date.now();
-  /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/tiers.ts). */
+  /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/knobs/tiers.ts). */
   readonly tier: TierReport;
   /** The last minutes, sampled by the entry points (see metrics-ring.ts). */
   readonly metrics: MetricsRing;

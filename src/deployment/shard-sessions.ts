@@ -9,12 +9,43 @@
  * re-send the mutations it is still waiting for (a crash may have lost their
  * answers; a retry is answered from the record).
  */
-import { CLOSE, type SyncFront } from "../sync/front.ts";
+import type { SyncFront } from "../sync/front.ts";
+import { CLOSE } from "../knobs/wire.ts";
+import { newConnectionId } from "./sockets.ts";
 import type { SessionAttachment, SyncSession } from "../sync/session.ts";
 import { ShardOutbox, type ShardPushTarget } from "../sync/shard-outbox.ts";
-import type { ShardStatus } from "./status.ts";
-import type { KnobValues } from "./knob-table.ts";
-import type { GateKnobs } from "../sync/session-gate.ts";
+import type { KnobValues } from "../knobs/knob-table.ts";
+import { gateShare, type GateKnobs } from "../sync/session-gate.ts";
+
+/** `<deployment>/shard-<k>`: the deployment a shard serves, and k. */
+export function shardName(name: string): { deployment: string; index: number } {
+  const at = name.lastIndexOf("/shard-");
+  const index = Number(name.slice(at + "/shard-".length));
+  if (at <= 0 || !Number.isSafeInteger(index) || index < 0) throw new Error(`A sync shard is named <deployment>/shard-<k>, not ${JSON.stringify(name)}`);
+  return { deployment: name.slice(0, at), index };
+}
+
+/** The deployment's config for shard `index` of `knobs.syncShards`: its knobs, and its share of the admission limits. */
+export function shardConfig(knobs: KnobValues, index: number): ShardConfig {
+  return { knobs, share: gateShare(knobs, index, knobs.syncShards) };
+}
+
+/** One sync shard: what it reports (null if it did not answer) and what the deployment object knows of it. */
+export interface ShardStatus {
+  id: string;
+  sessions: number | null;
+  waiting: number | null;
+  refused: number | null;
+  transitionsSent: number | null;
+  /** Peer sessions it started over; failed opens it retried after a backoff. */
+  resyncs: number | null;
+  upstreamRetries: number | null;
+  /** Distinct queries it holds. */
+  subscriptions: number;
+  lastPushSeq: number;
+  /** How long the push in flight to it has been on its way (0: none). */
+  lagMs: number;
+}
 
 /** What a shard serves its clients with: the deployment's knobs, and its share of the admission limits (`gateShare`). */
 export interface ShardConfig {
@@ -121,7 +152,7 @@ export class ShardSessions {
   open(name: string): string {
     const earlier = this.byName.get(name);
     if (earlier) this.close(earlier, "the shard opened a new session");
-    const connectionId = `${name}#${crypto.randomUUID().slice(0, 8)}`;
+    const connectionId = newConnectionId(`${name}#`);
     // Before the session exists: opening it saves its first versions into this row.
     this.sql.exec(
       "INSERT INTO sync_shards (name, connection_id, attachment) VALUES (?, ?, NULL) ON CONFLICT(name) DO UPDATE SET connection_id = excluded.connection_id, attachment = NULL",

@@ -5,6 +5,7 @@
 import type { Connection, SessionAttachment, SyncSession } from "../sync/session.ts";
 import type { SyncFront } from "../sync/front.ts";
 import type { Refusal } from "../sync/session-gate.ts";
+import { CLOSE_NOT_SENT } from "../knobs/wire.ts";
 
 /** `hibernatable`: the session's versions ride on the socket (a sync shard's sockets do not hibernate, docs/SHARDS.md). */
 export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): Connection {
@@ -36,9 +37,21 @@ export function attachmentOf(ws: WebSocket): SessionAttachment | null {
   return attachment?.v === 1 ? attachment : null;
 }
 
-/** Our id for a new connection (logs, storage keys): short, random. */
-export function newConnectionId(): string {
-  return crypto.randomUUID().replaceAll("-", "").slice(0, 12);
+/** Our id for a new connection (logs, storage keys): short, random; `prefix` names whose it is (a shard's peer session). */
+export function newConnectionId(prefix = ""): string {
+  return `${prefix}${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+}
+
+/** Whether a request asks for a WebSocket: the one check the Worker's sync route and both objects make. */
+export function isWebSocketUpgrade(request: Request): boolean {
+  return request.headers.get("Upgrade")?.toLowerCase() === "websocket";
+}
+
+/** The answer to a request on a socket endpoint that is not an upgrade. */
+export const UPGRADE_REQUIRED = { status: 426, code: "UpgradeRequired", message: "The sync endpoint speaks WebSocket only" } as const;
+
+export function upgradeRequiredResponse(): Response {
+  return Response.json({ code: UPGRADE_REQUIRED.code, message: UPGRADE_REQUIRED.message }, { status: UPGRADE_REQUIRED.status });
 }
 
 /** A refused upgrade (past the waiting room): 429 with the retry hint, which the official client backs off on. */
@@ -89,8 +102,8 @@ export function openSockets(ctx: DurableObjectState): { connection: Connection; 
  */
 export function answerClose(ws: WebSocket, code: number, reason: string): void {
   try {
-    if (code === 1005) ws.close();
-    else if (code !== 1006 && code !== 1015) ws.close(code, reason);
+    if (code === CLOSE_NOT_SENT.noStatus) ws.close();
+    else if (code !== CLOSE_NOT_SENT.abnormal && code !== CLOSE_NOT_SENT.tlsFailure) ws.close(code, reason);
   } catch {
     // Already closed.
   }

@@ -1,6 +1,6 @@
 /** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
-import type { SessionAuth } from "../sync/session.ts";
-import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type HeldMutation, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
+import type { HeldMutation, SessionAuth } from "../sync/session.ts";
+import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
 
 export class SqliteSyncStorage implements SyncStorage {
   private readonly sql: SqlStorage;

@@ -7,30 +7,14 @@
 import type { Schema } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
+import type { ShardStatus } from "./shard-sessions.ts";
 import type { VectorIndexReport } from "../vectors/vector-indexes.ts";
-import { SIZING_KNOBS, type TierReport } from "../tiers.ts";
+import { SIZING_KNOBS, type TierReport } from "../knobs/tiers.ts";
 
 export interface DeploymentHealth {
   ok: true;
   deployment: string;
   version: string;
-}
-
-/** One sync shard: what it reports (null if it did not answer) and what the deployment object knows of it. */
-export interface ShardStatus {
-  id: string;
-  sessions: number | null;
-  waiting: number | null;
-  refused: number | null;
-  transitionsSent: number | null;
-  /** Peer sessions it started over; failed opens it retried after a backoff. */
-  resyncs: number | null;
-  upstreamRetries: number | null;
-  /** Distinct queries it holds. */
-  subscriptions: number;
-  lastPushSeq: number;
-  /** How long the push in flight to it has been on its way (0: none). */
-  lagMs: number;
 }
 
 export interface DeploymentStatus {

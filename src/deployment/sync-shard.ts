@@ -18,31 +18,19 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { AuthenticationError } from "../engine/index.ts";
-import { DEFAULT_KNOBS, type KnobValues } from "./knob-table.ts";
+import { DEFAULT_KNOBS } from "../knobs/knob-table.ts";
 import { SyncFront } from "../sync/front.ts";
 import { shardFront, type UpstreamSource } from "../sync/upstream-source.ts";
 import { SqliteSyncStorage } from "./sqlite-sync-storage.ts";
 import { SHARD_MIGRATIONS, SqliteShardStorage } from "./sqlite-shard-storage.ts";
 import { migrate } from "./migrations.ts";
-import { AlarmScheduler } from "./alarm-scheduler.ts";
-import { gateShare, SessionGate, type GateKnobs } from "../sync/session-gate.ts";
+import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
+import { SessionGate, type GateKnobs } from "../sync/session-gate.ts";
 import type { SyncSession } from "../sync/session.ts";
-import { answerClose, newConnectionId, openSockets, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
-import { deploymentStub, isLocalConfiguration, type Env } from "../env.ts";
-import type { ShardApi, ShardConfig, ShardStats } from "./shard-sessions.ts";
-
-/** `<deployment>/shard-<k>`: the deployment a shard serves, and k. */
-export function shardName(name: string): { deployment: string; index: number } {
-  const at = name.lastIndexOf("/shard-");
-  const index = Number(name.slice(at + "/shard-".length));
-  if (at <= 0 || !Number.isSafeInteger(index) || index < 0) throw new Error(`A sync shard is named <deployment>/shard-<k>, not ${JSON.stringify(name)}`);
-  return { deployment: name.slice(0, at), index };
-}
-
-/** The deployment's config for shard `index` of `knobs.syncShards`: its knobs, and its share of the admission limits. */
-export function shardConfig(knobs: KnobValues, index: number): ShardConfig {
-  return { knobs, share: gateShare(knobs, index, knobs.syncShards) };
-}
+import { answerClose, isWebSocketUpgrade, newConnectionId, openSockets, refusalResponse, socketConnection, SocketSessions, upgradeRequiredResponse } from "./sockets.ts";
+import { isLocalConfiguration, type Env } from "../env.ts";
+import { deploymentStub } from "./deployment.ts";
+import { shardConfig, shardName, type ShardApi, type ShardConfig, type ShardStats } from "./shard-sessions.ts";
 
 export class SyncShard extends DurableObject<Env> implements ShardApi {
   private readonly front: SyncFront<UpstreamSource>;
@@ -109,7 +97,7 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
 
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
+    if (!isWebSocketUpgrade(request)) return upgradeRequiredResponse();
     await this.configured();
     const door = this.gate.accept();
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");

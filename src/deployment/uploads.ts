@@ -14,7 +14,7 @@
  * The secret and the public URL are kept beside them (`storage_settings`).
  */
 import { digestBase64, newDocumentId, newUploadSecret, STORAGE_TABLE, storedFile, UploadTokens, type BlobStore, type Engine } from "../engine/index.ts";
-import type { KnobValues } from "./knob-table.ts";
+import type { KnobValues } from "../knobs/knob-table.ts";
 
 const SECRET = "upload_secret";
 const PUBLIC_URL = "public_url";

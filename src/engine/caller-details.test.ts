@@ -10,8 +10,8 @@ import { mutationGeneric, queryGeneric } from "convex/server";
 import { ConvexError } from "convex/values";
 import { Engine, FunctionError, MemoryStore, registerModules, Schema } from "./index.ts";
 import { FairLock } from "./fair-lock.ts";
-import { runInExecution, type ConvexGlobal } from "./runtime/convex-global.ts";
-import { LogLines } from "./runtime/log-lines.ts";
+import { runInExecution, type ConvexGlobal } from "./syscalls/convex-global.ts";
+import { LogLines } from "./syscalls/log-lines.ts";
 
 const functions = registerModules({
   f: {

@@ -2,7 +2,7 @@
  * The engine: runs queries and mutations against a `DocumentStore`. User
  * functions are `convex/server` functions: the engine calls their wrapper
  * (`invokeQuery`/`invokeMutation`) with the arguments in wire JSON, and the
- * wrapper's `ctx.db` calls back into this run's syscalls (`runtime/`).
+ * wrapper's `ctx.db` calls back into this run's syscalls (`syscalls/`).
  *
  * Concurrency design. Handlers are `async`, storage is synchronous, and the
  * Durable Object's SQLite offers only `transactionSync` (no BEGIN). So:
@@ -30,16 +30,16 @@ import { canonicalizePath } from "./functions.ts";
 import { validatorProblem } from "./validators.ts";
 import type { DocumentStore, IndexWrite } from "./store.ts";
 import type { SearchRead, SearchWrite } from "./search.ts";
-import { parseVectorQuery } from "./vectors.ts";
+import { parseVectorQuery, type VectorQueryArgument } from "./vectors.ts";
 import { Transaction } from "./transaction.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError } from "./errors.ts";
 import { FairLock } from "./fair-lock.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
-import { Execution } from "./runtime/execution.ts";
-import { ActionExecution } from "./runtime/action-execution.ts";
-import { runInExecution } from "./runtime/convex-global.ts";
+import { Execution } from "./syscalls/execution.ts";
+import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
+import { runInExecution } from "./syscalls/convex-global.ts";
 import type { UserIdentity } from "./auth/identity.ts";
 import type { FileStorage } from "./files/file-storage.ts";
 
@@ -383,7 +383,7 @@ export class Engine {
    * `ctx.vectorSearch` (actions only, as in Convex): the latest commit's
    * documents, best first. Synchronous, so no commit lands halfway through.
    */
-  vectorSearch(query: Parameters<typeof parseVectorQuery>[1]): { _id: string; _score: number }[] {
+  vectorSearch(query: VectorQueryArgument): { _id: string; _score: number }[] {
     const request = parseVectorQuery(this.schema, query);
     if (!this.store.vectors) throw new FunctionError("BadRequest", "Vector search is not available on this store");
     return this.store.vectors.search(request).map((hit) => ({ _id: hit.id, _score: hit.score }));
@@ -478,15 +478,6 @@ export class Engine {
     return encodedValue(text, logLines, { json, value });
   }
 }
-
-/**
- * Where an action's slot comes from: clients' calls (sockets, HTTP, HTTP
- * actions) and the deployment's own jobs (scheduled functions, crons) have
- * pools of their own, so a flood of slow client actions cannot make due jobs
- * fail, and a backlog of jobs cannot lock clients out. An action's nested
- * `ctx.runAction` takes a slot of its caller's pool.
- */
-export type ActionPool = "callers" | "jobs";
 
 function maxActions(pool: ActionPool, limits: EngineLimits): number {
   return pool === "jobs" ? limits.maxConcurrentJobActions : limits.maxConcurrentActions;

@@ -11,7 +11,7 @@
  * whoever started it, their console lines would land in that caller's log
  * lines and go to that caller.
  */
-import { bindToCurrentRun, outsideAnyRun } from "./runtime/convex-global.ts";
+import { bindToCurrentRun, outsideAnyRun } from "./syscalls/convex-global.ts";
 
 type Task = () => Promise<void>;
 

@@ -13,7 +13,7 @@ import type { Document, JSONValue, Value } from "./values.ts";
 import { encodeKey, type IndexKey } from "./keys.ts";
 import { readField, type Schema, type VectorIndexDefinition } from "./schema.ts";
 import { FunctionError } from "./errors.ts";
-import { wireToValue } from "./runtime/filter-expression.ts";
+import { wireToValue } from "./syscalls/filter-expression.ts";
 
 /** Convex's bounds on one vector search. */
 export const VECTOR_SEARCH_LIMITS = { defaultLimit: 10, maxLimit: 256, maxFilterExpressions: 64 } as const;
@@ -85,7 +85,15 @@ function fail(index: string, message: string): never {
 }
 
 /** Reads `{ indexName, vector, limit, expressions }` as `convex/server` sends it, refusing what Convex refuses. */
-export function parseVectorQuery(schema: Schema, query: { indexName?: unknown; vector?: unknown; limit?: unknown; expressions?: unknown }): VectorRequest {
+/** `ctx.vectorSearch`'s query as convex/server sends it, unchecked. */
+export interface VectorQueryArgument {
+  indexName?: unknown;
+  vector?: unknown;
+  limit?: unknown;
+  expressions?: unknown;
+}
+
+export function parseVectorQuery(schema: Schema, query: VectorQueryArgument): VectorRequest {
   const name = typeof query.indexName === "string" ? query.indexName : "";
   const dot = name.indexOf(".");
   const tableName = name.slice(0, dot);

@@ -1,3 +1,4 @@
+import { COME_BACK_WINDOW_MS } from "../knobs/fixed.ts";
 import { describe, expect, it } from "vitest";
 import { Admission, type AdmissionDecision, type AdmissionKnobs } from "./admission.ts";
 
@@ -28,10 +29,10 @@ describe("Admission", () => {
     expect(decide(admission, 11, 20).admit).toBe(true);
   });
 
-  it("refuses at maxSessions with a retry spread over 5-15 s, whatever the bucket holds", () => {
+  it("refuses at maxSessions with a retry spread over the come-back window, whatever the bucket holds", () => {
     const low = new Admission(() => ({ ...knobs, maxSessions: 3 }), 0, () => 0.5);
     const decision = decide(low, 3, 0);
-    expect(decision).toMatchObject({ admit: false, code: "TooManySessions", retryAfterMs: 10_000 });
+    expect(decision).toMatchObject({ admit: false, code: "TooManySessions", retryAfterMs: COME_BACK_WINDOW_MS.min + COME_BACK_WINDOW_MS.spread / 2 });
   });
 
   it("counts admissions and refusals per second over the last complete seconds", () => {

@@ -12,6 +12,8 @@
  * rate instead of a second wave.
  */
 import { TokenBucket } from "./token-bucket.ts";
+import { retryHint } from "../knobs/wire.ts";
+import { comeBackMs } from "../knobs/fixed.ts";
 
 export interface AdmissionKnobs {
   sessionAdmitRate: number;
@@ -78,14 +80,14 @@ export class Admission {
   refusal(currentSessions: number, now: number): AdmissionDecision & { admit: false } {
     const { sessionAdmitRate, maxSessions } = this.knobs();
     if (currentSessions >= maxSessions) {
-      // Capacity frees only as sessions leave; spread retries over 5-15 s.
-      return this.refuse(now, "TooManySessions", 5_000 + Math.floor(this.random() * 10_000), `This deployment is at its limit of ${maxSessions} sessions (knob maxSessions)`);
+      // Capacity frees only as sessions leave; spread the retries.
+      return this.refuse(now, "TooManySessions", comeBackMs(this.random), `This deployment is at its limit of ${maxSessions} sessions (knob maxSessions)`);
     }
     const slotMs = 1000 / sessionAdmitRate;
     const slot = Math.max(now + this.bucket.waitMs(now), this.promisedUntil) + slotMs;
     this.promisedUntil = slot;
     const retryAfterMs = Math.ceil(slot - now + this.random() * slotMs);
-    return this.refuse(now, "SessionRateLimited", retryAfterMs, `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); retry in ${retryAfterMs} ms`);
+    return this.refuse(now, "SessionRateLimited", retryAfterMs, `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); ${retryHint(retryAfterMs)}`);
   }
 
   private refuse(now: number, code: "SessionRateLimited" | "TooManySessions", retryAfterMs: number, message: string): AdmissionDecision & { admit: false } {
@@ -106,5 +108,5 @@ export class Admission {
 
 /** The close reason for shedding an existing session: the official client backs off from 3 s on this prefix. */
 export function shedReason(retryAfterMs: number, why = "deployment over capacity"): string {
-  return `SubscriptionsWorkerFullError: ${why}; retry in ${retryAfterMs} ms`;
+  return `SubscriptionsWorkerFullError: ${why}; ${retryHint(retryAfterMs)}`;
 }

@@ -28,12 +28,13 @@ import {
   VISIBILITY_EVENT,
   type ClientMessage,
 } from "../protocol/sync.ts";
-import { PeerSession, SyncSession, sessionFrom, type Connection, type SessionAttachment, type SessionAuth, type SessionLimitKnobs } from "./session.ts";
+import { PeerSession, SyncSession, sessionFrom, type Connection, type SessionAttachment, type SessionAuth, type SessionLimitKnobs, type HeldMutation } from "./session.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
-import type { HeldMutation, SyncStorage } from "./storage.ts";
+import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
 import { prepareQuery, type PreparedQuery } from "./query-instances.ts";
 import { WaitingRoom } from "./waiting-room.ts";
+import { CLOSE } from "../knobs/wire.ts";
 
 /** The knobs the front reads (from the deployment's knob table). */
 export interface FrontKnobs extends RefreshKnobs, SessionLimitKnobs {
@@ -51,16 +52,6 @@ export interface SyncCounters {
   /** Characters of frames sent to sockets (JSON text: about bytes): the sending work a commit costs this object. */
   charactersSent: number;
 }
-
-/** Close codes the front uses (the official client reconnects on all of them; 1013 with a backoff hint). */
-export const CLOSE = {
-  normal: 1000,
-  /** Policy violation: a protocol error. */
-  protocolError: 1008,
-  internalError: 1011,
-  /** Try again later: the waiting room timed out, or the deployment sheds sessions. */
-  tryAgainLater: 1013,
-} as const;
 
 /**
  * The head of a Mutation or Action frame as the official client writes it

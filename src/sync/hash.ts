@@ -1,6 +1,11 @@
-/** A short content hash of an encoded query result: equal results send no modification. */
-export async function resultHash(encoded: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(encoded));
+/**
+ * A short SHA-256 digest of a text (96 bits, hex): what the sync layer
+ * compares instead of the text itself: encoded results (an equal result
+ * sends no modification), identities (instance keys) and mutation
+ * fingerprints.
+ */
+export async function shortDigest(text: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
   let hex = "";
   for (const byte of new Uint8Array(digest).subarray(0, 12)) hex += byte.toString(16).padStart(2, "0");
   return hex;

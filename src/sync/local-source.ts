@@ -19,7 +19,7 @@ import { convexToJson, jsonToConvex, knownFunctionError, type CommitEvent, type 
 import { actionFailure, actionSuccess, mutationFailure, mutationSuccess, type ClientMessage } from "../protocol/sync.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
 import { QueryInstances, type PreparedQuery } from "./query-instances.ts";
-import { RefreshTurn } from "./refresh-turn.ts";
+import { RefreshTurn, type TurnKnobs } from "./refresh-turn.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import { earlierRun, mutationFingerprint, recordKey } from "./mutation-records.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
@@ -27,16 +27,9 @@ import type { SyncStorage } from "./storage.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 /** The knobs live sync reads inside the deployment object (from the deployment's knob table). */
-export interface SyncKnobs extends FrontKnobs {
-  /** Executions per second for queries new to a session (the replay of a reconnecting client's query set). */
-  resubscribeRate: number;
-  resubscribeBurst: number;
+export interface SyncKnobs extends FrontKnobs, TurnKnobs {
   /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
   queryResultCacheBytes: number;
-  /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
-  maxTransitionBytes: number;
-  /** Bytes of Transitions one session may be sent per second (burst: maxTransitionBytes); past it its updates coalesce. */
-  sessionSendBytesPerSecond: number;
 }
 
 export interface LocalSourceOptions {

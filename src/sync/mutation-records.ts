@@ -7,7 +7,7 @@
  * is refused. Keys are bound to the caller's identity (see `recordKey`).
  */
 import type { SyncStorage, StoredMutationResult } from "./storage.ts";
-import { resultHash } from "./hash.ts";
+import { shortDigest } from "./hash.ts";
 
 export interface RecordKey {
   sessionId: string;
@@ -28,7 +28,7 @@ export function recordKey(scope: "socket" | "http", key: RecordKey, tokenIdentif
 
 /** What a call's function and arguments hash to: a repeat must match it. */
 export function mutationFingerprint(udfPath: string, argsJson: unknown): Promise<string> {
-  return resultHash(`${udfPath}\n${JSON.stringify(argsJson)}`);
+  return shortDigest(`${udfPath}\n${JSON.stringify(argsJson)}`);
 }
 
 /** The earlier run a call repeats (`reuse`), a key used before for another call (`conflict`), or null: run it. */

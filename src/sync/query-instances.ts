@@ -33,7 +33,7 @@ import {
   type Value,
 } from "../engine/index.ts";
 import { ProtocolError, queryFailed, queryUpdated, type EncodedModification } from "../protocol/sync.ts";
-import { resultHash } from "./hash.ts";
+import { shortDigest } from "./hash.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
@@ -304,7 +304,7 @@ export class QueryInstances {
     instance.readSet = readSet;
     instance.searchReads = searchReads;
     const journal = instance.journal ?? "";
-    instance.resultHash = await resultHash(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
+    instance.resultHash = await shortDigest(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
     this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash, journal: instance.journal });
     // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.

@@ -15,7 +15,6 @@ import { modificationFor, type QueryInstances } from "./query-instances.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SyncSession } from "./session.ts";
 import type { SyncCounters } from "./front.ts";
-import type { SyncKnobs } from "./local-source.ts";
 import { TokenBucket } from "./token-bucket.ts";
 
 /** Bytes of a Transition around its modifications (versions, type). */
@@ -23,9 +22,20 @@ const TRANSITION_OVERHEAD_BYTES = 256;
 /** A `sentHash` no result has: the query's update was held back and must go out in the next turn. */
 const TRANSITION_DEFERRED = "deferred";
 
+/** The knobs a turn reads. */
+export interface TurnKnobs {
+  /** Executions per second for queries new to a session (the replay of a reconnecting client's query set). */
+  resubscribeRate: number;
+  resubscribeBurst: number;
+  /** Largest Transition sent; results that do not fit wait for the next one (below the runtime's 32 MiB message limit). */
+  maxTransitionBytes: number;
+  /** Bytes of Transitions one session may be sent per second (burst: maxTransitionBytes); past it its updates coalesce. */
+  sessionSendBytesPerSecond: number;
+}
+
 export interface RefreshTurnDeps {
   instances: QueryInstances;
-  knobs: () => SyncKnobs;
+  knobs: () => TurnKnobs;
   now: () => number;
   counters: SyncCounters;
   /** The deployment's latest timestamp (the one every result of the turn is at). */

@@ -7,7 +7,9 @@
  * newest sessions when `maxSessions` is lowered below the sessions held.
  */
 import { Admission, shedReason, type AdmissionKnobs } from "./admission.ts";
-import { CLOSE, type SyncFront } from "./front.ts";
+import type { SyncFront } from "./front.ts";
+import { CLOSE, retryHint } from "../knobs/wire.ts";
+import { comeBackMs, WAITING_ROOM_MIN_TURN_MS } from "../knobs/fixed.ts";
 
 export interface GateKnobs extends AdmissionKnobs {
   maxWaitingSessions: number;
@@ -20,12 +22,6 @@ export interface Refusal {
   message: string;
   retryAfterMs: number;
 }
-
-/** The waiting room is looked at no more often than this while it lets sessions in (a wave goes in batches). */
-const WAITING_ROOM_MIN_TURN_MS = 100;
-/** A shed or timed-out session is told to come back within this window (ms), spread so it does not return as one wave. */
-const COME_BACK_MIN_MS = 3_000;
-const COME_BACK_SPREAD_MS = 12_000;
 
 export interface SessionGateOptions {
   front: SyncFront;
@@ -65,13 +61,13 @@ export class SessionGate {
    * The waiting room's turn: tells sessions that waited `waitingTimeoutMs` to
    * come back later, lets the others in, in arrival order, while there is room
    * and the admission bucket allows, and returns when to look again: when the
-   * bucket refills if there is room (at most every 100 ms, so a wave is let in
+   * bucket refills if there is room (at most every WAITING_ROOM_MIN_TURN_MS, so a wave is let in
    * in batches), else when the oldest would time out (a close also calls this).
    */
   serve(): number | null {
     const { front } = this.options;
     const k = this.options.knobs();
-    front.expireWaiting(k.waitingTimeoutMs, () => shedReason(this.comeBackMs(), `waited ${k.waitingTimeoutMs} ms for room`));
+    front.expireWaiting(k.waitingTimeoutMs, () => shedReason(comeBackMs(this.random), `waited ${k.waitingTimeoutMs} ms for room`));
     front.admitWaiting(() => this.admission.tryAdmit(front.sessionCount, this.options.now()));
     const since = front.oldestWaitingSince();
     if (since === null) return null;
@@ -97,13 +93,9 @@ export class SessionGate {
     const excess = front.sessionCount - maxSessions;
     if (excess <= 0) return;
     for (const session of front.newestSessions(excess)) {
-      const retryAfterMs = this.comeBackMs();
-      front.drop(session, CLOSE.tryAgainLater, shedReason(retryAfterMs), `shed over maxSessions=${maxSessions}; retry in ${retryAfterMs} ms`);
+      const retryAfterMs = comeBackMs(this.random);
+      front.drop(session, CLOSE.tryAgainLater, shedReason(retryAfterMs), `shed over maxSessions=${maxSessions}; ${retryHint(retryAfterMs)}`);
     }
-  }
-
-  private comeBackMs(): number {
-    return COME_BACK_MIN_MS + Math.floor(this.random() * COME_BACK_SPREAD_MS);
   }
 }
 

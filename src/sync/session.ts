@@ -6,7 +6,6 @@
 import type { UserIdentity } from "../engine/index.ts";
 import { ProtocolError, type ClientMessage, type InternalFields, type StateVersion } from "../protocol/sync.ts";
 import type { TokenBucket } from "./token-bucket.ts";
-import type { HeldMutation } from "./storage.ts";
 
 /** The transport: a socket in the Durable Object, a fake in tests. */
 export interface Connection {
@@ -42,6 +41,20 @@ export interface SessionAttachment {
 }
 
 /** A verified identity as a session holds it. */
+/**
+ * A mutation a waiting session sent: kept until it has run, so a wake, an
+ * eviction or a restart while the session waits loses nothing (and holds
+ * no event open, so the object may hibernate meanwhile).
+ */
+export interface HeldMutation {
+  connectionId: string;
+  /** Order within the connection. */
+  seq: number;
+  message: Extract<ClientMessage, { type: "Mutation" }>;
+  /** Who the session was signed in as when it sent it (the mutation runs as that caller). */
+  auth: SessionAuth | null;
+}
+
 export interface SessionAuth {
   identity: UserIdentity;
   /** A digest of the identity: what instance keys of queries that read it carry. */

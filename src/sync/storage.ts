@@ -5,8 +5,7 @@
  * (`src/deployment/sqlite-sync-storage.ts`); the in-memory one below serves
  * plain-Node tests and benchmarks.
  */
-import type { SessionAuth } from "./session.ts";
-import type { ClientMessage } from "../protocol/sync.ts";
+import type { HeldMutation, SessionAuth } from "./session.ts";
 import { normalizeIntervals, type KeyInterval, type ReadSet, type SearchRead } from "../engine/index.ts";
 
 export interface StoredQuery {
@@ -35,20 +34,6 @@ export interface StoredMutationResult {
   ts: bigint;
   /** Hash of the function path and arguments: a retry must match it ("" for rows from before it was recorded). */
   fingerprint: string;
-}
-
-/**
- * A mutation a waiting session sent: kept until it has run, so a wake, an
- * eviction or a restart while the session waits loses nothing (and holds
- * no event open, so the object may hibernate meanwhile).
- */
-export interface HeldMutation {
-  connectionId: string;
-  /** Order within the connection. */
-  seq: number;
-  message: Extract<ClientMessage, { type: "Mutation" }>;
-  /** Who the session was signed in as when it sent it (the mutation runs as that caller). */
-  auth: SessionAuth | null;
 }
 
 export interface SyncStorage {

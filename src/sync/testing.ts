@@ -1,5 +1,5 @@
 /** What live sync's plain-Node tests share: their knobs, and reading what a client was sent. */
-import { DEFAULT_KNOBS, type KnobValues } from "../deployment/knob-table.ts";
+import { DEFAULT_KNOBS, type KnobValues } from "../knobs/knob-table.ts";
 
 /** The table's defaults, with budgets no test means to hit. */
 export const TEST_SYNC_KNOBS: KnobValues = {

@@ -25,7 +25,7 @@ import type { JSONValue } from "../engine/index.ts";
 import { actionFailure, queryRemoved, transition, type ClientMessage, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
 import { parsePeerPush, type PeerModification, type PeerPush } from "../protocol/peer.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
-import { resultHash } from "./hash.ts";
+import { shortDigest } from "./hash.ts";
 import { callerKey, modificationFor, sharedKey, type EncodedResult, type PreparedQuery } from "./query-instances.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
@@ -510,7 +510,7 @@ export class UpstreamSource implements ResultSource {
       query.resultJournal = modification.journal;
       query.result = modification.result;
       query.refetching = false;
-      const hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
+      const hash = await shortDigest(JSON.stringify([query.result, query.resultJournal]));
       if (hash !== query.hash) {
         query.hash = hash;
         this.saveHeld(query);

@@ -13,7 +13,7 @@ import { SqliteVectorStorage } from "../../src/deployment/sqlite-vector-storage.
 import { DEFAULT_KNOBS } from "../../src/deployment/knobs.ts";
 import { VectorIndexes } from "../../src/vectors/vector-indexes.ts";
 import { documentsOf } from "../../src/deployment/sqlite-store.ts";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { bindings, fresh } from "./helpers.ts";
 
 describe("index backfill", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
 import { bindings, fresh } from "./helpers.ts";
 

@@ -9,7 +9,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { mutationGeneric } from "convex/server";
 import { v } from "convex/values";
 import { registerModules } from "../../src/engine/index.ts";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 

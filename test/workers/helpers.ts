@@ -1,6 +1,7 @@
 /** What every workers test file needs: the bindings, the Worker, the admin key and fresh deployment names. */
 import { env, exports } from "cloudflare:workers";
-import { deploymentStub, type Env } from "../../src/env.ts";
+import type { Env } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import type { DeploymentStatus } from "../../src/deployment/deployment.ts";
 
 export const bindings = env as Env;

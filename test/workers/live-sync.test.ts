@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { encodeTs } from "../../src/protocol/sync.ts";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, status } from "./helpers.ts";
 type Message = { body: string; chatId: string };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 

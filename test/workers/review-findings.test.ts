@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { runDurableObjectAlarm } from "cloudflare:test";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh } from "./helpers.ts";
 

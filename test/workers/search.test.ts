@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 import { admin, bindings, fresh, worker } from "./helpers.ts";
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { evictDurableObject, runDurableObjectAlarm } from "cloudflare:test";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
-import { deploymentStub } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
 
 /** A client watching chat "a" (query 0); resolves once its socket is open (admitted or waiting). */
 async function watcher(deployment: string): Promise<ProtocolClient> {

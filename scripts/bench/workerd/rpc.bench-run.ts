@@ -10,7 +10,8 @@
 import { it } from "vitest";
 import { env } from "cloudflare:workers";
 import { runInDurableObject } from "cloudflare:test";
-import { deploymentStub, type Env } from "../../../src/env.ts";
+import type { Env } from "../../../src/env.ts";
+import { deploymentStub } from "../../../src/deployment/deployment.ts";
 
 const CALLS = 2_000;
 const IN_FLIGHT = 50;

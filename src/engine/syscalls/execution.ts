@@ -18,7 +18,7 @@ import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
 import { LogLines } from "./log-lines.ts";
 import type { FunctionRegistry } from "../functions.ts";
-import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduled-jobs.ts";
+import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 import type { UserIdentity } from "../auth/identity.ts";

@@ -9,14 +9,49 @@ import type { JSONValue } from "../values.ts";
 import { convexToJson, jsonToConvex } from "../values.ts";
 import { FunctionError } from "../errors.ts";
 import type { FunctionKind } from "../functions.ts";
-import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduled-jobs.ts";
-import type { ActionPool, Engine } from "../engine.ts";
+import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
+import type { Document, Value } from "../values.ts";
+import type { Transaction } from "../transaction.ts";
+import type { FunctionRegistry } from "../functions.ts";
+import type { FileStorage } from "../files/file-storage.ts";
+import type { VectorQueryArgument } from "../vectors.ts";
 import type { EngineLimits } from "../limits.ts";
 import { LogLines } from "./log-lines.ts";
 import type { UserIdentity } from "../auth/identity.ts";
 import { getBlob, isStorageSyscall, storageSyscall, storeBlob, type StorageContext } from "./storage-syscalls.ts";
 
 type Args = Record<string, JSONValue>;
+
+/**
+ * Where an action's slot comes from: clients' calls (sockets, HTTP, HTTP
+ * actions) and the deployment's own jobs (scheduled functions, crons) have
+ * pools of their own, so a flood of slow client actions cannot make due jobs
+ * fail, and a backlog of jobs cannot lock clients out. An action's nested
+ * `ctx.runAction` takes a slot of its caller's pool.
+ */
+export type ActionPool = "callers" | "jobs";
+
+/** Who an action's calls run as. */
+interface CallAs {
+  internal: boolean;
+  identity: UserIdentity | null;
+}
+
+/**
+ * What an action needs of the engine that runs it (the `Engine` is one):
+ * declared here so that this module does not depend on the engine above it.
+ */
+export interface ActionHost {
+  readonly functions: FunctionRegistry;
+  readonly files: FileStorage | null;
+  exclusive<T>(task: () => Promise<T>): Promise<T>;
+  executeSystemWrite<T>(write: (tx: Transaction) => T): T;
+  readCommitted(id: string): Document | null;
+  vectorSearch(query: VectorQueryArgument): { _id: string; _score: number }[];
+  runQuery(path: string, args: Value, caller: CallAs): Promise<{ text: string }>;
+  runMutation(path: string, args: Value, alsoInTransaction: undefined, caller: CallAs): Promise<{ text: string }>;
+  runAction(path: string, args: Value, caller: CallAs & { pool: ActionPool }): Promise<{ text: string }>;
+}
 
 const CALLS: Record<string, FunctionKind> = {
   "1.0/actions/query": "query",
@@ -25,7 +60,7 @@ const CALLS: Record<string, FunctionKind> = {
 };
 
 export class ActionExecution {
-  private readonly engine: Engine;
+  private readonly engine: ActionHost;
   readonly logs = new LogLines();
   /**
    * The caller, passed on to every function the action calls (null:
@@ -48,7 +83,7 @@ export class ActionExecution {
   /** What this action may still schedule (all its jobs count together, as one mutation's do). */
   private readonly scheduling: SchedulingBudget;
 
-  constructor(engine: Engine, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool) {
+  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool) {
     this.engine = engine;
     this.pool = pool;
     this.scheduling = new SchedulingBudget(limits);
@@ -107,7 +142,7 @@ export class ActionExecution {
         case "1.0/getUserIdentity":
           return JSON.stringify(await this.caller());
         case "1.0/actions/vectorSearch":
-          return JSON.stringify({ results: this.engine.vectorSearch((args.query ?? {}) as Parameters<Engine["vectorSearch"]>[0]) });
+          return JSON.stringify({ results: this.engine.vectorSearch((args.query ?? {}) as VectorQueryArgument) });
         default:
           throw new Error(`Unknown async operation ${op}`);
       }

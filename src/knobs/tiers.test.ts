@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { expectedTier, manifestHash, MANIFEST, TIERS, tierReport } from "./tiers.ts";
-import { DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS } from "./deployment/knob-table.ts";
+import { DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS } from "./knob-table.ts";
 
 const stamp = (overrides = {}) => ({ CALMSYNC_ENV: "production", CALMSYNC_TIER: "standard", CALMSYNC_MANIFEST_HASH: manifestHash(), ...overrides });
 

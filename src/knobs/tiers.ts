@@ -11,7 +11,7 @@
  * the deployment's vars; a deployment whose stamp is missing or disagrees
  * says so in its admin status, its log and its dashboard.
  */
-import type { KnobName } from "./deployment/knob-table.ts";
+import type { KnobName } from "./knob-table.ts";
 
 export interface Tier {
   /** What Cloudflare gives a Worker (and so its Durable Object class), set in wrangler.toml. */

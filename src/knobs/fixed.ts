@@ -1,0 +1,31 @@
+/**
+ * Fixed values: the ones that are not knobs, named in one place with why.
+ * A value an operator could want to change per deployment is a knob
+ * (`knob-table.ts`); these are either read before any deployment's knobs
+ * are (the Worker's per-isolate caches) or set by a protocol or a client.
+ */
+
+/** Deployment names each Worker isolate remembers (known to exist, their shard counts, their base URLs): a bound, not a tuning. */
+export const MAX_REMEMBERED_DEPLOYMENTS = 10_000;
+
+/**
+ * How long a Worker isolate trusts a deployment's shard count before asking
+ * again. Per isolate, not per deployment: the isolate that changes the knob
+ * forgets at once, the others within this.
+ */
+export const SHARD_COUNT_TTL_MS = 10_000;
+
+/** The shortest wait between two waiting-room turns, so a refilled admission bucket lets a wave in rather than one session a poll. */
+export const WAITING_ROOM_MIN_TURN_MS = 100;
+
+/**
+ * A session told to come back later (shed, or refused at `maxSessions`) is
+ * given a wait spread over this window, so the ones closed together do not
+ * return together. The official client backs off from 3 s on its own.
+ */
+export const COME_BACK_WINDOW_MS = { min: 3_000, spread: 12_000 } as const;
+
+/** A wait drawn from `COME_BACK_WINDOW_MS`. */
+export function comeBackMs(random: () => number): number {
+  return COME_BACK_WINDOW_MS.min + Math.floor(random() * COME_BACK_WINDOW_MS.spread);
+}
