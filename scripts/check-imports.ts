@@ -11,13 +11,15 @@
  *   a file of the shell it imports): a file that does not belongs in an
  *   agnostic room.
  *
- * Exits 1 naming each problem.
+ * Exits 1 naming each problem. `--src <dir>` checks another tree laid out
+ * the same way (the check's own test).
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
 
-const ROOT = join(import.meta.dirname, "..");
-const SRC = join(ROOT, "src");
+const srcFlag = process.argv.indexOf("--src");
+const SRC = srcFlag > 0 ? normalize(process.argv[srcFlag + 1]!) : join(import.meta.dirname, "..", "src");
+const ROOT = dirname(SRC);
 const AGNOSTIC_ROOMS = ["engine", "sync", "search", "vectors", "protocol", "knobs", "operations", "client", "web"];
 /** The Cloudflare shell: the Durable Objects' room and the Worker's own files. */
 const SHELL = (file: string) => roomOf(file) === "deployment" || ["worker.ts", "env.ts", "http-context.ts", "file-routes.ts"].includes(relative(SRC, file));

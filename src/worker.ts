@@ -31,6 +31,7 @@ import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
 import { problem, stub, type AppEnv } from "./http-context.ts";
 import { fileRoutes } from "./file-routes.ts";
+import { SERVER_ERROR } from "./engine/index.ts";
 import { isWebSocketUpgrade, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
 import { MAX_REMEMBERED_DEPLOYMENTS, SHARD_COUNT_TTL_MS } from "./knobs/fixed.ts";
 
@@ -260,7 +261,7 @@ app.notFound((c) => problem(c, 404, "NotFound", `No route for ${c.req.method} ${
 app.onError((error, c) => {
   if (error instanceof HTTPException) return error.getResponse();
   console.error(`[${c.get("requestId")}] unhandled:`, error);
-  return c.json({ code: "InternalServerError", message: `[Request ID: ${c.get("requestId")}] Server Error` }, 500);
+  return c.json({ code: "InternalServerError", message: `[Request ID: ${c.get("requestId")}] ${SERVER_ERROR}` }, 500);
 });
 
 export default app satisfies ExportedHandler<Env>;

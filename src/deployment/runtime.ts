@@ -5,7 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
-import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -257,7 +257,7 @@ export class DeploymentRuntime {
       if (failure) return errorResponse(failure);
       // Anything else is our bug: log it with the request id, tell the caller only the id.
       console.error(`[${requestId}] ${kind} ${path} failed:`, error);
-      return { status: "error", errorMessage: `[Request ID: ${requestId}] Server Error`, logLines: [] };
+      return { status: "error", errorMessage: `[Request ID: ${requestId}] ${SERVER_ERROR}`, logLines: [] };
     }
   }
 

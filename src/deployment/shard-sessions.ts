@@ -65,8 +65,9 @@ export interface ShardApi extends ShardPushTarget {
 
 export interface ShardStats {
   sessions: number;
-  /** Sessions in the shard's waiting room, and sockets it refused (past its share of maxWaitingSessions). */
+  /** Sessions in the shard's waiting room. */
   waiting: number;
+  /** Sockets it refused (past its share of maxWaitingSessions). */
   refused: number;
   transitionsSent: number;
   /** Distinct queries its peer session holds. */

@@ -34,7 +34,7 @@ import { parseVectorQuery, type VectorQueryArgument } from "./vectors.ts";
 import { Transaction } from "./transaction.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
-import { FunctionError } from "./errors.ts";
+import { FunctionError, SERVER_ERROR } from "./errors.ts";
 import { FairLock } from "./fair-lock.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution } from "./syscalls/execution.ts";
@@ -373,7 +373,7 @@ export class Engine {
       return await withinDeadline(`The HTTP action for ${request.method} ${new URL(request.url).pathname}`, execution, limits.actionTimeoutMs, runInExecution(execution, () => match[0].invokeHttpAction(request)));
     } catch (error) {
       const failure = asFunctionError(error, execution);
-      return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: convexToJson(failure.data) } : {}) }, { status: 500 });
+      return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: failure.dataJson } : {}) }, { status: 500 });
     } finally {
       release();
     }
@@ -506,7 +506,7 @@ function withinDeadline<T>(what: string, execution: { expire(error: Error): void
 function hideUncaughtMessage(path: string, failure: FunctionError): void {
   if (failure.code !== "UserError" || failure.data !== undefined) return;
   console.error(`${path} failed: ${failure.message}`);
-  failure.message = "Server Error";
+  failure.message = SERVER_ERROR;
 }
 
 /** A value's encoded size, or a `FunctionError` naming `what` when it is nested past the depth limit. */

@@ -2,7 +2,10 @@
  * Errors a function call can end with. Each has a closed `code`, so the HTTP and
  * socket layers map them without matching on message text.
  */
-import type { Value } from "./values.ts";
+import { convexToJson, type JSONValue, type Value } from "./values.ts";
+
+/** What a caller is told of a failure that is not a `FunctionError` (ours, or hidden outside development): the details go to the log. */
+export const SERVER_ERROR = "Server Error";
 
 export const FUNCTION_ERROR_CODES = [
   /** The path names no registered function of the requested kind. */
@@ -33,5 +36,10 @@ export class FunctionError extends Error {
     super(message);
     this.code = code;
     this.data = data;
+  }
+
+  /** `data` as it travels on every wire (HTTP `errorData`, sockets, shards): Convex JSON, which the official client decodes into `ConvexError.data`. */
+  get dataJson(): JSONValue | undefined {
+    return this.data === undefined ? undefined : convexToJson(this.data);
   }
 }

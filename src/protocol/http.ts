@@ -4,7 +4,7 @@
  * answered `{status: "success", value, logLines}` or `{status: "error", errorMessage, errorData?, logLines}`.
  */
 import type { JSONValue } from "../engine/index.ts";
-import { convexToJson, FunctionError, isPlainObject, MAX_VALUE_DEPTH, nestedDeeperThan } from "../engine/index.ts";
+import { FunctionError, isPlainObject, MAX_VALUE_DEPTH, nestedDeeperThan } from "../engine/index.ts";
 
 export type FunctionResponse =
   | { status: "success"; value: JSONValue; logLines: string[] }
@@ -58,7 +58,6 @@ export function successResponse(value: JSONValue, logLines: readonly string[] = 
 
 export function errorResponse(error: FunctionError): FunctionResponse {
   const response: FunctionResponse = { status: "error", errorMessage: error.message, logLines: [...error.logLines] };
-  // errorData travels as Convex JSON; the official client decodes it into ConvexError.data.
-  if (error.data !== undefined) response.errorData = convexToJson(error.data);
+  if (error.data !== undefined) response.errorData = error.dataJson;
   return response;
 }

@@ -15,7 +15,7 @@
  * lock, so a turn sees one snapshot and Transitions are ordered after the
  * mutation responses that caused them.
  */
-import { convexToJson, jsonToConvex, knownFunctionError, type CommitEvent, type Engine } from "../engine/index.ts";
+import { jsonToConvex, knownFunctionError, SERVER_ERROR, type CommitEvent, type Engine } from "../engine/index.ts";
 import { actionFailure, actionSuccess, mutationFailure, mutationSuccess, type ClientMessage } from "../protocol/sync.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
 import { QueryInstances, type PreparedQuery } from "./query-instances.ts";
@@ -189,7 +189,7 @@ export class LocalSource implements ResultSource {
           } catch (error) {
             const failure = knownFunctionError(error);
             if (!failure) throw error;
-            front.send(session, mutationFailure(message.requestId, failure.message, failure.data === undefined ? undefined : convexToJson(failure.data), failure.logLines));
+            front.send(session, mutationFailure(message.requestId, failure.message, failure.dataJson, failure.logLines));
           }
         }
         // The client resolves the mutation once a Transition reaches its ts.
@@ -207,7 +207,7 @@ export class LocalSource implements ResultSource {
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) this.front.log(`[${session.connectionId}] action ${message.udfPath} failed: ${(error as Error)?.stack ?? error}`);
-      return actionFailure(message.requestId, failure?.message ?? "Server Error", failure?.data === undefined ? undefined : convexToJson(failure.data), failure?.logLines);
+      return actionFailure(message.requestId, failure?.message ?? SERVER_ERROR, failure?.dataJson, failure?.logLines);
     }
   }
 }

@@ -290,7 +290,7 @@ export class QueryInstances {
       readSet = outcome.readSet;
       searchReads = outcome.searchReads;
       encoded = outcome.error
-        ? { ok: false, message: outcome.error.message, data: outcome.error.data === undefined ? undefined : convexToJson(outcome.error.data), logLines: outcome.logLines }
+        ? { ok: false, message: outcome.error.message, data: outcome.error.dataJson, logLines: outcome.logLines }
         : { ok: true, value: outcome.text, logLines: outcome.logLines };
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;

@@ -6,7 +6,7 @@
  * queries, mutations or Transitions; only the functions it calls take turns.
  */
 import type { JSONValue } from "../values.ts";
-import { convexToJson, jsonToConvex } from "../values.ts";
+import { jsonToConvex } from "../values.ts";
 import { FunctionError } from "../errors.ts";
 import type { FunctionKind } from "../functions.ts";
 import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
@@ -148,7 +148,7 @@ export class ActionExecution {
       }
     } catch (error) {
       // A nested call's ConvexError reaches the action as a ConvexError with its data (convex/server rebuilds it from `data`).
-      if (error instanceof FunctionError && error.data !== undefined) throw Object.assign(new Error(error.message), { data: convexToJson(error.data) });
+      if (error instanceof FunctionError && error.data !== undefined) throw Object.assign(new Error(error.message), { data: error.dataJson });
       throw error;
     }
   }
