@@ -36,6 +36,11 @@ export interface DevServerOptions {
   app?: string;
   /** Modules to add beside the app's own in that copy (a probe a test drives), the app itself left as it is. */
   modules?: string[];
+  /**
+   * Start the way a Workers developer does in a fresh clone: `npx wrangler dev` in a copy of this
+   * checkout with nothing generated or built and no vars of the harness (no admin key, no tier stamp).
+   */
+  plain?: boolean;
 }
 
 export interface DevServer {
@@ -140,8 +145,9 @@ export function appProject(convexDir: string, { generated = true, modules = [] }
 }
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
-  const project = options.app ? appProject(options.app, { modules: options.modules }) : null;
-  const root = project ?? resolve(import.meta.dirname, "../..");
+  const repo = resolve(import.meta.dirname, "../..");
+  const project = options.plain ? appProject(join(repo, "convex"), { generated: false }) : options.app ? appProject(options.app, { modules: options.modules }) : null;
+  const root = project ?? repo;
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const ownStorage = options.persistTo === undefined;
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
@@ -151,11 +157,10 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   let run: Run | null = null;
 
   const spawnRuntime = (): Run => {
-    const child: ChildProcess = spawn(
-      process.execPath,
-      [wrangler, "dev", "--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo, "--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]), "--show-interactive-dev-session=false"],
-      { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } },
-    );
+    const where = ["--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo];
+    const harness = ["--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]), "--show-interactive-dev-session=false"];
+    const [command, args] = options.plain ? ["npx", ["wrangler", "dev", ...where]] : [process.execPath, [wrangler, "dev", ...where, ...harness]];
+    const child: ChildProcess = spawn(command, args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });
     child.stdout!.on("data", (chunk) => (log += chunk));
     child.stderr!.on("data", (chunk) => (log += chunk));
     let exited = false;
