@@ -29,6 +29,7 @@ import { gateShare, SessionGate, type GateKnobs } from "../sync/session-gate.ts"
 import type { SyncSession } from "../sync/session.ts";
 import { answerClose, newConnectionId, openSockets, refusalResponse, socketConnection, SocketSessions } from "./sockets.ts";
 import { deploymentStub, isLocalConfiguration, type Env } from "../env.ts";
+import { clientAddress } from "../sync/client-limits.ts";
 import type { ShardApi, ShardConfig, ShardStats } from "./shard-sessions.ts";
 
 /** `<deployment>/shard-<k>`: the deployment a shard serves, and k. */
@@ -65,7 +66,10 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     migrate(ctx.storage, SHARD_MIGRATIONS);
     this.shardStorage = new SqliteShardStorage(ctx.storage.sql);
     const kept = this.shardStorage.loadValue("config");
-    this.config = kept ? (JSON.parse(kept) as ShardConfig) : shardConfig(DEFAULT_KNOBS, index);
+    // A config kept by an older version may lack newer knobs: those take their defaults until the deployment sends its own.
+    const defaults = shardConfig(DEFAULT_KNOBS, index);
+    const stored = kept ? (JSON.parse(kept) as ShardConfig) : null;
+    this.config = stored ? { knobs: { ...defaults.knobs, ...stored.knobs }, share: { ...defaults.share, ...stored.share } } : defaults;
     // A fresh stub per call: a stub that threw once fails every later call.
     const database = () => deploymentStub(env, deployment);
     this.front = shardFront({
@@ -111,7 +115,7 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   override async fetch(request: Request): Promise<Response> {
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket") return new Response("Expected a WebSocket upgrade", { status: 426 });
     await this.configured();
-    const door = this.gate.accept();
+    const door = this.gate.accept(clientAddress(request.headers));
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
     const { 0: client, 1: socket } = new WebSocketPair();
     this.ctx.acceptWebSocket(socket);
