@@ -21,8 +21,10 @@ const srcFlag = process.argv.indexOf("--src");
 const SRC = srcFlag > 0 ? normalize(process.argv[srcFlag + 1]!) : join(import.meta.dirname, "..", "src");
 const ROOT = dirname(SRC);
 const AGNOSTIC_ROOMS = ["engine", "sync", "search", "vectors", "protocol", "knobs", "operations", "client", "web"];
-/** The Cloudflare shell: the Durable Objects' room and the Worker's own files. */
-const SHELL = (file: string) => roomOf(file) === "deployment" || ["worker.ts", "env.ts", "http-context.ts", "file-routes.ts"].includes(relative(SRC, file));
+/** Files at the top of `src/` that are not the Worker's: shared by every room. */
+const SHARED_TOP_LEVEL = ["version.ts"];
+/** The Cloudflare shell: the Durable Objects' room and the Worker's own files (the rest of the top of `src/`). */
+const SHELL = (file: string) => roomOf(file) === "deployment" || (!relative(SRC, file).includes("/") && !SHARED_TOP_LEVEL.includes(relative(SRC, file)));
 /** What only exists on Cloudflare's runtime: its modules, Durable Object and R2 types, socket attachments. */
 const CLOUDFLARE_API = /\bcloudflare:|\b(DurableObject\w*|SqlStorage\w*|R2[A-Z]\w*|WebSocketPair|ExecutionContext|(de)?serializeAttachment)\b/;
 /** Relative imports and re-exports, `import type` included. */

@@ -42,7 +42,7 @@ import { anyApi } from "convex/server";
 import { calmsyncWebSocket } from "../src/client/index.ts";
 import { TIERS } from "../src/knobs/tiers.ts";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "./lib/wrangler-dev.ts";
-import { adminStatus, createDeployment, knobReport, setKnobs } from "./lib/admin.ts";
+import { adminStatus, createDeployment, knobReport, MANY_CLIENTS_FROM_HERE, setKnobs } from "./lib/admin.ts";
 import { machine, percentile } from "./bench/harness.ts";
 
 const KINDS = ["current", "legacy", "transport"] as const;
@@ -116,6 +116,7 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
   const url = await createDeployment(server.url, `load-${options.scenario}-${kind}-${shards}-${Date.now().toString(36)}`);
   // Before any socket: the Worker asks a deployment it has not seen for its shard count at once.
   if (shards > 1) await setKnobs(url, { syncShards: shards });
+  await setKnobs(url, MANY_CLIENTS_FROM_HERE);
   const standard = Object.fromEntries((await knobReport(url)).map((k) => [k.name, k.default]));
   let attempts = 0;
   let refusals = 0;

@@ -3,6 +3,8 @@ import type { TierStamp } from "./knobs/tiers.ts";
 /** Bindings and vars; the tier stamp (CALMSYNC_ENV, CALMSYNC_TIER, ...) is written by `npm run deploy`. */
 export interface Env extends TierStamp {
   DEPLOYMENTS: DurableObjectNamespace;
+  /** The deployment directory (src/deployment/directory.ts): one object recording which deployments exist past the declared names. */
+  DIRECTORY: DurableObjectNamespace;
   /** Sync shards (docs/SHARDS.md), named `<deployment>/shard-<k>`. */
   SYNC_SHARDS: DurableObjectNamespace;
   /** File storage's bytes (`ctx.storage`), keyed `<deployment>/<storage id>` (src/deployment/r2-blob-store.ts). */
@@ -19,17 +21,43 @@ export interface Env extends TierStamp {
    * a trailing `*` matches a prefix (`"default,staging-*"`). Default: `"default"`.
    */
   DECLARED_DEPLOYMENTS?: string;
+  /**
+   * How many deployments each wildcard of `DECLARED_DEPLOYMENTS` may make on
+   * first use (default 100); past it a new name needs the admin key
+   * (`POST /d/<name>/api/admin/deployment`). A wildcard lets anyone who can
+   * reach the Worker make a deployment by naming one: this bounds how many.
+   */
+  WILDCARD_DEPLOYMENT_LIMIT?: string;
   /** Origins allowed to call the API from a browser, comma-separated, or `*` (the default, as Convex does). */
   CORS_ORIGINS?: string;
 }
 
 /** Whether `name` is declared in configuration (it then exists from its first use). */
 export function isDeclaredDeployment(env: Env, name: string): boolean {
+  return declaration(env, name) !== null;
+}
+
+/**
+ * How `name` is declared: by itself (`"exact"`), by a wildcard (the
+ * pattern, e.g. `"staging-*"`: its first use counts against
+ * `WILDCARD_DEPLOYMENT_LIMIT`), or not at all (null). An exact entry wins.
+ */
+export function declaration(env: Pick<Env, "DECLARED_DEPLOYMENTS">, name: string): "exact" | { pattern: string } | null {
+  let wildcard: string | null = null;
   for (const entry of (env.DECLARED_DEPLOYMENTS ?? "default").split(",")) {
     const pattern = entry.trim();
-    if (pattern === name || (pattern.endsWith("*") && name.startsWith(pattern.slice(0, -1)))) return true;
+    if (pattern === name) return "exact";
+    if (wildcard === null && pattern.endsWith("*") && name.startsWith(pattern.slice(0, -1))) wildcard = pattern;
   }
-  return false;
+  return wildcard === null ? null : { pattern: wildcard };
+}
+
+const DEFAULT_WILDCARD_DEPLOYMENT_LIMIT = 100;
+
+/** `WILDCARD_DEPLOYMENT_LIMIT`, or its default for a missing or malformed value. */
+export function wildcardDeploymentLimit(env: Pick<Env, "WILDCARD_DEPLOYMENT_LIMIT">): number {
+  const value = Number(env.WILDCARD_DEPLOYMENT_LIMIT);
+  return env.WILDCARD_DEPLOYMENT_LIMIT !== undefined && Number.isInteger(value) && value >= 0 ? value : DEFAULT_WILDCARD_DEPLOYMENT_LIMIT;
 }
 
 /** Loopback host names: a request to one of these reached a runtime on this machine. */

@@ -16,7 +16,10 @@
  * request without a preflight. `/api/status` tells anyone whether the
  * deployment is up; its counters and limits, knobs, compaction and creating
  * deployments need the admin key. Unknown deployment names answer 404 and
- * create nothing.
+ * create nothing: the Worker asks the deployment directory, never the name's
+ * own object (src/deployment-names.ts). Each client's HTTP function calls and
+ * new sockets are limited per client (knobs clientCallRate,
+ * clientSessionRate), past which it gets 429 with Retry-After.
  */
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -25,14 +28,18 @@ import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import { HTTPException } from "hono/http-exception";
 import { app as convexApp } from "../convex/_generated/modules.js";
-import { defineDeployment, deploymentStub, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
+import { defineDeployment, HTTP_ACTION_HEADER, type FunctionKind } from "./deployment/deployment.ts";
+import { clientAddress } from "./sync/client-limits.ts";
 export { SyncShard } from "./deployment/sync-shard.ts";
+export { DeploymentDirectory } from "./deployment/directory.ts";
+import { directoryStub } from "./deployment/directory.ts";
+import { DeploymentNames } from "./deployment-names.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
-import { devIssuerAllowed, isDeclaredDeployment, type Env } from "./env.ts";
+import { devIssuerAllowed, type Env } from "./env.ts";
 import { problem, stub, type AppEnv } from "./http-context.ts";
 import { fileRoutes } from "./file-routes.ts";
 import { SERVER_ERROR } from "./engine/index.ts";
-import { isWebSocketUpgrade, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
+import { isWebSocketUpgrade, refusalResponse, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
 import { MAX_REMEMBERED_DEPLOYMENTS, SHARD_COUNT_TTL_MS } from "./knobs/fixed.ts";
 
 export const Deployment = defineDeployment(convexApp);
@@ -41,20 +48,8 @@ const DEFAULT_DEPLOYMENT = "default";
 const DEPLOYMENT_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const DEFAULT_MAX_REQUEST_BYTES = 1_048_576;
 
-/**
- * Deployments known to exist, so only the first request per isolate for a
- * created (not declared) name pays an `exists()` round trip. Deployments are
- * never deleted, so an entry cannot go stale; the set is bounded anyway.
- */
-const knownDeployments = new Set<string>();
-
-async function deploymentExists(env: Env, name: string): Promise<boolean> {
-  if (isDeclaredDeployment(env, name) || knownDeployments.has(name)) return true;
-  if (!(await deploymentStub(env, name).exists())) return false;
-  if (knownDeployments.size >= MAX_REMEMBERED_DEPLOYMENTS) knownDeployments.clear();
-  knownDeployments.add(name);
-  return true;
-}
+/** Which names exist, as this isolate knows: asked of the directory, never of the name's own object (src/deployment-names.ts). */
+const deploymentNames = new DeploymentNames();
 
 /**
  * Where each deployment is reached, as this isolate last told it: the URLs
@@ -85,8 +80,13 @@ const resolveDeployment = async (c: Context<AppEnv>, next: () => Promise<void>) 
   c.set("deployment", name);
   // Creating a deployment is the one route that may name one that does not exist (it needs the admin key).
   const creating = c.req.method === "POST" && c.req.path.endsWith("/admin/deployment");
-  if (!creating && !(await deploymentExists(c.env, name))) {
-    return problem(c, 404, "DeploymentNotFound", `Deployment "${name}" does not exist; an operator creates it with POST /d/${name}/api/admin/deployment`);
+  const found = creating ? null : await deploymentNames.resolve(c.env, name);
+  if (found && !found.exists) {
+    const full = found.wildcardFull;
+    const why = full
+      ? `Deployment "${name}" does not exist, and "${full.pattern}" in DECLARED_DEPLOYMENTS has made its ${full.limit} deployments on first use (var WILDCARD_DEPLOYMENT_LIMIT)`
+      : `Deployment "${name}" does not exist`;
+    return problem(c, 404, "DeploymentNotFound", `${why}; an operator creates it with POST /d/${name}/api/admin/deployment`);
   }
   if (!creating) await noteBaseUrl(c);
   await next();
@@ -119,8 +119,9 @@ const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
   if (body === NOT_JSON) return badJson(c);
   try {
     const { path, args } = parseFunctionRequest(body);
-    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null, c.req.header("Idempotency-Key") ?? null);
+    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null, c.req.header("Idempotency-Key") ?? null, clientAddress(c.req.raw.headers));
     if (response.status === "unauthenticated") return problem(c, 401, response.code, response.message);
+    if (response.status === "rateLimited") return refusalResponse(response);
     return c.json(response);
   } catch (error) {
     if (error instanceof BadRequestError) return problem(c, error.status, error.code, error.message);
@@ -205,8 +206,12 @@ api.get("/admin/status", async (c) => c.json(await stub(c).status()));
 // The dashboard's charts: per-second samples of the last minutes (cheap to read: no query runs).
 api.get("/admin/metrics", async (c) => c.json({ samples: await stub(c).metricsHistory() }));
 api.post("/admin/deployment", async (c) => {
+  const name = c.get("deployment");
   const { created } = await stub(c).create();
-  return c.json({ deployment: c.get("deployment"), created }, created ? 201 : 200);
+  // Recorded after the object exists: a failure here is mended by repeating the request (create is idempotent).
+  await directoryStub(c.env).record(name);
+  deploymentNames.created(name);
+  return c.json({ deployment: name, created }, created ? 201 : 200);
 });
 // Compacts every search partition with a non-empty log now. Not a commit: invalidates nothing.
 api.post("/admin/compact", async (c) => c.json(await stub(c).compactNow()));

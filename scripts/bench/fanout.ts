@@ -5,7 +5,7 @@
  * Transition, and checks the query ran once for all of them (shared instance).
  */
 import { startDevServer } from "../lib/wrangler-dev.ts";
-import { adminStatus, createDeployment } from "../lib/admin.ts";
+import { adminStatus, createDeployment, MANY_CLIENTS_FROM_HERE, setKnobs } from "../lib/admin.ts";
 import { table } from "./harness.ts";
 
 interface Session {
@@ -58,6 +58,7 @@ export async function benchFanout(sizes = [1_000, 10_000]): Promise<string> {
   try {
     for (const size of sizes) {
       const base = await createDeployment(server.url, `fanout-${size}`);
+      await setKnobs(base, MANY_CLIENTS_FROM_HERE);
       const marker = { body: `fanout-${size}-${Date.now()}` };
       const connectStart = performance.now();
       const sessions = await openSessions(`${base.replace("http", "ws")}/api/1.49.0/sync`, size, marker);

@@ -29,3 +29,11 @@ export async function knobReport(deploymentUrl: string): Promise<{ name: string;
   if (!response.ok) throw new Error(`knobs: ${response.status} ${await response.text()}`);
   return ((await response.json()) as { knobs: { name: string; value: number; default: number; min: number; max: number }[] }).knobs;
 }
+
+/**
+ * Knobs for a load generator whose clients all come from this one machine:
+ * without CF-Connecting-IP (or from one address) they are one client to the
+ * per-client limits (clientSessionRate, clientCallRate), which would measure
+ * those instead of the deployment.
+ */
+export const MANY_CLIENTS_FROM_HERE = { clientSessionRate: 100_000, clientSessionBurst: 100_000, clientCallRate: 100_000, clientCallBurst: 100_000 };

@@ -42,13 +42,14 @@ export function checkEnvironment(environment: EnvironmentName, configPath = DEFA
     [
       { name: "DEPLOYMENTS", class_name: "Deployment" },
       { name: "SYNC_SHARDS", class_name: "SyncShard" },
+      { name: "DIRECTORY", class_name: "DeploymentDirectory" },
     ],
     bindings,
   );
   const buckets = (config.r2_buckets as { binding: string; bucket_name?: string }[]).map(({ binding, bucket_name }) => ({ binding, bucket_name }));
   differ("r2_buckets", [{ binding: "FILES", bucket_name: MANIFEST.environments[environment].filesBucket }], buckets);
   const sqliteClasses = (config.migrations as { new_sqlite_classes?: string[] }[]).flatMap((m) => m.new_sqlite_classes ?? []);
-  differ("migrations (new_sqlite_classes)", ["Deployment", "SyncShard"], sqliteClasses);
+  differ("migrations (new_sqlite_classes)", ["Deployment", "SyncShard", "DeploymentDirectory"], sqliteClasses);
   differ("compatibility_date", top.compatibility_date, config.compatibility_date);
   const vars = config.vars as Record<string, unknown>;
   differ("vars.CALMSYNC_ENV", environment, vars.CALMSYNC_ENV);

@@ -8,7 +8,8 @@
  * name declared in configuration (`DECLARED_DEPLOYMENTS`), or when an
  * operator creates it (`create()`, behind the admin key). For any other name
  * the object starts nothing and writes nothing, so a stranger cannot make
- * databases by naming them.
+ * databases by naming them; and the Worker does not even address it: which
+ * names exist is the directory's to say (src/deployment/directory.ts).
  *
  * Transactions (see src/engine/engine.ts): functions run one at a time through
  * the engine's fair lock; a mutation writes into an in-memory overlay that its
@@ -46,6 +47,8 @@ import { answerClose, isWebSocketUpgrade, newConnectionId, refusalResponse, sock
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "../operations/metrics-ring.ts";
 import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
+import { clientAddress } from "../sync/client-limits.ts";
+import { directoryStub } from "./directory.ts";
 import { appProviders } from "./auth.ts";
 import type { UploadedFile, UploadStart } from "./uploads.ts";
 
@@ -66,7 +69,8 @@ export interface DeploymentApi {
   /** Creates the deployment if it does not exist (operators only: the Worker guards it with the admin key). */
   create(): Promise<{ created: boolean }>;
   /** `idempotencyKey`: a mutation's `Idempotency-Key` header (a repeat gets the first run's answer). */
-  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null): Promise<FunctionResponse>;
+  /** `address`: the client's (CF-Connecting-IP; "local" without one), whose calls are limited and served as one caller. */
+  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null, address?: string): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
   /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
@@ -138,7 +142,11 @@ export function defineDeployment(app: GeneratedApp) {
       // existing deployment (or a declared one) starts here, whole.
       void ctx.blockConcurrencyWhile(async () => {
         this.resolved = await resolveApp();
-        if (storageInitialized(ctx.storage.sql) || isDeclaredDeployment(env, this.name)) this.start();
+        const existed = storageInitialized(ctx.storage.sql);
+        if (existed || isDeclaredDeployment(env, this.name)) this.start();
+        // A deployment created before the directory existed records itself there when it next starts (an alarm or
+        // a socket wakes it), so the Worker finds it again; idle ones an operator re-creates (README: Deployments).
+        if (existed && !isDeclaredDeployment(env, this.name) && env.DIRECTORY) ctx.waitUntil(directoryStub(env).record(this.name));
       });
       // Lets clients that send the literal "ping" keep alive without waking us.
       ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("ping", "pong"));
@@ -188,7 +196,7 @@ export function defineDeployment(app: GeneratedApp) {
       const runtime = this.started;
       const { sync, gate, alarms, knobs, metrics } = runtime;
       metrics.maybeSample();
-      const door = gate.accept();
+      const door = gate.accept(clientAddress(request.headers));
       if ("refusal" in door) return refusalResponse(door.refusal);
       const { 0: client, 1: server } = new WebSocketPair();
       this.ctx.acceptWebSocket(server);
@@ -233,9 +241,9 @@ export function defineDeployment(app: GeneratedApp) {
       return this.started ? this.sockets.of(ws, this.started.sync) : undefined;
     }
 
-    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null): Promise<FunctionResponse> {
+    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address = "local"): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
-      return this.runtime.run(kind, path, encodedArgs, requestId, authorization, idempotencyKey);
+      return this.runtime.run(kind, path, encodedArgs, requestId, authorization, idempotencyKey, address);
     }
 
     /**

@@ -11,6 +11,7 @@ import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
 import { earlierRun, mutationFingerprint, recordKey } from "../sync/mutation-records.ts";
 import { SessionGate } from "../sync/session-gate.ts";
+import { ClientBuckets, clientKey } from "../sync/client-limits.ts";
 import { SearchIndexes } from "../search/search-indexes.ts";
 import { CompactionPolicy } from "../search/compactor.ts";
 import { documentsOf, SqliteStore } from "./sqlite-store.ts";
@@ -72,6 +73,8 @@ export class DeploymentRuntime {
   readonly crons: CronJobs;
   /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
   readonly gate: SessionGate;
+  /** HTTP function calls per client (`clientCallRate`): one client cannot fill the function lock's time. */
+  readonly callsPerClient: ClientBuckets;
   readonly startedAt = Date.now();
   /** The tier this deployment runs on and whether its stamp agrees with the manifest (src/knobs/tiers.ts). */
   readonly tier: TierReport;
@@ -172,6 +175,12 @@ export class DeploymentRuntime {
       now,
     });
     this.gate = new SessionGate({ front: this.sync, knobs: () => this.knobs.values, now, wake: (at) => this.alarms.request(at) });
+    this.callsPerClient = new ClientBuckets({
+      rate: () => this.knobs.values.clientCallRate,
+      burst: () => this.knobs.values.clientCallBurst,
+      what: "HTTP function calls",
+      knobs: "clientCallRate/clientCallBurst",
+    });
     this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
     // Shards' internal sessions come back with the sockets' sessions, running nothing.
     const shardSessions = this.shards.restorable();
@@ -237,13 +246,23 @@ export class DeploymentRuntime {
    * Runs a query, mutation or action over HTTP, as the caller its
    * `Authorization` header names. Function failures are answered, never
    * thrown; a refused token is `Unauthenticated`, and no function runs.
+   *
+   * `address` is the client's (src/sync/client-limits.ts). The caller (its
+   * identity when signed in, else its address) is one owner of the function
+   * lock whatever the number of its calls in flight, so N parallel calls get
+   * one turn per round as a socket session does, not N; and past
+   * `clientCallRate` it is refused before anything runs.
    */
-  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null): Promise<FunctionResponse> {
+  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address = "local"): Promise<FunctionResponse> {
     try {
       const identity = await this.auth.identityFromHeader(authorization);
+      const client = clientKey(address, identity?.tokenIdentifier ?? null);
+      const refused = this.callsPerClient.take(client, this.now());
+      if (refused) return { status: "rateLimited", ...refused };
       const args = jsonToConvex(encodedArgs);
-      const caller = { identity };
-      if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, args, idempotencyKey, identity);
+      const owner = `http ${client}`;
+      const caller = { identity, owner };
+      if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, args, idempotencyKey, identity, owner);
       const result =
         kind === "query"
           ? await this.engine.runQuery(path, args, caller)
@@ -269,7 +288,7 @@ export class DeploymentRuntime {
    * writes once. Checked and run in one turn of the lock: two repeats sent at
    * once run once.
    */
-  private async runOnce(path: string, encodedArgs: JSONValue, args: Value, idempotencyKey: string, identity: UserIdentity | null): Promise<FunctionResponse> {
+  private async runOnce(path: string, encodedArgs: JSONValue, args: Value, idempotencyKey: string, identity: UserIdentity | null, owner: string): Promise<FunctionResponse> {
     if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
       return errorResponse(new FunctionError("BadRequest", `An Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`));
     }
@@ -283,7 +302,7 @@ export class DeploymentRuntime {
       const record = ({ text, ts }: { text: string; ts: bigint }) => this.syncStorage.recordMutationResult(key.sessionId, key.requestId, { resultJson: text, ts, fingerprint }, this.now());
       const result = await this.engine.executeMutation(fn, args, record, undefined, identity);
       return successResponse(result.json, result.logLines);
-    });
+    }, owner);
   }
 
   knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {

@@ -31,6 +31,7 @@ import { answerClose, isWebSocketUpgrade, newConnectionId, openSockets, refusalR
 import { isLocalConfiguration, type Env } from "../env.ts";
 import { deploymentStub } from "./deployment.ts";
 import { shardConfig, shardName, type ShardApi, type ShardConfig, type ShardStats } from "./shard-sessions.ts";
+import { clientAddress } from "../sync/client-limits.ts";
 
 export class SyncShard extends DurableObject<Env> implements ShardApi {
   private readonly front: SyncFront<UpstreamSource>;
@@ -53,7 +54,10 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
     migrate(ctx.storage, SHARD_MIGRATIONS);
     this.shardStorage = new SqliteShardStorage(ctx.storage.sql);
     const kept = this.shardStorage.loadValue("config");
-    this.config = kept ? (JSON.parse(kept) as ShardConfig) : shardConfig(DEFAULT_KNOBS, index);
+    // A config kept by an older version may lack newer knobs: those take their defaults until the deployment sends its own.
+    const defaults = shardConfig(DEFAULT_KNOBS, index);
+    const stored = kept ? (JSON.parse(kept) as ShardConfig) : null;
+    this.config = stored ? { knobs: { ...defaults.knobs, ...stored.knobs }, share: { ...defaults.share, ...stored.share } } : defaults;
     // A fresh stub per call: a stub that threw once fails every later call.
     const database = () => deploymentStub(env, deployment);
     this.front = shardFront({
@@ -99,7 +103,7 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   override async fetch(request: Request): Promise<Response> {
     if (!isWebSocketUpgrade(request)) return upgradeRequiredResponse();
     await this.configured();
-    const door = this.gate.accept();
+    const door = this.gate.accept(clientAddress(request.headers));
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
     const { 0: client, 1: socket } = new WebSocketPair();
     this.ctx.acceptWebSocket(socket);

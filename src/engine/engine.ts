@@ -35,7 +35,7 @@ import { Transaction } from "./transaction.ts";
 import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError, SERVER_ERROR } from "./errors.ts";
-import { FairLock } from "./fair-lock.ts";
+import { FairLock, type LockOwner } from "./fair-lock.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution } from "./syscalls/execution.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
@@ -88,6 +88,8 @@ export interface QueryResult extends EncodedValue {
 export interface Caller {
   internal?: boolean;
   identity?: UserIdentity | null;
+  /** Whose turn of the function lock the call takes (default: a turn of its own); an action's nested calls take its caller's. */
+  owner?: LockOwner;
 }
 
 /** A query run: a result or a function error, and in both cases what it read. */
@@ -200,7 +202,7 @@ export class Engine {
    * served round-robin, each one's calls in order (`fair-lock.ts`). Without an
    * owner the call is its own owner: such calls run in arrival order.
    */
-  exclusive<T>(fn: () => Promise<T>, owner: object = {}): Promise<T> {
+  exclusive<T>(fn: () => Promise<T>, owner: LockOwner = {}): Promise<T> {
     return this.lock.run(owner, fn);
   }
 
@@ -240,9 +242,9 @@ export class Engine {
   }
 
   /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot; `identity` is the caller (default anonymous). */
-  async runQuery(path: string, args: Value, { internal = false, identity = null }: Caller = {}): Promise<QueryResult> {
+  async runQuery(path: string, args: Value, { internal = false, identity = null, owner }: Caller = {}): Promise<QueryResult> {
     const fn = this.resolve(path, "query", { internal });
-    const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity));
+    const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity), owner);
     if (outcome.error) throw outcome.error;
     return outcome;
   }
@@ -274,9 +276,9 @@ export class Engine {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false, identity = null }: Caller = {}): Promise<MutationResult> {
+  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false, identity = null, owner }: Caller = {}): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation", { internal });
-    return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction, undefined, identity));
+    return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction, undefined, identity), owner);
   }
 
   /** `runMutation` without taking the lock: only for callers already inside `exclusive()`. */
@@ -299,9 +301,9 @@ export class Engine {
    * syscalls answered by `ActionExecution`, which runs the functions it calls
    * each in its own transaction. At most `maxConcurrentActions` at a time.
    */
-  async runAction(path: string, args: Value, { internal = false, identity = null, pool = "callers" }: Caller & { pool?: ActionPool } = {}): Promise<EncodedValue> {
+  async runAction(path: string, args: Value, { internal = false, identity = null, owner, pool = "callers" }: Caller & { pool?: ActionPool } = {}): Promise<EncodedValue> {
     const fn = this.resolve(path, "action", { internal });
-    return this.executeAction(fn, args, { identity, pool });
+    return this.executeAction(fn, args, { identity, pool, owner });
   }
 
   /**
@@ -309,11 +311,11 @@ export class Engine {
    * by the caller), stopped at `actionTimeoutMs`: its caller is answered with
    * a timeout, its slot freed, and every later syscall it makes fails.
    */
-  async executeAction(fn: RegisteredFunction, args: Value, { identity = null, pool = "callers", slot }: { identity?: UserIdentity | null; pool?: ActionPool; slot?: () => void } = {}): Promise<EncodedValue> {
+  async executeAction(fn: RegisteredFunction, args: Value, { identity = null, pool = "callers", slot, owner }: { identity?: UserIdentity | null; pool?: ActionPool; slot?: () => void; owner?: LockOwner } = {}): Promise<EncodedValue> {
     const limits = this.limits();
     const release = slot ?? this.takeActionSlot(pool, limits);
     try {
-      const execution = new ActionExecution(this, identity, limits, pool);
+      const execution = new ActionExecution(this, identity, limits, pool, owner);
       return await withinDeadline(fn.path, execution, limits.actionTimeoutMs, this.invoke(fn, args, execution, limits));
     } finally {
       release();

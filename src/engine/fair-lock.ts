@@ -1,7 +1,7 @@
 /**
  * The function lock: runs one task at a time (see engine.ts for why one at a
  * time), serving **owners** round-robin. Each owner (a socket session, the
- * refresh scheduler, one HTTP request) has its own FIFO queue; the lock takes
+ * refresh scheduler, one HTTP caller) has its own FIFO queue; the lock takes
  * one task from each owner with work in turn, so a session that pipelines
  * thousands of mutations delays everyone else by at most one of its tasks
  * per round, and its own tasks still run in the order it sent them.
@@ -15,9 +15,17 @@ import { bindToCurrentRun, outsideAnyRun } from "./syscalls/convex-global.ts";
 
 type Task = () => Promise<void>;
 
+/**
+ * Who a task is queued for: an object (a session: its identity is the
+ * object), or a string key, for callers that have no object living across
+ * their calls (an HTTP caller, named by its identity or address), so that
+ * separate calls from one caller share one turn.
+ */
+export type LockOwner = object | string;
+
 export class FairLock {
   /** Owners with queued tasks, in service order (a Map keeps insertion order: the ring). */
-  private readonly queues = new Map<object, Task[]>();
+  private readonly queues = new Map<LockOwner, Task[]>();
   private draining = false;
   private readonly yieldToEvents: (() => Promise<void>) | null;
 
@@ -42,7 +50,7 @@ export class FairLock {
   }
 
   /** Runs `fn` when it is `owner`'s turn and every earlier task of `owner` has finished. */
-  run<T>(owner: object, fn: () => Promise<T>): Promise<T> {
+  run<T>(owner: LockOwner, fn: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const task: Task = bindToCurrentRun(() => fn().then(resolve, reject));
       const queue = this.queues.get(owner);

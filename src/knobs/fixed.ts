@@ -8,6 +8,9 @@
 /** Deployment names each Worker isolate remembers (known to exist, their shard counts, their base URLs): a bound, not a tuning. */
 export const MAX_REMEMBERED_DEPLOYMENTS = 10_000;
 
+/** How long a Worker isolate believes a deployment name does not exist, so a name an operator creates is reachable from every isolate soon after. */
+export const UNKNOWN_DEPLOYMENT_TTL_MS = 10_000;
+
 /**
  * How long a Worker isolate trusts a deployment's shard count before asking
  * again. Per isolate, not per deployment: the isolate that changes the knob

@@ -10,7 +10,9 @@ export type FunctionResponse =
   | { status: "success"; value: JSONValue; logLines: string[] }
   | { status: "error"; errorMessage: string; errorData?: JSONValue; logLines: string[] }
   /** The caller's token was refused (the Worker answers 401, as Convex does, and no function ran). */
-  | { status: "unauthenticated"; code: string; message: string };
+  | { status: "unauthenticated"; code: string; message: string }
+  /** The caller is past its own rate (knob clientCallRate): the Worker answers 429 with Retry-After, and no function ran. */
+  | { status: "rateLimited"; code: "ClientRateLimited"; message: string; retryAfterMs: number };
 
 export interface FunctionRequest {
   path: string;

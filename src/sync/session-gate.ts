@@ -7,6 +7,7 @@
  * newest sessions when `maxSessions` is lowered below the sessions held.
  */
 import { Admission, shedReason, type AdmissionKnobs } from "./admission.ts";
+import { ClientBuckets } from "./client-limits.ts";
 import type { SyncFront } from "./front.ts";
 import { CLOSE, retryHint } from "../knobs/wire.ts";
 import { comeBackMs, WAITING_ROOM_MIN_TURN_MS } from "../knobs/fixed.ts";
@@ -14,11 +15,13 @@ import { comeBackMs, WAITING_ROOM_MIN_TURN_MS } from "../knobs/fixed.ts";
 export interface GateKnobs extends AdmissionKnobs {
   maxWaitingSessions: number;
   waitingTimeoutMs: number;
+  clientSessionRate: number;
+  clientSessionBurst: number;
 }
 
-/** A refused upgrade: the 429 body and its Retry-After. */
+/** A refused upgrade or call: the 429 body and its Retry-After. */
 export interface Refusal {
-  code: "SessionRateLimited" | "TooManySessions";
+  code: "SessionRateLimited" | "TooManySessions" | "ClientRateLimited";
   message: string;
   retryAfterMs: number;
 }
@@ -35,6 +38,8 @@ export interface SessionGateOptions {
 
 export class SessionGate {
   readonly admission: Admission;
+  /** New sessions per client address (`clientSessionRate`): one address cannot spend everyone's admissions. */
+  readonly perClient: ClientBuckets;
   private readonly options: SessionGateOptions;
   private readonly random: () => number;
 
@@ -42,12 +47,24 @@ export class SessionGate {
     this.options = options;
     this.random = options.random ?? Math.random;
     this.admission = new Admission(options.knobs, options.now(), this.random);
+    this.perClient = new ClientBuckets({
+      rate: () => options.knobs().clientSessionRate,
+      burst: () => options.knobs().clientSessionBurst,
+      what: "new sessions",
+      knobs: "clientSessionRate/clientSessionBurst",
+    });
   }
 
-  /** A new socket: admitted (`waiting: false`), put in the waiting room (`waiting: true`), or refused. */
-  accept(): { waiting: boolean } | { refusal: Refusal } {
+  /**
+   * A new socket from `client` (its address): admitted (`waiting: false`),
+   * put in the waiting room (`waiting: true`), or refused. A client past its
+   * own rate is refused before it takes a place in the room or a token.
+   */
+  accept(client: string): { waiting: boolean } | { refusal: Refusal } {
     const { front } = this.options;
     const now = this.options.now();
+    const overClient = this.perClient.take(client, now);
+    if (overClient) return { refusal: overClient };
     // In arrival order: while anyone waits, a newcomer waits behind them even if a token is free.
     const waiting = front.waitingCount > 0 || !this.admission.tryAdmit(front.sessionCount, now);
     if (waiting && front.waitingCount >= this.options.knobs().maxWaitingSessions) {
@@ -114,6 +131,9 @@ export function gateShare(knobs: GateKnobs, index: number, shards: number): Gate
     sessionAdmitBurst: Math.max(part(knobs.sessionAdmitBurst), 1),
     maxWaitingSessions: part(knobs.maxWaitingSessions),
     waitingTimeoutMs: knobs.waitingTimeoutMs,
+    // A client's sockets spread over the shards at random like everyone's: each shard takes its share of its rate.
+    clientSessionRate: Math.max(part(knobs.clientSessionRate), 1),
+    clientSessionBurst: Math.max(part(knobs.clientSessionBurst), 1),
   };
 }
 

@@ -65,7 +65,7 @@ describe("tiers enforced at deploy time", () => {
 
   const edits: [string, (toml: string) => string, RegExp][] = [
     ["cpu_ms edited by hand", (t) => t.replace("[env.production]\nlimits = { cpu_ms = 300000 }", "[env.production]\nlimits = { cpu_ms = 30000 }"), /production: limits\.cpu_ms: expected 300000, found 30000/],
-    ["the Durable Object binding dropped (wrangler only warns)", (t) => t.replace(/\[env\.staging\]([\s\S]*?)durable_objects\.bindings = .*\n/, "[env.staging]$1"), /staging: durable_objects\.bindings: expected \[\{"name":"DEPLOYMENTS","class_name":"Deployment"\},\{"name":"SYNC_SHARDS","class_name":"SyncShard"\}\], found \[\]/],
+    ["the Durable Object binding dropped (wrangler only warns)", (t) => t.replace(/\[env\.staging\]([\s\S]*?)durable_objects\.bindings = .*\n/, "[env.staging]$1"), /staging: durable_objects\.bindings: expected \[\{"name":"DEPLOYMENTS","class_name":"Deployment"\},\{"name":"SYNC_SHARDS","class_name":"SyncShard"\},\{"name":"DIRECTORY","class_name":"DeploymentDirectory"\}\], found \[\]/],
     [
       "production's files in the staging bucket",
       (t) => t.replace('r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files" }]', 'r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files-staging" }]'),

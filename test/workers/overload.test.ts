@@ -25,7 +25,8 @@ describe("overload degrades freshness, not availability", () => {
     const deployment = fresh("postmortem");
     // A queue limit far below the sessions, set at runtime, as the postmortem's hard-coded 10,000 was
     // far below its herd. It holds from the start, so the queue's lifetime peak is checked below.
-    await setKnobs(deployment, { refreshQueueLimit: 100, refreshSliceQueryRuns: 20, refreshSliceTransitions: 100 });
+    // Thousands of clients from this one address (clientSessionRate would otherwise see one client).
+    await setKnobs(deployment, { refreshQueueLimit: 100, refreshSliceQueryRuns: 20, refreshSliceTransitions: 100, clientSessionRate: 100_000, clientSessionBurst: 100_000 });
     const chats = Array.from({ length: 200 }, (_, i) => `chat${i}`);
     const sessions: { session: ProtocolClient; chat: string }[] = [];
     for (let i = 0; i < 2_000; i++) {
@@ -68,7 +69,8 @@ describe("session admission", () => {
   it("turns a wave of 1,000 connects at 200/s into a ramp: 429s with spread Retry-After, and everyone is in on time", async () => {
     const deployment = fresh("wave");
     // The refusal path (no waiting room), which is what a deployment falls back to past maxWaitingSessions.
-    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200, maxWaitingSessions: 0 });
+    // A wave of distinct clients, all from this one address: the per-client limit is lifted to see the deployment's.
+    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200, maxWaitingSessions: 0, clientSessionRate: 100_000, clientSessionBurst: 100_000 });
     const admittedAt: number[] = [];
     const refusals: { retryAfterMs: number; header: string | null; at: number }[] = [];
     const sockets: WebSocket[] = [];

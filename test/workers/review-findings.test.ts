@@ -5,9 +5,12 @@
  * identity) is in src/engine/auth/auth.test.ts.
  */
 import { describe, expect, it } from "vitest";
-import { runDurableObjectAlarm } from "cloudflare:test";
+import { createExecutionContext, runDurableObjectAlarm, waitOnExecutionContext } from "cloudflare:test";
+import app from "../../src/worker.ts";
+import type { Env } from "../../src/env.ts";
 import { deploymentStub } from "../../src/deployment/deployment.ts";
-import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+import { directoryStub } from "../../src/deployment/directory.ts";
+import { admin, bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 
 describe("the review's findings", () => {
@@ -172,5 +175,126 @@ describe("the review's findings", () => {
     // The chat page itself (same origin) and tools without an Origin still sign in.
     expect((await mint({ "Content-Type": "application/json", Origin: "http://127.0.0.1:8787" })).status).toBe(200);
     expect((await mint({ "Content-Type": "application/json" })).status).toBe(200);
+  });
+
+  describe("11. cost amplification", () => {
+    /** The Worker itself under `env` (vars changed, or a binding watched), as a request from outside would reach it. */
+    const fetchWith = async (env: Env, url: string, init?: RequestInit) => {
+      const ctx = createExecutionContext();
+      const response = await app.fetch(new Request(url, init), env, ctx);
+      await waitOnExecutionContext(ctx);
+      return response;
+    };
+
+    it("a stranger naming 1,000 unknown deployments addresses no deployment object; the directory records none", async () => {
+      let addressed = 0;
+      // Every way of reaching an object goes through a method of the namespace: count them all.
+      const DEPLOYMENTS = new Proxy(bindings.DEPLOYMENTS, {
+        get(target, property) {
+          const value = Reflect.get(target, property) as unknown;
+          if (typeof value !== "function") return value;
+          return (...args: unknown[]) => {
+            addressed++;
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
+      const env = { ...bindings, DEPLOYMENTS };
+      const before = await directoryStub(bindings).count();
+      const stranger = crypto.randomUUID().slice(0, 8);
+      for (let batch = 0; batch < 10; batch++) {
+        const responses = await Promise.all(Array.from({ length: 100 }, (_, i) => fetchWith(env, `http://t/d/stranger-${stranger}-${batch * 100 + i}/api/status`)));
+        for (const response of responses) expect(response.status).toBe(404);
+      }
+      // Before the fix each name was asked of its own object (1,000 objects started, each loading the app).
+      expect(addressed).toBe(0);
+      expect(await directoryStub(bindings).count()).toBe(before);
+      // Declared and created deployments still answer.
+      expect((await fetchWith(env, `http://t/d/${fresh("declared")}/api/status`)).status).toBe(200);
+      const created = `made-${stranger}`;
+      expect((await fetchWith(env, `http://t/d/${created}/api/admin/deployment`, { method: "POST", headers: admin })).status).toBe(201);
+      expect((await fetchWith(env, `http://t/d/${created}/api/status`)).status).toBe(200);
+    });
+
+    it("a wildcard in DECLARED_DEPLOYMENTS makes at most WILDCARD_DEPLOYMENT_LIMIT deployments on first use; past it the admin key creates them", async () => {
+      const prefix = `test-cap${crypto.randomUUID().slice(0, 6)}-`;
+      // The first matching wildcard counts (listed before test-*, which the objects themselves see as declared).
+      const env = { ...bindings, DECLARED_DEPLOYMENTS: `default,${prefix}*,test-*`, WILDCARD_DEPLOYMENT_LIMIT: "3" };
+      const statusOf = async (name: string) => (await fetchWith(env, `http://t/d/${prefix}${name}/api/status`)).status;
+      for (const name of ["a", "b", "c"]) expect(await statusOf(name)).toBe(200);
+      const refused = await fetchWith(env, `http://t/d/${prefix}d/api/status`);
+      expect(refused.status).toBe(404);
+      expect(await refused.json()).toMatchObject({ code: "DeploymentNotFound", message: expect.stringMatching(new RegExp(`"${prefix}\\*" in DECLARED_DEPLOYMENTS has made its 3 deployments on first use \\(var WILDCARD_DEPLOYMENT_LIMIT\\)`)) });
+      // Names already made keep working; an operator makes more.
+      expect(await statusOf("a")).toBe(200);
+      // (201, or 200 where the object, which sees only test-*, had already started it as declared.)
+      expect((await fetchWith(env, `http://t/d/${prefix}d/api/admin/deployment`, { method: "POST", headers: admin })).ok).toBe(true);
+      expect(await statusOf("d")).toBe(200);
+      expect(await directoryStub(bindings).count(`${prefix}*`)).toBe(3);
+    });
+
+    it("parallel HTTP calls from one client share one turn of the function lock: a socket's mutation is not queued behind all of them", async () => {
+      const deployment = fresh("http-owner");
+      const socket = await ProtocolClient.open(deployment);
+      socket.modify([]);
+      await socket.until(() => socket.version.querySet === 1, "first transition");
+      // Each call writes 400 documents: long enough that they are still queued when the socket's mutation arrives.
+      const chatIds = Array.from({ length: 400 }, (_, i) => `c${i}`);
+      const calls = 40;
+      let done = 0;
+      const http = Array.from({ length: calls }, () =>
+        worker
+          .fetch(`http://t/d/${deployment}/api/mutation`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "messages:broadcast", args: [{ chatIds, author: "bulk", body: "x" }] }) })
+          .then(async (response) => {
+            expect(response.status).toBe(200);
+            await response.body?.cancel();
+            done++;
+          }),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 50)); // let the calls reach the object and queue
+      const queuedBefore = calls - done;
+      const id = socket.mutate("messages:send", { chatId: "live", author: "ann", body: "hi" });
+      await socket.until(() => socket.mutationResponses.has(id), "the socket's mutation", 30_000);
+      const waitedBehind = done - (calls - queuedBefore);
+      await Promise.all(http);
+      socket.close();
+      // The calls were still queued when the frame was sent. Before the fix each call was an owner of its own with one
+      // task, so the lock saw no backlog, never yielded, and ran all 40 back to back: not even the timer got in.
+      expect(queuedBefore).toBeGreaterThan(20);
+      // One turn per round each: a few HTTP calls ran before the socket's mutation, not the whole queue.
+      expect(waitedBehind).toBeLessThan(queuedBefore / 2);
+    });
+
+    it("each client's HTTP calls and new sockets are limited (429 with Retry-After); other clients and signed-in callers have buckets of their own", async () => {
+      const deployment = fresh("per-client");
+      await setKnobs(deployment, { clientCallRate: 1, clientCallBurst: 3, clientSessionRate: 1, clientSessionBurst: 2 });
+      const call = (headers: Record<string, string> = {}) =>
+        worker.fetch(`http://t/d/${deployment}/api/query`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify({ path: "messages:list", args: [{ chatId: "x" }] }) });
+      const from = (address: string) => ({ "CF-Connecting-IP": address });
+      for (let i = 0; i < 3; i++) expect((await call(from("203.0.113.7"))).status).toBe(200);
+      const limited = await call(from("203.0.113.7"));
+      expect(limited.status).toBe(429);
+      expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
+      expect(await limited.json()).toMatchObject({ code: "ClientRateLimited", message: expect.stringMatching(/knobs clientCallRate\/clientCallBurst/) });
+      expect((await call(from("198.51.100.9"))).status).toBe(200);
+      // Signed in, the caller is its identity, not the address it shares.
+      const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "carol" }) });
+      const { token } = (await tokenResponse.json()) as { token: string };
+      expect((await call({ ...from("203.0.113.7"), Authorization: `Bearer ${token}` })).status).toBe(200);
+      // New sockets: two at once from one address, then 429 for it and not for another.
+      const upgrade = (address: string) => worker.fetch(`http://t/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket", ...from(address) } });
+      const sockets = [await upgrade("203.0.113.7"), await upgrade("203.0.113.7")];
+      for (const response of sockets) expect(response.status).toBe(101);
+      const refusedSocket = await upgrade("203.0.113.7");
+      expect(refusedSocket.status).toBe(429);
+      expect(refusedSocket.headers.get("Retry-After")).not.toBeNull();
+      expect(await refusedSocket.json()).toMatchObject({ code: "ClientRateLimited", message: expect.stringMatching(/knobs clientSessionRate\/clientSessionBurst/) });
+      const other = await upgrade("198.51.100.9");
+      expect(other.status).toBe(101);
+      for (const response of [...sockets, other]) {
+        response.webSocket!.accept();
+        response.webSocket!.close(1000, "done");
+      }
+    });
   });
 });

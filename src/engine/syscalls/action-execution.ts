@@ -16,6 +16,7 @@ import type { FunctionRegistry } from "../functions.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import type { VectorQueryArgument } from "../vectors.ts";
 import type { EngineLimits } from "../limits.ts";
+import type { LockOwner } from "../fair-lock.ts";
 import { LogLines } from "./log-lines.ts";
 import type { UserIdentity } from "../auth/identity.ts";
 import { getBlob, isStorageSyscall, storageSyscall, storeBlob, type StorageContext } from "./storage-syscalls.ts";
@@ -35,6 +36,8 @@ export type ActionPool = "callers" | "jobs";
 interface CallAs {
   internal: boolean;
   identity: UserIdentity | null;
+  /** Whose turn of the function lock the call takes (undefined: a turn of its own). */
+  owner: LockOwner | undefined;
 }
 
 /**
@@ -77,15 +80,19 @@ export class ActionExecution {
   /** The pool the action's slot came from: the actions it calls take theirs from it too. */
   private readonly pool: ActionPool;
 
+  /** Whose turn of the function lock the functions it calls take: its caller's (undefined: a turn each). */
+  private readonly owner: LockOwner | undefined;
+
   /** Set when the action ran past its deadline: everything it asks for afterwards fails with it. */
   private expired: Error | null = null;
 
   /** What this action may still schedule (all its jobs count together, as one mutation's do). */
   private readonly scheduling: SchedulingBudget;
 
-  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool) {
+  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool, owner?: LockOwner) {
     this.engine = engine;
     this.pool = pool;
+    this.owner = owner;
     this.scheduling = new SchedulingBudget(limits);
     this.identity = typeof identity === "function" ? identity : Promise.resolve(identity);
     this.storage = {
@@ -156,7 +163,7 @@ export class ActionExecution {
   private async call(kind: FunctionKind, args: Args): Promise<string> {
     if (typeof args.name !== "string") throw new FunctionError("BadRequest", "Calling functions by handle or component reference is not supported; call a function of this app");
     const callArgs = jsonToConvex(args.args ?? {});
-    const caller = { internal: true, identity: await this.caller().catch(() => null) };
+    const caller = { internal: true, identity: await this.caller().catch(() => null), owner: this.owner };
     if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, caller)).text;
     if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, caller)).text;
     return (await this.engine.runAction(args.name, callArgs, { ...caller, pool: this.pool })).text;
