@@ -7,12 +7,15 @@
  * `wrangler deploy --env <env>` (with `--dry-run`, wrangler's own dry run,
  * which needs no Cloudflare account). Going past a failed check needs
  * `--override-tier-check` with a reason, which is printed loudly and stamped
- * too, so the deployment's admin status and dashboard show it.
+ * too, so the deployment's admin status and dashboard show it. An app with a
+ * module that throws while it loads is refused too (scripts/check-modules.ts),
+ * as Convex's push refuses it.
  */
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { isEnvironmentName } from "../src/knobs/tiers.ts";
 import { checkEnvironment, DEFAULT_CONFIG, ENVIRONMENTS, envFlag, stampFlags } from "./lib/tier-check.ts";
+import { describeLoadErrors, moduleLoadErrors } from "./check-modules.ts";
 
 function fail(message: string, code = 1): never {
   console.error(message);
@@ -41,6 +44,10 @@ if (problems.length > 0) {
 } else {
   console.log(`Tier check: ${environment} matches its tier.`);
 }
+
+const convexDir = resolve("convex");
+const loadErrors = await moduleLoadErrors(convexDir);
+if (loadErrors.length > 0) fail(`Refusing to deploy ${environment}: ${loadErrors.length} module(s) of ${convexDir} fail to load.\n${describeLoadErrors(loadErrors)}`);
 
 const env = envFlag(environment);
 const wrangler = join(import.meta.dirname, "..", "node_modules", "wrangler", "bin", "wrangler.js");
