@@ -5,6 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
+import type { Components } from "../engine/index.ts";
 import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
@@ -48,6 +49,8 @@ export interface ResolvedApp {
   authProviders: AppProviders;
   /** Modules that failed to load, by module path, with the error. */
   moduleErrors: Record<string, string>;
+  /** The app's component instances (convex.config.ts), `functions` being the app's own. */
+  components?: Components;
 }
 
 export class DeploymentRuntime {
@@ -95,6 +98,7 @@ export class DeploymentRuntime {
       crons,
       authProviders,
       moduleErrors,
+      components,
     }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
@@ -161,6 +165,7 @@ export class DeploymentRuntime {
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
+      ...(components ? { components } : {}),
     });
     this.syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({
