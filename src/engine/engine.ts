@@ -259,12 +259,12 @@ export class Engine implements NestedCalls {
    * returns, and are dropped alone when it throws. Arguments and result are
    * checked against the target's validators, as at any call.
    */
-  async runNested({ instance, fn }: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number): Promise<string> {
+  async runNested({ instance, fn }: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot = false): Promise<string> {
     const limits = this.limits();
     if (depth > limits.maxNestedCallDepth) {
       throw new FunctionError("LimitExceeded", `Too many nested function calls: more than ${limits.maxNestedCallDepth} deep (knob maxNestedCallDepth)`);
     }
-    const child = parent.child(fn.kind === "mutation");
+    const child = snapshot ? parent.snapshotChild() : parent.child(fn.kind === "mutation");
     const execution = new Execution(child, null, instance.functions, identity, this.files, { components: this.components, instance, calls: this, depth });
     if (fn.kind === "mutation") this.counters.mutationExecutions++;
     else this.counters.queryExecutions++;
@@ -462,6 +462,7 @@ export class Engine implements NestedCalls {
       limits,
       nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
       snapshotTs: lastTs,
+      commitTs: ts,
     });
     const commit = (hook: (ts: bigint) => void) => {
       const { documents, indexWrites, searchWrites, vectorWrites } = tx.finish();

@@ -55,6 +55,8 @@ export interface TransactionOptions {
   nextCreationTime?: () => number;
   /** The snapshot this transaction reads (`getSnapshotTs`). */
   snapshotTs?: bigint;
+  /** The timestamp this transaction commits at, if it commits (writable ones: nothing else commits while it runs). */
+  commitTs?: bigint;
 }
 
 /** The one answer to a write from a query. */
@@ -99,6 +101,16 @@ export class Transaction {
     return new Transaction(this.schema, base, { ...this.options, writable: this.options.writable && writable }, this);
   }
 
+  /**
+   * A nested `snapshotQuery`'s transaction: it reads the committed snapshot,
+   * not the caller's pending writes (as Convex's), into the same read-set.
+   */
+  snapshotChild(): Transaction {
+    let root: Transaction = this;
+    while (root.parent) root = root.parent;
+    return new Transaction(this.schema, root.store, { ...this.options, writable: false }, this);
+  }
+
   /** Applies a finished child's writes to this transaction, charged to this one's write budgets. */
   commitInto(parent: Transaction): void {
     if (this.parent !== parent) throw new Error("A nested transaction commits into the transaction it was made from");
@@ -115,6 +127,12 @@ export class Transaction {
   /** The budgets this transaction runs under. */
   get limits(): EngineLimits {
     return this.options.limits;
+  }
+
+  /** What `ctx.db.vars.commitTs` stands for in a written document: the commit's timestamp, known before the commit because commits are serialized. */
+  get commitTs(): bigint {
+    if (this.options.commitTs === undefined) throw new FunctionError("BadRequest", "ctx.db.vars.commitTs can only be written by a mutation");
+    return this.options.commitTs;
   }
 
   get snapshotTs(): bigint {

@@ -8,7 +8,7 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { generate } from "../../scripts/codegen.ts";
-import { Components, Engine, MemoryStore, Schema, componentSchemas, loadApp, registerModules, type GeneratedApp } from "../../src/engine/index.ts";
+import { Components, Engine, MemoryStore, ScheduledJobs, Schema, componentSchemas, loadApp, registerModules, type GeneratedApp } from "../../src/engine/index.ts";
 
 const FIXTURE = new URL("../fixtures/components-app/convex/", import.meta.url).pathname;
 
@@ -23,7 +23,7 @@ describe("components from npm", () => {
   const result = generate(FIXTURE);
 
   it("codegen finds every instance, nested ones too, and types `components` from the packages", () => {
-    expect(result.components).toEqual(["rateLimiter", "rateLimiter/batchWorker", "likes", "views"]);
+    expect(result.components).toEqual(["rateLimiter", "rateLimiter/batchWorker", "likes", "views", "jobs", "jobs/batchWorker"]);
     const api = readFileSync(`${FIXTURE}_generated/api.ts`, "utf8");
     expect(api).toContain('"rateLimiter": import("@convex-dev/rate-limiter/_generated/component.js").ComponentApi<"rateLimiter">;');
     expect(api).toContain('"likes": import("@convex-dev/sharded-counter/_generated/component.js").ComponentApi<"likes">;');
@@ -50,5 +50,23 @@ describe("components from npm", () => {
     await engine.runMutation("usage:view", { post: "p", n: 5 });
     expect((await engine.runQuery("usage:counts", { post: "p" })).value).toEqual({ likes: 2, views: 5 });
     expect((await engine.runQuery("usage:counts", { post: "q" })).value).toEqual({ likes: 0, views: 0 });
+  });
+
+  it("workpool: actions enqueued from a mutation all run, at most maxParallelism at once, their effects visible", async () => {
+    const { app } = (await import(`${FIXTURE}_generated/modules.js`)) as { app: GeneratedApp };
+    const engine = await engineFor(app);
+    // The alarm's part: run due jobs (the workpool's loop, its workers, their completions) until the work is done.
+    const jobs = new ScheduledJobs(engine, { maxPerRun: () => 100 });
+    await engine.runMutation("work:enqueue", { n: 6 });
+    const deadline = Date.now() + 20_000;
+    let progress = { done: 0, mostAtOnce: 0 };
+    while (progress.done < 6 && Date.now() < deadline) {
+      await jobs.runDue();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      progress = (await engine.runQuery("work:progress", {})).value as typeof progress;
+    }
+    expect(progress.done).toBe(6);
+    expect(progress.mostAtOnce).toBeGreaterThan(0);
+    expect(progress.mostAtOnce).toBeLessThanOrEqual(2);
   });
 });

@@ -35,8 +35,8 @@ import type { TableNamespace } from "../table-namespace.ts";
 
 /** What runs a nested call (`ctx.runQuery`/`ctx.runMutation` in a query or mutation): the engine, declared here so this module does not import it. */
 export interface NestedCalls {
-  /** Runs `target` in a child of `parent` (committed into it if it returns), `depth` calls deep; resolves to its result in wire JSON. */
-  runNested(target: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number): Promise<string>;
+  /** Runs `target` in a child of `parent` (committed into it if it returns; `snapshot`: reading what is committed), `depth` calls deep; resolves to its result in wire JSON. */
+  runNested(target: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot?: boolean): Promise<string>;
 }
 
 /** Where a run stands among the app's component instances, and how it calls other functions. */
@@ -190,14 +190,14 @@ export class Execution {
       case "1.0/count":
         return JSON.stringify(this.tx.count(this.storageTable(args.table, "count")));
       case "1.0/insert": {
-        const id = this.tx.insert(this.storageTable(args.table, "insert"), userFields(args.value, "insert"));
+        const id = this.tx.insert(this.storageTable(args.table, "insert"), userFields(this.withCommitTs(args.value), "insert"));
         return JSON.stringify({ _id: id });
       }
       case "1.0/shallowMerge":
-        this.tx.patch(this.ownId(args, "patch"), userFields(args.value, "patch", true));
+        this.tx.patch(this.ownId(args, "patch"), userFields(this.withCommitTs(args.value), "patch", true));
         return "null";
       case "1.0/replace":
-        this.tx.replace(this.ownId(args, "replace"), userFields(args.value, "replace"));
+        this.tx.replace(this.ownId(args, "replace"), userFields(this.withCommitTs(args.value), "replace"));
         return "null";
       case "1.0/remove":
         this.tx.delete(this.ownId(args, "delete"));
@@ -228,14 +228,14 @@ export class Execution {
    */
   private async runUdf(args: Args): Promise<string> {
     const udfType = args.udfType;
-    if (udfType !== "query" && udfType !== "mutation") throw new FunctionError("BadRequest", `ctx.runQuery/runMutation: unsupported udfType ${describe(udfType as JSONValue)}`);
+    if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery") throw new FunctionError("BadRequest", `ctx.runQuery/runMutation: unsupported udfType ${describe(udfType as JSONValue)}`);
     if (udfType === "mutation" && !this.tx.writable) throw new FunctionError("BadRequest", "ctx.runMutation cannot be called from a query");
     const calls = this.place.calls;
     if (!calls) throw new FunctionError("BadRequest", "ctx.runQuery/runMutation is not available here");
-    const target = this.place.components.resolve(this.place.instance, args as FunctionAddress, udfType);
+    const target = this.place.components.resolve(this.place.instance, args as FunctionAddress, udfType === "mutation" ? "mutation" : "query");
     const callArgs = jsonToConvex(args.args ?? {});
     try {
-      return await calls.runNested(target, callArgs, this.tx, this.identity, this.place.depth + 1);
+      return await calls.runNested(target, callArgs, this.tx, this.identity, this.place.depth + 1, udfType === "snapshotQuery");
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
       // Uncaught by the caller, the callee's failure is the caller's, with its code (a budget stays LimitExceeded).
@@ -244,6 +244,22 @@ export class Execution {
       if (error.data !== undefined) throw Object.assign(new Error(error.message), { data: error.dataJson });
       throw error;
     }
+  }
+
+  /**
+   * A written value with every `ctx.db.vars.commitTs` placeholder
+   * (`{"$commitTs": null}`) replaced by the commit's timestamp, an int64 in
+   * ns as in Convex (workpool orders its work by it).
+   */
+  private withCommitTs(json: JSONValue | undefined): JSONValue | undefined {
+    const replace = (value: JSONValue): JSONValue => {
+      if (Array.isArray(value)) return value.map(replace);
+      if (!isPlainObject(value)) return value;
+      const keys = Object.keys(value);
+      if (keys.length === 1 && keys[0] === "$commitTs") return convexToJson(this.tx.commitTs);
+      return Object.fromEntries(keys.map((key) => [key, replace(value[key] as JSONValue)]));
+    };
+    return json === undefined || !JSON.stringify(json).includes('"$commitTs"') ? json : replace(json);
   }
 
   /** A stored table name for a table this run names (`db.insert("t", ...)`): its instance's. */
