@@ -14,10 +14,16 @@ import type { Transaction } from "./transaction.ts";
 import { FunctionError } from "./errors.ts";
 import { tableOfId } from "./ids.ts";
 import type { ComponentInstance, Components, FunctionAddress } from "./components.ts";
-import type { TableNamespace } from "./table-namespace.ts";
+import { localTableName, type TableNamespace } from "./table-namespace.ts";
 
 export const SCHEDULED_FUNCTIONS = "_scheduled_functions";
 export type JobState = { kind: "pending" | "inProgress" | "success" | "canceled" } | { kind: "failed"; error: string };
+
+/** Whether a written index is some instance's `_scheduled_functions.by_id`: a commit that scheduled or canceled a job. */
+export function isScheduledJobsIndex(qualifiedIndex: string): boolean {
+  const dot = qualifiedIndex.lastIndexOf(".");
+  return qualifiedIndex.slice(dot + 1) === "by_id" && localTableName(qualifiedIndex.slice(0, dot)) === SCHEDULED_FUNCTIONS;
+}
 
 /**
  * What one function run (a mutation, or an action with every job it
