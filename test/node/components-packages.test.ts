@@ -23,7 +23,7 @@ describe("components from npm", () => {
   const result = generate(FIXTURE);
 
   it("codegen finds every instance, nested ones too, and types `components` from the packages", () => {
-    expect(result.components).toEqual(["rateLimiter", "rateLimiter/batchWorker", "likes", "views", "jobs", "jobs/batchWorker"]);
+    expect(result.components).toEqual(["rateLimiter", "rateLimiter/batchWorker", "likes", "views", "jobs", "jobs/batchWorker", "scores", "scores/batchWorker", "actionRetrier"]);
     const api = readFileSync(`${FIXTURE}_generated/api.ts`, "utf8");
     expect(api).toContain('"rateLimiter": import("@convex-dev/rate-limiter/_generated/component.js").ComponentApi<"rateLimiter">;');
     expect(api).toContain('"likes": import("@convex-dev/sharded-counter/_generated/component.js").ComponentApi<"likes">;');
@@ -68,5 +68,27 @@ describe("components from npm", () => {
     expect(progress.done).toBe(6);
     expect(progress.mostAtOnce).toBeGreaterThan(0);
     expect(progress.mostAtOnce).toBeLessThanOrEqual(2);
+  });
+
+  it("aggregate: counts and sums what was inserted", async () => {
+    const { app } = (await import(`${FIXTURE}_generated/modules.js`)) as { app: GeneratedApp };
+    const engine = await engineFor(app);
+    for (const [id, score] of [["a", 3], ["b", 5], ["c", 10]] as const) await engine.runMutation("more:addScore", { id, score });
+    expect((await engine.runQuery("more:scoreStats", {})).value).toEqual({ count: 3, sum: 18 });
+  });
+
+  it("action retrier: a flaky action is retried through the component's scheduler until it succeeds", async () => {
+    const { app } = (await import(`${FIXTURE}_generated/modules.js`)) as { app: GeneratedApp };
+    const engine = await engineFor(app);
+    const jobs = new ScheduledJobs(engine, { maxPerRun: () => 100 });
+    const { value: runId } = await engine.runMutation("more:startFlaky", {});
+    const deadline = Date.now() + 20_000;
+    let status: { type: string; result?: { type: string; returnValue?: unknown } } = { type: "inProgress" };
+    while (status.type !== "completed" && Date.now() < deadline) {
+      await jobs.runDue();
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      status = (await engine.runQuery("more:runStatus", { runId: runId as string })).value as typeof status;
+    }
+    expect(status).toEqual({ type: "completed", result: { type: "success", returnValue: 3 } });
   });
 });
