@@ -18,6 +18,8 @@ export default defineConfig({
           environment: "node",
           testTimeout: 60_000,
           hookTimeout: 120_000,
+          // Compiled Convex components import "./_generated/server" without an extension, as bundlers allow: let Vite resolve them.
+          server: { deps: { inline: [/@convex-dev\//] } },
         },
       },
       {

@@ -5,4 +5,6 @@ export default defineSchema({
   messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string(), image: v.optional(v.id("_storage")) })
     .index("by_chat", ["chatId"])
     .searchIndex("search_body", { searchField: "body", filterFields: ["chatId"] }),
+  // How many digest jobs (convex/digests.ts) run right now, and the most at once.
+  digestRuns: defineTable({ running: v.number(), most: v.number() }),
 });

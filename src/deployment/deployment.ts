@@ -23,6 +23,8 @@
 import { DurableObject } from "cloudflare:workers";
 import {
   AuthenticationError,
+  Components,
+  componentSchemas,
   fileMetadata,
   findCrons,
   findHttpRouter,
@@ -116,17 +118,21 @@ export class DeploymentNotFoundError extends Error {
 
 export function defineDeployment(app: GeneratedApp) {
   // Resolved once per isolate, on the first object's start: every deployment object in it serves the same app.
-  const schema = new Schema(app.schema);
+  const schema = new Schema(app.schema, componentSchemas(app));
   let resolving: Promise<ResolvedApp> | null = null;
   const resolveApp = () =>
-    (resolving ??= loadApp(app).then((loaded) => ({
-      schema,
-      functions: registerModules(loaded.modules),
-      httpRouter: findHttpRouter(loaded.modules),
-      crons: findCrons(loaded.modules),
-      authProviders: appProviders(loaded.authConfig),
-      moduleErrors: loaded.moduleErrors,
-    })));
+    (resolving ??= loadApp(app).then((loaded) => {
+      const components = Components.load(registerModules(loaded.modules), loaded.components);
+      return {
+        schema,
+        functions: components.root.functions,
+        components,
+        httpRouter: findHttpRouter(loaded.modules),
+        crons: findCrons(loaded.modules),
+        authProviders: appProviders(loaded.authConfig),
+        moduleErrors: loaded.moduleErrors,
+      };
+    }));
 
   return class Deployment extends DurableObject<Env> implements DeploymentApi {
     private started: DeploymentRuntime | null = null;

@@ -5,6 +5,7 @@
  * creates this only for a deployment that exists, so a stranger's request
  * for an unknown name starts nothing and writes nothing.
  */
+import { isScheduledJobsIndex, type Components } from "../engine/index.ts";
 import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
@@ -22,7 +23,6 @@ import { VectorIndexes } from "../vectors/vector-indexes.ts";
 import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
 
 /** Any index of the jobs table: every job write appears in each. */
-const SCHEDULED_JOBS_INDEX = "_scheduled_functions.by_id";
 import { backfillIndexes } from "./index-backfill.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
@@ -49,6 +49,8 @@ export interface ResolvedApp {
   authProviders: AppProviders;
   /** Modules that failed to load, by module path, with the error. */
   moduleErrors: Record<string, string>;
+  /** The app's component instances (convex.config.ts), `functions` being the app's own. */
+  components?: Components;
 }
 
 export class DeploymentRuntime {
@@ -98,6 +100,7 @@ export class DeploymentRuntime {
       crons,
       authProviders,
       moduleErrors,
+      components,
     }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
@@ -164,6 +167,7 @@ export class DeploymentRuntime {
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
+      ...(components ? { components } : {}),
     });
     this.syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({
@@ -232,8 +236,8 @@ export class DeploymentRuntime {
     // What a commit sets off, after live sync has marked what it hit (its listener, registered with the
     // front above, runs first: subscribers' turns are queued before anything else reacts), in this order:
     this.engine.onCommit(({ writes }) => {
-      // A commit that scheduled or canceled a job moves the alarm to the next due one.
-      if (writes.some((write) => write.index === SCHEDULED_JOBS_INDEX)) {
+      // A commit that scheduled or canceled a job (the app's or a component's) moves the alarm to the next due one.
+      if (writes.some((write) => isScheduledJobsIndex(write.index))) {
         const next = this.scheduled.nextDue();
         if (next !== null) this.alarms.request(next);
       }

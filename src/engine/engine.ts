@@ -37,7 +37,8 @@ import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError, SERVER_ERROR } from "./errors.ts";
 import { FairLock, type LockOwner } from "./fair-lock.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
-import { Execution } from "./syscalls/execution.ts";
+import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution.ts";
+import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
 import type { UserIdentity } from "./auth/identity.ts";
@@ -140,6 +141,8 @@ export interface EngineOptions {
   exposeFunctionDetails?: boolean;
   /** Modules that failed to load, by module path, with why (see `loadApp`): calls into them say so. */
   moduleErrors?: Record<string, string>;
+  /** The app's component instances (`convex.config.ts`), `functions` being the app's own; none by default. */
+  components?: Components;
 }
 
 /** Executions since this engine started (commits are counted by the store, which persists them). */
@@ -158,8 +161,10 @@ function nextUp(x: number): number {
   return view.getFloat64(0);
 }
 
-export class Engine {
+export class Engine implements NestedCalls {
   readonly schema: Schema;
+  /** The app and its component instances: whose functions a run may call, and each one's tables. */
+  readonly components: Components;
   readonly store: DocumentStore;
   readonly counters: EngineCounters = { queryExecutions: 0, mutationExecutions: 0, actionExecutions: 0 };
   /** Actions running now in each pool (they run outside the lock; see `ActionPool`). */
@@ -181,6 +186,7 @@ export class Engine {
     this.exposeFunctionDetails = options.exposeFunctionDetails ?? true;
     this.schema = options.schema;
     this.functions = options.functions;
+    this.components = options.components ?? new Components(options.functions);
     this.httpRouter = options.httpRouter ?? null;
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
@@ -236,9 +242,48 @@ export class Engine {
     }
   }
 
-  /** The function at a canonical path, public or internal (for the engine's own callers, like the scheduler). */
-  functionAt(path: string): RegisteredFunction | undefined {
-    return this.functions.get(canonicalizePath(path));
+  /** The function at a canonical path of an instance (the app's by default), public or internal (for the engine's own callers, like the scheduler). */
+  functionAt(path: string, componentPath = ""): RegisteredFunction | undefined {
+    return this.components.at(componentPath)?.functions.get(canonicalizePath(path));
+  }
+
+  /** Where a run of `fn` stands: its own instance, `depth` calls deep, calling others through this engine. */
+  private placeOf(fn: RegisteredFunction, depth = 0): RunPlace {
+    const instance = this.components.at(fn.componentPath);
+    if (!instance) throw new Error(`${fn.path} belongs to component ${fn.componentPath}, which this engine does not have`);
+    return { components: this.components, instance, calls: this, depth };
+  }
+
+  /**
+   * `ctx.runQuery`/`ctx.runMutation` inside a query or mutation: the target
+   * runs now, inside the caller's turn of the lock, in a child of the
+   * caller's transaction; a mutation's writes join the caller's when it
+   * returns, and are dropped alone when it throws. Arguments and result are
+   * checked against the target's validators, as at any call.
+   */
+  async runNested({ instance, fn }: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot = false): Promise<string> {
+    const limits = this.limits();
+    if (depth > limits.maxNestedCallDepth) {
+      throw new FunctionError("LimitExceeded", `Too many nested function calls: more than ${limits.maxNestedCallDepth} deep (knob maxNestedCallDepth)`);
+    }
+    const child = snapshot ? parent.snapshotChild() : parent.child(fn.kind === "mutation");
+    const execution = new Execution(child, null, instance.functions, identity, this.files, { components: this.components, instance, calls: this, depth });
+    if (fn.kind === "mutation") this.counters.mutationExecutions++;
+    else this.counters.queryExecutions++;
+    const result = await this.invoke(fn, args, execution, limits);
+    if (fn.kind === "mutation") child.commitInto(parent);
+    return result.text;
+  }
+
+  /** Runs a resolved target for an action (`ctx.runQuery`, ...): each call its own transaction, as `runQuery`/`runMutation`/`runAction`. */
+  async runTarget({ fn }: FunctionTarget, args: Value, { identity = null, pool = "callers", owner }: { identity?: UserIdentity | null; pool?: ActionPool; owner?: LockOwner }): Promise<EncodedValue> {
+    if (fn.kind === "query") {
+      const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity), owner);
+      if (outcome.error) throw outcome.error;
+      return outcome;
+    }
+    if (fn.kind === "mutation") return this.exclusive(() => this.executeMutation(fn, args, undefined, undefined, identity), owner);
+    return this.executeAction(fn, args, { identity, pool, owner });
   }
 
   /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot; `identity` is the caller (default anonymous). */
@@ -259,7 +304,7 @@ export class Engine {
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const ts = this.store.lastTimestamp();
     const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
-    const execution = new Execution(tx, journal, this.functions, identity, this.files);
+    const execution = new Execution(tx, journal, this.functions, identity, this.files, this.placeOf(fn));
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
@@ -290,7 +335,7 @@ export class Engine {
     const limits = this.limits();
     const { tx, commit } = this.writeTransaction(limits);
     this.counters.mutationExecutions++;
-    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity, this.files), limits);
+    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity, this.files, this.placeOf(fn)), limits);
     alsoWrite?.(tx);
     const committed = commit((ts) => alsoInTransaction?.({ text: result.text, ts }));
     return Object.assign(result, committed);
@@ -315,7 +360,7 @@ export class Engine {
     const limits = this.limits();
     const release = slot ?? this.takeActionSlot(pool, limits);
     try {
-      const execution = new ActionExecution(this, identity, limits, pool, owner);
+      const execution = new ActionExecution(this, identity, limits, pool, this.placeOf(fn).instance, owner);
       return await withinDeadline(fn.path, execution, limits.actionTimeoutMs, this.invoke(fn, args, execution, limits));
     } finally {
       release();
@@ -419,6 +464,7 @@ export class Engine {
       limits,
       nextCreationTime: () => (creationTime = Math.max(Number(ts) / 1e6, nextUp(creationTime))),
       snapshotTs: lastTs,
+      commitTs: ts,
     });
     const commit = (hook: (ts: bigint) => void) => {
       const { documents, indexWrites, searchWrites, vectorWrites } = tx.finish();
@@ -446,7 +492,10 @@ export class Engine {
     if (argBytes > limits.maxArgumentBytes) {
       throw new FunctionError("LimitExceeded", `Arguments of ${name} are too large: ${argBytes} bytes, limit ${limits.maxArgumentBytes} (knob maxArgumentBytes)`);
     }
-    const argsProblem = validatorProblem(fn.args, args);
+    // Ids are checked as the function's own instance sees them: a component's `v.id("work")` is its own `work`, never the app's.
+    const namespace = this.placeOf(fn).instance.namespace;
+    const idTable = (id: string) => namespace.tableOfId(id);
+    const argsProblem = validatorProblem(fn.args, args, idTable);
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
     let text: string;
     try {
@@ -475,7 +524,7 @@ export class Engine {
     if (!fn.returns) return encodedValue(text, logLines);
     const json = JSON.parse(text) as JSONValue;
     const value = jsonToConvex(json);
-    const returnsProblem = validatorProblem(fn.returns, value);
+    const returnsProblem = validatorProblem(fn.returns, value, idTable);
     if (returnsProblem) throw new FunctionError("UserError", `ReturnsValidationError: ${returnsProblem}`);
     return encodedValue(text, logLines, { json, value });
   }

@@ -26,8 +26,10 @@ interface ConvexFunctionObject {
 }
 
 export interface RegisteredFunction {
-  /** Canonical path, e.g. `messages:list`. */
+  /** Canonical path, e.g. `messages:list`, within its component instance. */
   readonly path: string;
+  /** The component instance it belongs to (`""`: the app; see `components.ts`). */
+  readonly componentPath: string;
   readonly kind: FunctionKind;
   readonly visibility: Visibility;
   /** The arguments validator (`{type: "any"}` when the function declared none). */
@@ -52,7 +54,7 @@ export function canonicalizePath(path: string): string {
 
 export type FunctionRegistry = ReadonlyMap<string, RegisteredFunction>;
 
-function registered(path: string, value: unknown): RegisteredFunction | null {
+function registered(path: string, componentPath: string, value: unknown): RegisteredFunction | null {
   if ((typeof value !== "object" && typeof value !== "function") || value === null) return null;
   const fn = value as ConvexFunctionObject;
   const visibility: Visibility = fn.isInternal ? "internal" : "public";
@@ -60,22 +62,22 @@ function registered(path: string, value: unknown): RegisteredFunction | null {
     args: JSON.parse(fn.exportArgs?.() ?? '{"type":"any"}') as ValidatorJson,
     returns: JSON.parse(fn.exportReturns?.() ?? "null") as ValidatorJson | null,
   });
-  if (fn.isQuery && fn.invokeQuery) return { path, kind: "query", visibility, ...validators(), invoke: fn.invokeQuery };
-  if (fn.isMutation && fn.invokeMutation) return { path, kind: "mutation", visibility, ...validators(), invoke: fn.invokeMutation };
+  if (fn.isQuery && fn.invokeQuery) return { path, componentPath, kind: "query", visibility, ...validators(), invoke: fn.invokeQuery };
+  if (fn.isMutation && fn.invokeMutation) return { path, componentPath, kind: "mutation", visibility, ...validators(), invoke: fn.invokeMutation };
   if (fn.isAction && fn.invokeAction) {
     const invokeAction = fn.invokeAction;
-    return { path, kind: "action", visibility, ...validators(), invoke: (argsJson) => invokeAction("", argsJson) };
+    return { path, componentPath, kind: "action", visibility, ...validators(), invoke: (argsJson) => invokeAction("", argsJson) };
   }
   return null;
 }
 
-/** Builds the registry from `{ "messages": import("./messages.ts"), "chat/rooms": ... }`. */
-export function registerModules(modules: Record<string, Record<string, unknown>>): FunctionRegistry {
+/** Builds the registry from `{ "messages": import("./messages.ts"), "chat/rooms": ... }` (of the app, or of the component instance at `componentPath`). */
+export function registerModules(modules: Record<string, Record<string, unknown>>, componentPath = ""): FunctionRegistry {
   const registry = new Map<string, RegisteredFunction>();
   for (const [modulePath, exports] of Object.entries(modules)) {
     for (const [name, value] of Object.entries(exports)) {
       const path = `${modulePath}:${name}`;
-      const fn = registered(path, value);
+      const fn = registered(path, componentPath, value);
       if (fn) registry.set(path, fn);
     }
   }
@@ -98,6 +100,29 @@ export interface GeneratedApp {
   schema: AppDefinition["schema"];
   authConfig?: unknown;
   modules: Record<string, () => Promise<Record<string, unknown>>>;
+  /** The component instances `convex/convex.config.ts` installs, by path (`"workpool"`, `"workpool/batchWorker"`). */
+  components?: Record<string, GeneratedComponent>;
+}
+
+/**
+ * One component instance in the registry: its definition (the package's
+ * compiled `convex.config.js` directory: schema and function modules, shared
+ * by every instance of that component).
+ */
+export interface GeneratedComponent {
+  definition: { schema: AppDefinition["schema"]; modules: Record<string, () => Promise<Record<string, unknown>>> };
+}
+
+/** A component instance, loaded: its schema and its function modules. */
+export interface LoadedComponent {
+  path: string;
+  schema: AppDefinition["schema"];
+  modules: Record<string, Record<string, unknown>>;
+}
+
+/** The component instances' schemas, as `new Schema(app.schema, ...)` takes them (known before any module loads). */
+export function componentSchemas(app: GeneratedApp): { componentPath: string; schema: AppDefinition["schema"] }[] {
+  return Object.entries(app.components ?? {}).map(([componentPath, { definition }]) => ({ componentPath, schema: definition.schema }));
 }
 
 /**
@@ -105,20 +130,32 @@ export interface GeneratedApp {
  * loads is recorded in `moduleErrors` (by module path) and the others serve,
  * so one bad file costs its own functions, not the deployment.
  */
-export async function loadApp(app: GeneratedApp): Promise<AppDefinition & { moduleErrors: Record<string, string> }> {
-  const modules: Record<string, Record<string, unknown>> = {};
+export async function loadApp(app: GeneratedApp): Promise<AppDefinition & { moduleErrors: Record<string, string>; components: LoadedComponent[] }> {
   const moduleErrors: Record<string, string> = {};
-  await Promise.all(
-    Object.entries(app.modules).map(async ([modulePath, load]) => {
-      try {
-        modules[modulePath] = await load();
-      } catch (error) {
-        moduleErrors[modulePath] = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-        console.error(`convex/${modulePath} failed to load, so its functions cannot run:`, error);
-      }
+  const loadAll = async (loaders: GeneratedComponent["definition"]["modules"], where: string) => {
+    const modules: Record<string, Record<string, unknown>> = {};
+    await Promise.all(
+      Object.entries(loaders).map(async ([modulePath, load]) => {
+        try {
+          modules[modulePath] = await load();
+        } catch (error) {
+          moduleErrors[where + modulePath] = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+          console.error(`${where || "convex/"}${modulePath} failed to load, so its functions cannot run:`, error);
+        }
+      }),
+    );
+    return modules;
+  };
+  const modules = await loadAll(app.modules, "");
+  // A component's modules are loaded once however many instances use it (a module runs its top level once anyway).
+  const definitions = new Map<GeneratedComponent["definition"], Promise<Record<string, Record<string, unknown>>>>();
+  const components = await Promise.all(
+    Object.entries(app.components ?? {}).map(async ([path, { definition }]) => {
+      if (!definitions.has(definition)) definitions.set(definition, loadAll(definition.modules, `component ${path}: `));
+      return { path, schema: definition.schema, modules: await definitions.get(definition)! };
     }),
   );
-  return { schema: app.schema, authConfig: app.authConfig ?? null, modules, moduleErrors };
+  return { schema: app.schema, authConfig: app.authConfig ?? null, modules, moduleErrors, components };
 }
 
 /** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */

@@ -26,3 +26,5 @@ export * from "./auth/index.ts";
 export * from "./files/file-storage.ts";
 export { MemoryBlobStore } from "./files/memory-blob-store.ts";
 export { UploadTokens, newUploadSecret, type UploadTokenOptions, type VerifiedUpload } from "./files/upload-tokens.ts";
+export { Components, functionHandle, parseFunctionHandle, type ComponentInstance, type FunctionTarget } from "./components.ts";
+export { localTableName, splitTableName, TableNamespace } from "./table-namespace.ts";

@@ -38,13 +38,13 @@ export type JobStart = { kind: "done" } | { kind: "running"; ended: Promise<void
 
 const DONE: JobStart = { kind: "done" };
 
-/** Runs a due job (see the top of this file). */
-export async function runJob(engine: Engine, functionName: string, args: Value, outcomes: JobOutcomes): Promise<JobStart> {
+/** Runs a due job (see the top of this file): `functionName` of the component instance at `componentPath` (the app's by default). */
+export async function runJob(engine: Engine, functionName: string, args: Value, outcomes: JobOutcomes, componentPath = ""): Promise<JobStart> {
   const started = await engine.exclusive(async () => {
     if (!outcomes.stillDue()) return DONE;
-    const fn = engine.functionAt(functionName);
+    const fn = engine.functionAt(functionName, componentPath);
     if (!fn || fn.kind === "query") {
-      engine.executeSystemWrite(outcomes.failed(`${functionName} is not a mutation or action of this app`));
+      engine.executeSystemWrite(outcomes.failed(`${functionName} is not a mutation or action of ${componentPath ? `component ${componentPath}` : "this app"}`));
       return DONE;
     }
     if (fn.kind === "action") {

@@ -33,6 +33,8 @@ export interface EngineLimits {
   functionTimeoutMs: number;
   /** Wall-clock time an action (or HTTP action) may run before it is stopped and its caller answered. */
   actionTimeoutMs: number;
+  /** How deep `ctx.runQuery`/`ctx.runMutation` calls inside queries and mutations may nest (app -> component -> its component ...). */
+  maxNestedCallDepth: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -61,6 +63,7 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxConcurrentJobActions: 16,
   actionTimeoutMs: 1_800_000,
   functionTimeoutMs: 5_000,
+  maxNestedCallDepth: 8,
   maxScheduledPerFunction: 1_000,
   maxScheduledArgumentBytes: 8_388_608,
   searchMaxTerms: 16,

@@ -15,6 +15,9 @@
  * recorded `failed` with its error, in a commit of its own. A scheduled
  * action runs at most once: it is marked `inProgress` in a commit before it
  * starts (a crash leaves it so), then `success` or `failed`.
+ *
+ * Every component instance has its own `_scheduled_functions`; one runner
+ * serves them all, the earliest due job first whichever table it is in.
  */
 import type { Document, Value } from "./values.ts";
 import { encodeKey, prefixSuccessor } from "./keys.ts";
@@ -22,9 +25,11 @@ import type { Transaction } from "./transaction.ts";
 import type { Engine } from "./engine.ts";
 import { BUSY_RETRY_MS, RunningJobActions, runJob, type JobStart } from "./job-runner.ts";
 import { SCHEDULED_FUNCTIONS, type JobState } from "./scheduling.ts";
+import type { ComponentInstance } from "./components.ts";
+import { tableOfId } from "./ids.ts";
 
-/** The index of jobs by state, then due time (`schema.ts`). */
-const BY_NEXT = `${SCHEDULED_FUNCTIONS}.by_next`;
+/** An instance's index of jobs by state, then due time (`schema.ts`). */
+const byNext = (instance: ComponentInstance) => `${instance.namespace.storageName(SCHEDULED_FUNCTIONS)}.by_next`;
 
 export interface ScheduledJobsOptions {
   /** Wall clock in ms. */
@@ -54,11 +59,17 @@ export class ScheduledJobs {
     this.running = options.running ?? new RunningJobActions();
   }
 
-  /** The first pending job in due order, or null. */
+  /** The first pending job in due order, of any instance, or null. */
   private firstPending(): Document | null {
     const prefix = encodeKey(["pending"]);
-    for (const entry of this.engine.store.scanIndex(BY_NEXT, { start: prefix, end: prefixSuccessor(prefix) }, "asc", 1)) return entry.document;
-    return null;
+    let first: Document | null = null;
+    for (const instance of this.engine.components.all) {
+      for (const { document } of this.engine.store.scanIndex(byNext(instance), { start: prefix, end: prefixSuccessor(prefix) }, "asc", 1)) {
+        if (first === null || (document.scheduledTime as number) < (first.scheduledTime as number)) first = document;
+        break;
+      }
+    }
+    return first;
   }
 
   /** When the next pending job is due (ms), or null when none is pending. */
@@ -100,28 +111,32 @@ export class ScheduledJobs {
     const budget = this.maxPerRun();
     const expired: string[] = [];
     let nextExpiry: number | null = null;
-    for (const kind of FINISHED) {
-      const prefix = encodeKey([kind]);
-      let scanned = 0;
-      for (const { document } of this.engine.store.scanIndex(BY_NEXT, { start: prefix, end: prefixSuccessor(prefix) }, "asc", budget * 4)) {
-        const endedAt = (document.completedTime as number | undefined) ?? (document.scheduledTime as number);
-        if (endedAt < cutoff && expired.length < budget) expired.push(document._id);
-        else {
-          const expiry = endedAt + retention;
-          if (nextExpiry === null || expiry < nextExpiry) nextExpiry = expiry;
-          if ((document.scheduledTime as number) >= cutoff) break;
+    for (const instance of this.engine.components.all) {
+      for (const kind of FINISHED) {
+        const prefix = encodeKey([kind]);
+        let scanned = 0;
+        for (const { document } of this.engine.store.scanIndex(byNext(instance), { start: prefix, end: prefixSuccessor(prefix) }, "asc", budget * 4)) {
+          const endedAt = (document.completedTime as number | undefined) ?? (document.scheduledTime as number);
+          if (endedAt < cutoff && expired.length < budget) expired.push(document._id);
+          else {
+            const expiry = endedAt + retention;
+            if (nextExpiry === null || expiry < nextExpiry) nextExpiry = expiry;
+            if ((document.scheduledTime as number) >= cutoff) break;
+          }
+          // Scanned as far as one call may with more to delete: come back at once (a full scan of unexpired ones just waits).
+          if (++scanned >= budget * 4 && expired.length > 0) nextExpiry = this.now();
         }
-        // Scanned as far as one call may with more to delete: come back at once (a full scan of unexpired ones just waits).
-        if (++scanned >= budget * 4 && expired.length > 0) nextExpiry = this.now();
       }
     }
     if (expired.length > 0) await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => expired.forEach((id) => tx.delete(id, { system: true }))));
     return nextExpiry;
   }
 
-  /** Runs a due job if still pending (see `job-runner.ts`). */
+  /** Runs a due job if still pending (see `job-runner.ts`), in the instance it names, else the one whose table holds it. */
   private start(job: Document): Promise<JobStart> {
     const id = job._id;
+    const owner = this.engine.components.all.find((instance) => instance.namespace.localName(tableOfId(id) ?? SCHEDULED_FUNCTIONS) !== null)?.path ?? "";
+    const componentPath = typeof job.componentPath === "string" ? job.componentPath : owner;
     const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
     return runJob(this.engine, job.name as string, (job.args as Value[])[0] ?? {}, {
       stillDue: () => (this.engine.store.getDocument(id)?.document.state as JobState | undefined)?.kind === "pending",
@@ -129,6 +144,6 @@ export class ScheduledJobs {
       succeeded: finish({ kind: "success" }),
       failed: (error) => finish({ kind: "failed", error }),
       actionEnded: (error) => finish(error === null ? { kind: "success" } : { kind: "failed", error }),
-    });
+    }, componentPath);
   }
 }

@@ -3,16 +3,27 @@
  * `cancel`): a job is a document of the system table `_scheduled_functions`,
  * written in the scheduling mutation's own transaction, so if the mutation
  * throws nothing was scheduled. Running due jobs is `scheduled-jobs.ts`'s.
+ *
+ * Each component instance has its own `_scheduled_functions`: a job is
+ * written into the table of the instance that scheduled it. Its target may
+ * be in another instance (a function handle: a workpool runs the app's
+ * functions so); the job then names that instance in `componentPath`.
  */
-import { describe, isPlainObject, jsonTextSize, jsonToConvex } from "./values.ts";
+import { describe, isPlainObject, jsonTextSize, jsonToConvex, type Value } from "./values.ts";
 import type { Transaction } from "./transaction.ts";
-import type { FunctionRegistry } from "./functions.ts";
-import { canonicalizePath } from "./functions.ts";
 import { FunctionError } from "./errors.ts";
 import { tableOfId } from "./ids.ts";
+import type { ComponentInstance, Components, FunctionAddress } from "./components.ts";
+import { localTableName, type TableNamespace } from "./table-namespace.ts";
 
 export const SCHEDULED_FUNCTIONS = "_scheduled_functions";
 export type JobState = { kind: "pending" | "inProgress" | "success" | "canceled" } | { kind: "failed"; error: string };
+
+/** Whether a written index is some instance's `_scheduled_functions.by_id`: a commit that scheduled or canceled a job. */
+export function isScheduledJobsIndex(qualifiedIndex: string): boolean {
+  const dot = qualifiedIndex.lastIndexOf(".");
+  return qualifiedIndex.slice(dot + 1) === "by_id" && localTableName(qualifiedIndex.slice(0, dot)) === SCHEDULED_FUNCTIONS;
+}
 
 /**
  * What one function run (a mutation, or an action with every job it
@@ -42,31 +53,33 @@ export class SchedulingBudget {
   }
 }
 
+/** Who schedules: the instance the job is written into, among the others its target may be in. */
+export interface Scheduler {
+  readonly components: Components;
+  readonly caller: ComponentInstance;
+}
+
 /** `1.0/schedule`: checks the target exists and the run's budget, and writes a pending job into `tx`; returns its id. */
-export function scheduleJob(
-  tx: Transaction,
-  functions: FunctionRegistry,
-  budget: SchedulingBudget,
-  address: { name?: unknown; reference?: unknown; functionHandle?: unknown },
-  tsSeconds: unknown,
-  argsJson: unknown,
-): string {
-  if (typeof address.name !== "string") {
-    throw new FunctionError("BadRequest", "Scheduling by function handle or component reference is not supported; schedule a function of this app (internal.module.fn)");
+export function scheduleJob(tx: Transaction, { components, caller }: Scheduler, budget: SchedulingBudget, address: FunctionAddress, tsSeconds: unknown, argsJson: unknown): string {
+  let target;
+  try {
+    target = components.resolve(caller, address, "mutationOrAction");
+  } catch (error) {
+    if (!(error instanceof FunctionError)) throw error;
+    throw new FunctionError("BadRequest", `Attempted to schedule function at nonexistent path: ${error.message} (a mutation or action is needed)`);
   }
-  const name = canonicalizePath(address.name);
-  const target = functions.get(name);
-  if (!target || target.kind === "query") throw new FunctionError("BadRequest", `Attempted to schedule function at nonexistent path: ${name} (a mutation or action is needed)`);
   if (typeof tsSeconds !== "number" || !Number.isFinite(tsSeconds)) throw new FunctionError("BadRequest", `The scheduled time must be a finite number, got ${describe(tsSeconds)}`);
   const args = jsonToConvex(argsJson ?? {});
   if (!isPlainObject(args)) throw new FunctionError("BadRequest", `Scheduled function arguments must be an object, got ${describe(args)}`);
   budget.charge(jsonTextSize(JSON.stringify(argsJson ?? {}), tx.limits.maxValueDepth));
-  return tx.insertSystem(SCHEDULED_FUNCTIONS, { name, args: [args], scheduledTime: tsSeconds * 1000, state: { kind: "pending" } });
+  const elsewhere: Record<string, Value> = target.instance !== caller ? { componentPath: target.instance.path } : {};
+  return tx.insertSystem(caller.namespace.storageName(SCHEDULED_FUNCTIONS), { name: target.fn.path, ...elsewhere, args: [args], scheduledTime: tsSeconds * 1000, state: { kind: "pending" } });
 }
 
-/** `1.0/cancel_job`: a pending job never runs; one that already ran or was canceled stays as it is. */
-export function cancelJob(tx: Transaction, id: unknown): void {
-  if (typeof id !== "string" || tableOfId(id) !== SCHEDULED_FUNCTIONS) throw new FunctionError("BadRequest", `cancel expects an Id<"_scheduled_functions">, got ${describe(id)}`);
+/** `1.0/cancel_job`: a pending job never runs; one that already ran or was canceled stays as it is. Only the caller's instance's jobs can be canceled. */
+export function cancelJob(tx: Transaction, namespace: TableNamespace, id: unknown): void {
+  const table = typeof id === "string" ? tableOfId(id) : null;
+  if (typeof id !== "string" || table === null || namespace.localName(table) !== SCHEDULED_FUNCTIONS) throw new FunctionError("BadRequest", `cancel expects an Id<"_scheduled_functions">, got ${describe(id)}`);
   const job = tx.get(id)?.document;
   if (!job) throw new FunctionError("BadRequest", `No scheduled function ${id}`);
   if ((job.state as JobState).kind === "pending") tx.patch(id, { state: { kind: "canceled" } }, { system: true });

@@ -11,6 +11,7 @@
 import type { Document, Value } from "./values.ts";
 import { validatorProblem, type ValidatorJson } from "./validators.ts";
 import { encodeKey, type IndexKey } from "./keys.ts";
+import { localTableName, namespacePrefix, splitTableName, TableNamespace } from "./table-namespace.ts";
 
 export interface IndexDefinition {
   /** Name within the table, e.g. `by_chat`. */
@@ -77,10 +78,15 @@ const SYSTEM_TABLES: Record<string, ExportedTable> = {
   _storage: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
   _cron_jobs: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
 };
-const isValidTableName = (name: string) => TABLE_NAME.test(name) || Object.hasOwn(SYSTEM_TABLES, name);
+/** A name a table may have: an app's or system table's, or one of those under a component's prefix (`table-namespace.ts`). */
+const isValidTableName = (name: string) => {
+  const local = localTableName(name);
+  return TABLE_NAME.test(local) || Object.hasOwn(SYSTEM_TABLES, local);
+};
 
+/** Whether a (stored) table is a system table: a component's `_scheduled_functions` is one, its `rateLimits` is not. */
 export function isSystemTable(name: string): boolean {
-  return name.startsWith("_");
+  return localTableName(name).startsWith("_");
 }
 const BUILT_IN_INDEXES = new Set(["by_id", "by_creation_time"]);
 
@@ -104,16 +110,26 @@ export class Schema {
   /** Whether writes are checked against their table's document type. */
   readonly validatesDocuments: boolean;
 
-  /** `definition` is a `convex/server` schema; without one every table is schemaless. */
-  constructor(definition?: ConvexSchemaDefinition | null) {
+  /**
+   * `definition` is a `convex/server` schema; without one every table is
+   * schemaless. `components` are the app's component instances, each with its
+   * own schema: their tables are stored under the instance's prefix.
+   */
+  constructor(definition?: ConvexSchemaDefinition | null, components: readonly { componentPath: string; schema: ConvexSchemaDefinition | null }[] = []) {
     this.validatesDocuments = definition?.schemaValidation ?? false;
+    this.addTables("", definition ?? null);
+    for (const { componentPath, schema } of components) this.addTables(namespacePrefix(componentPath), schema);
+  }
+
+  private addTables(prefix: string, definition: ConvexSchemaDefinition | null): void {
+    const validates = definition?.schemaValidation ?? false;
     // System tables exist from the start, so every object in an isolate sees the same index definitions.
-    for (const name of Object.keys(SYSTEM_TABLES)) this.table(name);
+    for (const name of Object.keys(SYSTEM_TABLES)) this.table(prefix + name);
     for (const [table, tableDefinition] of Object.entries(definition?.tables ?? {})) {
       if (!TABLE_NAME.test(table)) throw new SchemaError(`Invalid table name ${JSON.stringify(table)}`);
       const exported = (tableDefinition as { export(): ExportedTable }).export();
-      const resolved = resolveTable(table, exported, this.validatesDocuments ? exported.documentType : null);
-      this.resolved.set(table, resolved);
+      const resolved = resolveTable(prefix + table, exported, validates ? exported.documentType : null);
+      this.resolved.set(prefix + table, resolved);
       for (const index of resolved.indexes.values()) this.indexes.set(index.qualifiedName, index);
     }
   }
@@ -132,7 +148,8 @@ export class Schema {
     let table = this.resolved.get(name);
     if (!table) {
       if (!isValidTableName(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
-      table = resolveTable(name, Object.hasOwn(SYSTEM_TABLES, name) ? SYSTEM_TABLES[name]! : { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
+      const local = localTableName(name);
+      table = resolveTable(name, Object.hasOwn(SYSTEM_TABLES, local) ? SYSTEM_TABLES[local]! : { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
       this.resolved.set(name, table);
       for (const index of table.indexes.values()) this.indexes.set(index.qualifiedName, index);
     }
@@ -142,7 +159,10 @@ export class Schema {
   /** Null when `fields` (without system fields) conform to the table's document type, else Convex's message. */
   validateDocument(table: string, fields: Record<string, Value | undefined>): string | null {
     const documentType = this.table(table).documentType;
-    return documentType ? validatorProblem(documentType, fields) : null;
+    if (!documentType) return null;
+    // A component's `v.id("work")` names its own table: ids are read through its namespace.
+    const namespace = new TableNamespace(splitTableName(table)[0]);
+    return validatorProblem(documentType, fields, (id) => namespace.tableOfId(id));
   }
 }
 

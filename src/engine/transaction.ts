@@ -5,6 +5,13 @@
  * budgets (`EngineLimits`), and hands its effect to the engine's commit as a
  * write-set. Nothing reaches the store until `finish()`; a throw discards it.
  * The `ctx.db` API in `database.ts` is a thin layer over this.
+ *
+ * A query or mutation that calls another (`ctx.runQuery`/`ctx.runMutation`,
+ * into a component or its own app) runs it in a `child()`: an overlay over
+ * this one, reading through its writes and recording into the same read-set.
+ * When the call returns, `commitInto` merges the child's writes into this
+ * transaction (they commit with the caller's, or not at all); when it throws,
+ * the child is dropped and only its own writes are undone.
  */
 import type { Document, Value } from "./values.ts";
 import { convexToJson, describe, utf8Length, valuesEqual } from "./values.ts";
@@ -37,6 +44,9 @@ interface PendingWrite {
 /** What a write costs beyond its document (the id and row overhead), against `maxBytesWritten`. */
 const ID_BYTES = 32;
 
+/** What a transaction reads beneath its own writes: the store, or for a nested call its caller's transaction. */
+export type TransactionBase = Pick<DocumentStore, "getDocument" | "scanIndex" | "search" | "lastTimestamp">;
+
 export interface TransactionOptions {
   readSet: ReadSetRecorder | null;
   writable: boolean;
@@ -45,6 +55,8 @@ export interface TransactionOptions {
   nextCreationTime?: () => number;
   /** The snapshot this transaction reads (`getSnapshotTs`). */
   snapshotTs?: bigint;
+  /** The timestamp this transaction commits at, if it commits (writable ones: nothing else commits while it runs). */
+  commitTs?: bigint;
 }
 
 /** The one answer to a write from a query. */
@@ -58,13 +70,54 @@ export class Transaction {
   private bytesRead = 0;
   private bytesWritten = 0;
   readonly schema: Schema;
-  private readonly store: DocumentStore;
+  private readonly store: TransactionBase;
   private readonly options: TransactionOptions;
+  /** The caller's transaction, for a nested call's child: its reads count against the caller's budget too. */
+  private readonly parent: Transaction | null;
 
-  constructor(schema: Schema, store: DocumentStore, options: TransactionOptions) {
+  constructor(schema: Schema, store: TransactionBase, options: TransactionOptions, parent: Transaction | null = null) {
     this.schema = schema;
     this.store = store;
     this.options = options;
+    this.parent = parent;
+  }
+
+  /**
+   * The transaction of a nested call: it sees this one's writes (and records
+   * its reads in the same read-set), but its own writes stay its own until
+   * `commitInto(this)`. A query's child cannot write; a mutation's can unless
+   * `writable` is false (a mutation calling a query).
+   */
+  child(writable: boolean): Transaction {
+    const base: TransactionBase = {
+      getDocument: (id) => {
+        const found = this.lookup(id);
+        return found?.document ? { table: found.table, document: found.document, json: found.json!, bytes: found.bytes } : null;
+      },
+      scanIndex: (index, interval, order, expectedRows) => this.merged(this.schema.indexes.get(index)!, interval, order, expectedRows, false),
+      search: this.store.search,
+      lastTimestamp: () => this.snapshotTs,
+    };
+    return new Transaction(this.schema, base, { ...this.options, writable: this.options.writable && writable }, this);
+  }
+
+  /**
+   * A nested `snapshotQuery`'s transaction: it reads the committed snapshot,
+   * not the caller's pending writes (as Convex's), into the same read-set.
+   */
+  snapshotChild(): Transaction {
+    let root: Transaction = this;
+    while (root.parent) root = root.parent;
+    return new Transaction(this.schema, root.store, { ...this.options, writable: false }, this);
+  }
+
+  /** Applies a finished child's writes to this transaction, charged to this one's write budgets. */
+  commitInto(parent: Transaction): void {
+    if (this.parent !== parent) throw new Error("A nested transaction commits into the transaction it was made from");
+    for (const [id, write] of this.pending) {
+      parent.write(id, write.table, write.after, write.json === null ? null : { json: write.json, bytes: write.afterBytes });
+    }
+    this.pending.clear();
   }
 
   get writable(): boolean {
@@ -74,6 +127,12 @@ export class Transaction {
   /** The budgets this transaction runs under. */
   get limits(): EngineLimits {
     return this.options.limits;
+  }
+
+  /** What `ctx.db.vars.commitTs` stands for in a written document: the commit's timestamp, known before the commit because commits are serialized. */
+  get commitTs(): bigint {
+    if (this.options.commitTs === undefined) throw new FunctionError("BadRequest", "ctx.db.vars.commitTs can only be written by a mutation");
+    return this.options.commitTs;
   }
 
   get snapshotTs(): bigint {
@@ -98,6 +157,7 @@ export class Transaction {
 
   /** Charges one document read against the function's document and byte budgets. */
   private countRead(bytes: number): void {
+    this.parent?.countRead(bytes);
     const limits = this.options.limits;
     if (++this.documentsRead > limits.maxDocumentsRead) {
       throw new FunctionError("LimitExceeded", `Too many documents read: more than ${limits.maxDocumentsRead} in one function (knob maxDocumentsRead)`);
@@ -143,7 +203,12 @@ export class Transaction {
    * Index entries in `interval`, merged with pending writes, in `order`.
    * Lazy: reading stops when the caller stops iterating.
    */
-  *scan(index: IndexDefinition, interval: KeyInterval, order: Order, expectedRows?: number): Generator<IndexEntry> {
+  scan(index: IndexDefinition, interval: KeyInterval, order: Order, expectedRows?: number): Generator<IndexEntry> {
+    return this.merged(index, interval, order, expectedRows, true);
+  }
+
+  /** `scan`; `charged` false for a child's view of this transaction (the child charges its own reads, and through it this one). */
+  private *merged(index: IndexDefinition, interval: KeyInterval, order: Order, expectedRows: number | undefined, charged: boolean): Generator<IndexEntry> {
     const removed = new Set<IndexKey>();
     const added: IndexEntry[] = [];
     for (const write of this.pending.values()) {
@@ -160,15 +225,15 @@ export class Transaction {
     let next = 0;
     for (const entry of this.store.scanIndex(index.qualifiedName, interval, order, expectedRows)) {
       while (next < added.length && before(added[next]!.key, entry.key)) {
-        this.countRead(added[next]!.bytes);
+        if (charged) this.countRead(added[next]!.bytes);
         yield added[next++]!;
       }
       if (removed.size > 0 && removed.has(entry.key)) continue;
-      this.countRead(entry.bytes);
+      if (charged) this.countRead(entry.bytes);
       yield entry;
     }
     while (next < added.length) {
-      this.countRead(added[next]!.bytes);
+      if (charged) this.countRead(added[next]!.bytes);
       yield added[next++]!;
     }
   }

@@ -24,9 +24,13 @@ export type ValidatorJson =
   | { type: "union"; value: ValidatorJson[] }
   | { type: "function"; [key: string]: unknown };
 
-/** Why `value` fails `validator`, in Convex's words, or null when it conforms. */
-export function validatorProblem(validator: ValidatorJson, value: Value | undefined): string | null {
-  const problem = check(validator, value, "");
+/**
+ * Why `value` fails `validator`, in Convex's words, or null when it conforms.
+ * `idTable` names an id's table as the checking function sees it (a
+ * component sees its own tables by their local names, and no other's).
+ */
+export function validatorProblem(validator: ValidatorJson, value: Value | undefined, idTable: (id: string) => string | null = tableOfId): string | null {
+  const problem = check(validator, value, "", idTable);
   if (!problem) return null;
   const where = problem.path ? `\n\nPath: ${problem.path}` : "";
   return `${problem.message}${where}\nValue: ${printValue(problem.value)}\nValidator: ${printValidator(problem.validator)}`;
@@ -41,7 +45,7 @@ interface Problem {
 
 const MISMATCH = "Value does not match validator.";
 
-function check(validator: ValidatorJson, value: Value | undefined, path: string): Problem | null {
+function check(validator: ValidatorJson, value: Value | undefined, path: string, idTable: (id: string) => string | null): Problem | null {
   const fail = (message = MISMATCH): Problem => ({ message, path, value, validator });
   switch (validator.type) {
     case "any":
@@ -62,14 +66,14 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string)
       return valuesEqual(value, jsonToConvex(validator.value)) ? null : fail();
     case "id": {
       if (typeof value !== "string" || !isDocumentId(value)) return fail();
-      const table = tableOfId(value);
+      const table = idTable(value);
       if (table !== null && table !== validator.tableName) return fail(`Found ID "${value}" from table \`${table}\`, which does not match the table name in validator \`v.id("${validator.tableName}")\`.`);
       return null;
     }
     case "array": {
       if (!Array.isArray(value)) return fail();
       for (let i = 0; i < value.length; i++) {
-        const problem = check(validator.value, value[i], `${path}[${i}]`);
+        const problem = check(validator.value, value[i], `${path}[${i}]`, idTable);
         if (problem) return problem;
       }
       return null;
@@ -83,7 +87,7 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string)
           if (field.optional) continue;
           return fail(`Object is missing the required field \`${name}\`. Consider wrapping the field validator in \`v.optional(...)\` if this is expected.`);
         }
-        const problem = check(field.fieldType, fieldValue, `${path}.${name}`);
+        const problem = check(field.fieldType, fieldValue, `${path}.${name}`, idTable);
         if (problem) return problem;
       }
       for (const name of Object.keys(value)) {
@@ -95,15 +99,15 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string)
       if (!isPlainObject(value)) return fail();
       for (const [key, fieldValue] of Object.entries(value)) {
         if (fieldValue === undefined) continue;
-        const keyProblem = check(validator.keys, key, `${path}.${key}`);
+        const keyProblem = check(validator.keys, key, `${path}.${key}`, idTable);
         if (keyProblem) return keyProblem;
-        const problem = check(validator.values.fieldType, fieldValue as Value, `${path}.${key}`);
+        const problem = check(validator.values.fieldType, fieldValue as Value, `${path}.${key}`, idTable);
         if (problem) return problem;
       }
       return null;
     }
     case "union":
-      return validator.value.some((member) => check(member, value, path) === null) ? null : fail();
+      return validator.value.some((member) => check(member, value, path, idTable) === null) ? null : fail();
     case "commitTs":
       return typeof value === "bigint" ? null : fail();
     case "function":

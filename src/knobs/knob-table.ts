@@ -101,6 +101,13 @@ export const KNOBS = {
     unit: "ms",
     doc: "Wall-clock time a query or mutation may run before it is stopped with LimitExceeded and the function lock released (a mutation's writes are dropped). Convex allows 1 s of user code; this clock counts database work and index loads too, hence 5 s. A loop that never awaits cannot be stopped this way: the runtime's cpu_ms ends it, and the object with it.",
   },
+  maxNestedCallDepth: {
+    default: DEFAULT_ENGINE_LIMITS.maxNestedCallDepth,
+    min: 1,
+    max: 64,
+    unit: "count",
+    doc: "How deep ctx.runQuery/ctx.runMutation may nest inside one query or mutation (the app calling a component calling its own component is 2). Each level holds a child transaction and a stack of awaits; a function that calls itself by mistake fails with LimitExceeded here instead of running until its deadline.",
+  },
   actionTimeoutMs: {
     default: DEFAULT_ENGINE_LIMITS.actionTimeoutMs,
     min: 100,

@@ -12,7 +12,7 @@ import type { FunctionKind } from "../functions.ts";
 import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
 import type { Document, Value } from "../values.ts";
 import type { Transaction } from "../transaction.ts";
-import type { FunctionRegistry } from "../functions.ts";
+import type { ComponentInstance, Components, FunctionAddress, FunctionTarget } from "../components.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import type { VectorQueryArgument } from "../vectors.ts";
 import type { EngineLimits } from "../limits.ts";
@@ -45,15 +45,14 @@ interface CallAs {
  * declared here so that this module does not depend on the engine above it.
  */
 export interface ActionHost {
-  readonly functions: FunctionRegistry;
+  readonly components: Components;
   readonly files: FileStorage | null;
   exclusive<T>(task: () => Promise<T>): Promise<T>;
   executeSystemWrite<T>(write: (tx: Transaction) => T): T;
   readCommitted(id: string): Document | null;
   vectorSearch(query: VectorQueryArgument): { _id: string; _score: number }[];
-  runQuery(path: string, args: Value, caller: CallAs): Promise<{ text: string }>;
-  runMutation(path: string, args: Value, alsoInTransaction: undefined, caller: CallAs): Promise<{ text: string }>;
-  runAction(path: string, args: Value, caller: CallAs & { pool: ActionPool }): Promise<{ text: string }>;
+  /** Runs a query, mutation or action the action called, each in its own transaction. */
+  runTarget(target: FunctionTarget, args: Value, caller: Omit<CallAs, "internal"> & { pool: ActionPool }): Promise<{ text: string }>;
 }
 
 const CALLS: Record<string, FunctionKind> = {
@@ -89,8 +88,12 @@ export class ActionExecution {
   /** What this action may still schedule (all its jobs count together, as one mutation's do). */
   private readonly scheduling: SchedulingBudget;
 
-  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool, owner?: LockOwner) {
+  /** The component instance the action belongs to: whose functions `{name}` references reach, whose `_scheduled_functions` it writes. */
+  private readonly instance: ComponentInstance;
+
+  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool, instance: ComponentInstance = engine.components.root, owner?: LockOwner) {
     this.engine = engine;
+    this.instance = instance;
     this.pool = pool;
     this.owner = owner;
     this.scheduling = new SchedulingBudget(limits);
@@ -141,11 +144,17 @@ export class ActionExecution {
       if (kind) return await this.call(kind, args);
       if (isStorageSyscall(op)) return await storageSyscall(op, args, this.storage);
       switch (op) {
-        case "1.0/actions/schedule":
-          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, this.engine.functions, this.scheduling, args, args.ts, args.args))));
+        case "1.0/actions/schedule": {
+          const scheduler = { components: this.engine.components, caller: this.instance };
+          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, scheduler, this.scheduling, args, args.ts, args.args))));
+        }
         case "1.0/actions/cancel_job":
-          await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, jsonToConvex(args.id ?? null))));
+          await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, this.instance.namespace, jsonToConvex(args.id ?? null))));
           return "null";
+        case "1.0/createFunctionHandle":
+          return JSON.stringify(this.engine.components.handleFor(this.instance, args as FunctionAddress));
+        case "1.0/getFunctionMetadata":
+          return JSON.stringify({ name: null, componentPath: this.instance.path });
         case "1.0/getUserIdentity":
           return JSON.stringify(await this.caller());
         case "1.0/actions/vectorSearch":
@@ -160,12 +169,11 @@ export class ActionExecution {
     }
   }
 
+  /** `ctx.runQuery`/`runMutation`/`runAction`: a function of this action's instance (internal ones too), a child component's public one, or a handle's. */
   private async call(kind: FunctionKind, args: Args): Promise<string> {
-    if (typeof args.name !== "string") throw new FunctionError("BadRequest", "Calling functions by handle or component reference is not supported; call a function of this app");
+    const target = this.engine.components.resolve(this.instance, args as FunctionAddress, kind);
     const callArgs = jsonToConvex(args.args ?? {});
-    const caller = { internal: true, identity: await this.caller().catch(() => null), owner: this.owner };
-    if (kind === "query") return (await this.engine.runQuery(args.name, callArgs, caller)).text;
-    if (kind === "mutation") return (await this.engine.runMutation(args.name, callArgs, undefined, caller)).text;
-    return (await this.engine.runAction(args.name, callArgs, { ...caller, pool: this.pool })).text;
+    const identity = await this.caller().catch(() => null);
+    return (await this.engine.runTarget(target, callArgs, { identity, pool: this.pool, owner: this.owner })).text;
   }
 }

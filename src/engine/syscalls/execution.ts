@@ -9,6 +9,12 @@
  * the run remembers each `FunctionError` it raised by message: when the
  * function fails with one of them, the engine reports the original code
  * (a budget stays `LimitExceeded`, not a user error).
+ *
+ * A run belongs to one component instance (the app's, or a component's): it
+ * speaks its instance's table names, which are translated to their stored
+ * names here (`table-namespace.ts`), and ids of another instance's tables are
+ * not found. Its `ctx.runQuery`/`ctx.runMutation` run through `NestedCalls`
+ * (the engine) in a child of its transaction.
  */
 import type { JSONValue, Value } from "../values.ts";
 import { convexToJson, describe, isPlainObject, jsonToConvex } from "../values.ts";
@@ -24,6 +30,23 @@ import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerpr
 import type { UserIdentity } from "../auth/identity.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import { isStorageSyscall, storageSyscall, type StorageContext } from "./storage-syscalls.ts";
+import { Components, type ComponentInstance, type FunctionAddress, type FunctionTarget } from "../components.ts";
+import type { TableNamespace } from "../table-namespace.ts";
+
+/** What runs a nested call (`ctx.runQuery`/`ctx.runMutation` in a query or mutation): the engine, declared here so this module does not import it. */
+export interface NestedCalls {
+  /** Runs `target` in a child of `parent` (committed into it if it returns; `snapshot`: reading what is committed), `depth` calls deep; resolves to its result in wire JSON. */
+  runNested(target: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot?: boolean): Promise<string>;
+}
+
+/** Where a run stands among the app's component instances, and how it calls other functions. */
+export interface RunPlace {
+  readonly components: Components;
+  readonly instance: ComponentInstance;
+  readonly calls: NestedCalls | null;
+  /** How many calls deep this run is (0: called by a client, an action or the scheduler). */
+  readonly depth: number;
+}
 
 /** Convex refuses larger pages (`PageSizeTooLarge`). */
 const MAX_PAGE_SIZE = 32_000;
@@ -43,8 +66,6 @@ export class Execution {
   private readonly tx: Transaction;
   /** The journal of the subscription's previous run (or from the client's `Add`), if any. */
   private readonly previousJournal: string | null;
-  /** The deployment's functions, which a mutation may schedule. */
-  private readonly functions: FunctionRegistry;
   /** The caller (null: anonymous). */
   private readonly identity: UserIdentity | null;
   /** Whether the function asked who called it: only then does its result depend on the caller. */
@@ -57,11 +78,18 @@ export class Execution {
   /** What this run may still schedule. */
   private readonly scheduling: SchedulingBudget;
 
-  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null) {
+  /** This run's component instance, the others, and how it calls them. */
+  private readonly place: RunPlace;
+
+  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null, place?: RunPlace) {
     this.tx = tx;
+    if (!place) {
+      const components = new Components(functions);
+      place = { components, instance: components.root, calls: null, depth: 0 };
+    }
+    this.place = place;
     this.scheduling = new SchedulingBudget(tx.limits);
     this.previousJournal = previousJournal;
-    this.functions = functions;
     this.identity = identity;
     this.files = files;
   }
@@ -102,7 +130,7 @@ export class Execution {
     switch (op) {
       case "1.0/queryStream": {
         const id = this.nextStreamId++;
-        this.streams.set(id, new QueryStream(this.tx, args.query as unknown as SerializedQuery));
+        this.streams.set(id, new QueryStream(this.tx, storedQuery(this.namespace, args.query as unknown as SerializedQuery)));
         return JSON.stringify({ queryId: id });
       }
       case "1.0/queryCleanup": {
@@ -140,10 +168,17 @@ export class Execution {
     throw new Error(`Unknown JS operation ${op}`);
   }
 
-  private runAsync(op: string, args: Args): string {
+  private get namespace(): TableNamespace {
+    return this.place.instance.namespace;
+  }
+
+  private runAsync(op: string, args: Args): string | Promise<string> {
     switch (op) {
-      case "1.0/get":
-        return this.tx.get(this.idFor(args, "get"))?.json ?? "null";
+      case "1.0/get": {
+        const id = this.idFor(args, "get");
+        // Another instance's document is not there for this one (as an id of an unknown table).
+        return this.owns(id) ? (this.tx.get(id)?.json ?? "null") : "null";
+      }
       case "1.0/queryStreamNext": {
         const stream = this.streams.get(args.queryId as number);
         if (!stream) throw new FunctionError("BadRequest", "This query was already closed");
@@ -153,33 +188,97 @@ export class Execution {
       case "1.0/queryPage":
         return this.queryPage(args);
       case "1.0/count":
-        return JSON.stringify(this.tx.count(args.table as string));
+        return JSON.stringify(this.tx.count(this.storageTable(args.table, "count")));
       case "1.0/insert": {
-        const id = this.tx.insert(args.table as string, userFields(args.value, "insert"));
+        const id = this.tx.insert(this.storageTable(args.table, "insert"), userFields(this.withCommitTs(args.value), "insert"));
         return JSON.stringify({ _id: id });
       }
       case "1.0/shallowMerge":
-        this.tx.patch(this.idFor(args, "patch"), userFields(args.value, "patch", true));
+        this.tx.patch(this.ownId(args, "patch"), userFields(this.withCommitTs(args.value), "patch", true));
         return "null";
       case "1.0/replace":
-        this.tx.replace(this.idFor(args, "replace"), userFields(args.value, "replace"));
+        this.tx.replace(this.ownId(args, "replace"), userFields(this.withCommitTs(args.value), "replace"));
         return "null";
       case "1.0/remove":
-        this.tx.delete(this.idFor(args, "delete"));
+        this.tx.delete(this.ownId(args, "delete"));
         return "null";
       case "1.0/schedule":
-        return JSON.stringify(scheduleJob(this.tx, this.functions, this.scheduling, args, args.ts, args.args));
+        return JSON.stringify(scheduleJob(this.tx, { components: this.place.components, caller: this.place.instance }, this.scheduling, args, args.ts, args.args));
       case "1.0/cancel_job":
-        cancelJob(this.tx, jsonToConvex(args.id ?? null));
+        cancelJob(this.tx, this.namespace, jsonToConvex(args.id ?? null));
         return "null";
+      case "1.0/runUdf":
+        return this.runUdf(args);
+      case "1.0/createFunctionHandle":
+        return JSON.stringify(this.place.components.handleFor(this.place.instance, args as FunctionAddress));
       case "1.0/getUserIdentity":
         this.readIdentity = true;
         return JSON.stringify(this.identity);
       case "1.0/getFunctionMetadata":
-        return JSON.stringify({ name: null, componentPath: "" });
+        return JSON.stringify({ name: null, componentPath: this.place.instance.path });
       default:
         throw new Error(`Unknown async operation ${op}`);
     }
+  }
+
+  /**
+   * `ctx.runQuery`/`ctx.runMutation` from a query or mutation: the callee runs
+   * in a child of this run's transaction (its writes commit with this run's,
+   * or are undone alone if it throws and the caller catches).
+   */
+  private async runUdf(args: Args): Promise<string> {
+    const udfType = args.udfType;
+    if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery") throw new FunctionError("BadRequest", `ctx.runQuery/runMutation: unsupported udfType ${describe(udfType as JSONValue)}`);
+    if (udfType === "mutation" && !this.tx.writable) throw new FunctionError("BadRequest", "ctx.runMutation cannot be called from a query");
+    const calls = this.place.calls;
+    if (!calls) throw new FunctionError("BadRequest", "ctx.runQuery/runMutation is not available here");
+    const target = this.place.components.resolve(this.place.instance, args as FunctionAddress, udfType === "mutation" ? "mutation" : "query");
+    const callArgs = jsonToConvex(args.args ?? {});
+    try {
+      return await calls.runNested(target, callArgs, this.tx, this.identity, this.place.depth + 1, udfType === "snapshotQuery");
+    } catch (error) {
+      if (!(error instanceof FunctionError)) throw error;
+      // Uncaught by the caller, the callee's failure is the caller's, with its code (a budget stays LimitExceeded).
+      this.remember(error);
+      // A ConvexError thrown by the callee reaches the caller as one, with its data (convex/server rebuilds it from `data`).
+      if (error.data !== undefined) throw Object.assign(new Error(error.message), { data: error.dataJson });
+      throw error;
+    }
+  }
+
+  /**
+   * A written value with every `ctx.db.vars.commitTs` placeholder
+   * (`{"$commitTs": null}`) replaced by the commit's timestamp, an int64 in
+   * ns as in Convex (workpool orders its work by it).
+   */
+  private withCommitTs(json: JSONValue | undefined): JSONValue | undefined {
+    const replace = (value: JSONValue): JSONValue => {
+      if (Array.isArray(value)) return value.map(replace);
+      if (!isPlainObject(value)) return value;
+      const keys = Object.keys(value);
+      if (keys.length === 1 && keys[0] === "$commitTs") return convexToJson(this.tx.commitTs);
+      return Object.fromEntries(keys.map((key) => [key, replace(value[key] as JSONValue)]));
+    };
+    return json === undefined || !JSON.stringify(json).includes('"$commitTs"') ? json : replace(json);
+  }
+
+  /** A stored table name for a table this run names (`db.insert("t", ...)`): its instance's. */
+  private storageTable(table: JSONValue | undefined, method: string): string {
+    if (typeof table !== "string") throw new FunctionError("BadRequest", `db.${method}: invalid table name ${describe(table ?? null)}`);
+    return this.namespace.storageName(table);
+  }
+
+  /** Whether an id is of this run's instance's tables (an old bare id can only be the app's). */
+  private owns(id: string): boolean {
+    const stored = tableOfId(id);
+    return stored === null ? this.namespace.prefix === "" : this.namespace.localName(stored) !== null;
+  }
+
+  /** `idFor` for a write: another instance's document does not exist for this one. */
+  private ownId(args: Args, method: string): string {
+    const id = this.idFor(args, method);
+    if (!this.owns(id)) throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
+    return id;
   }
 
   /** The id of a read or write, checked against the table named by the new call forms (`db.get("t", id)`, `db.patch("t", id, ...)`). */
@@ -202,9 +301,10 @@ export class Execution {
     return this.tableOf(idString) === table ? idString : null;
   }
 
-  /** An id's table: named by the id, or (an old bare id) read from its document. */
+  /** An id's table as this run names it: named by the id, or (an old bare id) read from its document. */
   private tableOf(id: string): string | null {
-    return tableOfId(id) ?? this.tx.tableOf(id);
+    const stored = tableOfId(id) ?? this.tx.tableOf(id);
+    return stored === null ? null : this.namespace.shownName(stored);
   }
 
   private queryPage(args: Args): string {
@@ -212,7 +312,7 @@ export class Execution {
       throw new FunctionError("BadRequest", "MultiplePaginatedDatabaseQueries: This query or mutation function ran multiple paginated queries. Convex only supports a single paginated query in each function.");
     }
     this.paginated = true;
-    const query = args.query as unknown as SerializedQuery;
+    const query = storedQuery(this.namespace, args.query as unknown as SerializedQuery);
     const pageSize = args.pageSize as number;
     if (!Number.isInteger(pageSize) || pageSize <= 0) {
       throw new FunctionError("BadRequest", `NoDocumentsForPagination: paginationOpts.numItems must be a positive integer, got ${describe(pageSize)}`);
@@ -237,6 +337,14 @@ export class Execution {
     this.journal = journalFor(continueCursor);
     return `{"page":[${page.map((row) => row.json).join(",")}],"isDone":${isDone},"continueCursor":${JSON.stringify(continueCursor)},"splitCursor":${JSON.stringify(splitCursor)},"pageStatus":${JSON.stringify(pageStatus)}}`;
   }
+}
+
+/** A query as user code serialized it, with its table and index names those of its instance's stored tables. */
+function storedQuery(namespace: TableNamespace, query: SerializedQuery): SerializedQuery {
+  if (namespace.prefix === "" || typeof query !== "object" || query === null || typeof query.source !== "object" || query.source === null) return query;
+  const source = query.source;
+  if (source.type === "FullTableScan") return { ...query, source: { ...source, tableName: namespace.storageName(source.tableName) } };
+  return { ...query, source: { ...source, indexName: namespace.storageIndexName(source.indexName) } };
 }
 
 /**
