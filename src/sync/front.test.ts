@@ -209,6 +209,31 @@ describe("byte budgets (issue 28 finding 2)", () => {
     expect(c.closed).toEqual([]);
   });
 
+  it("query instances are bounded per object (maxQueryInstances): a change needing more closes that socket with 1013, nothing of it applied; shared queries cost nothing", async () => {
+    const { sync, open, idle } = setup({ maxQueryInstances: 3 });
+    const a = open("a");
+    const b = open("b");
+    const c = open("c");
+    for (const client of [a, b, c]) await client.connect();
+    await a.watch("x", "y");
+    // Two shared with a and one new: three instances in all.
+    await b.watch("x", "y", "z");
+    await idle();
+    expect(sync.source.instanceCount).toBe(3);
+    // Anyone's fourth distinct query is refused.
+    await c.watch("x", "w");
+    expect(c.closed).toEqual([{ code: 1013, reason: expect.stringMatching(/SubscriptionsWorkerFullError: too many queries held here/) }]);
+    expect(sync.source.instanceCount).toBe(3);
+    expect(c.session.queries.size).toBe(0);
+    // The others are served as before, and a query already held is always accepted.
+    const d = open("d");
+    await d.connect();
+    await d.watch("z");
+    await idle();
+    for (const client of [a, b, d]) expect(client.closed).toEqual([]);
+    expect(d.latest(0)).toEqual([]);
+  });
+
   it("frames queued behind a sign-in still being checked are bounded: past the budget that socket closes with 1013, the others go on", async () => {
     const { sync, open, idle } = setup(budgets, { authenticate: () => new Promise(() => undefined) });
     const slow = open("slow");
@@ -222,6 +247,7 @@ describe("byte budgets (issue 28 finding 2)", () => {
     expect(sync.pendingBytes.total).toBe(0);
     await other.send(big(0, "other"));
     await idle();
+    for (let i = 0; i < 100 && !other.frames.some((f) => f.type === "MutationResponse"); i++) await new Promise((r) => setTimeout(r, 5));
     expect(other.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ success: true });
     expect(other.closed).toEqual([]);
   });

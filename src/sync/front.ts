@@ -69,6 +69,9 @@ export const CLOSE = {
  * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
  * parse, so that request alone fails instead of the whole socket.
  */
+/** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
+const OVERLOAD_RETRY_MS = 1_000;
+
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 /** What the front gives its source: the way to the sessions. */
@@ -97,6 +100,12 @@ export interface ResultSource {
   exclusive<T>(fn: () => Promise<T>, owner: object): Promise<T>;
   /** After a wake: what the restored sessions hold comes back from storage, running nothing (idempotent, cheap once done). */
   ensureLoaded(): void;
+  /**
+   * Why `added` (a query set change's new queries) cannot be held, or null:
+   * the object's bound on the distinct queries it holds for all its sessions
+   * (a query already held for someone costs nothing more).
+   */
+  refuseQueries(session: SyncSession, added: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): string | null;
   /** A query joins the session's set, as `caller`. */
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void;
   remove(session: SyncSession, queryId: number): void;
@@ -343,7 +352,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    */
   private overloaded(session: SyncSession, refusal: PendingRefusal, what: string): void {
     const why = refusal.budget === "session" ? `connection over ${refusal.knob}` : `deployment over ${refusal.knob}`;
-    this.drop(session, CLOSE.tryAgainLater, shedReason(1_000, why), `${what}: ${pendingRefusalText(refusal, "it is")}`);
+    this.drop(session, CLOSE.tryAgainLater, shedReason(OVERLOAD_RETRY_MS, why), `${what}: ${pendingRefusalText(refusal, "it is")}`);
   }
 
   /** Handles one frame now; a promise only for a message that waits on something (it never rejects). */
@@ -500,6 +509,13 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     session.checkQuerySetChange(message, session.limits(this.knobs()));
     // Check every query first (its arguments, and who may name a caller): bad ones fail the message with nothing applied.
     const added = message.modifications.map((m) => (m.type === "Add" ? { query: prepareQuery(m.udfPath, m.args, m.journal), caller: session.callerOf(m.internal) } : null));
+    // Sessions times queries must not grow without limit: past the object's bound this socket comes back
+    // later (1013, as on overload; the client replays its query set), with nothing of the change applied.
+    const refusal = this.source.refuseQueries(session, added.filter((a) => a !== null));
+    if (refusal !== null) {
+      this.drop(session, CLOSE.tryAgainLater, shedReason(OVERLOAD_RETRY_MS, "too many queries held here"), `query set change refused: ${refusal}`);
+      return;
+    }
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
         this.source.add(session, modification.queryId, added[i]!.query, added[i]!.caller);

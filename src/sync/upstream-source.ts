@@ -49,6 +49,8 @@ export interface UpstreamKnobs {
   /** First wait after an upstream failure; it doubles up to `peerRetryMaxMs`, with jitter. */
   peerRetryMinMs: number;
   peerRetryMaxMs: number;
+  /** Distinct queries the peer session may hold upstream: a client's change past it is refused here, before the upstream refuses the peer session. */
+  maxQueriesPerShard: number;
 }
 
 export interface UpstreamSourceOptions {
@@ -250,6 +252,18 @@ export class UpstreamSource implements ResultSource {
   }
 
   // ---- clients' query sets ----
+
+  refuseQueries(_session: SyncSession, added: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): string | null {
+    const limit = this.options.knobs().maxQueriesPerShard;
+    const keys = new Set<string>();
+    for (const { query, caller } of added) {
+      const key = callerKey(query.key, caller);
+      if (!this.held.has(key)) keys.add(key);
+    }
+    if (keys.size === 0 || this.held.size + keys.size <= limit) return null;
+    // Otherwise the deployment object would refuse the peer session's change, and every client of this shard would wait on its resync.
+    return `it needs ${keys.size} new distinct queries and this shard holds ${this.held.size} of at most ${limit} (knob maxQueriesPerShard)`;
+  }
 
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void {
     const held = this.hold(query.key, query.udfPath, JSON.parse(query.argsJson) as JSONValue, query.journal, caller, session);
