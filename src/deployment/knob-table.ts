@@ -428,7 +428,7 @@ export const KNOBS = {
     min: 1_000,
     max: 1_000_000,
     unit: "count",
-    doc: "Distinct queries one sync shard's peer session may hold on the deployment object (the union of its clients' queries, one per caller for queries that read the identity). Past it the shard's query set change is refused and the shard starts over.",
+    doc: "Distinct queries one sync shard's peer session may hold on the deployment object (the union of its clients' queries, one per caller for queries that read the identity). The shard refuses a client's query set change that would pass it (1013, that socket only); a peer session past it is refused upstream and the shard starts over.",
   },
   maxPeerFrameBytes: {
     default: 16_777_216,

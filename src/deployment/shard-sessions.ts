@@ -57,10 +57,13 @@ export class ShardSessions {
   private readonly sql: SqlStorage;
   private readonly sync: SyncFront;
   private readonly stub: (name: string) => ShardApi;
+  /** `maxPeerBatchBytes`: the most one push carries. */
+  private readonly batchBytes: () => number;
   /** This start of the object: pushes are numbered within it. */
   private readonly epoch = crypto.randomUUID().slice(0, 8);
 
-  constructor(sql: SqlStorage, sync: SyncFront, stub: (name: string) => ShardApi) {
+  constructor(sql: SqlStorage, sync: SyncFront, stub: (name: string) => ShardApi, batchBytes: () => number) {
+    this.batchBytes = batchBytes;
     this.sql = sql;
     this.sync = sync;
     this.stub = stub;
@@ -109,6 +112,7 @@ export class ShardSessions {
         if (!shardKnows) this.tell(name, (shard) => shard.resync(why));
       },
       (attachment) => this.sql.exec("UPDATE sync_shards SET attachment = ? WHERE name = ? AND connection_id = ?", JSON.stringify(attachment), name, connectionId),
+      this.batchBytes,
     );
   }
 

@@ -92,6 +92,8 @@ export interface DeploymentStatus {
     frameBytes: { limit: number };
     /** Bytes of sessions' frames held before they are handled (pending mutations and actions, frames queued behind a sign-in). */
     pendingBytes: { bytes: number; peak: number; limit: number; perSessionLimit: number; refused: number };
+    /** Distinct query instances held for all sessions (shards' peer sessions included). */
+    queryInstances: { current: number; limit: number };
   };
 }
 
@@ -163,6 +165,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
       pendingBytes: { bytes: sync.pendingBytes.total, peak: sync.pendingBytes.peak, limit: k.maxPendingBytes, perSessionLimit: k.maxPendingBytesPerSession, refused: sync.pendingBytes.refused },
+      queryInstances: { current: local.instanceCount, limit: k.maxQueryInstances },
     },
   };
 }

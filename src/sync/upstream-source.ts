@@ -30,6 +30,7 @@ import { callerKey, modificationFor, sharedKey, type EncodedResult, type Prepare
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
+import { groupBySize, takeBatch } from "./peer-batches.ts";
 import { MemoryShardStorage, type ShardStorage, type StoredHeldQuery, type StoredPeerState } from "./shard-storage.ts";
 
 /** The way to the database object's side of the peer session. */
@@ -46,6 +47,10 @@ export interface UpstreamLink {
 export interface UpstreamKnobs {
   /** Query set modifications in one `ModifyQuerySet` up (a resync of many queries goes in several). */
   peerModificationsPerFrame: number;
+  /** Characters of frames in one call up (a larger backlog goes in several calls, below the runtime's RPC limit); also the most one `ModifyQuerySet` up carries. */
+  maxPeerBatchBytes: number;
+  /** The largest frame the deployment object accepts from the peer session. */
+  maxPeerFrameBytes: number;
   /** First wait after an upstream failure; it doubles up to `peerRetryMaxMs`, with jitter. */
   peerRetryMinMs: number;
   peerRetryMaxMs: number;
@@ -368,15 +373,19 @@ export class UpstreamSource implements ResultSource {
     this.drain();
   }
 
-  /** `ModifyQuerySet` frames for `modifications`, at most `peerModificationsPerFrame` each, chained from the version held. */
+  /**
+   * `ModifyQuerySet` frames for `modifications`, chained from the version
+   * held, each of at most `peerModificationsPerFrame` and within the batch
+   * and frame limits (queries' arguments can be large: a count alone could
+   * make a frame the deployment object refuses, and the resync would refuse again).
+   */
   private querySetFrames(modifications: unknown[]): string[] {
-    const perFrame = Math.max(1, this.options.knobs().peerModificationsPerFrame);
-    const frames: string[] = [];
-    for (let at = 0; at < modifications.length; at += perFrame) {
+    const knobs = this.options.knobs();
+    const maxChars = Math.min(knobs.maxPeerBatchBytes, knobs.maxPeerFrameBytes) - 1_024;
+    return groupBySize(modifications, Math.max(1, knobs.peerModificationsPerFrame), maxChars).map((group) => {
       const base = this.upstream.querySet++;
-      frames.push(JSON.stringify({ type: "ModifyQuerySet", baseVersion: base, newVersion: base + 1, modifications: modifications.slice(at, at + perFrame) }));
-    }
-    return frames;
+      return JSON.stringify({ type: "ModifyQuerySet", baseVersion: base, newVersion: base + 1, modifications: group });
+    });
   }
 
   // ---- clients' mutations and actions ----
@@ -425,8 +434,8 @@ export class UpstreamSource implements ResultSource {
         await this.resync("no peer session yet");
         continue;
       }
-      const frames = this.outbox;
-      this.outbox = [];
+      // In calls below the RPC limit: one call too large would fail, and the resync would send it again.
+      const frames = takeBatch(this.outbox, this.options.knobs().maxPeerBatchBytes);
       let accepted: boolean;
       try {
         accepted = await this.options.link.send(this.upstream.connectionId, frames);
@@ -595,6 +604,9 @@ export class UpstreamSource implements ResultSource {
         this.front.log(`opening a peer session failed: ${(error as Error).message}`);
       }
     }
+    // Clients' changes flushed while the session was opening numbered frames that are dropped below (their
+    // queries are in the new set): the new session's query set starts at version 0 all the same.
+    this.upstream.querySet = 0;
     this.byUpstreamId.clear();
     for (const query of this.held.values()) {
       query.upstreamId = this.upstream.nextQueryId++;
