@@ -40,6 +40,9 @@ export interface ShardStats {
   transitionsSent: number;
   /** Distinct queries its peer session holds. */
   heldQueries: number;
+  /** Bytes of their results it holds (within shardResultCacheBytes), and how many it dropped past it. */
+  resultBytes: number;
+  resultEvictions: number;
   /** Peer sessions it started over, and failed attempts to open one that it retried after a backoff. */
   resyncs: number;
   upstreamRetries: number;
@@ -184,6 +187,7 @@ export class ShardSessions {
           transitionsSent: stats?.transitionsSent ?? null,
           resyncs: stats?.resyncs ?? null,
           upstreamRetries: stats?.upstreamRetries ?? null,
+          resultBytes: stats?.resultBytes ?? null,
           subscriptions: shard.session.queries.size,
           lastPushSeq: shard.outbox.seq,
           lagMs: shard.outbox.inFlightSince === null ? 0 : now - shard.outbox.inFlightSince,

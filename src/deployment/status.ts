@@ -26,6 +26,8 @@ export interface ShardStatus {
   /** Peer sessions it started over; failed opens it retried after a backoff. */
   resyncs: number | null;
   upstreamRetries: number | null;
+  /** Bytes of held results (budget: shardResultCacheBytes). */
+  resultBytes: number | null;
   /** Distinct queries it holds. */
   subscriptions: number;
   lastPushSeq: number;

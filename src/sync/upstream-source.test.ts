@@ -130,6 +130,9 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
       latest,
       watch: (queryId: number, udfPath: string, args: unknown) =>
         send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: [{ type: "Add", queryId, udfPath, args: [args] }] }),
+      /** Queries 0, 1, ... of `argsList`, in one query set change. */
+      watchMany: (udfPath: string, argsList: unknown[]) =>
+        send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: argsList.map((args, queryId) => ({ type: "Add", queryId, udfPath, args: [args] })) }),
       mutate: (requestId: number, udfPath: string, args: unknown) => send({ type: "Mutation", requestId, udfPath, args: [args] }),
       /** Every Transition starts where the one before ended, and timestamps never go back. */
       chainProblems: () => {
@@ -367,6 +370,34 @@ describe("sync shards (in Node)", () => {
     await t.engine.runMutation("messages:send", { chatId: `39:${"x".repeat(5_000)}`, author: "w", body: "after the resync" });
     expect(await t.settle(5_000)).toBe(true);
     expect(bodies(clients[39]!.latest(0))).toEqual(["after the resync"]);
+  });
+
+  it("a shard's held results stay within shardResultCacheBytes: results every holder has seen are dropped and asked for again when a client needs them, with no loop (issue 28 finding 2)", async () => {
+    const t = setup(1, { knobs: { shardResultCacheBytes: 1_048_576 } });
+    // 40 results of about 60 kB each in memory (UTF-16): over twice the budget.
+    for (let chat = 0; chat < 40; chat++) await t.engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${chat}:${"x".repeat(30_000)}` });
+    const first = await t.client(0, "first");
+    await first.watchMany("messages:list", Array.from({ length: 40 }, (_, chat) => ({ chatId: `c${chat}` })));
+    expect(await t.settle(5_000)).toBe(true);
+    const source = t.shards[0]!.shard.source;
+    for (let chat = 0; chat < 40; chat++) expect(bodies(first.latest(chat))[0]!.startsWith(`${chat}:`)).toBe(true);
+    // All 40 came in one push and went out in one Transition: none was dropped before the client's turn took it.
+    const updates = first.frames.filter((f) => f.type === "Transition").map((f) => (f.modifications as unknown[]).length);
+    expect(updates.filter((n) => n > 0)).toEqual([40]);
+    expect(source.resultBytes).toBeLessThanOrEqual(1_048_576);
+    expect(source.resultEvictions).toBeGreaterThan(0);
+    // A newcomer needs them all: the dropped ones are asked for again, once, and it gets the same results.
+    const second = await t.client(0, "second");
+    for (let chat = 0; chat < 40; chat++) await second.watch(chat, "messages:list", { chatId: `c${chat}` });
+    expect(await t.settle(5_000)).toBe(true);
+    for (let chat = 0; chat < 40; chat++) expect(second.latest(chat)).toEqual(first.latest(chat));
+    expect(source.resultBytes).toBeLessThanOrEqual(1_048_576);
+    expect(source.counters.resyncs).toBe(1);
+    expect(second.chainProblems()).toEqual([]);
+    // Updates still reach both.
+    await t.engine.runMutation("messages:send", { chatId: "c0", author: "x", body: "new" });
+    expect(await t.settle(5_000)).toBe(true);
+    for (const c of [first, second]) expect(bodies(c.latest(0))[0]).toBe("new");
   });
 
   it("pushes down go in several numbered calls below maxPeerBatchBytes, in order", async () => {

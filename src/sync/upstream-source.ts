@@ -21,7 +21,7 @@
  *   its record, running nothing twice). An upstream that refuses is retried
  *   with backoff; nothing pending is dropped meanwhile.
  */
-import type { JSONValue } from "../engine/index.ts";
+import { ByteBudgetLru, type JSONValue } from "../engine/index.ts";
 import { actionFailure, queryRemoved, transition, type ClientMessage, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
 import { parsePeerPush, type PeerModification, type PeerPush } from "../protocol/peer.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
@@ -51,6 +51,8 @@ export interface UpstreamKnobs {
   maxPeerBatchBytes: number;
   /** The largest frame the deployment object accepts from the peer session. */
   maxPeerFrameBytes: number;
+  /** Memory for held results: past it those every holder has been sent are dropped (asked for again when needed). */
+  shardResultCacheBytes: number;
   /** First wait after an upstream failure; it doubles up to `peerRetryMaxMs`, with jitter. */
   peerRetryMinMs: number;
   peerRetryMaxMs: number;
@@ -85,8 +87,10 @@ interface HeldQuery {
   resultJournal: string | null;
   hash: string | null;
   holders: Map<SyncSession, number>;
-  /** Restored without its result: asked for again (added under a new id) once, when a client needs it. */
+  /** Restored or dropped without its result: asked for again (added under a new id) once, when a client needs it. */
   refetching: boolean;
+  /** Admitted holders whose turn has not yet looked at the latest result: it is not dropped while any is left. */
+  waiters: Set<SyncSession>;
 }
 
 interface PendingRequest {
@@ -110,6 +114,14 @@ export class UpstreamSource implements ResultSource {
   readonly counters: ShardCounters = { pushesRejected: 0, resyncs: 0, upstreamRetries: 0 };
   private readonly held = new Map<string, HeldQuery>();
   private readonly byUpstreamId = new Map<number, HeldQuery>();
+  /**
+   * Held results within `shardResultCacheBytes`, least recently used out
+   * first, as the deployment object's query results are. A result is dropped
+   * only once every holder's turn has seen it (else the turn would ask for
+   * it again, and a result dropped again before that turn would be asked for
+   * forever); a client that needs it later gets it by a refetch.
+   */
+  private readonly results: ByteBudgetLru<HeldQuery, EncodedResult>;
   private readonly pending = new Map<number, PendingRequest>();
   /** Sessions owed a Transition once the shard holds their mutation's ts (`SyncSession.owedTs`). */
   private readonly owing = new Set<SyncSession>();
@@ -142,6 +154,22 @@ export class UpstreamSource implements ResultSource {
     this.shardStorage = options.shardStorage ?? new MemoryShardStorage();
     this.delay = options.delay ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
+    this.results = new ByteBudgetLru<HeldQuery, EncodedResult>({
+      budgetBytes: () => options.knobs().shardResultCacheBytes,
+      // UTF-16 in memory: two bytes per code unit.
+      sizeOf: (encoded) => 2 * ((encoded.ok ? encoded.value.length : encoded.message.length) + encoded.logLines.reduce((n, line) => n + line.length, 0)),
+      onEvict: (held) => (held.result = null),
+      pinned: (held) => held.waiters.size > 0,
+    });
+  }
+
+  /** Bytes of results held, and how many were dropped past `shardResultCacheBytes`. */
+  get resultBytes(): number {
+    return this.results.bytes;
+  }
+
+  get resultEvictions(): number {
+    return this.results.evictions;
   }
 
   bind(port: FrontPort): void {
@@ -209,7 +237,7 @@ export class UpstreamSource implements ResultSource {
       this.upstream = { ...stored, version: { ...stored.version, ts: BigInt(stored.version.ts) } };
     }
     for (const row of this.shardStorage.loadHeld()) {
-      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false };
+      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false, waiters: new Set() };
       this.held.set(held.key, held);
       this.byUpstreamId.set(held.upstreamId, held);
     }
@@ -312,13 +340,15 @@ export class UpstreamSource implements ResultSource {
     const key = callerKey(shared, caller);
     let held = this.held.get(key);
     if (!held) {
-      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false };
+      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false, waiters: new Set() };
       this.held.set(key, held);
       this.byUpstreamId.set(held.upstreamId, held);
       this.saveHeld(held);
       this.change(addFor(held));
     }
     held.holders.set(session, (held.holders.get(session) ?? 0) + 1);
+    // Its turn (scheduled after the change) takes the result held now: keep it until then.
+    if (held.result !== null && !session.waiting) held.waiters.add(session);
     return held;
   }
 
@@ -327,11 +357,15 @@ export class UpstreamSource implements ResultSource {
     if (!held) return;
     const remaining = (held.holders.get(session) ?? 1) - 1;
     if (remaining > 0) held.holders.set(session, remaining);
-    else held.holders.delete(session);
+    else {
+      held.holders.delete(session);
+      held.waiters.delete(session);
+    }
     if (held.holders.size === 0) this.drop(held);
   }
 
   private drop(held: HeldQuery): void {
+    this.results.delete(held);
     this.held.delete(held.key);
     this.byUpstreamId.delete(held.upstreamId);
     this.shardStorage.deleteHeld(held.key);
@@ -533,6 +567,9 @@ export class UpstreamSource implements ResultSource {
       query.resultJournal = modification.journal;
       query.result = modification.result;
       query.refetching = false;
+      // Kept for every admitted holder's turn (scheduled below); colder results others have seen make room.
+      for (const session of query.holders.keys()) if (!session.waiting) query.waiters.add(session);
+      this.results.set(query, modification.result);
       const hash = await resultHash(JSON.stringify([query.result, query.resultJournal]));
       if (hash !== query.hash) {
         query.hash = hash;
@@ -645,16 +682,22 @@ export class UpstreamSource implements ResultSource {
   async turn(session: SyncSession): Promise<TurnResult> {
     const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
     session.pendingRemovals = [];
+    let seen = false;
     for (const [queryId, query] of session.queries) {
       const held = this.held.get(query.instanceKey);
-      if (!held || query.sentHash === held.hash) continue;
+      if (!held) continue;
+      seen = held.waiters.delete(session) || seen;
+      if (query.sentHash === held.hash) continue;
       if (!held.result) {
         if (held.hash !== null && !held.refetching) this.refetch(held);
         continue;
       }
       modifications.push(modificationFor(queryId, held.result, held.resultJournal));
+      this.results.get(held);
       query.sentHash = held.hash;
     }
+    // Results this turn was the last to need may go now, if the budget is passed.
+    if (seen) this.results.fitBudget();
     const end: StateVersion = { querySet: session.receivedQuerySet, ts: this.upstream.version.ts, identity: session.receivedIdentity };
     const owed = session.owesTransition || (session.owedTs !== null && end.ts >= session.owedTs);
     const moved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
