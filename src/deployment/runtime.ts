@@ -185,7 +185,12 @@ export class DeploymentRuntime {
       what: "HTTP function calls",
       knobs: "clientCallRate/clientCallBurst",
     });
-    this.shards = new ShardSessions(ctx.storage.sql, this.sync, (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi);
+    this.shards = new ShardSessions(
+      ctx.storage.sql,
+      this.sync,
+      (shard) => vars.SYNC_SHARDS!.getByName(shard) as unknown as ShardApi,
+      () => this.knobs.values.maxPeerBatchBytes,
+    );
     // Shards' internal sessions come back with the sockets' sessions, running nothing.
     const shardSessions = this.shards.restorable();
     this.sync.restore([...openSockets(ctx), ...shardSessions.open]);

@@ -40,6 +40,8 @@ export interface ShardStatus {
   /** Peer sessions it started over; failed opens it retried after a backoff. */
   resyncs: number | null;
   upstreamRetries: number | null;
+  /** Bytes of held results (budget: shardResultCacheBytes). */
+  resultBytes: number | null;
   /** Distinct queries it holds. */
   subscriptions: number;
   lastPushSeq: number;
@@ -72,6 +74,9 @@ export interface ShardStats {
   transitionsSent: number;
   /** Distinct queries its peer session holds. */
   heldQueries: number;
+  /** Bytes of their results it holds (within shardResultCacheBytes), and how many it dropped past it. */
+  resultBytes: number;
+  resultEvictions: number;
   /** Peer sessions it started over, and failed attempts to open one that it retried after a backoff. */
   resyncs: number;
   upstreamRetries: number;
@@ -89,10 +94,13 @@ export class ShardSessions {
   private readonly sql: SqlStorage;
   private readonly sync: SyncFront;
   private readonly stub: (name: string) => ShardApi;
+  /** `maxPeerBatchBytes`: the most one push carries. */
+  private readonly batchBytes: () => number;
   /** This start of the object: pushes are numbered within it. */
   private readonly epoch = crypto.randomUUID().slice(0, 8);
 
-  constructor(sql: SqlStorage, sync: SyncFront, stub: (name: string) => ShardApi) {
+  constructor(sql: SqlStorage, sync: SyncFront, stub: (name: string) => ShardApi, batchBytes: () => number) {
+    this.batchBytes = batchBytes;
     this.sql = sql;
     this.sync = sync;
     this.stub = stub;
@@ -141,6 +149,7 @@ export class ShardSessions {
         if (!shardKnows) this.tell(name, (shard) => shard.resync(why));
       },
       (attachment) => this.sql.exec("UPDATE sync_shards SET attachment = ? WHERE name = ? AND connection_id = ?", JSON.stringify(attachment), name, connectionId),
+      this.batchBytes,
     );
   }
 
@@ -212,6 +221,7 @@ export class ShardSessions {
           transitionsSent: stats?.transitionsSent ?? null,
           resyncs: stats?.resyncs ?? null,
           upstreamRetries: stats?.upstreamRetries ?? null,
+          resultBytes: stats?.resultBytes ?? null,
           subscriptions: shard.session.queries.size,
           lastPushSeq: shard.outbox.seq,
           lagMs: shard.outbox.inFlightSince === null ? 0 : now - shard.outbox.inFlightSince,

@@ -74,6 +74,10 @@ export interface DeploymentStatus {
     vectorMemory: { bytes: number; budgetBytes: number };
     queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
     frameBytes: { limit: number };
+    /** Bytes of sessions' frames held before they are handled (pending mutations and actions, frames queued behind a sign-in). */
+    pendingBytes: { bytes: number; peak: number; limit: number; perSessionLimit: number; refused: number };
+    /** Distinct query instances held for all sessions (shards' peer sessions included). */
+    queryInstances: { current: number; limit: number };
   };
 }
 
@@ -144,6 +148,8 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       vectorMemory: { bytes: runtime.vectors.memoryBytes, budgetBytes: k.vectorMemoryBudgetBytes },
       queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
+      pendingBytes: { bytes: sync.pendingBytes.total, peak: sync.pendingBytes.peak, limit: k.maxPendingBytes, perSessionLimit: k.maxPendingBytesPerSession, refused: sync.pendingBytes.refused },
+      queryInstances: { current: local.instanceCount, limit: k.maxQueryInstances },
     },
   };
 }

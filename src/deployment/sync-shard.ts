@@ -199,6 +199,8 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
       refused: this.gate.admission.refused,
       transitionsSent: this.front.counters.transitionsSent,
       heldQueries: this.upstream.heldCount,
+      resultBytes: this.upstream.resultBytes,
+      resultEvictions: this.upstream.resultEvictions,
       resyncs: this.upstream.counters.resyncs,
       upstreamRetries: this.upstream.counters.upstreamRetries,
     };

@@ -14,6 +14,8 @@ export interface ByteBudgetLruOptions<K, V> {
   onEvict?: (key: K, value: V) => void;
   /** Largest entry as a fraction of the budget: 4 means a quarter. Without it any entry is taken (and the coldest others go). */
   maxEntryShare?: number;
+  /** Entries still in use, never evicted while it says so (they count toward the total; a later `fitBudget` evicts them once free). */
+  pinned?: (key: K) => boolean;
 }
 
 export class ByteBudgetLru<K, V> {
@@ -97,7 +99,7 @@ export class ByteBudgetLru<K, V> {
     const budget = this.options.budgetBytes() - reserveBytes;
     for (const [key, entry] of this.entries) {
       if (this.total <= budget) break;
-      if (key === keep) continue;
+      if (key === keep || this.options.pinned?.(key)) continue;
       this.entries.delete(key);
       this.total -= entry.bytes;
       this.evictions++;

@@ -311,6 +311,20 @@ export const KNOBS = {
     unit: "count",
     doc: "Mutations one session may have waiting to run; more fail individually with a clear error (Convex: TooManyConcurrentMutations).",
   },
+  maxPendingBytesPerSession: {
+    default: 4_194_304,
+    min: 1_024,
+    max: 134_217_728,
+    unit: "bytes",
+    doc: "Bytes of frames one session may have the object hold before they are handled: mutations waiting to run (or held while it waits for room), actions running, and frames queued behind a message still being handled (a token being checked). Past it a new mutation or action fails as that request, and a frame that would queue closes the socket with 1013 (the client reconnects with backoff); other sessions are not affected. At least maxFrameBytes.",
+  },
+  maxPendingBytes: {
+    default: 33_554_432,
+    min: 1_024,
+    max: 134_217_728,
+    unit: "bytes",
+    doc: "The same bytes summed over every session of one object (the deployment object, and each sync shard on its own): past it any session's new mutation or action fails at once as overloaded, and a frame that would queue closes its socket with 1013, rather than being buffered toward the isolate's 128 MB (which would reset the object and drop every session). At least maxPendingBytesPerSession.",
+  },
   maxTransitionBytes: {
     default: 16_777_216,
     min: 65_536,
@@ -324,6 +338,13 @@ export const KNOBS = {
     max: 1_073_741_824,
     unit: "bytes",
     doc: "Bytes of Transitions one session may be sent per second, with a burst of maxTransitionBytes. Past it the session's updates coalesce (it skips intermediate versions): the bound on what a client that stops reading can make the runtime buffer, since workerd does not report a socket's buffered amount.",
+  },
+  maxQueryInstances: {
+    default: 50_000,
+    min: 100,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Distinct query instances one deployment object holds for all its sessions (shared ones count once; each holds its key, arguments and read-set in memory, its result within queryResultCacheBytes). A query set change that would create more is refused: that socket is closed with 1013 and a retry hint, nothing of the change applied, and the client reconnects with backoff; other sessions are not affected. Counted before the change's removals apply.",
   },
   queryResultCacheBytes: {
     default: 16_777_216,
@@ -442,7 +463,7 @@ export const KNOBS = {
     min: 1_000,
     max: 1_000_000,
     unit: "count",
-    doc: "Distinct queries one sync shard's peer session may hold on the deployment object (the union of its clients' queries, one per caller for queries that read the identity). Past it the shard's query set change is refused and the shard starts over.",
+    doc: "Distinct queries one sync shard's peer session may hold on the deployment object (the union of its clients' queries, one per caller for queries that read the identity). The shard refuses a client's query set change that would pass it (1013, that socket only); a peer session past it is refused upstream and the shard starts over.",
   },
   maxPeerFrameBytes: {
     default: 16_777_216,
@@ -450,6 +471,20 @@ export const KNOBS = {
     max: 33_554_432,
     unit: "bytes",
     doc: "Largest frame a sync shard's peer session may send the deployment object (queries with their callers' identities); below the runtime's 32 MiB RPC limit.",
+  },
+  maxPeerBatchBytes: {
+    default: 8_388_608,
+    min: 65_536,
+    max: 31_457_280,
+    unit: "bytes",
+    doc: "Bytes of frames one call between a sync shard and the deployment object carries, either way: a larger backlog (a resync re-adding many queries, a burst of pushes) goes in several calls, each below the runtime's 32 MiB RPC limit, in order. A frame larger than it goes alone (frames are bounded by maxPeerFrameBytes and maxTransitionBytes). Query set changes a shard sends up are also split into frames below it.",
+  },
+  shardResultCacheBytes: {
+    default: 16_777_216,
+    min: 1_048_576,
+    max: 104_857_600,
+    unit: "bytes",
+    doc: "Memory for the results a sync shard holds for its clients' distinct queries. Past it the least recently used results that every client holding them has been sent are dropped (hash kept); one a client needs later (a new subscriber, a client that was behind) is asked for again from the deployment object. Results some client has not been sent yet are kept until its turn.",
   },
   peerModificationsPerFrame: {
     default: 200,
@@ -571,6 +606,16 @@ export const KNOB_INVARIANTS: readonly { knobs: readonly KnobName[]; rule: strin
     knobs: ["maxSessions", "maxWaitingSessions"],
     rule: "maxSessions plus maxWaitingSessions must not exceed the 32,768 sockets one Durable Object accepts",
     holds: (k) => k.maxSessions + k.maxWaitingSessions <= 32_768,
+  },
+  {
+    knobs: ["maxFrameBytes", "maxPendingBytesPerSession"],
+    rule: "maxPendingBytesPerSession must be at least maxFrameBytes, or the largest mutation a client may send could never be accepted",
+    holds: (k) => k.maxFrameBytes <= k.maxPendingBytesPerSession,
+  },
+  {
+    knobs: ["maxPendingBytesPerSession", "maxPendingBytes"],
+    rule: "maxPendingBytes (the object's) must be at least maxPendingBytesPerSession (one session's)",
+    holds: (k) => k.maxPendingBytesPerSession <= k.maxPendingBytes,
   },
   {
     knobs: ["maxDocumentBytes", "maxBytesWritten"],

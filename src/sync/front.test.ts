@@ -148,6 +148,111 @@ describe("per-session limits", () => {
   });
 });
 
+describe("byte budgets (issue 28 finding 2)", () => {
+  /** A mutation frame of about 3,100 characters. */
+  const big = (requestId: number, author: string) => ({ type: "Mutation", requestId, udfPath: "messages:send", args: [{ chatId: "a", author, body: "x".repeat(3_000) }] });
+  const budgets = { maxFrameBytes: 4_096, maxPendingBytesPerSession: 8_000, maxPendingBytes: 12_000 };
+
+  it("pending mutations (run or held while waiting) are held to maxPendingBytesPerSession, and all sessions' to maxPendingBytes; past either that request fails alone", async () => {
+    const { engine, sync, open, idle } = setup(budgets);
+    // The function lock is busy: every mutation stays pending.
+    let unblock!: () => void;
+    const blocked = engine.exclusive(() => new Promise<void>((resolve) => (unblock = resolve)), {});
+    const a = open("a");
+    const b = open("b");
+    for (const c of [a, b]) await c.connect();
+    for (let i = 0; i < 3; i++) await a.send(big(i, "a"));
+    // Two fit a's budget (about 6,200 of 8,000); the third fails, naming the knob.
+    expect(a.frames).toEqual([{ type: "MutationResponse", requestId: 2, success: false, result: expect.stringMatching(/more than 8000 bytes of requests waiting.*knob maxPendingBytesPerSession/), logLines: [] }]);
+    // b is within its own budget, but the object's (12,000) has room for one more only.
+    for (let i = 0; i < 2; i++) await b.send(big(i, "b"));
+    expect(b.frames).toEqual([{ type: "MutationResponse", requestId: 1, success: false, result: expect.stringMatching(/overloaded.*knob maxPendingBytes\)/), logLines: [] }]);
+    expect(sync.pendingBytes.total).toBeLessThanOrEqual(12_000);
+    // A waiting session's held mutations count too (they are kept in memory until admission).
+    const waitingFrames: { type: string; [k: string]: unknown }[] = [];
+    const waiting = sync.open({ send: (f) => waitingFrames.push(JSON.parse(f)) > 0, close: () => undefined, saveAttachment: () => undefined }, "w", true);
+    await sync.receive(waiting, JSON.stringify({ type: "Connect", sessionId: "w", connectionCount: 0, lastCloseReason: null }));
+    await sync.receive(waiting, JSON.stringify(big(0, "w")));
+    expect(waitingFrames).toEqual([expect.objectContaining({ requestId: 0, success: false, result: expect.stringMatching(/overloaded/) })]);
+    expect(a.closed).toEqual([]);
+    expect(b.closed).toEqual([]);
+    unblock();
+    await blocked;
+    await idle();
+    expect(a.frames.filter((f) => f.type === "MutationResponse" && f.success)).toHaveLength(2);
+    expect(b.frames.filter((f) => f.type === "MutationResponse" && f.success)).toHaveLength(1);
+    // Answered, they hold nothing: the next one is accepted.
+    expect(sync.pendingBytes.total).toBe(0);
+    await b.send(big(5, "b"));
+    await idle();
+    expect(b.frames.at(-2)).toMatchObject({ type: "MutationResponse", requestId: 5, success: true });
+    expect(engine.store.commitCount()).toBe(4);
+  });
+
+  it("an action's arguments count while it runs", async () => {
+    const { engine, open, idle } = setup({ ...budgets, maxPendingBytesPerSession: 4_096 });
+    let unblock!: () => void;
+    const blocked = engine.exclusive(() => new Promise<void>((resolve) => (unblock = resolve)), {});
+    const c = open("c");
+    await c.connect();
+    // A mutation waits behind the busy lock; an action beside it would pass the session's budget.
+    await c.send(big(0, "c"));
+    await c.send({ type: "Action", requestId: 1, udfPath: "assistant:suggest", args: [{ chatId: "c", prompt: "x".repeat(2_000), delayMs: 0 }] });
+    expect(c.frames).toEqual([expect.objectContaining({ type: "ActionResponse", requestId: 1, success: false, result: expect.stringMatching(/knob maxPendingBytesPerSession/) })]);
+    unblock();
+    await blocked;
+    await idle();
+    await c.send({ type: "Action", requestId: 2, udfPath: "assistant:suggest", args: [{ chatId: "c", prompt: "x".repeat(2_000), delayMs: 0 }] });
+    const answered = () => c.frames.find((f) => f.type === "ActionResponse" && f.requestId === 2);
+    for (let i = 0; i < 100 && !answered(); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(answered()).toMatchObject({ success: true });
+    expect(c.closed).toEqual([]);
+  });
+
+  it("query instances are bounded per object (maxQueryInstances): a change needing more closes that socket with 1013, nothing of it applied; shared queries cost nothing", async () => {
+    const { sync, open, idle } = setup({ maxQueryInstances: 3 });
+    const a = open("a");
+    const b = open("b");
+    const c = open("c");
+    for (const client of [a, b, c]) await client.connect();
+    await a.watch("x", "y");
+    // Two shared with a and one new: three instances in all.
+    await b.watch("x", "y", "z");
+    await idle();
+    expect(sync.source.instanceCount).toBe(3);
+    // Anyone's fourth distinct query is refused.
+    await c.watch("x", "w");
+    expect(c.closed).toEqual([{ code: 1013, reason: expect.stringMatching(/SubscriptionsWorkerFullError: too many queries held here/) }]);
+    expect(sync.source.instanceCount).toBe(3);
+    expect(c.session.queries.size).toBe(0);
+    // The others are served as before, and a query already held is always accepted.
+    const d = open("d");
+    await d.connect();
+    await d.watch("z");
+    await idle();
+    for (const client of [a, b, d]) expect(client.closed).toEqual([]);
+    expect(d.latest(0)).toEqual([]);
+  });
+
+  it("frames queued behind a sign-in still being checked are bounded: past the budget that socket closes with 1013, the others go on", async () => {
+    const { sync, open, idle } = setup(budgets, { authenticate: () => new Promise(() => undefined) });
+    const slow = open("slow");
+    const other = open("other");
+    for (const c of [slow, other]) await c.connect();
+    void slow.send({ type: "Authenticate", tokenType: "User", value: "token", baseVersion: 0 });
+    // The provider never answers; the client keeps sending. Without a bound every frame stays in memory.
+    for (let i = 0; i < 10; i++) void slow.send(big(i, "slow"));
+    expect(slow.closed).toEqual([{ code: 1013, reason: expect.stringMatching(/connection over maxPendingBytesPerSession/) }]);
+    // What it held is given back; another session is served as before.
+    expect(sync.pendingBytes.total).toBe(0);
+    await other.send(big(0, "other"));
+    await idle();
+    for (let i = 0; i < 100 && !other.frames.some((f) => f.type === "MutationResponse"); i++) await new Promise((r) => setTimeout(r, 5));
+    expect(other.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ success: true });
+    expect(other.closed).toEqual([]);
+  });
+});
+
 describe("one invalidation path: the commit", () => {
   it("a mutation run outside live sync (the HTTP path) still reaches subscribers, even with a query set change in between", async () => {
     const { engine, open, idle } = setup();

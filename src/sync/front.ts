@@ -35,9 +35,11 @@ import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-
 import { prepareQuery, type PreparedQuery } from "./query-instances.ts";
 import { WaitingRoom } from "./waiting-room.ts";
 import { CLOSE } from "../knobs/wire.ts";
+import { frameSize, PendingBytes, pendingRefusalText, type PendingBytesKnobs, type PendingRefusal } from "./pending-bytes.ts";
+import { shedReason } from "./admission.ts";
 
 /** The knobs the front reads (from the deployment's knob table). */
-export interface FrontKnobs extends RefreshKnobs, SessionLimitKnobs {
+export interface FrontKnobs extends RefreshKnobs, SessionLimitKnobs, PendingBytesKnobs {
   idlePingMs: number;
   maxClockAheadMs: number;
 }
@@ -58,6 +60,9 @@ export interface SyncCounters {
  * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
  * parse, so that request alone fails instead of the whole socket.
  */
+/** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
+const OVERLOAD_RETRY_MS = 1_000;
+
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 /** What the front gives its source: the way to the sessions. */
@@ -86,6 +91,12 @@ export interface ResultSource {
   exclusive<T>(fn: () => Promise<T>, owner: object): Promise<T>;
   /** After a wake: what the restored sessions hold comes back from storage, running nothing (idempotent, cheap once done). */
   ensureLoaded(): void;
+  /**
+   * Why `added` (a query set change's new queries) cannot be held, or null:
+   * the object's bound on the distinct queries it holds for all its sessions
+   * (a query already held for someone costs nothing more).
+   */
+  refuseQueries(session: SyncSession, added: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): string | null;
   /** A query joins the session's set, as `caller`. */
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void;
   remove(session: SyncSession, queryId: number): void;
@@ -129,6 +140,10 @@ export class SyncFront<S extends ResultSource = ResultSource> {
   readonly now: () => number;
   private readonly log: (line: string) => void;
   private readonly authenticate: (token: string) => Promise<VerifiedToken>;
+  /** Bytes of frames held before they are handled, per session and in all (`maxPendingBytesPerSession`, `maxPendingBytes`). */
+  readonly pendingBytes = new PendingBytes();
+  /** What each held mutation took from the budgets, given back when it has its answer. */
+  private readonly heldBytes = new WeakMap<HeldMutation, number>();
 
   constructor(options: SyncFrontOptions<S>) {
     this.source = options.source;
@@ -257,6 +272,10 @@ export class SyncFront<S extends ResultSource = ResultSource> {
         continue;
       }
       session.pendingMutations++;
+      // Accepted before the sleep: taken whatever the budgets say now.
+      const bytes = JSON.stringify(held.message).length;
+      this.pendingBytes.take(session, bytes, this.knobs(), true);
+      this.heldBytes.set(held, bytes);
       if (session.waiting) session.held.push(held);
       else this.runHeld(session, held);
     }
@@ -301,7 +320,30 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * this socket only, with a FatalError first.
    */
   receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
-    return session.inOrder(() => this.receiveNow(session, frame));
+    if (session.inbound === null) return session.inOrder(() => this.receiveNow(session, frame));
+    // It waits in memory behind an earlier message (a token being checked, perhaps by a slow provider):
+    // counted against the byte budgets, and past them the socket closes rather than queue without limit.
+    const bytes = frameSize(frame);
+    if (session.closed) return undefined;
+    const refusal = this.pendingBytes.take(session, bytes, this.knobs());
+    if (refusal) {
+      this.overloaded(session, refusal, `a frame of ${bytes} bytes queued behind a message still being handled`);
+      return undefined;
+    }
+    return session.inOrder(() => {
+      this.pendingBytes.give(session, bytes);
+      return this.receiveNow(session, frame);
+    });
+  }
+
+  /**
+   * A frame that cannot be queued within the byte budgets: this socket closes
+   * with 1013 (the client reconnects with backoff and re-sends what is
+   * pending); no other session is affected.
+   */
+  private overloaded(session: SyncSession, refusal: PendingRefusal, what: string): void {
+    const why = refusal.budget === "session" ? `connection over ${refusal.knob}` : `deployment over ${refusal.knob}`;
+    this.drop(session, CLOSE.tryAgainLater, shedReason(OVERLOAD_RETRY_MS, why), `${what}: ${pendingRefusalText(refusal, "it is")}`);
   }
 
   /** Handles one frame now; a promise only for a message that waits on something (it never rejects). */
@@ -317,7 +359,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
         throw error;
       }
       if (message.type !== "Connect" && session.sessionId === null) throw new ProtocolError(`${message.type} before Connect`);
-      return this.handle(session, message)?.catch((error: unknown) => this.failed(session, error));
+      return this.handle(session, message, frameSize(frame))?.catch((error: unknown) => this.failed(session, error));
     } catch (error) {
       this.failed(session, error);
       return undefined;
@@ -353,7 +395,8 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     return true;
   }
 
-  private handle(session: SyncSession, message: ClientMessage): Promise<void> | undefined {
+  /** `bytes`: the frame's size, which a mutation or action holds against the byte budgets until it is answered. */
+  private handle(session: SyncSession, message: ClientMessage, bytes: number): Promise<void> | undefined {
     switch (message.type) {
       case "Connect":
         this.connect(session, message);
@@ -366,12 +409,12 @@ export class SyncFront<S extends ResultSource = ResultSource> {
         // returns, so awaiting would leave a flood queued in front of everyone else's frames,
         // where no limit sees it. Queued here, it counts against maxPendingMutationsPerSession
         // and runs in order, one per round of the fair lock.
-        this.mutation(session, message);
+        this.mutation(session, message, bytes);
         return undefined;
       case "Authenticate":
         return this.authenticateSession(session, message);
       case "Action":
-        this.action(session, message);
+        this.action(session, message, bytes);
         return undefined;
       case "Event":
         if (message.eventType === VISIBILITY_EVENT && isPlainObject(message.event) && typeof message.event.background === "boolean") {
@@ -457,6 +500,13 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     session.checkQuerySetChange(message, session.limits(this.knobs()));
     // Check every query first (its arguments, and who may name a caller): bad ones fail the message with nothing applied.
     const added = message.modifications.map((m) => (m.type === "Add" ? { query: prepareQuery(m.udfPath, m.args, m.journal), caller: session.callerOf(m.internal) } : null));
+    // Sessions times queries must not grow without limit: past the object's bound this socket comes back
+    // later (1013, as on overload; the client replays its query set), with nothing of the change applied.
+    const refusal = this.source.refuseQueries(session, added.filter((a) => a !== null));
+    if (refusal !== null) {
+      this.drop(session, CLOSE.tryAgainLater, shedReason(OVERLOAD_RETRY_MS, "too many queries held here"), `query set change refused: ${refusal}`);
+      return;
+    }
     message.modifications.forEach((modification, i) => {
       if (modification.type === "Add") {
         this.source.add(session, modification.queryId, added[i]!.query, added[i]!.caller);
@@ -475,7 +525,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * room, held in storage (so no event stays open, the object may sleep and a
    * wake loses nothing) and run in order once it is admitted.
    */
-  private mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>): void {
+  private mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, bytes: number): void {
     const caller = session.callerOf(message.internal);
     // A shard's session carries all its clients' mutations; the shard holds each client to the limit.
     const limit = session.limits(this.knobs()).mutations;
@@ -485,27 +535,35 @@ export class SyncFront<S extends ResultSource = ResultSource> {
       this.sendOrDrop(session, mutationFailure(message.requestId, refusal, undefined));
       return;
     }
+    // Held in memory until answered (as its row too, while the session waits): bounded in bytes, not only in count.
+    const overBudget = this.pendingBytes.take(session, bytes, this.knobs());
+    if (overBudget) {
+      this.sendOrDrop(session, mutationFailure(message.requestId, pendingRefusalText(overBudget, "this mutation is"), undefined));
+      return;
+    }
     session.pendingMutations++;
     if (session.waiting) {
       const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: caller };
       this.storage.holdMutation(held);
+      this.heldBytes.set(held, bytes);
       session.held.push(held);
       return;
     }
-    this.runMutation(session, message, caller);
+    this.runMutation(session, message, caller, bytes);
   }
 
   /** Runs a mutation held while its session waited; its row goes once it has an answer. */
   private runHeld(session: SyncSession, held: HeldMutation): void {
-    this.runMutation(session, held.message, held.auth, () => this.storage.releaseMutation(held.connectionId, held.seq));
+    this.runMutation(session, held.message, held.auth, this.heldBytes.get(held) ?? 0, () => this.storage.releaseMutation(held.connectionId, held.seq));
   }
 
-  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered?: () => void): void {
+  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, bytes: number, answered?: () => void): void {
     // An expired token runs nothing more: the session is told so and closed (its held rows go with it).
     if (this.endIfExpired(session)) return;
     this.source
       .mutation(session, message, caller, () => {
         session.pendingMutations--;
+        this.pendingBytes.give(session, bytes);
         answered?.();
       })
       .catch((error: unknown) => this.internalError(session, error));
@@ -516,7 +574,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * on meanwhile (Convex runs a socket's actions concurrently). What it
    * writes reaches subscribers by the usual commits.
    */
-  private action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>): void {
+  private action(session: SyncSession, message: Extract<ClientMessage, { type: "Action" }>, bytes: number): void {
     const caller = session.callerOf(message.internal);
     const limit = session.limits(this.knobs()).actions;
     if (session.waiting) {
@@ -528,14 +586,22 @@ export class SyncFront<S extends ResultSource = ResultSource> {
       return;
     }
     if (this.endIfExpired(session)) return;
+    // Its arguments are held until it ends (an action may run for minutes): counted like a pending mutation's.
+    const overBudget = this.pendingBytes.take(session, bytes, this.knobs());
+    if (overBudget) {
+      this.sendOrDrop(session, actionFailure(message.requestId, pendingRefusalText(overBudget, "this action is")));
+      return;
+    }
     session.pendingActions++;
     this.source.action(session, message, caller).then(
       (frame) => {
         session.pendingActions--;
+        this.pendingBytes.give(session, bytes);
         this.sendOrDrop(session, frame);
       },
       (error: unknown) => {
         session.pendingActions--;
+        this.pendingBytes.give(session, bytes);
         this.internalError(session, error);
       },
     );
@@ -590,6 +656,8 @@ export class SyncFront<S extends ResultSource = ResultSource> {
   forget(session: SyncSession): void {
     if (session.closed) return;
     session.closed = true;
+    // What its requests still hold is given back now (their own answers, if any come, give nothing).
+    this.pendingBytes.forget(session);
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
     // Mutations held while it waited go with it (storage forgets them below); the client re-sends them on its next socket.
     this.waitingRoom.remove(session);

@@ -28,6 +28,8 @@ import { TokenBucket } from "./token-bucket.ts";
 
 /** The knobs live sync reads inside the deployment object (from the deployment's knob table). */
 export interface SyncKnobs extends FrontKnobs, TurnKnobs {
+  /** Distinct query instances this object holds for all sessions; a query set change that would create more is refused. */
+  maxQueryInstances: number;
   /** Memory for shared encoded results (LRU beyond it; an evicted one is re-run when needed). */
   queryResultCacheBytes: number;
 }
@@ -118,6 +120,13 @@ export class LocalSource implements ResultSource {
     if (this.loaded) return;
     this.loaded = true;
     this.instances.load(this.front.sessions);
+  }
+
+  refuseQueries(_session: SyncSession, added: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): string | null {
+    const limit = this.knobs().maxQueryInstances;
+    const missing = this.instances.missing(added);
+    if (missing === 0 || this.instances.size + missing <= limit) return null;
+    return `it needs ${missing} new query instances and this object holds ${this.instances.size} of at most ${limit} (knob maxQueryInstances)`;
   }
 
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void {

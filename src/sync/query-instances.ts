@@ -211,7 +211,7 @@ export class QueryInstances {
    */
   acquire(query: PreparedQuery, caller: SessionAuth | null): QueryInstance {
     const auth = this.readsIdentity.has(query.key) ? caller : null;
-    const key = callerKey(query.key, auth);
+    const key = this.keyFor(query, caller);
     let instance = this.instances.get(key);
     if (!instance) {
       instance = { ...query, key, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map(), identity: auth?.identity ?? null };
@@ -220,6 +220,21 @@ export class QueryInstances {
     // Restored from storage: it runs as the identity its key names, which its subscribers hold.
     if (auth && instance.identity === null) instance.identity = auth.identity;
     return instance;
+  }
+
+  /** The key of the instance `acquire` would give `caller` for `query`. */
+  keyFor(query: PreparedQuery, caller: SessionAuth | null): string {
+    return callerKey(query.key, this.readsIdentity.has(query.key) ? caller : null);
+  }
+
+  /** How many instances `queries` would create (distinct keys not held yet). */
+  missing(queries: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): number {
+    const keys = new Set<string>();
+    for (const { query, caller } of queries) {
+      const key = this.keyFor(query, caller);
+      if (!this.instances.has(key)) keys.add(key);
+    }
+    return keys.size;
   }
 
   /**

@@ -85,6 +85,8 @@ export class SyncSession {
   pendingMutations = 0;
   /** Actions of this session running now (bounded by `maxPendingActionsPerSession`). */
   pendingActions = 0;
+  /** Bytes of its frames held before they are handled (see `PendingBytes`). */
+  pendingBytes = 0;
   /** A Transition is owed even without modifications (after a mutation, to confirm its ts). */
   owesTransition = false;
   /** On a sync shard: a Transition is owed once the shard holds this ts (the client's mutation committed at it). */

@@ -6,6 +6,7 @@
  * one call per round trip, not one per commit.
  */
 import type { Connection, SessionAttachment } from "./session.ts";
+import { takeBatch } from "./peer-batches.ts";
 
 export interface ShardPushTarget {
   /**
@@ -33,6 +34,8 @@ export class ShardOutbox implements Connection {
    * failed and the shard missed it (then it must be told to start again).
    */
   private readonly onGone: (why: string, shardKnows: boolean) => void;
+  /** Characters of frames one push may carry (`maxPeerBatchBytes`): a larger backlog goes in several numbered pushes. */
+  private readonly batchBytes: () => number;
   private closed = false;
 
   constructor(
@@ -41,7 +44,9 @@ export class ShardOutbox implements Connection {
     target: () => ShardPushTarget,
     onGone: (why: string, shardKnows: boolean) => void,
     persist: (attachment: SessionAttachment) => void = () => undefined,
+    batchBytes: () => number = () => Infinity,
   ) {
+    this.batchBytes = batchBytes;
     this.connectionId = connectionId;
     this.epoch = epoch;
     this.target = target;
@@ -75,8 +80,8 @@ export class ShardOutbox implements Connection {
     this.sending = true;
     try {
       while (this.frames.length > 0 && !this.closed) {
-        const frames = this.frames;
-        this.frames = [];
+        // Below the RPC limit: a push too large would fail every time, and the shard's resync with it.
+        const frames = takeBatch(this.frames, this.batchBytes());
         const seq = ++this.seq;
         this.inFlightSince = Date.now();
         let delivered: boolean;

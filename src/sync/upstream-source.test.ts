@@ -26,8 +26,19 @@ const hop = () => new Promise((resolve) => setTimeout(resolve, 0));
 /** What happens to pushes on their way to a shard (the test's hand in the network). */
 type PushFault = (seq: number) => "deliver" | "lose" | "twice";
 
-/** `refuseOpens`: the first opens of a peer session (on any shard) fail, as an unreachable database object would. */
-function setup(shardCount: number, { refuseOpens = 0 } = {}) {
+/**
+ * `refuseOpens`: the first opens of a peer session (on any shard) fail, as an unreachable database object would.
+ * `rpcLimit`: a call either way carrying more characters of frames fails, as the runtime's RPC size limit does.
+ */
+function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as Partial<SyncKnobs & UpstreamKnobs>, rpcLimit = Infinity } = {}) {
+  const knobs = { ...KNOBS, ...overrides };
+  /** Characters of frames each call carried, up (shard to database object) and down (pushes). */
+  const calls = { up: [] as number[], down: [] as number[] };
+  const carry = (direction: "up" | "down", frames: string[]) => {
+    const chars = frames.reduce((n, f) => n + f.length, 0);
+    if (chars > rpcLimit) throw new Error(`RPC of ${chars} characters is over the limit`);
+    calls[direction].push(chars);
+  };
   /** Waits the shards asked for before retrying (resolved at once: time is the test's). */
   const delays: number[] = [];
   /** Timestamps shards asked the database object to move its clock past. */
@@ -37,7 +48,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
   const syncStorage = new MemorySyncStorage();
   const makeDatabase = () => {
     const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store });
-    const sync = localFront({ engine, storage: syncStorage, knobs: () => KNOBS, advanceTimestamp: () => undefined, log: () => undefined });
+    const sync = localFront({ engine, storage: syncStorage, knobs: () => knobs, advanceTimestamp: () => undefined, log: () => undefined });
     return { engine, sync, internal: new Map<string, SyncSession>(), outboxes: [] as ShardOutbox[] };
   };
   let database = makeDatabase();
@@ -48,7 +59,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
       storage: new MemorySyncStorage(),
       delay: async (ms) => void delays.push(ms),
       random: () => 1,
-      knobs: () => KNOBS,
+      knobs: () => knobs,
       log: () => undefined,
       authenticate: async (token) => ({ identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token }, expiresAt: Date.now() + 60_000 }),
       link: {
@@ -66,6 +77,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
             () => ({
               deliver: async (id, epoch, seq, frames) => {
                 await hop();
+                carry("down", frames);
                 const what = fault(seq);
                 if (what === "lose") return true;
                 const delivered = await shard.source.deliver(id, epoch, seq, frames);
@@ -74,6 +86,8 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
               },
             }),
             () => db.internal.get(connectionId) && db.sync.drop(db.internal.get(connectionId)!, 1000, "gone"),
+            undefined,
+            () => knobs.maxPeerBatchBytes,
           );
           db.outboxes.push(outbox);
           db.internal.set(connectionId, db.sync.openPeer(outbox, connectionId));
@@ -81,6 +95,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
         },
         send: async (connectionId, frames) => {
           await hop();
+          carry("up", frames);
           const session = database.internal.get(connectionId);
           if (!session || session.closed) return false;
           for (const frame of frames) await database.sync.receive(session, frame);
@@ -115,6 +130,9 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
       latest,
       watch: (queryId: number, udfPath: string, args: unknown) =>
         send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: [{ type: "Add", queryId, udfPath, args: [args] }] }),
+      /** Queries 0, 1, ... of `argsList`, in one query set change. */
+      watchMany: (udfPath: string, argsList: unknown[]) =>
+        send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: argsList.map((args, queryId) => ({ type: "Add", queryId, udfPath, args: [args] })) }),
       mutate: (requestId: number, udfPath: string, args: unknown) => send({ type: "Mutation", requestId, udfPath, args: [args] }),
       /** Every Transition starts where the one before ended, and timestamps never go back. */
       chainProblems: () => {
@@ -138,9 +156,11 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
       },
     };
   };
-  /** Until the database object, the shards and the hops in between are quiet. */
-  const settle = async () => {
+  /** Until the database object, the shards and the hops in between are quiet; false if they are not within `maxMs`. */
+  const settle = async (maxMs = Infinity) => {
+    const deadline = Date.now() + maxMs;
     for (let quiet = 0; quiet < 3; ) {
+      if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
       const quietNow =
         database.sync.scheduler.waiting === 0 &&
@@ -149,6 +169,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
         shards.every((s) => s.shard.source.idle && s.shard.scheduler.waiting === 0);
       quiet = quietNow ? quiet + 1 : 0;
     }
+    return true;
   };
   return {
     shards,
@@ -156,6 +177,7 @@ function setup(shardCount: number, { refuseOpens = 0 } = {}) {
     settle,
     delays,
     advances,
+    calls,
     get engine() {
       return database.engine;
     },
@@ -323,6 +345,92 @@ describe("sync shards (in Node)", () => {
     expect(answered(writers[0]!)).toEqual([0]);
     expect(answered(writers[1]!)).toEqual([0, 1]);
     expect(bodies(writers[0]!.latest(0)).sort()).toEqual(["one", "three", "two"]);
+  });
+
+  it("a resync's backlog larger than one RPC goes up in several calls below maxPeerBatchBytes, and the resync does not repeat (issue 28 finding 2)", async () => {
+    // Calls over 70,000 characters fail, as the runtime's 32 MiB RPC limit does at scale.
+    const t = setup(1, { knobs: { maxPeerBatchBytes: 65_536 }, rpcLimit: 70_000 });
+    const clients = [];
+    for (let i = 0; i < 40; i++) {
+      const c = await t.client(0, `c${i}`);
+      // Distinct queries with large arguments: 40 x 5,000 characters to add again on a resync.
+      await c.watch(0, "messages:list", { chatId: `${i}:${"x".repeat(5_000)}` });
+      clients.push(c);
+    }
+    expect(await t.settle(5_000)).toBe(true);
+    const source = t.shards[0]!.shard.source;
+    const callsBefore = t.calls.up.length;
+    void source.resync("test");
+    expect(await t.settle(5_000)).toBe(true);
+    // The first open, and the one asked for: no resync repeats a call that cannot go.
+    expect(source.counters.resyncs).toBe(2);
+    expect(t.calls.up.length - callsBefore).toBeGreaterThan(3);
+    expect(Math.max(...t.calls.up)).toBeLessThanOrEqual(65_536);
+    // The new peer session holds every query: a write reaches its client.
+    await t.engine.runMutation("messages:send", { chatId: `39:${"x".repeat(5_000)}`, author: "w", body: "after the resync" });
+    expect(await t.settle(5_000)).toBe(true);
+    expect(bodies(clients[39]!.latest(0))).toEqual(["after the resync"]);
+  });
+
+  it("a shard's held results stay within shardResultCacheBytes: results every holder has seen are dropped and asked for again when a client needs them, with no loop (issue 28 finding 2)", async () => {
+    const t = setup(1, { knobs: { shardResultCacheBytes: 1_048_576 } });
+    // 40 results of about 60 kB each in memory (UTF-16): over twice the budget.
+    for (let chat = 0; chat < 40; chat++) await t.engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${chat}:${"x".repeat(30_000)}` });
+    const first = await t.client(0, "first");
+    await first.watchMany("messages:list", Array.from({ length: 40 }, (_, chat) => ({ chatId: `c${chat}` })));
+    expect(await t.settle(5_000)).toBe(true);
+    const source = t.shards[0]!.shard.source;
+    for (let chat = 0; chat < 40; chat++) expect(bodies(first.latest(chat))[0]!.startsWith(`${chat}:`)).toBe(true);
+    // All 40 came in one push and went out in one Transition: none was dropped before the client's turn took it.
+    const updates = first.frames.filter((f) => f.type === "Transition").map((f) => (f.modifications as unknown[]).length);
+    expect(updates.filter((n) => n > 0)).toEqual([40]);
+    expect(source.resultBytes).toBeLessThanOrEqual(1_048_576);
+    expect(source.resultEvictions).toBeGreaterThan(0);
+    // A newcomer needs them all: the dropped ones are asked for again, once, and it gets the same results.
+    const second = await t.client(0, "second");
+    for (let chat = 0; chat < 40; chat++) await second.watch(chat, "messages:list", { chatId: `c${chat}` });
+    expect(await t.settle(5_000)).toBe(true);
+    for (let chat = 0; chat < 40; chat++) expect(second.latest(chat)).toEqual(first.latest(chat));
+    expect(source.resultBytes).toBeLessThanOrEqual(1_048_576);
+    expect(source.counters.resyncs).toBe(1);
+    expect(second.chainProblems()).toEqual([]);
+    // Updates still reach both.
+    await t.engine.runMutation("messages:send", { chatId: "c0", author: "x", body: "new" });
+    expect(await t.settle(5_000)).toBe(true);
+    for (const c of [first, second]) expect(bodies(c.latest(0))[0]).toBe("new");
+  });
+
+  it("pushes down go in several numbered calls below maxPeerBatchBytes, in order", async () => {
+    const delivered: { seq: number; frames: string[] }[] = [];
+    const outbox = new ShardOutbox("s", "e", () => ({ deliver: async (_id, _epoch, seq, frames) => delivered.push({ seq, frames: [...frames] }) > 0 }), () => undefined, undefined, () => 25_000);
+    const frames = Array.from({ length: 10 }, (_, i) => `${i}`.padEnd(10_000, "x"));
+    for (const frame of frames) outbox.send(frame);
+    while (!outbox.idle) await hop();
+    expect(delivered.map((push) => push.seq)).toEqual(delivered.map((_, i) => i + 1));
+    expect(delivered.length).toBeGreaterThan(2);
+    for (const push of delivered) expect(push.frames.join("").length).toBeLessThanOrEqual(25_000);
+    expect(delivered.flatMap((push) => push.frames)).toEqual(frames);
+  });
+
+  it("a shard refuses a client's query set change past maxQueriesPerShard (1013, that socket only) instead of having its peer session refused upstream", async () => {
+    const t = setup(1, { knobs: { maxQueriesPerShard: 2 } });
+    const a = await t.client(0, "a");
+    await a.watch(0, "messages:list", { chatId: "one" });
+    await a.watch(1, "messages:list", { chatId: "two" });
+    const b = await t.client(0, "b");
+    await b.watch(0, "messages:list", { chatId: "three" });
+    expect(b.closed).toEqual([{ code: 1013, reason: expect.stringMatching(/too many queries held here/) }]);
+    expect(await t.settle(2_000)).toBe(true);
+    const source = t.shards[0]!.shard.source;
+    expect(source.heldCount).toBe(2);
+    expect(source.counters.resyncs).toBe(1); // the first open only
+    // A query already held is accepted, and the shard's clients are served.
+    const c = await t.client(0, "c");
+    await c.watch(0, "messages:list", { chatId: "two" });
+    await t.engine.runMutation("messages:send", { chatId: "two", author: "w", body: "still served" });
+    expect(await t.settle(2_000)).toBe(true);
+    for (const client of [a, c]) expect(bodies(client.latest(client === a ? 1 : 0))).toEqual(["still served"]);
+    expect(a.closed).toEqual([]);
   });
 
   it("checks Connect.maxObservedTimestamp as the object does: a newer ts moves the deployment's clock once, an absurd one closes with 1011", async () => {

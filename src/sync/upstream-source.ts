@@ -21,7 +21,7 @@
  *   its record, running nothing twice). An upstream that refuses is retried
  *   with backoff; nothing pending is dropped meanwhile.
  */
-import type { JSONValue } from "../engine/index.ts";
+import { ByteBudgetLru, type JSONValue } from "../engine/index.ts";
 import { actionFailure, queryRemoved, transition, type ClientMessage, type EncodedModification, type StateVersion } from "../protocol/sync.ts";
 import { parsePeerPush, type PeerModification, type PeerPush } from "../protocol/peer.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
@@ -30,6 +30,7 @@ import { callerKey, modificationFor, sharedKey, type EncodedResult, type Prepare
 import type { TurnResult } from "./refresh-scheduler.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
+import { groupBySize, takeBatch } from "./peer-batches.ts";
 import { MemoryShardStorage, type ShardStorage, type StoredHeldQuery, type StoredPeerState } from "./shard-storage.ts";
 
 /** The way to the database object's side of the peer session. */
@@ -46,9 +47,17 @@ export interface UpstreamLink {
 export interface UpstreamKnobs {
   /** Query set modifications in one `ModifyQuerySet` up (a resync of many queries goes in several). */
   peerModificationsPerFrame: number;
+  /** Characters of frames in one call up (a larger backlog goes in several calls, below the runtime's RPC limit); also the most one `ModifyQuerySet` up carries. */
+  maxPeerBatchBytes: number;
+  /** The largest frame the deployment object accepts from the peer session. */
+  maxPeerFrameBytes: number;
+  /** Memory for held results: past it those every holder has been sent are dropped (asked for again when needed). */
+  shardResultCacheBytes: number;
   /** First wait after an upstream failure; it doubles up to `peerRetryMaxMs`, with jitter. */
   peerRetryMinMs: number;
   peerRetryMaxMs: number;
+  /** Distinct queries the peer session may hold upstream: a client's change past it is refused here, before the upstream refuses the peer session. */
+  maxQueriesPerShard: number;
 }
 
 export interface UpstreamSourceOptions {
@@ -78,8 +87,10 @@ interface HeldQuery {
   resultJournal: string | null;
   hash: string | null;
   holders: Map<SyncSession, number>;
-  /** Restored without its result: asked for again (added under a new id) once, when a client needs it. */
+  /** Restored or dropped without its result: asked for again (added under a new id) once, when a client needs it. */
   refetching: boolean;
+  /** Admitted holders whose turn has not yet looked at the latest result: it is not dropped while any is left. */
+  waiters: Set<SyncSession>;
 }
 
 interface PendingRequest {
@@ -103,6 +114,14 @@ export class UpstreamSource implements ResultSource {
   readonly counters: ShardCounters = { pushesRejected: 0, resyncs: 0, upstreamRetries: 0 };
   private readonly held = new Map<string, HeldQuery>();
   private readonly byUpstreamId = new Map<number, HeldQuery>();
+  /**
+   * Held results within `shardResultCacheBytes`, least recently used out
+   * first, as the deployment object's query results are. A result is dropped
+   * only once every holder's turn has seen it (else the turn would ask for
+   * it again, and a result dropped again before that turn would be asked for
+   * forever); a client that needs it later gets it by a refetch.
+   */
+  private readonly results: ByteBudgetLru<HeldQuery, EncodedResult>;
   private readonly pending = new Map<number, PendingRequest>();
   /** Sessions owed a Transition once the shard holds their mutation's ts (`SyncSession.owedTs`). */
   private readonly owing = new Set<SyncSession>();
@@ -135,6 +154,22 @@ export class UpstreamSource implements ResultSource {
     this.shardStorage = options.shardStorage ?? new MemoryShardStorage();
     this.delay = options.delay ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     this.random = options.random ?? Math.random;
+    this.results = new ByteBudgetLru<HeldQuery, EncodedResult>({
+      budgetBytes: () => options.knobs().shardResultCacheBytes,
+      // UTF-16 in memory: two bytes per code unit.
+      sizeOf: (encoded) => 2 * ((encoded.ok ? encoded.value.length : encoded.message.length) + encoded.logLines.reduce((n, line) => n + line.length, 0)),
+      onEvict: (held) => (held.result = null),
+      pinned: (held) => held.waiters.size > 0,
+    });
+  }
+
+  /** Bytes of results held, and how many were dropped past `shardResultCacheBytes`. */
+  get resultBytes(): number {
+    return this.results.bytes;
+  }
+
+  get resultEvictions(): number {
+    return this.results.evictions;
   }
 
   bind(port: FrontPort): void {
@@ -202,7 +237,7 @@ export class UpstreamSource implements ResultSource {
       this.upstream = { ...stored, version: { ...stored.version, ts: BigInt(stored.version.ts) } };
     }
     for (const row of this.shardStorage.loadHeld()) {
-      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false };
+      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false, waiters: new Set() };
       this.held.set(held.key, held);
       this.byUpstreamId.set(held.upstreamId, held);
     }
@@ -251,6 +286,18 @@ export class UpstreamSource implements ResultSource {
 
   // ---- clients' query sets ----
 
+  refuseQueries(_session: SyncSession, added: readonly { query: PreparedQuery; caller: SessionAuth | null }[]): string | null {
+    const limit = this.options.knobs().maxQueriesPerShard;
+    const keys = new Set<string>();
+    for (const { query, caller } of added) {
+      const key = callerKey(query.key, caller);
+      if (!this.held.has(key)) keys.add(key);
+    }
+    if (keys.size === 0 || this.held.size + keys.size <= limit) return null;
+    // Otherwise the deployment object would refuse the peer session's change, and every client of this shard would wait on its resync.
+    return `it needs ${keys.size} new distinct queries and this shard holds ${this.held.size} of at most ${limit} (knob maxQueriesPerShard)`;
+  }
+
   add(session: SyncSession, queryId: number, query: PreparedQuery, caller: SessionAuth | null): void {
     const held = this.hold(query.key, query.udfPath, JSON.parse(query.argsJson) as JSONValue, query.journal, caller, session);
     session.queries.set(queryId, { instanceKey: held.key, sentHash: null });
@@ -293,13 +340,15 @@ export class UpstreamSource implements ResultSource {
     const key = callerKey(shared, caller);
     let held = this.held.get(key);
     if (!held) {
-      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false };
+      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false, waiters: new Set() };
       this.held.set(key, held);
       this.byUpstreamId.set(held.upstreamId, held);
       this.saveHeld(held);
       this.change(addFor(held));
     }
     held.holders.set(session, (held.holders.get(session) ?? 0) + 1);
+    // Its turn (scheduled after the change) takes the result held now: keep it until then.
+    if (held.result !== null && !session.waiting) held.waiters.add(session);
     return held;
   }
 
@@ -308,11 +357,15 @@ export class UpstreamSource implements ResultSource {
     if (!held) return;
     const remaining = (held.holders.get(session) ?? 1) - 1;
     if (remaining > 0) held.holders.set(session, remaining);
-    else held.holders.delete(session);
+    else {
+      held.holders.delete(session);
+      held.waiters.delete(session);
+    }
     if (held.holders.size === 0) this.drop(held);
   }
 
   private drop(held: HeldQuery): void {
+    this.results.delete(held);
     this.held.delete(held.key);
     this.byUpstreamId.delete(held.upstreamId);
     this.shardStorage.deleteHeld(held.key);
@@ -354,15 +407,19 @@ export class UpstreamSource implements ResultSource {
     this.drain();
   }
 
-  /** `ModifyQuerySet` frames for `modifications`, at most `peerModificationsPerFrame` each, chained from the version held. */
+  /**
+   * `ModifyQuerySet` frames for `modifications`, chained from the version
+   * held, each of at most `peerModificationsPerFrame` and within the batch
+   * and frame limits (queries' arguments can be large: a count alone could
+   * make a frame the deployment object refuses, and the resync would refuse again).
+   */
   private querySetFrames(modifications: unknown[]): string[] {
-    const perFrame = Math.max(1, this.options.knobs().peerModificationsPerFrame);
-    const frames: string[] = [];
-    for (let at = 0; at < modifications.length; at += perFrame) {
+    const knobs = this.options.knobs();
+    const maxChars = Math.min(knobs.maxPeerBatchBytes, knobs.maxPeerFrameBytes) - 1_024;
+    return groupBySize(modifications, Math.max(1, knobs.peerModificationsPerFrame), maxChars).map((group) => {
       const base = this.upstream.querySet++;
-      frames.push(JSON.stringify({ type: "ModifyQuerySet", baseVersion: base, newVersion: base + 1, modifications: modifications.slice(at, at + perFrame) }));
-    }
-    return frames;
+      return JSON.stringify({ type: "ModifyQuerySet", baseVersion: base, newVersion: base + 1, modifications: group });
+    });
   }
 
   // ---- clients' mutations and actions ----
@@ -411,8 +468,8 @@ export class UpstreamSource implements ResultSource {
         await this.resync("no peer session yet");
         continue;
       }
-      const frames = this.outbox;
-      this.outbox = [];
+      // In calls below the RPC limit: one call too large would fail, and the resync would send it again.
+      const frames = takeBatch(this.outbox, this.options.knobs().maxPeerBatchBytes);
       let accepted: boolean;
       try {
         accepted = await this.options.link.send(this.upstream.connectionId, frames);
@@ -510,6 +567,9 @@ export class UpstreamSource implements ResultSource {
       query.resultJournal = modification.journal;
       query.result = modification.result;
       query.refetching = false;
+      // Kept for every admitted holder's turn (scheduled below); colder results others have seen make room.
+      for (const session of query.holders.keys()) if (!session.waiting) query.waiters.add(session);
+      this.results.set(query, modification.result);
       const hash = await shortDigest(JSON.stringify([query.result, query.resultJournal]));
       if (hash !== query.hash) {
         query.hash = hash;
@@ -581,6 +641,9 @@ export class UpstreamSource implements ResultSource {
         this.front.log(`opening a peer session failed: ${(error as Error).message}`);
       }
     }
+    // Clients' changes flushed while the session was opening numbered frames that are dropped below (their
+    // queries are in the new set): the new session's query set starts at version 0 all the same.
+    this.upstream.querySet = 0;
     this.byUpstreamId.clear();
     for (const query of this.held.values()) {
       query.upstreamId = this.upstream.nextQueryId++;
@@ -619,16 +682,22 @@ export class UpstreamSource implements ResultSource {
   async turn(session: SyncSession): Promise<TurnResult> {
     const modifications: EncodedModification[] = session.pendingRemovals.map(queryRemoved);
     session.pendingRemovals = [];
+    let seen = false;
     for (const [queryId, query] of session.queries) {
       const held = this.held.get(query.instanceKey);
-      if (!held || query.sentHash === held.hash) continue;
+      if (!held) continue;
+      seen = held.waiters.delete(session) || seen;
+      if (query.sentHash === held.hash) continue;
       if (!held.result) {
         if (held.hash !== null && !held.refetching) this.refetch(held);
         continue;
       }
       modifications.push(modificationFor(queryId, held.result, held.resultJournal));
+      this.results.get(held);
       query.sentHash = held.hash;
     }
+    // Results this turn was the last to need may go now, if the budget is passed.
+    if (seen) this.results.fitBudget();
     const end: StateVersion = { querySet: session.receivedQuerySet, ts: this.upstream.version.ts, identity: session.receivedIdentity };
     const owed = session.owesTransition || (session.owedTs !== null && end.ts >= session.owedTs);
     const moved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;

@@ -50,6 +50,26 @@ describe("the review's findings", () => {
     expect(await call("assistant:suggest", { chatId: "c", prompt: "e", delayMs: 1e9 })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/delayMs must be between 0 and 5000/) });
   });
 
+  it("2. memory is bounded in bytes and instances, not only in requests: a socket past maxQueryInstances is closed with 1013 and the others go on; status shows each bound", async () => {
+    const deployment = fresh("byte-bounds");
+    await setKnobs(deployment, { maxQueryInstances: 100, maxFrameBytes: 16_384, maxPendingBytesPerSession: 16_384, maxPendingBytes: 32_768 });
+    const steady = await ProtocolClient.open(deployment);
+    steady.add(0, "messages:list", { chatId: "steady" });
+    await steady.until(() => steady.version.querySet === 1, "steady's first transition");
+    const greedy = await ProtocolClient.open(deployment);
+    greedy.modify(Array.from({ length: 100 }, (_, i) => ({ type: "Add", queryId: i, udfPath: "messages:list", args: [{ chatId: `g${i}` }] })));
+    await greedy.until(() => greedy.closed !== null, "greedy closed");
+    expect(greedy.closed).toEqual({ code: 1013, reason: expect.stringMatching(/too many queries held here/) });
+    expect(await steady.mutation("messages:send", { chatId: "steady", author: "s", body: "x".repeat(3_000) })).toMatchObject({ success: true });
+    const { limits } = await status(deployment);
+    expect(limits.queryInstances).toEqual({ current: 1, limit: 100 });
+    expect(limits.pendingBytes).toMatchObject({ bytes: 0, limit: 32_768, perSessionLimit: 16_384 });
+    // The rules between the knobs are kept: a session's budget below the largest frame is refused.
+    const refused = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, { method: "PATCH", headers: { ...admin, "Content-Type": "application/json" }, body: JSON.stringify({ maxPendingBytesPerSession: 8_192 }) });
+    expect(refused.status).toBe(400);
+    steady.close();
+  });
+
   it("3. an HTTP action's body is limited (declared or streamed), and read before the action takes a slot", async () => {
     const deployment = fresh("http-body");
     await setKnobs(deployment, { maxHttpActionBodyBytes: 65_536, maxConcurrentActions: 1 });
