@@ -57,6 +57,8 @@ export interface DeploymentStatus {
   tables: Record<string, { indexes: string[] }>;
   /** The app's modules that failed to load, by module path, with the error (empty when all loaded). */
   moduleErrors: Record<string, string>;
+  /** Names of the deployment's environment variables (never their values: `GET /api/admin/env/<name>` shows one). */
+  environmentVariables: string[];
   /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
   tier: TierReport & {
     /** Sizing knobs overridden below the tier's defaults (see Knobs.belowTier). */
@@ -74,6 +76,9 @@ export interface DeploymentStatus {
     vectorMemory: { bytes: number; budgetBytes: number };
     queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
     frameBytes: { limit: number };
+    environmentVariables: { count: number; limit: number };
+    /** The operator's log: runs held, their bytes, runs evicted since the start; tails open now. */
+    logRing: { entries: number; entriesLimit: number; bytes: number; bytesLimit: number; evicted: number; streams: number; streamsLimit: number };
   };
 }
 
@@ -132,6 +137,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     files: runtime.uploads ? { ...runtime.fileTotals(), uploading: runtime.uploads.inProgress } : null,
     tables,
     moduleErrors: runtime.moduleErrors,
+    environmentVariables: runtime.environment.list().map((variable) => variable.name),
     tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },
     limits: {
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
@@ -144,6 +150,8 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       vectorMemory: { bytes: runtime.vectors.memoryBytes, budgetBytes: k.vectorMemoryBudgetBytes },
       queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
       frameBytes: { limit: k.maxFrameBytes },
+      environmentVariables: { count: runtime.environment.variables.size, limit: k.environmentVariablesMax },
+      logRing: { entries: runtime.logs.size, entriesLimit: k.logRingEntries, bytes: runtime.logs.bytes, bytesLimit: k.logRingBytes, evicted: runtime.logs.evicted, streams: runtime.logStreamsOpen, streamsLimit: k.maxLogStreams },
     },
   };
 }
