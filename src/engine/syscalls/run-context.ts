@@ -7,8 +7,8 @@
  * `process.env` is the one way functions read variables (as on Convex). With
  * `nodejs_compat` the runtime fills it with the Worker's vars and secrets;
  * several deployments share an isolate and its `process`, so it is wrapped
- * once: inside a run a name the deployment set wins, anything else reads the
- * Worker's value as before. Outside any run (a module's top level, which is
+ * when this module loads: inside a run a name the deployment set wins,
+ * anything else reads the Worker's value as before. Outside any run (a module's top level, which is
  * loaded once for every deployment of the isolate) only the Worker's vars
  * are seen. Routed through `AsyncLocalStorage` like the `Convex` global.
  */
@@ -36,7 +36,6 @@ export function newRequestId(): string {
 
 /** Runs `fn` with `run` as its context: the functions it runs, at any depth of awaits, read these variables. */
 export function inRunContext<T>(run: RunContext, fn: () => T): T {
-  wrapProcessEnv();
   return context.run(run, fn);
 }
 
@@ -45,12 +44,13 @@ export function withRequestId<T>(requestId: string, fn: () => T): T {
   return context.run({ requestId, environment: context.getStore()?.environment ?? NO_VARIABLES }, fn);
 }
 
-let wrapped = false;
-
-/** Wraps `process.env` once (where there is one: workerd with `nodejs_compat`, Node) so a run sees its deployment's variables first. */
+/**
+ * Wraps `process.env` (where there is one: workerd with `nodejs_compat`,
+ * Node) so a run sees its deployment's variables first. Done when the engine
+ * is imported, before the app's function modules load, so a module that
+ * keeps `const env = process.env` at its top level reads the wrapper too.
+ */
 function wrapProcessEnv(): void {
-  if (wrapped) return;
-  wrapped = true;
   const host = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
   if (!host?.env) return;
   const own = (name: string | symbol) => (typeof name === "string" ? context.getStore()?.environment.get(name) : undefined);
@@ -67,3 +67,5 @@ function wrapProcessEnv(): void {
     },
   });
 }
+
+wrapProcessEnv();

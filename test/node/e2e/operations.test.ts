@@ -44,6 +44,7 @@ describe("environment variables and the operator's log (wrangler dev)", () => {
 
     npmEnv(["set", "PROBE_GREETING", "from npm run env"]);
     expect(await read("PROBE_GREETING")).toBe("from npm run env");
+    expect(await http.query(api.envprobe!.read!, { name: "PROBE_GREETING", captured: true })).toBe("from npm run env");
     // A value from stdin stays out of the shell's history.
     npmEnv(["set", "PROBE_SECRET"], "s3cret-from-stdin\n");
     expect(await read("PROBE_SECRET")).toBe("s3cret-from-stdin");
