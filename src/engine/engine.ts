@@ -162,6 +162,16 @@ export interface FunctionRun {
   lines: readonly string[];
 }
 
+/** A run between `startRun` and `endRun`: what its report needs, and the context its code runs in. */
+interface RunInProgress {
+  path: string;
+  kind: FunctionRun["kind"];
+  ts: number;
+  context: { requestId: string; environment: EnvironmentVariables };
+  /** The failure's message before it was hidden from callers (set by `invokeChecked`). */
+  error?: string;
+}
+
 /** Executions since this engine started (commits are counted by the store, which persists them). */
 export interface EngineCounters {
   queryExecutions: number;
@@ -482,16 +492,16 @@ export class Engine {
   }
 
   /** A run starting now: its request id is its caller's (an HTTP request's, an action's), or a new one. */
-  private startRun(path: string, kind: FunctionRun["kind"]): { path: string; kind: FunctionRun["kind"]; ts: number; context: { requestId: string; environment: EnvironmentVariables }; error?: string } {
+  private startRun(path: string, kind: FunctionRun["kind"]): RunInProgress {
     return { path, kind, ts: this.now(), context: { requestId: currentRunContext()?.requestId ?? newRequestId(), environment: this.environment() } };
   }
 
-  private endRun(run: ReturnType<Engine["startRun"]>, lines: readonly string[], error: string | null): void {
+  private endRun(run: RunInProgress, lines: readonly string[], error: string | null): void {
     this.onRun?.({ ts: run.ts, requestId: run.context.requestId, path: run.path, kind: run.kind, outcome: error === null ? "success" : "failure", error, durationMs: this.now() - run.ts, lines });
   }
 
-  /** `invoke` within its run's context; `run.error` keeps a failure's message before it is hidden from callers. */
-  private async invokeChecked(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits, run: { error?: string }): Promise<EncodedValue> {
+  /** `invoke` within its run's context; `report.error` keeps a failure's message before it is hidden from callers. */
+  private async invokeChecked(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits, report: { error?: string }): Promise<EncodedValue> {
     const name = fn.path;
     if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
@@ -507,7 +517,7 @@ export class Engine {
       text = await (execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
     } catch (error) {
       const failure = asFunctionError(error, execution);
-      run.error = failure.message;
+      report.error = failure.message;
       if (this.exposeFunctionDetails) failure.logLines = execution.logs.lines;
       else hideUncaughtMessage(name, failure);
       throw failure;
