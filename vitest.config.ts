@@ -5,7 +5,8 @@ import { manifestHash } from "./src/knobs/tiers.ts";
 /** What `npm run deploy` would stamp into the local (dev) configuration's vars. */
 const devStamp = { CALMSYNC_ENV: "dev", CALMSYNC_TIER: "standard", CALMSYNC_MANIFEST_HASH: manifestHash() };
 // Test deployments are declared by prefix, so each test's fresh name exists from first use (as many as the tests make).
-const testBindings = { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*", WILDCARD_DEPLOYMENT_LIMIT: "1000000" };
+// CALMSYNC_TEST_GREETING: a Worker var that functions read through process.env (a deployment's own variable wins).
+const testBindings = { ADMIN_KEY: "test-admin-key", DECLARED_DEPLOYMENTS: "default,test-*", WILDCARD_DEPLOYMENT_LIMIT: "1000000", CALMSYNC_TEST_GREETING: "from wrangler vars" };
 
 export default defineConfig({
   test: {

@@ -228,6 +228,33 @@ api.patch("/admin/knobs", limitBody, async (c) => {
   return result.ok ? c.json(result) : problem(c, 400, "InvalidKnob", result.error);
 });
 
+// The deployment's environment variables (process.env in its functions). Values are shown only by GET of one name.
+// `Calmsync-Actor` names who makes a change for the audit (`npm run env` sends user@host).
+const actorOf = (c: Context<AppEnv>) => c.req.header("Calmsync-Actor") ?? "";
+api.get("/admin/env", async (c) => c.json(await stub(c).environmentList()));
+api.get("/admin/env/:name", async (c) => {
+  const name = c.req.param("name");
+  const value = await stub(c).environmentValue(name);
+  return value === null ? problem(c, 404, "EnvironmentVariableNotFound", `This deployment sets no variable ${name} (functions may still see a Worker var of that name)`) : c.json({ name, value });
+});
+api.put("/admin/env/:name", limitBody, async (c) => {
+  const refused = notJson(c, "Environment variable changes");
+  if (refused) return refused;
+  const body = await jsonBody(c);
+  if (body === NOT_JSON) return badJson(c);
+  if (typeof body !== "object" || body === null || !("value" in body)) return problem(c, 400, "BadRequestBody", 'Body must be {"value": "<string>"}');
+  const result = await stub(c).changeEnvironment(c.req.param("name"), (body as { value: unknown }).value ?? null, actorOf(c));
+  return result.ok ? c.json(result.change) : problem(c, 400, "InvalidEnvironmentVariable", result.error);
+});
+api.delete("/admin/env/:name", async (c) => {
+  const name = c.req.param("name");
+  const result = await stub(c).changeEnvironment(name, undefined, actorOf(c));
+  if (!result.ok) return problem(c, 400, "InvalidEnvironmentVariable", result.error);
+  return result.change ? c.json(result.change) : problem(c, 404, "EnvironmentVariableNotFound", `This deployment sets no variable ${name}`);
+});
+// A live tail of every function run (NDJSON; ?since=<seq>&function=&level=&follow=0), streamed from the deployment object.
+api.get("/admin/logs", async (c) => stub(c).logs(new URL(c.req.url).search));
+
 /**
  * The app's HTTP actions (`convex/http.ts`), at `/http/<path>` and
  * `/d/:deployment/http/<path>`. The action sees the request at `<path>`, as
@@ -255,8 +282,8 @@ app.use(
       const allowed = (c.env.CORS_ORIGINS ?? "*").split(",").map((o) => o.trim());
       return allowed.includes("*") ? "*" : allowed.includes(origin) ? origin : null;
     },
-    allowMethods: ["GET", "POST", "PATCH", "OPTIONS"],
-    allowHeaders: ["Content-Type", "Authorization", "Convex-Client", "Idempotency-Key"],
+    allowMethods: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: ["Content-Type", "Authorization", "Convex-Client", "Idempotency-Key", "Calmsync-Actor"],
     maxAge: 86_400,
   }),
 );

@@ -1,4 +1,6 @@
-/** Operator calls that end-to-end tests and benchmarks make against `wrangler dev`: creating deployments, reading counters, setting knobs. */
+/** Operator calls that end-to-end tests and benchmarks make against `wrangler dev` (creating deployments, reading counters, setting knobs), and the operator's commands' target. */
+import { existsSync, readFileSync } from "node:fs";
+import { hostname, userInfo } from "node:os";
 import { TEST_ADMIN_KEY } from "./wrangler-dev.ts";
 
 const auth = { Authorization: `Bearer ${TEST_ADMIN_KEY}` };
@@ -37,3 +39,55 @@ export async function knobReport(deploymentUrl: string): Promise<{ name: string;
  * those instead of the deployment.
  */
 export const MANY_CLIENTS_FROM_HERE = { clientSessionRate: 100_000, clientSessionBurst: 100_000, clientCallRate: 100_000, clientCallBurst: 100_000 };
+
+/**
+ * Where an operator's command (`npm run env`, `npm run logs`) points: the
+ * server (`--url`, else CALMSYNC_URL, else the local `npm run dev`), the
+ * deployment, and the admin key (ADMIN_KEY from the environment, else the
+ * `.dev.vars` that `npm run dev` wrote; never a flag, which `ps` would show).
+ */
+export interface AdminTarget {
+  /** `http://host` for the default deployment, `http://host/d/<name>` for the others. */
+  deploymentUrl: string;
+  key: string;
+  /** Who the audit says made a change: user@host. */
+  actor: string;
+}
+
+export function adminTarget({ url, deployment }: { url?: string; deployment?: string }): AdminTarget {
+  const server = (url ?? process.env.CALMSYNC_URL ?? "http://127.0.0.1:8787").replace(/\/+$/, "");
+  const key = process.env.ADMIN_KEY ?? devVarsAdminKey();
+  if (!key) throw new Error("No admin key: set ADMIN_KEY in the environment, or run `npm run dev` once (it writes one to .dev.vars)");
+  const name = deployment ?? "default";
+  return { deploymentUrl: name === "default" ? server : `${server}/d/${name}`, key, actor: `${userInfo().username}@${hostname()}` };
+}
+
+function devVarsAdminKey(): string | undefined {
+  if (!existsSync(".dev.vars")) return undefined;
+  return readFileSync(".dev.vars", "utf8")
+    .split("\n")
+    .map((line) => /^ADMIN_KEY\s*=\s*"?([^"\n]+)"?\s*$/.exec(line)?.[1])
+    .find(Boolean);
+}
+
+/** An admin API call; a refusal throws with the server's message. */
+export async function adminCall(target: AdminTarget, path: string, init: RequestInit = {}): Promise<Response> {
+  const headers = { Authorization: `Bearer ${target.key}`, "Calmsync-Actor": target.actor, ...(init.body !== undefined ? { "Content-Type": "application/json" } : {}) };
+  const response = await fetch(`${target.deploymentUrl}/api/admin/${path}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string> | undefined) } });
+  if (!response.ok) {
+    const body = (await response.json().catch(() => null)) as { code?: string; message?: string } | null;
+    throw new AdminError(response.status, body?.code ?? "Error", body?.message ?? response.statusText);
+  }
+  return response;
+}
+
+export class AdminError extends Error {
+  override name = "AdminError";
+  readonly status: number;
+  readonly code: string;
+  constructor(status: number, code: string, message: string) {
+    super(`${status} ${code}: ${message}`);
+    this.status = status;
+    this.code = code;
+  }
+}

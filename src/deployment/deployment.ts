@@ -53,6 +53,8 @@ import { clientAddress } from "../sync/client-limits.ts";
 import { directoryStub } from "./directory.ts";
 import { appProviders } from "./auth.ts";
 import type { UploadedFile, UploadStart } from "./uploads.ts";
+import type { EnvironmentChange } from "./environment.ts";
+import { parseLogStreamRequest } from "../operations/log-stream.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
 
@@ -72,7 +74,7 @@ export interface DeploymentApi {
   create(): Promise<{ created: boolean }>;
   /** `idempotencyKey`: a mutation's `Idempotency-Key` header (a repeat gets the first run's answer). */
   /** `address`: the client's (CF-Connecting-IP; "local" without one), whose calls are limited and served as one caller. */
-  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null, address?: string): Promise<FunctionResponse>;
+  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null, address?: string | null): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
   /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
@@ -96,6 +98,14 @@ export interface DeploymentApi {
   /** Applies knob changes; a bad name or value fails the whole request with a message naming it. */
   setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }>;
   fetch(request: Request): Promise<Response>;
+  /** The deployment's environment variables: names and when each was set, and the audit (no values). */
+  environmentList(): Promise<{ variables: { name: string; updatedAt: number }[]; history: EnvironmentChange[] }>;
+  /** One variable's value (the only call that shows one), or null when the deployment does not set it. */
+  environmentValue(name: string): Promise<string | null>;
+  /** Sets `name` to `value`, or removes it (`value` undefined); `actor` is who the caller says they are, for the audit. */
+  changeEnvironment(name: string, value: unknown, actor: string): Promise<{ ok: true; change: EnvironmentChange | null } | { ok: false; error: string }>;
+  /** A tail of the operator's log as NDJSON (`?since=&function=&level=&follow=`; src/operations/log-stream.ts), or 400/429 with why. */
+  logs(query: string): Promise<Response>;
   /** The Worker says where this deployment is reached (`https://host` or `https://host/d/<name>`), once per isolate. */
   noteBaseUrl(url: string): Promise<void>;
   /** File storage (docs/FILES.md): checks an upload URL's token and the declared size; the id to store the bytes under. */
@@ -247,7 +257,7 @@ export function defineDeployment(app: GeneratedApp) {
       return this.started ? this.sockets.of(ws, this.started.sync) : undefined;
     }
 
-    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address = "local"): Promise<FunctionResponse> {
+    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address: string | null = null): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
       return this.runtime.run(kind, path, encodedArgs, requestId, authorization, idempotencyKey, address);
     }
@@ -350,6 +360,24 @@ export function defineDeployment(app: GeneratedApp) {
 
     async setKnobs(changes: Record<string, unknown>): Promise<{ ok: true; changes: KnobChange[] } | { ok: false; error: string }> {
       return this.runtime.setKnobs(changes);
+    }
+
+    async environmentList(): Promise<{ variables: { name: string; updatedAt: number }[]; history: EnvironmentChange[] }> {
+      return { variables: this.runtime.environment.list(), history: this.runtime.environment.history() };
+    }
+
+    async environmentValue(name: string): Promise<string | null> {
+      return this.runtime.environment.value(name);
+    }
+
+    async changeEnvironment(name: string, value: unknown, actor: string): Promise<{ ok: true; change: EnvironmentChange | null } | { ok: false; error: string }> {
+      return this.runtime.changeEnvironment(name, value, actor);
+    }
+
+    async logs(query: string): Promise<Response> {
+      const request = parseLogStreamRequest(new URLSearchParams(query));
+      if ("error" in request) return Response.json({ code: "BadLogQuery", message: request.error }, { status: 400 });
+      return this.runtime.logStream(request);
     }
   };
 }

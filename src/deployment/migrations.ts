@@ -78,6 +78,9 @@ const MIGRATIONS: readonly string[] = [
      index_name TEXT NOT NULL, doc_id TEXT NOT NULL, vector BLOB NOT NULL, code BLOB NOT NULL, filter_keys TEXT NOT NULL,
      UNIQUE (index_name, doc_id)
    );`,
+  // 14: the deployment's environment variables (process.env), and the audit of their changes (never the values).
+  `CREATE TABLE environment_variables (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE environment_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL, changed_at INTEGER NOT NULL);`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

@@ -6,7 +6,7 @@
  * for an unknown name starts nothing and writes nothing.
  */
 import { isScheduledJobsIndex, type Components } from "../engine/index.ts";
-import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR } from "../engine/index.ts";
+import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR, withRequestId } from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -21,6 +21,8 @@ import { SqliteSearchStorage } from "./sqlite-search-storage.ts";
 import { SqliteVectorStorage } from "./sqlite-vector-storage.ts";
 import { VectorIndexes } from "../vectors/vector-indexes.ts";
 import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
+import { LogRing } from "../operations/log-ring.ts";
+import { logStream, type LogStreamRequest, type LogTail } from "../operations/log-stream.ts";
 
 /** Any index of the jobs table: every job write appears in each. */
 import { backfillIndexes } from "./index-backfill.ts";
@@ -34,6 +36,7 @@ import { shardConfig, shardName, ShardSessions, type ShardApi } from "./shard-se
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
 import { R2BlobStore } from "./r2-blob-store.ts";
 import { Uploads } from "./uploads.ts";
+import { DeploymentEnvironment, EnvironmentError, type EnvironmentChange } from "./environment.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
@@ -88,6 +91,12 @@ export class DeploymentRuntime {
   readonly shards: ShardSessions;
   /** Uploads through signed URLs, and the URL files are served at (docs/FILES.md); null without an R2 binding. */
   readonly uploads: Uploads | null;
+  /** `process.env` of this deployment's functions, set by its operator (src/deployment/environment.ts). */
+  readonly environment: DeploymentEnvironment;
+  /** The operator's log: every run's console lines, outcome and duration, bounded (src/operations/log-ring.ts). */
+  readonly logs: LogRing;
+  /** Tails of the log open now, oldest first (at most `maxLogStreams`). */
+  private readonly openLogStreams = new Set<LogTail>();
   private readonly ctx: DurableObjectState;
   readonly now: () => number;
 
@@ -157,7 +166,11 @@ export class DeploymentRuntime {
       });
       this.uploads = uploads;
     } else this.uploads = null;
+    this.environment = new DeploymentEnvironment(ctx.storage, () => this.knobs.values);
+    this.logs = new LogRing(() => ({ entries: this.knobs.values.logRingEntries, bytes: this.knobs.values.logRingBytes }));
     this.engine = new Engine({
+      environment: () => this.environment.variables,
+      onRun: (run) => this.logs.add(run),
       schema,
       functions,
       httpRouter,
@@ -262,11 +275,17 @@ export class DeploymentRuntime {
    * one turn per round as a socket session does, not N; and past
    * `clientCallRate` it is refused before anything runs.
    */
-  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address = "local"): Promise<FunctionResponse> {
+  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address: string | null = null): Promise<FunctionResponse> {
+    // The Worker's request id goes with every function this request runs (the operator's log shows it).
+    return withRequestId(requestId, () => this.runAs(kind, path, encodedArgs, requestId, authorization, idempotencyKey, address));
+  }
+
+  private async runAs(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null, idempotencyKey: string | null, address: string | null): Promise<FunctionResponse> {
     try {
       const identity = await this.auth.identityFromHeader(authorization);
-      const client = clientKey(address, identity?.tokenIdentifier ?? null);
-      const refused = this.callsPerClient.take(client, this.now());
+      // No address: not a client's request through the Worker (a script, a test over RPC): one caller, not limited per client.
+      const client = clientKey(address ?? "rpc", identity?.tokenIdentifier ?? null);
+      const refused = address === null ? null : this.callsPerClient.take(client, this.now());
       if (refused) return { status: "rateLimited", ...refused };
       const args = jsonToConvex(encodedArgs);
       const owner = `http ${client}`;
@@ -325,6 +344,8 @@ export class DeploymentRuntime {
       for (const change of applied) console.log(`knob ${change.name}: ${change.old} -> ${change.new}`);
       this.gate.shedExcess();
       this.gate.pump();
+      // A lowered logRingEntries or logRingBytes applies now, not at the next run.
+      this.logs.trim();
       // Shards hold their share of the limits: a raised cap lets their waiting clients in now.
       if (applied.length > 0) this.shards.configChanged((name) => shardConfig(this.knobs.values, shardName(name).index));
       return { ok: true, changes: applied };
@@ -332,6 +353,40 @@ export class DeploymentRuntime {
       if (error instanceof KnobError) return { ok: false, error: error.message };
       throw error;
     }
+  }
+
+  /** Sets or removes one of the deployment's environment variables; a bad name or value is refused with why. */
+  changeEnvironment(name: string, value: unknown, actor: string): { ok: true; change: EnvironmentChange | null } | { ok: false; error: string } {
+    try {
+      const change = value === undefined ? this.environment.remove(name, actor, this.now()) : this.environment.set(name, value, actor, this.now());
+      if (change) console.log(`environment variable ${name} ${change.action === "set" ? "set" : "removed"} by ${change.actor}`);
+      return { ok: true, change };
+    } catch (error) {
+      if (error instanceof EnvironmentError) return { ok: false, error: error.message };
+      throw error;
+    }
+  }
+
+  /** Tails of the log open now. */
+  get logStreamsOpen(): number {
+    return this.openLogStreams.size;
+  }
+
+  /**
+   * A tail of the operator's log (`/api/admin/logs`): NDJSON, each open for
+   * at most `logStreamMaxMs`. At most `maxLogStreams` at once: past it the
+   * oldest ends ("replaced"), since a reader that went away (a closed
+   * dashboard) is not known to be gone until something is written to it.
+   */
+  logStream(request: LogStreamRequest): Response {
+    const k = this.knobs.values;
+    for (const oldest of this.openLogStreams) {
+      if (this.openLogStreams.size < k.maxLogStreams) break;
+      oldest.close("replaced");
+    }
+    const tail: LogTail = logStream(this.logs, request, { maxMs: k.logStreamMaxMs, onEnd: () => this.openLogStreams.delete(tail) });
+    this.openLogStreams.add(tail);
+    return new Response(tail.body, { headers: { "Content-Type": "application/x-ndjson; charset=utf-8", "Cache-Control": "no-store" } });
   }
 
   /** Files in `_storage` and their bytes (summed in SQLite over the table's rows: an operator's read, not a hot path). */

@@ -57,6 +57,8 @@ export interface DeploymentStatus {
   tables: Record<string, { indexes: string[] }>;
   /** The app's modules that failed to load, by module path, with the error (empty when all loaded). */
   moduleErrors: Record<string, string>;
+  /** Names of the deployment's environment variables (never their values: `GET /api/admin/env/<name>` shows one). */
+  environmentVariables: string[];
   /** The tier this deployment runs on, what its manifest expects, what its deploy stamped, and any mismatch. */
   tier: TierReport & {
     /** Sizing knobs overridden below the tier's defaults (see Knobs.belowTier). */
@@ -78,6 +80,9 @@ export interface DeploymentStatus {
     pendingBytes: { bytes: number; peak: number; limit: number; perSessionLimit: number; refused: number };
     /** Distinct query instances held for all sessions (shards' peer sessions included). */
     queryInstances: { current: number; limit: number };
+    environmentVariables: { count: number; limit: number };
+    /** The operator's log: runs held, their bytes, runs evicted since the start; tails open now. */
+    logRing: { entries: number; entriesLimit: number; bytes: number; bytesLimit: number; evicted: number; streams: number; streamsLimit: number };
   };
 }
 
@@ -136,6 +141,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     files: runtime.uploads ? { ...runtime.fileTotals(), uploading: runtime.uploads.inProgress } : null,
     tables,
     moduleErrors: runtime.moduleErrors,
+    environmentVariables: runtime.environment.list().map((variable) => variable.name),
     tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },
     limits: {
       refreshQueue: { depth: refresh.queueDepth, peak: refresh.queuePeak, overflow: refresh.overflow, overflowPeak: refresh.overflowPeak, limit: k.refreshQueueLimit },
@@ -150,6 +156,8 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       frameBytes: { limit: k.maxFrameBytes },
       pendingBytes: { bytes: sync.pendingBytes.total, peak: sync.pendingBytes.peak, limit: k.maxPendingBytes, perSessionLimit: k.maxPendingBytesPerSession, refused: sync.pendingBytes.refused },
       queryInstances: { current: local.instanceCount, limit: k.maxQueryInstances },
+      environmentVariables: { count: runtime.environment.variables.size, limit: k.environmentVariablesMax },
+      logRing: { entries: runtime.logs.size, entriesLimit: k.logRingEntries, bytes: runtime.logs.bytes, bytesLimit: k.logRingBytes, evicted: runtime.logs.evicted, streams: runtime.logStreamsOpen, streamsLimit: k.maxLogStreams },
     },
   };
 }

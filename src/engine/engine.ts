@@ -41,6 +41,7 @@ import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution
 import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
+import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 import type { UserIdentity } from "./auth/identity.ts";
 import type { FileStorage } from "./files/file-storage.ts";
 
@@ -143,6 +144,37 @@ export interface EngineOptions {
   moduleErrors?: Record<string, string>;
   /** The app's component instances (`convex.config.ts`), `functions` being the app's own; none by default. */
   components?: Components;
+  /** The deployment's variables, which `process.env` reads first (read on each run: a change applies to the next). */
+  environment?: () => EnvironmentVariables;
+  /** Told of every run when it ends, whoever called it (the operator's log; it gets the console lines even where callers do not). */
+  onRun?: (run: FunctionRun) => void;
+}
+
+/** One function's run, as the operator's log keeps it. */
+export interface FunctionRun {
+  /** When it started (the engine's clock, ms). */
+  ts: number;
+  /** The request that set it off: the functions an action calls share the action's. */
+  requestId: string;
+  /** `module:function`, or `METHOD /path` for an HTTP action. */
+  path: string;
+  kind: FunctionKind | "httpAction";
+  outcome: "success" | "failure";
+  /** The failure's message as the operator sees it (callers of a deployed app may see only "Server Error"). */
+  error: string | null;
+  durationMs: number;
+  /** What it printed, `[LEVEL] text` lines. */
+  lines: readonly string[];
+}
+
+/** A run between `startRun` and `endRun`: what its report needs, and the context its code runs in. */
+interface RunInProgress {
+  path: string;
+  kind: FunctionRun["kind"];
+  ts: number;
+  context: { requestId: string; environment: EnvironmentVariables };
+  /** The failure's message before it was hidden from callers (set by `invokeChecked`). */
+  error?: string;
 }
 
 /** Executions since this engine started (commits are counted by the store, which persists them). */
@@ -179,9 +211,14 @@ export class Engine implements NestedCalls {
   readonly files: FileStorage | null;
   private readonly exposeFunctionDetails: boolean;
   private readonly moduleErrors: Record<string, string>;
+  private readonly environment: () => EnvironmentVariables;
+  private readonly onRun: ((run: FunctionRun) => void) | null;
 
   constructor(options: EngineOptions) {
     this.moduleErrors = options.moduleErrors ?? {};
+    const noVariables: EnvironmentVariables = new Map();
+    this.environment = options.environment ?? (() => noVariables);
+    this.onRun = options.onRun ?? null;
     this.files = options.files ?? null;
     this.exposeFunctionDetails = options.exposeFunctionDetails ?? true;
     this.schema = options.schema;
@@ -416,10 +453,15 @@ export class Engine implements NestedCalls {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
     const execution = new ActionExecution(this, identity, limits, "callers");
+    const path = `${request.method} ${new URL(request.url).pathname}`;
+    const run = this.startRun(path, "httpAction");
     try {
-      return await withinDeadline(`The HTTP action for ${request.method} ${new URL(request.url).pathname}`, execution, limits.actionTimeoutMs, runInExecution(execution, () => match[0].invokeHttpAction(request)));
+      const response = await withinDeadline(`The HTTP action for ${path}`, execution, limits.actionTimeoutMs, inRunContext(run.context, () => runInExecution(execution, () => match[0].invokeHttpAction(request))));
+      this.endRun(run, execution.logs.lines, null);
+      return response;
     } catch (error) {
       const failure = asFunctionError(error, execution);
+      this.endRun(run, execution.logs.lines, failure.message);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: failure.dataJson } : {}) }, { status: 500 });
     } finally {
       release();
@@ -486,6 +528,28 @@ export class Engine implements NestedCalls {
    * function's own validators, as Convex's backend does around a call.
    */
   private async invoke(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits): Promise<EncodedValue> {
+    const run = this.startRun(fn.path, fn.kind);
+    try {
+      const result = await inRunContext(run.context, () => this.invokeChecked(fn, args, execution, limits, run));
+      this.endRun(run, execution.logs.lines, null);
+      return result;
+    } catch (error) {
+      this.endRun(run, execution.logs.lines, run.error ?? (error instanceof Error ? error.message : String(error)));
+      throw error;
+    }
+  }
+
+  /** A run starting now: its request id is its caller's (an HTTP request's, an action's), or a new one. */
+  private startRun(path: string, kind: FunctionRun["kind"]): RunInProgress {
+    return { path, kind, ts: this.now(), context: { requestId: currentRunContext()?.requestId ?? newRequestId(), environment: this.environment() } };
+  }
+
+  private endRun(run: RunInProgress, lines: readonly string[], error: string | null): void {
+    this.onRun?.({ ts: run.ts, requestId: run.context.requestId, path: run.path, kind: run.kind, outcome: error === null ? "success" : "failure", error, durationMs: this.now() - run.ts, lines });
+  }
+
+  /** `invoke` within its run's context; `report.error` keeps a failure's message before it is hidden from callers. */
+  private async invokeChecked(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits, report: { error?: string }): Promise<EncodedValue> {
     const name = fn.path;
     if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
@@ -504,6 +568,7 @@ export class Engine implements NestedCalls {
       text = await (execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
     } catch (error) {
       const failure = asFunctionError(error, execution);
+      report.error = failure.message;
       if (this.exposeFunctionDetails) failure.logLines = execution.logs.lines;
       else hideUncaughtMessage(name, failure);
       throw failure;

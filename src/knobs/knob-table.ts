@@ -586,6 +586,56 @@ export const KNOBS = {
     unit: "ms",
     doc: "How long an upload may stream before it is abandoned: the bytes of one that never finished are deleted after this (a Worker that died mid-upload leaves no orphan).",
   },
+  environmentVariablesMax: {
+    default: 100,
+    min: 1,
+    max: 1_000,
+    unit: "count",
+    doc: "Environment variables one deployment may set (Convex: 100); setting another past it is refused. Every run holds them in memory.",
+  },
+  environmentValueMaxBytes: {
+    default: 8_192,
+    min: 64,
+    max: 65_536,
+    unit: "bytes",
+    doc: "UTF-8 bytes of one environment variable's value (Convex: 8 KiB); a longer one is refused.",
+  },
+  environmentHistoryRows: {
+    default: 1_000,
+    min: 10,
+    max: 100_000,
+    unit: "count",
+    doc: "Environment variable changes kept in the audit (who and when, never the value); the oldest are pruned on each change.",
+  },
+  logRingEntries: {
+    default: 1_000,
+    min: 10,
+    max: 100_000,
+    unit: "count",
+    doc: "Function runs the operator's log keeps in memory (`/api/admin/logs`); the oldest go first. A tail that falls further behind is told how many it missed.",
+  },
+  logRingBytes: {
+    default: 4_194_304,
+    // One run prints at most 32,768 characters (64 KiB as UTF-16): the smallest ring still holds one whole.
+    min: 131_072,
+    max: 67_108_864,
+    unit: "bytes",
+    doc: "Memory the operator's log may hold (its lines as UTF-16, plus a little per run); the oldest runs go first. Counts against the isolate's 128 MB.",
+  },
+  maxLogStreams: {
+    default: 10,
+    min: 1,
+    max: 1_000,
+    unit: "count",
+    doc: "Open tails of `/api/admin/logs` per deployment (dashboards, `npm run logs`); one more ends the oldest (a closed dashboard's tail is not known to be gone until written to). Each keeps the object awake while open.",
+  },
+  logStreamMaxMs: {
+    default: 300_000,
+    min: 1_000,
+    max: 3_600_000,
+    unit: "ms",
+    doc: "How long one tail of `/api/admin/logs` stays open; then it ends with where to resume (`?since=`), so a forgotten tail does not keep the object awake for ever.",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;

@@ -1,0 +1,71 @@
+/**
+ * What a running function knows of the request and the deployment it runs
+ * for, beside its syscalls: the request id (shared by every function one
+ * request sets off, so the operator's log ties an action to the queries and
+ * mutations it called) and the deployment's environment variables.
+ *
+ * `process.env` is the one way functions read variables (as on Convex). With
+ * `nodejs_compat` the runtime fills it with the Worker's vars and secrets;
+ * several deployments share an isolate and its `process`, so it is wrapped
+ * when this module loads: inside a run a name the deployment set wins,
+ * anything else reads the Worker's value as before. Outside any run (a module's top level, which is
+ * loaded once for every deployment of the isolate) only the Worker's vars
+ * are seen. Routed through `AsyncLocalStorage` like the `Convex` global.
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+
+/** A deployment's variables by name (read on each run, so a change applies to the next one). */
+export type EnvironmentVariables = ReadonlyMap<string, string>;
+
+export interface RunContext {
+  readonly requestId: string;
+  readonly environment: EnvironmentVariables;
+}
+
+const NO_VARIABLES: EnvironmentVariables = new Map();
+const context = new AsyncLocalStorage<RunContext>();
+
+export function currentRunContext(): RunContext | undefined {
+  return context.getStore();
+}
+
+/** A request id as Convex prints them: 16 hex digits. */
+export function newRequestId(): string {
+  return crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+}
+
+/** Runs `fn` with `run` as its context: the functions it runs, at any depth of awaits, read these variables. */
+export function inRunContext<T>(run: RunContext, fn: () => T): T {
+  return context.run(run, fn);
+}
+
+/** A request from outside (HTTP) names its id: every function it runs carries it. */
+export function withRequestId<T>(requestId: string, fn: () => T): T {
+  return context.run({ requestId, environment: context.getStore()?.environment ?? NO_VARIABLES }, fn);
+}
+
+/**
+ * Wraps `process.env` (where there is one: workerd with `nodejs_compat`,
+ * Node) so a run sees its deployment's variables first. Done when the engine
+ * is imported, before the app's function modules load, so a module that
+ * keeps `const env = process.env` at its top level reads the wrapper too.
+ */
+function wrapProcessEnv(): void {
+  const host = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
+  if (!host?.env) return;
+  const own = (name: string | symbol) => (typeof name === "string" ? context.getStore()?.environment.get(name) : undefined);
+  host.env = new Proxy(host.env, {
+    get: (target, name) => own(name) ?? Reflect.get(target, name),
+    has: (target, name) => own(name) !== undefined || Reflect.has(target, name),
+    ownKeys: (target) => {
+      const names = context.getStore()?.environment.keys();
+      return names ? [...new Set([...Reflect.ownKeys(target), ...names])] : Reflect.ownKeys(target);
+    },
+    getOwnPropertyDescriptor: (target, name) => {
+      const value = own(name);
+      return value !== undefined ? { value, writable: true, enumerable: true, configurable: true } : Reflect.getOwnPropertyDescriptor(target, name);
+    },
+  });
+}
+
+wrapProcessEnv();
