@@ -40,6 +40,7 @@ import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution } from "./syscalls/execution.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
+import { GuardedRun, syncGuard } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
 import type { FileStorage } from "./files/file-storage.ts";
 
@@ -370,7 +371,9 @@ export class Engine {
     }
     const execution = new ActionExecution(this, identity, limits, "callers");
     try {
-      return await withinDeadline(`The HTTP action for ${request.method} ${new URL(request.url).pathname}`, execution, limits.actionTimeoutMs, runInExecution(execution, () => match[0].invokeHttpAction(request)));
+      const what = `The HTTP action for ${request.method} ${new URL(request.url).pathname}`;
+      const guarded = new GuardedRun(what, limits, (error) => execution.expire(error));
+      return await guarded.bound(withinDeadline(what, execution, limits.actionTimeoutMs, syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request)))));
     } catch (error) {
       const failure = asFunctionError(error, execution);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: failure.dataJson } : {}) }, { status: 500 });
@@ -448,9 +451,11 @@ export class Engine {
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
     let text: string;
     try {
-      const run = runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
+      // One that holds the thread without yielding is stopped by the guard in its code (sync-guard.ts), and answered at once.
+      const guarded = new GuardedRun(name, limits, (error) => execution.expire(error));
+      const run = syncGuard.run(guarded, () => runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)]))));
       // A query or mutation holds the function lock: one that never settles must not hold it forever.
-      text = await (execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
+      text = await guarded.bound(execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
     } catch (error) {
       const failure = asFunctionError(error, execution);
       if (this.exposeFunctionDetails) failure.logLines = execution.logs.lines;
@@ -488,7 +493,7 @@ function maxActions(pool: ActionPool, limits: EngineLimits): number {
  * stopped from outside, so the run is cut off instead (`expire` makes every
  * syscall it makes afterwards fail; a mutation's transaction is dropped) and
  * its caller answered now. (A loop that never yields cannot be cut off this
- * way: it keeps the object's one thread until the runtime's CPU limit.)
+ * way, since no timer fires while it runs: the guard in its code stops it, sync-guard.ts.)
  */
 function withinDeadline<T>(what: string, execution: { expire(error: Error): void }, ms: number, work: Promise<T>, knob = "actionTimeoutMs"): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -33,6 +33,10 @@ export interface EngineLimits {
   functionTimeoutMs: number;
   /** Wall-clock time an action (or HTTP action) may run before it is stopped and its caller answered. */
   actionTimeoutMs: number;
+  /** Milliseconds any function (or a module's top level) may hold the thread without yielding before the guard stops it (sync-guard.ts). */
+  maxSyncRunMs: number;
+  /** Loop iterations and function calls any function may make without yielding: what stops a loop where the clock stands still (Cloudflare). */
+  maxSyncRunSteps: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -61,6 +65,8 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxConcurrentJobActions: 16,
   actionTimeoutMs: 1_800_000,
   functionTimeoutMs: 5_000,
+  maxSyncRunMs: 500,
+  maxSyncRunSteps: 50_000_000,
   maxScheduledPerFunction: 1_000,
   maxScheduledArgumentBytes: 8_388_608,
   searchMaxTerms: 16,
