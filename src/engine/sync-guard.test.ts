@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { CHECK_EVERY, GuardedRun, SyncGuard, type GuardCell } from "./sync-guard.ts";
+import { ARM_AFTER, CHECK_EVERY, GuardedRun, SyncGuard, type GuardCell } from "./sync-guard.ts";
 import { FunctionError } from "./errors.ts";
 
 /** A guard of its own, with a clock the test moves and turns it ends by hand; `tick` is what instrumented code calls. */
@@ -32,9 +32,9 @@ describe("the sync guard", () => {
     ).toThrow(/^jobs:spin ran for more than 100 ms without yielding and was stopped \(knob maxSyncRunMs\)$/);
     expect(run.error).toBeInstanceOf(FunctionError);
     expect(run.error!.code).toBe("LimitExceeded");
-    // Checked every CHECK_EVERY calls, so it stops within one interval of the budget.
+    // Watched from a tenth of its budget on (ARM_AFTER) and checked every CHECK_EVERY calls: stopped by 1.1 times the budget.
     expect(laps * 0.01).toBeGreaterThan(100);
-    expect(laps * 0.01).toBeLessThan(100 + CHECK_EVERY * 0.01 + 1);
+    expect(laps * 0.01).toBeLessThan(100 * (1 + 1 / ARM_AFTER) + 2 * CHECK_EVERY * 0.01 + 1);
   });
 
   it("stops it by its guard calls where the clock stands still (Cloudflare), at maxSyncRunSteps", () => {
@@ -50,7 +50,7 @@ describe("the sync guard", () => {
       }),
     ).toThrow(/jobs:frozen made more than 1000000 loop iterations and function calls without yielding and was stopped \(knob maxSyncRunSteps\)/);
     expect(laps).toBeGreaterThan(1_000_000);
-    expect(laps).toBeLessThan(1_000_000 + 2 * CHECK_EVERY);
+    expect(laps).toBeLessThan(1_000_000 * (1 + 1 / ARM_AFTER) + 3 * CHECK_EVERY);
   });
 
   it("cannot be swallowed: once tripped, every guard call of the run throws again; onTrip hears of it once", () => {
@@ -77,8 +77,12 @@ describe("the sync guard", () => {
     expect(heard).toHaveLength(1);
   });
 
-  it("gives each turn of the event loop a new stretch: a run that yields in time is never stopped", () => {
+  it("sets no timer for a run that ends early; gives each turn of the event loop a new stretch: a run that yields in time is never stopped", () => {
     const { guard, tick, clock, endTurn } = setup();
+    guard.run(new GuardedRun("jobs:quick", LIMITS), () => {
+      for (let i = 0; i < 10_000; i++) tick();
+    });
+    expect(clock.turnEnds).toHaveLength(0);
     const run = new GuardedRun("jobs:patient", LIMITS);
     guard.run(run, () => {
       for (let turn = 0; turn < 50; turn++) {
