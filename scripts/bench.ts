@@ -84,7 +84,7 @@ const ENGINE_BEFORE_RUNTIME = "ca3d67f";
 const RUNTIME_BENCH = "scripts/bench/workerd/runtime.bench-run.ts";
 
 /** Runs the runtime benchmark inside workerd in `cwd`: executions per second through the engine and in SQL. */
-function runtimeRates(cwd: string): { sqlRate: number; engineRate: number } {
+function runtimeRates(cwd: string): { sqlRate: number; engineRate: number; unguardedRate?: number } {
   const result = spawnSync(process.execPath, ["node_modules/vitest/vitest.mjs", "run", "-c", "vitest.bench.config.ts", RUNTIME_BENCH], {
     cwd,
     encoding: "utf8",
@@ -92,7 +92,7 @@ function runtimeRates(cwd: string): { sqlRate: number; engineRate: number } {
   });
   const match = /BENCH-RUNTIME:(\{.*\})/.exec(result.stdout);
   if (result.status !== 0 || !match) throw new Error(`runtime benchmark failed in ${cwd}:\n${result.stdout.slice(-3000)}\n${result.stderr.slice(-3000)}`);
-  return JSON.parse(match[1]!) as { sqlRate: number; engineRate: number };
+  return JSON.parse(match[1]!) as { sqlRate: number; engineRate: number; unguardedRate?: number };
 }
 
 /** The same benchmark on the engine before the runtime: a temporary worktree of that commit, sharing node_modules. */
@@ -122,6 +122,7 @@ if (run("runtime")) {
     "|---|---:|---:|",
     row("SQL: the index range joined to documents, LIMIT 20, parsed", now.sqlRate, now.sqlRate),
     row("`messages:list` on the convex/server runtime", now.engineRate, now.sqlRate),
+    ...(now.unguardedRate ? [row(`\`messages:list\` without its guard calls (the app's file as written; guarded ÷ this: ${(now.engineRate / now.unguardedRate).toFixed(3)})`, now.unguardedRate, now.sqlRate)] : []),
     before ? row(`\`messages:list\` on the engine before it (${ENGINE_BEFORE_RUNTIME})`, before.engineRate, before.sqlRate) : `| engine before the runtime | (commit ${ENGINE_BEFORE_RUNTIME} not in this clone) | |`,
   ];
   console.log(`## The function path: messages:list, newest 20 of 100 (inside workerd, 50 calls in flight)\n\n${rows.join("\n")}\n`);

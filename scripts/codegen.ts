@@ -9,6 +9,9 @@
  * - `modules.js` (and its `.d.ts`): calmsync's registry of the app: the schema and every
  *   function module by module path, which the Worker imports. There is no
  *   hand-kept index: adding a file to `convex/` adds its functions.
+ * - `guarded/` and `guard.js`: the app's files as the Worker runs them, with a guard
+ *   at every loop and function entry so one that never yields can be stopped
+ *   (scripts/lib/guarded-copies.ts); `modules.js` imports these.
  *
  * - With `convex.config.ts`, its component instances
  *   (`scripts/lib/component-tree.ts`): `components` in `api.ts`, typed by
@@ -24,6 +27,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { flatten, readComponentTreeSync, type ComponentNode } from "./lib/component-tree.ts";
+import { writeGuardedCopies } from "./lib/guarded-copies.ts";
 
 const SOURCE = /\.(ts|tsx|js|jsx|mts|mjs)$/;
 const STALE = ["api.js", "api.d.ts", "api.ts", "server.js", "server.d.ts", "server.ts", "dataModel.d.ts", "dataModel.ts", "modules.ts", "modules.js", "modules.d.ts", "api_cjs.cjs", "api_cjs.d.cts"];
@@ -67,7 +71,7 @@ function identifier(modulePath: string, taken: Set<string>): string {
 }
 
 /** What this codegen writes; the rest of `STALE` is Convex's codegen's leftovers. */
-const GENERATED = new Set(["dataModel.ts", "server.ts", "api.ts", "modules.js", "modules.d.ts"]);
+const GENERATED = new Set(["dataModel.ts", "server.ts", "api.ts", "modules.js", "modules.d.ts", "guard.js"]);
 
 /**
  * Writes `text` unless the file already holds it: `wrangler dev` reruns codegen (its build
@@ -121,6 +125,9 @@ export function generate(convexDir: string): { modules: string[]; hasSchema: boo
   const components = flatten(tree);
   const taken = new Set<string>(["schema"]);
   const names = modules.map((module) => ({ ...module, id: identifier(module.modulePath, taken) }));
+  const copies = writeGuardedCopies(convexDir, writeIfChanged);
+  /** The guarded copy of an app file (relative to convexDir), as `modules.js` imports it. */
+  const guarded = (file: string) => `./${relative(out, copies.get(join(convexDir, file))!).split("\\").join("/")}`;
 
   writeIfChanged(
     join(out, "dataModel.ts"),
@@ -211,13 +218,14 @@ ${tree.map((node) => `  ${JSON.stringify(node.name)}: ${componentApiType(node)};
     join(out, "modules.js"),
     `${HEADER}// calmsync's registry of this app: the schema, the auth providers and every function module, by module path.
 // Each module is loaded on its own (a bundled dynamic import runs the module's top level when
-// called), so one that throws while loading is reported and the others still serve.
-${schema ? `import schema from "../${schema}";\n` : ""}${authConfig ? `import authConfig from "../${authConfig}";\n` : ""}${registry.imports}
+// called), so one that throws while loading is reported and the others still serve. Each is the
+// guarded copy of the app's file (./guarded/, see scripts/lib/guarded-copies.ts).
+${schema ? `import schema from "${guarded(schema)}";\n` : ""}${authConfig ? `import authConfig from "${guarded(authConfig)}";\n` : ""}${registry.imports}
 export const app = {
   schema: ${schema ? "schema" : "null"},
   authConfig: ${authConfig ? "authConfig" : "null"},
   modules: {
-${names.map(({ modulePath, file }) => `    ${JSON.stringify(modulePath)}: () => import("../${file}"),`).join("\n")}
+${names.map(({ modulePath, file }) => `    ${JSON.stringify(modulePath)}: () => import("${guarded(file)}"),`).join("\n")}
   },
   components: {
 ${registry.entries}

@@ -42,6 +42,7 @@ import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
 import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
+import { GuardedRun, syncGuard } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
 import type { FileStorage } from "./files/file-storage.ts";
 
@@ -456,7 +457,9 @@ export class Engine implements NestedCalls {
     const path = `${request.method} ${new URL(request.url).pathname}`;
     const run = this.startRun(path, "httpAction");
     try {
-      const response = await withinDeadline(`The HTTP action for ${path}`, execution, limits.actionTimeoutMs, inRunContext(run.context, () => runInExecution(execution, () => match[0].invokeHttpAction(request))));
+      const what = `The HTTP action for ${path}`;
+      const guarded = new GuardedRun(what, limits, (error) => execution.expire(error));
+      const response = await guarded.bound(withinDeadline(what, execution, limits.actionTimeoutMs, inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request))))));
       this.endRun(run, execution.logs.lines, null);
       return response;
     } catch (error) {
@@ -563,9 +566,11 @@ export class Engine implements NestedCalls {
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
     let text: string;
     try {
-      const run = runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)])));
+      // One that holds the thread without yielding is stopped by the guard in its code (sync-guard.ts), and answered at once.
+      const guarded = new GuardedRun(name, limits, (error) => execution.expire(error));
+      const run = syncGuard.run(guarded, () => runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)]))));
       // A query or mutation holds the function lock: one that never settles must not hold it forever.
-      text = await (execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
+      text = await guarded.bound(execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
     } catch (error) {
       const failure = asFunctionError(error, execution);
       report.error = failure.message;
@@ -604,7 +609,7 @@ function maxActions(pool: ActionPool, limits: EngineLimits): number {
  * stopped from outside, so the run is cut off instead (`expire` makes every
  * syscall it makes afterwards fail; a mutation's transaction is dropped) and
  * its caller answered now. (A loop that never yields cannot be cut off this
- * way: it keeps the object's one thread until the runtime's CPU limit.)
+ * way, since no timer fires while it runs: the guard in its code stops it, sync-guard.ts.)
  */
 function withinDeadline<T>(what: string, execution: { expire(error: Error): void }, ms: number, work: Promise<T>, knob = "actionTimeoutMs"): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;

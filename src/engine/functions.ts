@@ -7,6 +7,8 @@
  * backend does; its validators are read once, as JSON, at registration.
  */
 import type { ValidatorJson } from "./validators.ts";
+import { DEFAULT_ENGINE_LIMITS } from "./limits.ts";
+import { GuardedRun, syncGuard, type SyncLimits } from "./sync-guard.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 export type Visibility = "public" | "internal";
@@ -128,16 +130,20 @@ export function componentSchemas(app: GeneratedApp): { componentPath: string; sc
 /**
  * Loads every module of `app`, each on its own: one that throws while it
  * loads is recorded in `moduleErrors` (by module path) and the others serve,
- * so one bad file costs its own functions, not the deployment.
+ * so one bad file costs its own functions, not the deployment. A module's top
+ * level is held to `limits` as a function is (sync-guard.ts): one that never
+ * yields fails to load. The app loads once per isolate, for every deployment
+ * in it, so these are the knob table's defaults, not a deployment's knobs.
  */
-export async function loadApp(app: GeneratedApp): Promise<AppDefinition & { moduleErrors: Record<string, string>; components: LoadedComponent[] }> {
+export async function loadApp(app: GeneratedApp, limits: SyncLimits = DEFAULT_ENGINE_LIMITS): Promise<AppDefinition & { moduleErrors: Record<string, string>; components: LoadedComponent[] }> {
   const moduleErrors: Record<string, string> = {};
   const loadAll = async (loaders: GeneratedComponent["definition"]["modules"], where: string) => {
     const modules: Record<string, Record<string, unknown>> = {};
     await Promise.all(
       Object.entries(loaders).map(async ([modulePath, load]) => {
         try {
-          modules[modulePath] = await load();
+          const guarded = new GuardedRun(`The top level of ${where || "convex/"}${modulePath}`, limits);
+          modules[modulePath] = await guarded.bound(syncGuard.run(guarded, load));
         } catch (error) {
           moduleErrors[where + modulePath] = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
           console.error(`${where || "convex/"}${modulePath} failed to load, so its functions cannot run:`, error);

@@ -35,6 +35,10 @@ export interface EngineLimits {
   actionTimeoutMs: number;
   /** How deep `ctx.runQuery`/`ctx.runMutation` calls inside queries and mutations may nest (app -> component -> its component ...). */
   maxNestedCallDepth: number;
+  /** Milliseconds any function (or a module's top level) may hold the thread without yielding before the guard stops it (sync-guard.ts). */
+  maxSyncRunMs: number;
+  /** Loop iterations and function calls any function may make without yielding: what stops a loop where the clock stands still (Cloudflare). */
+  maxSyncRunSteps: number;
   /** Terms one search may have. */
   searchMaxTerms: number;
   /** Equality filters one search may have. */
@@ -64,6 +68,8 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   actionTimeoutMs: 1_800_000,
   functionTimeoutMs: 5_000,
   maxNestedCallDepth: 8,
+  maxSyncRunMs: 500,
+  maxSyncRunSteps: 50_000_000,
   maxScheduledPerFunction: 1_000,
   maxScheduledArgumentBytes: 8_388_608,
   searchMaxTerms: 16,

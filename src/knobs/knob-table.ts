@@ -99,7 +99,21 @@ export const KNOBS = {
     min: 100,
     max: 600_000,
     unit: "ms",
-    doc: "Wall-clock time a query or mutation may run before it is stopped with LimitExceeded and the function lock released (a mutation's writes are dropped). Convex allows 1 s of user code; this clock counts database work and index loads too, hence 5 s. A loop that never awaits cannot be stopped this way: the runtime's cpu_ms ends it, and the object with it.",
+    doc: "Wall-clock time a query or mutation may run before it is stopped with LimitExceeded and the function lock released (a mutation's writes are dropped). Convex allows 1 s of user code; this clock counts database work and index loads too, hence 5 s. A loop that never awaits is stopped by maxSyncRunMs and maxSyncRunSteps instead.",
+  },
+  maxSyncRunMs: {
+    default: DEFAULT_ENGINE_LIMITS.maxSyncRunMs,
+    min: 10,
+    max: 30_000,
+    unit: "ms",
+    doc: "Time any function (query, mutation, action, HTTP action) or a module's top level may hold the object's one thread without yielding (an `await` of real work, not of a settled promise). Past it the guard codegen puts in every loop and function of the app throws LimitExceeded naming the function, which user code cannot catch for good: the caller is answered, a mutation's writes dropped, the function lock released. It exists because nothing else stops `while (true) {}`: locally nothing at all, and meanwhile every other request waits. Keep it well under 1 s, so the rest of the deployment answers within a second; a module's top level always gets the default (the app loads once per isolate).",
+  },
+  maxSyncRunSteps: {
+    default: DEFAULT_ENGINE_LIMITS.maxSyncRunSteps,
+    min: 10_000,
+    max: 10_000_000_000,
+    unit: "count",
+    doc: "Loop iterations plus function calls of the app's code any function may make without yielding; past it, as past maxSyncRunMs. On Cloudflare the clock stands still during synchronous code, so this is what stops a loop there (50 M: well under a second of a tight loop, a few seconds of heavy ones; the runtime's cpu_ms, which resets the object, is the backstop). Low: long legitimate computations fail.",
   },
   maxNestedCallDepth: {
     default: DEFAULT_ENGINE_LIMITS.maxNestedCallDepth,

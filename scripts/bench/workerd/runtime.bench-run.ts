@@ -7,7 +7,10 @@
  *   runtime, for the old look-alike engine);
  * - the same read done directly in SQL in the same object: the index range
  *   joined to the documents, newest 20, each parsed (the floor any engine
- *   pays), with no function, read-set or budget.
+ *   pays), with no function, read-set or budget;
+ * - and, where the engine has guarded code (codegen's loop and call guards,
+ *   src/engine/sync-guard.ts), the same query with the app's file as written
+ *   (no guard calls) put in its place, rounds alternating with the guarded one.
  * Prints one table row per way, tagged so scripts/bench.ts can merge runs.
  */
 import { it } from "vitest";
@@ -22,6 +25,7 @@ const worker = (exports as unknown as { default: Fetcher }).default;
 const admin = { Authorization: "Bearer bench-admin-key", "Content-Type": "application/json" };
 
 interface Engine {
+  functions: ReadonlyMap<string, unknown>;
   runQuery(path: string, args: unknown): Promise<{ value: unknown }>;
   runMutation(path: string, args: unknown): Promise<unknown>;
 }
@@ -31,9 +35,9 @@ interface Engine {
  * (a busy object: the function lock drains its queue without a hop through
  * the event loop between calls, as under real load).
  */
-async function rate(call: () => Promise<unknown> | unknown): Promise<number> {
+async function rate(call: () => Promise<unknown> | unknown, rounds = ROUNDS): Promise<number> {
   let best = 0;
-  for (let round = 0; round < ROUNDS; round++) {
+  for (let round = 0; round < rounds; round++) {
     let calls = 0;
     const start = performance.now();
     while (performance.now() - start < DURATION_MS) {
@@ -75,8 +79,24 @@ it("messages:list through the function path and in SQL", async () => {
       return out;
     };
     const sqlRate = await rate(direct);
-    const engineRate = await rate(() => engine.runQuery("messages:list", { chatId: "bench" }));
-    return { sqlRate, engineRate };
+    const list = () => engine.runQuery("messages:list", { chatId: "bench" });
+    // Only an engine with guarded code has something to compare (the commit before the runtime has neither, nor this app layout).
+    if (!(Symbol.for("calmsync.syncGuard") in globalThis)) return { sqlRate, engineRate: await rate(list) };
+    const guarded = engine.functions.get("messages:list");
+    const plainModule = (await import("../../../convex/messages.ts")) as Record<string, unknown>;
+    const { registerModules } = (await import("../../../src/engine/index.ts")) as unknown as { registerModules: (modules: Record<string, Record<string, unknown>>) => Map<string, unknown> };
+    const plain = registerModules({ messages: plainModule }).get("messages:list");
+    const functions = engine.functions as Map<string, unknown>;
+    let engineRate = 0;
+    let unguardedRate = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      functions.set("messages:list", guarded);
+      engineRate = Math.max(engineRate, await rate(list, 1));
+      functions.set("messages:list", plain);
+      unguardedRate = Math.max(unguardedRate, await rate(list, 1));
+    }
+    functions.set("messages:list", guarded);
+    return { sqlRate, engineRate, unguardedRate };
   });
   console.log(`BENCH-RUNTIME:${JSON.stringify(result)}`);
 });
