@@ -34,6 +34,7 @@ import { shardConfig, shardName, ShardSessions, type ShardApi } from "./shard-se
 import { DeploymentAuth, type AppProviders } from "./auth.ts";
 import { R2BlobStore } from "./r2-blob-store.ts";
 import { Uploads } from "./uploads.ts";
+import { SnapshotImports } from "./snapshot-import.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
@@ -86,6 +87,8 @@ export class DeploymentRuntime {
   readonly shards: ShardSessions;
   /** Uploads through signed URLs, and the URL files are served at (docs/FILES.md); null without an R2 binding. */
   readonly uploads: Uploads | null;
+  /** Snapshot imports staged and applied (src/deployment/snapshot-import.ts, docs/SNAPSHOTS.md). */
+  readonly imports: SnapshotImports;
   private readonly ctx: DurableObjectState;
   readonly now: () => number;
 
@@ -213,6 +216,10 @@ export class DeploymentRuntime {
         signedIn: this.sync.signedInCount,
         tokensRefused: this.auth.verifier.counters.refused,
       };
+    });
+    this.imports = new SnapshotImports({
+      storage: ctx.storage, schema, engine: this.engine, store: this.store, search: this.search, vectors: this.vectors,
+      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null, knobs: () => this.knobs.values, now,
     });
     // Job actions run on after the alarm that started them has returned; waitUntil keeps the object up meanwhile.
     const running = new RunningJobActions((ended) => ctx.waitUntil(ended));
