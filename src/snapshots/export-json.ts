@@ -22,7 +22,11 @@ function writeExport(json: JSONValue): string {
   if (Array.isArray(json)) return `[${json.map(writeExport).join(",")}]`;
   const keys = Object.keys(json);
   if (keys.length === 1 && keys[0] === "$integer") return String(jsonToConvex(json) as bigint);
-  // `$bytes` and `$float` stay as they are: export JSON keeps Convex's form for them.
+  if (keys.length === 1 && keys[0] === "$float") {
+    // -0 is finite: export JSON writes it as a number; NaN and the infinities keep Convex's form.
+    const n = jsonToConvex(json) as number;
+    return Number.isFinite(n) ? floatText(n) : JSON.stringify(json);
+  }
   if (keys.length === 1 && keys[0]!.startsWith("$")) return JSON.stringify(json);
   return `{${keys.map((key) => `${JSON.stringify(key)}:${writeExport(json[key]!)}`).join(",")}}`;
 }

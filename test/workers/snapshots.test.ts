@@ -1,3 +1,4 @@
+/// <reference types="vite/client" />
 /**
  * Snapshot export and import through the Worker's admin API (docs/SNAPSHOTS.md),
  * in workerd with R2 as wrangler simulates it: a round trip keeps ids,

@@ -44,11 +44,11 @@ const documentLines = (zip: Record<string, Uint8Array>, table: string) => new Te
 describe("npm run export / npm run import (wrangler dev)", () => {
   it("round-trips a deployment through a ZIP on disk, and refuses a bad file leaving the deployment as it was", async () => {
     const source = new ConvexHttpClient(await createDeployment(server.url, "snap-source"));
-    await source.mutation(api.messages.send, { chatId: "general", author: "ada", body: "hello" });
-    const uploadUrl = (await source.mutation(api.attachments.generateUploadUrl, {})) as string;
+    await source.mutation(api.messages!.send!, { chatId: "general", author: "ada", body: "hello" });
+    const uploadUrl = (await source.mutation(api.attachments!.generateUploadUrl!, {})) as string;
     const picture = new TextEncoder().encode("e2e picture bytes");
     const { storageId } = (await (await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/png" }, body: picture })).json()) as { storageId: string };
-    await source.mutation(api.attachments.sendImage, { chatId: "general", author: "bob", storageId });
+    await source.mutation(api.attachments!.sendImage!, { chatId: "general", author: "bob", storageId });
 
     const first = join(dir, "first.zip");
     expect(npmRun("export", "snap-source", first)).toMatchObject({ status: 0 });
@@ -70,7 +70,7 @@ describe("npm run export / npm run import (wrangler dev)", () => {
     expect(refused.status).toBe(1);
     expect(refused.output).toMatch(/messages\.jsonl line 3: is not valid JSON/);
     const target = new ConvexHttpClient(`${server.url}/d/snap-target`);
-    expect(((await target.query(api.messages.list, { chatId: "general" })) as unknown[]).length).toBe(2);
-    expect(((await target.query(api.messages.list, { chatId: "x" })) as unknown[]).length).toBe(0);
+    expect(((await target.query(api.messages!.list!, { chatId: "general" })) as unknown[]).length).toBe(2);
+    expect(((await target.query(api.messages!.list!, { chatId: "x" })) as unknown[]).length).toBe(0);
   });
 });
