@@ -16,7 +16,10 @@
  * 7. Vector search at 100,000 x 1,536 in one object through wrangler dev
  *    (VECTOR_BENCH_DOCUMENTS sets another count).
  *
- * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, vectors, runtime.
+ * 8. A snapshot import of 1,000,000 small documents into one object through
+ *    wrangler dev, and its export (IMPORT_BENCH_DOCUMENTS sets another count).
+ *
+ * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, vectors, runtime, import.
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -30,6 +33,7 @@ import { benchSlowConsumer } from "./bench/slow-consumer.ts";
 import { benchFlood } from "./bench/flood.ts";
 import { benchFiles } from "./bench/files.ts";
 import { benchVectors } from "./bench/vectors.ts";
+import { benchImport } from "./bench/import.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
@@ -77,6 +81,10 @@ if (run("files")) console.log(`## A 100 MiB file up and down (wrangler dev, R2 s
 if (run("vectors")) {
   const count = Number(process.env.VECTOR_BENCH_DOCUMENTS ?? 100_000);
   console.log(`## Vector search: ${count.toLocaleString("en-US")} x 1,536 in one object (wrangler dev)\n\n${await benchVectors(count)}\n`);
+}
+if (run("import")) {
+  const count = Number(process.env.IMPORT_BENCH_DOCUMENTS ?? 1_000_000);
+  console.log(`## Snapshot import: ${count.toLocaleString("en-US")} small documents into one object (wrangler dev)\n\n${await benchImport(count)}\n`);
 }
 
 /** The last commit with the look-alike engine, before functions ran on convex/server. */

@@ -20,7 +20,7 @@ import { dirname, join, normalize, relative } from "node:path";
 const srcFlag = process.argv.indexOf("--src");
 const SRC = srcFlag > 0 ? normalize(process.argv[srcFlag + 1]!) : join(import.meta.dirname, "..", "src");
 const ROOT = dirname(SRC);
-const AGNOSTIC_ROOMS = ["engine", "sync", "search", "vectors", "protocol", "knobs", "operations", "client", "web"];
+const AGNOSTIC_ROOMS = ["engine", "sync", "search", "vectors", "protocol", "knobs", "operations", "client", "web", "snapshots"];
 /** Files at the top of `src/` that are not the Worker's: shared by every room. */
 const SHARED_TOP_LEVEL = ["version.ts"];
 /** The Cloudflare shell: the Durable Objects' room and the Worker's own files (the rest of the top of `src/`). */

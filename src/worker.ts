@@ -38,6 +38,7 @@ import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
 import { devIssuerAllowed, type Env } from "./env.ts";
 import { problem, stub, type AppEnv } from "./http-context.ts";
 import { fileRoutes } from "./file-routes.ts";
+import { snapshotRoutes } from "./snapshot-routes.ts";
 import { SERVER_ERROR } from "./engine/index.ts";
 import { isWebSocketUpgrade, refusalResponse, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
 import { MAX_REMEMBERED_DEPLOYMENTS, SHARD_COUNT_TTL_MS } from "./knobs/fixed.ts";
@@ -213,6 +214,8 @@ api.post("/admin/deployment", async (c) => {
   deploymentNames.created(name);
   return c.json({ deployment: name, created }, created ? 201 : 200);
 });
+// Snapshot export (GET /admin/export) and import (POST /admin/import), streamed (src/snapshot-routes.ts, docs/SNAPSHOTS.md).
+api.route("/admin", snapshotRoutes);
 // Compacts every search partition with a non-empty log now. Not a commit: invalidates nothing.
 api.post("/admin/compact", async (c) => c.json(await stub(c).compactNow()));
 api.get("/admin/knobs", async (c) => c.json(await stub(c).knobReport()));

@@ -55,6 +55,11 @@ import { appProviders } from "./auth.ts";
 import type { UploadedFile, UploadStart } from "./uploads.ts";
 import type { EnvironmentChange } from "./environment.ts";
 import { parseLogStreamRequest } from "../operations/log-stream.ts";
+import { exportPage, exportTables, type ExportPage } from "./snapshot-export.ts";
+import type { ImportAnswer, ImportReport } from "./snapshot-import.ts";
+import type { ImportOptions } from "../snapshots/layout.ts";
+import type { LineEncoding } from "../snapshots/documents.ts";
+import { ImportProblem } from "../snapshots/import-problem.ts";
 
 export type { FunctionKind, DeploymentHealth, DeploymentStatus };
 
@@ -116,6 +121,16 @@ export interface DeploymentApi {
   abortUpload(storageId: string): Promise<void>;
   /** A file's metadata as of the latest commit, or null (no such file, or an id that is not a file's). */
   fileMetadata(storageId: string): Promise<FileMetadata | null>;
+  /** Snapshot export (docs/SNAPSHOTS.md): the tables with documents, then each one's pages (at most snapshotBatchBytes). */
+  exportTables(): Promise<{ name: string; documents: number }[]>;
+  exportPage(table: string, after: ArrayBuffer | null): Promise<ExportPage>;
+  /** Snapshot import: staged batch by batch, applied in one transaction by finishImport, or forgotten (its files deleted) by abortImport. */
+  beginImport(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }>;
+  stageImport(importId: string, file: string, table: string, encoding: LineEncoding, lines: { line: number; text: string }[]): Promise<ImportAnswer<object>>;
+  importFileTarget(importId: string, sourceId: string, entry: string): Promise<ImportAnswer<{ storageId: string; size: number }>>;
+  importFileStored(importId: string, sourceId: string, sha256: string, size: number): Promise<void>;
+  finishImport(importId: string): Promise<ImportAnswer<{ report: ImportReport }>>;
+  abortImport(importId: string): Promise<void>;
 }
 
 /** Thrown by every entry point of a deployment that does not exist (the Worker answers 404 before it gets here). */
@@ -379,7 +394,49 @@ export function defineDeployment(app: GeneratedApp) {
       if ("error" in request) return Response.json({ code: "BadLogQuery", message: request.error }, { status: 400 });
       return this.runtime.logStream(request);
     }
+
+    async exportTables(): Promise<{ name: string; documents: number }[]> {
+      return exportTables(this.ctx.storage.sql);
+    }
+
+    async exportPage(table: string, after: ArrayBuffer | null): Promise<ExportPage> {
+      return exportPage(this.ctx.storage.sql, table, after, this.runtime.knobs.values.snapshotBatchBytes);
+    }
+
+    async beginImport(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }> {
+      return this.runtime.imports.begin(options);
+    }
+
+    async stageImport(importId: string, file: string, table: string, encoding: LineEncoding, lines: { line: number; text: string }[]): Promise<ImportAnswer<object>> {
+      return importAnswer(() => (this.runtime.imports.stage(importId, file, table, encoding, lines), {}));
+    }
+
+    async importFileTarget(importId: string, sourceId: string, entry: string): Promise<ImportAnswer<{ storageId: string; size: number }>> {
+      return importAnswer(() => this.runtime.imports.fileTarget(importId, sourceId, entry));
+    }
+
+    async importFileStored(importId: string, sourceId: string, sha256: string, size: number): Promise<void> {
+      this.runtime.imports.fileStored(importId, sourceId, sha256, size);
+    }
+
+    async finishImport(importId: string): Promise<ImportAnswer<{ report: ImportReport }>> {
+      return importAnswer(async () => ({ report: await this.runtime.imports.finish(importId) }));
+    }
+
+    async abortImport(importId: string): Promise<void> {
+      await this.runtime.imports.abort(importId);
+    }
   };
+}
+
+/** An import step's outcome; a problem with the snapshot is answered (its message names the file and line), anything else thrown. */
+async function importAnswer<T extends object>(step: () => T | Promise<T>): Promise<ImportAnswer<T>> {
+  try {
+    return { ok: true, ...(await step()) };
+  } catch (error) {
+    if (error instanceof ImportProblem) return { ok: false, error: error.message };
+    throw error;
+  }
 }
 
 export type DeploymentClass = ReturnType<typeof defineDeployment>;

@@ -81,6 +81,20 @@ const MIGRATIONS: readonly string[] = [
   // 14: the deployment's environment variables (process.env), and the audit of their changes (never the values).
   `CREATE TABLE environment_variables (name TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
    CREATE TABLE environment_changes (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, action TEXT NOT NULL, actor TEXT NOT NULL, changed_at INTEGER NOT NULL);`,
+  // 15: snapshot imports staged before they apply in one transaction (docs/SNAPSHOTS.md): each document with the
+  //     file and line it came from and the id it keeps or gets; files stored in R2 for it; files a replace orphaned.
+  `CREATE TABLE snapshot_imports (import_id TEXT PRIMARY KEY, options TEXT NOT NULL, started_at INTEGER NOT NULL, rows INTEGER NOT NULL, last_creation_time REAL NOT NULL) WITHOUT ROWID;
+   CREATE TABLE snapshot_import_rows (
+     import_id TEXT NOT NULL, seq INTEGER NOT NULL, table_name TEXT NOT NULL, source_id TEXT, id TEXT NOT NULL,
+     json TEXT NOT NULL, file TEXT NOT NULL, line INTEGER NOT NULL,
+     PRIMARY KEY (import_id, seq)
+   ) WITHOUT ROWID;
+   CREATE UNIQUE INDEX snapshot_import_rows_by_source ON snapshot_import_rows (import_id, source_id);
+   CREATE TABLE snapshot_import_files (
+     import_id TEXT NOT NULL, source_id TEXT NOT NULL, storage_id TEXT NOT NULL, sha256 TEXT, size INTEGER,
+     PRIMARY KEY (import_id, source_id)
+   ) WITHOUT ROWID;
+   CREATE TABLE snapshot_orphaned_files (storage_id TEXT PRIMARY KEY) WITHOUT ROWID;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

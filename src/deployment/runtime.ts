@@ -37,6 +37,7 @@ import { DeploymentAuth, type AppProviders } from "./auth.ts";
 import { R2BlobStore } from "./r2-blob-store.ts";
 import { Uploads } from "./uploads.ts";
 import { DeploymentEnvironment, EnvironmentError, type EnvironmentChange } from "./environment.ts";
+import { SnapshotImports } from "./snapshot-import.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
@@ -97,6 +98,8 @@ export class DeploymentRuntime {
   readonly logs: LogRing;
   /** Tails of the log open now, oldest first (at most `maxLogStreams`). */
   private readonly openLogStreams = new Set<LogTail>();
+  /** Snapshot imports staged and applied (src/deployment/snapshot-import.ts, docs/SNAPSHOTS.md). */
+  readonly imports: SnapshotImports;
   private readonly ctx: DurableObjectState;
   readonly now: () => number;
 
@@ -235,6 +238,10 @@ export class DeploymentRuntime {
         signedIn: this.sync.signedInCount,
         tokensRefused: this.auth.verifier.counters.refused,
       };
+    });
+    this.imports = new SnapshotImports({
+      storage: ctx.storage, schema, engine: this.engine, store: this.store, search: this.search, vectors: this.vectors,
+      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null, knobs: () => this.knobs.values, now,
     });
     // Job actions run on after the alarm that started them has returned; waitUntil keeps the object up meanwhile.
     const running = new RunningJobActions((ended) => ctx.waitUntil(ended));

@@ -138,6 +138,27 @@ export class SqliteStore implements DocumentStore {
     this.counters = { ...this.counters, lastTs: ts };
   }
 
+  /**
+   * A bulk commit (a snapshot import) that `write` makes straight in SQL, in one transaction with
+   * the counters: `write` returns how many documents it added (less those it deleted) and the
+   * largest creation time it wrote. (Its caller makes loaded search and vector indexes load again.)
+   */
+  commitBulk(ts: bigint, write: () => { documentsDelta: number; lastCreationTime: number }): void {
+    let next = this.counters;
+    this.storage.transactionSync(() => {
+      const { documentsDelta, lastCreationTime } = write();
+      next = { lastTs: ts, lastCreationTime: Math.max(this.counters.lastCreationTime, lastCreationTime), documents: this.counters.documents + documentsDelta, commits: this.counters.commits + 1 };
+      this.sql.exec(
+        `INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?), ('last_creation_time', ?), ('documents', ?), ('commits', ?)`,
+        next.lastTs.toString(),
+        String(next.lastCreationTime),
+        String(next.documents),
+        String(next.commits),
+      );
+    });
+    this.counters = next;
+  }
+
   commit(commit: Commit, alsoInTransaction?: () => void): void {
     let documents = this.counters.documents;
     const changed = commit.documents.length > 0;

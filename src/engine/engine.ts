@@ -117,6 +117,8 @@ export interface CommitEvent {
   ts: bigint;
   writes: readonly IndexWrite[];
   searchWrites: readonly SearchWrite[];
+  /** Tables rewritten wholesale (a snapshot import): every read of them is hit, as listing each document would be unbounded. */
+  tables?: readonly string[];
 }
 
 export interface EngineOptions {
@@ -497,11 +499,29 @@ export class Engine implements NestedCalls {
     return result;
   }
 
+  /**
+   * Commits writes made straight to storage in bulk, past any transaction's budgets (a snapshot import):
+   * `apply` writes at the next timestamp, atomically, and names the tables it wrote; the commit is
+   * announced as rewriting those tables wholesale, so every query that read them runs again and no
+   * other does. Only inside `exclusive()`.
+   */
+  commitBulk(apply: (ts: bigint) => readonly string[]): bigint {
+    const ts = this.nextTimestamp(this.store.lastTimestamp());
+    const tables = apply(ts);
+    if (tables.length > 0) for (const listener of this.commitListeners) listener({ ts, writes: [], searchWrites: [], tables });
+    return ts;
+  }
+
+  /** max(last + 1, wall clock in ns): timestamps increase across restarts and clock steps. */
+  private nextTimestamp(lastTs: bigint): bigint {
+    const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
+    return wallNs > lastTs ? wallNs : lastTs + 1n;
+  }
+
   /** A writable transaction at the next timestamp, and how to commit it (announcing the commit). */
   private writeTransaction(limits: EngineLimits) {
     const lastTs = this.store.lastTimestamp();
-    const wallNs = BigInt(Math.floor(this.now())) * 1_000_000n;
-    const ts = wallNs > lastTs ? wallNs : lastTs + 1n;
+    const ts = this.nextTimestamp(lastTs);
     let creationTime = this.store.lastCreationTime();
     const tx = new Transaction(this.schema, this.store, {
       readSet: null,

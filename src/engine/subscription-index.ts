@@ -110,10 +110,20 @@ export class SubscriptionIndex<S> {
     return found;
   }
 
-  /** Subscriptions whose reads contain any old or new key in `writes`, or whose searches match a written version. */
-  affected(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = []): Set<S> {
+  /**
+   * Subscriptions whose reads contain any old or new key in `writes`, or whose searches match a written version,
+   * or that read anything of `tables` (rewritten wholesale: one pass over the subscriptions, not over the documents).
+   */
+  affected(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[] = [], tables: readonly string[] = []): Set<S> {
     const hit = new Set<S>();
     const add = (s: S) => hit.add(s);
+    if (tables.length > 0) {
+      const prefixes = tables.map((table) => `${table}.`);
+      const ofTables = (index: string) => prefixes.some((prefix) => index.startsWith(prefix));
+      for (const [subscription, entry] of this.entries) {
+        if (entry.intervals.some(({ index }) => ofTables(index)) || entry.search.some(({ index }) => ofTables(index))) hit.add(subscription);
+      }
+    }
     for (const write of writes) {
       const tree = this.trees.get(write.index);
       if (!tree) continue;

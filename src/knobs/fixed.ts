@@ -32,3 +32,17 @@ export const COME_BACK_WINDOW_MS = { min: 3_000, spread: 12_000 } as const;
 export function comeBackMs(random: () => number): number {
   return COME_BACK_WINDOW_MS.min + Math.floor(random() * COME_BACK_WINDOW_MS.spread);
 }
+
+/**
+ * A single-table JSON import is one array, parsed whole in the Worker: at
+ * most this many bytes (Convex's own limit for JSON arrays). JSONL and CSV
+ * stream and have no such limit.
+ */
+export const JSON_ARRAY_MAX_BYTES = 8 * 1_048_576;
+
+/**
+ * Bytes of a ZIP upload pushed into the unzipper at once: what one push
+ * inflates is handled (staged, or streamed to R2) before the next, so this
+ * bounds the memory a highly compressed entry can take in between.
+ */
+export const MAX_UNZIP_INPUT_CHUNK = 16_384;

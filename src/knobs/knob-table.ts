@@ -650,6 +650,13 @@ export const KNOBS = {
     unit: "ms",
     doc: "How long one tail of `/api/admin/logs` stays open; then it ends with where to resume (`?since=`), so a forgotten tail does not keep the object awake for ever.",
   },
+  snapshotBatchBytes: {
+    default: 1_048_576,
+    min: 65_536,
+    max: 16_777_216,
+    unit: "bytes",
+    doc: "Bytes of documents a snapshot export or import holds at once (a page read, a batch staged, a batch applied), whatever the snapshot's size. A batch holds at least one line, however large (lines are capped at twice maxDocumentBytes). Low: more round trips; high: more memory per batch (the isolate has 128 MB).",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;

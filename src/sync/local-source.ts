@@ -162,7 +162,7 @@ export class LocalSource implements ResultSource {
   private invalidate(commit: CommitEvent): void {
     if (!this.port) return;
     this.ensureLoaded();
-    for (const instance of this.instances.invalidate(commit.writes, commit.searchWrites)) {
+    for (const instance of this.instances.invalidate(commit.writes, commit.searchWrites, commit.tables)) {
       for (const session of instance.subscribers.keys()) this.front.schedule(session);
     }
   }

@@ -280,8 +280,8 @@ export class QueryInstances {
   }
 
   /** Marks the instances a commit wrote into as dirty and returns them. */
-  invalidate(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[]): Set<QueryInstance> {
-    const hit = this.index.affected(writes, searchWrites);
+  invalidate(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[], tables: readonly string[] = []): Set<QueryInstance> {
+    const hit = this.index.affected(writes, searchWrites, tables);
     for (const instance of hit) instance.dirty = true;
     return hit;
   }

@@ -1,0 +1,71 @@
+/**
+ * A snapshot import of many small documents into one deployment object,
+ * through `wrangler dev` (workerd): JSONL generated as it is uploaded (never
+ * whole in this process), staged in batches of `snapshotBatchBytes` and
+ * applied in one transaction; then the same table exported as a ZIP. Reports
+ * documents per second and the runtime's resident memory (workerd RSS,
+ * sampled every 100 ms): the peak, and its rise over the moment before.
+ */
+import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../lib/wrangler-dev.ts";
+import { createDeployment } from "../lib/admin.ts";
+import { table } from "./harness.ts";
+
+const MiB = 1_048_576;
+
+/** `count` documents of about 60 bytes, as JSONL, produced a chunk at a time as the upload pulls. */
+function jsonl(count: number): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  let next = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (next >= count) return controller.close();
+      const lines: string[] = [];
+      for (const end = Math.min(count, next + 5_000); next < end; next++) lines.push(`{"n":${next},"tag":"t${next % 100}","text":"document number ${next}"}\n`);
+      controller.enqueue(encoder.encode(lines.join("")));
+    },
+  });
+}
+
+async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<{ result: T; seconds: number; before: number; peak: number }> {
+  const before = server.runtimeRssBytes() ?? 0;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, server.runtimeRssBytes() ?? 0)), 100);
+  const start = performance.now();
+  try {
+    const result = await work();
+    return { result, seconds: (performance.now() - start) / 1000, before, peak };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+export async function benchImport(count: number): Promise<string> {
+  const server = await startDevServer({ timeoutMs: 120_000 });
+  try {
+    const url = await createDeployment(server.url, "bench-import");
+    const auth = { Authorization: `Bearer ${TEST_ADMIN_KEY}` };
+    const imported = await measured(server, async () => {
+      const response = await fetch(`${url}/api/admin/import?table=rows&format=jsonl`, { method: "POST", headers: auth, body: jsonl(count), duplex: "half" } as RequestInit);
+      const answer = (await response.json()) as { tables?: Record<string, number>; message?: string };
+      if (!response.ok || answer.tables?.rows !== count) throw new Error(`import: ${response.status} ${JSON.stringify(answer)}`);
+      return answer;
+    });
+    const exported = await measured(server, async () => {
+      const response = await fetch(`${url}/api/admin/export`, { headers: auth });
+      if (!response.ok || !response.body) throw new Error(`export: ${response.status}`);
+      let bytes = 0;
+      for await (const chunk of response.body) bytes += (chunk as Uint8Array).length;
+      return bytes;
+    });
+    const mib = (bytes: number) => (bytes / MiB).toFixed(0);
+    return table(
+      ["step", "documents", "seconds", "documents/s", "workerd RSS before (MiB)", "peak (MiB)", "rise (MiB)"],
+      [
+        ["import (JSONL, one table, one transaction)", count.toLocaleString("en-US"), imported.seconds.toFixed(1), Math.round(count / imported.seconds).toLocaleString("en-US"), mib(imported.before), mib(imported.peak), mib(imported.peak - imported.before)],
+        [`export (ZIP, ${mib(exported.result)} MiB)`, count.toLocaleString("en-US"), exported.seconds.toFixed(1), Math.round(count / exported.seconds).toLocaleString("en-US"), mib(exported.before), mib(exported.peak), mib(exported.peak - exported.before)],
+      ],
+    );
+  } finally {
+    await server.stop();
+  }
+}

@@ -1,0 +1,328 @@
+/**
+ * Snapshot imports on the deployment object (docs/SNAPSHOTS.md). The Worker
+ * streams the upload and hands this object documents in batches of at most
+ * `snapshotBatchBytes`; each is checked and staged in SQLite, never applied.
+ * Only `finish` applies them: in one transaction, in pages of the same size,
+ * with every document checked against the schema once the ids it references
+ * are known. A failure at any point (a bad line, a schema violation, a file
+ * missing or cut short, the upload cut off) leaves the deployment as it was:
+ * the staged rows are dropped and the files stored for the import deleted
+ * from R2. One commit is announced, rewriting the written tables wholesale.
+ */
+import {
+  convexToJson,
+  indexKeyOf,
+  jsonToConvex,
+  keyToBytes,
+  searchDocumentOf,
+  utf8Length,
+  vectorDocumentOf,
+  type Document,
+  type Engine,
+  type Schema,
+  type Value,
+} from "../engine/index.ts";
+import type { KnobValues } from "../knobs/knob-table.ts";
+import type { SearchIndexes } from "../search/search-indexes.ts";
+import type { VectorIndexes } from "../vectors/vector-indexes.ts";
+import { signCode } from "../vectors/binary-codes.ts";
+import { readDocumentLine, rewriteReferences, STORAGE_TABLE, type LineEncoding } from "../snapshots/documents.ts";
+import { ImportProblem } from "../snapshots/import-problem.ts";
+import type { ImportOptions } from "../snapshots/layout.ts";
+import type { R2BlobStore } from "./r2-blob-store.ts";
+import type { SqliteStore } from "./sqlite-store.ts";
+
+/** What a finished import wrote. */
+export interface ImportReport {
+  /** Documents written, by table. */
+  tables: Record<string, number>;
+  files: number;
+  /** The commit's timestamp. */
+  ts: string;
+}
+
+/** An answer over RPC: an import problem travels as a message (errors lose their class on the way). */
+export type ImportAnswer<T> = ({ ok: true } & T) | { ok: false; error: string };
+
+export interface SnapshotImportsOptions {
+  storage: DurableObjectStorage;
+  schema: Schema;
+  engine: Engine;
+  store: SqliteStore;
+  search: SearchIndexes;
+  vectors: VectorIndexes;
+  blobs: R2BlobStore | null;
+  knobs: () => KnobValues;
+  now: () => number;
+}
+
+interface ImportRecord {
+  options: ImportOptions;
+  rows: number;
+  lastCreationTime: number;
+}
+
+/** Imports not finished after this long are someone's abandoned upload: the next import clears them away. */
+const ABANDONED_AFTER_MS = 24 * 3_600_000;
+
+export class SnapshotImports {
+  private readonly o: SnapshotImportsOptions;
+  private readonly sql: SqlStorage;
+
+  constructor(options: SnapshotImportsOptions) {
+    this.o = options;
+    this.sql = options.storage.sql;
+  }
+
+  /** Starts an import: its id, and how much the Worker may send in one batch and one line. */
+  async begin(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }> {
+    for (const { import_id } of this.sql.exec<{ import_id: string }>("SELECT import_id FROM snapshot_imports WHERE started_at < ?", this.o.now() - ABANDONED_AFTER_MS).toArray()) {
+      await this.abort(import_id);
+    }
+    const importId = crypto.randomUUID();
+    this.sql.exec("INSERT INTO snapshot_imports (import_id, options, started_at, rows, last_creation_time) VALUES (?, ?, ?, 0, 0)", importId, JSON.stringify(options), this.o.now());
+    const knobs = this.o.knobs();
+    return { importId, batchBytes: knobs.snapshotBatchBytes, maxLineBytes: maxLineBytes(knobs) };
+  }
+
+  private record(importId: string): ImportRecord {
+    const row = this.sql.exec<{ options: string; rows: number; last_creation_time: number }>("SELECT options, rows, last_creation_time FROM snapshot_imports WHERE import_id = ?", importId).toArray()[0];
+    if (!row) throw new ImportProblem("import", null, "no such import in progress (it finished, failed or was abandoned)");
+    return { options: JSON.parse(row.options) as ImportOptions, rows: row.rows, lastCreationTime: row.last_creation_time };
+  }
+
+  /** Checks and stages one batch of a documents file's lines; a bad line fails it (and the import) naming the line. */
+  stage(importId: string, file: string, table: string, encoding: LineEncoding, lines: { line: number; text: string }[]): void {
+    const record = this.record(importId);
+    if (!this.o.schema.isTableName(table)) throw new ImportProblem(file, null, `${JSON.stringify(table)} is not a valid table name`);
+    const maxBytes = maxLineBytes(this.o.knobs());
+    let { rows, lastCreationTime } = record;
+    this.o.storage.transactionSync(() => {
+      for (const { line, text } of lines) {
+        if (utf8Length(text) > maxBytes) throw new ImportProblem(file, line, `is longer than ${maxBytes} bytes`);
+        const staged = readDocumentLine(file, line, text, encoding, table);
+        // A document without a creation time gets the import's time, strictly increasing as Convex's are.
+        const creationTime = staged.creationTime ?? (lastCreationTime = Math.max(this.o.now(), nextUp(lastCreationTime)));
+        lastCreationTime = Math.max(lastCreationTime, creationTime);
+        const document = { ...staged.fields, _id: staged.id, _creationTime: creationTime };
+        try {
+          this.sql.exec(
+            "INSERT INTO snapshot_import_rows (import_id, seq, table_name, source_id, id, json, file, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            importId,
+            ++rows,
+            table,
+            staged.sourceId,
+            staged.id,
+            JSON.stringify(convexToJson(document)),
+            file,
+            line,
+          );
+        } catch (error) {
+          if (!/UNIQUE/i.test(String(error))) throw error;
+          const first = this.sql.exec<{ file: string; line: number }>("SELECT file, line FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?", importId, staged.sourceId).one();
+          throw new ImportProblem(file, line, `has the _id ${staged.sourceId}, which ${first.file} line ${first.line} has too`);
+        }
+      }
+      this.sql.exec("UPDATE snapshot_imports SET rows = ?, last_creation_time = ? WHERE import_id = ?", rows, lastCreationTime, importId);
+    });
+  }
+
+  /**
+   * Where a snapshot's file goes: the id its `_storage` row was given and the size it declares (the
+   * Worker streams exactly that many bytes to R2 under that id). Remembered first, so an abort deletes it.
+   */
+  fileTarget(importId: string, sourceId: string, entry: string): { storageId: string; size: number } {
+    this.record(importId);
+    if (!this.o.blobs) throw new ImportProblem(entry, null, "this deployment has no file storage (the R2 binding FILES)");
+    const row = this.sql.exec<{ id: string; json: string }>("SELECT id, json FROM snapshot_import_rows WHERE import_id = ? AND source_id = ? AND table_name = ?", importId, sourceId, STORAGE_TABLE).toArray()[0];
+    if (!row) throw new ImportProblem(entry, null, `has no row in _storage/documents.jsonl before it (a snapshot lists its files' rows first, as Convex's export does)`);
+    this.sql.exec("INSERT OR REPLACE INTO snapshot_import_files (import_id, source_id, storage_id, sha256, size) VALUES (?, ?, ?, NULL, NULL)", importId, sourceId, row.id);
+    return { storageId: row.id, size: (JSON.parse(row.json) as { size: number }).size };
+  }
+
+  /** A file's bytes are in R2, with this digest. */
+  fileStored(importId: string, sourceId: string, sha256: string, size: number): void {
+    this.sql.exec("UPDATE snapshot_import_files SET sha256 = ?, size = ? WHERE import_id = ? AND source_id = ?", sha256, size, importId, sourceId);
+  }
+
+  /** Forgets an import and deletes the files it stored; the deployment is as it was. */
+  async abort(importId: string): Promise<void> {
+    const stored = this.sql.exec<{ storage_id: string }>("SELECT storage_id FROM snapshot_import_files WHERE import_id = ?", importId).toArray();
+    this.forget(importId);
+    for (const { storage_id } of stored) await this.o.blobs?.delete(storage_id).catch((error: unknown) => console.error(`import ${importId}: file ${storage_id} could not be deleted (orphaned in R2):`, error));
+  }
+
+  private forget(importId: string): void {
+    this.o.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM snapshot_import_rows WHERE import_id = ?", importId);
+      this.sql.exec("DELETE FROM snapshot_import_files WHERE import_id = ?", importId);
+      this.sql.exec("DELETE FROM snapshot_imports WHERE import_id = ?", importId);
+    });
+  }
+
+  /**
+   * Applies a staged import in one transaction at the next timestamp, in the function lock (no
+   * function sees it half done), and announces one commit over the tables it wrote. On any
+   * problem nothing is applied and the import is aborted.
+   */
+  async finish(importId: string): Promise<ImportReport> {
+    try {
+      const report = await this.o.engine.exclusive(async () => this.apply(importId));
+      await this.deleteOrphanedFiles();
+      return report;
+    } catch (error) {
+      await this.abort(importId);
+      throw error;
+    }
+  }
+
+  private apply(importId: string): ImportReport {
+    const { options, lastCreationTime } = this.record(importId);
+    const tables = this.sql.exec<{ table_name: string; count: number }>("SELECT table_name, count(*) AS count FROM snapshot_import_rows WHERE import_id = ? GROUP BY table_name", importId).toArray();
+    if (options.table !== null && tables.length === 0) tables.push({ table_name: options.table, count: 0 });
+    this.checkFiles(importId);
+    for (const { table_name } of tables) {
+      if (options.mode === "requireEmpty" && this.hasDocuments(table_name)) {
+        throw new ImportProblem(table_name, null, `table ${table_name} already has documents: import with --replace to replace them, or --append to add to them`);
+      }
+    }
+    const renames = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM snapshot_import_rows WHERE import_id = ? AND source_id IS NOT NULL AND source_id != id", importId).one().n > 0;
+    const report: ImportReport = { tables: Object.fromEntries(tables.map((t) => [t.table_name, t.count])), files: 0, ts: "" };
+    const ts = this.o.engine.commitBulk((ts) => {
+      this.o.store.commitBulk(ts, () => {
+        let documentsDelta = 0;
+        if (options.mode === "replace") for (const { table_name } of tables) documentsDelta -= this.clearTable(table_name);
+        documentsDelta += this.insertStaged(importId, renames);
+        report.files = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM snapshot_import_files WHERE import_id = ?", importId).one().n;
+        this.sql.exec("DELETE FROM snapshot_import_rows WHERE import_id = ?", importId);
+        this.sql.exec("DELETE FROM snapshot_import_files WHERE import_id = ?", importId);
+        this.sql.exec("DELETE FROM snapshot_imports WHERE import_id = ?", importId);
+        return { documentsDelta, lastCreationTime };
+      });
+      return tables.map((t) => t.table_name);
+    });
+    // Loaded search partitions and vector indexes load again from what was written.
+    this.o.search.unloadAll();
+    this.o.vectors.unloadAll();
+    report.ts = ts.toString();
+    return report;
+  }
+
+  /** Every staged `_storage` row has its file, whole, with the digest the row says. */
+  private checkFiles(importId: string): void {
+    const bad = this.sql
+      .exec<{ file: string; line: number; source_id: string; want: string; got: string | null; size: number | null; want_size: number }>(
+        `SELECT r.file, r.line, r.source_id, json_extract(r.json, '$.sha256') AS want, f.sha256 AS got, f.size AS size, json_extract(r.json, '$.size') AS want_size
+         FROM snapshot_import_rows r LEFT JOIN snapshot_import_files f ON f.import_id = r.import_id AND f.source_id = r.source_id
+         WHERE r.import_id = ? AND r.table_name = ? AND (f.sha256 IS NULL OR f.sha256 != json_extract(r.json, '$.sha256')) LIMIT 1`,
+        importId,
+        STORAGE_TABLE,
+      )
+      .toArray()[0];
+    if (!bad) return;
+    const problem = bad.got === null ? `names the file _storage/${bad.source_id}, which the snapshot does not carry` : `says the file's sha256 is ${bad.want}, but its bytes' is ${bad.got}`;
+    throw new ImportProblem(bad.file, bad.line, problem);
+  }
+
+  private hasDocuments(table: string): boolean {
+    return this.sql.exec("SELECT 1 FROM index_entries WHERE index_name = ? LIMIT 1", `${table}.by_id`).toArray().length > 0;
+  }
+
+  /** Deletes a table's documents and everything indexed of them (a replace); returns how many there were. Files' bytes go after the commit. */
+  private clearTable(table: string): number {
+    const byId = `${table}.by_id`;
+    const count = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM index_entries WHERE index_name = ?", byId).one().n;
+    if (count === 0) return 0;
+    if (table === STORAGE_TABLE) this.sql.exec("INSERT OR IGNORE INTO snapshot_orphaned_files (storage_id) SELECT doc_id FROM index_entries WHERE index_name = ?", byId);
+    this.sql.exec("DELETE FROM documents WHERE id IN (SELECT doc_id FROM index_entries WHERE index_name = ?)", byId);
+    // Every index of the table, whatever the schema says now: qualified names are "<table>.<index>".
+    this.sql.exec("DELETE FROM index_entries WHERE index_name > ? AND index_name < ?", `${table}.`, `${table}/`);
+    const definition = this.o.schema.table(table);
+    for (const index of definition.searchIndexes.values()) this.o.search.storage.dropIndex(index.qualifiedName);
+    for (const index of definition.vectorIndexes.values()) this.o.vectors.storage.dropIndex(index.qualifiedName);
+    return count;
+  }
+
+  /** Inserts the staged documents in pages of `snapshotBatchBytes`, checked against the schema; returns how many. */
+  private insertStaged(importId: string, renames: boolean): number {
+    const { snapshotBatchBytes: pageBytes, maxDocumentBytes } = this.o.knobs();
+    const schema = this.o.schema;
+    const renamed = (id: string) => this.sql.exec<{ id: string }>("SELECT id FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?", importId, id).toArray()[0]?.id ?? null;
+    let inserted = 0;
+    for (let after = 0; ; ) {
+      const page: { seq: number; table_name: string; id: string; json: string; file: string; line: number }[] = [];
+      let bytes = 0;
+      for (const row of this.sql.exec<{ seq: number; table_name: string; id: string; json: string; file: string; line: number }>(
+        "SELECT seq, table_name, id, json, file, line FROM snapshot_import_rows WHERE import_id = ? AND seq > ? ORDER BY seq LIMIT 10000",
+        importId,
+        after,
+      )) {
+        page.push(row);
+        bytes += row.json.length;
+        if (bytes >= pageBytes) break;
+      }
+      if (page.length === 0) return inserted;
+      after = page.at(-1)!.seq;
+      const searchEntries = new Map<string, { index: string; partition: string; entries: { id: string; old: null; new: ReturnType<typeof searchDocumentOf> }[] }>();
+      for (const row of page) {
+        const fail = (problem: string) => new ImportProblem(row.file, row.line, problem);
+        let document = jsonToConvex(JSON.parse(row.json)) as Document;
+        if (renames) document = rewriteReferences(document, renamed) as Document;
+        const table = schema.table(row.table_name);
+        const { _id, _creationTime, ...fields } = document;
+        const problem = schema.validateDocument(row.table_name, fields as Record<string, Value>);
+        if (problem) throw fail(`does not match the schema of table ${row.table_name}: ${problem}`);
+        const json = renames ? JSON.stringify(convexToJson(document)) : row.json;
+        const size = utf8Length(json);
+        if (size > maxDocumentBytes) throw fail(`is a document of ${size} bytes, past maxDocumentBytes (${maxDocumentBytes})`);
+        try {
+          this.sql.exec("INSERT INTO documents (id, table_name, json, bytes) VALUES (?, ?, ?, ?)", row.id, row.table_name, json, size);
+        } catch (error) {
+          if (!/UNIQUE|PRIMARY/i.test(String(error))) throw error;
+          throw fail(`has the _id ${row.id}, which a document of this deployment already has (appending keeps ids: import with --replace, or without _id)`);
+        }
+        for (const index of table.indexes.values()) {
+          this.sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", index.qualifiedName, keyToBytes(indexKeyOf(index, document)).buffer, row.id);
+        }
+        for (const index of table.searchIndexes.values()) {
+          const version = searchDocumentOf(index, document);
+          const key = `${index.qualifiedName}\u0000${version.partition}`;
+          let group = searchEntries.get(key);
+          if (!group) searchEntries.set(key, (group = { index: index.qualifiedName, partition: version.partition, entries: [] }));
+          group.entries.push({ id: row.id, old: null, new: version });
+        }
+        for (const index of table.vectorIndexes.values()) {
+          const view = vectorDocumentOf(index, document);
+          if (view) this.o.vectors.storage.put(index.qualifiedName, row.id, view, signCode(view.vector));
+        }
+        inserted++;
+      }
+      for (const group of searchEntries.values()) this.o.search.storage.appendLog(group.index, group.partition, group.entries);
+    }
+  }
+
+  /** Bytes of the files a replace took the rows of, deleted once that commit stands (as a mutation's deletes are). */
+  private async deleteOrphanedFiles(): Promise<void> {
+    for (;;) {
+      const ids = this.sql.exec<{ storage_id: string }>("SELECT storage_id FROM snapshot_orphaned_files LIMIT 100").toArray().map((row) => row.storage_id);
+      if (ids.length === 0) return;
+      for (const id of ids) await this.o.blobs?.delete(id).catch((error: unknown) => console.error(`file ${id}: replaced by an import but its bytes could not be deleted (orphaned in R2):`, error));
+      for (const id of ids) this.sql.exec("DELETE FROM snapshot_orphaned_files WHERE storage_id = ?", id);
+    }
+  }
+}
+
+/** The longest line an import takes: a document at the size limit, with room for its export form. */
+export function maxLineBytes(knobs: KnobValues): number {
+  return knobs.maxDocumentBytes * 2 + 65_536;
+}
+
+/** The next representable double above a positive `x` (creation times strictly increase). */
+function nextUp(x: number): number {
+  if (x <= 0) return Number.MIN_VALUE;
+  const view = new DataView(new ArrayBuffer(8));
+  view.setFloat64(0, x);
+  view.setBigUint64(0, view.getBigUint64(0) + 1n);
+  return view.getFloat64(0);
+}
+

@@ -1,0 +1,186 @@
+/// <reference types="vite/client" />
+/**
+ * Snapshot export and import through the Worker's admin API (docs/SNAPSHOTS.md),
+ * in workerd with R2 as wrangler simulates it: a round trip keeps ids,
+ * creation times and files; a cut-off ZIP, a bad line and a schema violation
+ * each leave the deployment as it was (R2 included); an import re-runs the
+ * live queries over the tables it wrote and no other; a snapshot written by
+ * hand in Convex's documented layout imports, its references intact.
+ */
+import { describe, expect, it } from "vitest";
+import { unzipSync, zipSync, strToU8 } from "fflate";
+import { ProtocolClient } from "./protocol-client.ts";
+import { admin, bindings, fresh, status, worker } from "./helpers.ts";
+
+const origin = "http://snapshots.test";
+
+async function call(deployment: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>): Promise<unknown> {
+  const response = await worker.fetch(`${origin}/d/${deployment}/api/${kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }),
+  });
+  const body = (await response.json()) as { status: string; value?: unknown; errorMessage?: string };
+  if (body.status !== "success") throw new Error(`${path}: ${body.errorMessage}`);
+  return body.value;
+}
+
+async function upload(deployment: string, text: string, type: string): Promise<string> {
+  const url = (await call(deployment, "mutation", "attachments:generateUploadUrl", {})) as string;
+  const response = await worker.fetch(url, { method: "POST", headers: { "Content-Type": type }, body: text });
+  expect(response.status).toBe(200);
+  return ((await response.json()) as { storageId: string }).storageId;
+}
+
+async function exportZip(deployment: string): Promise<Uint8Array> {
+  const response = await worker.fetch(`${origin}/d/${deployment}/api/admin/export`, { headers: admin });
+  expect(response.status).toBe(200);
+  expect(response.headers.get("Content-Type")).toBe("application/zip");
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function importFile(deployment: string, body: Uint8Array | string, query = ""): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await worker.fetch(`${origin}/d/${deployment}/api/admin/import${query}`, { method: "POST", headers: admin, body });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+const lines = (files: Record<string, Uint8Array>, path: string) =>
+  new TextDecoder()
+    .decode(files[path] ?? new Uint8Array())
+    .split("\n")
+    .filter((line) => line !== "");
+
+async function sha256(data: Uint8Array): Promise<string> {
+  return btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", data))));
+}
+
+/** What a deployment holds, to compare before and after a refused import: its documents and its files in R2. */
+async function contents(deployment: string): Promise<{ documents: string[]; objects: string[]; commits: number }> {
+  const files = unzipSync(await exportZip(deployment));
+  const documents = Object.keys(files)
+    .filter((path) => path.endsWith("/documents.jsonl") && !path.startsWith("_tables"))
+    .sort()
+    .flatMap((path) => lines(files, path).map((line) => `${path}: ${line}`));
+  const objects = (await bindings.FILES.list({ prefix: `${deployment}/` })).objects.map((o) => o.key).sort();
+  return { documents, objects, commits: (await status(deployment)).commits };
+}
+
+/** A chat with two messages, one of them with an uploaded image. */
+async function seed(deployment: string): Promise<{ storageId: string }> {
+  await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "first" });
+  const storageId = await upload(deployment, "picture bytes", "image/png");
+  await call(deployment, "mutation", "attachments:sendImage", { chatId: "general", author: "bob", storageId });
+  return { storageId };
+}
+
+describe("snapshot export and import", () => {
+  it("round-trips a deployment: export, import into a new one, export again gives the same documents and files", async () => {
+    const source = fresh("snap-src");
+    const { storageId } = await seed(source);
+    const first = unzipSync(await exportZip(source));
+    expect(Object.keys(first)).toEqual(expect.arrayContaining(["README.md", "_tables/documents.jsonl", "messages/documents.jsonl", "messages/generated_schema.jsonl", "_storage/documents.jsonl", `_storage/${storageId}`]));
+    expect(lines(first, "_tables/documents.jsonl").map((line) => (JSON.parse(line) as { name: string }).name).sort()).toEqual(["_storage", "messages"]);
+    expect(lines(first, "messages/generated_schema.jsonl")).toEqual(['"uniform"']);
+
+    const target = fresh("snap-dst");
+    const imported = await importFile(target, zipSync(first));
+    expect(imported).toMatchObject({ status: 200, body: { tables: { messages: 2, _storage: 1 }, files: 1 } });
+    const second = unzipSync(await exportZip(target));
+    for (const table of ["messages", "_storage"]) expect(lines(second, `${table}/documents.jsonl`)).toEqual(lines(first, `${table}/documents.jsonl`));
+    expect(await sha256(second[`_storage/${storageId}`]!)).toBe(await sha256(strToU8("picture bytes")));
+    expect(await sha256(second[`_storage/${storageId}`]!)).toBe((JSON.parse(lines(second, "_storage/documents.jsonl")[0]!) as { sha256: string }).sha256);
+
+    // The imported deployment serves them: the message's image resolves to the file, whose bytes are in R2.
+    const [message] = (await call(target, "query", "messages:list", { chatId: "general" })) as { image?: string; imageUrl?: string }[];
+    expect(message!.image).toBe(storageId);
+    const served = await worker.fetch(message!.imageUrl!);
+    expect(await served.text()).toBe("picture bytes");
+    // A default import refuses a deployment whose tables already have documents.
+    const again = await importFile(target, zipSync(first));
+    expect(again.status).toBe(400);
+    expect(again.body.message).toMatch(/already has documents: import with --replace/);
+  });
+
+  it("leaves the deployment unchanged, R2 included, when the ZIP is cut short, a line is not JSON, or a document breaks the schema", async () => {
+    const source = fresh("snap-bad-src");
+    await seed(source);
+    const snapshot = await exportZip(source);
+    const target = fresh("snap-bad-dst");
+    await call(target, "mutation", "messages:send", { chatId: "general", author: "cy", body: "already here" });
+    await upload(target, "a file of its own", "text/plain");
+    const before = await contents(target);
+
+    // Cut off halfway (inside an entry), and just before the end (between entries and the central directory).
+    for (const cut of [Math.floor(snapshot.length / 2), snapshot.length - 30]) {
+      const truncated = await importFile(target, snapshot.slice(0, cut), "?mode=replace");
+      expect(truncated.status).toBe(400);
+      expect(truncated.body.message).toMatch(/ends early|cut short|not a valid ZIP/);
+      expect(await contents(target)).toEqual(before);
+    }
+
+    const files = unzipSync(snapshot);
+    const badLine = { ...files, "messages/documents.jsonl": strToU8(`${lines(files, "messages/documents.jsonl")[0]}\n{"chatId": "general", "author":\n`) };
+    const malformed = await importFile(target, zipSync(badLine), "?mode=replace");
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.message).toMatch(/^messages\/documents\.jsonl line 2: is not valid JSON/);
+    expect(await contents(target)).toEqual(before);
+
+    const broken = { ...files, "messages/documents.jsonl": strToU8(`${lines(files, "messages/documents.jsonl").join("\n")}\n{"chatId": "general", "body": "no author"}\n`) };
+    const violation = await importFile(target, zipSync(broken), "?mode=replace");
+    expect(violation.status).toBe(400);
+    expect(violation.body.message).toMatch(/^messages\/documents\.jsonl line 3: does not match the schema of table messages: .*author/);
+    expect(await contents(target)).toEqual(before);
+
+    // The same snapshot, whole, replaces the tables it names.
+    const replaced = await importFile(target, snapshot, "?mode=replace");
+    expect(replaced.status).toBe(200);
+    expect(((await call(target, "query", "messages:list", { chatId: "general" })) as { body: string }[]).map((m) => m.body)).not.toContain("already here");
+  });
+
+  it("re-runs exactly the live queries over the tables it wrote", async () => {
+    const deployment = fresh("snap-live");
+    await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "first" });
+    const watcher = await ProtocolClient.open(deployment);
+    watcher.add(0, "messages:list", { chatId: "general" });
+    await watcher.until(() => watcher.results.has(0), "first result");
+    const transitions = () => watcher.messages.filter((m) => m.type === "Transition").length;
+    const before = { transitions: transitions(), invalidations: (await status(deployment)).invalidations };
+
+    // Another table: the query over messages is untouched.
+    const notes = await importFile(deployment, '{"text": "one"}\n{"text": "two"}\n', "?table=notes&format=jsonl");
+    expect(notes).toMatchObject({ status: 200, body: { tables: { notes: 2 } } });
+    await call(deployment, "query", "messages:list", { chatId: "general" }); // a round trip through the object: anything owed has been sent
+    expect((await status(deployment)).invalidations).toBe(before.invalidations);
+    expect(transitions()).toBe(before.transitions);
+
+    // Its own table: re-run, and the new message pushed.
+    const appended = await importFile(deployment, "chatId,author,body\ngeneral,csv,from a spreadsheet\n", "?table=messages&format=csv&mode=append");
+    expect(appended).toMatchObject({ status: 200, body: { tables: { messages: 1 } } });
+    await watcher.until(() => (watcher.results.get(0) as { body: string }[]).some((m) => m.body === "from a spreadsheet"), "the imported message");
+    expect((await status(deployment)).invalidations).toBe(before.invalidations + 1);
+    watcher.close();
+  });
+
+  it("imports a snapshot written by hand in Convex's documented layout, its ids' references rewritten", async () => {
+    const fixture = import.meta.glob("../fixtures/snapshots/convex-layout/**/*", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
+    const entries = Object.fromEntries(Object.entries(fixture).map(([path, text]) => [path.replace("../fixtures/snapshots/convex-layout/", ""), strToU8(text)]));
+    expect(Object.keys(entries)).toContain("_storage/kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5.txt");
+    const deployment = fresh("snap-convex");
+    const imported = await importFile(deployment, zipSync(entries));
+    expect(imported).toMatchObject({ status: 200, body: { tables: { messages: 2, reactions: 1, _storage: 1 }, files: 1 } });
+
+    const messages = (await call(deployment, "query", "messages:list", { chatId: "general" })) as { _id: string; _creationTime: number; body: string; image?: string; imageUrl?: string }[];
+    expect(messages.map((m) => [m.body, m._creationTime])).toEqual([
+      ["with a picture", 1717171718000.5],
+      ["A snapshot from Convex", 1717171717171.25],
+    ]);
+    expect(messages[0]!._id).toMatch(/messages$/);
+    expect(await (await worker.fetch(messages[0]!.imageUrl!)).text()).toBe("Hello from a Convex snapshot.\n");
+
+    const files = unzipSync(await exportZip(deployment));
+    const reaction = JSON.parse(lines(files, "reactions/documents.jsonl")[0]!) as Record<string, unknown>;
+    expect(reaction).toMatchObject({ messageId: messages[0]!._id, emoji: "👍", _creationTime: 1717171719000 });
+    // Export JSON keeps the types: an int64 stays an integer, a float64 keeps its fraction.
+    expect(lines(files, "reactions/documents.jsonl")[0]).toMatch(/"count":3[,}].*"weight":2\.0/);
+  });
+});
