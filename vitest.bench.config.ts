@@ -7,7 +7,9 @@ import { defineConfig } from "vitest/config";
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 
 export default defineConfig({
-  plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ADMIN_KEY: "bench-admin-key", DECLARED_DEPLOYMENTS: "*" } } })],
+  plugins: [
+    cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ADMIN_KEY: "bench-admin-key", DECLARED_DEPLOYMENTS: "*" } } }),
+  ],
   test: {
     name: "bench-workerd",
     include: ["scripts/bench/workerd/**/*.bench-run.ts"],

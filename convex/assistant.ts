@@ -15,7 +15,27 @@ import { action, internalAction, internalMutation, mutation } from "./_generated
 import { api, internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
 
-const WORDS = ["sure", "here", "is", "a", "thought", "about", "that", "the", "chat", "keeps", "going", "while", "I", "write", "this", "one", "word", "at", "time"];
+const WORDS = [
+  "sure",
+  "here",
+  "is",
+  "a",
+  "thought",
+  "about",
+  "that",
+  "the",
+  "chat",
+  "keeps",
+  "going",
+  "while",
+  "I",
+  "write",
+  "this",
+  "one",
+  "word",
+  "at",
+  "time",
+];
 
 /** A deterministic stand-in for a model: `length` words seeded by the prompt. */
 function generate(prompt: string, length: number): string[] {

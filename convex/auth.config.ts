@@ -20,7 +20,15 @@ export default {
   providers: [
     ...(env.AUTH_OIDC_DOMAIN ? [{ domain: env.AUTH_OIDC_DOMAIN, applicationID: env.AUTH_OIDC_APPLICATION_ID ?? "convex" }] : []),
     ...(env.AUTH_JWT_ISSUER
-      ? [{ type: "customJwt" as const, issuer: env.AUTH_JWT_ISSUER, jwks: env.AUTH_JWT_JWKS!, algorithm: "RS256" as const, applicationID: env.AUTH_JWT_APPLICATION_ID }]
+      ? [
+          {
+            type: "customJwt" as const,
+            issuer: env.AUTH_JWT_ISSUER,
+            jwks: env.AUTH_JWT_JWKS!,
+            algorithm: "RS256" as const,
+            applicationID: env.AUTH_JWT_APPLICATION_ID,
+          },
+        ]
       : []),
   ],
 } satisfies AuthConfig;

@@ -130,8 +130,18 @@ if (run("runtime")) {
     "|---|---:|---:|",
     row("SQL: the index range joined to documents, LIMIT 20, parsed", now.sqlRate, now.sqlRate),
     row("`messages:list` on the convex/server runtime", now.engineRate, now.sqlRate),
-    ...(now.unguardedRate ? [row(`\`messages:list\` without its guard calls (the app's file as written; guarded ÷ this: ${(now.engineRate / now.unguardedRate).toFixed(3)})`, now.unguardedRate, now.sqlRate)] : []),
-    before ? row(`\`messages:list\` on the engine before it (${ENGINE_BEFORE_RUNTIME})`, before.engineRate, before.sqlRate) : `| engine before the runtime | (commit ${ENGINE_BEFORE_RUNTIME} not in this clone) | |`,
+    ...(now.unguardedRate
+      ? [
+          row(
+            `\`messages:list\` without its guard calls (the app's file as written; guarded ÷ this: ${(now.engineRate / now.unguardedRate).toFixed(3)})`,
+            now.unguardedRate,
+            now.sqlRate,
+          ),
+        ]
+      : []),
+    before
+      ? row(`\`messages:list\` on the engine before it (${ENGINE_BEFORE_RUNTIME})`, before.engineRate, before.sqlRate)
+      : `| engine before the runtime | (commit ${ENGINE_BEFORE_RUNTIME} not in this clone) | |`,
   ];
   console.log(`## The function path: messages:list, newest 20 of 100 (inside workerd, 50 calls in flight)\n\n${rows.join("\n")}\n`);
 }

@@ -72,7 +72,12 @@ function connect(file: string): void {
   } while (member !== file);
   if (component.length === 1) return;
   const inside = new Set(component);
-  const edges = component.flatMap((from) => imports.get(from)!.filter((to) => inside.has(to)).map((to) => `    ${name(from)} -> ${name(to)}`));
+  const edges = component.flatMap((from) =>
+    imports
+      .get(from)!
+      .filter((to) => inside.has(to))
+      .map((to) => `    ${name(from)} -> ${name(to)}`),
+  );
   problems.push(`import cycle among ${component.length} files:\n${edges.join("\n")}`);
 }
 for (const file of files) if (!index.has(file)) connect(file);
@@ -80,7 +85,8 @@ for (const file of files) if (!index.has(file)) connect(file);
 // Agnostic rooms import nothing of the shell.
 for (const file of files) {
   if (!AGNOSTIC_ROOMS.includes(roomOf(file))) continue;
-  if (/\bfrom\s+["']cloudflare:/.test(texts.get(file)!)) problems.push(`${name(file)} imports a cloudflare: module; the ${roomOf(file)} room must run in plain Node`);
+  if (/\bfrom\s+["']cloudflare:/.test(texts.get(file)!))
+    problems.push(`${name(file)} imports a cloudflare: module; the ${roomOf(file)} room must run in plain Node`);
   for (const target of imports.get(file)!) {
     if (SHELL(target)) {
       problems.push(`${name(file)} imports ${name(target)}: the ${roomOf(file)} room must not depend on the Cloudflare shell`);
@@ -99,7 +105,8 @@ function bound(file: string, seen = new Set<string>()): boolean {
   return result;
 }
 for (const file of files) {
-  if (roomOf(file) === "deployment" && !bound(file)) problems.push(`${name(file)} uses nothing of Cloudflare: move it to a runtime-agnostic room (${AGNOSTIC_ROOMS.join(", ")})`);
+  if (roomOf(file) === "deployment" && !bound(file))
+    problems.push(`${name(file)} uses nothing of Cloudflare: move it to a runtime-agnostic room (${AGNOSTIC_ROOMS.join(", ")})`);
 }
 
 if (problems.length > 0) {

@@ -24,34 +24,48 @@ function fail(message: string, code = 1): never {
 
 const args = process.argv.slice(2);
 const environment = args[0];
-if (!environment || !isEnvironmentName(environment)) fail(`Usage: npm run deploy -- <${ENVIRONMENTS.join("|")}> [--dry-run] [--override-tier-check "<reason>"]`, 2);
+if (!environment || !isEnvironmentName(environment))
+  fail(`Usage: npm run deploy -- <${ENVIRONMENTS.join("|")}> [--dry-run] [--override-tier-check "<reason>"]`, 2);
 const dryRun = args.includes("--dry-run");
 const configPath = args.includes("--config") ? args[args.indexOf("--config") + 1]! : DEFAULT_CONFIG;
 let overrideReason: string | null = null;
 if (args.includes("--override-tier-check")) {
   const reason = args[args.indexOf("--override-tier-check") + 1];
-  if (!reason || reason.startsWith("--") || reason.trim().length < 5) fail('--override-tier-check needs a reason (at least a few words), e.g. --override-tier-check "INC-42: emergency rollback"', 2);
+  if (!reason || reason.startsWith("--") || reason.trim().length < 5)
+    fail('--override-tier-check needs a reason (at least a few words), e.g. --override-tier-check "INC-42: emergency rollback"', 2);
   overrideReason = reason.trim();
 }
 
 const problems = checkEnvironment(environment, configPath);
 if (problems.length > 0) {
   if (overrideReason === null) {
-    fail(`Refusing to deploy ${environment}: its configuration does not match its tier.\n${problems.map((p) => `  ${p}`).join("\n")}\nFix ${configPath} (or src/knobs/tiers.ts), or deploy anyway with --override-tier-check "<reason>".`);
+    fail(
+      `Refusing to deploy ${environment}: its configuration does not match its tier.\n${problems.map((p) => `  ${p}`).join("\n")}\nFix ${configPath} (or src/knobs/tiers.ts), or deploy anyway with --override-tier-check "<reason>".`,
+    );
   }
   const bar = "!".repeat(78);
-  console.error(`${bar}\n!! DEPLOYING ${environment.toUpperCase()} PAST A FAILED TIER CHECK: ${overrideReason}\n${problems.map((p) => `!!   ${p}`).join("\n")}\n!! The reason is stamped into the deployment; its dashboard will show it.\n${bar}`);
+  console.error(
+    `${bar}\n!! DEPLOYING ${environment.toUpperCase()} PAST A FAILED TIER CHECK: ${overrideReason}\n${problems.map((p) => `!!   ${p}`).join("\n")}\n!! The reason is stamped into the deployment; its dashboard will show it.\n${bar}`,
+  );
 } else {
   console.log(`Tier check: ${environment} matches its tier.`);
 }
 
 const convexDir = resolve("convex");
 const loadErrors = await moduleLoadErrors(convexDir);
-if (loadErrors.length > 0) fail(`Refusing to deploy ${environment}: ${loadErrors.length} module(s) of ${convexDir} fail to load.\n${describeLoadErrors(loadErrors)}`);
+if (loadErrors.length > 0)
+  fail(`Refusing to deploy ${environment}: ${loadErrors.length} module(s) of ${convexDir} fail to load.\n${describeLoadErrors(loadErrors)}`);
 
 const env = envFlag(environment);
 const wrangler = join(import.meta.dirname, "..", "node_modules", "wrangler", "bin", "wrangler.js");
-const command = ["deploy", "--config", configPath, ...(env ? ["--env", env] : []), ...stampFlags(environment, overrideReason), ...(dryRun ? ["--dry-run"] : [])];
+const command = [
+  "deploy",
+  "--config",
+  configPath,
+  ...(env ? ["--env", env] : []),
+  ...stampFlags(environment, overrideReason),
+  ...(dryRun ? ["--dry-run"] : []),
+];
 console.log(`wrangler ${command.join(" ")}`);
 const result = spawnSync(process.execPath, [wrangler, ...command], { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
 process.exit(result.status ?? 1);

@@ -18,7 +18,10 @@ import { AdminError, adminCall, adminTarget } from "./lib/admin.ts";
 const USAGE = "Usage: npm run env -- set NAME [VALUE] | get NAME | list | remove NAME  [--deployment NAME] [--url URL]";
 
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { deployment: { type: "string", short: "d" }, url: { type: "string" }, help: { type: "boolean", short: "h" } } });
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: { deployment: { type: "string", short: "d" }, url: { type: "string" }, help: { type: "boolean", short: "h" } },
+  });
   const [command, name, value] = positionals;
   if (values.help || !command) return void console.log(USAGE);
   const target = adminTarget({ url: values.url, deployment: values.deployment });
@@ -41,11 +44,15 @@ async function main(): Promise<void> {
       return;
     }
     case "list": {
-      const { variables, history } = (await (await adminCall(target, "env")).json()) as { variables: { name: string; updatedAt: number }[]; history: { name: string; action: string; actor: string; at: number }[] };
+      const { variables, history } = (await (await adminCall(target, "env")).json()) as {
+        variables: { name: string; updatedAt: number }[];
+        history: { name: string; action: string; actor: string; at: number }[];
+      };
       if (variables.length === 0) console.log("(no variables set on this deployment; functions see the Worker's vars only)");
       for (const v of variables) console.log(`${v.name.padEnd(40)} set ${new Date(v.updatedAt).toISOString()}`);
       if (history.length > 0) console.log("\nlatest changes:");
-      for (const change of history.slice(0, 10)) console.log(`  ${new Date(change.at).toISOString()}  ${change.action.padEnd(6)} ${change.name}  by ${change.actor}`);
+      for (const change of history.slice(0, 10))
+        console.log(`  ${new Date(change.at).toISOString()}  ${change.action.padEnd(6)} ${change.name}  by ${change.actor}`);
       return;
     }
     case "remove": {

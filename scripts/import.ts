@@ -17,7 +17,9 @@ const format = takeOption(args, "--format") ?? formatOfPath(args[1] ?? "") ?? un
 const flags = new Set(args.filter((arg) => arg.startsWith("--")));
 const [deployment, file] = args.filter((arg) => !arg.startsWith("--"));
 if (!deployment || !file || (flags.has("--replace") && flags.has("--append"))) {
-  console.error("usage: npm run import -- <deployment> <file> [--table <name>] [--format zip|jsonl|json|csv] [--replace | --append] [--url http://127.0.0.1:8787]");
+  console.error(
+    "usage: npm run import -- <deployment> <file> [--table <name>] [--format zip|jsonl|json|csv] [--replace | --append] [--url http://127.0.0.1:8787]",
+  );
   process.exit(2);
 }
 const mode = flags.has("--replace") ? "replace" : flags.has("--append") ? "append" : "requireEmpty";

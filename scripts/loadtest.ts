@@ -74,11 +74,20 @@ function parseArgs(argv: string[]): Options {
   const url = value("--url") ?? null;
   if (url && !argv.includes("--allow-remote")) {
     const host = new URL(url).hostname;
-    if (!(host === "localhost" || host === "[::1]" || host.startsWith("127."))) throw new Error(`--url ${url} is not a loopback address; add --allow-remote to load it anyway`);
+    if (!(host === "localhost" || host === "[::1]" || host.startsWith("127.")))
+      throw new Error(`--url ${url} is not a loopback address; add --allow-remote to load it anyway`);
   }
   const shards = (value("--shards") ?? "1").split(",").map(Number);
   if (shards.some((n) => !Number.isInteger(n) || n < 1 || n > 64)) throw new Error("--shards must be a comma-separated list of 1-64");
-  return { scenario, clients, seconds, kinds: argv.includes("--compare") ? [...KINDS] : [kind], shards, url, out: resolve(value("--out") ?? "test-results/loadtest") };
+  return {
+    scenario,
+    clients,
+    seconds,
+    kinds: argv.includes("--compare") ? [...KINDS] : [kind],
+    shards,
+    url,
+    out: resolve(value("--out") ?? "test-results/loadtest"),
+  };
 }
 
 /** One second of a run; deployment counters are null when the admin status could not be read (a restart). */
@@ -112,7 +121,12 @@ const CHATS = 50;
 const WORDS = ["apple", "banana", "cherry", "grape", "lemon", "mango", "olive", "peach"];
 
 /** Polls the deployment's counters each second and the clients' own counts. */
-async function runScenario(server: { url: string; restart?: () => Promise<void>; kill?: () => Promise<void> }, options: Options, kind: Kind, shards: number): Promise<RunReport> {
+async function runScenario(
+  server: { url: string; restart?: () => Promise<void>; kill?: () => Promise<void> },
+  options: Options,
+  kind: Kind,
+  shards: number,
+): Promise<RunReport> {
   const url = await createDeployment(server.url, `load-${options.scenario}-${kind}-${shards}-${Date.now().toString(36)}`);
   // Before any socket: the Worker asks a deployment it has not seen for its shard count at once.
   if (shards > 1) await setKnobs(url, { syncShards: shards });
@@ -144,7 +158,13 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
         ? new ConvexClient1246(url, { ...common, webSocketConstructor: CountingWebSocket as never })
         : new ConvexClient(url, {
             ...common,
-            webSocketConstructor: (kind === "transport" ? calmsyncWebSocket({ WebSocket: CountingWebSocket as never, backgroundAfterMs: 1_000, visibility: { hidden: () => hidden, subscribe: () => () => undefined } }) : CountingWebSocket) as never,
+            webSocketConstructor: (kind === "transport"
+              ? calmsyncWebSocket({
+                  WebSocket: CountingWebSocket as never,
+                  backgroundAfterMs: 1_000,
+                  visibility: { hidden: () => hidden, subscribe: () => () => undefined },
+                })
+              : CountingWebSocket) as never,
           });
     const known = new Set<string>();
     seen.set(i, known);
@@ -176,7 +196,9 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     while (!stopped && Date.now() < end) {
       // The search scenario writes words nobody searches for: no subscription may be invalidated by them.
       const word = options.scenario === "search" ? "zzfiller" : WORDS[sends % WORDS.length];
-      await writer.mutation(anyApi.messages!.send!, { chatId: `chat${Math.floor(Math.random() * CHATS)}`, author: "load", body: `${word} message ${sends++}` }).catch(() => undefined);
+      await writer
+        .mutation(anyApi.messages!.send!, { chatId: `chat${Math.floor(Math.random() * CHATS)}`, author: "load", body: `${word} message ${sends++}` })
+        .catch(() => undefined);
       await new Promise((r) => setTimeout(r, 50));
     }
   })();
@@ -203,7 +225,9 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     await new Promise((r) => setTimeout(r, 1_000));
     const t = Math.round((Date.now() - start) / 1_000);
     if (t % (options.scenario === "search" ? 2 : 5) === 0) {
-      const report = await fetch(`${url}/api/admin/compact`, { method: "POST", headers: auth }).then((r) => r.json() as Promise<{ compacted: number }>).catch(() => null);
+      const report = await fetch(`${url}/api/admin/compact`, { method: "POST", headers: auth })
+        .then((r) => r.json() as Promise<{ compacted: number }>)
+        .catch(() => null);
       compactions += report?.compacted ?? 0;
     }
     if (options.scenario === "search") {
@@ -220,7 +244,9 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
     }
     if (due("burst", t)) {
       events.push(`${t}s: a burst touching every chat`);
-      await writer.mutation(anyApi.messages!.broadcast!, { chatIds: Array.from({ length: CHATS }, (_, c) => `chat${c}`), author: "burst", body: "burst everywhere" }).catch(() => undefined);
+      await writer
+        .mutation(anyApi.messages!.broadcast!, { chatIds: Array.from({ length: CHATS }, (_, c) => `chat${c}`), author: "burst", body: "burst everywhere" })
+        .catch(() => undefined);
     }
     if (due("restart", t) && server.kill && server.restart) {
       events.push(`${t}s: runtime killed and restarted`);
@@ -289,14 +315,33 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
       closes: JSON.stringify(closes),
       peakWaitingSessions: Math.max(0, ...seconds.map((s) => s.waiting ?? 0)),
       peakExecutionsPerSecond: peakExecutions,
-      medianOfSecondP50LatencyMs: all.length ? percentile([...all].sort((a, b) => a - b), 50) : null,
+      medianOfSecondP50LatencyMs: all.length
+        ? percentile(
+            [...all].sort((a, b) => a - b),
+            50,
+          )
+        : null,
       liveAtEnd: live.size,
       allLiveAgainMs: restartedAt === null ? null : liveAgainAt === null ? "not within the run" : liveAgainAt - restartedAt,
       backToEquilibriumMs: equilibriumMs(seconds, outage, restartedAt === null ? null : Math.round((restartedAt - start) / 1_000), options.clients),
       compactions,
       invalidationsOnceLive: invalidationsAtStart === null || invalidationsAtEnd === null ? null : invalidationsAtEnd - invalidationsAtStart,
-      searchP50Ms: searchLatencies.length ? Math.round(percentile([...searchLatencies].sort((a, b) => a - b), 50)) : null,
-      searchP99Ms: searchLatencies.length ? Math.round(percentile([...searchLatencies].sort((a, b) => a - b), 99)) : null,
+      searchP50Ms: searchLatencies.length
+        ? Math.round(
+            percentile(
+              [...searchLatencies].sort((a, b) => a - b),
+              50,
+            ),
+          )
+        : null,
+      searchP99Ms: searchLatencies.length
+        ? Math.round(
+            percentile(
+              [...searchLatencies].sort((a, b) => a - b),
+              99,
+            ),
+          )
+        : null,
       events: events.join("; "),
     },
   };
@@ -309,7 +354,10 @@ async function runScenario(server: { url: string; restart?: () => Promise<void>;
  */
 function equilibriumMs(seconds: Second[], outage: ReturnType<typeof planOutage> | null, restartT: number | null, clients: number): number | string | null {
   if (!outage || restartT === null) return null;
-  const before = seconds.filter((s) => s.t > 2 && s.t < outage.lowerTier).map((s) => s.queryExecutions).sort((a, b) => a - b);
+  const before = seconds
+    .filter((s) => s.t > 2 && s.t < outage.lowerTier)
+    .map((s) => s.queryExecutions)
+    .sort((a, b) => a - b);
   const steady = before.length ? percentile(before, 50) : 0;
   const after = seconds.filter((s) => s.t > restartT);
   for (let i = 0; i + 1 < after.length; i++) {
@@ -321,7 +369,12 @@ function equilibriumMs(seconds: Second[], outage: ReturnType<typeof planOutage> 
 
 /** When the outage's steps happen, in seconds from the start. */
 function planOutage(seconds: number) {
-  return { lowerTier: Math.round(seconds * 0.25), burst: Math.round(seconds * 0.35), restart: Math.round(seconds * 0.45), restoreTier: Math.round(seconds * 0.6) };
+  return {
+    lowerTier: Math.round(seconds * 0.25),
+    burst: Math.round(seconds * 0.35),
+    restart: Math.round(seconds * 0.45),
+    restoreTier: Math.round(seconds * 0.6),
+  };
 }
 
 function html(reports: RunReport[], options: Options, machine: string): string {
@@ -339,7 +392,13 @@ function html(reports: RunReport[], options: Options, machine: string): string {
     const maxT = Math.max(1, ...points.flat().map(([t]) => t));
     const maxY = Math.max(1, ...points.flat().map(([, y]) => y ?? 0)) * 1.1;
     const lines = points
-      .map((p, i) => `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5" points="${p.filter(([, y]) => y !== null).map(([t, y]) => `${((t / maxT) * 400).toFixed(1)},${(118 - (y! / maxY) * 114).toFixed(1)}`).join(" ")}"/>`)
+      .map(
+        (p, i) =>
+          `<polyline fill="none" stroke="${colors[i % colors.length]}" stroke-width="1.5" points="${p
+            .filter(([, y]) => y !== null)
+            .map(([t, y]) => `${((t / maxT) * 400).toFixed(1)},${(118 - (y! / maxY) * 114).toFixed(1)}`)
+            .join(" ")}"/>`,
+      )
       .join("");
     return `<figure><figcaption>${title} <small>(max ${Math.round(maxY / 1.1)})</small></figcaption><svg viewBox="0 0 400 120" preserveAspectRatio="none">${lines}</svg></figure>`;
   };
@@ -369,7 +428,9 @@ async function main(): Promise<void> {
   try {
     for (const shards of options.shards) {
       for (const kind of options.kinds) {
-        console.log(`${options.scenario}: ${options.clients} ${kind} clients for ${options.seconds} s against ${target.url}${shards > 1 ? ` over ${shards} sync shards` : ""}`);
+        console.log(
+          `${options.scenario}: ${options.clients} ${kind} clients for ${options.seconds} s against ${target.url}${shards > 1 ? ` over ${shards} sync shards` : ""}`,
+        );
         reports.push(await runScenario(target, options, kind, shards));
       }
     }

@@ -17,7 +17,19 @@ import { AdminError, adminCall, adminTarget, type AdminTarget } from "./lib/admi
 const RETRY_MS = 1_000;
 
 type Line =
-  | { type: "run"; seq: number; ts: number; requestId: string; path: string; kind: string; outcome: string; error: string | null; durationMs: number; level: string; lines: string[] }
+  | {
+      type: "run";
+      seq: number;
+      ts: number;
+      requestId: string;
+      path: string;
+      kind: string;
+      outcome: string;
+      error: string | null;
+      durationMs: number;
+      level: string;
+      lines: string[];
+    }
   | { type: "missed"; count: number }
   | { type: "end"; next: number; reason: "caught-up" | "time" | "replaced" };
 
@@ -53,9 +65,16 @@ async function tail(target: AdminTarget, query: URLSearchParams, since: number |
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { url: { type: "string" }, function: { type: "string" }, level: { type: "string" }, "no-follow": { type: "boolean" }, help: { type: "boolean", short: "h" } },
+    options: {
+      url: { type: "string" },
+      function: { type: "string" },
+      level: { type: "string" },
+      "no-follow": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
   });
-  if (values.help) return void console.log("Usage: npm run logs -- [<deployment>] [--url URL] [--function F] [--level debug|log|info|warn|error] [--no-follow]");
+  if (values.help)
+    return void console.log("Usage: npm run logs -- [<deployment>] [--url URL] [--function F] [--level debug|log|info|warn|error] [--no-follow]");
   const target = adminTarget({ url: values.url, deployment: positionals[0] });
   const query = new URLSearchParams();
   if (values.function) query.set("function", values.function);
@@ -74,7 +93,8 @@ async function main(): Promise<void> {
     }
     since = ended.next;
     if (ended.reason === "caught-up") return;
-    if (ended.reason === "replaced") throw new Error("(stream ended: the deployment's tails were at their limit, knob maxLogStreams, and a newer one took this one's place)");
+    if (ended.reason === "replaced")
+      throw new Error("(stream ended: the deployment's tails were at their limit, knob maxLogStreams, and a newer one took this one's place)");
     if (ended.reason === null) await sleep(RETRY_MS);
   }
 }

@@ -194,7 +194,13 @@ function main(): void {
   const arg = process.argv.includes("--clients") ? process.argv[process.argv.indexOf("--clients") + 1]! : "100000,1000000";
   const sizes = arg.split(",").map(Number);
   console.log("# Reconnect wave simulation\n");
-  console.log(`Assumptions: ${Object.entries(ASSUMPTIONS).map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`).join("; ")}. Every client is disconnected at once and retries by its kind's logic; "synced" is a session holding its first result. Admission and the waiting room run the server's code on the simulated clock.\n`);
+  console.log(
+    `Assumptions: ${Object.entries(ASSUMPTIONS)
+      .map(([k, v]) => `${k} ${v.toLocaleString("en-US")}`)
+      .join(
+        "; ",
+      )}. Every client is disconnected at once and retries by its kind's logic; "synced" is a session holding its first result. Admission and the waiting room run the server's code on the simulated clock.\n`,
+  );
   for (const clients of sizes) {
     const rows: (string | number)[][] = [];
     for (const server of ["accept-then-drop", "refuse-429", "waiting-room"] as Server[]) {
@@ -212,7 +218,9 @@ function main(): void {
         ]);
       }
     }
-    console.log(`## ${clients.toLocaleString("en-US")} clients\n\n${table(["server", "client", "until all synced", "socket attempts", "attempts per client", "peak attempts/s", "simulated in"], rows)}\n`);
+    console.log(
+      `## ${clients.toLocaleString("en-US")} clients\n\n${table(["server", "client", "until all synced", "socket attempts", "attempts per client", "peak attempts/s", "simulated in"], rows)}\n`,
+    );
   }
 }
 

@@ -22,7 +22,6 @@ import { MAX_REMEMBERED_DEPLOYMENTS, UNKNOWN_DEPLOYMENT_TTL_MS } from "./knobs/f
 
 export type NameAnswer = { exists: true } | { exists: false; wildcardFull?: { pattern: string; limit: number } };
 
-
 export class DeploymentNames {
   private readonly known = new Set<string>();
   private readonly unknown = new Map<string, { until: number; answer: NameAnswer }>();

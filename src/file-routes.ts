@@ -21,7 +21,7 @@ fileRoutes.post("/upload", async (c) => {
   if (!token) return problem(c, 400, "UploadTokenMissing", "An upload URL carries ?token=...: get one from ctx.storage.generateUploadUrl()");
   const length = c.req.header("Content-Length");
   if (length === undefined || !/^\d+$/.test(length)) {
-    return problem(c, 411, "LengthRequired", "An upload needs a Content-Length: send the file itself as the body (fetch(url, { method: \"POST\", body: file }))");
+    return problem(c, 411, "LengthRequired", 'An upload needs a Content-Length: send the file itself as the body (fetch(url, { method: "POST", body: file }))');
   }
   const size = Number(length);
   const started = await stub(c).beginUpload(token, size);
@@ -61,7 +61,10 @@ async function streamToR2(bucket: R2Bucket, key: string, body: ReadableStream<Ui
   const sized = new FixedLengthStream(size);
   const source = body ?? new Blob([]).stream();
   try {
-    await Promise.all([source.pipeThrough(hashing).pipeTo(sized.writable), bucket.put(key, sized.readable, contentType ? { httpMetadata: { contentType } } : {})]);
+    await Promise.all([
+      source.pipeThrough(hashing).pipeTo(sized.writable),
+      bucket.put(key, sized.readable, contentType ? { httpMetadata: { contentType } } : {}),
+    ]);
   } catch (error) {
     // The digest of a stream that never ended is never read.
     digest.digest.catch(() => undefined);
@@ -76,8 +79,19 @@ fileRoutes.get("/:storageId", async (c) => {
   const file = await stub(c).fileMetadata(storageId);
   if (!file) return notFound(c, storageId);
   const etag = `"${file.sha256}"`;
-  const headers = new Headers({ ETag: etag, "Cache-Control": IMMUTABLE, "Accept-Ranges": "bytes", "Content-Type": file.contentType ?? "application/octet-stream" });
-  if (c.req.header("If-None-Match")?.split(",").some((tag) => tag.trim() === etag || tag.trim() === "*")) return new Response(null, { status: 304, headers });
+  const headers = new Headers({
+    ETag: etag,
+    "Cache-Control": IMMUTABLE,
+    "Accept-Ranges": "bytes",
+    "Content-Type": file.contentType ?? "application/octet-stream",
+  });
+  if (
+    c.req
+      .header("If-None-Match")
+      ?.split(",")
+      .some((tag) => tag.trim() === etag || tag.trim() === "*")
+  )
+    return new Response(null, { status: 304, headers });
   const range = requestedRange(c.req.header("Range"), file.size);
   if (range === "unsatisfiable") {
     headers.set("Content-Range", `bytes */${file.size}`);

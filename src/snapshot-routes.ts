@@ -33,10 +33,18 @@ snapshotRoutes.get("/export", async (c) => {
   const writing = writeSnapshot(deployment, c.env.FILES, c.get("deployment"), tables, writable.getWriter());
   // The response streams while the snapshot is written; a failure cuts it off (the ZIP then has no central directory, and an import refuses it).
   c.executionCtx.waitUntil(writing.catch((error: unknown) => console.error(`export of ${c.get("deployment")} failed:`, error)));
-  return new Response(readable, { headers: { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${c.get("deployment")}-snapshot.zip"` } });
+  return new Response(readable, {
+    headers: { "Content-Type": "application/zip", "Content-Disposition": `attachment; filename="${c.get("deployment")}-snapshot.zip"` },
+  });
 });
 
-async function writeSnapshot(deployment: DeploymentApi, bucket: R2Bucket | undefined, name: string, tables: { name: string; documents: number }[], writer: WritableStreamDefaultWriter<Uint8Array>): Promise<void> {
+async function writeSnapshot(
+  deployment: DeploymentApi,
+  bucket: R2Bucket | undefined,
+  name: string,
+  tables: { name: string; documents: number }[],
+  writer: WritableStreamDefaultWriter<Uint8Array>,
+): Promise<void> {
   let failure: Error | null = null;
   const zip = new Zip((error, chunk, final) => {
     if (error) failure = error;
@@ -224,7 +232,8 @@ async function importZip(body: ReadableStream<Uint8Array>, batches: Batches, max
   }
   await handler.handle(events.splice(0));
   if (open.size > 0) throw new ImportProblem([...open][0]!, null, "ends early: the ZIP was cut short inside it");
-  if (!hasEndOfCentralDirectory(tail)) throw new ImportProblem("the ZIP", null, "ends early: it has no end of central directory record, so it was cut short (or is not a ZIP)");
+  if (!hasEndOfCentralDirectory(tail))
+    throw new ImportProblem("the ZIP", null, "ends early: it has no end of central directory record, so it was cut short (or is not a ZIP)");
   await handler.finish();
 }
 
@@ -399,4 +408,3 @@ function hasEndOfCentralDirectory(tail: Uint8Array): boolean {
   }
   return false;
 }
-

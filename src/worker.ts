@@ -120,7 +120,15 @@ const functionRoute = (kind: FunctionKind) => async (c: Context<AppEnv>) => {
   if (body === NOT_JSON) return badJson(c);
   try {
     const { path, args } = parseFunctionRequest(body);
-    const response = await stub(c).run(kind, path, args, c.get("requestId"), c.req.header("Authorization") ?? null, c.req.header("Idempotency-Key") ?? null, clientAddress(c.req.raw.headers));
+    const response = await stub(c).run(
+      kind,
+      path,
+      args,
+      c.get("requestId"),
+      c.req.header("Authorization") ?? null,
+      c.req.header("Idempotency-Key") ?? null,
+      clientAddress(c.req.raw.headers),
+    );
     if (response.status === "unauthenticated") return problem(c, 401, response.code, response.message);
     if (response.status === "rateLimited") return refusalResponse(response);
     return c.json(response);
@@ -176,7 +184,12 @@ api.get("/:clientVersion/sync", async (c) => {
 // Only the local configuration has it, and only for requests to a loopback address.
 api.post("/auth/dev-token", limitBody, async (c) => {
   if (!devIssuerAllowed(c.env, c.req.url)) {
-    return problem(c, 403, "DevIssuerRefused", "The development issuer signs tokens only under `wrangler dev` on a loopback address; deployed environments sign in with the providers in convex/auth.config.ts");
+    return problem(
+      c,
+      403,
+      "DevIssuerRefused",
+      "The development issuer signs tokens only under `wrangler dev` on a loopback address; deployed environments sign in with the providers in convex/auth.config.ts",
+    );
   }
   // Same origin only: otherwise any page a developer visits could mint a token from their local server.
   const origin = c.req.header("Origin");
@@ -187,7 +200,8 @@ api.post("/auth/dev-token", limitBody, async (c) => {
   if (refused) return refused;
   const body = await jsonBody(c);
   const name = typeof body === "object" && body !== null ? (body as { name?: unknown }).name : undefined;
-  if (typeof name !== "string" || name.trim() === "" || name.length > 64) return problem(c, 400, "BadRequestBody", 'Body must be {"name": "<1 to 64 characters>"}');
+  if (typeof name !== "string" || name.trim() === "" || name.length > 64)
+    return problem(c, 400, "BadRequestBody", 'Body must be {"name": "<1 to 64 characters>"}');
   return c.json(await stub(c).mintDevToken(name.trim()));
 });
 
@@ -238,7 +252,9 @@ api.get("/admin/env", async (c) => c.json(await stub(c).environmentList()));
 api.get("/admin/env/:name", async (c) => {
   const name = c.req.param("name");
   const value = await stub(c).environmentValue(name);
-  return value === null ? problem(c, 404, "EnvironmentVariableNotFound", `This deployment sets no variable ${name} (functions may still see a Worker var of that name)`) : c.json({ name, value });
+  return value === null
+    ? problem(c, 404, "EnvironmentVariableNotFound", `This deployment sets no variable ${name} (functions may still see a Worker var of that name)`)
+    : c.json({ name, value });
 });
 api.put("/admin/env/:name", limitBody, async (c) => {
   const refused = notJson(c, "Environment variable changes");

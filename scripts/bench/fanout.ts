@@ -41,7 +41,14 @@ async function openSessions(wsUrl: string, count: number, marker: { body: string
       return new Promise<void>((resolve, reject) => {
         ws.addEventListener("open", () => {
           ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: Date.now() }));
-          ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }] }));
+          ws.send(
+            JSON.stringify({
+              type: "ModifyQuerySet",
+              baseVersion: 0,
+              newVersion: 1,
+              modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }],
+            }),
+          );
           resolve();
         });
         ws.addEventListener("error", () => reject(new Error(`socket ${sessions.length} of ${count} failed to open`)));
@@ -73,10 +80,14 @@ export async function benchFanout(sizes = [1_000, 10_000]): Promise<string> {
         body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId: "hot", author: "bench", body: marker.body }] }),
       });
       let firstMs = 0;
-      await waitFor(() => {
-        if (!firstMs && sessions.some((s) => s.gotUpdate)) firstMs = performance.now() - start;
-        return sessions.every((s) => s.gotUpdate);
-      }, "every session's transition", 300_000);
+      await waitFor(
+        () => {
+          if (!firstMs && sessions.some((s) => s.gotUpdate)) firstMs = performance.now() - start;
+          return sessions.every((s) => s.gotUpdate);
+        },
+        "every session's transition",
+        300_000,
+      );
       const allMs = performance.now() - start;
       await sent;
       const after = await status(base);

@@ -79,7 +79,13 @@ export async function benchFiles(sizeMiB = 100): Promise<string> {
   const rows: (string | number)[][] = [];
   const row = (label: string, m: Measured) => {
     if (m.sha256 !== expected) throw new Error(`${label}: the bytes came back different`);
-    rows.push([label, (m.ms / 1000).toFixed(2), (sizeMiB / (m.ms / 1000)).toFixed(0), (m.peakRiseBytes / MiB).toFixed(0), (m.peakRiseBytes / data.length).toFixed(2)]);
+    rows.push([
+      label,
+      (m.ms / 1000).toFixed(2),
+      (sizeMiB / (m.ms / 1000)).toFixed(0),
+      (m.peakRiseBytes / MiB).toFixed(0),
+      (m.peakRiseBytes / data.length).toFixed(2),
+    ]);
   };
   for (const path of PATHS) {
     const server = await startDevServer({ app: APP });

@@ -37,7 +37,6 @@ export interface FloodReport {
 
 const WS = WebSocket as unknown as typeof globalThis.WebSocket;
 
-
 export async function measureFlood(deploymentUrl: string, options: { flood?: number; writes?: number } = {}): Promise<FloodReport> {
   const floodCount = options.flood ?? 5_000;
   const writes = options.writes ?? 20;
@@ -75,7 +74,10 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
     flooder.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: Date.now() }));
     flooder.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [] }));
     const floodStart = performance.now();
-    for (let i = 0; i < floodCount; i++) flooder.send(JSON.stringify({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "flood", body: `flood-${i}` }] }));
+    for (let i = 0; i < floodCount; i++)
+      flooder.send(
+        JSON.stringify({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "flood", body: `flood-${i}` }] }),
+      );
     const floodMs: number[] = [];
     const quietBodies: string[] = [];
     for (let i = 0; i < writes && responses.length < floodCount; i++) {
@@ -120,7 +122,11 @@ export async function benchFlood(flood = 5_000, writes = 30): Promise<string> {
   const server = await startDevServer();
   try {
     const r = await measureFlood(await createDeployment(server.url, "flood-bench"), { flood, writes });
-    const p99 = (values: number[]) => percentile([...values].sort((a, b) => a - b), 99);
+    const p99 = (values: number[]) =>
+      percentile(
+        [...values].sort((a, b) => a - b),
+        99,
+      );
     return [
       table(
         ["quiet client's writes", "commit → Transition p50 / p99", "mutation() → Transition p50 / p99"],

@@ -45,7 +45,12 @@ export async function benchImport(count: number): Promise<string> {
     const url = await createDeployment(server.url, "bench-import");
     const auth = { Authorization: `Bearer ${TEST_ADMIN_KEY}` };
     const imported = await measured(server, async () => {
-      const response = await fetch(`${url}/api/admin/import?table=rows&format=jsonl`, { method: "POST", headers: auth, body: jsonl(count), duplex: "half" } as RequestInit);
+      const response = await fetch(`${url}/api/admin/import?table=rows&format=jsonl`, {
+        method: "POST",
+        headers: auth,
+        body: jsonl(count),
+        duplex: "half",
+      } as RequestInit);
       const answer = (await response.json()) as { tables?: Record<string, number>; message?: string };
       if (!response.ok || answer.tables?.rows !== count) throw new Error(`import: ${response.status} ${JSON.stringify(answer)}`);
       return answer;
@@ -61,8 +66,24 @@ export async function benchImport(count: number): Promise<string> {
     return table(
       ["step", "documents", "seconds", "documents/s", "workerd RSS before (MiB)", "peak (MiB)", "rise (MiB)"],
       [
-        ["import (JSONL, one table, one transaction)", count.toLocaleString("en-US"), imported.seconds.toFixed(1), Math.round(count / imported.seconds).toLocaleString("en-US"), mib(imported.before), mib(imported.peak), mib(imported.peak - imported.before)],
-        [`export (ZIP, ${mib(exported.result)} MiB)`, count.toLocaleString("en-US"), exported.seconds.toFixed(1), Math.round(count / exported.seconds).toLocaleString("en-US"), mib(exported.before), mib(exported.peak), mib(exported.peak - exported.before)],
+        [
+          "import (JSONL, one table, one transaction)",
+          count.toLocaleString("en-US"),
+          imported.seconds.toFixed(1),
+          Math.round(count / imported.seconds).toLocaleString("en-US"),
+          mib(imported.before),
+          mib(imported.peak),
+          mib(imported.peak - imported.before),
+        ],
+        [
+          `export (ZIP, ${mib(exported.result)} MiB)`,
+          count.toLocaleString("en-US"),
+          exported.seconds.toFixed(1),
+          Math.round(count / exported.seconds).toLocaleString("en-US"),
+          mib(exported.before),
+          mib(exported.peak),
+          mib(exported.peak - exported.before),
+        ],
       ],
     );
   } finally {

@@ -145,7 +145,18 @@ export function benchSearch(): string {
   let peak = 0;
   for (let q = 0; q < 2_000; q++) {
     const chat = `chat${Math.floor(rand() * chats)}`;
-    times.push(timeMs(() => deployment.search({ index, partition: encodeKey([chat]), filters: [], terms: [vocabulary[100 + Math.floor(rand() * 1_000)]!], prefix: null, limit: 10 })));
+    times.push(
+      timeMs(() =>
+        deployment.search({
+          index,
+          partition: encodeKey([chat]),
+          filters: [],
+          terms: [vocabulary[100 + Math.floor(rand() * 1_000)]!],
+          prefix: null,
+          limit: 10,
+        }),
+      ),
+    );
     peak = Math.max(peak, deployment.memoryBytes);
   }
   times.sort((a, b) => a - b);
@@ -156,7 +167,10 @@ export function benchSearch(): string {
         ["messages searchable", (chats * perChat).toLocaleString("en-US")],
         ["building every partition's snapshot (setup, not served)", `${(buildMs / 1000).toFixed(1)} s`],
         ["2,000 searches over random chats: p50 / p99", `${fmt(percentile(times, 50))} / ${fmt(percentile(times, 99))}`],
-        ["partitions loaded at the end / loads / unloads", `${deployment.loadedPartitions} / ${deployment.counters.partitionLoads} / ${deployment.counters.partitionEvictions}`],
+        [
+          "partitions loaded at the end / loads / unloads",
+          `${deployment.loadedPartitions} / ${deployment.counters.partitionLoads} / ${deployment.counters.partitionEvictions}`,
+        ],
         ["peak estimated heap of loaded partitions", `${(peak / 1_048_576).toFixed(1)} MB (budget ${budgetMB} MB)`],
       ],
     ),

@@ -13,11 +13,20 @@ import { adminStatus, createDeployment, knobReport, setKnobs } from "../lib/admi
 import { table } from "./harness.ts";
 
 async function post(url: string, path: string, args: unknown): Promise<{ value: string }> {
-  const response = await fetch(`${url}/api/mutation`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path, args: [args] }) });
+  const response = await fetch(`${url}/api/mutation`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, args: [args] }),
+  });
   return (await response.json()) as { value: string };
 }
 
-export async function queuedBytes(serverUrl: string, name: string, rate: number, edits: number): Promise<{ bytes: number; transitions: number; seconds: number; putOff: number; resultBytes: number }> {
+export async function queuedBytes(
+  serverUrl: string,
+  name: string,
+  rate: number,
+  edits: number,
+): Promise<{ bytes: number; transitions: number; seconds: number; putOff: number; resultBytes: number }> {
   const url = await createDeployment(serverUrl, name);
   await setKnobs(url, { sessionSendBytesPerSecond: rate });
   const body = "x".repeat(200_000);
@@ -28,7 +37,14 @@ export async function queuedBytes(serverUrl: string, name: string, rate: number,
   ws.on("message", (data) => (received += String(data).length));
   await new Promise((resolve) => ws.on("open", resolve));
   ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null }));
-  ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "big" }] }] }));
+  ws.send(
+    JSON.stringify({
+      type: "ModifyQuerySet",
+      baseVersion: 0,
+      newVersion: 1,
+      modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "big" }] }],
+    }),
+  );
   while (received < 2_000_000) await new Promise((r) => setTimeout(r, 20));
   const before = received;
   const socket = (ws as unknown as { _socket: { pause(): void; resume(): void } })._socket;
@@ -55,7 +71,15 @@ export async function benchSlowConsumer(edits = 40): Promise<string> {
     const unbounded = await queuedBytes(server.url, "slow-unbounded", knob.max, edits);
     const budgeted = await queuedBytes(server.url, "slow-budget", knob.default, edits);
     const mb = (bytes: number) => `${(bytes / 1_048_576).toFixed(1)} MiB`;
-    const row = (label: string, r: typeof unbounded) => [label, edits, `${r.seconds.toFixed(1)} s`, r.transitions, r.putOff, mb(r.bytes), mb(r.bytes / r.seconds) + "/s"];
+    const row = (label: string, r: typeof unbounded) => [
+      label,
+      edits,
+      `${r.seconds.toFixed(1)} s`,
+      r.transitions,
+      r.putOff,
+      mb(r.bytes),
+      mb(r.bytes / r.seconds) + "/s",
+    ];
     return [
       table(
         ["send budget", "edits of a 2 MB result", "edits took", "Transitions sent", "turns put off", "queued for the paused socket", "queued per second"],

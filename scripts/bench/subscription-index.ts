@@ -55,7 +55,13 @@ function buildSubscriptions(count: number, baseTime: number): Subscription[] {
 function buildWrites(count: number, chats: number, baseTime: number, rand: () => number): { doc: Document; writes: IndexWrite[] }[] {
   const out: { doc: Document; writes: IndexWrite[] }[] = [];
   for (let i = 0; i < count; i++) {
-    const doc: Document = { _id: newDocumentId("messages"), _creationTime: baseTime + i, chatId: `chat-${Math.floor(rand() * chats * 2)}`, author: "a", body: "b" };
+    const doc: Document = {
+      _id: newDocumentId("messages"),
+      _creationTime: baseTime + i,
+      chatId: `chat-${Math.floor(rand() * chats * 2)}`,
+      author: "a",
+      body: "b",
+    };
     // The write-set as the engine produces it: every index of the table, keys computed once.
     const writes = [...schema.table("messages").indexes.values()].map((index) => ({
       index: index.qualifiedName,
@@ -126,10 +132,7 @@ export function benchSubscriptionIndex(sizes = [1_000, 10_000, 100_000]): string
     });
     rows[rows.length - 1]!.splice(2, 0, formatMicros(removeMs / size));
   }
-  return table(
-    ["subscriptions", "add / sub", "remove / sub", "index: time / write", "naive scan: time / write", "naive ÷ index", "subs hit / write"],
-    rows,
-  );
+  return table(["subscriptions", "add / sub", "remove / sub", "index: time / write", "naive scan: time / write", "naive ÷ index", "subs hit / write"], rows);
 }
 
 /**

@@ -92,11 +92,14 @@ export async function benchVectors(count = 100_000): Promise<string> {
     let nextBatch = 0;
     await Promise.all(
       Array.from({ length: IN_FLIGHT }, async () => {
-        for (let start = (nextBatch++) * BATCH; start < count; start = (nextBatch++) * BATCH) {
+        for (let start = nextBatch++ * BATCH; start < count; start = nextBatch++ * BATCH) {
           const rows = [];
           for (let i = start; i < Math.min(count, start + BATCH); i++) {
             // Sent as the four-decimal numbers they are (a float32 printed in full would be three times longer).
-            rows.push({ embedding: Array.from(vectors.subarray(i * DIMENSIONS, (i + 1) * DIMENSIONS), (x) => Math.round(x * 1e4) / 1e4), genre: GENRES[genres[i]!]! });
+            rows.push({
+              embedding: Array.from(vectors.subarray(i * DIMENSIONS, (i + 1) * DIMENSIONS), (x) => Math.round(x * 1e4) / 1e4),
+              genre: GENRES[genres[i]!]!,
+            });
           }
           const written = (await client.mutation(probe.insert!, { rows })) as string[];
           written.forEach((id, j) => (ids[start + j] = id));
@@ -111,7 +114,11 @@ export async function benchVectors(count = 100_000): Promise<string> {
     await client.action(probe.similar!, { vector: queries[0]!, limit: 10 });
     const firstSearchMs = performance.now() - firstStart;
 
-    const truth = queries.map((query, q) => ({ all: exactTop(vectors, genres, query, 10, null), genre: q % GENRES.length, filtered: exactTop(vectors, genres, query, 10, q % GENRES.length) }));
+    const truth = queries.map((query, q) => ({
+      all: exactTop(vectors, genres, query, 10, null),
+      genre: q % GENRES.length,
+      filtered: exactTop(vectors, genres, query, 10, q % GENRES.length),
+    }));
 
     const timed = async (call: () => Promise<unknown>) => {
       const start = performance.now();
@@ -135,7 +142,9 @@ export async function benchVectors(count = 100_000): Promise<string> {
           let found = 0;
           for (const [q, query] of queries.entries()) {
             const { genre } = truth[q]!;
-            const { ms, result } = await timed(() => client.action(probe.similar!, { vector: query, limit: 10, ...(filtered ? { genres: [GENRES[genre]!] } : {}) }));
+            const { ms, result } = await timed(() =>
+              client.action(probe.similar!, { vector: query, limit: 10, ...(filtered ? { genres: [GENRES[genre]!] } : {}) }),
+            );
             times.push(ms);
             const expected = new Set(filtered ? truth[q]!.filtered : truth[q]!.all);
             found += (result as { _id: string }[]).filter((hit) => expected.has(position.get(hit._id)!)).length;
@@ -146,7 +155,9 @@ export async function benchVectors(count = 100_000): Promise<string> {
           budgetBytes = status.limits.vectorMemory.budgetBytes;
           rows.push([
             rerank,
-            filtered ? `genre = one of 8 (~${Math.round(count / GENRES.length).toLocaleString("en-US")} candidates)` : `none (${count.toLocaleString("en-US")})`,
+            filtered
+              ? `genre = one of 8 (~${Math.round(count / GENRES.length).toLocaleString("en-US")} candidates)`
+              : `none (${count.toLocaleString("en-US")})`,
             percentile(times, 50).toFixed(1),
             percentile(times, 99).toFixed(1),
             (percentile(times, 50) - percentile(baseline, 50)).toFixed(1),
@@ -159,10 +170,19 @@ export async function benchVectors(count = 100_000): Promise<string> {
     }
     const facts = [
       ["documents", `${count.toLocaleString("en-US")} x ${DIMENSIONS} (float32 vectors ${Math.round((count * DIMENSIONS * 4) / MiB)} MiB in SQLite)`],
-      ["insert", `${insertSeconds.toFixed(1)} s, ${Math.round(count / insertSeconds).toLocaleString("en-US")} documents/s (${BATCH} per mutation, ${IN_FLIGHT} in flight)`],
+      [
+        "insert",
+        `${insertSeconds.toFixed(1)} s, ${Math.round(count / insertSeconds).toLocaleString("en-US")} documents/s (${BATCH} per mutation, ${IN_FLIGHT} in flight)`,
+      ],
       ["first search (loads the index)", `${firstSearchMs.toFixed(0)} ms`],
-      ["loaded index (its estimate) / budget", `${(peakIndexBytes / MiB).toFixed(1)} MiB / ${(budgetBytes / MiB).toFixed(0)} MiB (${((100 * peakIndexBytes) / budgetBytes).toFixed(0)}%)`],
-      ["workerd resident: start, after inserts, peak while searching", `${(rssBefore / MiB).toFixed(0)}, ${(rssAfterInsert / MiB).toFixed(0)}, ${(peakRss / MiB).toFixed(0)} MiB (Worker, object and SQLite page cache together)`],
+      [
+        "loaded index (its estimate) / budget",
+        `${(peakIndexBytes / MiB).toFixed(1)} MiB / ${(budgetBytes / MiB).toFixed(0)} MiB (${((100 * peakIndexBytes) / budgetBytes).toFixed(0)}%)`,
+      ],
+      [
+        "workerd resident: start, after inserts, peak while searching",
+        `${(rssBefore / MiB).toFixed(0)}, ${(rssAfterInsert / MiB).toFixed(0)}, ${(peakRss / MiB).toFixed(0)} MiB (Worker, object and SQLite page cache together)`,
+      ],
       ["the same action without the search (baseline)", `p50 ${percentile(baseline, 50).toFixed(1)} ms, p99 ${percentile(baseline, 99).toFixed(1)} ms`],
     ];
     return [

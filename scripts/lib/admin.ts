@@ -21,7 +21,11 @@ export async function adminStatus<T = Record<string, number>>(deploymentUrl: str
 
 /** Sets knobs on a deployment (`PATCH /api/admin/knobs`). */
 export async function setKnobs(deploymentUrl: string, knobs: Record<string, number>): Promise<void> {
-  const response = await fetch(`${deploymentUrl}/api/admin/knobs`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" }, body: JSON.stringify(knobs) });
+  const response = await fetch(`${deploymentUrl}/api/admin/knobs`, {
+    method: "PATCH",
+    headers: { ...auth, "Content-Type": "application/json" },
+    body: JSON.stringify(knobs),
+  });
   if (!response.ok) throw new Error(`knobs: ${response.status} ${await response.text()}`);
 }
 
@@ -72,8 +76,15 @@ function devVarsAdminKey(): string | undefined {
 
 /** An admin API call; a refusal throws with the server's message. */
 export async function adminCall(target: AdminTarget, path: string, init: RequestInit = {}): Promise<Response> {
-  const headers = { Authorization: `Bearer ${target.key}`, "Calmsync-Actor": target.actor, ...(init.body !== undefined ? { "Content-Type": "application/json" } : {}) };
-  const response = await fetch(`${target.deploymentUrl}/api/admin/${path}`, { ...init, headers: { ...headers, ...(init.headers as Record<string, string> | undefined) } });
+  const headers = {
+    Authorization: `Bearer ${target.key}`,
+    "Calmsync-Actor": target.actor,
+    ...(init.body !== undefined ? { "Content-Type": "application/json" } : {}),
+  };
+  const response = await fetch(`${target.deploymentUrl}/api/admin/${path}`, {
+    ...init,
+    headers: { ...headers, ...(init.headers as Record<string, string> | undefined) },
+  });
   if (!response.ok) {
     const body = (await response.json().catch(() => null)) as { code?: string; message?: string } | null;
     throw new AdminError(response.status, body?.code ?? "Error", body?.message ?? response.statusText);

@@ -47,7 +47,8 @@ function hookComponentConfigs(appConfigUrl: () => string): void {
     },
     load(url, context, nextLoad) {
       const parsed = new URL(url);
-      if (parsed.protocol !== "file:" || !CONFIG.test(parsed.pathname) || parsed.search.includes(ORIGINAL) || url.split("?")[0] === appConfigUrl()) return nextLoad(url, context);
+      if (parsed.protocol !== "file:" || !CONFIG.test(parsed.pathname) || parsed.search.includes(ORIGINAL) || url.split("?")[0] === appConfigUrl())
+        return nextLoad(url, context);
       const directory = dirname(fileURLToPath(parsed));
       const original = `${parsed.origin === "null" ? "file://" : parsed.origin}${parsed.pathname}?${ORIGINAL}`;
       return {
@@ -102,7 +103,8 @@ export async function readComponentTree(configFile: string): Promise<ComponentNo
   const walk = (definition: Definition, parent: string): ComponentNode[] =>
     (definition._childComponents ?? []).map(([name, child]) => {
       const path = parent ? `${parent}/${name}` : name;
-      if (!child.componentDefinitionPath) throw new Error(`Component ${path} has no convex.config.js of its own (only packaged components with a compiled convex.config.js are supported)`);
+      if (!child.componentDefinitionPath)
+        throw new Error(`Component ${path} has no convex.config.js of its own (only packaged components with a compiled convex.config.js are supported)`);
       const directory = child.componentDefinitionPath;
       const configUrl = [...specifiers.keys()].find((url) => dirname(fileURLToPath(url.split("?")[0]!)) === directory);
       const specifier = configUrl ? specifiers.get(configUrl)! : null;

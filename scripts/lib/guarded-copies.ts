@@ -56,7 +56,12 @@ function resolveAppFile(fromDir: string, specifier: string, appFiles: ReadonlySe
   const base = resolve(fromDir, specifier);
   const stem = base.replace(/\.(js|jsx|mjs|cjs)$/, "");
   // `./x.js` may name `x.ts` (TypeScript's convention), as it does for wrangler's bundler.
-  const candidates = [base, ...EXTENSIONS.map((extension) => base + extension), ...EXTENSIONS.map((extension) => stem + extension), ...EXTENSIONS.map((extension) => join(base, `index${extension}`))];
+  const candidates = [
+    base,
+    ...EXTENSIONS.map((extension) => base + extension),
+    ...EXTENSIONS.map((extension) => stem + extension),
+    ...EXTENSIONS.map((extension) => join(base, `index${extension}`)),
+  ];
   return candidates.find((candidate) => appFiles.has(candidate)) ?? null;
 }
 

@@ -39,7 +39,15 @@ export function instrument(source: string, extension: string, options: Instrumen
   const loader = LOADERS[extension.replace(/^\./, "")];
   if (!loader) throw new Error(`instrument: no loader for .${extension}`);
   // es2022 lowers what acorn cannot parse yet (decorators, `using`); workerd runs all of es2022.
-  const { code } = transformSync(source, { loader, format: "esm", target: "es2022", jsx: "automatic", sourcemap: "inline", sourcesContent: false, sourcefile: options.sourcefile });
+  const { code } = transformSync(source, {
+    loader,
+    format: "esm",
+    target: "es2022",
+    jsx: "automatic",
+    sourcemap: "inline",
+    sourcesContent: false,
+    sourcefile: options.sourcefile,
+  });
   const tree = parse(code, { ecmaVersion: "latest", sourceType: "module", allowHashBang: true });
   const call = `${GUARD_NAME}();`;
   const edits: Edit[] = [];

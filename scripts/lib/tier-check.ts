@@ -19,7 +19,8 @@ const envFlag = (environment: EnvironmentName) => (environment === "dev" ? undef
 export function checkEnvironment(environment: EnvironmentName, configPath = DEFAULT_CONFIG): string[] {
   const problems: string[] = [];
   const differ = (field: string, expected: unknown, found: unknown) => {
-    if (JSON.stringify(expected) !== JSON.stringify(found)) problems.push(`${environment}: ${field}: expected ${JSON.stringify(expected)}, found ${JSON.stringify(found)}`);
+    if (JSON.stringify(expected) !== JSON.stringify(found))
+      problems.push(`${environment}: ${field}: expected ${JSON.stringify(expected)}, found ${JSON.stringify(found)}`);
   };
   let config: ReturnType<typeof unstable_readConfig>;
   let top: ReturnType<typeof unstable_readConfig>;
@@ -32,11 +33,13 @@ export function checkEnvironment(environment: EnvironmentName, configPath = DEFA
   }
   const wrangler = requiredWrangler(environment);
   differ("limits.cpu_ms", wrangler.cpuMs, config.limits?.cpu_ms);
-  const bindings = (config.durable_objects.bindings as { name: string; class_name: string; script_name?: string }[]).map(({ name, class_name, script_name }) => ({
-    name,
-    class_name,
-    ...(script_name ? { script_name } : {}),
-  }));
+  const bindings = (config.durable_objects.bindings as { name: string; class_name: string; script_name?: string }[]).map(
+    ({ name, class_name, script_name }) => ({
+      name,
+      class_name,
+      ...(script_name ? { script_name } : {}),
+    }),
+  );
   differ(
     "durable_objects.bindings",
     [

@@ -135,7 +135,8 @@ export function appProject(convexDir: string, { generated = true, modules = [] }
   const repo = resolve(import.meta.dirname, "../..");
   const root = mkdtempSync(join(tmpdir(), "calmsync-app-"));
   const built = (path: string) => path.includes("_generated") || path.includes(join("public", "build"));
-  for (const entry of ["src", "public", "scripts", "wrangler.toml", "package.json", "tsconfig.json"]) cpSync(join(repo, entry), join(root, entry), { recursive: true, filter: (path) => !built(path) });
+  for (const entry of ["src", "public", "scripts", "wrangler.toml", "package.json", "tsconfig.json"])
+    cpSync(join(repo, entry), join(root, entry), { recursive: true, filter: (path) => !built(path) });
   symlinkSync(join(repo, "node_modules"), join(root, "node_modules"));
   cpSync(convexDir, join(root, "convex"), { recursive: true, filter: (path) => !built(path) });
   for (const module of modules) cpSync(module, join(root, "convex", basename(module)));
@@ -146,7 +147,11 @@ export function appProject(convexDir: string, { generated = true, modules = [] }
 
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const repo = resolve(import.meta.dirname, "../..");
-  const project = options.plain ? appProject(join(repo, "convex"), { generated: false }) : options.app ? appProject(options.app, { modules: options.modules }) : null;
+  const project = options.plain
+    ? appProject(join(repo, "convex"), { generated: false })
+    : options.app
+      ? appProject(options.app, { modules: options.modules })
+      : null;
   const root = project ?? repo;
   const [port, inspectorPort] = [await freePort(), await freePort()];
   const ownStorage = options.persistTo === undefined;
@@ -158,9 +163,20 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
 
   const spawnRuntime = (): Run => {
     const where = ["--ip", "127.0.0.1", "--port", String(port), "--inspector-port", String(inspectorPort), "--persist-to", persistTo];
-    const harness = ["--var", `ADMIN_KEY:${TEST_ADMIN_KEY}`, ...DEV_STAMP, ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]), "--show-interactive-dev-session=false"];
+    const harness = [
+      "--var",
+      `ADMIN_KEY:${TEST_ADMIN_KEY}`,
+      ...DEV_STAMP,
+      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+      "--show-interactive-dev-session=false",
+    ];
     const [command, args] = options.plain ? ["npx", ["wrangler", "dev", ...where]] : [process.execPath, [wrangler, "dev", ...where, ...harness]];
-    const child: ChildProcess = spawn(command, args, { cwd: root, detached: true, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" } });
+    const child: ChildProcess = spawn(command, args, {
+      cwd: root,
+      detached: true,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+    });
     child.stdout!.on("data", (chunk) => (log += chunk));
     child.stderr!.on("data", (chunk) => (log += chunk));
     let exited = false;

@@ -46,7 +46,15 @@ const VISIBILITY_EVENT = "calmsync.visibility";
 const notBefore = new Map<string, number>();
 
 function pageVisibility(): VisibilitySource {
-  const doc = (globalThis as { document?: { visibilityState?: string; addEventListener(type: string, listener: () => void): void; removeEventListener(type: string, listener: () => void): void } }).document;
+  const doc = (
+    globalThis as {
+      document?: {
+        visibilityState?: string;
+        addEventListener(type: string, listener: () => void): void;
+        removeEventListener(type: string, listener: () => void): void;
+      };
+    }
+  ).document;
   if (!doc) return { hidden: () => false, subscribe: () => () => undefined };
   return {
     hidden: () => doc.visibilityState === "hidden",

@@ -57,7 +57,9 @@ export class DeploymentAuth {
     this.app = app;
     const stored = storedDocuments(sql);
     this.documents = new RemoteDocuments({ storage: stored, knobs });
-    this.devIssuer = devIssuer ? new DevIssuer({ load: () => stored.load(DEV_ISSUER_KEY)?.body ?? null, save: (body) => stored.save(DEV_ISSUER_KEY, body, Date.now()) }) : null;
+    this.devIssuer = devIssuer
+      ? new DevIssuer({ load: () => stored.load(DEV_ISSUER_KEY)?.body ?? null, save: (body) => stored.save(DEV_ISSUER_KEY, body, Date.now()) })
+      : null;
     this.verifier = new TokenVerifier({
       providers: () => {
         const dev = this.devIssuer?.provider();

@@ -79,7 +79,15 @@ export interface DeploymentApi {
   create(): Promise<{ created: boolean }>;
   /** `idempotencyKey`: a mutation's `Idempotency-Key` header (a repeat gets the first run's answer). */
   /** `address`: the client's (CF-Connecting-IP; "local" without one), whose calls are limited and served as one caller. */
-  run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization?: string | null, idempotencyKey?: string | null, address?: string | null): Promise<FunctionResponse>;
+  run(
+    kind: FunctionKind,
+    path: string,
+    encodedArgs: JSONValue,
+    requestId: string,
+    authorization?: string | null,
+    idempotencyKey?: string | null,
+    address?: string | null,
+  ): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
   /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
@@ -272,7 +280,15 @@ export function defineDeployment(app: GeneratedApp) {
       return this.started ? this.sockets.of(ws, this.started.sync) : undefined;
     }
 
-    async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address: string | null = null): Promise<FunctionResponse> {
+    async run(
+      kind: FunctionKind,
+      path: string,
+      encodedArgs: JSONValue,
+      requestId: string,
+      authorization: string | null = null,
+      idempotencyKey: string | null = null,
+      address: string | null = null,
+    ): Promise<FunctionResponse> {
       this.runtime.metrics.maybeSample();
       return this.runtime.run(kind, path, encodedArgs, requestId, authorization, idempotencyKey, address);
     }
@@ -385,7 +401,11 @@ export function defineDeployment(app: GeneratedApp) {
       return this.runtime.environment.value(name);
     }
 
-    async changeEnvironment(name: string, value: unknown, actor: string): Promise<{ ok: true; change: EnvironmentChange | null } | { ok: false; error: string }> {
+    async changeEnvironment(
+      name: string,
+      value: unknown,
+      actor: string,
+    ): Promise<{ ok: true; change: EnvironmentChange | null } | { ok: false; error: string }> {
       return this.runtime.changeEnvironment(name, value, actor);
     }
 
@@ -407,7 +427,13 @@ export function defineDeployment(app: GeneratedApp) {
       return this.runtime.imports.begin(options);
     }
 
-    async stageImport(importId: string, file: string, table: string, encoding: LineEncoding, lines: { line: number; text: string }[]): Promise<ImportAnswer<object>> {
+    async stageImport(
+      importId: string,
+      file: string,
+      table: string,
+      encoding: LineEncoding,
+      lines: { line: number; text: string }[],
+    ): Promise<ImportAnswer<object>> {
       return importAnswer(() => (this.runtime.imports.stage(importId, file, table, encoding, lines), {}));
     }
 

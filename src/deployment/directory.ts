@@ -71,7 +71,10 @@ export class DeploymentDirectory extends DurableObject<Env> implements Directory
   }
 
   async count(pattern?: string): Promise<number> {
-    const row = pattern === undefined ? this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deployments").one() : this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deployments WHERE pattern = ?", pattern).one();
+    const row =
+      pattern === undefined
+        ? this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deployments").one()
+        : this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM deployments WHERE pattern = ?", pattern).one();
     return row.n;
   }
 }

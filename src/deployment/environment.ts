@@ -61,13 +61,19 @@ export class DeploymentEnvironment {
 
   /** Sets `name` (checked against Convex's name rule and the knobs), audited; applies to the next run. */
   set(name: string, value: unknown, actor: string, now: number): EnvironmentChange {
-    if (!VARIABLE_NAME.test(name)) throw new EnvironmentError(`Environment variable names are a letter then letters, digits or underscores, at most 40 characters (as on Convex): ${JSON.stringify(name)}`);
+    if (!VARIABLE_NAME.test(name))
+      throw new EnvironmentError(
+        `Environment variable names are a letter then letters, digits or underscores, at most 40 characters (as on Convex): ${JSON.stringify(name)}`,
+      );
     if (typeof value !== "string") throw new EnvironmentError(`An environment variable's value is a string, got ${value === null ? "null" : typeof value}`);
     const knobs = this.knobs();
     const bytes = new TextEncoder().encode(value).length;
-    if (bytes > knobs.environmentValueMaxBytes) throw new EnvironmentError(`The value of ${name} is ${bytes} bytes, limit ${knobs.environmentValueMaxBytes} (knob environmentValueMaxBytes)`);
+    if (bytes > knobs.environmentValueMaxBytes)
+      throw new EnvironmentError(`The value of ${name} is ${bytes} bytes, limit ${knobs.environmentValueMaxBytes} (knob environmentValueMaxBytes)`);
     if (!this.current.has(name) && this.current.size >= knobs.environmentVariablesMax) {
-      throw new EnvironmentError(`This deployment already has ${this.current.size} environment variables, limit ${knobs.environmentVariablesMax} (knob environmentVariablesMax); remove one first`);
+      throw new EnvironmentError(
+        `This deployment already has ${this.current.size} environment variables, limit ${knobs.environmentVariablesMax} (knob environmentVariablesMax); remove one first`,
+      );
     }
     const change: EnvironmentChange = { name, action: "set", actor: actorLabel(actor), at: now };
     this.storage.transactionSync(() => {
@@ -97,13 +103,22 @@ export class DeploymentEnvironment {
   /** Recorded changes, newest first. */
   history(limit = 100): EnvironmentChange[] {
     return this.storage.sql
-      .exec<{ name: string; action: string; actor: string; changed_at: number }>("SELECT name, action, actor, changed_at FROM environment_changes ORDER BY id DESC LIMIT ?", limit)
+      .exec<{ name: string; action: string; actor: string; changed_at: number }>(
+        "SELECT name, action, actor, changed_at FROM environment_changes ORDER BY id DESC LIMIT ?",
+        limit,
+      )
       .toArray()
       .map((row) => ({ name: row.name, action: row.action as EnvironmentChange["action"], actor: row.actor, at: row.changed_at }));
   }
 
   private audit(change: EnvironmentChange): void {
-    this.storage.sql.exec("INSERT INTO environment_changes (name, action, actor, changed_at) VALUES (?, ?, ?, ?)", change.name, change.action, change.actor, change.at);
+    this.storage.sql.exec(
+      "INSERT INTO environment_changes (name, action, actor, changed_at) VALUES (?, ?, ?, ?)",
+      change.name,
+      change.action,
+      change.actor,
+      change.at,
+    );
     // Bounded, like the knob history: the newest rows only.
     this.storage.sql.exec("DELETE FROM environment_changes WHERE id <= (SELECT max(id) FROM environment_changes) - ?", this.knobs().environmentHistoryRows);
   }

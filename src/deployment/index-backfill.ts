@@ -41,7 +41,10 @@ function definitions(schema: Schema): Map<string, string> {
       out.set(search.qualifiedName, JSON.stringify({ kind: "search", searchField: search.searchField, filterFields: search.filterFields }));
     }
     for (const vector of table.vectorIndexes.values()) {
-      out.set(vector.qualifiedName, JSON.stringify({ kind: "vector", vectorField: vector.vectorField, dimensions: vector.dimensions, filterFields: vector.filterFields }));
+      out.set(
+        vector.qualifiedName,
+        JSON.stringify({ kind: "vector", vectorField: vector.vectorField, dimensions: vector.dimensions, filterFields: vector.filterFields }),
+      );
     }
   }
   return out;
@@ -57,10 +60,9 @@ export function backfillIndexes(
   const sql = storage.sql;
   // Records from before built-in indexes were left out still name them: they are not this function's to drop.
   const stored = new Map<string, string>(
-    Object.entries(JSON.parse(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", META_KEY).toArray()[0]?.value ?? "{}") as Record<
-      string,
-      string
-    >).filter(([name]) => !isBuiltInIndex(name)),
+    Object.entries(
+      JSON.parse(sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = ?", META_KEY).toArray()[0]?.value ?? "{}") as Record<string, string>,
+    ).filter(([name]) => !isBuiltInIndex(name)),
   );
   const wanted = definitions(schema);
   const report: BackfillReport = { rebuilt: [], dropped: [], firstStart: stored.size === 0 };
@@ -83,12 +85,15 @@ export function backfillIndexes(
       const index = table.indexes.get(indexName);
       const vectorIndex = table.vectorIndexes.get(indexName);
       if (vectorIndex) {
-        vectors.rebuild(vectorIndex, (function* () {
-          for (const document of documentsOf(tableName)) {
-            const view = vectorDocumentOf(vectorIndex, document);
-            if (view) yield { id: document._id, view };
-          }
-        })());
+        vectors.rebuild(
+          vectorIndex,
+          (function* () {
+            for (const document of documentsOf(tableName)) {
+              const view = vectorDocumentOf(vectorIndex, document);
+              if (view) yield { id: document._id, view };
+            }
+          })(),
+        );
       } else if (index) {
         for (const document of documentsOf(tableName)) {
           sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", name, keyToBytes(indexKeyOf(index, document)).buffer, document._id);

@@ -8,7 +8,16 @@
 import type { EngineLimits } from "../engine/index.ts";
 import { DEFAULT_ENGINE_LIMITS } from "../engine/index.ts";
 import type { SyncKnobs } from "../sync/local-source.ts";
-import { brokenInvariant, DEFAULT_KNOBS, isKnobName, KNOB_INVARIANTS, KNOBS, type KnobDefinition, type KnobName, type KnobValues } from "../knobs/knob-table.ts";
+import {
+  brokenInvariant,
+  DEFAULT_KNOBS,
+  isKnobName,
+  KNOB_INVARIANTS,
+  KNOBS,
+  type KnobDefinition,
+  type KnobName,
+  type KnobValues,
+} from "../knobs/knob-table.ts";
 
 export { KNOBS, DEFAULT_KNOBS, KNOB_INVARIANTS, type KnobDefinition, type KnobName, type KnobValues } from "../knobs/knob-table.ts";
 
@@ -119,7 +128,13 @@ export class Knobs {
     this.storage?.transactionSync(() => {
       for (const change of applied) {
         this.storage!.sql.exec("INSERT OR REPLACE INTO knob_overrides (name, value) VALUES (?, ?)", change.name, change.new);
-        this.storage!.sql.exec("INSERT INTO knob_changes (name, old_value, new_value, changed_at) VALUES (?, ?, ?, ?)", change.name, change.old, change.new, change.at);
+        this.storage!.sql.exec(
+          "INSERT INTO knob_changes (name, old_value, new_value, changed_at) VALUES (?, ?, ?, ?)",
+          change.name,
+          change.old,
+          change.new,
+          change.at,
+        );
       }
       // The history is bounded: keep the newest rows only.
       const keep = valid.find(([name]) => name === "knobHistoryRows")?.[1] ?? this.current.knobHistoryRows;

@@ -6,7 +6,26 @@
  * for an unknown name starts nothing and writes nothing.
  */
 import { isScheduledJobsIndex, type Components } from "../engine/index.ts";
-import { AuthenticationError, CronJobs, Engine, FileStorage, FunctionError, RunningJobActions, ScheduledJobs, jsonToConvex, type CronDefinition, type UserIdentity, type Value, knownFunctionError, type FunctionRegistry, type HttpRouter, type Schema, type JSONValue, SERVER_ERROR, withRequestId } from "../engine/index.ts";
+import {
+  AuthenticationError,
+  CronJobs,
+  Engine,
+  FileStorage,
+  FunctionError,
+  RunningJobActions,
+  ScheduledJobs,
+  jsonToConvex,
+  type CronDefinition,
+  type UserIdentity,
+  type Value,
+  knownFunctionError,
+  type FunctionRegistry,
+  type HttpRouter,
+  type Schema,
+  type JSONValue,
+  SERVER_ERROR,
+  withRequestId,
+} from "../engine/index.ts";
 import { errorResponse, successResponse, type FunctionResponse } from "../protocol/http.ts";
 import { SyncFront } from "../sync/front.ts";
 import { localFront, type LocalSource } from "../sync/local-source.ts";
@@ -105,15 +124,7 @@ export class DeploymentRuntime {
 
   constructor(
     ctx: DurableObjectState,
-    {
-      schema,
-      functions,
-      httpRouter,
-      crons,
-      authProviders,
-      moduleErrors,
-      components,
-    }: ResolvedApp,
+    { schema, functions, httpRouter, crons, authProviders, moduleErrors, components }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -141,7 +152,8 @@ export class DeploymentRuntime {
     this.vectors = new VectorIndexes({ schema, storage: new SqliteVectorStorage(ctx.storage.sql), knobs: () => this.knobs.values, now });
     this.store = new SqliteStore(ctx.storage, this.search, this.vectors);
     const backfill = backfillIndexes(ctx.storage, schema, this.search.storage, this.vectors, (table) => documentsOf(ctx.storage.sql, table));
-    if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0) console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
+    if (!backfill.firstStart && backfill.rebuilt.length + backfill.dropped.length > 0)
+      console.log(`indexes rebuilt: ${backfill.rebuilt.join(", ") || "-"}; dropped: ${backfill.dropped.join(", ") || "-"}`);
     this.alarms = new AlarmScheduler(ctx.storage, {
       ping: () => {
         this.sync.pingIdle();
@@ -240,12 +252,23 @@ export class DeploymentRuntime {
       };
     });
     this.imports = new SnapshotImports({
-      storage: ctx.storage, schema, engine: this.engine, store: this.store, search: this.search, vectors: this.vectors,
-      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null, knobs: () => this.knobs.values, now,
+      storage: ctx.storage,
+      schema,
+      engine: this.engine,
+      store: this.store,
+      search: this.search,
+      vectors: this.vectors,
+      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null,
+      knobs: () => this.knobs.values,
+      now,
     });
     // Job actions run on after the alarm that started them has returned; waitUntil keeps the object up meanwhile.
     const running = new RunningJobActions((ended) => ctx.waitUntil(ended));
-    this.scheduled = new ScheduledJobs(this.engine, { maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm, retentionMs: () => this.knobs.values.scheduledJobRetentionMs, running });
+    this.scheduled = new ScheduledJobs(this.engine, {
+      maxPerRun: () => this.knobs.values.scheduledJobsPerAlarm,
+      retentionMs: () => this.knobs.values.scheduledJobRetentionMs,
+      running,
+    });
     this.crons = new CronJobs(this.engine, crons, { running });
     // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
     void this.crons.reconcile().then(
@@ -282,12 +305,28 @@ export class DeploymentRuntime {
    * one turn per round as a socket session does, not N; and past
    * `clientCallRate` it is refused before anything runs.
    */
-  async run(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null = null, idempotencyKey: string | null = null, address: string | null = null): Promise<FunctionResponse> {
+  async run(
+    kind: FunctionKind,
+    path: string,
+    encodedArgs: JSONValue,
+    requestId: string,
+    authorization: string | null = null,
+    idempotencyKey: string | null = null,
+    address: string | null = null,
+  ): Promise<FunctionResponse> {
     // The Worker's request id goes with every function this request runs (the operator's log shows it).
     return withRequestId(requestId, () => this.runAs(kind, path, encodedArgs, requestId, authorization, idempotencyKey, address));
   }
 
-  private async runAs(kind: FunctionKind, path: string, encodedArgs: JSONValue, requestId: string, authorization: string | null, idempotencyKey: string | null, address: string | null): Promise<FunctionResponse> {
+  private async runAs(
+    kind: FunctionKind,
+    path: string,
+    encodedArgs: JSONValue,
+    requestId: string,
+    authorization: string | null,
+    idempotencyKey: string | null,
+    address: string | null,
+  ): Promise<FunctionResponse> {
     try {
       const identity = await this.auth.identityFromHeader(authorization);
       // No address: not a client's request through the Worker (a script, a test over RPC): one caller, not limited per client.
@@ -323,18 +362,31 @@ export class DeploymentRuntime {
    * writes once. Checked and run in one turn of the lock: two repeats sent at
    * once run once.
    */
-  private async runOnce(path: string, encodedArgs: JSONValue, args: Value, idempotencyKey: string, identity: UserIdentity | null, owner: string): Promise<FunctionResponse> {
+  private async runOnce(
+    path: string,
+    encodedArgs: JSONValue,
+    args: Value,
+    idempotencyKey: string,
+    identity: UserIdentity | null,
+    owner: string,
+  ): Promise<FunctionResponse> {
     if (idempotencyKey.length === 0 || idempotencyKey.length > MAX_IDEMPOTENCY_KEY_LENGTH) {
-      return errorResponse(new FunctionError("BadRequest", `An Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`));
+      return errorResponse(
+        new FunctionError("BadRequest", `An Idempotency-Key must be 1 to ${MAX_IDEMPOTENCY_KEY_LENGTH} characters, got ${idempotencyKey.length}`),
+      );
     }
     const key = recordKey("http", { sessionId: idempotencyKey, requestId: 0 }, identity?.tokenIdentifier ?? null);
     const fingerprint = await mutationFingerprint(path, encodedArgs);
     return this.engine.exclusive(async () => {
       const previous = earlierRun(this.syncStorage, key, fingerprint);
-      if (previous?.kind === "conflict") return errorResponse(new FunctionError("BadRequest", "This Idempotency-Key was already used for a different mutation; a repeat must send the same function and arguments"));
+      if (previous?.kind === "conflict")
+        return errorResponse(
+          new FunctionError("BadRequest", "This Idempotency-Key was already used for a different mutation; a repeat must send the same function and arguments"),
+        );
       if (previous) return successResponse(JSON.parse(previous.record.resultJson) as JSONValue, []);
       const fn = this.engine.resolve(path, "mutation");
-      const record = ({ text, ts }: { text: string; ts: bigint }) => this.syncStorage.recordMutationResult(key.sessionId, key.requestId, { resultJson: text, ts, fingerprint }, this.now());
+      const record = ({ text, ts }: { text: string; ts: bigint }) =>
+        this.syncStorage.recordMutationResult(key.sessionId, key.requestId, { resultJson: text, ts, fingerprint }, this.now());
       const result = await this.engine.executeMutation(fn, args, record, undefined, identity);
       return successResponse(result.json, result.logLines);
     }, owner);

@@ -148,7 +148,8 @@ export class ShardSessions {
         // A push the shard missed: it starts a new session, or it is gone and its clients reconnect elsewhere.
         if (!shardKnows) this.tell(name, (shard) => shard.resync(why));
       },
-      (attachment) => this.sql.exec("UPDATE sync_shards SET attachment = ? WHERE name = ? AND connection_id = ?", JSON.stringify(attachment), name, connectionId),
+      (attachment) =>
+        this.sql.exec("UPDATE sync_shards SET attachment = ? WHERE name = ? AND connection_id = ?", JSON.stringify(attachment), name, connectionId),
       this.batchBytes,
     );
   }

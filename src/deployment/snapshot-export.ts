@@ -16,7 +16,9 @@ const EXPORTED_SYSTEM_TABLES = new Set(["_storage"]);
 
 export function exportTables(sql: SqlStorage): { name: string; documents: number }[] {
   return sql
-    .exec<{ index_name: string; documents: number }>("SELECT index_name, count(*) AS documents FROM index_entries WHERE index_name LIKE '%.by_id' GROUP BY index_name ORDER BY index_name")
+    .exec<{ index_name: string; documents: number }>(
+      "SELECT index_name, count(*) AS documents FROM index_entries WHERE index_name LIKE '%.by_id' GROUP BY index_name ORDER BY index_name",
+    )
     .toArray()
     .map((row) => ({ name: row.index_name.slice(0, -".by_id".length), documents: row.documents }))
     .filter((table) => !isSystemTable(table.name) || EXPORTED_SYSTEM_TABLES.has(table.name));

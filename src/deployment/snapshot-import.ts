@@ -76,17 +76,29 @@ export class SnapshotImports {
 
   /** Starts an import: its id, and how much the Worker may send in one batch and one line. */
   async begin(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }> {
-    for (const { import_id } of this.sql.exec<{ import_id: string }>("SELECT import_id FROM snapshot_imports WHERE started_at < ?", this.o.now() - ABANDONED_AFTER_MS).toArray()) {
+    for (const { import_id } of this.sql
+      .exec<{ import_id: string }>("SELECT import_id FROM snapshot_imports WHERE started_at < ?", this.o.now() - ABANDONED_AFTER_MS)
+      .toArray()) {
       await this.abort(import_id);
     }
     const importId = crypto.randomUUID();
-    this.sql.exec("INSERT INTO snapshot_imports (import_id, options, started_at, rows, last_creation_time) VALUES (?, ?, ?, 0, 0)", importId, JSON.stringify(options), this.o.now());
+    this.sql.exec(
+      "INSERT INTO snapshot_imports (import_id, options, started_at, rows, last_creation_time) VALUES (?, ?, ?, 0, 0)",
+      importId,
+      JSON.stringify(options),
+      this.o.now(),
+    );
     const knobs = this.o.knobs();
     return { importId, batchBytes: knobs.snapshotBatchBytes, maxLineBytes: maxLineBytes(knobs) };
   }
 
   private record(importId: string): ImportRecord {
-    const row = this.sql.exec<{ options: string; rows: number; last_creation_time: number }>("SELECT options, rows, last_creation_time FROM snapshot_imports WHERE import_id = ?", importId).toArray()[0];
+    const row = this.sql
+      .exec<{ options: string; rows: number; last_creation_time: number }>(
+        "SELECT options, rows, last_creation_time FROM snapshot_imports WHERE import_id = ?",
+        importId,
+      )
+      .toArray()[0];
     if (!row) throw new ImportProblem("import", null, "no such import in progress (it finished, failed or was abandoned)");
     return { options: JSON.parse(row.options) as ImportOptions, rows: row.rows, lastCreationTime: row.last_creation_time };
   }
@@ -119,7 +131,13 @@ export class SnapshotImports {
           );
         } catch (error) {
           if (!/UNIQUE/i.test(String(error))) throw error;
-          const first = this.sql.exec<{ file: string; line: number }>("SELECT file, line FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?", importId, staged.sourceId).one();
+          const first = this.sql
+            .exec<{ file: string; line: number }>(
+              "SELECT file, line FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?",
+              importId,
+              staged.sourceId,
+            )
+            .one();
           throw new ImportProblem(file, line, `has the _id ${staged.sourceId}, which ${first.file} line ${first.line} has too`);
         }
       }
@@ -134,9 +152,26 @@ export class SnapshotImports {
   fileTarget(importId: string, sourceId: string, entry: string): { storageId: string; size: number } {
     this.record(importId);
     if (!this.o.blobs) throw new ImportProblem(entry, null, "this deployment has no file storage (the R2 binding FILES)");
-    const row = this.sql.exec<{ id: string; json: string }>("SELECT id, json FROM snapshot_import_rows WHERE import_id = ? AND source_id = ? AND table_name = ?", importId, sourceId, STORAGE_TABLE).toArray()[0];
-    if (!row) throw new ImportProblem(entry, null, `has no row in _storage/documents.jsonl before it (a snapshot lists its files' rows first, as Convex's export does)`);
-    this.sql.exec("INSERT OR REPLACE INTO snapshot_import_files (import_id, source_id, storage_id, sha256, size) VALUES (?, ?, ?, NULL, NULL)", importId, sourceId, row.id);
+    const row = this.sql
+      .exec<{ id: string; json: string }>(
+        "SELECT id, json FROM snapshot_import_rows WHERE import_id = ? AND source_id = ? AND table_name = ?",
+        importId,
+        sourceId,
+        STORAGE_TABLE,
+      )
+      .toArray()[0];
+    if (!row)
+      throw new ImportProblem(
+        entry,
+        null,
+        `has no row in _storage/documents.jsonl before it (a snapshot lists its files' rows first, as Convex's export does)`,
+      );
+    this.sql.exec(
+      "INSERT OR REPLACE INTO snapshot_import_files (import_id, source_id, storage_id, sha256, size) VALUES (?, ?, ?, NULL, NULL)",
+      importId,
+      sourceId,
+      row.id,
+    );
     return { storageId: row.id, size: (JSON.parse(row.json) as { size: number }).size };
   }
 
@@ -149,7 +184,10 @@ export class SnapshotImports {
   async abort(importId: string): Promise<void> {
     const stored = this.sql.exec<{ storage_id: string }>("SELECT storage_id FROM snapshot_import_files WHERE import_id = ?", importId).toArray();
     this.forget(importId);
-    for (const { storage_id } of stored) await this.o.blobs?.delete(storage_id).catch((error: unknown) => console.error(`import ${importId}: file ${storage_id} could not be deleted (orphaned in R2):`, error));
+    for (const { storage_id } of stored)
+      await this.o.blobs
+        ?.delete(storage_id)
+        .catch((error: unknown) => console.error(`import ${importId}: file ${storage_id} could not be deleted (orphaned in R2):`, error));
   }
 
   private forget(importId: string): void {
@@ -178,15 +216,27 @@ export class SnapshotImports {
 
   private apply(importId: string): ImportReport {
     const { options, lastCreationTime } = this.record(importId);
-    const tables = this.sql.exec<{ table_name: string; count: number }>("SELECT table_name, count(*) AS count FROM snapshot_import_rows WHERE import_id = ? GROUP BY table_name", importId).toArray();
+    const tables = this.sql
+      .exec<{ table_name: string; count: number }>(
+        "SELECT table_name, count(*) AS count FROM snapshot_import_rows WHERE import_id = ? GROUP BY table_name",
+        importId,
+      )
+      .toArray();
     if (options.table !== null && tables.length === 0) tables.push({ table_name: options.table, count: 0 });
     this.checkFiles(importId);
     for (const { table_name } of tables) {
       if (options.mode === "requireEmpty" && this.hasDocuments(table_name)) {
-        throw new ImportProblem(table_name, null, `table ${table_name} already has documents: import with --replace to replace them, or --append to add to them`);
+        throw new ImportProblem(
+          table_name,
+          null,
+          `table ${table_name} already has documents: import with --replace to replace them, or --append to add to them`,
+        );
       }
     }
-    const renames = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM snapshot_import_rows WHERE import_id = ? AND source_id IS NOT NULL AND source_id != id", importId).one().n > 0;
+    const renames =
+      this.sql
+        .exec<{ n: number }>("SELECT count(*) AS n FROM snapshot_import_rows WHERE import_id = ? AND source_id IS NOT NULL AND source_id != id", importId)
+        .one().n > 0;
     const report: ImportReport = { tables: Object.fromEntries(tables.map((t) => [t.table_name, t.count])), files: 0, ts: "" };
     const ts = this.o.engine.commitBulk((ts) => {
       this.o.store.commitBulk(ts, () => {
@@ -220,7 +270,10 @@ export class SnapshotImports {
       )
       .toArray()[0];
     if (!bad) return;
-    const problem = bad.got === null ? `names the file _storage/${bad.source_id}, which the snapshot does not carry` : `says the file's sha256 is ${bad.want}, but its bytes' is ${bad.got}`;
+    const problem =
+      bad.got === null
+        ? `names the file _storage/${bad.source_id}, which the snapshot does not carry`
+        : `says the file's sha256 is ${bad.want}, but its bytes' is ${bad.got}`;
     throw new ImportProblem(bad.file, bad.line, problem);
   }
 
@@ -233,7 +286,8 @@ export class SnapshotImports {
     const byId = `${table}.by_id`;
     const count = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM index_entries WHERE index_name = ?", byId).one().n;
     if (count === 0) return 0;
-    if (table === STORAGE_TABLE) this.sql.exec("INSERT OR IGNORE INTO snapshot_orphaned_files (storage_id) SELECT doc_id FROM index_entries WHERE index_name = ?", byId);
+    if (table === STORAGE_TABLE)
+      this.sql.exec("INSERT OR IGNORE INTO snapshot_orphaned_files (storage_id) SELECT doc_id FROM index_entries WHERE index_name = ?", byId);
     this.sql.exec("DELETE FROM documents WHERE id IN (SELECT doc_id FROM index_entries WHERE index_name = ?)", byId);
     // Every index of the table, whatever the schema says now: qualified names are "<table>.<index>".
     this.sql.exec("DELETE FROM index_entries WHERE index_name > ? AND index_name < ?", `${table}.`, `${table}/`);
@@ -247,9 +301,10 @@ export class SnapshotImports {
   private insertStaged(importId: string, renames: boolean): number {
     const { snapshotBatchBytes: pageBytes, maxDocumentBytes } = this.o.knobs();
     const schema = this.o.schema;
-    const renamed = (id: string) => this.sql.exec<{ id: string }>("SELECT id FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?", importId, id).toArray()[0]?.id ?? null;
+    const renamed = (id: string) =>
+      this.sql.exec<{ id: string }>("SELECT id FROM snapshot_import_rows WHERE import_id = ? AND source_id = ?", importId, id).toArray()[0]?.id ?? null;
     let inserted = 0;
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page: { seq: number; table_name: string; id: string; json: string; file: string; line: number }[] = [];
       let bytes = 0;
       for (const row of this.sql.exec<{ seq: number; table_name: string; id: string; json: string; file: string; line: number }>(
@@ -263,7 +318,10 @@ export class SnapshotImports {
       }
       if (page.length === 0) return inserted;
       after = page.at(-1)!.seq;
-      const searchEntries = new Map<string, { index: string; partition: string; entries: { id: string; old: null; new: ReturnType<typeof searchDocumentOf> }[] }>();
+      const searchEntries = new Map<
+        string,
+        { index: string; partition: string; entries: { id: string; old: null; new: ReturnType<typeof searchDocumentOf> }[] }
+      >();
       for (const row of page) {
         const fail = (problem: string) => new ImportProblem(row.file, row.line, problem);
         let document = jsonToConvex(JSON.parse(row.json)) as Document;
@@ -282,7 +340,12 @@ export class SnapshotImports {
           throw fail(`has the _id ${row.id}, which a document of this deployment already has (appending keeps ids: import with --replace, or without _id)`);
         }
         for (const index of table.indexes.values()) {
-          this.sql.exec("INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)", index.qualifiedName, keyToBytes(indexKeyOf(index, document)).buffer, row.id);
+          this.sql.exec(
+            "INSERT INTO index_entries (index_name, key, doc_id) VALUES (?, ?, ?)",
+            index.qualifiedName,
+            keyToBytes(indexKeyOf(index, document)).buffer,
+            row.id,
+          );
         }
         for (const index of table.searchIndexes.values()) {
           const version = searchDocumentOf(index, document);
@@ -304,9 +367,15 @@ export class SnapshotImports {
   /** Bytes of the files a replace took the rows of, deleted once that commit stands (as a mutation's deletes are). */
   private async deleteOrphanedFiles(): Promise<void> {
     for (;;) {
-      const ids = this.sql.exec<{ storage_id: string }>("SELECT storage_id FROM snapshot_orphaned_files LIMIT 100").toArray().map((row) => row.storage_id);
+      const ids = this.sql
+        .exec<{ storage_id: string }>("SELECT storage_id FROM snapshot_orphaned_files LIMIT 100")
+        .toArray()
+        .map((row) => row.storage_id);
       if (ids.length === 0) return;
-      for (const id of ids) await this.o.blobs?.delete(id).catch((error: unknown) => console.error(`file ${id}: replaced by an import but its bytes could not be deleted (orphaned in R2):`, error));
+      for (const id of ids)
+        await this.o.blobs
+          ?.delete(id)
+          .catch((error: unknown) => console.error(`file ${id}: replaced by an import but its bytes could not be deleted (orphaned in R2):`, error));
       for (const id of ids) this.sql.exec("DELETE FROM snapshot_orphaned_files WHERE storage_id = ?", id);
     }
   }
@@ -325,4 +394,3 @@ function nextUp(x: number): number {
   view.setBigUint64(0, view.getBigUint64(0) + 1n);
   return view.getFloat64(0);
 }
-

@@ -44,7 +44,12 @@ export class SqliteSearchStorage implements SearchStorage {
 
   readSnapshot(meta: PartitionMeta): string[] {
     return this.sql
-      .exec<{ data: string }>("SELECT data FROM search_chunks WHERE index_name = ? AND partition = ? AND gen = ? ORDER BY seq", meta.index, btoa(meta.partition), meta.gen)
+      .exec<{ data: string }>(
+        "SELECT data FROM search_chunks WHERE index_name = ? AND partition = ? AND gen = ? ORDER BY seq",
+        meta.index,
+        btoa(meta.partition),
+        meta.gen,
+      )
       .toArray()
       .map((row) => row.data);
   }
@@ -70,7 +75,15 @@ export class SqliteSearchStorage implements SearchStorage {
       const oldDoc = encodeLogDocument(entry.old);
       const newDoc = encodeLogDocument(entry.new);
       bytes += logEntryBytes(oldDoc, newDoc);
-      this.sql.exec("INSERT INTO search_log (index_name, partition, lsn, doc_id, old_doc, new_doc) VALUES (?, ?, ?, ?, ?, ?)", index, key, ++lsn, entry.id, oldDoc, newDoc);
+      this.sql.exec(
+        "INSERT INTO search_log (index_name, partition, lsn, doc_id, old_doc, new_doc) VALUES (?, ?, ?, ?, ?, ?)",
+        index,
+        key,
+        ++lsn,
+        entry.id,
+        oldDoc,
+        newDoc,
+      );
     }
     if (meta) {
       this.sql.exec(

@@ -79,7 +79,6 @@ export class SqliteStore implements DocumentStore {
     return this.searchBackend;
   }
 
-
   lastTimestamp(): bigint {
     return this.counters.lastTs;
   }
@@ -97,7 +96,9 @@ export class SqliteStore implements DocumentStore {
   }
 
   getDocument(id: string): StoredDocument | null {
-    const row = this.sql.exec<{ table_name: string; json: string; bytes: number }>("SELECT table_name, json, bytes FROM documents WHERE id = ?", id).toArray()[0];
+    const row = this.sql
+      .exec<{ table_name: string; json: string; bytes: number }>("SELECT table_name, json, bytes FROM documents WHERE id = ?", id)
+      .toArray()[0];
     return row ? storedFromJson(row.table_name, row.json, row.bytes) : null;
   }
 
@@ -147,7 +148,12 @@ export class SqliteStore implements DocumentStore {
     let next = this.counters;
     this.storage.transactionSync(() => {
       const { documentsDelta, lastCreationTime } = write();
-      next = { lastTs: ts, lastCreationTime: Math.max(this.counters.lastCreationTime, lastCreationTime), documents: this.counters.documents + documentsDelta, commits: this.counters.commits + 1 };
+      next = {
+        lastTs: ts,
+        lastCreationTime: Math.max(this.counters.lastCreationTime, lastCreationTime),
+        documents: this.counters.documents + documentsDelta,
+        commits: this.counters.commits + 1,
+      };
       this.sql.exec(
         `INSERT OR REPLACE INTO meta (key, value) VALUES ('last_ts', ?), ('last_creation_time', ?), ('documents', ?), ('commits', ?)`,
         next.lastTs.toString(),
@@ -165,13 +171,7 @@ export class SqliteStore implements DocumentStore {
     this.storage.transactionSync(() => {
       for (const write of commit.documents) {
         if (write.document) {
-          this.sql.exec(
-            "INSERT OR REPLACE INTO documents (id, table_name, json, bytes) VALUES (?, ?, ?, ?)",
-            write.id,
-            write.table,
-            write.json!,
-            write.bytes,
-          );
+          this.sql.exec("INSERT OR REPLACE INTO documents (id, table_name, json, bytes) VALUES (?, ?, ?, ?)", write.id, write.table, write.json!, write.bytes);
           if (!write.existedBefore) documents++;
         } else {
           this.sql.exec("DELETE FROM documents WHERE id = ?", write.id);

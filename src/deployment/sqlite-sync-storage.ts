@@ -1,6 +1,15 @@
 /** `SyncStorage` on Durable Object SQLite (tables from migration 2). */
 import type { HeldMutation, SessionAuth } from "../sync/session.ts";
-import { readSetFromJson, readSetToJson, searchReadsFromJson, searchReadsToJson, type StoredInstance, type StoredMutationResult, type StoredQuery, type SyncStorage } from "../sync/storage.ts";
+import {
+  readSetFromJson,
+  readSetToJson,
+  searchReadsFromJson,
+  searchReadsToJson,
+  type StoredInstance,
+  type StoredMutationResult,
+  type StoredQuery,
+  type SyncStorage,
+} from "../sync/storage.ts";
 
 export class SqliteSyncStorage implements SyncStorage {
   private readonly sql: SqlStorage;
@@ -32,9 +41,16 @@ export class SqliteSyncStorage implements SyncStorage {
 
   loadQueries(): StoredQuery[] {
     return this.sql
-      .exec<{ connection_id: string; query_id: number; instance_key: string; caller: string | null }>("SELECT connection_id, query_id, instance_key, caller FROM sync_queries")
+      .exec<{ connection_id: string; query_id: number; instance_key: string; caller: string | null }>(
+        "SELECT connection_id, query_id, instance_key, caller FROM sync_queries",
+      )
       .toArray()
-      .map((row) => ({ connectionId: row.connection_id, queryId: row.query_id, instanceKey: row.instance_key, ...(row.caller ? { caller: JSON.parse(row.caller) as SessionAuth } : {}) }));
+      .map((row) => ({
+        connectionId: row.connection_id,
+        queryId: row.query_id,
+        instanceKey: row.instance_key,
+        ...(row.caller ? { caller: JSON.parse(row.caller) as SessionAuth } : {}),
+      }));
   }
 
   saveInstance(instance: StoredInstance): void {
@@ -111,8 +127,15 @@ export class SqliteSyncStorage implements SyncStorage {
 
   loadHeldMutations(): HeldMutation[] {
     return this.sql
-      .exec<{ connection_id: string; seq: number; message: string; auth: string | null }>("SELECT connection_id, seq, message, auth FROM sync_held_mutations ORDER BY connection_id, seq")
+      .exec<{ connection_id: string; seq: number; message: string; auth: string | null }>(
+        "SELECT connection_id, seq, message, auth FROM sync_held_mutations ORDER BY connection_id, seq",
+      )
       .toArray()
-      .map((row) => ({ connectionId: row.connection_id, seq: row.seq, message: JSON.parse(row.message) as HeldMutation["message"], auth: row.auth ? (JSON.parse(row.auth) as SessionAuth) : null }));
+      .map((row) => ({
+        connectionId: row.connection_id,
+        seq: row.seq,
+        message: JSON.parse(row.message) as HeldMutation["message"],
+        auth: row.auth ? (JSON.parse(row.auth) as SessionAuth) : null,
+      }));
   }
 }

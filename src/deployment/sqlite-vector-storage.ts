@@ -35,11 +35,17 @@ export class SqliteVectorStorage implements VectorStorage {
   }
 
   delete(index: string, id: string): number | null {
-    return this.sql.exec<{ row: number }>("DELETE FROM vector_entries WHERE index_name = ? AND doc_id = ? RETURNING rowid AS row", index, id).toArray()[0]?.row ?? null;
+    return (
+      this.sql.exec<{ row: number }>("DELETE FROM vector_entries WHERE index_name = ? AND doc_id = ? RETURNING rowid AS row", index, id).toArray()[0]?.row ??
+      null
+    );
   }
 
   *rows(index: string): Iterable<VectorRow> {
-    for (const row of this.sql.exec<{ row: number; code: ArrayBuffer; filter_keys: string }>("SELECT rowid AS row, code, filter_keys FROM vector_entries WHERE index_name = ?", index)) {
+    for (const row of this.sql.exec<{ row: number; code: ArrayBuffer; filter_keys: string }>(
+      "SELECT rowid AS row, code, filter_keys FROM vector_entries WHERE index_name = ?",
+      index,
+    )) {
       yield { row: row.row, code: new Uint32Array(row.code), filterKeys: JSON.parse(row.filter_keys) as IndexKey[] };
     }
   }

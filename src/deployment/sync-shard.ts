@@ -27,7 +27,16 @@ import { migrate } from "./migrations.ts";
 import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
 import { SessionGate, type GateKnobs } from "../sync/session-gate.ts";
 import type { SyncSession } from "../sync/session.ts";
-import { answerClose, isWebSocketUpgrade, newConnectionId, openSockets, refusalResponse, socketConnection, SocketSessions, upgradeRequiredResponse } from "./sockets.ts";
+import {
+  answerClose,
+  isWebSocketUpgrade,
+  newConnectionId,
+  openSockets,
+  refusalResponse,
+  socketConnection,
+  SocketSessions,
+  upgradeRequiredResponse,
+} from "./sockets.ts";
 import { isLocalConfiguration, type Env } from "../env.ts";
 import { deploymentStub } from "./deployment.ts";
 import { shardConfig, shardName, type ShardApi, type ShardConfig, type ShardStats } from "./shard-sessions.ts";

@@ -143,5 +143,10 @@ export class Uploads {
 }
 
 function tooLarge(bytes: number, limit: number): UploadRefusal {
-  return { ok: false, status: 413, code: "FileTooLarge", message: `The file is ${bytes} bytes; this deployment stores files of at most ${limit} bytes (knob maxFileBytes)` };
+  return {
+    ok: false,
+    status: 413,
+    code: "FileTooLarge",
+    message: `The file is ${bytes} bytes; this deployment stores files of at most ${limit} bytes (knob maxFileBytes)`,
+  };
 }

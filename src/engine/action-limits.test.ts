@@ -26,7 +26,11 @@ const functions = registerModules({
   jobs: {
     tick: internalMutationGeneric({ args: { label: v.string() }, handler: (ctx, { label }) => ctx.db.insert("ticks", { label }) }),
     ticks: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.query("ticks").collect()).map((t) => t.label as string) }),
-    states: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).map((j) => `${(j.args[0] as { label: string }).label}:${j.state.kind}`) }),
+    states: queryGeneric({
+      args: {},
+      handler: async (ctx) =>
+        (await ctx.db.system.query("_scheduled_functions").collect()).map((j) => `${(j.args[0] as { label: string }).label}:${j.state.kind}`),
+    }),
     /** Waits on its gate, then writes a tick. */
     slow: actionGeneric({
       args: { label: v.string() },
@@ -65,13 +69,22 @@ const functions = registerModules({
     }),
     hangingQuery: queryGeneric({ args: {}, handler: () => new Promise(() => {}) }),
     jobCount: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length }),
-    later: mutationGeneric({ args: { label: v.string() }, handler: (ctx, { label }) => ctx.scheduler.runAfter(0, makeFunctionReference<"action">("jobs:slowJob"), { label }) }),
+    later: mutationGeneric({
+      args: { label: v.string() },
+      handler: (ctx, { label }) => ctx.scheduler.runAfter(0, makeFunctionReference<"action">("jobs:slowJob"), { label }),
+    }),
   },
 });
 
 function setup(limits: Partial<EngineLimits>) {
   let clock = Date.now();
-  const engine = new Engine({ schema: new Schema(null), functions, store: new MemoryStore(), now: () => clock, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, ...limits }) });
+  const engine = new Engine({
+    schema: new Schema(null),
+    functions,
+    store: new MemoryStore(),
+    now: () => clock,
+    limits: () => ({ ...DEFAULT_ENGINE_LIMITS, ...limits }),
+  });
   const jobs = new ScheduledJobs(engine, { now: () => clock, maxPerRun: () => 100, retentionMs: () => 60_000 });
   const query = async (name: string) => (await engine.runQuery(name, {})).value as string[];
   return { engine, jobs, query, now: () => clock, advance: (ms: number) => (clock += ms) };
@@ -129,7 +142,13 @@ describe("action limits", () => {
   it("a due cron action with every job slot taken stays due and runs when a slot frees, not skipped", async () => {
     const start = Date.UTC(2026, 10, 26, 12, 0, 0);
     let clock = start;
-    const engine = new Engine({ schema: new Schema(null), functions, store: new MemoryStore(), now: () => clock, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, maxConcurrentJobActions: 1 }) });
+    const engine = new Engine({
+      schema: new Schema(null),
+      functions,
+      store: new MemoryStore(),
+      now: () => clock,
+      limits: () => ({ ...DEFAULT_ENGINE_LIMITS, maxConcurrentJobActions: 1 }),
+    });
     const crons = cronJobs();
     crons.interval("a", { minutes: 1 }, makeFunctionReference<"action">("jobs:slowJob"), { label: "a" });
     crons.interval("b", { minutes: 1 }, makeFunctionReference<"action">("jobs:slowJob"), { label: "b" });

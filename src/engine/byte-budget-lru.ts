@@ -51,7 +51,6 @@ export class ByteBudgetLru<K, V> {
     return this.entries.get(key)?.value;
   }
 
-
   /**
    * Stores `value` as the most recent entry and evicts colder ones past the
    * budget (never this one). Returns false, storing nothing, when the value is

@@ -16,8 +16,18 @@ import { LogLines } from "./syscalls/log-lines.ts";
 const functions = registerModules({
   f: {
     chatty: queryGeneric({ args: {}, handler: async () => (console.log("a secret in a log line"), 1) }),
-    broken: queryGeneric({ args: {}, handler: async () => { throw new Error("internal detail: db password is hunter2"); } }),
-    refused: mutationGeneric({ args: {}, handler: async () => { throw new ConvexError({ reason: "not yours" }); } }),
+    broken: queryGeneric({
+      args: {},
+      handler: async () => {
+        throw new Error("internal detail: db password is hunter2");
+      },
+    }),
+    refused: mutationGeneric({
+      args: {},
+      handler: async () => {
+        throw new ConvexError({ reason: "not yours" });
+      },
+    }),
   },
 });
 

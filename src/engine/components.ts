@@ -57,7 +57,8 @@ export class Components {
     this.instances.set("", this.root);
     const prefixes = new Map<string, string>();
     for (const { path, functions } of components) {
-      if (path === "" || !path.split("/").every((name) => COMPONENT_NAME.test(name))) throw new Error(`Invalid component path ${JSON.stringify(path)}: names are identifiers`);
+      if (path === "" || !path.split("/").every((name) => COMPONENT_NAME.test(name)))
+        throw new Error(`Invalid component path ${JSON.stringify(path)}: names are identifiers`);
       if (this.instances.has(path)) throw new Error(`Component ${path} is installed twice`);
       const prefix = namespacePrefix(path);
       // Two paths with one prefix would share tables: refuse to start rather than mix their data.
@@ -69,7 +70,10 @@ export class Components {
 
   /** The app's functions and its loaded component instances (`loadApp`), each instance's functions registered under its path. */
   static load(appFunctions: FunctionRegistry, loaded: readonly LoadedComponent[]): Components {
-    return new Components(appFunctions, loaded.map(({ path, modules }) => ({ path, functions: registerModules(modules, path) })));
+    return new Components(
+      appFunctions,
+      loaded.map(({ path, modules }) => ({ path, functions: registerModules(modules, path) })),
+    );
   }
 
   /** Every instance, the app first. */
@@ -107,7 +111,8 @@ export class Components {
   private child(caller: ComponentInstance, reference: string): FunctionTarget {
     if (!reference.startsWith(CHILD_REFERENCE)) throw new FunctionError("BadRequest", `Unsupported function reference ${JSON.stringify(reference)}`);
     const parts = reference.slice(CHILD_REFERENCE.length).split("/");
-    if (parts.length < 3) throw new FunctionError("BadRequest", `A component function reference names a component, a module and a function: ${JSON.stringify(reference)}`);
+    if (parts.length < 3)
+      throw new FunctionError("BadRequest", `A component function reference names a component, a module and a function: ${JSON.stringify(reference)}`);
     const [name, ...rest] = parts as [string, ...string[]];
     const path = caller.path ? `${caller.path}/${name}` : name;
     const instance = this.instances.get(path);

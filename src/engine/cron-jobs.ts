@@ -117,7 +117,11 @@ export class CronJobs {
         const job = stored.get(name);
         const scheduled = () => ({ ...fields, nextRun: nextRunAfter(definition.schedule, now) });
         if (!job) writes.push((tx) => tx.insertSystem(CRON_JOBS, { name, ...scheduled() }));
-        else if (job.functionName !== fields.functionName || !valuesEqual(job.args as Value, fields.args) || !valuesEqual(job.schedule as Value, fields.schedule)) {
+        else if (
+          job.functionName !== fields.functionName ||
+          !valuesEqual(job.args as Value, fields.args) ||
+          !valuesEqual(job.schedule as Value, fields.schedule)
+        ) {
           writes.push((tx) => tx.patch(job._id, scheduled(), { system: true }));
         }
       }

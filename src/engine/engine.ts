@@ -269,7 +269,10 @@ export class Engine implements NestedCalls {
     if (!fn) this.throwIfModuleFailed(canonical);
     if (!fn || fn.kind !== kind || (fn.visibility === "internal" && !internal)) {
       const other = fn && fn.kind !== kind && (fn.visibility === "public" || internal) ? ` (it is a ${fn.kind})` : "";
-      throw new FunctionError("FunctionNotFound", `Could not find public function for '${canonical}'. Did you forget to run \`npm run codegen\` or deploy? (a ${kind} was asked for${other})`);
+      throw new FunctionError(
+        "FunctionNotFound",
+        `Could not find public function for '${canonical}'. Did you forget to run \`npm run codegen\` or deploy? (a ${kind} was asked for${other})`,
+      );
     }
     return fn;
   }
@@ -301,7 +304,14 @@ export class Engine implements NestedCalls {
    * returns, and are dropped alone when it throws. Arguments and result are
    * checked against the target's validators, as at any call.
    */
-  async runNested({ instance, fn }: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot = false): Promise<string> {
+  async runNested(
+    { instance, fn }: FunctionTarget,
+    args: Value,
+    parent: Transaction,
+    identity: UserIdentity | null,
+    depth: number,
+    snapshot = false,
+  ): Promise<string> {
     const limits = this.limits();
     if (depth > limits.maxNestedCallDepth) {
       throw new FunctionError("LimitExceeded", `Too many nested function calls: more than ${limits.maxNestedCallDepth} deep (knob maxNestedCallDepth)`);
@@ -316,7 +326,11 @@ export class Engine implements NestedCalls {
   }
 
   /** Runs a resolved target for an action (`ctx.runQuery`, ...): each call its own transaction, as `runQuery`/`runMutation`/`runAction`. */
-  async runTarget({ fn }: FunctionTarget, args: Value, { identity = null, pool = "callers", owner }: { identity?: UserIdentity | null; pool?: ActionPool; owner?: LockOwner }): Promise<EncodedValue> {
+  async runTarget(
+    { fn }: FunctionTarget,
+    args: Value,
+    { identity = null, pool = "callers", owner }: { identity?: UserIdentity | null; pool?: ActionPool; owner?: LockOwner },
+  ): Promise<EncodedValue> {
     if (fn.kind === "query") {
       const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity), owner);
       if (outcome.error) throw outcome.error;
@@ -348,11 +362,29 @@ export class Engine implements NestedCalls {
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
-      return Object.assign(result, { readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, readIdentity: execution.readIdentity, error: null as null });
+      return Object.assign(result, {
+        readSet: readSet.finish(),
+        searchReads: readSet.searchReads,
+        ts,
+        journal: execution.journal,
+        readIdentity: execution.readIdentity,
+        error: null as null,
+      });
     } catch (error) {
       const failure = knownFunctionError(error);
       if (!failure) throw error;
-      return { value: null, json: null, text: null, logLines: failure.logLines, readSet: readSet.finish(), searchReads: readSet.searchReads, ts, journal: execution.journal, readIdentity: execution.readIdentity, error: failure };
+      return {
+        value: null,
+        json: null,
+        text: null,
+        logLines: failure.logLines,
+        readSet: readSet.finish(),
+        searchReads: readSet.searchReads,
+        ts,
+        journal: execution.journal,
+        readIdentity: execution.readIdentity,
+        error: failure,
+      };
     }
   }
 
@@ -361,7 +393,12 @@ export class Engine implements NestedCalls {
    * the commit's transaction with the outcome, even for a mutation that wrote
    * nothing; if it throws, nothing is committed.
    */
-  async runMutation(path: string, args: Value, alsoInTransaction?: CommitHook, { internal = false, identity = null, owner }: Caller = {}): Promise<MutationResult> {
+  async runMutation(
+    path: string,
+    args: Value,
+    alsoInTransaction?: CommitHook,
+    { internal = false, identity = null, owner }: Caller = {},
+  ): Promise<MutationResult> {
     const fn = this.resolve(path, "mutation", { internal });
     return this.exclusive(() => this.executeMutation(fn, args, alsoInTransaction, undefined, identity), owner);
   }
@@ -371,7 +408,13 @@ export class Engine implements NestedCalls {
    * `alsoWrite` adds the engine's own writes (a scheduled job's new state) to
    * the mutation's transaction, so they commit with its writes or not at all.
    */
-  async executeMutation(fn: RegisteredFunction, args: Value, alsoInTransaction?: CommitHook, alsoWrite?: (tx: Transaction) => void, identity: UserIdentity | null = null): Promise<MutationResult> {
+  async executeMutation(
+    fn: RegisteredFunction,
+    args: Value,
+    alsoInTransaction?: CommitHook,
+    alsoWrite?: (tx: Transaction) => void,
+    identity: UserIdentity | null = null,
+  ): Promise<MutationResult> {
     const limits = this.limits();
     const { tx, commit } = this.writeTransaction(limits);
     this.counters.mutationExecutions++;
@@ -386,7 +429,11 @@ export class Engine implements NestedCalls {
    * syscalls answered by `ActionExecution`, which runs the functions it calls
    * each in its own transaction. At most `maxConcurrentActions` at a time.
    */
-  async runAction(path: string, args: Value, { internal = false, identity = null, owner, pool = "callers" }: Caller & { pool?: ActionPool } = {}): Promise<EncodedValue> {
+  async runAction(
+    path: string,
+    args: Value,
+    { internal = false, identity = null, owner, pool = "callers" }: Caller & { pool?: ActionPool } = {},
+  ): Promise<EncodedValue> {
     const fn = this.resolve(path, "action", { internal });
     return this.executeAction(fn, args, { identity, pool, owner });
   }
@@ -396,7 +443,11 @@ export class Engine implements NestedCalls {
    * by the caller), stopped at `actionTimeoutMs`: its caller is answered with
    * a timeout, its slot freed, and every later syscall it makes fails.
    */
-  async executeAction(fn: RegisteredFunction, args: Value, { identity = null, pool = "callers", slot, owner }: { identity?: UserIdentity | null; pool?: ActionPool; slot?: () => void; owner?: LockOwner } = {}): Promise<EncodedValue> {
+  async executeAction(
+    fn: RegisteredFunction,
+    args: Value,
+    { identity = null, pool = "callers", slot, owner }: { identity?: UserIdentity | null; pool?: ActionPool; slot?: () => void; owner?: LockOwner } = {},
+  ): Promise<EncodedValue> {
     const limits = this.limits();
     const release = slot ?? this.takeActionSlot(pool, limits);
     try {
@@ -425,7 +476,10 @@ export class Engine implements NestedCalls {
     const release = this.tryActionSlot(pool, limits);
     if (release) return release;
     const knob = pool === "jobs" ? "maxConcurrentJobActions" : "maxConcurrentActions";
-    throw new FunctionError("LimitExceeded", `Too many actions running: ${this.actionsRunning[pool]}, limit ${maxActions(pool, limits)} (knob ${knob}); try again shortly`);
+    throw new FunctionError(
+      "LimitExceeded",
+      `Too many actions running: ${this.actionsRunning[pool]}, limit ${maxActions(pool, limits)} (knob ${knob}); try again shortly`,
+    );
   }
 
   /**
@@ -445,7 +499,10 @@ export class Engine implements NestedCalls {
     } catch (error) {
       if (!(error instanceof BodyTooLargeError)) throw error;
       return Response.json(
-        { code: "RequestTooLarge", message: `The request body is larger than ${limits.maxHttpActionBodyBytes} bytes (knob maxHttpActionBodyBytes); upload files to an upload URL (ctx.storage.generateUploadUrl)` },
+        {
+          code: "RequestTooLarge",
+          message: `The request body is larger than ${limits.maxHttpActionBodyBytes} bytes (knob maxHttpActionBodyBytes); upload files to an upload URL (ctx.storage.generateUploadUrl)`,
+        },
         { status: 413 },
       );
     }
@@ -461,7 +518,14 @@ export class Engine implements NestedCalls {
     try {
       const what = `The HTTP action for ${path}`;
       const guarded = new GuardedRun(what, limits, (error) => execution.expire(error));
-      const response = await guarded.bound(withinDeadline(what, execution, limits.actionTimeoutMs, inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request))))));
+      const response = await guarded.bound(
+        withinDeadline(
+          what,
+          execution,
+          limits.actionTimeoutMs,
+          inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request)))),
+        ),
+      );
       this.endRun(run, execution.logs.lines, null);
       return response;
     } catch (error) {
@@ -568,16 +632,35 @@ export class Engine implements NestedCalls {
   }
 
   private endRun(run: RunInProgress, lines: readonly string[], error: string | null): void {
-    this.onRun?.({ ts: run.ts, requestId: run.context.requestId, path: run.path, kind: run.kind, outcome: error === null ? "success" : "failure", error, durationMs: this.now() - run.ts, lines });
+    this.onRun?.({
+      ts: run.ts,
+      requestId: run.context.requestId,
+      path: run.path,
+      kind: run.kind,
+      outcome: error === null ? "success" : "failure",
+      error,
+      durationMs: this.now() - run.ts,
+      lines,
+    });
   }
 
   /** `invoke` within its run's context; `report.error` keeps a failure's message before it is hidden from callers. */
-  private async invokeChecked(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits, report: { error?: string }): Promise<EncodedValue> {
+  private async invokeChecked(
+    fn: RegisteredFunction,
+    args: Value,
+    execution: Execution | ActionExecution,
+    limits: EngineLimits,
+    report: { error?: string },
+  ): Promise<EncodedValue> {
     const name = fn.path;
-    if (!isPlainObject(args)) throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
+    if (!isPlainObject(args))
+      throw new FunctionError("InvalidArgument", `ArgumentValidationError: Arguments for ${name} must be an object, got ${describe(args)}`);
     const argBytes = measure(args, limits.maxValueDepth, `Arguments of ${name}`, "InvalidArgument");
     if (argBytes > limits.maxArgumentBytes) {
-      throw new FunctionError("LimitExceeded", `Arguments of ${name} are too large: ${argBytes} bytes, limit ${limits.maxArgumentBytes} (knob maxArgumentBytes)`);
+      throw new FunctionError(
+        "LimitExceeded",
+        `Arguments of ${name} are too large: ${argBytes} bytes, limit ${limits.maxArgumentBytes} (knob maxArgumentBytes)`,
+      );
     }
     // Ids are checked as the function's own instance sees them: a component's `v.id("work")` is its own `work`, never the app's.
     const namespace = this.placeOf(fn).instance.namespace;
@@ -608,7 +691,10 @@ export class Engine implements NestedCalls {
       throw error;
     }
     if (resultBytes > limits.maxResultBytes) {
-      throw new FunctionError("LimitExceeded", `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`);
+      throw new FunctionError(
+        "LimitExceeded",
+        `The result of ${name} is too large: ${resultBytes} bytes, limit ${limits.maxResultBytes} (knob maxResultBytes); return fewer or smaller documents`,
+      );
     }
     const logLines = this.exposeFunctionDetails ? execution.logs.lines : [];
     if (!fn.returns) return encodedValue(text, logLines);

@@ -17,11 +17,7 @@ describe("FairLock", () => {
       ran.push(name);
       running--;
     };
-    const done = [
-      ...Array.from({ length: 5 }, (_, i) => lock.run(flood, task(`f${i}`))),
-      lock.run(quiet, task("q0")),
-      lock.run(quiet, task("q1")),
-    ];
+    const done = [...Array.from({ length: 5 }, (_, i) => lock.run(flood, task(`f${i}`))), lock.run(quiet, task("q0")), lock.run(quiet, task("q1"))];
     await Promise.all(done);
     // In arrival order q0 would have waited for all five flood tasks.
     expect(ran).toEqual(["f0", "q0", "f1", "q1", "f2", "f3", "f4"]);

@@ -135,7 +135,10 @@ export function componentSchemas(app: GeneratedApp): { componentPath: string; sc
  * yields fails to load. The app loads once per isolate, for every deployment
  * in it, so these are the knob table's defaults, not a deployment's knobs.
  */
-export async function loadApp(app: GeneratedApp, limits: SyncLimits = DEFAULT_ENGINE_LIMITS): Promise<AppDefinition & { moduleErrors: Record<string, string>; components: LoadedComponent[] }> {
+export async function loadApp(
+  app: GeneratedApp,
+  limits: SyncLimits = DEFAULT_ENGINE_LIMITS,
+): Promise<AppDefinition & { moduleErrors: Record<string, string>; components: LoadedComponent[] }> {
   const moduleErrors: Record<string, string> = {};
   const loadAll = async (loaders: GeneratedComponent["definition"]["modules"], where: string) => {
     const modules: Record<string, Record<string, unknown>> = {};

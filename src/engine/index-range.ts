@@ -60,11 +60,7 @@ export class IndexRangeBuilder {
     const prefix = encodeKey(this.equalities);
     const withValue = (value: Value) => prefix + encodeKey([value]);
     const start = this.lower ? (this.lower.inclusive ? withValue(this.lower.value) : prefixSuccessor(withValue(this.lower.value))!) : prefix;
-    const end = this.upper
-      ? this.upper.inclusive
-        ? prefixSuccessor(withValue(this.upper.value))
-        : withValue(this.upper.value)
-      : prefixSuccessor(prefix);
+    const end = this.upper ? (this.upper.inclusive ? prefixSuccessor(withValue(this.upper.value)) : withValue(this.upper.value)) : prefixSuccessor(prefix);
     return { start, end };
   }
 }

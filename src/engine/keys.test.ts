@@ -17,7 +17,7 @@ function seeded(seed: number) {
 
 function randomValue(rand: () => number, depth = 0): Value | undefined {
   const kind = Math.floor(rand() * (depth > 1 ? 7 : 9));
-  const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)]!;
   switch (kind) {
     case 0:
       return null;

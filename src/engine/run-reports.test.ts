@@ -27,7 +27,17 @@ const functions = registerModules({
 
 function engine(): { engine: Engine; runs: FunctionRun[] } {
   const runs: FunctionRun[] = [];
-  return { engine: new Engine({ schema: new Schema(null), functions, store: new MemoryStore(), exposeFunctionDetails: false, now: () => clock, onRun: (run) => runs.push(run) }), runs };
+  return {
+    engine: new Engine({
+      schema: new Schema(null),
+      functions,
+      store: new MemoryStore(),
+      exposeFunctionDetails: false,
+      now: () => clock,
+      onRun: (run) => runs.push(run),
+    }),
+    runs,
+  };
 }
 
 describe("run reports", () => {
@@ -36,7 +46,18 @@ describe("run reports", () => {
     const failure = (await production.runQuery("f:broken", {}).catch((error: unknown) => error)) as FunctionError;
     expect(failure.message).toBe("Server Error");
     expect(failure.logLines).toEqual([]);
-    expect(runs).toEqual([{ ts: 1_000, requestId: expect.stringMatching(/^[0-9a-f]{16}$/), path: "f:broken", kind: "query", outcome: "failure", error: "Uncaught Error: internal detail", durationMs: 7, lines: ["[LOG] looking"] }]);
+    expect(runs).toEqual([
+      {
+        ts: 1_000,
+        requestId: expect.stringMatching(/^[0-9a-f]{16}$/),
+        path: "f:broken",
+        kind: "query",
+        outcome: "failure",
+        error: "Uncaught Error: internal detail",
+        durationMs: 7,
+        lines: ["[LOG] looking"],
+      },
+    ]);
   });
 
   it("tie an action and what it calls to one request id: the HTTP request's when given", async () => {

@@ -128,7 +128,8 @@ export class ScheduledJobs {
         }
       }
     }
-    if (expired.length > 0) await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => expired.forEach((id) => tx.delete(id, { system: true }))));
+    if (expired.length > 0)
+      await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => expired.forEach((id) => tx.delete(id, { system: true }))));
     return nextExpiry;
   }
 
@@ -138,12 +139,18 @@ export class ScheduledJobs {
     const owner = this.engine.components.all.find((instance) => instance.namespace.localName(tableOfId(id) ?? SCHEDULED_FUNCTIONS) !== null)?.path ?? "";
     const componentPath = typeof job.componentPath === "string" ? job.componentPath : owner;
     const finish = (state: JobState) => (tx: Transaction) => tx.patch(id, { state, completedTime: this.now() }, { system: true });
-    return runJob(this.engine, job.name as string, (job.args as Value[])[0] ?? {}, {
-      stillDue: () => (this.engine.store.getDocument(id)?.document.state as JobState | undefined)?.kind === "pending",
-      claimed: (tx) => tx.patch(id, { state: { kind: "inProgress" } }, { system: true }),
-      succeeded: finish({ kind: "success" }),
-      failed: (error) => finish({ kind: "failed", error }),
-      actionEnded: (error) => finish(error === null ? { kind: "success" } : { kind: "failed", error }),
-    }, componentPath);
+    return runJob(
+      this.engine,
+      job.name as string,
+      (job.args as Value[])[0] ?? {},
+      {
+        stillDue: () => (this.engine.store.getDocument(id)?.document.state as JobState | undefined)?.kind === "pending",
+        claimed: (tx) => tx.patch(id, { state: { kind: "inProgress" } }, { system: true }),
+        succeeded: finish({ kind: "success" }),
+        failed: (error) => finish({ kind: "failed", error }),
+        actionEnded: (error) => finish(error === null ? { kind: "success" } : { kind: "failed", error }),
+      },
+      componentPath,
+    );
   }
 }

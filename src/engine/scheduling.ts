@@ -43,10 +43,16 @@ export class SchedulingBudget {
   charge(argumentBytes: number): void {
     const { maxScheduledPerFunction, maxScheduledArgumentBytes } = this.limits;
     if (this.jobs + 1 > maxScheduledPerFunction) {
-      throw new FunctionError("LimitExceeded", `Too many functions scheduled by one function run: more than ${maxScheduledPerFunction} (knob maxScheduledPerFunction)`);
+      throw new FunctionError(
+        "LimitExceeded",
+        `Too many functions scheduled by one function run: more than ${maxScheduledPerFunction} (knob maxScheduledPerFunction)`,
+      );
     }
     if (this.bytes + argumentBytes > maxScheduledArgumentBytes) {
-      throw new FunctionError("LimitExceeded", `The arguments of the functions scheduled by one function run are too large: ${this.bytes + argumentBytes} bytes, limit ${maxScheduledArgumentBytes} (knob maxScheduledArgumentBytes)`);
+      throw new FunctionError(
+        "LimitExceeded",
+        `The arguments of the functions scheduled by one function run are too large: ${this.bytes + argumentBytes} bytes, limit ${maxScheduledArgumentBytes} (knob maxScheduledArgumentBytes)`,
+      );
     }
     this.jobs++;
     this.bytes += argumentBytes;
@@ -60,7 +66,14 @@ export interface Scheduler {
 }
 
 /** `1.0/schedule`: checks the target exists and the run's budget, and writes a pending job into `tx`; returns its id. */
-export function scheduleJob(tx: Transaction, { components, caller }: Scheduler, budget: SchedulingBudget, address: FunctionAddress, tsSeconds: unknown, argsJson: unknown): string {
+export function scheduleJob(
+  tx: Transaction,
+  { components, caller }: Scheduler,
+  budget: SchedulingBudget,
+  address: FunctionAddress,
+  tsSeconds: unknown,
+  argsJson: unknown,
+): string {
   let target;
   try {
     target = components.resolve(caller, address, "mutationOrAction");
@@ -68,18 +81,26 @@ export function scheduleJob(tx: Transaction, { components, caller }: Scheduler, 
     if (!(error instanceof FunctionError)) throw error;
     throw new FunctionError("BadRequest", `Attempted to schedule function at nonexistent path: ${error.message} (a mutation or action is needed)`);
   }
-  if (typeof tsSeconds !== "number" || !Number.isFinite(tsSeconds)) throw new FunctionError("BadRequest", `The scheduled time must be a finite number, got ${describe(tsSeconds)}`);
+  if (typeof tsSeconds !== "number" || !Number.isFinite(tsSeconds))
+    throw new FunctionError("BadRequest", `The scheduled time must be a finite number, got ${describe(tsSeconds)}`);
   const args = jsonToConvex(argsJson ?? {});
   if (!isPlainObject(args)) throw new FunctionError("BadRequest", `Scheduled function arguments must be an object, got ${describe(args)}`);
   budget.charge(jsonTextSize(JSON.stringify(argsJson ?? {}), tx.limits.maxValueDepth));
   const elsewhere: Record<string, Value> = target.instance !== caller ? { componentPath: target.instance.path } : {};
-  return tx.insertSystem(caller.namespace.storageName(SCHEDULED_FUNCTIONS), { name: target.fn.path, ...elsewhere, args: [args], scheduledTime: tsSeconds * 1000, state: { kind: "pending" } });
+  return tx.insertSystem(caller.namespace.storageName(SCHEDULED_FUNCTIONS), {
+    name: target.fn.path,
+    ...elsewhere,
+    args: [args],
+    scheduledTime: tsSeconds * 1000,
+    state: { kind: "pending" },
+  });
 }
 
 /** `1.0/cancel_job`: a pending job never runs; one that already ran or was canceled stays as it is. Only the caller's instance's jobs can be canceled. */
 export function cancelJob(tx: Transaction, namespace: TableNamespace, id: unknown): void {
   const table = typeof id === "string" ? tableOfId(id) : null;
-  if (typeof id !== "string" || table === null || namespace.localName(table) !== SCHEDULED_FUNCTIONS) throw new FunctionError("BadRequest", `cancel expects an Id<"_scheduled_functions">, got ${describe(id)}`);
+  if (typeof id !== "string" || table === null || namespace.localName(table) !== SCHEDULED_FUNCTIONS)
+    throw new FunctionError("BadRequest", `cancel expects an Id<"_scheduled_functions">, got ${describe(id)}`);
   const job = tx.get(id)?.document;
   if (!job) throw new FunctionError("BadRequest", `No scheduled function ${id}`);
   if ((job.state as JobState).kind === "pending") tx.patch(id, { state: { kind: "canceled" } }, { system: true });

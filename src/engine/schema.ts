@@ -74,7 +74,11 @@ const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
  * file storage (src/engine/files).
  */
 const SYSTEM_TABLES: Record<string, ExportedTable> = {
-  _scheduled_functions: { indexes: [{ indexDescriptor: "by_next", fields: ["state.kind", "scheduledTime"] }], searchIndexes: [], documentType: { type: "any" } },
+  _scheduled_functions: {
+    indexes: [{ indexDescriptor: "by_next", fields: ["state.kind", "scheduledTime"] }],
+    searchIndexes: [],
+    documentType: { type: "any" },
+  },
   _storage: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
   _cron_jobs: { indexes: [], searchIndexes: [], documentType: { type: "any" } },
 };
@@ -149,7 +153,11 @@ export class Schema {
     if (!table) {
       if (!isValidTableName(name)) throw new SchemaError(`Invalid table name ${JSON.stringify(name)}`);
       const local = localTableName(name);
-      table = resolveTable(name, Object.hasOwn(SYSTEM_TABLES, local) ? SYSTEM_TABLES[local]! : { indexes: [], searchIndexes: [], documentType: { type: "any" } }, null);
+      table = resolveTable(
+        name,
+        Object.hasOwn(SYSTEM_TABLES, local) ? SYSTEM_TABLES[local]! : { indexes: [], searchIndexes: [], documentType: { type: "any" } },
+        null,
+      );
       this.resolved.set(name, table);
       for (const index of table.indexes.values()) this.indexes.set(index.qualifiedName, index);
     }
@@ -199,15 +207,25 @@ function resolveTable(table: string, exported: ExportedTable, documentType: Vali
   for (const vector of exported.vectorIndexes ?? []) {
     const name = vector.indexDescriptor;
     const where = `Vector index ${JSON.stringify(name)} on ${table}`;
-    if (indexes.has(name) || searchIndexes.has(name) || vectorIndexes.has(name)) throw new SchemaError(`Duplicate index name ${JSON.stringify(name)} on ${table}`);
+    if (indexes.has(name) || searchIndexes.has(name) || vectorIndexes.has(name))
+      throw new SchemaError(`Duplicate index name ${JSON.stringify(name)} on ${table}`);
     if (!Number.isInteger(vector.dimensions) || vector.dimensions < minDimensions || vector.dimensions > maxDimensions) {
       throw new SchemaError(`${where}: dimensions must be an integer from ${minDimensions} to ${maxDimensions}, got ${vector.dimensions}`);
     }
-    if (vector.filterFields.length > maxFilterFields) throw new SchemaError(`${where}: at most ${maxFilterFields} filter fields, got ${vector.filterFields.length}`);
+    if (vector.filterFields.length > maxFilterFields)
+      throw new SchemaError(`${where}: at most ${maxFilterFields} filter fields, got ${vector.filterFields.length}`);
     if (new Set(vector.filterFields).size !== vector.filterFields.length) throw new SchemaError(`${where}: a filter field is named twice`);
-    vectorIndexes.set(name, { name, qualifiedName: `${table}.${name}`, table, vectorField: vector.vectorField, dimensions: vector.dimensions, filterFields: vector.filterFields });
+    vectorIndexes.set(name, {
+      name,
+      qualifiedName: `${table}.${name}`,
+      table,
+      vectorField: vector.vectorField,
+      dimensions: vector.dimensions,
+      filterFields: vector.filterFields,
+    });
   }
-  if (vectorIndexes.size > maxIndexesPerTable) throw new SchemaError(`Table ${table} has ${vectorIndexes.size} vector indexes; at most ${maxIndexesPerTable} are allowed`);
+  if (vectorIndexes.size > maxIndexesPerTable)
+    throw new SchemaError(`Table ${table} has ${vectorIndexes.size} vector indexes; at most ${maxIndexesPerTable} are allowed`);
   return { name: table, documentType, indexes, searchIndexes, vectorIndexes };
 }
 

@@ -174,7 +174,11 @@ export class SyncGuard {
       this.endTurnLater();
     }
     if (now - run.start > maxSyncRunMs) this.trip(run, `${run.name} ran for more than ${maxSyncRunMs} ms without yielding and was stopped (knob maxSyncRunMs)`);
-    if (run.steps > maxSyncRunSteps) this.trip(run, `${run.name} made more than ${maxSyncRunSteps} loop iterations and function calls without yielding and was stopped (knob maxSyncRunSteps)`);
+    if (run.steps > maxSyncRunSteps)
+      this.trip(
+        run,
+        `${run.name} made more than ${maxSyncRunSteps} loop iterations and function calls without yielding and was stopped (knob maxSyncRunSteps)`,
+      );
     this.grant(CHECK_EVERY);
   }
 

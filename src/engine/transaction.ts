@@ -164,7 +164,10 @@ export class Transaction {
     }
     this.bytesRead += bytes;
     if (this.bytesRead > limits.maxBytesRead) {
-      throw new FunctionError("LimitExceeded", `Too many bytes read: ${this.bytesRead} bytes in one function, limit ${limits.maxBytesRead} (knob maxBytesRead)`);
+      throw new FunctionError(
+        "LimitExceeded",
+        `Too many bytes read: ${this.bytesRead} bytes in one function, limit ${limits.maxBytesRead} (knob maxBytesRead)`,
+      );
     }
   }
 
@@ -216,7 +219,8 @@ export class Transaction {
       if (write.before) removed.add(indexKeyOf(index, write.before));
       if (write.after) {
         const key = indexKeyOf(index, write.after);
-        if (key >= interval.start && (interval.end === null || key < interval.end)) added.push({ key, document: write.after, json: write.json!, bytes: write.afterBytes });
+        if (key >= interval.start && (interval.end === null || key < interval.end))
+          added.push({ key, document: write.after, json: write.json!, bytes: write.afterBytes });
       }
     }
     added.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -253,7 +257,12 @@ export class Transaction {
     if (!backend) throw new FunctionError("BadRequest", "Text search is not available on this store");
     const limits = this.options.limits;
     const { request, read } = builder.build(
-      { maxTerms: limits.searchMaxTerms, maxFilters: limits.searchMaxFilters, maxScanned: limits.searchMaxScanned, minPrefixLength: limits.searchMinPrefixLength },
+      {
+        maxTerms: limits.searchMaxTerms,
+        maxFilters: limits.searchMaxFilters,
+        maxScanned: limits.searchMaxScanned,
+        minPrefixLength: limits.searchMinPrefixLength,
+      },
       limits.searchMaxScanned,
     );
     this.options.readSet?.recordSearch(read);
@@ -281,7 +290,8 @@ export class Transaction {
       if (name.startsWith("_")) throw new FunctionError("InvalidArgument", `db.${method}: system field ${name} cannot be written`);
     }
     const problem = this.schema.validateDocument(table, fields);
-    if (problem) throw new FunctionError("InvalidArgument", `Failed to ${method} in table "${table}" because the document does not match the schema: ${problem}`);
+    if (problem)
+      throw new FunctionError("InvalidArgument", `Failed to ${method} in table "${table}" because the document does not match the schema: ${problem}`);
   }
 
   /** Encodes the document for storage, refusing it past the size limit (in UTF-8 bytes, as SQLite counts its row limit). */
@@ -336,8 +346,10 @@ export class Transaction {
       throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`: ${describe(id as Value)} is not a document id`);
     }
     const found = this.lookup(id);
-    if (!found?.document) throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
-    if (!system && isSystemTable(found.table)) throw new FunctionError("BadRequest", `System tables (prefixed with \`_\`) are read-only: db.${method} on ${id}`);
+    if (!found?.document)
+      throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
+    if (!system && isSystemTable(found.table))
+      throw new FunctionError("BadRequest", `System tables (prefixed with \`_\`) are read-only: db.${method} on ${id}`);
     return { table: found.table, document: found.document };
   }
 

@@ -67,7 +67,8 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string,
     case "id": {
       if (typeof value !== "string" || !isDocumentId(value)) return fail();
       const table = idTable(value);
-      if (table !== null && table !== validator.tableName) return fail(`Found ID "${value}" from table \`${table}\`, which does not match the table name in validator \`v.id("${validator.tableName}")\`.`);
+      if (table !== null && table !== validator.tableName)
+        return fail(`Found ID "${value}" from table \`${table}\`, which does not match the table name in validator \`v.id("${validator.tableName}")\`.`);
       return null;
     }
     case "array": {
@@ -91,7 +92,8 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string,
         if (problem) return problem;
       }
       for (const name of Object.keys(value)) {
-        if (!Object.hasOwn(validator.value, name) && value[name] !== undefined) return fail(`Object contains extra field \`${name}\` that is not in the validator.`);
+        if (!Object.hasOwn(validator.value, name) && value[name] !== undefined)
+          return fail(`Object contains extra field \`${name}\` that is not in the validator.`);
       }
       return null;
     }
@@ -117,7 +119,9 @@ function check(validator: ValidatorJson, value: Value | undefined, path: string,
 
 function printValue(value: Value | undefined): string {
   if (value === undefined) return "undefined";
-  const text = JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? `${item}n` : item instanceof ArrayBuffer ? `<bytes(${item.byteLength})>` : item));
+  const text = JSON.stringify(value, (_key, item) =>
+    typeof item === "bigint" ? `${item}n` : item instanceof ArrayBuffer ? `<bytes(${item.byteLength})>` : item,
+  );
   return text.length > 200 ? `${text.slice(0, 200)}...` : text;
 }
 

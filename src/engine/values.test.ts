@@ -64,7 +64,8 @@ describe("valuesEqual", () => {
 describe("sizes and depth (the budgets' measures)", () => {
   it("utf8Length agrees with TextEncoder, surrogate pairs included", () => {
     const random = seededStrings();
-    for (const text of ["", "abc", "é", "€", "\u{1F600}", "a€\u{1F600}é", ...random]) expect(utf8Length(text), JSON.stringify(text.slice(0, 8))).toBe(new TextEncoder().encode(text).length);
+    for (const text of ["", "abc", "é", "€", "\u{1F600}", "a€\u{1F600}é", ...random])
+      expect(utf8Length(text), JSON.stringify(text.slice(0, 8))).toBe(new TextEncoder().encode(text).length);
   });
 
   it("valueSize is close to the encoded JSON's UTF-8 size for strings and structures", () => {

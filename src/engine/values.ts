@@ -5,15 +5,7 @@
  * float64 is a JS `number`, int64 a `bigint`, bytes an `ArrayBuffer`.
  */
 
-export type Value =
-  | null
-  | boolean
-  | number
-  | bigint
-  | string
-  | ArrayBuffer
-  | Value[]
-  | { [key: string]: Value | undefined };
+export type Value = null | boolean | number | bigint | string | ArrayBuffer | Value[] | { [key: string]: Value | undefined };
 
 export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
 
@@ -194,7 +186,8 @@ export function jsonTextSize(text: string, maxDepth: number): number {
         i++;
       } else bytes += 2;
     } else if (inString) {
-      if (unit === 0x5c) i++; // a backslash: the escaped unit is ASCII
+      if (unit === 0x5c)
+        i++; // a backslash: the escaped unit is ASCII
       else if (unit === 0x22) inString = false;
     } else if (unit === 0x22) inString = true;
     else if (unit === 0x5b || unit === 0x7b) {

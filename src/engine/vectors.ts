@@ -114,7 +114,8 @@ export function parseVectorQuery(schema: Schema, query: VectorQueryArgument): Ve
 /** `q.eq(field, value)` or `q.or(...)` of them, as (field position, value key) pairs. */
 function filterAlternatives(index: VectorIndexDefinition, expression: JSONValue): [number, IndexKey][] {
   const where = index.qualifiedName;
-  const shape = (e: JSONValue) => (e !== null && typeof e === "object" && !Array.isArray(e) ? e : fail(where, "a filter must be q.eq(field, value) or q.or(...) of them"));
+  const shape = (e: JSONValue) =>
+    e !== null && typeof e === "object" && !Array.isArray(e) ? e : fail(where, "a filter must be q.eq(field, value) or q.or(...) of them");
   const alternatives: [number, IndexKey][] = [];
   const add = (e: JSONValue): void => {
     const or = shape(e).$or;

@@ -702,7 +702,6 @@ export const KNOB_INVARIANTS: readonly { knobs: readonly KnobName[]; rule: strin
 
 export const DEFAULT_KNOBS: Readonly<KnobValues> = Object.fromEntries(Object.entries(KNOBS).map(([name, knob]) => [name, knob.default])) as KnobValues;
 
-
 /** The first rule `values` break, or null. */
 export function brokenInvariant(values: KnobValues): string | null {
   return KNOB_INVARIANTS.find((invariant) => !invariant.holds(values))?.rule ?? null;

@@ -35,9 +35,15 @@ describe("tiers and the manifest", () => {
   it("reports no mismatch for a correct stamp, and names each kind of mismatch", () => {
     expect(tierReport(stamp(), "big-customer")).toMatchObject({ name: "dedicated", mismatch: [] });
     expect(tierReport({}, "x").mismatch).toEqual([expect.stringMatching(/not stamped/)]);
-    expect(tierReport(stamp({ CALMSYNC_TIER: "free" }), "x").mismatch).toEqual([expect.stringMatching(/environment tier: stamped "free", manifest says "standard" for production/)]);
-    expect(tierReport(stamp({ CALMSYNC_MANIFEST_HASH: "0000000000000000" }), "x").mismatch).toEqual([expect.stringMatching(/manifest hash: stamped 0000000000000000/)]);
-    expect(tierReport(stamp({ CALMSYNC_TIER_OVERRIDE: "emergency fix, INC-42" }), "x").mismatch).toEqual([expect.stringMatching(/past a failed tier check: emergency fix, INC-42/)]);
+    expect(tierReport(stamp({ CALMSYNC_TIER: "free" }), "x").mismatch).toEqual([
+      expect.stringMatching(/environment tier: stamped "free", manifest says "standard" for production/),
+    ]);
+    expect(tierReport(stamp({ CALMSYNC_MANIFEST_HASH: "0000000000000000" }), "x").mismatch).toEqual([
+      expect.stringMatching(/manifest hash: stamped 0000000000000000/),
+    ]);
+    expect(tierReport(stamp({ CALMSYNC_TIER_OVERRIDE: "emergency fix, INC-42" }), "x").mismatch).toEqual([
+      expect.stringMatching(/past a failed tier check: emergency fix, INC-42/),
+    ]);
     expect(tierReport(stamp({ CALMSYNC_ENV: "moon" }), "x").mismatch[0]).toMatch(/CALMSYNC_ENV "moon" is not an environment/);
   });
 });

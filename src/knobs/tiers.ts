@@ -97,7 +97,6 @@ export function isEnvironmentName(name: string): name is EnvironmentName {
   return Object.hasOwn(MANIFEST.environments, name);
 }
 
-
 /** The tier a deployment should run on: its own entry, else its environment's. */
 export function expectedTier(environment: EnvironmentName, deployment: string): TierName {
   const placement: EnvironmentPlacement = MANIFEST.environments[environment];

@@ -4,7 +4,17 @@ import { entryBytes, LogRing, type LogRingLimits } from "./log-ring.ts";
 import { logStream, parseLogStreamRequest } from "./log-stream.ts";
 
 function run(i: number, lines: string[] = [`[LOG] run ${i}`], overrides: Partial<FunctionRun> = {}): FunctionRun {
-  return { ts: 1_000 + i, requestId: `r${i}`, path: i % 2 ? "messages:send" : "messages:list", kind: i % 2 ? "mutation" : "query", outcome: "success", error: null, durationMs: 1, lines, ...overrides };
+  return {
+    ts: 1_000 + i,
+    requestId: `r${i}`,
+    path: i % 2 ? "messages:send" : "messages:list",
+    kind: i % 2 ? "mutation" : "query",
+    outcome: "success",
+    error: null,
+    durationMs: 1,
+    lines,
+    ...overrides,
+  };
 }
 
 /** A deterministic pseudo-random sequence (tests must not depend on Math.random). */
@@ -40,7 +50,12 @@ describe("the log ring", () => {
 
   it("keeps a run that prints more than the whole ring holds, without its lines", () => {
     const ring = new LogRing(() => ({ entries: 10, bytes: 131_072 }));
-    ring.add(run(1, Array.from({ length: 200 }, () => `[LOG] ${"y".repeat(1_000)}`)));
+    ring.add(
+      run(
+        1,
+        Array.from({ length: 200 }, () => `[LOG] ${"y".repeat(1_000)}`),
+      ),
+    );
     expect(ring.size).toBe(1);
     expect(ring.bytes).toBeLessThanOrEqual(131_072);
     expect(ring.after(0, {}, 10).entries[0]!.lines).toEqual(["[WARN] 200 lines dropped: more than the log ring holds (knob logRingBytes)"]);
@@ -53,7 +68,15 @@ describe("the log ring", () => {
     ring.add(run(3, ["[DEBUG] c"], { outcome: "failure", error: "Uncaught Error: no" }));
     ring.add(run(4, ["[ERROR] d"]));
     ring.add(run(5, ["[INFO] e"]));
-    expect(ring.after(0, {}, 10)).toMatchObject({ missed: 2, next: 5, entries: [{ seq: 3, level: "error" }, { seq: 4, level: "error" }, { seq: 5, level: "info" }] });
+    expect(ring.after(0, {}, 10)).toMatchObject({
+      missed: 2,
+      next: 5,
+      entries: [
+        { seq: 3, level: "error" },
+        { seq: 4, level: "error" },
+        { seq: 5, level: "info" },
+      ],
+    });
     expect(ring.after(3, {}, 10).entries.map((e) => e.seq)).toEqual([4, 5]);
     expect(ring.after(2, { function: "send" }, 10).entries.map((e) => e.seq)).toEqual([3, 5]);
     expect(ring.after(2, { level: "warn" }, 10).entries.map((e) => e.seq)).toEqual([3, 4]);
@@ -84,7 +107,11 @@ describe("a tail of the log ring", () => {
     ring.add(run(2));
     let timeUp = () => {};
     let ended = 0;
-    const stream = logStream(ring, { since: null, filter: { function: "send" }, follow: true }, { maxMs: 60_000, onEnd: () => ended++, after: (_ms, fn) => ((timeUp = fn), () => undefined) });
+    const stream = logStream(
+      ring,
+      { since: null, filter: { function: "send" }, follow: true },
+      { maxMs: 60_000, onEnd: () => ended++, after: (_ms, fn) => ((timeUp = fn), () => undefined) },
+    );
     const reader = stream.body.getReader();
     expect(await readLines(reader, 1)).toMatchObject([{ type: "run", seq: 1, path: "messages:send", lines: ["[LOG] run 1"] }]);
     ring.add(run(3));
@@ -136,7 +163,11 @@ describe("a tail of the log ring", () => {
   });
 
   it("reads its query: since, function, level, follow; refuses a bad one", () => {
-    expect(parseLogStreamRequest(new URLSearchParams("since=12&function=messages:&level=warn&follow=0"))).toEqual({ since: 12, filter: { function: "messages:", level: "warn" }, follow: false });
+    expect(parseLogStreamRequest(new URLSearchParams("since=12&function=messages:&level=warn&follow=0"))).toEqual({
+      since: 12,
+      filter: { function: "messages:", level: "warn" },
+      follow: false,
+    });
     expect(parseLogStreamRequest(new URLSearchParams(""))).toEqual({ since: null, filter: {}, follow: true });
     expect(parseLogStreamRequest(new URLSearchParams("level=loud"))).toMatchObject({ error: expect.stringContaining("level") });
     expect(parseLogStreamRequest(new URLSearchParams("since=x"))).toMatchObject({ error: expect.stringContaining("since") });

@@ -37,7 +37,7 @@ export function parseFunctionRequest(body: unknown): FunctionRequest {
   if (!isPlainObject(body)) throw new BadRequestError("BadRequestBody", "Request body must be a JSON object {path, format, args}");
   const { path, format, args } = body;
   if (typeof path !== "string" || path.length === 0 || path.length > 1024) {
-    throw new BadRequestError("BadRequestBody", "path must be a function path such as \"messages:list\"");
+    throw new BadRequestError("BadRequestBody", 'path must be a function path such as "messages:list"');
   }
   if (format !== undefined && format !== "convex_encoded_json") {
     throw new BadRequestError("UnsupportedFormat", `format must be "convex_encoded_json", got ${JSON.stringify(format)}`);

@@ -42,9 +42,19 @@ export function parsePeerPush(frame: string): PeerPush {
   switch (message.type) {
     case "Transition":
       if (!Array.isArray(message.modifications)) throw new ProtocolError("Transition.modifications must be an array");
-      return { type: "Transition", startVersion: version(message.startVersion), endVersion: version(message.endVersion), modifications: message.modifications.map(modification) };
+      return {
+        type: "Transition",
+        startVersion: version(message.startVersion),
+        endVersion: version(message.endVersion),
+        modifications: message.modifications.map(modification),
+      };
     case "MutationResponse":
-      return { type: "MutationResponse", requestId: requestId(message), ts: message.success === true ? decodeTs(message.ts, "MutationResponse.ts") : null, raw: message };
+      return {
+        type: "MutationResponse",
+        requestId: requestId(message),
+        ts: message.success === true ? decodeTs(message.ts, "MutationResponse.ts") : null,
+        raw: message,
+      };
     case "ActionResponse":
       return { type: "ActionResponse", requestId: requestId(message), raw: message };
     case "Ping":

@@ -15,7 +15,14 @@ export interface StateVersion {
 }
 
 export type ClientMessage =
-  | { type: "Connect"; sessionId: string; connectionCount: number; lastCloseReason: string | null; maxObservedTimestamp: bigint | null; clientTs: number | null }
+  | {
+      type: "Connect";
+      sessionId: string;
+      connectionCount: number;
+      lastCloseReason: string | null;
+      maxObservedTimestamp: bigint | null;
+      clientTs: number | null;
+    }
   | { type: "ModifyQuerySet"; baseVersion: number; newVersion: number; modifications: QuerySetModification[] }
   | { type: "Mutation"; requestId: number; udfPath: string; args: JSONValue; internal?: InternalFields }
   | { type: "Action"; requestId: number; udfPath: string; args: JSONValue; internal?: InternalFields }
@@ -26,8 +33,7 @@ export type ClientMessage =
 export const VISIBILITY_EVENT = "calmsync.visibility";
 
 export type QuerySetModification =
-  | { type: "Add"; queryId: number; udfPath: string; args: JSONValue; journal: string | null; internal?: InternalFields }
-  | { type: "Remove"; queryId: number };
+  { type: "Add"; queryId: number; udfPath: string; args: JSONValue; journal: string | null; internal?: InternalFields } | { type: "Remove"; queryId: number };
 
 /**
  * Fields only a sync shard sends, on its internal session with the database
@@ -55,7 +61,13 @@ function internalFields(message: Record<string, unknown>): InternalFields | unde
   const caller = internal.caller;
   if (caller !== null && caller !== undefined) {
     const identity = isPlainObject(caller) ? caller.identity : undefined;
-    if (!isPlainObject(caller) || !isPlainObject(identity) || !isString(identity.tokenIdentifier) || !isString(caller.key) || typeof caller.expiresAt !== "number") {
+    if (
+      !isPlainObject(caller) ||
+      !isPlainObject(identity) ||
+      !isString(identity.tokenIdentifier) ||
+      !isString(caller.key) ||
+      typeof caller.expiresAt !== "number"
+    ) {
       throw new ProtocolError("internal.caller must be {identity, key, expiresAt}");
     }
   }
@@ -129,7 +141,10 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
         sessionId: field(message, "sessionId", (v): v is string => isString(v) && v.length > 0 && v.length <= 128, "a string of 1-128 characters"),
         connectionCount: field(message, "connectionCount", isVersion, "a non-negative integer"),
         lastCloseReason: field(message, "lastCloseReason", (v): v is string | null => v === null || v === undefined || isString(v), "a string or null") ?? null,
-        maxObservedTimestamp: message.maxObservedTimestamp === undefined || message.maxObservedTimestamp === null ? null : decodeTs(message.maxObservedTimestamp, "Connect.maxObservedTimestamp"),
+        maxObservedTimestamp:
+          message.maxObservedTimestamp === undefined || message.maxObservedTimestamp === null
+            ? null
+            : decodeTs(message.maxObservedTimestamp, "Connect.maxObservedTimestamp"),
         clientTs: typeof message.clientTs === "number" ? message.clientTs : null,
       };
     case "ModifyQuerySet": {
@@ -143,7 +158,14 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
           const queryId = field(m, "queryId", isVersion, "a non-negative integer");
           if (m.type === "Add") {
             const internal = internalFields(m);
-            return { type: "Add", queryId, udfPath: field(m, "udfPath", isPath, "a function path"), args: argsObject(m), journal: typeof m.journal === "string" ? m.journal : null, ...(internal ? { internal } : {}) };
+            return {
+              type: "Add",
+              queryId,
+              udfPath: field(m, "udfPath", isPath, "a function path"),
+              args: argsObject(m),
+              journal: typeof m.journal === "string" ? m.journal : null,
+              ...(internal ? { internal } : {}),
+            };
           }
           if (m.type === "Remove") return { type: "Remove", queryId };
           throw new ProtocolError(`Unknown query set modification ${JSON.stringify(m.type)}`);
@@ -162,7 +184,12 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
       };
     }
     case "Authenticate": {
-      const tokenType = field(message, "tokenType", (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin", '"None", "User" or "Admin"');
+      const tokenType = field(
+        message,
+        "tokenType",
+        (v): v is "None" | "User" | "Admin" => v === "None" || v === "User" || v === "Admin",
+        '"None", "User" or "Admin"',
+      );
       return {
         type: "Authenticate",
         tokenType,
@@ -191,7 +218,13 @@ export function queryUpdated(queryId: number, encodedValue: string, journal: str
   return `{"type":"QueryUpdated","queryId":${queryId},"value":${encodedValue},"logLines":${JSON.stringify(logLines)},"journal":${JSON.stringify(journal)}}`;
 }
 
-export function queryFailed(queryId: number, errorMessage: string, errorData: JSONValue | undefined, journal: string | null, logLines: readonly string[] = []): EncodedModification {
+export function queryFailed(
+  queryId: number,
+  errorMessage: string,
+  errorData: JSONValue | undefined,
+  journal: string | null,
+  logLines: readonly string[] = [],
+): EncodedModification {
   return JSON.stringify({ type: "QueryFailed", queryId, errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}), journal });
 }
 
@@ -208,7 +241,14 @@ export function mutationSuccess(requestId: number, encodedResult: string, ts: bi
 }
 
 export function mutationFailure(requestId: number, errorMessage: string, errorData: JSONValue | undefined, logLines: readonly string[] = []): string {
-  return JSON.stringify({ type: "MutationResponse", requestId, success: false, result: errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}) });
+  return JSON.stringify({
+    type: "MutationResponse",
+    requestId,
+    success: false,
+    result: errorMessage,
+    logLines,
+    ...(errorData !== undefined ? { errorData } : {}),
+  });
 }
 
 /** No `ts`: the client resolves an action on arrival (what it wrote reaches it by the usual Transitions). */
@@ -217,7 +257,14 @@ export function actionSuccess(requestId: number, encodedResult: string, logLines
 }
 
 export function actionFailure(requestId: number, errorMessage: string, errorData?: JSONValue, logLines: readonly string[] = []): string {
-  return JSON.stringify({ type: "ActionResponse", requestId, success: false, result: errorMessage, logLines, ...(errorData !== undefined ? { errorData } : {}) });
+  return JSON.stringify({
+    type: "ActionResponse",
+    requestId,
+    success: false,
+    result: errorMessage,
+    logLines,
+    ...(errorData !== undefined ? { errorData } : {}),
+  });
 }
 
 /**

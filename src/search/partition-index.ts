@@ -113,7 +113,10 @@ export class PartitionIndex {
     const results = this.mini.search(MiniSearch.wildcard, {
       boostDocument: (_id, _term, stored) => (filters.length === 0 || this.passes(stored as Record<string, unknown>, filters) ? 1 : 0),
     });
-    return this.canonical(results.filter((r) => r.score > 0), limit);
+    return this.canonical(
+      results.filter((r) => r.score > 0),
+      limit,
+    );
   }
 
   private canonical(results: SearchResult[], limit: number): { hits: SearchHit[]; truncated: boolean } {
@@ -125,5 +128,4 @@ export class PartitionIndex {
   serialize(): string {
     return JSON.stringify(this.mini);
   }
-
 }

@@ -36,7 +36,15 @@ export interface SearchIndexesOptions {
 }
 
 export class SearchIndexes implements SearchBackend {
-  readonly counters: SearchCounters = { searchQueries: 0, partitionLoads: 0, partitionRebuilds: 0, partitionEvictions: 0, compactions: 0, compactionMs: 0, compactionFailures: 0 };
+  readonly counters: SearchCounters = {
+    searchQueries: 0,
+    partitionLoads: 0,
+    partitionRebuilds: 0,
+    partitionEvictions: 0,
+    compactions: 0,
+    compactionMs: 0,
+    compactionFailures: 0,
+  };
   readonly storage: SearchStorage;
   private readonly schema: Schema;
   private readonly documents: (table: string) => Iterable<Document>;

@@ -195,7 +195,11 @@ describe("interrupted compaction", () => {
       });
       expect(report).toMatchObject({ compacted: 0, failed: 1 });
       // The old generation and its log are untouched.
-      expect(storage.partitionsToCompact(1, 0, 10)[0]).toMatchObject({ gen: metaBefore.gen, logEntries: metaBefore.logEntries, snapshotLsn: metaBefore.snapshotLsn });
+      expect(storage.partitionsToCompact(1, 0, 10)[0]).toMatchObject({
+        gen: metaBefore.gen,
+        logEntries: metaBefore.logEntries,
+        snapshotLsn: metaBefore.snapshotLsn,
+      });
       expect(await find("a", "odd")).toEqual(before);
       search.unloadAll();
       expect(await find("a", "odd")).toEqual(before);

@@ -66,13 +66,23 @@ export function logEntryBytes(oldDoc: string | null, newDoc: string | null): num
 /** The log's JSON form of one document version. */
 export function encodeLogDocument(doc: SearchDocument | null): string | null {
   if (!doc) return null;
-  return JSON.stringify({ t: doc.text, f: doc.filters.map((value) => (value === undefined ? { u: 1 } : { v: convexToJson(value as Value) })), c: doc.creationTime, p: btoa(doc.partition) });
+  return JSON.stringify({
+    t: doc.text,
+    f: doc.filters.map((value) => (value === undefined ? { u: 1 } : { v: convexToJson(value as Value) })),
+    c: doc.creationTime,
+    p: btoa(doc.partition),
+  });
 }
 
 export function decodeLogDocument(json: string | null): SearchDocument | null {
   if (json === null) return null;
   const parsed = JSON.parse(json) as { t: string; f: ({ u: 1 } | { v: unknown })[]; c: number; p: string };
-  return { text: parsed.t, filters: parsed.f.map((f) => ("v" in f ? jsonToConvex(f.v) : undefined)) as SearchDocument["filters"], creationTime: parsed.c, partition: atob(parsed.p) };
+  return {
+    text: parsed.t,
+    filters: parsed.f.map((f) => ("v" in f ? jsonToConvex(f.v) : undefined)) as SearchDocument["filters"],
+    creationTime: parsed.c,
+    partition: atob(parsed.p),
+  };
 }
 
 export class MemorySearchStorage implements SearchStorage {

@@ -43,7 +43,8 @@ export class CsvParser {
   push(text: string): CsvRecord[] {
     const out: CsvRecord[] = [];
     for (const char of text) {
-      if (++this.recordChars > this.maxRecordChars) throw new ImportProblem(this.file, this.recordLine, `is a record longer than ${this.maxRecordChars} characters`);
+      if (++this.recordChars > this.maxRecordChars)
+        throw new ImportProblem(this.file, this.recordLine, `is a record longer than ${this.maxRecordChars} characters`);
       if (this.quoted) {
         if (this.quoteSeen) {
           this.quoteSeen = false;
@@ -110,7 +111,8 @@ export class CsvDocuments {
       if (this.header === null) {
         this.header = record.cells.map((name) => name.trim());
         const bad = this.header.find((name) => name === "" || name.startsWith("$"));
-        if (bad !== undefined) throw new ImportProblem(this.file, record.line, `the header names a field ${JSON.stringify(bad)}, which is not a valid field name`);
+        if (bad !== undefined)
+          throw new ImportProblem(this.file, record.line, `the header names a field ${JSON.stringify(bad)}, which is not a valid field name`);
         continue;
       }
       if (record.cells.length !== this.header.length) {

@@ -31,14 +31,17 @@ export function readDocumentLine(file: string, line: number, text: string, encod
   try {
     value = encoding === "export" ? parseExportLine(text) : jsonToConvex(JSON.parse(text));
   } catch (error) {
-    throw fail(error instanceof SyntaxError ? `is not valid JSON (${error.message})` : error instanceof ValueError ? error.message : `cannot be read: ${String(error)}`);
+    throw fail(
+      error instanceof SyntaxError ? `is not valid JSON (${error.message})` : error instanceof ValueError ? error.message : `cannot be read: ${String(error)}`,
+    );
   }
   if (!isPlainObject(value)) throw fail("is not a JSON object (each line holds one document)");
   const { _id: sourceId, _creationTime: creation, ...fields } = value as Record<string, Value>;
   if (sourceId !== undefined && typeof sourceId !== "string") throw fail("has an _id that is not a string");
   if (creation !== undefined && typeof creation !== "number" && typeof creation !== "bigint") throw fail("has a _creationTime that is not a number");
   const creationTime = creation === undefined ? null : Number(creation);
-  if (creationTime !== null && !(Number.isFinite(creationTime) && creationTime > 0)) throw fail("has a _creationTime that is not a positive time in milliseconds");
+  if (creationTime !== null && !(Number.isFinite(creationTime) && creationTime > 0))
+    throw fail("has a _creationTime that is not a positive time in milliseconds");
   if (table === STORAGE_TABLE) {
     // Convex's export adds `internalId` (its blob store's key); the file's identity here is the row's id.
     delete fields.internalId;

@@ -61,7 +61,12 @@ function fromRevived(value: unknown, depth = 0): Value {
   const out: Record<string, Value> = {};
   for (const key of keys) {
     validateFieldName(key);
-    Object.defineProperty(out, key, { value: fromRevived((value as Record<string, unknown>)[key], depth + 1), enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(out, key, {
+      value: fromRevived((value as Record<string, unknown>)[key], depth + 1),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return out;
 }

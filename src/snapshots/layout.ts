@@ -76,13 +76,18 @@ const TABLE_NAME = /^[a-zA-Z][a-zA-Z0-9_]{0,63}$/;
 /** The options of an import request (`?mode=&format=&table=`), or why they are wrong. */
 export function importOptions(query: { mode?: string; format?: string; table?: string }): ImportOptions | { error: string } {
   const mode = query.mode ?? "requireEmpty";
-  if (mode !== "requireEmpty" && mode !== "append" && mode !== "replace") return { error: `mode must be requireEmpty (the default), append or replace, not ${JSON.stringify(mode)}` };
+  if (mode !== "requireEmpty" && mode !== "append" && mode !== "replace")
+    return { error: `mode must be requireEmpty (the default), append or replace, not ${JSON.stringify(mode)}` };
   const table = query.table ?? null;
   const format = query.format ?? (table === null ? "zip" : "jsonl");
-  if (format !== "zip" && format !== "jsonl" && format !== "json" && format !== "csv") return { error: `format must be zip, jsonl, json or csv, not ${JSON.stringify(format)}` };
+  if (format !== "zip" && format !== "jsonl" && format !== "json" && format !== "csv")
+    return { error: `format must be zip, jsonl, json or csv, not ${JSON.stringify(format)}` };
   if (format === "zip" && table !== null) return { error: "A ZIP snapshot names its own tables: drop table, or import a jsonl, json or csv file into it" };
   if (format !== "zip" && table === null) return { error: `A ${format} file goes into one table: name it (--table <name>)` };
-  if (table !== null && !TABLE_NAME.test(table)) return { error: `${JSON.stringify(table)} is not a table name a file can be imported into (letters, digits and _, starting with a letter; system tables come only in a ZIP)` };
+  if (table !== null && !TABLE_NAME.test(table))
+    return {
+      error: `${JSON.stringify(table)} is not a table name a file can be imported into (letters, digits and _, starting with a letter; system tables come only in a ZIP)`,
+    };
   return { mode, format, table };
 }
 

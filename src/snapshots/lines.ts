@@ -63,7 +63,8 @@ export class LineSplitter {
   private emit(out: NumberedLine[], raw: string): void {
     const text = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const line = this.nextLine++;
-    if (line === 1 && text.startsWith("\uFEFF")) throw new ImportProblem(this.file, line, "starts with a UTF-8 byte order mark, which Convex's import refuses too: save the file without it");
+    if (line === 1 && text.startsWith("\uFEFF"))
+      throw new ImportProblem(this.file, line, "starts with a UTF-8 byte order mark, which Convex's import refuses too: save the file without it");
     if (text.length > this.maxLineBytes) throw new ImportProblem(this.file, line, `is longer than ${this.maxLineBytes} bytes`);
     if (text.trim() !== "") out.push({ line, text });
   }

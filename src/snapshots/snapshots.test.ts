@@ -57,19 +57,32 @@ describe("reading import files", () => {
 
   it("keeps an id this deployment could have made for the table, gives any other a new one, and rewrites references to it", () => {
     const ours = readDocumentLine("m.jsonl", 1, '{"_id":"0123456789abcdefghjkmnpqrsmessages","_creationTime":5.0,"x":1}', "export", "messages");
-    expect(ours).toMatchObject({ sourceId: "0123456789abcdefghjkmnpqrsmessages", id: "0123456789abcdefghjkmnpqrsmessages", creationTime: 5, fields: { x: 1n } });
+    expect(ours).toMatchObject({
+      sourceId: "0123456789abcdefghjkmnpqrsmessages",
+      id: "0123456789abcdefghjkmnpqrsmessages",
+      creationTime: 5,
+      fields: { x: 1n },
+    });
     const convex = readDocumentLine("m.jsonl", 2, '{"_id":"jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8","x":1}', "convex", "messages");
     expect(convex.id).toMatch(/^[0-9a-z]{26}messages$/);
     expect(convex.fields).toEqual({ x: 1 });
-    const renamed = rewriteReferences({ ref: "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8", text: "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8 said", list: ["jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8"] }, (id) => (id === "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8" ? convex.id : null));
+    const renamed = rewriteReferences(
+      { ref: "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8", text: "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8 said", list: ["jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8"] },
+      (id) => (id === "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8" ? convex.id : null),
+    );
     expect(renamed).toEqual({ ref: convex.id, text: "jd7bq5mg4vzmc1w3hy9jq7a0rn6t2vx8 said", list: [convex.id] });
-    expect(() => readDocumentLine("m.jsonl", 3, '{"_secret": 1}', "convex", "messages")).toThrow('m.jsonl line 3: has a field _secret: fields starting with "_" are reserved for the system');
+    expect(() => readDocumentLine("m.jsonl", 3, '{"_secret": 1}', "convex", "messages")).toThrow(
+      'm.jsonl line 3: has a field _secret: fields starting with "_" are reserved for the system',
+    );
     expect(() => readDocumentLine("m.jsonl", 4, "[1]", "convex", "messages")).toThrow("m.jsonl line 4: is not a JSON object");
   });
 
   it("knows the snapshot layout and the import options", () => {
     expect(snapshotEntry("messages/documents.jsonl")).toEqual({ kind: "documents", table: "messages" });
-    expect(snapshotEntry("snapshot/_storage/kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5.png")).toEqual({ kind: "storageFile", sourceId: "kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5" });
+    expect(snapshotEntry("snapshot/_storage/kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5.png")).toEqual({
+      kind: "storageFile",
+      sourceId: "kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5",
+    });
     expect(snapshotEntry("_storage/documents.jsonl")).toEqual({ kind: "documents", table: "_storage" });
     expect(snapshotEntry("_scheduled_functions/documents.jsonl")).toEqual({ kind: "ignored" });
     expect(snapshotEntry("_tables/documents.jsonl")).toEqual({ kind: "tables" });

@@ -87,7 +87,12 @@ export class Admission {
     const slot = Math.max(now + this.bucket.waitMs(now), this.promisedUntil) + slotMs;
     this.promisedUntil = slot;
     const retryAfterMs = Math.ceil(slot - now + this.random() * slotMs);
-    return this.refuse(now, "SessionRateLimited", retryAfterMs, `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); ${retryHint(retryAfterMs)}`);
+    return this.refuse(
+      now,
+      "SessionRateLimited",
+      retryAfterMs,
+      `Too many new sessions (knob sessionAdmitRate: ${sessionAdmitRate}/s); ${retryHint(retryAfterMs)}`,
+    );
   }
 
   private refuse(now: number, code: "SessionRateLimited" | "TooManySessions", retryAfterMs: number, message: string): AdmissionDecision & { admit: false } {

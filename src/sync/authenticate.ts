@@ -28,12 +28,16 @@ export function decideAuthenticate(
     throw new ProtocolError(`Authenticate.baseVersion ${message.baseVersion} does not match the identity version ${session.receivedIdentity}`);
   }
   if (message.tokenType === "None") return Promise.resolve({ ok: true, auth: null });
-  if (message.tokenType === "Admin") return Promise.resolve({ ok: false, reason: "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token" });
+  if (message.tokenType === "Admin")
+    return Promise.resolve({ ok: false, reason: "Admin keys cannot sign in over the sync socket on calmsync; sign in with a user token" });
   return verify(message.value!).then(
     async (verified): Promise<AuthenticateOutcome> => {
       const identityJson = JSON.stringify(verified.identity);
       if (identityJson.length > MAX_IDENTITY_CHARS) {
-        return { ok: false, reason: `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection` };
+        return {
+          ok: false,
+          reason: `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection`,
+        };
       }
       return { ok: true, auth: { identity: verified.identity, key: await shortDigest(identityJson), expiresAt: verified.expiresAt } };
     },

@@ -3,12 +3,17 @@ import { ClientBuckets, clientAddress, clientKey } from "./client-limits.ts";
 
 // Every call takes the time explicitly: a fake clock, never the wall clock.
 describe("ClientBuckets", () => {
-  const buckets = (maxClients?: number) => new ClientBuckets({ rate: () => 2, burst: () => 3, what: "calls", knobs: "clientCallRate/clientCallBurst", ...(maxClients ? { maxClients } : {}) });
+  const buckets = (maxClients?: number) =>
+    new ClientBuckets({ rate: () => 2, burst: () => 3, what: "calls", knobs: "clientCallRate/clientCallBurst", ...(maxClients ? { maxClients } : {}) });
 
   it("gives each client its own bucket, refuses past it with the wait until its next token, and counts refusals", () => {
     const limits = buckets();
     for (let i = 0; i < 3; i++) expect(limits.take("a", 0)).toBeNull();
-    expect(limits.take("a", 0)).toEqual({ code: "ClientRateLimited", retryAfterMs: 500, message: expect.stringMatching(/Too many calls from this client \(knobs clientCallRate\/clientCallBurst: 2\/s, burst 3\); retry in 500 ms/) });
+    expect(limits.take("a", 0)).toEqual({
+      code: "ClientRateLimited",
+      retryAfterMs: 500,
+      message: expect.stringMatching(/Too many calls from this client \(knobs clientCallRate\/clientCallBurst: 2\/s, burst 3\); retry in 500 ms/),
+    });
     expect(limits.take("b", 0)).toBeNull();
     expect(limits.take("a", 500)).toBeNull();
     expect(limits.refused).toBe(1);

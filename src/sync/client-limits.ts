@@ -77,7 +77,11 @@ export class ClientBuckets {
     this.refused++;
     const retryAfterMs = Math.max(bucket.waitMs(now), 1);
     const { what, knobs } = this.options;
-    return { code: "ClientRateLimited", retryAfterMs, message: `Too many ${what} from this client (knobs ${knobs}: ${this.options.rate()}/s, burst ${this.options.burst()}); ${retryHint(retryAfterMs)}` };
+    return {
+      code: "ClientRateLimited",
+      retryAfterMs,
+      message: `Too many ${what} from this client (knobs ${knobs}: ${this.options.rate()}/s, burst ${this.options.burst()}); ${retryHint(retryAfterMs)}`,
+    };
   }
 
   /**

@@ -14,7 +14,14 @@ const KNOBS: SyncKnobs = TEST_SYNC_KNOBS;
 
 function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptions & Omit<SyncFrontOptions, "source" | "knobs">> = {}) {
   const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules(app.modules), store: new MemoryStore() });
-  const sync = localFront({ engine, storage: new MemorySyncStorage(), knobs: () => ({ ...KNOBS, ...knobs }), advanceTimestamp: () => undefined, log: () => undefined, ...options });
+  const sync = localFront({
+    engine,
+    storage: new MemorySyncStorage(),
+    knobs: () => ({ ...KNOBS, ...knobs }),
+    advanceTimestamp: () => undefined,
+    log: () => undefined,
+    ...options,
+  });
   const open = (name: string) => {
     const frames: { type: string; [k: string]: unknown }[] = [];
     const closed: { code: number; reason: string }[] = [];
@@ -30,12 +37,17 @@ function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptio
     const connect = () => send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null });
     /** The first query set: `messages:list` of each chat, query ids in order. */
     const watch = (...chats: string[]) =>
-      send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: chats.map((chatId, queryId) => ({ type: "Add", queryId, udfPath: "messages:list", args: [{ chatId }] })) });
+      send({
+        type: "ModifyQuerySet",
+        baseVersion: 0,
+        newVersion: 1,
+        modifications: chats.map((chatId, queryId) => ({ type: "Add", queryId, udfPath: "messages:list", args: [{ chatId }] })),
+      });
     return { session, frames, closed, send, latest, connect, watch };
   };
   /** Until no function is queued and no session waits for a turn (checked twice: a turn can queue more). */
   const idle = async () => {
-    for (let quiet = 0; quiet < 2; ) {
+    for (let quiet = 0; quiet < 2;) {
       await new Promise((r) => setTimeout(r, 1));
       quiet = sync.scheduler.waiting === 0 && engine.queuedFunctions === 0 ? quiet + 1 : 0;
     }
@@ -78,7 +90,12 @@ describe("SyncFront", () => {
       type: "ModifyQuerySet",
       baseVersion: 0,
       newVersion: 1,
-      modifications: Array.from({ length: 40 }, (_, i) => 39 - i).map((chat) => ({ type: "Add", queryId: chat, udfPath: "messages:list", args: [{ chatId: `c${chat}` }] })),
+      modifications: Array.from({ length: 40 }, (_, i) => 39 - i).map((chat) => ({
+        type: "Add",
+        queryId: chat,
+        udfPath: "messages:list",
+        args: [{ chatId: `c${chat}` }],
+      })),
     });
     await idle();
     const reRuns = engine.counters.queryExecutions - runsBefore;
@@ -97,7 +114,10 @@ describe("paginated subscriptions (query journals)", () => {
     const history = { type: "Add", queryId: 0, udfPath: "messages:history", args: [{ chatId: "a", paginationOpts: { numItems: 3, cursor: null, id: 1 } }] };
     await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [history] });
     await idle();
-    const updates = () => client.frames.flatMap((f) => (f.type === "Transition" ? (f.modifications as { type: string; queryId: number; value: { page: { body: string }[] }; journal: string | null }[]) : []));
+    const updates = () =>
+      client.frames.flatMap((f) =>
+        f.type === "Transition" ? (f.modifications as { type: string; queryId: number; value: { page: { body: string }[] }; journal: string | null }[]) : [],
+      );
     const first = updates().at(-1)!;
     expect(first.value.page.map((m) => m.body)).toEqual(["m7", "m6", "m5"]);
     expect(first.journal).toEqual(expect.any(String));
@@ -138,19 +158,28 @@ describe("per-session limits", () => {
     const { open, idle } = setup({ maxPendingMutationsPerSession: 2 });
     const client = open("busy");
     await client.connect();
-    const sent = Array.from({ length: 5 }, (_, i) => client.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] }));
+    const sent = Array.from({ length: 5 }, (_, i) =>
+      client.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] }),
+    );
     await Promise.all(sent);
     await idle();
     const responses = client.frames.filter((f) => f.type === "MutationResponse");
     expect(responses.filter((r) => r.success)).toHaveLength(2);
-    expect(responses.filter((r) => !r.success).map((r) => r.result)).toEqual(Array(3).fill(expect.stringMatching(/Too many concurrent mutations.*2 are waiting/)));
+    expect(responses.filter((r) => !r.success).map((r) => r.result)).toEqual(
+      Array(3).fill(expect.stringMatching(/Too many concurrent mutations.*2 are waiting/)),
+    );
     expect(client.closed).toEqual([]);
   });
 });
 
 describe("byte budgets (issue 28 finding 2)", () => {
   /** A mutation frame of about 3,100 characters. */
-  const big = (requestId: number, author: string) => ({ type: "Mutation", requestId, udfPath: "messages:send", args: [{ chatId: "a", author, body: "x".repeat(3_000) }] });
+  const big = (requestId: number, author: string) => ({
+    type: "Mutation",
+    requestId,
+    udfPath: "messages:send",
+    args: [{ chatId: "a", author, body: "x".repeat(3_000) }],
+  });
   const budgets = { maxFrameBytes: 4_096, maxPendingBytesPerSession: 8_000, maxPendingBytes: 12_000 };
 
   it("pending mutations (run or held while waiting) are held to maxPendingBytesPerSession, and all sessions' to maxPendingBytes; past either that request fails alone", async () => {
@@ -163,10 +192,20 @@ describe("byte budgets (issue 28 finding 2)", () => {
     for (const c of [a, b]) await c.connect();
     for (let i = 0; i < 3; i++) await a.send(big(i, "a"));
     // Two fit a's budget (about 6,200 of 8,000); the third fails, naming the knob.
-    expect(a.frames).toEqual([{ type: "MutationResponse", requestId: 2, success: false, result: expect.stringMatching(/more than 8000 bytes of requests waiting.*knob maxPendingBytesPerSession/), logLines: [] }]);
+    expect(a.frames).toEqual([
+      {
+        type: "MutationResponse",
+        requestId: 2,
+        success: false,
+        result: expect.stringMatching(/more than 8000 bytes of requests waiting.*knob maxPendingBytesPerSession/),
+        logLines: [],
+      },
+    ]);
     // b is within its own budget, but the object's (12,000) has room for one more only.
     for (let i = 0; i < 2; i++) await b.send(big(i, "b"));
-    expect(b.frames).toEqual([{ type: "MutationResponse", requestId: 1, success: false, result: expect.stringMatching(/overloaded.*knob maxPendingBytes\)/), logLines: [] }]);
+    expect(b.frames).toEqual([
+      { type: "MutationResponse", requestId: 1, success: false, result: expect.stringMatching(/overloaded.*knob maxPendingBytes\)/), logLines: [] },
+    ]);
     expect(sync.pendingBytes.total).toBeLessThanOrEqual(12_000);
     // A waiting session's held mutations count too (they are kept in memory until admission).
     const waitingFrames: { type: string; [k: string]: unknown }[] = [];
@@ -198,7 +237,9 @@ describe("byte budgets (issue 28 finding 2)", () => {
     // A mutation waits behind the busy lock; an action beside it would pass the session's budget.
     await c.send(big(0, "c"));
     await c.send({ type: "Action", requestId: 1, udfPath: "assistant:suggest", args: [{ chatId: "c", prompt: "x".repeat(2_000), delayMs: 0 }] });
-    expect(c.frames).toEqual([expect.objectContaining({ type: "ActionResponse", requestId: 1, success: false, result: expect.stringMatching(/knob maxPendingBytesPerSession/) })]);
+    expect(c.frames).toEqual([
+      expect.objectContaining({ type: "ActionResponse", requestId: 1, success: false, result: expect.stringMatching(/knob maxPendingBytesPerSession/) }),
+    ]);
     unblock();
     await blocked;
     await idle();
@@ -349,7 +390,8 @@ describe("fairness", () => {
     const flooder = open("flooder");
     const quiet = open("quiet");
     for (const c of [flooder, quiet]) await c.connect();
-    for (let i = 0; i < 5_000; i++) void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "f", body: `${i}` }] });
+    for (let i = 0; i < 5_000; i++)
+      void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "flood", author: "f", body: `${i}` }] });
     void quiet.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "quiet", author: "q", body: "quiet" }] });
     await idle();
     const responses = flooder.frames.filter((f) => f.type === "MutationResponse");
@@ -367,7 +409,11 @@ describe("fairness", () => {
     await client.connect();
     await client.send({ type: "Mutation", requestId: 3, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "x".repeat(2_000) }] });
     await idle();
-    expect(client.frames.find((f) => f.type === "MutationResponse")).toMatchObject({ requestId: 3, success: false, result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1024-byte limit/) });
+    expect(client.frames.find((f) => f.type === "MutationResponse")).toMatchObject({
+      requestId: 3,
+      success: false,
+      result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1024-byte limit/),
+    });
     expect(client.closed).toEqual([]);
     await client.send({ type: "Event", padding: "x".repeat(2_000) });
     expect(client.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
@@ -390,7 +436,12 @@ describe("waiting sessions", () => {
     await first.connect();
     for (const client of held) {
       await client.send({ type: "Connect", sessionId: client.session.connectionId, connectionCount: 0, lastCloseReason: null });
-      await client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }] });
+      await client.send({
+        type: "ModifyQuerySet",
+        baseVersion: 0,
+        newVersion: 1,
+        modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] }],
+      });
     }
     // A waiting session's mutation is held (its handler does not return until admission).
     const mutated = held[0]!.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "w1", body: "held" }] });
@@ -418,7 +469,10 @@ describe("waiting sessions", () => {
     const connection: Connection = { send: () => true, close: () => undefined, saveAttachment: () => undefined };
     const session = sync.open(connection, "leaver", true);
     await sync.receive(session, JSON.stringify({ type: "Connect", sessionId: "leaver", connectionCount: 0, lastCloseReason: null }));
-    const mutated = sync.receive(session, JSON.stringify({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "never" }] }));
+    const mutated = sync.receive(
+      session,
+      JSON.stringify({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: "never" }] }),
+    );
     sync.forget(session);
     await mutated;
     await idle();
@@ -450,7 +504,9 @@ describe("SyncFront sign-in", () => {
     await Promise.all(handled);
     await idle();
     // The query never ran anonymously: every result it was sent is alice's.
-    const viewerResults = c.frames.flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : [])).filter((m) => m.queryId === 0);
+    const viewerResults = c.frames
+      .flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : []))
+      .filter((m) => m.queryId === 0);
     expect(viewerResults.map((m) => m.value)).toEqual([{ name: "alice", tokenIdentifier: alice.tokenIdentifier }]);
     expect(c.frames.at(-1)).toMatchObject({ type: "Transition", endVersion: { identity: 1, querySet: 1 } });
     const [message] = (await engine.runQuery("messages:list", { chatId: "a" })).value as { author: string }[];

@@ -28,7 +28,16 @@ import {
   VISIBILITY_EVENT,
   type ClientMessage,
 } from "../protocol/sync.ts";
-import { PeerSession, SyncSession, sessionFrom, type Connection, type SessionAttachment, type SessionAuth, type SessionLimitKnobs, type HeldMutation } from "./session.ts";
+import {
+  PeerSession,
+  SyncSession,
+  sessionFrom,
+  type Connection,
+  type SessionAttachment,
+  type SessionAuth,
+  type SessionLimitKnobs,
+  type HeldMutation,
+} from "./session.ts";
 import { decideAuthenticate, expiredFrame, refusedFrame } from "./authenticate.ts";
 import type { SyncStorage } from "./storage.ts";
 import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-scheduler.ts";
@@ -305,7 +314,10 @@ export class SyncFront<S extends ResultSource = ResultSource> {
 
   /** The `count` most recently opened admitted client sessions, newest first. */
   newestSessions(count: number): SyncSession[] {
-    return [...this.sessions.values()].filter((session) => !session.waiting && session.isClient).reverse().slice(0, count);
+    return [...this.sessions.values()]
+      .filter((session) => !session.waiting && session.isClient)
+      .reverse()
+      .slice(0, count);
   }
 
   session(connectionId: string): SyncSession | undefined {
@@ -487,7 +499,12 @@ export class SyncFront<S extends ResultSource = ResultSource> {
       // which the official client retries with backoff (as Convex does).
       const limitNs = BigInt(Math.floor(this.now() + this.knobs().maxClockAheadMs)) * 1_000_000n;
       if (observed > limitNs) {
-        return this.drop(session, CLOSE.internalError, "InternalServerError: maxObservedTimestamp is ahead of this deployment", `Connect maxObservedTimestamp ${observed} is ahead of the clock`);
+        return this.drop(
+          session,
+          CLOSE.internalError,
+          "InternalServerError: maxObservedTimestamp is ahead of this deployment",
+          `Connect maxObservedTimestamp ${observed} is ahead of the clock`,
+        );
       }
       this.log(`[${session.connectionId}] session=${message.sessionId} observed ts ${observed} ahead of ${latest}; moving the clock forward`);
       this.source.advanceTimestamp(observed, session);
@@ -499,10 +516,15 @@ export class SyncFront<S extends ResultSource = ResultSource> {
   private modifyQuerySet(session: SyncSession, message: Extract<ClientMessage, { type: "ModifyQuerySet" }>): void {
     session.checkQuerySetChange(message, session.limits(this.knobs()));
     // Check every query first (its arguments, and who may name a caller): bad ones fail the message with nothing applied.
-    const added = message.modifications.map((m) => (m.type === "Add" ? { query: prepareQuery(m.udfPath, m.args, m.journal), caller: session.callerOf(m.internal) } : null));
+    const added = message.modifications.map((m) =>
+      m.type === "Add" ? { query: prepareQuery(m.udfPath, m.args, m.journal), caller: session.callerOf(m.internal) } : null,
+    );
     // Sessions times queries must not grow without limit: past the object's bound this socket comes back
     // later (1013, as on overload; the client replays its query set), with nothing of the change applied.
-    const refusal = this.source.refuseQueries(session, added.filter((a) => a !== null));
+    const refusal = this.source.refuseQueries(
+      session,
+      added.filter((a) => a !== null),
+    );
     if (refusal !== null) {
       this.drop(session, CLOSE.tryAgainLater, shedReason(OVERLOAD_RETRY_MS, "too many queries held here"), `query set change refused: ${refusal}`);
       return;
@@ -557,7 +579,13 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     this.runMutation(session, held.message, held.auth, this.heldBytes.get(held) ?? 0, () => this.storage.releaseMutation(held.connectionId, held.seq));
   }
 
-  private runMutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, bytes: number, answered?: () => void): void {
+  private runMutation(
+    session: SyncSession,
+    message: Extract<ClientMessage, { type: "Mutation" }>,
+    caller: SessionAuth | null,
+    bytes: number,
+    answered?: () => void,
+  ): void {
     // An expired token runs nothing more: the session is told so and closed (its held rows go with it).
     if (this.endIfExpired(session)) return;
     this.source
@@ -578,11 +606,17 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     const caller = session.callerOf(message.internal);
     const limit = session.limits(this.knobs()).actions;
     if (session.waiting) {
-      this.sendOrDrop(session, actionFailure(message.requestId, "The deployment is at capacity and this connection is waiting for admission; try the action again shortly"));
+      this.sendOrDrop(
+        session,
+        actionFailure(message.requestId, "The deployment is at capacity and this connection is waiting for admission; try the action again shortly"),
+      );
       return;
     }
     if (session.pendingActions >= limit) {
-      this.sendOrDrop(session, actionFailure(message.requestId, `Too many concurrent actions on this connection: ${limit} are running (knob maxPendingActionsPerSession)`));
+      this.sendOrDrop(
+        session,
+        actionFailure(message.requestId, `Too many concurrent actions on this connection: ${limit} are running (knob maxPendingActionsPerSession)`),
+      );
       return;
     }
     if (this.endIfExpired(session)) return;

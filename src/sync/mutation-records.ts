@@ -32,7 +32,11 @@ export function mutationFingerprint(udfPath: string, argsJson: unknown): Promise
 }
 
 /** The earlier run a call repeats (`reuse`), a key used before for another call (`conflict`), or null: run it. */
-export function earlierRun(storage: Pick<SyncStorage, "findMutationResult">, key: RecordKey, fingerprint: string): { kind: "reuse"; record: StoredMutationResult } | { kind: "conflict" } | null {
+export function earlierRun(
+  storage: Pick<SyncStorage, "findMutationResult">,
+  key: RecordKey,
+  fingerprint: string,
+): { kind: "reuse"; record: StoredMutationResult } | { kind: "conflict" } | null {
   const previous = storage.findMutationResult(key.sessionId, key.requestId);
   if (!previous) return null;
   if (previous.fingerprint !== "" && previous.fingerprint !== fingerprint) return { kind: "conflict" };

@@ -18,7 +18,8 @@ export interface PendingBytesKnobs {
 }
 
 /** Which budget a request would pass: its session's, or the object's. */
-export type PendingRefusal = { budget: "session"; knob: "maxPendingBytesPerSession"; limit: number } | { budget: "object"; knob: "maxPendingBytes"; limit: number };
+export type PendingRefusal =
+  { budget: "session"; knob: "maxPendingBytesPerSession"; limit: number } | { budget: "object"; knob: "maxPendingBytes"; limit: number };
 
 export class PendingBytes {
   /** Bytes held for all sessions now. */

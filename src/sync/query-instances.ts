@@ -37,11 +37,14 @@ import { shortDigest } from "./hash.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
-export type EncodedResult = { ok: true; value: string; logLines: readonly string[] } | { ok: false; message: string; data: JSONValue | undefined; logLines: readonly string[] };
+export type EncodedResult =
+  { ok: true; value: string; logLines: readonly string[] } | { ok: false; message: string; data: JSONValue | undefined; logLines: readonly string[] };
 
 /** A query's result as the modification that carries it to a client. */
 export function modificationFor(queryId: number, encoded: EncodedResult, journal: string | null): EncodedModification {
-  return encoded.ok ? queryUpdated(queryId, encoded.value, journal, encoded.logLines) : queryFailed(queryId, encoded.message, encoded.data, journal, encoded.logLines);
+  return encoded.ok
+    ? queryUpdated(queryId, encoded.value, journal, encoded.logLines)
+    : queryFailed(queryId, encoded.message, encoded.data, journal, encoded.logLines);
 }
 
 export interface PreparedQuery {
@@ -214,7 +217,17 @@ export class QueryInstances {
     const key = this.keyFor(query, caller);
     let instance = this.instances.get(key);
     if (!instance) {
-      instance = { ...query, key, readSet: null, searchReads: [], resultHash: null, encoded: null, dirty: true, subscribers: new Map(), identity: auth?.identity ?? null };
+      instance = {
+        ...query,
+        key,
+        readSet: null,
+        searchReads: [],
+        resultHash: null,
+        encoded: null,
+        dirty: true,
+        subscribers: new Map(),
+        identity: auth?.identity ?? null,
+      };
       this.instances.set(key, instance);
     }
     // Restored from storage: it runs as the identity its key names, which its subscribers hold.
@@ -251,7 +264,12 @@ export class QueryInstances {
       if (target === current) continue;
       this.subscribe(target, session);
       query.instanceKey = target.key;
-      this.storage.saveQuery({ connectionId: session.connectionId, queryId, instanceKey: target.key, ...(query.caller !== undefined ? { caller: query.caller } : {}) });
+      this.storage.saveQuery({
+        connectionId: session.connectionId,
+        queryId,
+        instanceKey: target.key,
+        ...(query.caller !== undefined ? { caller: query.caller } : {}),
+      });
       this.unsubscribe(current.key, session);
       moved = true;
     }
@@ -319,9 +337,19 @@ export class QueryInstances {
     instance.readSet = readSet;
     instance.searchReads = searchReads;
     const journal = instance.journal ?? "";
-    instance.resultHash = await shortDigest(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
+    instance.resultHash = await shortDigest(
+      encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`,
+    );
     this.index.add(instance, readSet, searchReads);
-    this.storage.saveInstance({ key: instance.key, udfPath: instance.udfPath, argsJson: instance.argsJson, readSet, searchReads, resultHash: instance.resultHash, journal: instance.journal });
+    this.storage.saveInstance({
+      key: instance.key,
+      udfPath: instance.udfPath,
+      argsJson: instance.argsJson,
+      readSet,
+      searchReads,
+      resultHash: instance.resultHash,
+      journal: instance.journal,
+    });
     // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.
     const movedSessions: SyncSession[] = [];
     if (instance.identity === null && this.readsIdentity.has(instance.key)) {

@@ -13,9 +13,12 @@ function harness(knobs: RefreshKnobs, turn: (s: SyncSession) => TurnResult | Pro
   let lock = Promise.resolve();
   const scheduler: RefreshScheduler = new RefreshScheduler({
     knobs: () => knobs,
-    exclusive: <T,>(fn: () => Promise<T>) => {
+    exclusive: <T>(fn: () => Promise<T>) => {
       const run = lock.then(fn);
-      lock = run.then(() => undefined, () => undefined);
+      lock = run.then(
+        () => undefined,
+        () => undefined,
+      );
       return run;
     },
     turn: async (session) => {
@@ -37,7 +40,13 @@ function harness(knobs: RefreshKnobs, turn: (s: SyncSession) => TurnResult | Pro
   return { scheduler, served, pauses, idle, depth: () => depthSeen };
 }
 
-const knobs = (overrides: Partial<RefreshKnobs> = {}): RefreshKnobs => ({ refreshQueueLimit: 100, refreshSliceQueryRuns: 100, refreshSliceTransitions: 100, backgroundRefreshMs: 10_000, ...overrides });
+const knobs = (overrides: Partial<RefreshKnobs> = {}): RefreshKnobs => ({
+  refreshQueueLimit: 100,
+  refreshSliceQueryRuns: 100,
+  refreshSliceTransitions: 100,
+  backgroundRefreshMs: 10_000,
+  ...overrides,
+});
 
 describe("RefreshScheduler", () => {
   it("queues a session at most once however often it is dirtied", async () => {
@@ -153,7 +162,8 @@ describe("RefreshScheduler background sessions (fake clock)", () => {
         await new Promise((r) => setImmediate(r));
       },
     });
-    const session = (name: string, background: boolean, lastRefreshAt = 0) => ({ connectionId: name, closed: false, background, lastRefreshAt }) as unknown as SyncSession;
+    const session = (name: string, background: boolean, lastRefreshAt = 0) =>
+      ({ connectionId: name, closed: false, background, lastRefreshAt }) as unknown as SyncSession;
     return {
       scheduler,
       served,

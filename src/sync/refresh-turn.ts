@@ -72,7 +72,8 @@ export class RefreshTurn {
     }
     if (fresh > 0) {
       const need = Math.min(fresh, this.deps.knobs().resubscribeBurst);
-      if (!this.deps.resubscribe.take(this.deps.now(), need)) return { runs: 0, sent: false, deferMs: Math.max(1, this.deps.resubscribe.waitMs(this.deps.now(), need)) };
+      if (!this.deps.resubscribe.take(this.deps.now(), need))
+        return { runs: 0, sent: false, deferMs: Math.max(1, this.deps.resubscribe.waitMs(this.deps.now(), need)) };
     }
     const maxBytes = this.deps.knobs().maxTransitionBytes;
     let runs = 0;

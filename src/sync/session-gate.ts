@@ -136,4 +136,3 @@ export function gateShare(knobs: GateKnobs, index: number, shards: number): Gate
     clientSessionBurst: Math.max(part(knobs.clientSessionBurst), 1),
   };
 }
-

@@ -146,7 +146,17 @@ export class SyncSession {
   }
 
   static fresh(connectionId: string, waitingSince: number | null = null): SessionAttachment {
-    return { v: 1, connectionId, sessionId: null, querySet: 0, ts: "0", identity: 0, receivedQuerySet: 0, receivedIdentity: 0, ...(waitingSince !== null ? { waitingSince } : {}) };
+    return {
+      v: 1,
+      connectionId,
+      sessionId: null,
+      querySet: 0,
+      ts: "0",
+      identity: 0,
+      receivedQuerySet: 0,
+      receivedIdentity: 0,
+      ...(waitingSince !== null ? { waitingSince } : {}),
+    };
   }
 
   attachment(): SessionAttachment {
@@ -199,7 +209,8 @@ export class SyncSession {
         throw new ProtocolError(`Query ${modification.queryId} is not in the query set and cannot be removed`);
       }
     }
-    if (ids.size > limits.queries) throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limits.queries} per session (knob ${limits.queriesKnob})`);
+    if (ids.size > limits.queries)
+      throw new ProtocolError(`Query set of ${ids.size} queries exceeds the limit of ${limits.queries} per session (knob ${limits.queriesKnob})`);
   }
 
   // ---- what differs between a client and a shard's peer session (PeerSession overrides these) ----
@@ -232,7 +243,13 @@ export class SyncSession {
 
   /** How much it may hold: queries in its set, mutations waiting, actions running. */
   limits(knobs: SessionLimitKnobs): SessionLimits {
-    return { frameBytes: knobs.maxFrameBytes, queries: knobs.maxQueriesPerSession, queriesKnob: "maxQueriesPerSession", mutations: knobs.maxPendingMutationsPerSession, actions: knobs.maxPendingActionsPerSession };
+    return {
+      frameBytes: knobs.maxFrameBytes,
+      queries: knobs.maxQueriesPerSession,
+      queriesKnob: "maxQueriesPerSession",
+      mutations: knobs.maxPendingMutationsPerSession,
+      actions: knobs.maxPendingActionsPerSession,
+    };
   }
 
   /** Whether the session's token has expired (then no function may run for it). */
@@ -295,11 +312,19 @@ export class PeerSession extends SyncSession {
 
   override retryKey(message: Extract<ClientMessage, { type: "Mutation" }>): { sessionId: string; requestId: number } {
     const internal = message.internal;
-    return internal?.clientSessionId ? { sessionId: internal.clientSessionId, requestId: internal.clientRequestId ?? message.requestId } : super.retryKey(message);
+    return internal?.clientSessionId
+      ? { sessionId: internal.clientSessionId, requestId: internal.clientRequestId ?? message.requestId }
+      : super.retryKey(message);
   }
 
   override limits(knobs: SessionLimitKnobs): SessionLimits {
-    return { frameBytes: knobs.maxPeerFrameBytes, queries: knobs.maxQueriesPerShard, queriesKnob: "maxQueriesPerShard", mutations: Infinity, actions: Infinity };
+    return {
+      frameBytes: knobs.maxPeerFrameBytes,
+      queries: knobs.maxQueriesPerShard,
+      queriesKnob: "maxQueriesPerShard",
+      mutations: Infinity,
+      actions: Infinity,
+    };
   }
 
   override attachment(): SessionAttachment {

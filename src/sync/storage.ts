@@ -68,7 +68,11 @@ export function searchReadsToJson(reads: readonly SearchRead[]): string {
 }
 
 export function searchReadsFromJson(json: string): SearchRead[] {
-  return (JSON.parse(json) as SearchRead[]).map((r) => ({ ...r, partition: atob(r.partition), filters: r.filters.map(([p, k]) => [p, atob(k)] as [number, string]) }));
+  return (JSON.parse(json) as SearchRead[]).map((r) => ({
+    ...r,
+    partition: atob(r.partition),
+    filters: r.filters.map(([p, k]) => [p, atob(k)] as [number, string]),
+  }));
 }
 
 export function readSetFromJson(json: string): ReadSet {

@@ -61,7 +61,10 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
       random: () => 1,
       knobs: () => knobs,
       log: () => undefined,
-      authenticate: async (token) => ({ identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token }, expiresAt: Date.now() + 60_000 }),
+      authenticate: async (token) => ({
+        identity: { tokenIdentifier: `test|${token}`, subject: token, issuer: "test", name: token },
+        expiresAt: Date.now() + 60_000,
+      }),
       link: {
         open: async () => {
           await hop();
@@ -118,7 +121,10 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
   const client = async (k: number, name: string, token?: string, maxObservedTimestamp?: string) => {
     const frames: Frame[] = [];
     const closed: { code: number; reason: string }[] = [];
-    const session = shards[k]!.shard.open({ send: (f) => frames.push(JSON.parse(f)) > 0, close: (code, reason) => void closed.push({ code, reason }), saveAttachment: () => undefined }, name);
+    const session = shards[k]!.shard.open(
+      { send: (f) => frames.push(JSON.parse(f)) > 0, close: (code, reason) => void closed.push({ code, reason }), saveAttachment: () => undefined },
+      name,
+    );
     const send = (message: unknown) => shards[k]!.shard.receive(session, JSON.stringify(message));
     await send({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null, ...(maxObservedTimestamp ? { maxObservedTimestamp } : {}) });
     if (token) await send({ type: "Authenticate", tokenType: "User", value: token, baseVersion: 0 });
@@ -132,7 +138,12 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
         send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: [{ type: "Add", queryId, udfPath, args: [args] }] }),
       /** Queries 0, 1, ... of `argsList`, in one query set change. */
       watchMany: (udfPath: string, argsList: unknown[]) =>
-        send({ type: "ModifyQuerySet", baseVersion: querySet, newVersion: ++querySet, modifications: argsList.map((args, queryId) => ({ type: "Add", queryId, udfPath, args: [args] })) }),
+        send({
+          type: "ModifyQuerySet",
+          baseVersion: querySet,
+          newVersion: ++querySet,
+          modifications: argsList.map((args, queryId) => ({ type: "Add", queryId, udfPath, args: [args] })),
+        }),
       mutate: (requestId: number, udfPath: string, args: unknown) => send({ type: "Mutation", requestId, udfPath, args: [args] }),
       /** Every Transition starts where the one before ended, and timestamps never go back. */
       chainProblems: () => {
@@ -150,7 +161,9 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
       repeatedUpdates: (queryId: number) => {
         const values = frames
           .filter((f) => f.type === "Transition")
-          .flatMap((f) => (f.modifications as { queryId: number; type: string; value: unknown }[]).filter((m) => m.queryId === queryId && m.type === "QueryUpdated"))
+          .flatMap((f) =>
+            (f.modifications as { queryId: number; type: string; value: unknown }[]).filter((m) => m.queryId === queryId && m.type === "QueryUpdated"),
+          )
           .map((m) => JSON.stringify(m.value));
         return values.filter((v, i) => i > 0 && v === values[i - 1]).length;
       },
@@ -159,7 +172,7 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
   /** Until the database object, the shards and the hops in between are quiet; false if they are not within `maxMs`. */
   const settle = async (maxMs = Infinity) => {
     const deadline = Date.now() + maxMs;
-    for (let quiet = 0; quiet < 3; ) {
+    for (let quiet = 0; quiet < 3;) {
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
       const quietNow =
@@ -225,7 +238,10 @@ describe("sync shards (in Node)", () => {
     expect(confirming).toBeDefined();
     // The Transition that resolves the mutation carries it (or an earlier one did).
     const seenBy = writer.frames.slice(0, writer.frames.indexOf(confirming) + 1);
-    const lastList = seenBy.flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : [])).filter((m) => m.queryId === 0).at(-1);
+    const lastList = seenBy
+      .flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : []))
+      .filter((m) => m.queryId === 0)
+      .at(-1);
     expect(bodies(lastList!.value)).toEqual(["mine"]);
   });
 
@@ -375,9 +391,13 @@ describe("sync shards (in Node)", () => {
   it("a shard's held results stay within shardResultCacheBytes: results every holder has seen are dropped and asked for again when a client needs them, with no loop (issue 28 finding 2)", async () => {
     const t = setup(1, { knobs: { shardResultCacheBytes: 1_048_576 } });
     // 40 results of about 60 kB each in memory (UTF-16): over twice the budget.
-    for (let chat = 0; chat < 40; chat++) await t.engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${chat}:${"x".repeat(30_000)}` });
+    for (let chat = 0; chat < 40; chat++)
+      await t.engine.runMutation("messages:send", { chatId: `c${chat}`, author: "x", body: `${chat}:${"x".repeat(30_000)}` });
     const first = await t.client(0, "first");
-    await first.watchMany("messages:list", Array.from({ length: 40 }, (_, chat) => ({ chatId: `c${chat}` })));
+    await first.watchMany(
+      "messages:list",
+      Array.from({ length: 40 }, (_, chat) => ({ chatId: `c${chat}` })),
+    );
     expect(await t.settle(5_000)).toBe(true);
     const source = t.shards[0]!.shard.source;
     for (let chat = 0; chat < 40; chat++) expect(bodies(first.latest(chat))[0]!.startsWith(`${chat}:`)).toBe(true);
@@ -402,7 +422,14 @@ describe("sync shards (in Node)", () => {
 
   it("pushes down go in several numbered calls below maxPeerBatchBytes, in order", async () => {
     const delivered: { seq: number; frames: string[] }[] = [];
-    const outbox = new ShardOutbox("s", "e", () => ({ deliver: async (_id, _epoch, seq, frames) => delivered.push({ seq, frames: [...frames] }) > 0 }), () => undefined, undefined, () => 25_000);
+    const outbox = new ShardOutbox(
+      "s",
+      "e",
+      () => ({ deliver: async (_id, _epoch, seq, frames) => delivered.push({ seq, frames: [...frames] }) > 0 }),
+      () => undefined,
+      undefined,
+      () => 25_000,
+    );
     const frames = Array.from({ length: 10 }, (_, i) => `${i}`.padEnd(10_000, "x"));
     for (const frame of frames) outbox.send(frame);
     while (!outbox.idle) await hop();

@@ -126,7 +126,15 @@ export class UpstreamSource implements ResultSource {
   /** Sessions owed a Transition once the shard holds their mutation's ts (`SyncSession.owedTs`). */
   private readonly owing = new Set<SyncSession>();
   /** The peer session: its id, the version and push number last applied, and the next ids to hand out. */
-  private upstream = { connectionId: null as string | null, version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion, epoch: null as string | null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: 0 };
+  private upstream = {
+    connectionId: null as string | null,
+    version: { querySet: 0, ts: 0n, identity: 0 } as StateVersion,
+    epoch: null as string | null,
+    seq: 0,
+    querySet: 0,
+    nextQueryId: 0,
+    nextRequestId: 0,
+  };
   /** Query set changes not sent yet: they go up in one `ModifyQuerySet` before the next frame. */
   private changes: unknown[] = [];
   private changesQueued = false;
@@ -212,7 +220,9 @@ export class UpstreamSource implements ResultSource {
     const connectionId = this.upstream.connectionId;
     if (connectionId === null || ts <= this.advancedTo) return;
     this.advancedTo = ts;
-    this.options.link.advanceTimestamp(connectionId, ts).catch((error: unknown) => this.front.log(`moving the deployment's clock failed: ${(error as Error).message}`));
+    this.options.link
+      .advanceTimestamp(connectionId, ts)
+      .catch((error: unknown) => this.front.log(`moving the deployment's clock failed: ${(error as Error).message}`));
   }
 
   /** A turn here runs no query, so it needs no lock. */
@@ -237,7 +247,20 @@ export class UpstreamSource implements ResultSource {
       this.upstream = { ...stored, version: { ...stored.version, ts: BigInt(stored.version.ts) } };
     }
     for (const row of this.shardStorage.loadHeld()) {
-      const held: HeldQuery = { key: row.key, upstreamId: row.upstreamId, udfPath: row.udfPath, args: JSON.parse(row.argsJson) as JSONValue, journal: row.journal, caller: row.caller, result: null, resultJournal: null, hash: row.hash, holders: new Map(), refetching: false, waiters: new Set() };
+      const held: HeldQuery = {
+        key: row.key,
+        upstreamId: row.upstreamId,
+        udfPath: row.udfPath,
+        args: JSON.parse(row.argsJson) as JSONValue,
+        journal: row.journal,
+        caller: row.caller,
+        result: null,
+        resultJournal: null,
+        hash: row.hash,
+        holders: new Map(),
+        refetching: false,
+        waiters: new Set(),
+      };
       this.held.set(held.key, held);
       this.byUpstreamId.set(held.upstreamId, held);
     }
@@ -261,7 +284,9 @@ export class UpstreamSource implements ResultSource {
       // Its answer goes straight to the client: whatever awaited it before the sleep is gone.
       if (request.kind === "Mutation") session.pendingMutations++;
       const answer: PendingRequest["answer"] =
-        request.kind === "Mutation" ? { kind: "Mutation", answered: () => session.pendingMutations-- } : { kind: "Action", resolve: (frame) => this.front.send(session, frame) };
+        request.kind === "Mutation"
+          ? { kind: "Mutation", answered: () => session.pendingMutations-- }
+          : { kind: "Action", resolve: (frame) => this.front.send(session, frame) };
       this.pending.set(request.requestId, { session, clientRequestId: request.clientRequestId, frame: request.frame, answer });
     }
     // Queries nobody holds any more (their clients left while the shard slept) leave the peer session.
@@ -280,7 +305,15 @@ export class UpstreamSource implements ResultSource {
   }
 
   private saveHeld(held: HeldQuery): void {
-    const row: StoredHeldQuery = { key: held.key, upstreamId: held.upstreamId, udfPath: held.udfPath, argsJson: JSON.stringify(held.args), journal: held.journal, caller: held.caller, hash: held.hash };
+    const row: StoredHeldQuery = {
+      key: held.key,
+      upstreamId: held.upstreamId,
+      udfPath: held.udfPath,
+      argsJson: JSON.stringify(held.args),
+      journal: held.journal,
+      caller: held.caller,
+      hash: held.hash,
+    };
     this.shardStorage.saveHeld(row);
   }
 
@@ -340,7 +373,20 @@ export class UpstreamSource implements ResultSource {
     const key = callerKey(shared, caller);
     let held = this.held.get(key);
     if (!held) {
-      held = { key, upstreamId: this.upstream.nextQueryId++, udfPath, args, journal, caller, result: null, resultJournal: null, hash: null, holders: new Map(), refetching: false, waiters: new Set() };
+      held = {
+        key,
+        upstreamId: this.upstream.nextQueryId++,
+        udfPath,
+        args,
+        journal,
+        caller,
+        result: null,
+        resultJournal: null,
+        hash: null,
+        holders: new Map(),
+        refetching: false,
+        waiters: new Set(),
+      };
       this.held.set(key, held);
       this.byUpstreamId.set(held.upstreamId, held);
       this.saveHeld(held);
@@ -432,7 +478,12 @@ export class UpstreamSource implements ResultSource {
     return new Promise((resolve) => this.request(session, message, caller, { kind: "Action", resolve }));
   }
 
-  private request(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" | "Action" }>, caller: SessionAuth | null, answer: PendingRequest["answer"]): void {
+  private request(
+    session: SyncSession,
+    message: Extract<ClientMessage, { type: "Mutation" | "Action" }>,
+    caller: SessionAuth | null,
+    answer: PendingRequest["answer"],
+  ): void {
     const requestId = this.upstream.nextRequestId++;
     const frame = JSON.stringify({
       type: message.type,
@@ -622,7 +673,15 @@ export class UpstreamSource implements ResultSource {
     this.counters.resyncs++;
     this.front.log(`shard resync: ${why}`);
     // A fresh session starts at ts 0 (a client's ts never goes back: the turn keeps it where it is).
-    this.upstream = { connectionId: null, version: { querySet: 0, ts: 0n, identity: 0 }, epoch: null, seq: 0, querySet: 0, nextQueryId: 0, nextRequestId: this.upstream.nextRequestId };
+    this.upstream = {
+      connectionId: null,
+      version: { querySet: 0, ts: 0n, identity: 0 },
+      epoch: null,
+      seq: 0,
+      querySet: 0,
+      nextQueryId: 0,
+      nextRequestId: this.upstream.nextRequestId,
+    };
     for (;;) {
       // A session that failed again before it delivered anything (the upstream refused to open one, or
       // refused what it was sent) is not retried at once: the wait doubles with each failure in a row.
@@ -656,7 +715,9 @@ export class UpstreamSource implements ResultSource {
     // mutations are re-sent below, and its actions are failed (an action runs at most once).
     this.changes = [];
     const connectionId = this.upstream.connectionId!;
-    const frames = [JSON.stringify({ type: "Connect", sessionId: `shard-${connectionId}`, connectionCount: 0, lastCloseReason: null, clientTs: this.front.now() })];
+    const frames = [
+      JSON.stringify({ type: "Connect", sessionId: `shard-${connectionId}`, connectionCount: 0, lastCloseReason: null, clientTs: this.front.now() }),
+    ];
     frames.push(...this.querySetFrames([...this.held.values()].map(addFor)));
     for (const [id, request] of [...this.pending]) {
       if (request.answer.kind === "Mutation") {
@@ -665,7 +726,9 @@ export class UpstreamSource implements ResultSource {
       }
       this.pending.delete(id);
       this.shardStorage.deleteRequest(id);
-      request.answer.resolve(actionFailure(request.clientRequestId, "The connection to the database was reset while this action ran; it may or may not have completed"));
+      request.answer.resolve(
+        actionFailure(request.clientRequestId, "The connection to the database was reset while this action ran; it may or may not have completed"),
+      );
     }
     this.outbox = frames;
     this.saveState();
@@ -722,7 +785,8 @@ function addFor(held: HeldQuery): unknown {
 }
 
 /** Live sync inside a sync shard: the front over the upstream link to the deployment object. */
-export function shardFront(options: Omit<UpstreamSourceOptions, "knobs"> & Omit<SyncFrontOptions, "source" | "knobs"> & { knobs: () => FrontKnobs & UpstreamKnobs }): SyncFront<UpstreamSource> {
+export function shardFront(
+  options: Omit<UpstreamSourceOptions, "knobs"> & Omit<SyncFrontOptions, "source" | "knobs"> & { knobs: () => FrontKnobs & UpstreamKnobs },
+): SyncFront<UpstreamSource> {
   return new SyncFront({ ...options, source: new UpstreamSource(options) });
 }
-

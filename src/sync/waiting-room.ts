@@ -15,7 +15,6 @@ export class WaitingRoom<S> {
     return this.queue.size;
   }
 
-
   /** Adds `session` at the back; sessions restored after a wake come back in their original order. */
   add(session: S, since: number): void {
     if (this.queue.has(session)) return;

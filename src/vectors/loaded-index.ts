@@ -94,7 +94,9 @@ export class LoadedVectorIndex {
    * Reads one small integer per slot per alternative, never a code or a vector of a slot that fails.
    */
   candidates(anyOf: readonly (readonly [number, IndexKey])[] | null): Int32Array {
-    const wanted = (anyOf ?? []).map(([position, key]) => [this.filterCodes[position]!, this.dictionaries[position]!.get(key)] as const).filter(([, code]) => code !== undefined);
+    const wanted = (anyOf ?? [])
+      .map(([position, key]) => [this.filterCodes[position]!, this.dictionaries[position]!.get(key)] as const)
+      .filter(([, code]) => code !== undefined);
     if (anyOf !== null && wanted.length === 0) return new Int32Array(0);
     const out = new Int32Array(this.live);
     let n = 0;

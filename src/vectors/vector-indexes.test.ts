@@ -15,10 +15,13 @@ function memoryStores(): OpenVectorStore {
     const documents = [...store.scanIndex("docs.by_creation_time", { start: "", end: null }, "asc")].map((entry) => entry.document as Document);
     const definition = schema.table("docs").vectorIndexes.get("by_embedding");
     if (definition) {
-      vectors.rebuild(definition, documents.flatMap((document) => {
-        const view = vectorDocumentOf(definition, document);
-        return view ? [{ id: document._id, view }] : [];
-      }));
+      vectors.rebuild(
+        definition,
+        documents.flatMap((document) => {
+          const view = vectorDocumentOf(definition, document);
+          return view ? [{ id: document._id, view }] : [];
+        }),
+      );
     } else vectors.storage.dropIndex("docs.by_embedding");
     return { store, vectors };
   };

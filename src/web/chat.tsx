@@ -50,7 +50,11 @@ function useDevIssuerAuth() {
     async ({ forceRefreshToken }: { forceRefreshToken: boolean }) => {
       if (name === null) return null;
       if (!forceRefreshToken && cache.token && cache.expiresAt - Date.now() > 30_000) return cache.token;
-      const response = await fetch(`${deploymentUrl}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name }) });
+      const response = await fetch(`${deploymentUrl}/api/auth/dev-token`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name }),
+      });
       if (!response.ok) return null;
       Object.assign(cache, (await response.json()) as { token: string; expiresAt: number });
       return cache.token;
@@ -165,7 +169,13 @@ function Search({ chatId }: { chatId: string }) {
   return (
     <section>
       <h2>Search this chat</h2>
-      <input id="search" placeholder="Type to search (the last word matches as a prefix)" autoComplete="off" value={text} onChange={(e) => setText(e.target.value)} />
+      <input
+        id="search"
+        placeholder="Type to search (the last word matches as a prefix)"
+        autoComplete="off"
+        value={text}
+        onChange={(e) => setText(e.target.value)}
+      />
       {text.trim() ? <Messages messages={results} id="results" /> : null}
     </section>
   );

@@ -45,7 +45,9 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     await ann.fill("#author", "ann");
     await ann.fill("#body", "hello from ann");
     await ann.press("#body", "Enter");
-    await bob.waitForFunction(() => [...document.querySelectorAll("#messages li span")].some((s) => s.textContent === "hello from ann"), null, { timeout: 10_000 });
+    await bob.waitForFunction(() => [...document.querySelectorAll("#messages li span")].some((s) => s.textContent === "hello from ann"), null, {
+      timeout: 10_000,
+    });
     await bob.fill("#body", "hi ann, bob here");
     await bob.press("#body", "Enter");
     await ann.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "hi ann, bob here", null, { timeout: 10_000 });
@@ -88,7 +90,11 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
       await button.click();
     }
     await page.waitForFunction(() => document.querySelector("#load-more")?.textContent === "that is everything", null, { timeout: 15_000 });
-    await page.waitForFunction((n) => [...document.querySelectorAll("#history li span")].filter((s) => s.textContent?.startsWith("new ")).length === n, arrived, { timeout: 10_000 });
+    await page.waitForFunction(
+      (n) => [...document.querySelectorAll("#history li span")].filter((s) => s.textContent?.startsWith("new ")).length === n,
+      arrived,
+      { timeout: 10_000 },
+    );
     const shown = await texts(page, "history");
     expect(new Set(shown).size, "no duplicate").toBe(shown.length);
     const expected = [
@@ -122,7 +128,9 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     await http.mutation(api.messages.send, { chatId: "search", author: "seed", body: "the quick brown fox" });
     const page = await open("search");
     await page.fill("#search", "zebra");
-    await page.waitForFunction(() => document.querySelector("#results") !== null && document.querySelectorAll("#results li").length === 0, null, { timeout: 10_000 });
+    await page.waitForFunction(() => document.querySelector("#results") !== null && document.querySelectorAll("#results li").length === 0, null, {
+      timeout: 10_000,
+    });
     await http.mutation(api.messages.send, { chatId: "search", author: "seed", body: "a zebra crossing" });
     await page.waitForFunction(() => document.querySelector("#results li span")?.textContent === "a zebra crossing", null, { timeout: 10_000 });
     await page.fill("#search", "fox");

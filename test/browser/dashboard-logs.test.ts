@@ -21,7 +21,10 @@ describe.skipIf(!CHROMIUM)("the dashboard's logs panel in headless Chromium (wra
   let server: DevServer;
   let browser: Browser;
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer({ app: APP, modules: [PROBE] }), chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })]);
+    [server, browser] = await Promise.all([
+      startDevServer({ app: APP, modules: [PROBE] }),
+      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
+    ]);
   });
   afterAll(async () => {
     await browser?.close();
@@ -30,7 +33,11 @@ describe.skipIf(!CHROMIUM)("the dashboard's logs panel in headless Chromium (wra
 
   it("shows a function's console.log live, filters by function and level, and shows variables by name only", async () => {
     const secret = `s3cret-${crypto.randomUUID()}`;
-    const put = await fetch(`${server.url}/api/admin/env/PROBE_TOKEN`, { method: "PUT", headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}`, "Content-Type": "application/json" }, body: JSON.stringify({ value: secret }) });
+    const put = await fetch(`${server.url}/api/admin/env/PROBE_TOKEN`, {
+      method: "PUT",
+      headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ value: secret }),
+    });
     expect(put.status).toBe(200);
     const http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
     await http.mutation(anyApi.envprobe!.chatter!, { word: "before-the-page" });
@@ -56,10 +63,16 @@ describe.skipIf(!CHROMIUM)("the dashboard's logs panel in headless Chromium (wra
 
       // Level filter: errors only; a failing run arrives live with its message.
       await page.selectOption("#log-level", "error");
-      await page.waitForFunction(() => document.querySelectorAll("#logs .run").length === 0 && document.querySelector("#log-state")?.textContent === "live", null, { timeout: 15_000 });
+      await page.waitForFunction(
+        () => document.querySelectorAll("#logs .run").length === 0 && document.querySelector("#log-state")?.textContent === "live",
+        null,
+        { timeout: 15_000 },
+      );
       await expect(http.mutation(anyApi.envprobe!.fail!, {})).rejects.toThrow();
       await http.mutation(anyApi.envprobe!.chatter!, { word: "not-an-error" });
-      await page.waitForFunction(() => document.querySelector("#logs")?.textContent?.includes("error: Uncaught Error: probe failure"), null, { timeout: 15_000 });
+      await page.waitForFunction(() => document.querySelector("#logs")?.textContent?.includes("error: Uncaught Error: probe failure"), null, {
+        timeout: 15_000,
+      });
       expect(await rows().count()).toBe(1);
       expect(await rows().first().textContent()).toContain("[ERROR] about to fail");
 

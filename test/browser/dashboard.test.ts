@@ -40,7 +40,11 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
 
     // Traffic: a live subscriber and a stream of writes.
     const http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
-    const live = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+    const live = new ConvexClient(server.url, {
+      skipConvexDeploymentUrlCheck: true,
+      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+      logger: false,
+    });
     live.onUpdate(anyApi.messages!.list!, { chatId: "dash" }, () => undefined);
     const commits = () => page.locator('.chart[data-title="commits/s"] span').textContent();
     const points = async () => Number(await page.locator('.chart[data-title="commits/s"]').getAttribute("data-points"));
@@ -58,7 +62,9 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
       // The line moves: the commits chart is redrawn with more points a few seconds later.
       const before = await page.locator('.chart[data-title="commits/s"] polyline').getAttribute("points");
       for (let i = 0; i < 10; i++) await http.mutation(anyApi.messages!.send!, { chatId: "dash", author: "bench", body: `more${i}` });
-      await page.waitForFunction((old) => document.querySelector('.chart[data-title="commits/s"] polyline')?.getAttribute("points") !== old, before, { timeout: 10_000 });
+      await page.waitForFunction((old) => document.querySelector('.chart[data-title="commits/s"] polyline')?.getAttribute("points") !== old, before, {
+        timeout: 10_000,
+      });
       expect(await page.locator("#knobs tbody tr").count()).toBeGreaterThan(30);
       // File storage's line counts a file once one is stored (the status is re-read every 5 s).
       const uploadUrl = (await http.mutation(anyApi.attachments!.generateUploadUrl!, {})) as string;
@@ -71,10 +77,16 @@ describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", 
       await setKnobs(server.url, { syncShards: 2 });
       // The Worker reads syncShards at most every 10 s per isolate (it has read it for the client above).
       await page.waitForTimeout(10_500);
-      const sharded = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+      const sharded = new ConvexClient(server.url, {
+        skipConvexDeploymentUrlCheck: true,
+        webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+        logger: false,
+      });
       try {
         sharded.onUpdate(anyApi.messages!.list!, { chatId: "dash" }, () => undefined);
-        await page.waitForFunction(() => [...document.querySelectorAll("#shards tbody tr td:nth-child(2)")].some((td) => td.textContent === "1"), null, { timeout: 30_000 });
+        await page.waitForFunction(() => [...document.querySelectorAll("#shards tbody tr td:nth-child(2)")].some((td) => td.textContent === "1"), null, {
+          timeout: 30_000,
+        });
       } finally {
         await sharded.close();
       }

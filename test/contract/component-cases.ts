@@ -41,7 +41,10 @@ const lib = {
   secret: internalQueryGeneric({ args: {}, handler: () => "internal" }),
   whoAmI: queryGeneric({ args: {}, handler: (ctx) => ctx.meta.getFunctionMetadata() }),
   /** Stores nothing, schedules the caller's handle through its own scheduler (as workpool does). */
-  callBack: mutationGeneric({ args: { handle: v.string(), name: v.string() }, handler: (ctx, { handle, name }) => ctx.scheduler.runAfter(0, handle as any, { text: name }) }),
+  callBack: mutationGeneric({
+    args: { handle: v.string(), name: v.string() },
+    handler: (ctx, { handle, name }) => ctx.scheduler.runAfter(0, handle as any, { text: name }),
+  }),
 };
 
 const components = componentsGeneric() as any;
@@ -75,7 +78,10 @@ const app = {
       await ctx.runMutation(components.first.lib.addThenFail, { name: "fails" });
     },
   }),
-  addTo: mutationGeneric({ args: { instance: v.string(), name: v.string() }, handler: (ctx, { instance, name }) => ctx.runMutation(components[instance].lib.add, { name }) }),
+  addTo: mutationGeneric({
+    args: { instance: v.string(), name: v.string() },
+    handler: (ctx, { instance, name }) => ctx.runMutation(components[instance].lib.add, { name }),
+  }),
   list: queryGeneric({ args: { instance: v.string() }, handler: (ctx, { instance }) => ctx.runQuery(components[instance].lib.list, {}) }),
   get: queryGeneric({ args: { id: v.string() }, handler: (ctx, { id }) => ctx.db.get(id as never) }),
   ownItems: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.query("items").collect()).length }),
@@ -107,7 +113,11 @@ function setup(store: DocumentStore) {
   return { engine, store };
 }
 
-const error = (promise: Promise<unknown>) => promise.then(() => expect.unreachable("it succeeded"), (e: unknown) => e as FunctionError);
+const error = (promise: Promise<unknown>) =>
+  promise.then(
+    () => expect.unreachable("it succeeded"),
+    (e: unknown) => e as FunctionError,
+  );
 
 export const componentCases: Record<string, (store: DocumentStore) => Promise<void>> = {
   async "a mutation's call into a component commits with it: both writes, one commit"(store) {

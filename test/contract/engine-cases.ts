@@ -34,9 +34,7 @@ import {
 } from "../../src/engine/index.ts";
 
 export const schemaDefinition = defineSchema({
-  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string(), n: v.optional(v.number()) }).index("by_chat", [
-    "chatId",
-  ]),
+  messages: defineTable({ chatId: v.string(), author: v.string(), body: v.string(), n: v.optional(v.number()) }).index("by_chat", ["chatId"]),
   users: defineTable({ name: v.string(), age: v.number() }).index("by_age", ["age"]),
 });
 export const schema = new Schema(schemaDefinition);
@@ -282,19 +280,31 @@ export const engineCases: Record<string, EngineCase> = {
     const writer = engineOn(store);
     for (let i = 0; i < 5; i++) await writer.runMutation("messages:send", { chatId: "c", author: "a", body: "y".repeat(30_000) });
     const reader = engineOn(store, undefined, { maxBytesRead: 100_000 });
-    await expectFunctionError(reader.runQuery("messages:list", { chatId: "c" }), "LimitExceeded", /Too many bytes read: \d+ bytes in one function, limit 100000 \(knob maxBytesRead\)/);
+    await expectFunctionError(
+      reader.runQuery("messages:list", { chatId: "c" }),
+      "LimitExceeded",
+      /Too many bytes read: \d+ bytes in one function, limit 100000 \(knob maxBytesRead\)/,
+    );
     expect(((await reader.runQuery("messages:list", { chatId: "c", limit: 3 })).value as Document[]).length).toBe(3);
   },
 
   async "argument and result budgets, and the nesting depth, name their knobs"(store) {
     const engine = engineOn(store, undefined, { maxArgumentBytes: 10_000, maxResultBytes: 10_000, maxValueDepth: 8 });
-    await expectFunctionError(engine.runQuery("messages:echo", { value: "z".repeat(20_000) }), "LimitExceeded", /Arguments of messages:echo are too large: 200\d\d bytes, limit 10000 \(knob maxArgumentBytes\)/);
+    await expectFunctionError(
+      engine.runQuery("messages:echo", { value: "z".repeat(20_000) }),
+      "LimitExceeded",
+      /Arguments of messages:echo are too large: 200\d\d bytes, limit 10000 \(knob maxArgumentBytes\)/,
+    );
     let deep: Value = 1;
     for (let i = 0; i < 8; i++) deep = [deep];
     await expectFunctionError(engine.runQuery("messages:echo", { value: deep }), "InvalidArgument", /nested more than 8 levels deep \(knob maxValueDepth\)/);
     const writer = engineOn(store);
     for (let i = 0; i < 3; i++) await writer.runMutation("messages:send", { chatId: "c", author: "a", body: "w".repeat(5_000) });
-    await expectFunctionError(engine.runQuery("messages:list", { chatId: "c" }), "LimitExceeded", /The result of messages:list is too large: \d+ bytes, limit 10000 \(knob maxResultBytes\)/);
+    await expectFunctionError(
+      engine.runQuery("messages:list", { chatId: "c" }),
+      "LimitExceeded",
+      /The result of messages:list is too large: \d+ bytes, limit 10000 \(knob maxResultBytes\)/,
+    );
   },
 
   async "a mutation reads its own inserts, patches and deletes"(store) {
@@ -367,8 +377,16 @@ export const engineCases: Record<string, EngineCase> = {
       "InvalidArgument",
       /ArgumentValidationError: Value does not match validator\.\n\nPath: \.chatId\nValue: 5\nValidator: v\.string\(\)/,
     );
-    await expectFunctionError(engine.runMutation("messages:send", { chatId: "c", author: "a" }), "InvalidArgument", /Object is missing the required field `body`/);
-    await expectFunctionError(engine.runMutation("messages:send", { chatId: "c", author: "a", body: "b", extra: 1 }), "InvalidArgument", /Object contains extra field `extra`/);
+    await expectFunctionError(
+      engine.runMutation("messages:send", { chatId: "c", author: "a" }),
+      "InvalidArgument",
+      /Object is missing the required field `body`/,
+    );
+    await expectFunctionError(
+      engine.runMutation("messages:send", { chatId: "c", author: "a", body: "b", extra: 1 }),
+      "InvalidArgument",
+      /Object contains extra field `extra`/,
+    );
     expect(store.documentCount()).toBe(0);
   },
 
@@ -432,7 +450,8 @@ export const engineCases: Record<string, EngineCase> = {
     expect(page.page.map((m) => m.n)).toEqual([11, 10, 9, 8, 7]);
     expect(page.isDone).toBe(false);
     expect(first.journal).toEqual(expect.any(String));
-    const second = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: page.continueCursor } })).value as typeof page;
+    const second = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: page.continueCursor } }))
+      .value as typeof page;
     expect(second.page.map((m) => m.n)).toEqual([6, 5, 4, 3, 2]);
     // A new message arrives at the top: re-run with the journal, the first page keeps its last row and grows.
     await engine.runMutation("messages:send", { chatId: "c", author: "a", body: "newest" });
@@ -443,19 +462,31 @@ export const engineCases: Record<string, EngineCase> = {
     const fresh = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: null } })).value as typeof page;
     expect(fresh.page.map((m) => m.body)).toEqual(["newest", "m11", "m10", "m9", "m8"]);
     // The last page: exhausted, isDone, and asking past the end is an empty done page.
-    const last = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: second.continueCursor } })).value as typeof page;
+    const last = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: second.continueCursor } }))
+      .value as typeof page;
     expect(last.page.map((m) => m.n)).toEqual([1, 0]);
     expect(last.isDone).toBe(true);
-    const past = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: last.continueCursor } })).value as typeof page;
+    const past = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 5, cursor: last.continueCursor } }))
+      .value as typeof page;
     expect(past).toMatchObject({ page: [], isDone: true });
   },
 
   async "a cursor from another query is InvalidCursor; a second paginate in one function is refused"(store) {
     const engine = engineOn(store);
     await engine.runMutation("messages:sendMany", { chatId: "c", count: 3 });
-    const page = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: null } })).value as { continueCursor: string };
-    await expectFunctionError(engine.runQuery("messages:history", { chatId: "other", paginationOpts: { numItems: 1, cursor: page.continueCursor } }), "BadRequest", /InvalidCursor/);
-    await expectFunctionError(engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: "garbage" } }), "BadRequest", /InvalidCursor/);
+    const page = (await engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: null } })).value as {
+      continueCursor: string;
+    };
+    await expectFunctionError(
+      engine.runQuery("messages:history", { chatId: "other", paginationOpts: { numItems: 1, cursor: page.continueCursor } }),
+      "BadRequest",
+      /InvalidCursor/,
+    );
+    await expectFunctionError(
+      engine.runQuery("messages:history", { chatId: "c", paginationOpts: { numItems: 1, cursor: "garbage" } }),
+      "BadRequest",
+      /InvalidCursor/,
+    );
     await expectFunctionError(engine.runQuery("messages:twoPages", {}), "BadRequest", /MultiplePaginatedDatabaseQueries/);
   },
 
@@ -484,7 +515,11 @@ export const engineCases: Record<string, EngineCase> = {
 
   async "_storage: an action's file is a system row, read by db.system and ctx.storage; its bytes go only with a committed delete"(store) {
     const blobs = new MemoryBlobStore();
-    const files = new FileStorage({ blobs, tokens: new UploadTokens({ secret: newUploadSecret, ttlMs: () => 60_000, now: Date.now }), baseUrl: () => "https://d.example" });
+    const files = new FileStorage({
+      blobs,
+      tokens: new UploadTokens({ secret: newUploadSecret, ttlMs: () => 60_000, now: Date.now }),
+      baseUrl: () => "https://d.example",
+    });
     const engine = engineOn(store, Date.now, {}, files);
     const id = (await engine.runAction("messages:storeText", { text: "notes" })).value as string;
     const sha256 = btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode("notes")))));
@@ -512,9 +547,19 @@ export const engineCases: Record<string, EngineCase> = {
     const engine = engineOn(store, () => clock);
     const jobs = new ScheduledJobs(engine, { now: () => clock, maxPerRun: () => 10 });
     const list = async () => ((await engine.runQuery("messages:list", { chatId: "c" })).value as Document[]).map((m) => m.body);
-    const states = async () => Object.fromEntries(((await engine.runQuery("messages:jobs", {})).value as Document[]).map((j) => [(j.args as { body: string }[])[0]!.body, (j.state as { kind: string }).kind]));
+    const states = async () =>
+      Object.fromEntries(
+        ((await engine.runQuery("messages:jobs", {})).value as Document[]).map((j) => [
+          (j.args as { body: string }[])[0]!.body,
+          (j.state as { kind: string }).kind,
+        ]),
+      );
     // Throwing after scheduling schedules nothing.
-    await expectFunctionError(engine.runMutation("messages:sendLater", { chatId: "c", body: "never", delayMs: 0, thenFail: true }), "UserError", /changed my mind/);
+    await expectFunctionError(
+      engine.runMutation("messages:sendLater", { chatId: "c", body: "never", delayMs: 0, thenFail: true }),
+      "UserError",
+      /changed my mind/,
+    );
     expect(await states()).toEqual({});
     // Clients cannot call the internal target; the scheduler can.
     await expectFunctionError(engine.runMutation("messages:deliver", { chatId: "c", body: "direct" }), "FunctionNotFound", /messages:deliver/);

@@ -36,10 +36,20 @@ export const syncStorageCases: Record<string, SyncStorageCase> = {
   "instances keep binary read-set keys and search reads exactly"(storage) {
     const start = encodeKey(["chat", 1n]);
     const readSet = new Map([["messages.by_chat", [{ start, end: null }]]]);
-    const searchReads = [{ index: "messages.search_body", partition: encodeKey(["chat"]), filters: [[0, encodeKey(["x"])] as [number, string]], terms: ["hello"], prefix: "wo" }];
+    const searchReads = [
+      { index: "messages.search_body", partition: encodeKey(["chat"]), filters: [[0, encodeKey(["x"])] as [number, string]], terms: ["hello"], prefix: "wo" },
+    ];
     storage.saveInstance({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1", journal: '{"end":"x"}' });
     const [loaded] = storage.loadInstances();
-    expect(loaded).toEqual({ key: "k", udfPath: "messages:list", argsJson: '{"chatId":"chat"}', readSet, searchReads, resultHash: "h1", journal: '{"end":"x"}' });
+    expect(loaded).toEqual({
+      key: "k",
+      udfPath: "messages:list",
+      argsJson: '{"chatId":"chat"}',
+      readSet,
+      searchReads,
+      resultHash: "h1",
+      journal: '{"end":"x"}',
+    });
     storage.deleteInstance("k");
     expect(storage.loadInstances()).toEqual([]);
   },
@@ -97,7 +107,11 @@ export const searchStorageCases: Record<string, SearchStorageCase> = {
 
   "a snapshot replaces the log it covers and keeps the rest; an interrupted one changes nothing"(storage) {
     const p = encodeKey(["chat"]);
-    storage.appendLog("idx", p, [1, 2, 3].map((n) => ({ id: `d${n}`, old: null, new: doc(`m${n}`, "chat") })));
+    storage.appendLog(
+      "idx",
+      p,
+      [1, 2, 3].map((n) => ({ id: `d${n}`, old: null, new: doc(`m${n}`, "chat") })),
+    );
     const meta = storage.meta("idx", p)!;
     expect(() =>
       storage.writeSnapshot(meta, ["chunk"], 2, "v1", () => {
@@ -117,15 +131,15 @@ export const searchStorageCases: Record<string, SearchStorageCase> = {
   "failures, compaction candidates in order, and dropping an index"(storage) {
     const a = encodeKey(["a"]);
     const b = encodeKey(["b"]);
-    storage.appendLog("idx", a, [1, 2, 3].map((n) => ({ id: `a${n}`, old: null, new: doc("x", "a") })));
+    storage.appendLog(
+      "idx",
+      a,
+      [1, 2, 3].map((n) => ({ id: `a${n}`, old: null, new: doc("x", "a") })),
+    );
     storage.appendLog("idx", b, [{ id: "b1", old: null, new: doc("y", "b") }]);
     storage.appendLog("other", a, [{ id: "o1", old: null, new: doc("z", "a") }]);
     expect(storage.partitionsToCompact(2, Infinity, 10).map((m) => m.partition)).toEqual([a]);
-    expect(storage.partitionsToCompact(1, Infinity, 10).map((m) => [m.index, m.logEntries])).toEqual([
-      ["idx", 3],
-      expect.anything(),
-      expect.anything(),
-    ]);
+    expect(storage.partitionsToCompact(1, Infinity, 10).map((m) => [m.index, m.logEntries])).toEqual([["idx", 3], expect.anything(), expect.anything()]);
     expect(storage.partitionsToCompact(1, 0, 1)).toHaveLength(1);
     storage.recordFailure("idx", a);
     storage.recordFailure("idx", a);

@@ -41,7 +41,9 @@ export const functions = registerModules({
         ctx.vectorSearch("docs", "by_embedding", {
           vector,
           limit,
-          ...(values ? { filter: (q) => (values.length === 1 ? q.eq(field as "kind", values[0]) : q.or(...values.map((value) => q.eq(field as "kind", value)))) } : {}),
+          ...(values
+            ? { filter: (q) => (values.length === 1 ? q.eq(field as "kind", values[0]) : q.or(...values.map((value) => q.eq(field as "kind", value)))) }
+            : {}),
         }),
     }),
     searchIndex: action({
@@ -190,7 +192,10 @@ export const vectorCases: Record<string, VectorCase> = {
     const opened = open(vectorSchema, () => knobs);
     const engine = engineOn(opened);
     const embeddings = clusteredVectors(2_000, DIMENSIONS, 16, 7);
-    const ids = await insertAll(engine, embeddings.map((embedding, i) => ({ kind: KINDS[i % KINDS.length]!, embedding })));
+    const ids = await insertAll(
+      engine,
+      embeddings.map((embedding, i) => ({ kind: KINDS[i % KINDS.length]!, embedding })),
+    );
     const all = ids.map((id, i) => ({ id, embedding: embeddings[i]! }));
     // Queries near the data's topics, as a user's question is near the documents it is about.
     const next = random(99);
@@ -245,22 +250,29 @@ export const vectorCases: Record<string, VectorCase> = {
     await expectBadRequest(search(engine, { vector: axis(0), limit: 257 }), /from 1 to 256, got 257/);
     await expectBadRequest(search(engine, { vector: axis(0), limit: 2.5 }), /got 2.5/);
     await expectBadRequest(search(engine, { vector: axis(0), field: "title", values: ["x"] }), /"title" is not a filter field \(filter fields: kind, tag\)/);
-    await expectBadRequest(search(engine, { vector: axis(0), field: "kind", values: Array.from({ length: 65 }, (_, i) => `k${i}`) }), /too many filter expressions: 65, limit 64/);
+    await expectBadRequest(
+      search(engine, { vector: axis(0), field: "kind", values: Array.from({ length: 65 }, (_, i) => `k${i}`) }),
+      /too many filter expressions: 65, limit 64/,
+    );
     await expectBadRequest(engine.runAction("docs:searchIndex", { index: "by_nothing", vector: axis(0) }), /no vector index "docs.by_nothing"/);
     // A filter on the second filter field, and on a value nobody has.
     expect(await search(engine, { vector: axis(0), field: "tag", values: ["t"] })).toHaveLength(1);
     expect(await search(engine, { vector: axis(0), field: "tag", values: ["none"] })).toEqual([]);
     // Limits of Convex, checked when the schema is read.
     type Config = { vectorField: "e"; dimensions: number; filterFields?: "f"[] };
-    const refused = (config: Config, count = 1) => () => {
-      let table = defineTable({ e: v.array(v.float64()), f: v.string() });
-      for (let i = 0; i < count; i++) table = table.vectorIndex(`v${i}`, config) as unknown as typeof table;
-      return new Schema(defineSchema({ t: table }));
-    };
+    const refused =
+      (config: Config, count = 1) =>
+      () => {
+        let table = defineTable({ e: v.array(v.float64()), f: v.string() });
+        for (let i = 0; i < count; i++) table = table.vectorIndex(`v${i}`, config) as unknown as typeof table;
+        return new Schema(defineSchema({ t: table }));
+      };
     expect(refused({ vectorField: "e", dimensions: 1 })).toThrow(SchemaError);
     expect(refused({ vectorField: "e", dimensions: 1 })).toThrow(/dimensions must be an integer from 2 to 4096, got 1/);
     expect(refused({ vectorField: "e", dimensions: 4097 })).toThrow(/got 4097/);
-    expect(refused({ vectorField: "e", dimensions: 8, filterFields: Array.from({ length: 17 }, (_, i) => `f${i}`) as "f"[] })).toThrow(/at most 16 filter fields, got 17/);
+    expect(refused({ vectorField: "e", dimensions: 8, filterFields: Array.from({ length: 17 }, (_, i) => `f${i}`) as "f"[] })).toThrow(
+      /at most 16 filter fields, got 17/,
+    );
     expect(refused({ vectorField: "e", dimensions: 8 }, 5)).toThrow(/5 vector indexes; at most 4/);
     expect(refused({ vectorField: "e", dimensions: 8 }, 4)).not.toThrow();
     // Past the budget: that search fails and says which knob; lowered back, searches work again.

@@ -32,7 +32,8 @@ describe("npm run check:imports", () => {
     const result = check({
       "engine/a.ts": 'import { b } from "./b.ts";\nexport const a = b;\n',
       "engine/b.ts": "export const b = 1;\n",
-      "deployment/object.ts": 'import { DurableObject } from "cloudflare:workers";\nimport { a } from "../engine/a.ts";\nexport class O extends DurableObject { x = a; }\n',
+      "deployment/object.ts":
+        'import { DurableObject } from "cloudflare:workers";\nimport { a } from "../engine/a.ts";\nexport class O extends DurableObject { x = a; }\n',
     });
     expect(result).toMatchObject({ code: 0 });
   });

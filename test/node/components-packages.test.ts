@@ -8,7 +8,17 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { generate } from "../../scripts/codegen.ts";
-import { Components, Engine, MemoryStore, ScheduledJobs, Schema, componentSchemas, loadApp, registerModules, type GeneratedApp } from "../../src/engine/index.ts";
+import {
+  Components,
+  Engine,
+  MemoryStore,
+  ScheduledJobs,
+  Schema,
+  componentSchemas,
+  loadApp,
+  registerModules,
+  type GeneratedApp,
+} from "../../src/engine/index.ts";
 
 const FIXTURE = new URL("../fixtures/components-app/convex/", import.meta.url).pathname;
 
@@ -16,14 +26,29 @@ async function engineFor(generated: GeneratedApp) {
   const app = await loadApp(generated);
   expect(app.moduleErrors).toEqual({});
   const components = Components.load(registerModules(app.modules), app.components);
-  return new Engine({ schema: new Schema(app.schema, componentSchemas(generated)), functions: components.root.functions, components, store: new MemoryStore() });
+  return new Engine({
+    schema: new Schema(app.schema, componentSchemas(generated)),
+    functions: components.root.functions,
+    components,
+    store: new MemoryStore(),
+  });
 }
 
 describe("components from npm", () => {
   const result = generate(FIXTURE);
 
   it("codegen finds every instance, nested ones too, and types `components` from the packages", () => {
-    expect(result.components).toEqual(["rateLimiter", "rateLimiter/batchWorker", "likes", "views", "jobs", "jobs/batchWorker", "scores", "scores/batchWorker", "actionRetrier"]);
+    expect(result.components).toEqual([
+      "rateLimiter",
+      "rateLimiter/batchWorker",
+      "likes",
+      "views",
+      "jobs",
+      "jobs/batchWorker",
+      "scores",
+      "scores/batchWorker",
+      "actionRetrier",
+    ]);
     const api = readFileSync(`${FIXTURE}_generated/api.ts`, "utf8");
     expect(api).toContain('"rateLimiter": import("@convex-dev/rate-limiter/_generated/component.js").ComponentApi<"rateLimiter">;');
     expect(api).toContain('"likes": import("@convex-dev/sharded-counter/_generated/component.js").ComponentApi<"likes">;');
@@ -73,7 +98,12 @@ describe("components from npm", () => {
   it("aggregate: counts and sums what was inserted", async () => {
     const { app } = (await import(`${FIXTURE}_generated/modules.js`)) as { app: GeneratedApp };
     const engine = await engineFor(app);
-    for (const [id, score] of [["a", 3], ["b", 5], ["c", 10]] as const) await engine.runMutation("more:addScore", { id, score });
+    for (const [id, score] of [
+      ["a", 3],
+      ["b", 5],
+      ["c", 10],
+    ] as const)
+      await engine.runMutation("more:addScore", { id, score });
     expect((await engine.runQuery("more:scoreStats", {})).value).toEqual({ count: 3, sum: 18 });
   });
 

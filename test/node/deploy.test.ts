@@ -22,7 +22,11 @@ function config(name: string, edit: (toml: string) => string = (t) => t): string
 }
 
 function run(script: string, ...args: string[]) {
-  const result = spawnSync(process.execPath, [join(root, "scripts", script), ...args], { cwd: root, encoding: "utf8", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  const result = spawnSync(process.execPath, [join(root, "scripts", script), ...args], {
+    cwd: root,
+    encoding: "utf8",
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
   return { status: result.status, output: `${result.stdout}\n${result.stderr}` };
 }
 
@@ -32,11 +36,15 @@ describe("plain wrangler from a fresh checkout", () => {
     try {
       expect(existsSync(join(project, "convex/_generated/modules.js"))).toBe(false);
       expect(existsSync(join(project, "public/build/chat.js"))).toBe(false);
-      const result = spawnSync(process.execPath, [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", join(project, "out")], {
-        cwd: project,
-        encoding: "utf8",
-        env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-      });
+      const result = spawnSync(
+        process.execPath,
+        [join(root, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", join(project, "out")],
+        {
+          cwd: project,
+          encoding: "utf8",
+          env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+        },
+      );
       expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
       expect(result.stdout).toMatch(/codegen: \d+ module\(s\) in convex/);
       expect(readFileSync(join(project, "convex/_generated/modules.js"), "utf8")).toMatch(/"attachments": \(\) => import\("\.\.\/attachments\.ts"\)/);
@@ -64,14 +72,30 @@ describe("tiers enforced at deploy time", () => {
   });
 
   const edits: [string, (toml: string) => string, RegExp][] = [
-    ["cpu_ms edited by hand", (t) => t.replace("[env.production]\nlimits = { cpu_ms = 300000 }", "[env.production]\nlimits = { cpu_ms = 30000 }"), /production: limits\.cpu_ms: expected 300000, found 30000/],
-    ["the Durable Object binding dropped (wrangler only warns)", (t) => t.replace(/\[env\.staging\]([\s\S]*?)durable_objects\.bindings = .*\n/, "[env.staging]$1"), /staging: durable_objects\.bindings: expected \[\{"name":"DEPLOYMENTS","class_name":"Deployment"\},\{"name":"SYNC_SHARDS","class_name":"SyncShard"\},\{"name":"DIRECTORY","class_name":"DeploymentDirectory"\}\], found \[\]/],
+    [
+      "cpu_ms edited by hand",
+      (t) => t.replace("[env.production]\nlimits = { cpu_ms = 300000 }", "[env.production]\nlimits = { cpu_ms = 30000 }"),
+      /production: limits\.cpu_ms: expected 300000, found 30000/,
+    ],
+    [
+      "the Durable Object binding dropped (wrangler only warns)",
+      (t) => t.replace(/\[env\.staging\]([\s\S]*?)durable_objects\.bindings = .*\n/, "[env.staging]$1"),
+      /staging: durable_objects\.bindings: expected \[\{"name":"DEPLOYMENTS","class_name":"Deployment"\},\{"name":"SYNC_SHARDS","class_name":"SyncShard"\},\{"name":"DIRECTORY","class_name":"DeploymentDirectory"\}\], found \[\]/,
+    ],
     [
       "production's files in the staging bucket",
-      (t) => t.replace('r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files" }]', 'r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files-staging" }]'),
+      (t) =>
+        t.replace(
+          'r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files" }]',
+          'r2_buckets = [{ binding = "FILES", bucket_name = "calmsync-files-staging" }]',
+        ),
       /production: r2_buckets: expected \[\{"binding":"FILES","bucket_name":"calmsync-files"\}\], found \[\{"binding":"FILES","bucket_name":"calmsync-files-staging"\}\]/,
     ],
-    ["a tier var written by hand", (t) => t.replace('vars = { CALMSYNC_ENV = "staging" }', 'vars = { CALMSYNC_ENV = "staging", CALMSYNC_TIER = "free" }'), /staging: vars\.CALMSYNC_TIER: expected "standard", found "free"/],
+    [
+      "a tier var written by hand",
+      (t) => t.replace('vars = { CALMSYNC_ENV = "staging" }', 'vars = { CALMSYNC_ENV = "staging", CALMSYNC_TIER = "free" }'),
+      /staging: vars\.CALMSYNC_TIER: expected "standard", found "free"/,
+    ],
   ];
   for (const [what, edit, message] of edits) {
     it(`refuses ${what}, naming the field, in check:tiers and in deploy`, () => {

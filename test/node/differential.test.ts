@@ -21,7 +21,18 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { convexTest } from "convex-test";
-import { Engine, FileStorage, FunctionError, MemoryBlobStore, MemoryStore, newUploadSecret, registerModules, Schema, UploadTokens, type Value } from "../../src/engine/index.ts";
+import {
+  Engine,
+  FileStorage,
+  FunctionError,
+  MemoryBlobStore,
+  MemoryStore,
+  newUploadSecret,
+  registerModules,
+  Schema,
+  UploadTokens,
+  type Value,
+} from "../../src/engine/index.ts";
 import { SearchIndexes } from "../../src/search/search-indexes.ts";
 import { MemorySearchStorage } from "../../src/search/storage.ts";
 import { generate } from "../../scripts/codegen.ts";
@@ -73,7 +84,11 @@ async function referenceBackend(): Promise<Backend> {
   });
   // convex-test takes function references or their names; the names keep both backends' calls alike.
   const byName = t as unknown as Record<"query" | "mutation" | "action", (path: string, args: unknown) => Promise<unknown>>;
-  return { query: (path, args) => byName.query(path, args), mutation: (path, args) => byName.mutation(path, args), action: (path, args) => byName.action(path, args) };
+  return {
+    query: (path, args) => byName.query(path, args),
+    mutation: (path, args) => byName.mutation(path, args),
+    action: (path, args) => byName.action(path, args),
+  };
 }
 
 /** A document without what each backend makes up for itself. */
@@ -101,9 +116,16 @@ const WORDS = ["river", "stone", "cloud", "ember", "harbor", "lantern", "meadow"
 const GROUPS = ["g0", "g1", "g2"];
 
 async function both(kind: "query" | "mutation" | "action", path: string, args: Record<string, Value>): Promise<[unknown, unknown]> {
-  const settle = (p: Promise<unknown>) => p.then((value) => ({ ok: true, value }), (error: Error) => ({ ok: false, value: error.message }));
+  const settle = (p: Promise<unknown>) =>
+    p.then(
+      (value) => ({ ok: true, value }),
+      (error: Error) => ({ ok: false, value: error.message }),
+    );
   const [mine, theirs] = await Promise.all([settle(calmsync[kind](path, args)), settle(reference[kind](path, args))]);
-  expect(mine.ok, `${path} ${JSON.stringify(args)} succeeded on calmsync: ${mine.ok} (${JSON.stringify(mine.value)}), on convex-test: ${theirs.ok} (${JSON.stringify(theirs.value)})`).toBe(theirs.ok);
+  expect(
+    mine.ok,
+    `${path} ${JSON.stringify(args)} succeeded on calmsync: ${mine.ok} (${JSON.stringify(mine.value)}), on convex-test: ${theirs.ok} (${JSON.stringify(theirs.value)})`,
+  ).toBe(theirs.ok);
   return [mine.value, theirs.value];
 }
 
@@ -125,7 +147,7 @@ beforeAll(async () => {
 describe("calmsync and convex-test agree on the same Convex modules", () => {
   it("over generated writes, ranges, filters, gets and iteration", async () => {
     const rand = seeded(42);
-    const pick = <T,>(list: readonly T[]) => list[Math.floor(rand() * list.length)]!;
+    const pick = <T>(list: readonly T[]) => list[Math.floor(rand() * list.length)]!;
     const live: string[] = [];
     let nextKey = 0;
     let checks = 0;
@@ -139,7 +161,11 @@ describe("calmsync and convex-test agree on the same Convex modules", () => {
         live.push(key);
       } else if (roll < 0.65) {
         const key = pick(live);
-        await sameResult("mutation", "items:patch", { key, ...(rand() < 0.5 ? { n: Math.floor(rand() * 20) } : { body: `${pick(WORDS)} ${pick(WORDS)}` }), clearTag: rand() < 0.3 });
+        await sameResult("mutation", "items:patch", {
+          key,
+          ...(rand() < 0.5 ? { n: Math.floor(rand() * 20) } : { body: `${pick(WORDS)} ${pick(WORDS)}` }),
+          clearTag: rand() < 0.3,
+        });
       } else if (roll < 0.72) {
         const key = pick(live);
         await sameResult("mutation", "items:replace", { key, group: pick(GROUPS), n: Math.floor(rand() * 20), body: pick(WORDS) });
@@ -151,9 +177,21 @@ describe("calmsync and convex-test agree on the same Convex modules", () => {
       const order = pick(["asc", "desc"] as const);
       const lower = rand() < 0.5 ? { op: pick(["gt", "gte"] as const), value: Math.floor(rand() * 20) } : undefined;
       const upper = rand() < 0.5 ? { op: pick(["lt", "lte"] as const), value: Math.floor(rand() * 20) } : undefined;
-      await sameResult("query", "items:range", { group: pick(GROUPS), order, ...(lower && { lower }), ...(upper && { upper }), ...(rand() < 0.5 ? { limit: 1 + Math.floor(rand() * 8) } : {}) });
+      await sameResult("query", "items:range", {
+        group: pick(GROUPS),
+        order,
+        ...(lower && { lower }),
+        ...(upper && { upper }),
+        ...(rand() < 0.5 ? { limit: 1 + Math.floor(rand() * 8) } : {}),
+      });
       for (const op of ["eq", "neq", "lt", "lte", "gt", "gte"]) {
-        await sameResult("query", "items:filtered", { op, value: Math.floor(rand() * 20), order, limit: 1 + Math.floor(rand() * 10), ...(rand() < 0.5 ? { tag: pick(["red", "blue"]) } : {}) });
+        await sameResult("query", "items:filtered", {
+          op,
+          value: Math.floor(rand() * 20),
+          order,
+          limit: 1 + Math.floor(rand() * 10),
+          ...(rand() < 0.5 ? { tag: pick(["red", "blue"]) } : {}),
+        });
       }
       await sameResult("query", "items:iterate", { group: pick(GROUPS), stopAfter: 1 + Math.floor(rand() * 5) });
       const byKey = (await sameResult("query", "items:byKey", { key: pick(live) })) as { same: boolean };
@@ -221,7 +259,10 @@ describe("calmsync and convex-test agree on the same Convex modules", () => {
     }
     await sameResult("query", "files:rows", {});
     const each = async (kind: "query" | "mutation" | "action", path: string, [mine, theirs]: [string, string], args: Record<string, Value> = {}) => {
-      const results = await Promise.all([calmsync[kind](path, { id: mine, ...args }).then(...settled), reference[kind](path, { id: theirs, ...args }).then(...settled)]);
+      const results = await Promise.all([
+        calmsync[kind](path, { id: mine, ...args }).then(...settled),
+        reference[kind](path, { id: theirs, ...args }).then(...settled),
+      ]);
       expect(comparable(results[0]), `${path} ${mine}`).toEqual(comparable(results[1]));
       return results[0];
     };

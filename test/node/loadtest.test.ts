@@ -14,16 +14,28 @@ describe("npm run loadtest (smoke)", () => {
     const out = mkdtempSync(join(tmpdir(), "calmsync-loadtest-"));
     try {
       const root = resolve(import.meta.dirname, "../..");
-      const run = spawnSync(process.execPath, ["scripts/loadtest.ts", "--scenario", "outage", "--clients", "6", "--seconds", "10", "--compare", "--shards", "1,4", "--out", out], {
-        cwd: root,
-        encoding: "utf8",
-        timeout: 280_000,
-        env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
-      });
+      const run = spawnSync(
+        process.execPath,
+        ["scripts/loadtest.ts", "--scenario", "outage", "--clients", "6", "--seconds", "10", "--compare", "--shards", "1,4", "--out", out],
+        {
+          cwd: root,
+          encoding: "utf8",
+          timeout: 280_000,
+          env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+        },
+      );
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
       const files = readdirSync(out);
       expect(files.filter((f) => f.endsWith(".html"))).toHaveLength(1);
-      const report = JSON.parse(readFileSync(join(out, files.find((f) => f.endsWith(".json"))!), "utf8")) as {
+      const report = JSON.parse(
+        readFileSync(
+          join(
+            out,
+            files.find((f) => f.endsWith(".json"))!,
+          ),
+          "utf8",
+        ),
+      ) as {
         reports: { kind: string; shards: number; seconds: unknown[]; summary: { socketAttempts: number; events: string } }[];
       };
       expect(report.reports.map((r) => `${r.kind}/${r.shards}`)).toEqual(["current/1", "legacy/1", "transport/1", "current/4", "legacy/4", "transport/4"]);
@@ -34,7 +46,15 @@ describe("npm run loadtest (smoke)", () => {
         // What the operator saw when the tier was lowered: the knobs below it, named.
         expect(r.summary.events).toMatch(/operator saw: BELOW TIER: maxSessions 1000 \(tier: 30000\)/);
       }
-      expect(readFileSync(join(out, files.find((f) => f.endsWith(".html"))!), "utf8")).toMatch(/<svg/);
+      expect(
+        readFileSync(
+          join(
+            out,
+            files.find((f) => f.endsWith(".html"))!,
+          ),
+          "utf8",
+        ),
+      ).toMatch(/<svg/);
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
@@ -51,7 +71,15 @@ describe("npm run loadtest (smoke)", () => {
         env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
       });
       expect(run.status, `${run.stdout}\n${run.stderr}`).toBe(0);
-      const report = JSON.parse(readFileSync(join(out, readdirSync(out).find((f) => f.endsWith(".json"))!), "utf8")) as {
+      const report = JSON.parse(
+        readFileSync(
+          join(
+            out,
+            readdirSync(out).find((f) => f.endsWith(".json"))!,
+          ),
+          "utf8",
+        ),
+      ) as {
         reports: { summary: { compactions: number; invalidationsOnceLive: number | null; searchP50Ms: number | null; liveAtEnd: number } }[];
       };
       const summary = report.reports[0]!.summary;

@@ -5,7 +5,11 @@ import { resolve } from "node:path";
 
 describe("npm run simulate (smoke)", () => {
   it("a 10,000-client wave: the waiting room needs one attempt per client, refusals more, the current client fewer than the old one", () => {
-    const run = spawnSync(process.execPath, ["scripts/simulate.ts", "--clients", "10000"], { cwd: resolve(import.meta.dirname, "../.."), encoding: "utf8", timeout: 60_000 });
+    const run = spawnSync(process.execPath, ["scripts/simulate.ts", "--clients", "10000"], {
+      cwd: resolve(import.meta.dirname, "../.."),
+      encoding: "utf8",
+      timeout: 60_000,
+    });
     expect(run.status, run.stderr).toBe(0);
     const rows = new Map(
       run.stdout

@@ -15,7 +15,13 @@ import { admin, fresh, setKnobs, status, worker } from "../workers/helpers.ts";
 type Answer = { status: "success"; value: unknown } | { status: "error"; errorMessage: string };
 
 /** A function call over HTTP, and when it was answered (ms after `since`). */
-async function call(deployment: string, kind: "query" | "mutation" | "action", path: string, args: Record<string, unknown>, since: number): Promise<{ answer: Answer; ms: number }> {
+async function call(
+  deployment: string,
+  kind: "query" | "mutation" | "action",
+  path: string,
+  args: Record<string, unknown>,
+  since: number,
+): Promise<{ answer: Answer; ms: number }> {
   const response = await worker.fetch(`http://t/d/${deployment}/api/${kind}`, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
@@ -31,7 +37,10 @@ async function adminStatus(deployment: string, since: number): Promise<{ body: R
   return { body: (await response.json()) as Record<string, unknown>, ms: Date.now() - since };
 }
 
-const STOPPED = (name: string) => new RegExp(`${name} (ran for more than \\d+ ms|made more than \\d+ loop iterations and function calls) without yielding and was stopped \\(knob maxSyncRun(Ms|Steps)\\)`);
+const STOPPED = (name: string) =>
+  new RegExp(
+    `${name} (ran for more than \\d+ ms|made more than \\d+ loop iterations and function calls) without yielding and was stopped \\(knob maxSyncRun(Ms|Steps)\\)`,
+  );
 
 describe("a function that never yields", () => {
   beforeAll(async () => {
@@ -66,8 +75,14 @@ describe("a function that never yields", () => {
     const deployment = fresh("spin-clock");
     await setKnobs(deployment, { maxSyncRunMs: 300, maxSyncRunSteps: 10_000_000_000 });
     const started = Date.now();
-    const [spun, neighbour] = await Promise.all([call(deployment, "query", "spin:forever", {}, started), call(deployment, "query", "spin:ok", { chatId: "c" }, started)]);
-    expect(spun.answer).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/spin:forever ran for more than 300 ms without yielding and was stopped \(knob maxSyncRunMs\)/) });
+    const [spun, neighbour] = await Promise.all([
+      call(deployment, "query", "spin:forever", {}, started),
+      call(deployment, "query", "spin:ok", { chatId: "c" }, started),
+    ]);
+    expect(spun.answer).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/spin:forever ran for more than 300 ms without yielding and was stopped \(knob maxSyncRunMs\)/),
+    });
     expect(spun.ms).toBeGreaterThanOrEqual(300);
     expect(neighbour).toMatchObject({ answer: { status: "success", value: 0 }, ms: expect.any(Number) });
     expect(neighbour.ms).toBeLessThan(1_000);
@@ -77,7 +92,12 @@ describe("a function that never yields", () => {
     const deployment = fresh("spin-steps");
     await setKnobs(deployment, { maxSyncRunMs: 30_000, maxSyncRunSteps: 1_000_000 });
     const { answer } = await call(deployment, "query", "spin:recurses", {}, Date.now());
-    expect(answer).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/spin:recurses made more than 1000000 loop iterations and function calls without yielding and was stopped \(knob maxSyncRunSteps\)/) });
+    expect(answer).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(
+        /spin:recurses made more than 1000000 loop iterations and function calls without yielding and was stopped \(knob maxSyncRunSteps\)/,
+      ),
+    });
   });
 
   it("cannot be swallowed: a handler that catches the error and returns is answered with it", async () => {
@@ -106,7 +126,12 @@ describe("a function that never yields", () => {
   it("a module whose top level never yields fails to load, naming it; the rest of the app serves", async () => {
     const deployment = fresh("spin-load");
     const { answer } = await call(deployment, "query", "spinsAtLoad:never", {}, Date.now());
-    expect(answer).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/spinsAtLoad:never cannot run: its module convex\/spinsAtLoad failed to load \(FunctionError: The top level of convex\/spinsAtLoad (ran for more than|made more than)/) });
+    expect(answer).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(
+        /spinsAtLoad:never cannot run: its module convex\/spinsAtLoad failed to load \(FunctionError: The top level of convex\/spinsAtLoad (ran for more than|made more than)/,
+      ),
+    });
     expect((await status(deployment)).moduleErrors).toEqual({ spinsAtLoad: expect.stringMatching(STOPPED("The top level of convex/spinsAtLoad")) });
     expect((await call(deployment, "query", "spin:ok", { chatId: "l" }, Date.now())).answer).toMatchObject({ status: "success", value: 0 });
   });

@@ -23,7 +23,8 @@ describe("actions", () => {
     asker.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [] });
     const started = Date.now();
     asker.send({ type: "Action", requestId: 0, udfPath: "assistant:suggest", args: [{ chatId: "busy", prompt: "hello", delayMs: 1_500 }] });
-    const actionResponse = () => asker.messages.find((m) => m.type === "ActionResponse") as { success: boolean; result: { text: string; seen: number } } | undefined;
+    const actionResponse = () =>
+      asker.messages.find((m) => m.type === "ActionResponse") as { success: boolean; result: { text: string; seen: number } } | undefined;
 
     await writer.mutation("messages:send", { chatId: "busy", author: "w", body: "while it thinks" });
     await writer.until(() => (writer.results.get(0) as Message[]).length === 1, "the Transition");
@@ -42,11 +43,13 @@ describe("actions", () => {
   it("answers over HTTP at /api/action, and fails like a mutation", async () => {
     const deployment = fresh("http-action");
     const call = async (args: unknown) =>
-      (await worker.fetch(`http://calmsync/d/${deployment}/api/action`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ path: "assistant:suggest", format: "convex_encoded_json", args: [args] }),
-      })).json();
+      (
+        await worker.fetch(`http://calmsync/d/${deployment}/api/action`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ path: "assistant:suggest", format: "convex_encoded_json", args: [args] }),
+        })
+      ).json();
     expect(await call({ chatId: "c", prompt: "hi", delayMs: 0 })).toMatchObject({ status: "success", value: { text: expect.any(String), seen: 0 } });
     expect(await call({ chatId: "c" })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/missing the required field `prompt`/) });
   });
@@ -63,10 +66,16 @@ describe("actions", () => {
       if (reply && seen.at(-1) !== reply.body) seen.push(reply.body);
     };
     const timer = setInterval(record, 5);
-    const asked = (await api.run("mutation", "assistant:ask", { chatId: "room", author: "ann", body: "what now?", words: 12, delayMs: 50 }, "t")) as { status: string };
+    const asked = (await api.run("mutation", "assistant:ask", { chatId: "room", author: "ann", body: "what now?", words: 12, delayMs: 50 }, "t")) as {
+      status: string;
+    };
     expect(asked.status).toBe("success");
     await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment)); // the reply runs from the alarm (if it has not fired yet)
-    await watcher.until(() => ((watcher.results.get(0) as Message[]).find((m) => m.author === "assistant")?.body.split(" ").length ?? 0) === 12, "the whole reply", 10_000);
+    await watcher.until(
+      () => ((watcher.results.get(0) as Message[]).find((m) => m.author === "assistant")?.body.split(" ").length ?? 0) === 12,
+      "the whole reply",
+      10_000,
+    );
     record();
     clearInterval(timer);
     // It grew: the empty placeholder, then 3, 6, 9 and 12 words (a fast reader may see a chunk merged with the next).

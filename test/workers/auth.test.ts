@@ -107,7 +107,10 @@ describe("Authenticate over the socket", () => {
     const deployment = fresh("auth-refused");
     const good = await tokenFor(deployment, "alice");
     const [header, claims] = good.split(".");
-    const forged = `${header}.${btoa(JSON.stringify({ ...JSON.parse(atob(claims!.replace(/-/g, "+").replace(/_/g, "/"))), sub: "admin", name: "admin" })).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_")}.${good.split(".")[2]}`;
+    const forged = `${header}.${btoa(JSON.stringify({ ...JSON.parse(atob(claims!.replace(/-/g, "+").replace(/_/g, "/"))), sub: "admin", name: "admin" }))
+      .replace(/=+$/, "")
+      .replace(/\+/g, "-")
+      .replace(/\//g, "_")}.${good.split(".")[2]}`;
     for (const [token, message] of [
       ["not-a-jwt", /not a JWT/],
       [forged, /signature/],
@@ -141,7 +144,8 @@ describe("Authorization: Bearer over HTTP", () => {
   it("reaches HTTP actions, read only when the action asks for the caller", async () => {
     const deployment = fresh("auth-http-action");
     const token = await tokenFor(deployment, "dana");
-    const whoami = (authorization?: string) => worker.fetch(`http://calmsync.test/d/${deployment}/http/whoami`, { headers: authorization ? { Authorization: authorization } : {} });
+    const whoami = (authorization?: string) =>
+      worker.fetch(`http://calmsync.test/d/${deployment}/http/whoami`, { headers: authorization ? { Authorization: authorization } : {} });
     expect(await (await whoami(`Bearer ${token}`)).json()).toEqual({ name: "dana" });
     expect(await (await whoami()).json()).toEqual({ name: null });
     const refused = await whoami("Bearer not-a-jwt");
@@ -171,7 +175,9 @@ describe("Authorization: Bearer over HTTP", () => {
     const viewer = await call(deployment, "query", "users:viewer", {}, `bearer ${token}`);
     expect(await viewer.json()).toMatchObject({ status: "success", value: { name: "carol" } });
     expect(await (await call(deployment, "query", "users:viewer", {})).json()).toMatchObject({ status: "success", value: null });
-    expect(await (await call(deployment, "mutation", "messages:send", { chatId: "h", author: "x", body: "b" }, `Bearer ${token}`)).json()).toMatchObject({ status: "success" });
+    expect(await (await call(deployment, "mutation", "messages:send", { chatId: "h", author: "x", body: "b" }, `Bearer ${token}`)).json()).toMatchObject({
+      status: "success",
+    });
     const list = await (await call(deployment, "query", "messages:list", { chatId: "h" })).json();
     expect((list as { value: { author: string }[] }).value[0]!.author).toBe("carol");
     const before = (await status(deployment)).queryExecutions;

@@ -39,7 +39,11 @@ async function readEnv(deployment: string, name: string): Promise<{ action: stri
     const appFunctions = root.functions;
     root.functions = registry;
     try {
-      return (await engine.executeAction(registry.get("env:readInAction")!, { name })).value as { action: string | null; query: string | null; listed: boolean };
+      return (await engine.executeAction(registry.get("env:readInAction")!, { name })).value as {
+        action: string | null;
+        query: string | null;
+        listed: boolean;
+      };
     } finally {
       root.functions = appFunctions;
     }
@@ -49,10 +53,15 @@ async function readEnv(deployment: string, name: string): Promise<{ action: stri
 const envUrl = (deployment: string, name = "") => `http://t/d/${deployment}/api/admin/env${name ? `/${name}` : ""}`;
 
 function setVariable(deployment: string, name: string, value: unknown, actor = "ann@laptop"): Promise<Response> {
-  return worker.fetch(envUrl(deployment, name), { method: "PUT", headers: { ...admin, "Content-Type": "application/json", "Calmsync-Actor": actor }, body: JSON.stringify({ value }) });
+  return worker.fetch(envUrl(deployment, name), {
+    method: "PUT",
+    headers: { ...admin, "Content-Type": "application/json", "Calmsync-Actor": actor },
+    body: JSON.stringify({ value }),
+  });
 }
 
-const removeVariable = (deployment: string, name: string, actor = "bob@ci") => worker.fetch(envUrl(deployment, name), { method: "DELETE", headers: { ...admin, "Calmsync-Actor": actor } });
+const removeVariable = (deployment: string, name: string, actor = "bob@ci") =>
+  worker.fetch(envUrl(deployment, name), { method: "DELETE", headers: { ...admin, "Calmsync-Actor": actor } });
 
 describe("environment variables", () => {
   it("process.env reads the deployment's variable from the next run on, before the Worker's var; removing it falls back", async () => {
@@ -94,7 +103,10 @@ describe("environment variables", () => {
     expect(await one.json()).toEqual({ name: "STRIPE_KEY", value: secret });
     expect((await worker.fetch(envUrl(d, "NOT_SET"), { headers: admin })).status).toBe(404);
 
-    const list = (await (await worker.fetch(envUrl(d), { headers: admin })).json()) as { variables: unknown[]; history: { name: string; action: string; actor: string; at: number }[] };
+    const list = (await (await worker.fetch(envUrl(d), { headers: admin })).json()) as {
+      variables: unknown[];
+      history: { name: string; action: string; actor: string; at: number }[];
+    };
     expect(list.variables).toEqual([{ name: "STRIPE_KEY", updatedAt: expect.any(Number) }]);
     expect(list.history.map(({ name, action, actor }) => ({ name, action, actor }))).toEqual([
       { name: "STRIPE_KEY", action: "set", actor: "carol@laptop" },
@@ -104,12 +116,15 @@ describe("environment variables", () => {
     for (const change of list.history) expect(Object.keys(change).sort()).toEqual(["action", "actor", "at", "name"]);
 
     const reads: Record<string, string> = {};
-    for (const path of ["status", "knobs", "metrics", "env", "logs?follow=0"]) reads[path] = new TextDecoder().decode(await (await worker.fetch(`http://t/d/${d}/api/admin/${path}`, { headers: admin })).arrayBuffer());
+    for (const path of ["status", "knobs", "metrics", "env", "logs?follow=0"])
+      reads[path] = new TextDecoder().decode(await (await worker.fetch(`http://t/d/${d}/api/admin/${path}`, { headers: admin })).arrayBuffer());
     reads.health = await (await worker.fetch(`http://t/d/${d}/api/status`)).text();
     for (const [path, text] of Object.entries(reads)) expect(text, path).not.toContain(secret);
     expect(JSON.parse(reads.status!)).toMatchObject({ environmentVariables: ["STRIPE_KEY"], limits: { environmentVariables: { count: 1, limit: 100 } } });
     // The audit is in SQLite too: no row holds the value anywhere but the variable itself.
-    const stored = await runInDurableObject(bindings.DEPLOYMENTS.getByName(d), (_instance, state: DurableObjectState) => state.storage.sql.exec("SELECT * FROM environment_changes").toArray());
+    const stored = await runInDurableObject(bindings.DEPLOYMENTS.getByName(d), (_instance, state: DurableObjectState) =>
+      state.storage.sql.exec("SELECT * FROM environment_changes").toArray(),
+    );
     expect(JSON.stringify(stored)).not.toContain(secret);
     expect(stored).toHaveLength(3);
   });
@@ -120,12 +135,20 @@ describe("environment variables", () => {
     expect(await refused(await setVariable(d, "1ABC", "x"))).toMatchObject({ status: 400, body: { code: "InvalidEnvironmentVariable" } });
     expect(await refused(await setVariable(d, "A".repeat(41), "x"))).toMatchObject({ status: 400 });
     expect(await refused(await setVariable(d, "NUMBER", 5))).toMatchObject({ status: 400, body: { message: expect.stringContaining("string") } });
-    expect(await refused(await worker.fetch(envUrl(d, "X"), { method: "PUT", headers: { ...admin, "Content-Type": "application/json" }, body: "{}" }))).toMatchObject({ status: 400, body: { code: "BadRequestBody" } });
+    expect(
+      await refused(await worker.fetch(envUrl(d, "X"), { method: "PUT", headers: { ...admin, "Content-Type": "application/json" }, body: "{}" })),
+    ).toMatchObject({ status: 400, body: { code: "BadRequestBody" } });
     await setKnobs(d, { environmentValueMaxBytes: 64, environmentVariablesMax: 2 });
-    expect(await refused(await setVariable(d, "LONG", "é".repeat(33)))).toMatchObject({ status: 400, body: { message: expect.stringContaining("66 bytes, limit 64 (knob environmentValueMaxBytes)") } });
+    expect(await refused(await setVariable(d, "LONG", "é".repeat(33)))).toMatchObject({
+      status: 400,
+      body: { message: expect.stringContaining("66 bytes, limit 64 (knob environmentValueMaxBytes)") },
+    });
     expect((await setVariable(d, "A", "1")).status).toBe(200);
     expect((await setVariable(d, "B", "2")).status).toBe(200);
-    expect(await refused(await setVariable(d, "C", "3"))).toMatchObject({ status: 400, body: { message: expect.stringContaining("knob environmentVariablesMax") } });
+    expect(await refused(await setVariable(d, "C", "3"))).toMatchObject({
+      status: 400,
+      body: { message: expect.stringContaining("knob environmentVariablesMax") },
+    });
     // Changing one that exists is not one more.
     expect((await setVariable(d, "B", "3")).status).toBe(200);
     expect((await worker.fetch(envUrl(d), { headers: {} })).status).toBe(401);

@@ -38,7 +38,8 @@ async function sha256(data: Uint8Array): Promise<string> {
   return btoa(String.fromCharCode(...new Uint8Array(await crypto.subtle.digest("SHA-256", data))));
 }
 
-const post = (url: string, body: BodyInit, headers: Record<string, string> = { "Content-Type": "image/png" }) => worker.fetch(url, { method: "POST", headers, body });
+const post = (url: string, body: BodyInit, headers: Record<string, string> = { "Content-Type": "image/png" }) =>
+  worker.fetch(url, { method: "POST", headers, body });
 
 async function upload(deployment: string, data: Uint8Array, type = "image/png"): Promise<string> {
   const response = await post(await uploadUrl(deployment), data, { "Content-Type": type });

@@ -12,8 +12,17 @@ import { admin, fresh, setKnobs, status, worker } from "./helpers.ts";
 
 const fn = (path: string, args: unknown) => JSON.stringify({ path, format: "convex_encoded_json", args: [args] });
 
-async function call(deployment: string, kind: "query" | "mutation", path: string, args: unknown): Promise<{ status: string; value?: unknown; errorMessage?: string }> {
-  const response = await worker.fetch(`http://t/d/${deployment}/api/${kind}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: fn(path, args) });
+async function call(
+  deployment: string,
+  kind: "query" | "mutation",
+  path: string,
+  args: unknown,
+): Promise<{ status: string; value?: unknown; errorMessage?: string }> {
+  const response = await worker.fetch(`http://t/d/${deployment}/api/${kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: fn(path, args),
+  });
   expect(response.status).toBe(200);
   return (await response.json()) as { status: string; value?: unknown; errorMessage?: string };
 }
@@ -38,13 +47,18 @@ describe("budgets per function", () => {
     const chatIds = Array.from({ length: 400 }, (_, i) => `chat-${i}`);
     const body = "x".repeat(900_000); // a request just under the 1 MiB body limit
     const result = await call(deployment, "mutation", "messages:broadcast", { chatIds, author: "mallory", body });
-    expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Too many bytes written: \d+ bytes in one mutation, limit 8388608 \(knob maxBytesWritten\)/) });
+    expect(result).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/Too many bytes written: \d+ bytes in one mutation, limit 8388608 \(knob maxBytesWritten\)/),
+    });
     const after = await status(deployment);
     expect(after).toMatchObject({ commits: 0, documents: 0 });
     // A few documents' worth of storage at most (the schema), not 400 MB.
     expect(after.storageBytes).toBeLessThan(1_000_000);
     // The same broadcast within the budget commits.
-    expect(await call(deployment, "mutation", "messages:broadcast", { chatIds: chatIds.slice(0, 3), author: "ann", body: "hello" })).toMatchObject({ status: "success" });
+    expect(await call(deployment, "mutation", "messages:broadcast", { chatIds: chatIds.slice(0, 3), author: "ann", body: "hello" })).toMatchObject({
+      status: "success",
+    });
   });
 
   it("bounds bytes read: a scan over more than maxBytesRead fails the function with the limit named", async () => {
@@ -52,7 +66,10 @@ describe("budgets per function", () => {
     for (let i = 0; i < 5; i++) await call(deployment, "mutation", "messages:send", { chatId: "big", author: "a", body: `${i}`.repeat(200_000) });
     await setKnobs(deployment, { maxBytesRead: 500_000, maxDocumentBytes: 400_000 });
     const result = await call(deployment, "query", "messages:list", { chatId: "big" });
-    expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Too many bytes read: \d+ bytes in one function, limit 500000 \(knob maxBytesRead\)/) });
+    expect(result).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/Too many bytes read: \d+ bytes in one function, limit 500000 \(knob maxBytesRead\)/),
+    });
   });
 
   it("2. an oversized query result fails that query (HTTP error, QueryFailed on a socket), never the socket", async () => {
@@ -104,7 +121,10 @@ describe("budgets per function", () => {
     const deployment = fresh("utf8");
     await setKnobs(deployment, { maxDocumentBytes: 100_000 });
     const result = await call(deployment, "mutation", "messages:send", { chatId: "a", author: "a", body: "€".repeat(40_000) });
-    expect(result).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Document is too large: 120\d{3} bytes, limit 100000 \(knob maxDocumentBytes\)/) });
+    expect(result).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/Document is too large: 120\d{3} bytes, limit 100000 \(knob maxDocumentBytes\)/),
+    });
   });
 });
 
@@ -114,7 +134,8 @@ describe("the protocol holds its limits", () => {
     await setKnobs(deployment, { maxQueriesPerSession: 10 });
     const legit = await connected(deployment);
     // Within one message: add 10, remove one, add it back: 10 at the end, accepted.
-    const adds = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => ({ type: "Add", queryId: from + i, udfPath: "messages:list", args: [{ chatId: `c${from + i}` }] }));
+    const adds = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => ({ type: "Add", queryId: from + i, udfPath: "messages:list", args: [{ chatId: `c${from + i}` }] }));
     legit.modify([...adds(0, 10), { type: "Remove", queryId: 3 }, ...adds(3, 4)]);
     await legit.until(() => legit.results.size === 10, "ten results");
     expect(legit.closed).toBeNull();
@@ -179,7 +200,10 @@ describe("the protocol holds its limits", () => {
     client.add(0, "messages:list", { chatId: "a" });
     const id = client.mutate("messages:send", { chatId: "a", author: "a", body: "x".repeat(1_100_000) });
     await client.until(() => client.mutationResponses.has(id), "refusal");
-    expect(client.mutationResponses.get(id)).toMatchObject({ success: false, result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1048576-byte limit/) });
+    expect(client.mutationResponses.get(id)).toMatchObject({
+      success: false,
+      result: expect.stringMatching(/Mutation request is too large: Frame of \d+ bytes is larger than the 1048576-byte limit/),
+    });
     expect(client.closed).toBeNull();
     await client.mutation("messages:send", { chatId: "a", author: "a", body: "small" });
     await client.until(() => (client.results.get(0) as unknown[] | undefined)?.length === 1, "update");

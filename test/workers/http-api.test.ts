@@ -136,7 +136,11 @@ describe("HTTP function API", () => {
     const restricted = { ...(env as Env), CORS_ORIGINS: "https://good.example" } as Env;
     const from = async (origin: string) =>
       worker.fetch(
-        new Request(`${base}/api/query`, { method: "POST", headers: { Origin: origin, "Content-Type": "application/json" }, body: JSON.stringify(fn("messages:list", { chatId: "a" })) }),
+        new Request(`${base}/api/query`, {
+          method: "POST",
+          headers: { Origin: origin, "Content-Type": "application/json" },
+          body: JSON.stringify(fn("messages:list", { chatId: "a" })),
+        }),
         restricted,
         createExecutionContext(),
       );
@@ -180,7 +184,10 @@ describe("deployments exist only when declared or created", () => {
     // None of the 20 names wrote anything: no table, no alarm (an object that writes nothing stores nothing).
     for (const name of names) {
       const written = await runInDurableObject((env as Env).DEPLOYMENTS.getByName(name), async (_instance, state) => ({
-        tables: state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master").toArray().map((row) => row.name),
+        tables: state.storage.sql
+          .exec<{ name: string }>("SELECT name FROM sqlite_master")
+          .toArray()
+          .map((row) => row.name),
         alarm: await state.storage.getAlarm(),
       }));
       expect(written, name).toEqual({ tables: [], alarm: null });

@@ -14,7 +14,10 @@ function patch(deployment: string, body: unknown, headers: Record<string, string
 async function knobs(deployment: string) {
   const response = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, { headers: admin });
   expect(response.status).toBe(200);
-  return (await response.json()) as { knobs: { name: string; value: number; default: number; source: string }[]; history: { name: string; old: number; new: number; at: number }[] };
+  return (await response.json()) as {
+    knobs: { name: string; value: number; default: number; source: string }[];
+    history: { name: string; old: number; new: number; at: number }[];
+  };
 }
 
 describe("knob API", () => {
@@ -79,7 +82,9 @@ describe("knobs you can reason about", () => {
     const stub = bindings.DEPLOYMENTS.getByName(deployment);
     await runInDurableObject(stub, (_instance, state) => {
       // What older code could have stored: a value now out of range, a removed knob, and the old MB unit.
-      state.storage.sql.exec("INSERT OR REPLACE INTO knob_overrides (name, value) VALUES ('idlePingMs', 80000), ('noLongerAKnob', 5), ('queryResultCacheMB', 8)");
+      state.storage.sql.exec(
+        "INSERT OR REPLACE INTO knob_overrides (name, value) VALUES ('idlePingMs', 80000), ('noLongerAKnob', 5), ('queryResultCacheMB', 8)",
+      );
     });
     await evictDurableObject(stub);
     const report = await knobs(deployment);

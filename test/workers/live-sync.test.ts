@@ -153,7 +153,14 @@ describe("timestamps and liveness", () => {
     // A client that saw a timestamp 10 s past ours (e.g. before our storage was reset).
     const ahead = BigInt(Date.now() + 10_000) * 1_000_000n;
     const client = await ProtocolClient.openRaw(deployment);
-    client.send({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 1, lastCloseReason: null, maxObservedTimestamp: encodeTs(ahead), clientTs: 0 });
+    client.send({
+      type: "Connect",
+      sessionId: crypto.randomUUID(),
+      connectionCount: 1,
+      lastCloseReason: null,
+      maxObservedTimestamp: encodeTs(ahead),
+      clientTs: 0,
+    });
     client.add(0, "messages:list", { chatId: "a" });
     await client.until(() => client.results.has(0), "first result");
     expect(client.ts >= ahead).toBe(true);
@@ -163,7 +170,14 @@ describe("timestamps and liveness", () => {
     expect((await status(deployment)).invalidations).toBe(1); // the clock move invalidated nothing; the send did
 
     const absurd = await ProtocolClient.openRaw(deployment);
-    absurd.send({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 1, lastCloseReason: null, maxObservedTimestamp: encodeTs(2n ** 63n), clientTs: 0 });
+    absurd.send({
+      type: "Connect",
+      sessionId: crypto.randomUUID(),
+      connectionCount: 1,
+      lastCloseReason: null,
+      maxObservedTimestamp: encodeTs(2n ** 63n),
+      clientTs: 0,
+    });
     await absurd.until(() => absurd.closed !== null, "close");
     expect(absurd.closed).toMatchObject({ code: 1011, reason: expect.stringMatching(/^InternalServerError/) });
     expect(absurd.messages.some((m) => m.type === "FatalError")).toBe(false);
@@ -192,7 +206,11 @@ describe("bad input on a socket", () => {
   const cases: [string, (c: ProtocolClient) => void, RegExp][] = [
     ["a frame that is not JSON", (c) => c.send("{nope"), /not valid JSON/],
     ["an unknown message type", (c) => c.send({ type: "Teleport" }), /Unknown message type "Teleport"/],
-    ["a version that does not chain", (c) => c.send({ type: "ModifyQuerySet", baseVersion: 5, newVersion: 6, modifications: [] }), /baseVersion 5 does not match/],
+    [
+      "a version that does not chain",
+      (c) => c.send({ type: "ModifyQuerySet", baseVersion: 5, newVersion: 6, modifications: [] }),
+      /baseVersion 5 does not match/,
+    ],
     ["an oversized frame", (c) => c.send({ type: "Event", eventType: "x", event: "y".repeat(1_100_000) }), /larger than the 1048576-byte limit/],
     ["a binary frame", (c) => c.ws.send(new Uint8Array([1, 2, 3])), /Binary frames/],
   ];
@@ -227,13 +245,20 @@ describe("bad input on a socket", () => {
     const client = await ProtocolClient.open(deployment);
     client.send({ type: "Action", requestId: 1, udfPath: "messages:doThing", args: [{}] });
     await client.until(() => client.messages.some((m) => m.type === "ActionResponse"), "action response");
-    expect(client.messages.find((m) => m.type === "ActionResponse")).toMatchObject({ success: false, result: expect.stringMatching(/Could not find public function for 'messages:doThing'/) });
+    expect(client.messages.find((m) => m.type === "ActionResponse")).toMatchObject({
+      success: false,
+      result: expect.stringMatching(/Could not find public function for 'messages:doThing'/),
+    });
     client.send({ type: "Authenticate", tokenType: "None", baseVersion: 0 });
     client.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [] });
     await client.until(() => client.version.identity === 1 && client.version.querySet === 1, "identity confirmed");
     client.send({ type: "Authenticate", tokenType: "User", value: "jwt", baseVersion: 1 });
     await client.until(() => client.closed !== null, "close after AuthError");
-    expect(client.messages.find((m) => m.type === "AuthError")).toMatchObject({ error: expect.stringMatching(/not a JWT/), baseVersion: 1, authUpdateAttempted: true });
+    expect(client.messages.find((m) => m.type === "AuthError")).toMatchObject({
+      error: expect.stringMatching(/not a JWT/),
+      baseVersion: 1,
+      authUpdateAttempted: true,
+    });
     expect(client.messages.some((m) => m.type === "FatalError")).toBe(false);
   });
 });

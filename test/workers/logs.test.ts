@@ -12,7 +12,20 @@ import { registerModules } from "../../src/engine/index.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
 import { admin, bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 
-type Line = { type: string; seq?: number; path?: string; kind?: string; outcome?: string; level?: string; lines?: string[]; requestId?: string; durationMs?: number; error?: string | null; count?: number; next?: number };
+type Line = {
+  type: string;
+  seq?: number;
+  path?: string;
+  kind?: string;
+  outcome?: string;
+  level?: string;
+  lines?: string[];
+  requestId?: string;
+  durationMs?: number;
+  error?: string | null;
+  count?: number;
+  next?: number;
+};
 
 const chatty = registerModules({
   chatty: {
@@ -43,7 +56,10 @@ async function readAll(deployment: string, query: string): Promise<Line[]> {
   expect(response.status).toBe(200);
   expect(response.headers.get("Content-Type")).toContain("application/x-ndjson");
   const text = new TextDecoder().decode(await response.arrayBuffer());
-  return text.trim().split("\n").map((line) => JSON.parse(line) as Line);
+  return text
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line) as Line);
 }
 
 /** Reads whole lines from a live tail until `done` holds of what was read. */
@@ -64,15 +80,35 @@ async function readUntil(reader: ReadableStreamDefaultReader<Uint8Array>, done: 
 describe("the operator's log", () => {
   it("shows a function's console lines, outcome, duration and the Worker's request id", async () => {
     const d = fresh("logs");
-    const sent = await worker.fetch(`http://t/d/${d}/api/mutation`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "messages:send", args: { chatId: "c", author: "a", body: "hi" } }) });
+    const sent = await worker.fetch(`http://t/d/${d}/api/mutation`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: "messages:send", args: { chatId: "c", author: "a", body: "hi" } }),
+    });
     expect(sent.status).toBe(200);
     await shout(d, "hello");
     await shout(d, "boom", true);
     const runs = (await readAll(d, "?follow=0")).filter((line) => line.type === "run");
     expect(runs).toMatchObject([
-      { seq: 1, path: "messages:send", kind: "mutation", outcome: "success", level: "info", lines: [], requestId: sent.headers.get("X-Request-Id"), error: null },
+      {
+        seq: 1,
+        path: "messages:send",
+        kind: "mutation",
+        outcome: "success",
+        level: "info",
+        lines: [],
+        requestId: sent.headers.get("X-Request-Id"),
+        error: null,
+      },
       { seq: 2, path: "chatty:shout", outcome: "success", level: "warn", lines: ['[LOG] said hello {"loud":true}', "[WARN] careful"] },
-      { seq: 3, path: "chatty:shout", outcome: "failure", level: "error", error: "Uncaught Error: no boom", lines: ['[LOG] said boom {"loud":true}', "[WARN] careful"] },
+      {
+        seq: 3,
+        path: "chatty:shout",
+        outcome: "failure",
+        level: "error",
+        error: "Uncaught Error: no boom",
+        lines: ['[LOG] said boom {"loud":true}', "[WARN] careful"],
+      },
     ]);
     for (const run of runs) expect(run.durationMs).toBeGreaterThanOrEqual(0);
     expect(runs[1]!.requestId).toMatch(/^[0-9a-f]{16}$/);
@@ -89,10 +125,14 @@ describe("the operator's log", () => {
     await shout(d, "before");
     const response = await worker.fetch(logsUrl(d, "?function=chatty"), { headers: admin });
     const reader = response.body!.getReader();
-    expect(await readUntil(reader, (lines) => lines.length >= 1)).toMatchObject([{ type: "run", seq: 1, lines: ['[LOG] said before {"loud":true}', "[WARN] careful"] }]);
+    expect(await readUntil(reader, (lines) => lines.length >= 1)).toMatchObject([
+      { type: "run", seq: 1, lines: ['[LOG] said before {"loud":true}', "[WARN] careful"] },
+    ]);
     expect((await status(d)).limits.logRing.streams).toBe(1);
     await shout(d, "live");
-    expect(await readUntil(reader, (lines) => lines.length >= 1)).toMatchObject([{ type: "run", seq: 2, lines: ['[LOG] said live {"loud":true}', "[WARN] careful"] }]);
+    expect(await readUntil(reader, (lines) => lines.length >= 1)).toMatchObject([
+      { type: "run", seq: 2, lines: ['[LOG] said live {"loud":true}', "[WARN] careful"] },
+    ]);
     await reader.cancel();
     await shout(d, "after");
     await expect.poll(async () => (await status(d)).limits.logRing.streams).toBe(0);
@@ -108,7 +148,10 @@ describe("the operator's log", () => {
       expect(response.status).toBe(200);
       tails.push(response.body!.getReader());
     }
-    expect(await readUntil(tails[0]!, (lines) => lines.some((line) => line.type === "end"))).toEqual([expect.objectContaining({ type: "run", seq: 1 }), { type: "end", next: 1, reason: "replaced" }]);
+    expect(await readUntil(tails[0]!, (lines) => lines.some((line) => line.type === "end"))).toEqual([
+      expect.objectContaining({ type: "run", seq: 1 }),
+      { type: "end", next: 1, reason: "replaced" },
+    ]);
     expect((await status(d)).limits.logRing).toMatchObject({ streams: 2, streamsLimit: 2 });
     for (const tail of tails.slice(1)) await tail.cancel();
   });

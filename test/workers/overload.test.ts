@@ -26,7 +26,13 @@ describe("overload degrades freshness, not availability", () => {
     // A queue limit far below the sessions, set at runtime, as the postmortem's hard-coded 10,000 was
     // far below its herd. It holds from the start, so the queue's lifetime peak is checked below.
     // Thousands of clients from this one address (clientSessionRate would otherwise see one client).
-    await setKnobs(deployment, { refreshQueueLimit: 100, refreshSliceQueryRuns: 20, refreshSliceTransitions: 100, clientSessionRate: 100_000, clientSessionBurst: 100_000 });
+    await setKnobs(deployment, {
+      refreshQueueLimit: 100,
+      refreshSliceQueryRuns: 20,
+      refreshSliceTransitions: 100,
+      clientSessionRate: 100_000,
+      clientSessionBurst: 100_000,
+    });
     const chats = Array.from({ length: 200 }, (_, i) => `chat${i}`);
     const sessions: { session: ProtocolClient; chat: string }[] = [];
     for (let i = 0; i < 2_000; i++) {
@@ -70,7 +76,13 @@ describe("session admission", () => {
     const deployment = fresh("wave");
     // The refusal path (no waiting room), which is what a deployment falls back to past maxWaitingSessions.
     // A wave of distinct clients, all from this one address: the per-client limit is lifted to see the deployment's.
-    await setKnobs(deployment, { sessionAdmitRate: 200, sessionAdmitBurst: 200, maxWaitingSessions: 0, clientSessionRate: 100_000, clientSessionBurst: 100_000 });
+    await setKnobs(deployment, {
+      sessionAdmitRate: 200,
+      sessionAdmitBurst: 200,
+      maxWaitingSessions: 0,
+      clientSessionRate: 100_000,
+      clientSessionBurst: 100_000,
+    });
     const admittedAt: number[] = [];
     const refusals: { retryAfterMs: number; header: string | null; at: number }[] = [];
     const sockets: WebSocket[] = [];

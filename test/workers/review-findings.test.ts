@@ -20,15 +20,30 @@ describe("the review's findings", () => {
     await setKnobs(deployment, { maxConcurrentActions: 2, actionTimeoutMs: 1_000 });
     const api = deploymentStub(bindings, deployment);
     const call = async (path: string, args: unknown) =>
-      (await (await worker.fetch(`http://t/d/${deployment}/api/action`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }) })).json()) as {
+      (await (
+        await worker.fetch(`http://t/d/${deployment}/api/action`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }),
+        })
+      ).json()) as {
         status: string;
         errorMessage?: string;
       };
     const started = Date.now();
-    const slow = [call("assistant:suggest", { chatId: "c", prompt: "a", delayMs: 5_000 }), call("assistant:suggest", { chatId: "c", prompt: "b", delayMs: 5_000 })];
+    const slow = [
+      call("assistant:suggest", { chatId: "c", prompt: "a", delayMs: 5_000 }),
+      call("assistant:suggest", { chatId: "c", prompt: "b", delayMs: 5_000 }),
+    ];
     await new Promise((resolve) => setTimeout(resolve, 50)); // let both take their slots
-    expect(await call("assistant:suggest", { chatId: "c", prompt: "c", delayMs: 0 })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/knob maxConcurrentActions/) });
-    const reply = async () => ((await api.run("query", "messages:list", { chatId: "room" }, "t")) as unknown as { value: { author: string; body: string }[] }).value.find((m) => m.author === "assistant")?.body;
+    expect(await call("assistant:suggest", { chatId: "c", prompt: "c", delayMs: 0 })).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/knob maxConcurrentActions/),
+    });
+    const reply = async () =>
+      ((await api.run("query", "messages:list", { chatId: "room" }, "t")) as unknown as { value: { author: string; body: string }[] }).value.find(
+        (m) => m.author === "assistant",
+      )?.body;
     // A scheduled action still runs: jobs have slots of their own.
     await api.run("mutation", "assistant:ask", { chatId: "room", author: "ann", body: "quick", words: 3, delayMs: 0 }, "t");
     await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
@@ -43,11 +58,18 @@ describe("the review's findings", () => {
     await status(deployment);
     expect(Date.now() - statusStarted).toBeLessThan(1_000);
     // The two client actions are stopped at the deadline, long before their 5 s.
-    for (const outcome of await Promise.all(slow)) expect(outcome).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/assistant:suggest ran for more than 1000 ms and was stopped \(knob actionTimeoutMs\)/) });
+    for (const outcome of await Promise.all(slow))
+      expect(outcome).toMatchObject({
+        status: "error",
+        errorMessage: expect.stringMatching(/assistant:suggest ran for more than 1000 ms and was stopped \(knob actionTimeoutMs\)/),
+      });
     expect(Date.now() - started).toBeLessThan(3_000);
     expect(await call("assistant:suggest", { chatId: "c", prompt: "d", delayMs: 0 })).toMatchObject({ status: "success" });
     // The example bounds what anyone may ask of it.
-    expect(await call("assistant:suggest", { chatId: "c", prompt: "e", delayMs: 1e9 })).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/delayMs must be between 0 and 5000/) });
+    expect(await call("assistant:suggest", { chatId: "c", prompt: "e", delayMs: 1e9 })).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/delayMs must be between 0 and 5000/),
+    });
   });
 
   it("2. memory is bounded in bytes and instances, not only in requests: a socket past maxQueryInstances is closed with 1013 and the others go on; status shows each bound", async () => {
@@ -65,7 +87,11 @@ describe("the review's findings", () => {
     expect(limits.queryInstances).toEqual({ current: 1, limit: 100 });
     expect(limits.pendingBytes).toMatchObject({ bytes: 0, limit: 32_768, perSessionLimit: 16_384 });
     // The rules between the knobs are kept: a session's budget below the largest frame is refused.
-    const refused = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, { method: "PATCH", headers: { ...admin, "Content-Type": "application/json" }, body: JSON.stringify({ maxPendingBytesPerSession: 8_192 }) });
+    const refused = await worker.fetch(`http://t/d/${deployment}/api/admin/knobs`, {
+      method: "PATCH",
+      headers: { ...admin, "Content-Type": "application/json" },
+      body: JSON.stringify({ maxPendingBytesPerSession: 8_192 }),
+    });
     expect(refused.status).toBe(400);
     steady.close();
   });
@@ -74,14 +100,24 @@ describe("the review's findings", () => {
     const deployment = fresh("http-body");
     await setKnobs(deployment, { maxHttpActionBodyBytes: 65_536, maxConcurrentActions: 1 });
     const post = (body: BodyInit, headers: Record<string, string> = {}) =>
-      worker.fetch(`http://t/d/${deployment}/http/messages`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body, duplex: "half" } as RequestInit);
+      worker.fetch(`http://t/d/${deployment}/http/messages`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...headers },
+        body,
+        duplex: "half",
+      } as RequestInit);
     const message = (n: number) => JSON.stringify({ chatId: "hook", author: "ann", body: "x".repeat(n) });
     const declared = await post(message(100_000));
     expect(declared.status).toBe(413);
-    expect(await declared.json()).toMatchObject({ code: "RequestTooLarge", message: expect.stringMatching(/larger than 65536 bytes \(knob maxHttpActionBodyBytes\)/) });
+    expect(await declared.json()).toMatchObject({
+      code: "RequestTooLarge",
+      message: expect.stringMatching(/larger than 65536 bytes \(knob maxHttpActionBodyBytes\)/),
+    });
     // No Content-Length: counted as it streams.
     const chunks = [message(100_000)];
-    const streamed = await post(new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(new TextEncoder().encode(chunks.shift())) : controller.close()) }));
+    const streamed = await post(
+      new ReadableStream({ pull: (controller) => (chunks.length ? controller.enqueue(new TextEncoder().encode(chunks.shift())) : controller.close()) }),
+    );
     expect(streamed.status).toBe(413);
     // A slow upload holds no slot: with one slot, another action runs while its body is still arriving.
     let finish!: () => void;
@@ -104,7 +140,11 @@ describe("the review's findings", () => {
 
   it("5. a mutation's retry record is bound to its caller: another caller with the same session id neither reads it nor blocks its request ids", async () => {
     const deployment = fresh("retry-owner");
-    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "alice" }) });
+    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "alice" }),
+    });
     const { token } = (await tokenResponse.json()) as { token: string };
     const sessionId = crypto.randomUUID();
     const open = async (signIn: boolean) => {
@@ -149,7 +189,11 @@ describe("the review's findings", () => {
       (await (
         await worker.fetch(`http://t/d/${deployment}/api/mutation`, {
           method: "POST",
-          headers: { "Content-Type": "application/json", ...(key === null ? {} : { "Idempotency-Key": key }), ...(authorization ? { Authorization: authorization } : {}) },
+          headers: {
+            "Content-Type": "application/json",
+            ...(key === null ? {} : { "Idempotency-Key": key }),
+            ...(authorization ? { Authorization: authorization } : {}),
+          },
           body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [args] }),
         })
       ).json()) as { status: string; value?: unknown; errorMessage?: string };
@@ -160,14 +204,27 @@ describe("the review's findings", () => {
     const repeats = await Promise.all([post(args, "key-1"), post(args, "key-1")]);
     for (const repeat of repeats) expect(repeat).toEqual({ status: "success", value: first.value, logLines: [] });
     // The same key for another call is refused; no key, or a new one, runs.
-    expect(await post({ ...args, body: "other" }, "key-1")).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/already used for a different mutation/) });
+    expect(await post({ ...args, body: "other" }, "key-1")).toMatchObject({
+      status: "error",
+      errorMessage: expect.stringMatching(/already used for a different mutation/),
+    });
     expect((await post(args, null)).value).not.toEqual(first.value);
     expect((await post(args, "x".repeat(256))).errorMessage).toMatch(/Idempotency-Key must be 1 to 255 characters/);
     // Another caller (signed in) using the same key gets a run of its own, not ann's answer.
-    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "bob" }) });
+    const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: "bob" }),
+    });
     const { token } = (await tokenResponse.json()) as { token: string };
     expect((await post(args, "key-1", `Bearer ${token}`)).value).not.toEqual(first.value);
-    const messages = (await (await worker.fetch(`http://t/d/${deployment}/api/query`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "messages:list", args: [{ chatId: "once" }] }) })).json()) as { value: unknown[] };
+    const messages = (await (
+      await worker.fetch(`http://t/d/${deployment}/api/query`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ path: "messages:list", args: [{ chatId: "once" }] }),
+      })
+    ).json()) as { value: unknown[] };
     expect(messages.value).toHaveLength(3);
   });
 
@@ -189,7 +246,10 @@ describe("the review's findings", () => {
     expect(form.status).toBe(403);
     const crossSite = await mint({ "Content-Type": "application/json", Origin: "https://evil.example" });
     expect(crossSite.status).toBe(403);
-    expect(await crossSite.json()).toMatchObject({ code: "DevIssuerRefused", message: expect.stringMatching(/only pages of its own origin \(http:\/\/127\.0\.0\.1:8787\)/) });
+    expect(await crossSite.json()).toMatchObject({
+      code: "DevIssuerRefused",
+      message: expect.stringMatching(/only pages of its own origin \(http:\/\/127\.0\.0\.1:8787\)/),
+    });
     // Not JSON, even without an Origin: 415.
     expect((await mint({ "Content-Type": "text/plain" })).status).toBe(415);
     // The chat page itself (same origin) and tools without an Origin still sign in.
@@ -223,7 +283,9 @@ describe("the review's findings", () => {
       const before = await directoryStub(bindings).count();
       const stranger = crypto.randomUUID().slice(0, 8);
       for (let batch = 0; batch < 10; batch++) {
-        const responses = await Promise.all(Array.from({ length: 100 }, (_, i) => fetchWith(env, `http://t/d/stranger-${stranger}-${batch * 100 + i}/api/status`)));
+        const responses = await Promise.all(
+          Array.from({ length: 100 }, (_, i) => fetchWith(env, `http://t/d/stranger-${stranger}-${batch * 100 + i}/api/status`)),
+        );
         for (const response of responses) expect(response.status).toBe(404);
       }
       // Before the fix each name was asked of its own object (1,000 objects started, each loading the app).
@@ -244,7 +306,12 @@ describe("the review's findings", () => {
       for (const name of ["a", "b", "c"]) expect(await statusOf(name)).toBe(200);
       const refused = await fetchWith(env, `http://t/d/${prefix}d/api/status`);
       expect(refused.status).toBe(404);
-      expect(await refused.json()).toMatchObject({ code: "DeploymentNotFound", message: expect.stringMatching(new RegExp(`"${prefix}\\*" in DECLARED_DEPLOYMENTS has made its 3 deployments on first use \\(var WILDCARD_DEPLOYMENT_LIMIT\\)`)) });
+      expect(await refused.json()).toMatchObject({
+        code: "DeploymentNotFound",
+        message: expect.stringMatching(
+          new RegExp(`"${prefix}\\*" in DECLARED_DEPLOYMENTS has made its 3 deployments on first use \\(var WILDCARD_DEPLOYMENT_LIMIT\\)`),
+        ),
+      });
       // Names already made keep working; an operator makes more.
       expect(await statusOf("a")).toBe(200);
       // (201, or 200 where the object, which sees only test-*, had already started it as declared.)
@@ -264,7 +331,11 @@ describe("the review's findings", () => {
       let done = 0;
       const http = Array.from({ length: calls }, () =>
         worker
-          .fetch(`http://t/d/${deployment}/api/mutation`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ path: "messages:broadcast", args: [{ chatIds, author: "bulk", body: "x" }] }) })
+          .fetch(`http://t/d/${deployment}/api/mutation`, {
+            method: "POST",
+            headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ path: "messages:broadcast", args: [{ chatIds, author: "bulk", body: "x" }] }),
+          })
           .then(async (response) => {
             expect(response.status).toBe(200);
             await response.body?.cancel();
@@ -289,7 +360,11 @@ describe("the review's findings", () => {
       const deployment = fresh("per-client");
       await setKnobs(deployment, { clientCallRate: 1, clientCallBurst: 3, clientSessionRate: 1, clientSessionBurst: 2 });
       const call = (headers: Record<string, string> = {}) =>
-        worker.fetch(`http://t/d/${deployment}/api/query`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: JSON.stringify({ path: "messages:list", args: [{ chatId: "x" }] }) });
+        worker.fetch(`http://t/d/${deployment}/api/query`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", ...headers },
+          body: JSON.stringify({ path: "messages:list", args: [{ chatId: "x" }] }),
+        });
       const from = (address: string) => ({ "CF-Connecting-IP": address });
       for (let i = 0; i < 3; i++) expect((await call(from("203.0.113.7"))).status).toBe(200);
       const limited = await call(from("203.0.113.7"));
@@ -298,7 +373,11 @@ describe("the review's findings", () => {
       expect(await limited.json()).toMatchObject({ code: "ClientRateLimited", message: expect.stringMatching(/knobs clientCallRate\/clientCallBurst/) });
       expect((await call(from("198.51.100.9"))).status).toBe(200);
       // Signed in, the caller is its identity, not the address it shares.
-      const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "carol" }) });
+      const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "carol" }),
+      });
       const { token } = (await tokenResponse.json()) as { token: string };
       expect((await call({ ...from("203.0.113.7"), Authorization: `Bearer ${token}` })).status).toBe(200);
       // New sockets: two at once from one address, then 429 for it and not for another.
@@ -308,7 +387,10 @@ describe("the review's findings", () => {
       const refusedSocket = await upgrade("203.0.113.7");
       expect(refusedSocket.status).toBe(429);
       expect(refusedSocket.headers.get("Retry-After")).not.toBeNull();
-      expect(await refusedSocket.json()).toMatchObject({ code: "ClientRateLimited", message: expect.stringMatching(/knobs clientSessionRate\/clientSessionBurst/) });
+      expect(await refusedSocket.json()).toMatchObject({
+        code: "ClientRateLimited",
+        message: expect.stringMatching(/knobs clientSessionRate\/clientSessionBurst/),
+      });
       const other = await upgrade("198.51.100.9");
       expect(other.status).toBe(101);
       for (const response of [...sockets, other]) {

@@ -20,7 +20,10 @@ describe("scheduled functions", () => {
     const watcher = await ProtocolClient.open(deployment);
     watcher.add(0, "messages:list", { chatId: "later" });
     await watcher.until(() => watcher.results.has(0), "first result");
-    const scheduled = (await api.run("mutation", "messages:sendLater", { chatId: "later", author: "ann", body: "from the past", delayMs: 0 }, "t")) as { status: string; value: string };
+    const scheduled = (await api.run("mutation", "messages:sendLater", { chatId: "later", author: "ann", body: "from the past", delayMs: 0 }, "t")) as {
+      status: string;
+      value: string;
+    };
     expect(scheduled.status).toBe("success");
     expect(scheduled.value).toMatch(/_scheduled_functions$/);
 
@@ -42,7 +45,10 @@ describe("scheduled functions", () => {
     const api = deploymentStub(bindings, deployment);
     const job = (await api.run("mutation", "messages:sendLater", { chatId: "c", author: "ann", body: "never", delayMs: 60_000 }, "t")) as { value: string };
     await api.run("mutation", "messages:cancelLater", { id: job.value }, "t");
-    const direct = (await api.run("mutation", "messages:deliver", { chatId: "c", author: "ann", body: "direct" }, "t")) as { status: string; errorMessage: string };
+    const direct = (await api.run("mutation", "messages:deliver", { chatId: "c", author: "ann", body: "direct" }, "t")) as {
+      status: string;
+      errorMessage: string;
+    };
     expect(direct).toMatchObject({ status: "error", errorMessage: expect.stringMatching(/Could not find public function for 'messages:deliver'/) });
     const stub = bindings.DEPLOYMENTS.getByName(deployment);
     await runDurableObjectAlarm(stub);

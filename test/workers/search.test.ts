@@ -132,7 +132,9 @@ describe("search persistence", () => {
     expect(after).toEqual(before);
     expect((after as unknown as { value: { body: string }[] }).value.filter((m) => m.body.startsWith("after the snapshot"))).toHaveLength(5);
     const rows = await runInDurableObject(stub, (_i, state) => ({
-      chunks: state.storage.sql.exec<{ n: number; largest: number }>("SELECT count(*) AS n, max(length(CAST(data AS BLOB))) AS largest FROM search_chunks").one(),
+      chunks: state.storage.sql
+        .exec<{ n: number; largest: number }>("SELECT count(*) AS n, max(length(CAST(data AS BLOB))) AS largest FROM search_chunks")
+        .one(),
       log: state.storage.sql.exec<{ n: number }>("SELECT count(*) AS n FROM search_log").one().n,
     }));
     expect(rows.chunks.n).toBeGreaterThan(1);

@@ -83,7 +83,8 @@ describe("sync shards in workerd", () => {
     const clients = await watchers(deployment, 12, "f");
     for (const client of clients) client.add(1, "messages:list", { chatId: "g" });
     for (const client of clients) await client.until(() => client.results.has(1), "second query", 10_000);
-    const shard = (k: number) => bindings.SYNC_SHARDS.getByName(`${deployment}/shard-${k}`) as unknown as { faultNextPush(fault: "lose" | "twice"): Promise<void> };
+    const shard = (k: number) =>
+      bindings.SYNC_SHARDS.getByName(`${deployment}/shard-${k}`) as unknown as { faultNextPush(fault: "lose" | "twice"): Promise<void> };
     // Shard 0 loses the only push that carries chat g's update; the next push (chat f) shows the gap.
     await shard(0).faultNextPush("lose");
     await send(deployment, "g", "g1");

@@ -78,8 +78,21 @@ describe("snapshot export and import", () => {
     const source = fresh("snap-src");
     const { storageId } = await seed(source);
     const first = unzipSync(await exportZip(source));
-    expect(Object.keys(first)).toEqual(expect.arrayContaining(["README.md", "_tables/documents.jsonl", "messages/documents.jsonl", "messages/generated_schema.jsonl", "_storage/documents.jsonl", `_storage/${storageId}`]));
-    expect(lines(first, "_tables/documents.jsonl").map((line) => (JSON.parse(line) as { name: string }).name).sort()).toEqual(["_storage", "messages"]);
+    expect(Object.keys(first)).toEqual(
+      expect.arrayContaining([
+        "README.md",
+        "_tables/documents.jsonl",
+        "messages/documents.jsonl",
+        "messages/generated_schema.jsonl",
+        "_storage/documents.jsonl",
+        `_storage/${storageId}`,
+      ]),
+    );
+    expect(
+      lines(first, "_tables/documents.jsonl")
+        .map((line) => (JSON.parse(line) as { name: string }).name)
+        .sort(),
+    ).toEqual(["_storage", "messages"]);
     expect(lines(first, "messages/generated_schema.jsonl")).toEqual(['"uniform"']);
 
     const target = fresh("snap-dst");
@@ -125,7 +138,10 @@ describe("snapshot export and import", () => {
     expect(malformed.body.message).toMatch(/^messages\/documents\.jsonl line 2: is not valid JSON/);
     expect(await contents(target)).toEqual(before);
 
-    const broken = { ...files, "messages/documents.jsonl": strToU8(`${lines(files, "messages/documents.jsonl").join("\n")}\n{"chatId": "general", "body": "no author"}\n`) };
+    const broken = {
+      ...files,
+      "messages/documents.jsonl": strToU8(`${lines(files, "messages/documents.jsonl").join("\n")}\n{"chatId": "general", "body": "no author"}\n`),
+    };
     const violation = await importFile(target, zipSync(broken), "?mode=replace");
     expect(violation.status).toBe(400);
     expect(violation.body.message).toMatch(/^messages\/documents\.jsonl line 3: does not match the schema of table messages: .*author/);
@@ -163,13 +179,21 @@ describe("snapshot export and import", () => {
 
   it("imports a snapshot written by hand in Convex's documented layout, its ids' references rewritten", async () => {
     const fixture = import.meta.glob("../fixtures/snapshots/convex-layout/**/*", { query: "?raw", import: "default", eager: true }) as Record<string, string>;
-    const entries = Object.fromEntries(Object.entries(fixture).map(([path, text]) => [path.replace("../fixtures/snapshots/convex-layout/", ""), strToU8(text)]));
+    const entries = Object.fromEntries(
+      Object.entries(fixture).map(([path, text]) => [path.replace("../fixtures/snapshots/convex-layout/", ""), strToU8(text)]),
+    );
     expect(Object.keys(entries)).toContain("_storage/kg2a6hz0tq1bm3xr2ha1yd7n9d7a4cf5.txt");
     const deployment = fresh("snap-convex");
     const imported = await importFile(deployment, zipSync(entries));
     expect(imported).toMatchObject({ status: 200, body: { tables: { messages: 2, reactions: 1, _storage: 1 }, files: 1 } });
 
-    const messages = (await call(deployment, "query", "messages:list", { chatId: "general" })) as { _id: string; _creationTime: number; body: string; image?: string; imageUrl?: string }[];
+    const messages = (await call(deployment, "query", "messages:list", { chatId: "general" })) as {
+      _id: string;
+      _creationTime: number;
+      body: string;
+      image?: string;
+      imageUrl?: string;
+    }[];
     expect(messages.map((m) => [m.body, m._creationTime])).toEqual([
       ["with a picture", 1717171718000.5],
       ["A snapshot from Convex", 1717171717171.25],

@@ -8,7 +8,11 @@ import { bindings, fresh } from "./helpers.ts";
 // The same cases as on the in-memory storages in Node (src/sync/storage.test.ts); one fresh object per case.
 describe("SqliteSyncStorage (workerd)", () => {
   for (const [name, run] of Object.entries(syncStorageCases)) {
-    it(name, () => runInDurableObject(bindings.DEPLOYMENTS.getByName(fresh("sync-storage")), (_i, state) => run(new SqliteSyncStorage(state.storage.sql, () => SYNC_RETENTION_MS))));
+    it(name, () =>
+      runInDurableObject(bindings.DEPLOYMENTS.getByName(fresh("sync-storage")), (_i, state) =>
+        run(new SqliteSyncStorage(state.storage.sql, () => SYNC_RETENTION_MS)),
+      ),
+    );
   }
 });
 

@@ -10,7 +10,12 @@ async function knob(deployment: string, name: string) {
 describe("each deployment runs on its tier", () => {
   it("a deployment of the standard tier, correctly stamped, reports its tier and no mismatch", async () => {
     const deployment = fresh("tier-standard");
-    expect((await status(deployment)).tier).toMatchObject({ name: "standard", expected: { environment: "dev", tier: "standard" }, stamped: { tier: "standard" }, mismatch: [] });
+    expect((await status(deployment)).tier).toMatchObject({
+      name: "standard",
+      expected: { environment: "dev", tier: "standard" },
+      stamped: { tier: "standard" },
+      mismatch: [],
+    });
     expect(await knob(deployment, "maxSessions")).toMatchObject({ value: 30_000, source: "default" });
   });
 

@@ -63,7 +63,10 @@ describe("a waiting room instead of a slammed door", () => {
     await deploymentStub(bindings, deployment).advanceClock(1_100);
     await runDurableObjectAlarm(bindings.DEPLOYMENTS.getByName(deployment));
     await late.until(() => late.closed !== null, "the close");
-    expect(late.closed).toMatchObject({ code: 1013, reason: expect.stringMatching(/^SubscriptionsWorkerFullError: waited 1000 ms for room; retry in \d+ ms$/) });
+    expect(late.closed).toMatchObject({
+      code: 1013,
+      reason: expect.stringMatching(/^SubscriptionsWorkerFullError: waited 1000 ms for room; retry in \d+ ms$/),
+    });
     expect(first.closed).toBeNull();
     first.close();
   });

@@ -17,7 +17,9 @@ const RUNS = [
 const worker = (exports as unknown as { default: Fetcher }).default;
 
 async function status(deployment: string): Promise<Record<string, number>> {
-  return (await (await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })).json()) as Record<string, number>;
+  return (await (
+    await worker.fetch(`http://bench/d/${deployment}/api/admin/status`, { headers: { Authorization: "Bearer bench-admin-key" } })
+  ).json()) as Record<string, number>;
 }
 
 /** Time the deployment object spent in refresh slices (its clock, which moves only across I/O inside workerd). */
@@ -66,10 +68,19 @@ it("fan-out to N sessions in workerd", async () => {
         }
       });
       ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }] }));
+      ws.send(
+        JSON.stringify({
+          type: "ModifyQuerySet",
+          baseVersion: 0,
+          newVersion: 1,
+          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }],
+        }),
+      );
       sockets.push(ws);
     }
-    await until(() => first === size, 600_000).catch((error: Error) => Promise.reject(new Error(`${error.message}: ${first} of ${size} sessions had their first result (${shards} shards)`)));
+    await until(() => first === size, 600_000).catch((error: Error) =>
+      Promise.reject(new Error(`${error.message}: ${first} of ${size} sessions had their first result (${shards} shards)`)),
+    );
     const connectMs = performance.now() - connectStart;
     const before = await status(deployment);
     const start = performance.now();
@@ -87,6 +98,12 @@ it("fan-out to N sessions in workerd", async () => {
     for (const ws of sockets) ws.close(1000, "done");
   }
   console.log(
-    ["BENCH-TABLE:fanout", "| sessions | sync shards | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent | sent by the deployment object | its refresh slices |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", ...rows, "BENCH-END"].join("\n"),
+    [
+      "BENCH-TABLE:fanout",
+      "| sessions | sync shards | connect + subscribe all | commit to last Transition | per session | query executions | transitions sent | sent by the deployment object | its refresh slices |",
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+      ...rows,
+      "BENCH-END",
+    ].join("\n"),
   );
 });

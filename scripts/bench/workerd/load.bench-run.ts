@@ -68,7 +68,14 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         if (sent !== undefined) latencies.push(Date.now() - sent);
       });
       ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }] }));
+      ws.send(
+        JSON.stringify({
+          type: "ModifyQuerySet",
+          baseVersion: 0,
+          newVersion: 1,
+          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }],
+        }),
+      );
       sockets.push(ws);
     }
     await until(() => ready === SESSIONS, 600_000);
@@ -83,7 +90,11 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         await worker.fetch(`http://bench/d/${deployment}/api/mutation`, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId: `chat${Math.floor(Math.random() * CHATS)}`, author: "bench", body: `bench ${n}` }] }),
+          body: JSON.stringify({
+            path: "messages:send",
+            format: "convex_encoded_json",
+            args: [{ chatId: `chat${Math.floor(Math.random() * CHATS)}`, author: "bench", body: `bench ${n}` }],
+          }),
         });
       }
     };

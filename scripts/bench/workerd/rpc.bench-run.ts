@@ -32,9 +32,11 @@ it("RPC between two Durable Objects in workerd", async () => {
       const meanMs = (performance.now() - inTurnStart) / CALLS;
       const start = performance.now();
       let next = 0;
-      await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-        while (next++ < CALLS) await call();
-      }));
+      await Promise.all(
+        Array.from({ length: IN_FLIGHT }, async () => {
+          while (next++ < CALLS) await call();
+        }),
+      );
       const rate = CALLS / ((performance.now() - start) / 1000);
       rows.push(`| ${label} | ${meanMs.toFixed(3)} ms | ${Math.round(rate).toLocaleString("en-US")} |`);
     };

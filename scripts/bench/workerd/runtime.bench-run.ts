@@ -58,7 +58,8 @@ it("messages:list through the function path and in SQL", async () => {
   const stub = ns.get(ns.idFromName(name));
   const result = await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
     const engine = (instance as { runtime: { engine: Engine } }).runtime.engine;
-    for (let i = 0; i < MESSAGES; i++) await engine.runMutation("messages:send", { chatId: i % 2 === 0 ? "bench" : "other", author: "a", body: `message number ${i} with a few words` });
+    for (let i = 0; i < MESSAGES; i++)
+      await engine.runMutation("messages:send", { chatId: i % 2 === 0 ? "bench" : "other", author: "a", body: `message number ${i} with a few words` });
     const viaEngine = await engine.runQuery("messages:list", { chatId: "bench" });
     if ((viaEngine.value as unknown[]).length !== 20) throw new Error("expected 20 messages");
     const sql = state.storage.sql;
@@ -84,7 +85,9 @@ it("messages:list through the function path and in SQL", async () => {
     if (!(Symbol.for("calmsync.syncGuard") in globalThis)) return { sqlRate, engineRate: await rate(list) };
     const guarded = engine.functions.get("messages:list");
     const plainModule = (await import("../../../convex/messages.ts")) as Record<string, unknown>;
-    const { registerModules } = (await import("../../../src/engine/index.ts")) as unknown as { registerModules: (modules: Record<string, Record<string, unknown>>) => Map<string, unknown> };
+    const { registerModules } = (await import("../../../src/engine/index.ts")) as unknown as {
+      registerModules: (modules: Record<string, Record<string, unknown>>) => Map<string, unknown>;
+    };
     const plain = registerModules({ messages: plainModule }).get("messages:list");
     const functions = engine.functions as Map<string, unknown>;
     let engineRate = 0;

@@ -63,7 +63,14 @@ async function wave(deployment: string, waitingRoom: boolean): Promise<string> {
         }
       });
       ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }] }));
+      ws.send(
+        JSON.stringify({
+          type: "ModifyQuerySet",
+          baseVersion: 0,
+          newVersion: 1,
+          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }],
+        }),
+      );
       sockets.push(ws);
       return;
     }

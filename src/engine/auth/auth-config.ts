@@ -33,21 +33,28 @@ export function readAuthConfig(config: unknown): AuthProvider[] {
       const value = p[field];
       if (value === undefined && !required) return null;
       if (typeof value !== "string" || value === "") {
-        throw new AuthConfigError(`${where}.${field} must be a non-empty string, got ${value === undefined ? "nothing (an unset environment variable?)" : JSON.stringify(value)}`);
+        throw new AuthConfigError(
+          `${where}.${field} must be a non-empty string, got ${value === undefined ? "nothing (an unset environment variable?)" : JSON.stringify(value)}`,
+        );
       }
       return value;
     };
     if (p.type === "customJwt") {
       const algorithm = p.algorithm;
-      if (algorithm !== "RS256" && algorithm !== "ES256") throw new AuthConfigError(`${where}.algorithm must be "RS256" or "ES256", got ${JSON.stringify(algorithm)}`);
+      if (algorithm !== "RS256" && algorithm !== "ES256")
+        throw new AuthConfigError(`${where}.algorithm must be "RS256" or "ES256", got ${JSON.stringify(algorithm)}`);
       const jwks = text("jwks")!;
       if (!/^(https?:|data:)/.test(jwks)) throw new AuthConfigError(`${where}.jwks must be an http(s) URL or a data: URI`);
       const issuer = text("issuer")!;
       // A token's `iss` is compared with its scheme (normalizeIssuer), so an issuer without one could never match: say so now.
-      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(issuer)) throw new AuthConfigError(`${where}.issuer must be a URL with its scheme (e.g. "https://${issuer}"), got ${JSON.stringify(issuer)}: no token could match it`);
+      if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(issuer))
+        throw new AuthConfigError(
+          `${where}.issuer must be a URL with its scheme (e.g. "https://${issuer}"), got ${JSON.stringify(issuer)}: no token could match it`,
+        );
       return { kind: "customJwt", issuer: issuer.replace(/\/+$/, ""), jwks, algorithm, applicationID: text("applicationID", false) };
     }
-    if (p.type !== undefined && p.type !== "oidc") throw new AuthConfigError(`${where}.type must be "customJwt" or absent (OpenID Connect), got ${JSON.stringify(p.type)}`);
+    if (p.type !== undefined && p.type !== "oidc")
+      throw new AuthConfigError(`${where}.type must be "customJwt" or absent (OpenID Connect), got ${JSON.stringify(p.type)}`);
     return { kind: "oidc", issuer: normalizeIssuer(text("domain")!), applicationID: text("applicationID")! };
   });
 }

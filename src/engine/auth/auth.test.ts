@@ -5,7 +5,14 @@ import { RemoteDocuments, type DocumentCacheStorage } from "./remote-documents.t
 import { AuthenticationError, TokenVerifier } from "./token-verifier.ts";
 import { DevIssuer } from "./dev-issuer.ts";
 
-const KNOBS = { authFetchTimeoutMs: 1_000, authKeysMaxAgeMs: 60_000, authKeysMaxStaleMs: 600_000, authKeyMissCooldownMs: 30_000, authFetchFailureCooldownMs: 5_000, authDocumentMaxBytes: 4_096 };
+const KNOBS = {
+  authFetchTimeoutMs: 1_000,
+  authKeysMaxAgeMs: 60_000,
+  authKeysMaxStaleMs: 600_000,
+  authKeyMissCooldownMs: 30_000,
+  authFetchFailureCooldownMs: 5_000,
+  authDocumentMaxBytes: 4_096,
+};
 
 function memoryStorage(): DocumentCacheStorage & { rows: Map<string, { body: string; fetchedAt: number }> } {
   const rows = new Map<string, { body: string; fetchedAt: number }>();
@@ -34,12 +41,14 @@ describe("readAuthConfig", () => {
   });
 
   it("names what is wrong, including an unset environment variable", () => {
-    expect(() => readAuthConfig({ providers: [{ domain: undefined, applicationID: "convex" }] })).toThrow(/providers\[0\]\.domain .*unset environment variable/);
+    expect(() => readAuthConfig({ providers: [{ domain: undefined, applicationID: "convex" }] })).toThrow(
+      /providers\[0\]\.domain .*unset environment variable/,
+    );
     expect(() => readAuthConfig({ providers: [{ type: "customJwt", issuer: "x", jwks: "https://x", algorithm: "HS256" }] })).toThrow(AuthConfigError);
     // Review finding 12: an issuer without a scheme would fail closed on every token; it is refused at push instead.
-    expect(() => readAuthConfig({ providers: [{ type: "customJwt", issuer: "jwt.example.com", jwks: "https://jwt.example.com/jwks", algorithm: "RS256" }] })).toThrow(
-      /providers\[0\]\.issuer must be a URL with its scheme \(e\.g\. "https:\/\/jwt\.example\.com"\)/,
-    );
+    expect(() =>
+      readAuthConfig({ providers: [{ type: "customJwt", issuer: "jwt.example.com", jwks: "https://jwt.example.com/jwks", algorithm: "RS256" }] }),
+    ).toThrow(/providers\[0\]\.issuer must be a URL with its scheme \(e\.g\. "https:\/\/jwt\.example\.com"\)/);
   });
 });
 
@@ -183,7 +192,10 @@ describe("DevIssuer", () => {
     expect(issuer.provider()).toBeNull();
     const { token } = await issuer.mint("dora", 60_000);
     const restarted = new DevIssuer(storage);
-    const verifier = new TokenVerifier({ providers: () => [restarted.provider()!], documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }) });
+    const verifier = new TokenVerifier({
+      providers: () => [restarted.provider()!],
+      documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }),
+    });
     expect((await verifier.verify(token)).identity).toMatchObject({ subject: "dora", name: "dora" });
   });
 
@@ -194,7 +206,10 @@ describe("DevIssuer", () => {
     const [first, second] = [await issuer.mint("dora", 60_000, now), await issuer.mint("dora", 60_000, now)];
     // The official client ignores a refreshed token equal to the one it has, and then stops refreshing.
     expect(first.token).not.toBe(second.token);
-    const verifier = new TokenVerifier({ providers: () => [issuer.provider()!], documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }) });
+    const verifier = new TokenVerifier({
+      providers: () => [issuer.provider()!],
+      documents: new RemoteDocuments({ storage: memoryStorage(), knobs: () => KNOBS }),
+    });
     expect((await verifier.verify(first.token)).identity).toEqual((await verifier.verify(second.token)).identity);
   });
 });

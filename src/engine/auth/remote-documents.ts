@@ -120,7 +120,11 @@ export class RemoteDocuments {
     this.fetches++;
     let body: string;
     try {
-      const response = await (this.options.fetch ?? fetch)(url, { headers: { accept: "application/json" }, redirect: "manual", signal: AbortSignal.timeout(timeoutMs) });
+      const response = await (this.options.fetch ?? fetch)(url, {
+        headers: { accept: "application/json" },
+        redirect: "manual",
+        signal: AbortSignal.timeout(timeoutMs),
+      });
       if (response.status !== 200) {
         await response.body?.cancel();
         throw new AuthFetchError(`${url} answered ${response.status}`);

@@ -127,7 +127,8 @@ export class TokenVerifier {
     const audiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     const match = providers.find((p) => p.issuer === issuer && (p.applicationID === null || audiences.includes(p.applicationID)));
     if (match) return match;
-    const configured = providers.map((p) => `${p.issuer}${p.applicationID === null ? "" : ` (audience ${p.applicationID})`}`).join(", ") || "none (no convex/auth.config.ts)";
+    const configured =
+      providers.map((p) => `${p.issuer}${p.applicationID === null ? "" : ` (audience ${p.applicationID})`}`).join(", ") || "none (no convex/auth.config.ts)";
     throw new AuthenticationError(
       "NoAuthProvider",
       `No auth provider found matching the given token: issuer ${JSON.stringify(claims.iss ?? null)}, audience ${JSON.stringify(claims.aud ?? null)}. Configured providers: ${configured}`,
@@ -171,8 +172,10 @@ function refusal(error: unknown): AuthenticationError {
   if (error instanceof AuthenticationError) return error;
   if (error instanceof AuthFetchError) return new AuthenticationError("AuthProviderDiscoveryFailed", error.message);
   if (error instanceof joseErrors.JWTExpired) return new AuthenticationError("TokenExpired", "Token expired");
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return new AuthenticationError("InvalidToken", "Could not verify the token: its key id is not among the provider's keys");
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return new AuthenticationError("InvalidToken", "Could not verify the token's signature with the provider's keys");
+  if (error instanceof joseErrors.JWKSNoMatchingKey)
+    return new AuthenticationError("InvalidToken", "Could not verify the token: its key id is not among the provider's keys");
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return new AuthenticationError("InvalidToken", "Could not verify the token's signature with the provider's keys");
   if (error instanceof joseErrors.JWTClaimValidationFailed) return new AuthenticationError("InvalidToken", `Could not verify the token: ${error.message}`);
   if (error instanceof joseErrors.JOSEError) return new AuthenticationError("InvalidToken", `Could not verify the token: ${error.message}`);
   throw error;

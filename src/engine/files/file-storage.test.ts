@@ -1,7 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { actionGeneric, mutationGeneric, queryGeneric } from "convex/server";
 import { v } from "convex/values";
-import { DEFAULT_ENGINE_LIMITS, Engine, FileStorage, FunctionError, MemoryBlobStore, MemoryStore, registerModules, Schema, SubscriptionIndex, UploadTokens, newUploadSecret, type CommitEvent } from "../index.ts";
+import {
+  DEFAULT_ENGINE_LIMITS,
+  Engine,
+  FileStorage,
+  FunctionError,
+  MemoryBlobStore,
+  MemoryStore,
+  registerModules,
+  Schema,
+  SubscriptionIndex,
+  UploadTokens,
+  newUploadSecret,
+  type CommitEvent,
+} from "../index.ts";
 
 const functions = registerModules({
   files: {
@@ -42,7 +55,8 @@ function setup() {
   const commits: CommitEvent[] = [];
   engine.onCommit((commit) => commits.push(commit));
   const query = async (name: string, args: Record<string, string> = {}) => (await engine.runQuery(`files:${name}`, args)).value;
-  const store = async (text: string, options: { type?: string; sha256?: string } = {}) => (await engine.runAction("files:store", { text, ...options })).value as string;
+  const store = async (text: string, options: { type?: string; sha256?: string } = {}) =>
+    (await engine.runAction("files:store", { text, ...options })).value as string;
   return { engine, blobs, tokens, commits, query, store, advance: (ms: number) => (clock += ms) };
 }
 
@@ -132,7 +146,13 @@ describe("file storage (ctx.storage)", () => {
     const { engine, query } = setup();
     const error = await engine.runQuery("files:url", { id: "0123456789abcdefghjkmnpqrsmessages" }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(FunctionError);
-    const small = new Engine({ schema: new Schema(null), functions, store: new MemoryStore(), files: engine.files, limits: () => ({ ...DEFAULT_ENGINE_LIMITS, maxFileBytes: 4 }) });
+    const small = new Engine({
+      schema: new Schema(null),
+      functions,
+      store: new MemoryStore(),
+      files: engine.files,
+      limits: () => ({ ...DEFAULT_ENGINE_LIMITS, maxFileBytes: 4 }),
+    });
     await expect(small.runAction("files:store", { text: "12345" })).rejects.toThrow(/too large: 5 bytes, limit 4 \(knob maxFileBytes\)/);
     expect(await query("list")).toEqual([]);
   });

@@ -66,7 +66,8 @@ export class FileStorage {
 
   private base(): string {
     const base = this.options.baseUrl();
-    if (base === null) throw new FunctionError("BadRequest", "This deployment's public URL is not known yet (no request has reached it); set CALMSYNC_PUBLIC_URL");
+    if (base === null)
+      throw new FunctionError("BadRequest", "This deployment's public URL is not known yet (no request has reached it); set CALMSYNC_PUBLIC_URL");
     return base;
   }
 
@@ -92,7 +93,10 @@ export class FileStorage {
 /** The storage id a `ctx.storage` call names, or Convex's kind of error. */
 export function storageIdArgument(value: unknown, method: string): string {
   if (typeof value !== "string" || tableOfId(value) !== STORAGE_TABLE) {
-    throw new FunctionError("BadRequest", `Invalid argument \`storageId\` for \`storage.${method}\`: expected an Id<"_storage">, got ${describe(value as never)}`);
+    throw new FunctionError(
+      "BadRequest",
+      `Invalid argument \`storageId\` for \`storage.${method}\`: expected an Id<"_storage">, got ${describe(value as never)}`,
+    );
   }
   return value;
 }

@@ -91,7 +91,14 @@ export class ActionExecution {
   /** The component instance the action belongs to: whose functions `{name}` references reach, whose `_scheduled_functions` it writes. */
   private readonly instance: ComponentInstance;
 
-  constructor(engine: ActionHost, identity: UserIdentity | null | (() => Promise<UserIdentity | null>), limits: EngineLimits, pool: ActionPool, instance: ComponentInstance = engine.components.root, owner?: LockOwner) {
+  constructor(
+    engine: ActionHost,
+    identity: UserIdentity | null | (() => Promise<UserIdentity | null>),
+    limits: EngineLimits,
+    pool: ActionPool,
+    instance: ComponentInstance = engine.components.root,
+    owner?: LockOwner,
+  ) {
     this.engine = engine;
     this.instance = instance;
     this.pool = pool;
@@ -146,10 +153,16 @@ export class ActionExecution {
       switch (op) {
         case "1.0/actions/schedule": {
           const scheduler = { components: this.engine.components, caller: this.instance };
-          return JSON.stringify(await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, scheduler, this.scheduling, args, args.ts, args.args))));
+          return JSON.stringify(
+            await this.engine.exclusive(async () =>
+              this.engine.executeSystemWrite((tx) => scheduleJob(tx, scheduler, this.scheduling, args, args.ts, args.args)),
+            ),
+          );
         }
         case "1.0/actions/cancel_job":
-          await this.engine.exclusive(async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, this.instance.namespace, jsonToConvex(args.id ?? null))));
+          await this.engine.exclusive(async () =>
+            this.engine.executeSystemWrite((tx) => cancelJob(tx, this.instance.namespace, jsonToConvex(args.id ?? null))),
+          );
           return "null";
         case "1.0/createFunctionHandle":
           return JSON.stringify(this.engine.components.handleFor(this.instance, args as FunctionAddress));

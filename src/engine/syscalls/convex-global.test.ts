@@ -22,7 +22,9 @@ describe("the Convex global", () => {
   it("routes each run's syscalls to its own deployment while several interleave in one isolate", async () => {
     const deployments = ["a", "b", "c"].map((name) => ({ name, engine: new Engine({ schema: new Schema(null), functions, store: new MemoryStore() }) }));
     // Writes and reads of all three at once: every await is a chance for another deployment's run.
-    await Promise.all(deployments.flatMap(({ name, engine }) => Array.from({ length: 20 }, (_, i) => engine.runMutation("notes:add", { text: `${name}${i}` }))));
+    await Promise.all(
+      deployments.flatMap(({ name, engine }) => Array.from({ length: 20 }, (_, i) => engine.runMutation("notes:add", { text: `${name}${i}` }))),
+    );
     const results = await Promise.all(deployments.flatMap(({ engine }) => Array.from({ length: 10 }, () => engine.runQuery("notes:all", {}))));
     for (const [i, result] of results.entries()) {
       const name = deployments[Math.floor(i / 10)]!.name;

@@ -37,10 +37,7 @@ export function encodeCursor(fingerprint: string, position: IndexKey | "end"): s
 }
 
 function invalidCursor(): never {
-  throw new FunctionError(
-    "BadRequest",
-    "InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query.",
-  );
+  throw new FunctionError("BadRequest", "InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query.");
 }
 
 /** The position a cursor names (null for none), or `InvalidCursor` when it belongs to another query. */

@@ -81,7 +81,14 @@ export class Execution {
   /** This run's component instance, the others, and how it calls them. */
   private readonly place: RunPlace;
 
-  constructor(tx: Transaction, previousJournal: string | null, functions: FunctionRegistry, identity: UserIdentity | null = null, files: FileStorage | null = null, place?: RunPlace) {
+  constructor(
+    tx: Transaction,
+    previousJournal: string | null,
+    functions: FunctionRegistry,
+    identity: UserIdentity | null = null,
+    files: FileStorage | null = null,
+    place?: RunPlace,
+  ) {
     this.tx = tx;
     if (!place) {
       const components = new Components(functions);
@@ -203,7 +210,9 @@ export class Execution {
         this.tx.delete(this.ownId(args, "delete"));
         return "null";
       case "1.0/schedule":
-        return JSON.stringify(scheduleJob(this.tx, { components: this.place.components, caller: this.place.instance }, this.scheduling, args, args.ts, args.args));
+        return JSON.stringify(
+          scheduleJob(this.tx, { components: this.place.components, caller: this.place.instance }, this.scheduling, args, args.ts, args.args),
+        );
       case "1.0/cancel_job":
         cancelJob(this.tx, this.namespace, jsonToConvex(args.id ?? null));
         return "null";
@@ -228,7 +237,8 @@ export class Execution {
    */
   private async runUdf(args: Args): Promise<string> {
     const udfType = args.udfType;
-    if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery") throw new FunctionError("BadRequest", `ctx.runQuery/runMutation: unsupported udfType ${describe(udfType as JSONValue)}`);
+    if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery")
+      throw new FunctionError("BadRequest", `ctx.runQuery/runMutation: unsupported udfType ${describe(udfType as JSONValue)}`);
     if (udfType === "mutation" && !this.tx.writable) throw new FunctionError("BadRequest", "ctx.runMutation cannot be called from a query");
     const calls = this.place.calls;
     if (!calls) throw new FunctionError("BadRequest", "ctx.runQuery/runMutation is not available here");
@@ -277,7 +287,8 @@ export class Execution {
   /** `idFor` for a write: another instance's document does not exist for this one. */
   private ownId(args: Args, method: string): string {
     const id = this.idFor(args, method);
-    if (!this.owns(id)) throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
+    if (!this.owns(id))
+      throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
     return id;
   }
 
@@ -309,7 +320,10 @@ export class Execution {
 
   private queryPage(args: Args): string {
     if (this.paginated) {
-      throw new FunctionError("BadRequest", "MultiplePaginatedDatabaseQueries: This query or mutation function ran multiple paginated queries. Convex only supports a single paginated query in each function.");
+      throw new FunctionError(
+        "BadRequest",
+        "MultiplePaginatedDatabaseQueries: This query or mutation function ran multiple paginated queries. Convex only supports a single paginated query in each function.",
+      );
     }
     this.paginated = true;
     const query = storedQuery(this.namespace, args.query as unknown as SerializedQuery);

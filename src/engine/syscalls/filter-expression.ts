@@ -91,7 +91,17 @@ export function evaluate(expression: Expression, document: Document): Value | un
     case "$gte": {
       const [left, right] = operand as [Expression, Expression];
       const order = compareValues(evaluate(left, document), evaluate(right, document));
-      return op === "$eq" ? order === 0 : op === "$neq" ? order !== 0 : op === "$lt" ? order < 0 : op === "$lte" ? order <= 0 : op === "$gt" ? order > 0 : order >= 0;
+      return op === "$eq"
+        ? order === 0
+        : op === "$neq"
+          ? order !== 0
+          : op === "$lt"
+            ? order < 0
+            : op === "$lte"
+              ? order <= 0
+              : op === "$gt"
+                ? order > 0
+                : order >= 0;
     }
     case "$add":
     case "$sub":

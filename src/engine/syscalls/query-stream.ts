@@ -58,7 +58,11 @@ function indexNamed(tx: Transaction, qualifiedName: string): IndexDefinition {
 }
 
 /** The index and key interval an index source selects, narrowed by page bounds. */
-export function indexSource(tx: Transaction, source: SerializedSource, bounds: PageBounds | null): { index: IndexDefinition; interval: KeyInterval; order: Order } {
+export function indexSource(
+  tx: Transaction,
+  source: SerializedSource,
+  bounds: PageBounds | null,
+): { index: IndexDefinition; interval: KeyInterval; order: Order } {
   if (source.type === "Search") return badQuery("A search query has no index range");
   let index: IndexDefinition;
   let interval: KeyInterval = { start: "", end: null };
@@ -146,7 +150,8 @@ class Operators {
     this.operators = operators;
     this.counts = operators.map(() => 0);
     for (const operator of operators) {
-      if ("limit" in operator && (!Number.isInteger(operator.limit) || operator.limit < 0)) badQuery(`limit must be a non-negative integer, got ${describe(operator.limit)}`);
+      if ("limit" in operator && (!Number.isInteger(operator.limit) || operator.limit < 0))
+        badQuery(`limit must be a non-negative integer, got ${describe(operator.limit)}`);
     }
     if (operators.some((operator) => "limit" in operator && operator.limit === 0)) this.finished = true;
   }

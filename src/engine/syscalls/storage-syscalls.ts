@@ -22,7 +22,14 @@ export interface StorageContext {
   maxFileBytes: number;
 }
 
-const ASYNC_OPS = new Set(["1.0/storageGetUrl", "1.0/storageGetMetadata", "1.0/storageGenerateUploadUrl", "1.0/storageDelete", "1.0/storageStore", "1.0/storageGet"]);
+const ASYNC_OPS = new Set([
+  "1.0/storageGetUrl",
+  "1.0/storageGetMetadata",
+  "1.0/storageGenerateUploadUrl",
+  "1.0/storageDelete",
+  "1.0/storageStore",
+  "1.0/storageGet",
+]);
 
 export function isStorageSyscall(op: string): boolean {
   return ASYNC_OPS.has(op);
@@ -34,7 +41,8 @@ function configured(context: StorageContext): FileStorage {
 }
 
 function writer(context: StorageContext, method: string): void {
-  if (context.kind === "query") throw new FunctionError("ReadOnly", `Queries cannot write: ctx.storage.${method} was called from a query. Use a mutation or an action.`);
+  if (context.kind === "query")
+    throw new FunctionError("ReadOnly", `Queries cannot write: ctx.storage.${method} was called from a query. Use a mutation or an action.`);
 }
 
 /** The async syscalls (`1.0/storage*`): wire JSON in, wire JSON out. */
@@ -75,7 +83,8 @@ export async function storeBlob(context: StorageContext, blob: unknown, options:
     throw new FunctionError("LimitExceeded", `The file is too large: ${blob.size} bytes, limit ${context.maxFileBytes} (knob maxFileBytes)`);
   }
   const sha256 = digestBase64(await crypto.subtle.digest("SHA-256", await blob.arrayBuffer()));
-  if (options?.sha256 != null && options.sha256 !== sha256) throw new FunctionError("BadRequest", `Sha256 mismatch. Expected: ${options.sha256} Actual: ${sha256}`);
+  if (options?.sha256 != null && options.sha256 !== sha256)
+    throw new FunctionError("BadRequest", `Sha256 mismatch. Expected: ${options.sha256} Actual: ${sha256}`);
   const id = newDocumentId(STORAGE_TABLE);
   await files.blobs.put(id, blob);
   try {

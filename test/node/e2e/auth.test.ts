@@ -106,7 +106,11 @@ describe("ConvexClient.setAuth", () => {
     let minted = 0;
     client.setAuth(async () => {
       minted++;
-      const response = await fetch(`${deployment}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "rita" }) });
+      const response = await fetch(`${deployment}/api/auth/dev-token`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: "rita" }),
+      });
       return ((await response.json()) as { token: string }).token;
     });
     try {
@@ -127,10 +131,17 @@ describe("ConvexClient.setAuth", () => {
   it("signs in with the local development issuer", async () => {
     const client = new ConvexClient(server.url, options);
     const changes: boolean[] = [];
-    client.setAuth(async () => {
-      const response = await fetch(`${server.url}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "dev-dora" }) });
-      return ((await response.json()) as { token: string }).token;
-    }, (isAuthenticated) => changes.push(isAuthenticated));
+    client.setAuth(
+      async () => {
+        const response = await fetch(`${server.url}/api/auth/dev-token`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ name: "dev-dora" }),
+        });
+        return ((await response.json()) as { token: string }).token;
+      },
+      (isAuthenticated) => changes.push(isAuthenticated),
+    );
     try {
       let viewer: { name: string } | null | undefined;
       client.onUpdate(anyApi.users!.viewer!, {}, (value: typeof viewer) => (viewer = value));
@@ -161,7 +172,14 @@ describe("refused tokens", () => {
     // What the official client sends on open with auth: Connect, Authenticate, its query set.
     ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: Date.now() }));
     ws.send(JSON.stringify({ type: "Authenticate", tokenType: "User", value: await makeToken(), baseVersion: 0 }));
-    ws.send(JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "users:viewer", args: [{}] }] }));
+    ws.send(
+      JSON.stringify({
+        type: "ModifyQuerySet",
+        baseVersion: 0,
+        newVersion: 1,
+        modifications: [{ type: "Add", queryId: 0, udfPath: "users:viewer", args: [{}] }],
+      }),
+    );
     ws.send(JSON.stringify({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "x", author: "eve", body: "sneaky" }] }));
     await until(() => closed, "the socket to close");
     expect(received).toEqual([{ type: "AuthError", error: expect.stringMatching(message), baseVersion: 0, authUpdateAttempted: true }]);

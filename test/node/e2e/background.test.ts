@@ -20,7 +20,6 @@ const STREAM_MS = 4_000;
 
 const server = devServerForFile();
 
-
 describe("background sessions (wrangler dev, official client + calmsync/client)", () => {
   it("hidden pages are refreshed about once per backgroundRefreshMs under a stream of commits; visible ones stay fresh", async () => {
     const url = await createDeployment(server.url, "background");
@@ -44,7 +43,10 @@ describe("background sessions (wrangler dev, official client + calmsync/client)"
     const writer = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true });
     try {
       await until(() => updates.every((n) => n > 0), "every first result");
-      await until(async () => (await adminStatus<{ limits: { sessions: { background: number } } }>(url)).limits.sessions.background === PAGES / 2, "the hidden pages to report");
+      await until(
+        async () => (await adminStatus<{ limits: { sessions: { background: number } } }>(url)).limits.sessions.background === PAGES / 2,
+        "the hidden pages to report",
+      );
       updates.fill(0);
       let commits = 0;
       const end = Date.now() + STREAM_MS;
@@ -59,7 +61,9 @@ describe("background sessions (wrangler dev, official client + calmsync/client)"
       const visible = updates.filter((_, i) => i % 2 === 0);
       const hidden = updates.filter((_, i) => i % 2 === 1);
       const mean = (values: number[]) => values.reduce((a, b) => a + b, 0) / values.length;
-      console.log(`updates per page over ${commits} commits in ${STREAM_MS / 1000} s: visible ${visible.join(",")} (mean ${mean(visible).toFixed(1)}); hidden ${hidden.join(",")} (mean ${mean(hidden).toFixed(1)})`);
+      console.log(
+        `updates per page over ${commits} commits in ${STREAM_MS / 1000} s: visible ${visible.join(",")} (mean ${mean(visible).toFixed(1)}); hidden ${hidden.join(",")} (mean ${mean(hidden).toFixed(1)})`,
+      );
       // Hidden: about one refresh per 2 s of the stream, plus the catch-up at the end.
       expect(Math.max(...hidden)).toBeLessThanOrEqual(STREAM_MS / 2_000 + 3);
       expect(mean(visible)).toBeGreaterThan(3 * mean(hidden));

@@ -25,9 +25,14 @@ describe("a module that throws at load", () => {
     const http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
     await http.mutation(anyApi.messages!.send!, { chatId: "up", author: "ann", body: "still here" });
     expect(await http.query(anyApi.messages!.list!, { chatId: "up" })).toMatchObject([{ body: "still here" }]);
-    await expect(http.query(anyApi.broken!.answer!, {})).rejects.toThrow(/broken:answer cannot run: its module convex\/broken failed to load \(Error: OPENAI_API_KEY is not set\)/);
+    await expect(http.query(anyApi.broken!.answer!, {})).rejects.toThrow(
+      /broken:answer cannot run: its module convex\/broken failed to load \(Error: OPENAI_API_KEY is not set\)/,
+    );
     const started = Date.now();
-    expect(await adminStatus<Record<string, unknown>>(server.url)).toMatchObject({ documents: 1, moduleErrors: { broken: "Error: OPENAI_API_KEY is not set" } });
+    expect(await adminStatus<Record<string, unknown>>(server.url)).toMatchObject({
+      documents: 1,
+      moduleErrors: { broken: "Error: OPENAI_API_KEY is not set" },
+    });
     expect(Date.now() - started).toBeLessThan(1_000);
     // The runtime's log reaches us through wrangler's pipe a little after the requests.
     for (let i = 0; i < 50 && !/convex\/broken failed to load/.test(server.output()); i++) await new Promise((resolve) => setTimeout(resolve, 50));

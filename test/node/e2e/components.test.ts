@@ -43,10 +43,19 @@ describe("components against wrangler dev", () => {
         latest = progress;
         if (seen.at(-1) !== progress.done) seen.push(progress.done);
       });
-      await until(() => latest, (value) => value !== undefined, "the first count");
+      await until(
+        () => latest,
+        (value) => value !== undefined,
+        "the first count",
+      );
       await client.mutation(anyApi.digests!.enqueue!, { chatId: "c", count: 6 });
       // Promptly: a component's scheduled job sets the deployment's alarm like the app's own (without that, a later alarm found them ~15 s on).
-      await until(() => latest, (value) => value?.done === 6, "all six digests", 8_000);
+      await until(
+        () => latest,
+        (value) => value?.done === 6,
+        "all six digests",
+        8_000,
+      );
       unsubscribe();
       // The live query moved with the jobs, not only at the end.
       expect(seen[0]).toBe(0);
@@ -61,7 +70,9 @@ describe("components against wrangler dev", () => {
   it("a component's function called directly by a client is refused", async () => {
     const http = new ConvexHttpClient(await createDeployment(server.url, "components-refused"), options);
     for (const path of ["lib:checkRateLimit", "rateLimiter/lib:checkRateLimit", "public:count"]) {
-      await expect(http.query(path as never, { name: "x", config: { kind: "token bucket", rate: 1, period: 1 } } as never)).rejects.toThrow(/Could not find public function/);
+      await expect(http.query(path as never, { name: "x", config: { kind: "token bucket", rate: 1, period: 1 } } as never)).rejects.toThrow(
+        /Could not find public function/,
+      );
     }
   });
 });

@@ -57,7 +57,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const token = (writer: "http" | "socket", index: number) => `w${writer === "http" ? "http" : "sock"}${String(index).padStart(5, "0")}`;
 const indexOf = (body: string) => Number(body.slice(-5));
 
-
 /** A fetch that gives up (as a network error) instead of hanging on a half-dead runtime. */
 const boundedFetch: typeof fetch = (input, init) => fetch(input, { ...init, signal: AbortSignal.timeout(5_000) });
 
@@ -122,10 +121,14 @@ describe("crash recovery against wrangler dev", () => {
       (error: Error) => subscriptionErrors.push(error.message),
     );
     const connectionEvents: { client: "socket" | "watcher"; at: number; connected: boolean }[] = [];
-    for (const [name, client] of [["socket", socket], ["watcher", watcher]] as const) {
+    for (const [name, client] of [
+      ["socket", socket],
+      ["watcher", watcher],
+    ] as const) {
       let connected: boolean | null = null;
       client.subscribeToConnectionState((state) => {
-        if (state.isWebSocketConnected !== connected) connectionEvents.push({ client: name, at: Date.now(), connected: (connected = state.isWebSocketConnected) });
+        if (state.isWebSocketConnected !== connected)
+          connectionEvents.push({ client: name, at: Date.now(), connected: (connected = state.isWebSocketConnected) });
       });
     }
 
@@ -167,7 +170,16 @@ describe("crash recovery against wrangler dev", () => {
           if (Date.now() >= writeDeadline) break;
           const batch: Promise<void>[] = [];
           for (let index = first; index <= last; index++) {
-            const write: Write = { writer: "socket", index, body: token("socket", index), sentAt: Date.now(), attempts: 1, id: null, ackedAt: null, errors: [] };
+            const write: Write = {
+              writer: "socket",
+              index,
+              body: token("socket", index),
+              sentAt: Date.now(),
+              attempts: 1,
+              id: null,
+              ackedAt: null,
+              errors: [],
+            };
             writes.socket.push(write);
             batch.push(
               socket.mutation(send, { chatId: socketChat, author: "socket-writer", body: write.body }).then(
@@ -200,7 +212,10 @@ describe("crash recovery against wrangler dev", () => {
       for (const writer of ["http", "socket"] as const) {
         expect(writes[writer].length, `${writer} writes started`).toBe(COUNT);
         expect(acked(writer), `${writer} writes acknowledged`).toBe(COUNT);
-        expect(writes[writer].some((w) => w.sentAt > restartedAt), `${writer} wrote after the restart`).toBe(true);
+        expect(
+          writes[writer].some((w) => w.sentAt > restartedAt),
+          `${writer} wrote after the restart`,
+        ).toBe(true);
       }
       // Every HTTP failure was a network error (none came from a function); the socket writer saw no failure at all.
       const httpErrors = writes.http.flatMap((w) => w.errors);
@@ -216,7 +231,10 @@ describe("crash recovery against wrangler dev", () => {
         await Promise.all(
           all.slice(start, start + 25).map(async ([chatId, body]) => {
             const hits: Message[] = await reader.query(anyApi.messages!.search!, { chatId, query: body });
-            found.set(body, hits.filter((m) => m.body === body));
+            found.set(
+              body,
+              hits.filter((m) => m.body === body),
+            );
           }),
         );
       }
@@ -229,10 +247,16 @@ describe("crash recovery against wrangler dev", () => {
           for (const copy of copies) expect(copy).toMatchObject({ chatId, author, body: write.body });
           if (writer === "socket") {
             // Exactly once, and the very document the acknowledgement named.
-            expect(copies.map((m) => m._id), `copies of ${write.body}`).toEqual([write.id]);
+            expect(
+              copies.map((m) => m._id),
+              `copies of ${write.body}`,
+            ).toEqual([write.id]);
           } else {
             // Present; a duplicate only where a retry followed a failed attempt.
-            expect(copies.map((m) => m._id), `copies of ${write.body}`).toContain(write.id);
+            expect(
+              copies.map((m) => m._id),
+              `copies of ${write.body}`,
+            ).toContain(write.id);
             expect(copies.length, `copies of ${write.body} (${write.attempts} attempts)`).toBeLessThanOrEqual(write.attempts);
           }
           // Acknowledged writes were committed in send order.
@@ -260,7 +284,10 @@ describe("crash recovery against wrangler dev", () => {
           .map((m) => m._id);
       for (const chatId of [httpChat, socketChat]) {
         const listed: Message[] = await reader.query(anyApi.messages!.list!, { chatId });
-        expect(listed.map((m) => m._id), `newest of ${chatId}`).toEqual(newest(chatId));
+        expect(
+          listed.map((m) => m._id),
+          `newest of ${chatId}`,
+        ).toEqual(newest(chatId));
       }
 
       // The subscription resumed by itself and caught up with the last write.
@@ -269,7 +296,11 @@ describe("crash recovery against wrangler dev", () => {
       expect(updates.at(-1)!.messages.map((m) => m._id)).toEqual(newest(socketChat));
       // The new runtime holds exactly the two reconnected sockets and the one subscription: nothing of the dead sessions.
       const after = await adminStatus<Status>(url);
-      expect({ sessions: after.sessions, subscriptions: after.subscriptions, queryInstances: after.queryInstances }).toEqual({ sessions: 2, subscriptions: 1, queryInstances: 1 });
+      expect({ sessions: after.sessions, subscriptions: after.subscriptions, queryInstances: after.queryInstances }).toEqual({
+        sessions: 2,
+        subscriptions: 1,
+        queryInstances: 1,
+      });
       const firstAfterRestart = writes.socket.find((w) => w.sentAt > restartedAt)!.index;
       const resumed = updates.find((u) => u.at > restartedAt && u.messages.some((m) => indexOf(m.body) >= firstAfterRestart));
       expect(resumed, "an update carrying a write sent after the restart").toBeDefined();
@@ -315,9 +346,18 @@ describe("crash recovery against wrangler dev", () => {
       unsubscribe();
     } catch (error) {
       const summary = (writer: "http" | "socket") =>
-        writes[writer].map((w) => `${w.index}:${w.sentAt - killedAt}/${w.ackedAt === null ? "-" : w.ackedAt - killedAt}/${w.attempts}${w.errors.length ? "!" : ""}`).join(" ");
-      console.error(`killedAt ${killedAt} restartedAt+${restartedAt - killedAt}\nhttp: ${summary("http")}\nsocket: ${summary("socket")}\nconnection: ${JSON.stringify(connectionEvents.map((e) => ({ ...e, at: e.at - killedAt })))}`);
-      console.error(`crash-recovery failed; runtime output:\n${server.output().replace(/^.*200 OK.*\n/gm, "").slice(-6000)}`);
+        writes[writer]
+          .map((w) => `${w.index}:${w.sentAt - killedAt}/${w.ackedAt === null ? "-" : w.ackedAt - killedAt}/${w.attempts}${w.errors.length ? "!" : ""}`)
+          .join(" ");
+      console.error(
+        `killedAt ${killedAt} restartedAt+${restartedAt - killedAt}\nhttp: ${summary("http")}\nsocket: ${summary("socket")}\nconnection: ${JSON.stringify(connectionEvents.map((e) => ({ ...e, at: e.at - killedAt })))}`,
+      );
+      console.error(
+        `crash-recovery failed; runtime output:\n${server
+          .output()
+          .replace(/^.*200 OK.*\n/gm, "")
+          .slice(-6000)}`,
+      );
       throw error;
     } finally {
       await Promise.all([socket.close(), watcher.close()]);

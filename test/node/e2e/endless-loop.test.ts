@@ -48,10 +48,18 @@ describe("a query that never yields, under wrangler dev", () => {
       const [spun, listed, status, adminApi] = await Promise.all([
         spinning,
         timed(started, other.query(anyApi.messages!.list!, { chatId: "up" })),
-        timed(started, giveUp(`${server.url}/api/status`).then((response) => response.json())),
-        timed(started, giveUp(`${server.url}/api/admin/status`, { headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}` } }).then((response) => response.json())),
+        timed(
+          started,
+          giveUp(`${server.url}/api/status`).then((response) => response.json()),
+        ),
+        timed(
+          started,
+          giveUp(`${server.url}/api/admin/status`, { headers: { Authorization: `Bearer ${TEST_ADMIN_KEY}` } }).then((response) => response.json()),
+        ),
       ]);
-      expect(spun.error?.message).toMatch(/spin:forever (ran for more than \d+ ms|made more than \d+ loop iterations and function calls) without yielding and was stopped \(knob maxSyncRun(Ms|Steps)\)/);
+      expect(spun.error?.message).toMatch(
+        /spin:forever (ran for more than \d+ ms|made more than \d+ loop iterations and function calls) without yielding and was stopped \(knob maxSyncRun(Ms|Steps)\)/,
+      );
       expect(listed.value).toMatchObject([{ body: "still here" }]);
       expect(status.error).toBeUndefined();
       expect(adminApi.value).toMatchObject({ documents: 1 });

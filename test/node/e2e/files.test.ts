@@ -50,7 +50,9 @@ async function imageService(): Promise<{ url: string; close: () => Promise<void>
       if (request.url === "/image.png") {
         response.writeHead(200, { "Content-Type": "image/png", "Content-Length": PNG.length }).end(PNG);
       } else if (request.url === "/v1/moderations") {
-        response.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ id: "m", model: "m", results: [{ flagged: false, categories: {}, category_scores: {} }] }));
+        response
+          .writeHead(200, { "Content-Type": "application/json" })
+          .end(JSON.stringify({ id: "m", model: "m", results: [{ flagged: false, categories: {}, category_scores: {} }] }));
       } else if (request.url === "/v1/images/generations") {
         response.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ created: 0, data: [{ url: `${url}/image.png` }] }));
       } else response.writeHead(404).end();
@@ -81,7 +83,11 @@ function serve(app: string, vars: () => Record<string, string>) {
   beforeAll(async () => {
     state.server = await startDevServer({ app, vars: vars() });
     state.http = new ConvexHttpClient(state.server.url, { skipConvexDeploymentUrlCheck: true });
-    state.live = new ConvexClient(state.server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+    state.live = new ConvexClient(state.server.url, {
+      skipConvexDeploymentUrlCheck: true,
+      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+      logger: false,
+    });
   });
   afterAll(async () => {
     await state.live?.close();
@@ -153,7 +159,12 @@ describe("file storage against wrangler dev (an app using every part of ctx.stor
     expect(sent.headers.get("Access-Control-Allow-Origin")).toBe(CLIENT_ORIGIN);
     const { storageId } = (await sent.json()) as { storageId: string };
     expect(await download(`${app.server.url}/http/getImage?storageId=${storageId}`)).toMatchObject({ sha256: sha256(LARGE), type: "image/png" });
-    expect(await app.http.query(api.files!.metadata!, { id: storageId })).toEqual({ storageId, sha256: sha256(LARGE), size: LARGE.length, contentType: "image/png" });
+    expect(await app.http.query(api.files!.metadata!, { id: storageId })).toEqual({
+      storageId,
+      sha256: sha256(LARGE),
+      size: LARGE.length,
+      contentType: "image/png",
+    });
     expect((await fetch(`${app.server.url}/http/getImage?storageId=${storageId.slice(0, -1)}x`)).status).toBeGreaterThanOrEqual(400);
   });
 
@@ -178,7 +189,11 @@ describe("file storage with sync shards (wrangler dev)", () => {
   it("clients on shards get upload URLs from their mutations and see the file's URL in their live list", async () => {
     const url = await createDeployment(app.server.url, "files-shards");
     await setKnobs(url, { syncShards: 3 });
-    const clients = Array.from({ length: 3 }, () => new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }));
+    const clients = Array.from(
+      { length: 3 },
+      () =>
+        new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }),
+    );
     try {
       for (const [i, client] of clients.entries()) {
         const uploadUrl = (await client.mutation(api.messages!.generateUploadUrl!, {})) as string;
@@ -219,9 +234,16 @@ describe.runIf(DEMOS)("the Convex file demos, unmodified (CALMSYNC_DEMOS_DIR)", 
         expect(sent.headers.get("Access-Control-Allow-Origin")).toBe(CLIENT_ORIGIN);
         const messages = (await app.http.query(api.messages!.list!, {})) as { body: string }[];
         const storageId = messages.at(-1)!.body;
-        expect(await download(`${app.server.url}/http/getImage?storageId=${storageId}`)).toMatchObject({ sha256: sha256(data), type: "image/jpeg", size: data.length });
+        expect(await download(`${app.server.url}/http/getImage?storageId=${storageId}`)).toMatchObject({
+          sha256: sha256(data),
+          type: "image/jpeg",
+          size: data.length,
+        });
       }
-      const preflight = await fetch(`${app.server.url}/http/sendImage`, { method: "OPTIONS", headers: { Origin: CLIENT_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Content-Type" } });
+      const preflight = await fetch(`${app.server.url}/http/sendImage`, {
+        method: "OPTIONS",
+        headers: { Origin: CLIENT_ORIGIN, "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "Content-Type" },
+      });
       expect(preflight.headers.get("Access-Control-Allow-Origin")).toBe(CLIENT_ORIGIN);
     });
   });
@@ -231,7 +253,11 @@ describe.runIf(DEMOS)("the Convex file demos, unmodified (CALMSYNC_DEMOS_DIR)", 
     it("lists the uploads from _storage", async () => {
       const sent = await uploadBoth(app.http, ["image/jpeg", "image/png"]);
       for (const { storageId, data, type } of sent) {
-        expect(await download((await app.http.query(api.admin!.getFileUrl!, { id: storageId })) as string)).toEqual({ sha256: sha256(data), type, size: data.length });
+        expect(await download((await app.http.query(api.admin!.getFileUrl!, { id: storageId })) as string)).toEqual({
+          sha256: sha256(data),
+          type,
+          size: data.length,
+        });
       }
       const ids = sent.map((file) => file.storageId);
       const files = (await app.http.query(api.admin!.listFiles!, {})) as Record<string, unknown>[];

@@ -8,14 +8,17 @@ import { until } from "../../../scripts/lib/until.ts";
 
 const server = devServerForFile();
 
-
 describe("the official client survives what one request can do (wrangler dev)", () => {
   it("an oversized mutation fails that mutation only: no fatal error, no uncaught exception, the client goes on", async () => {
     const uncaught: unknown[] = [];
     const onUncaught = (error: unknown) => uncaught.push(error);
     process.on("uncaughtException", onUncaught);
     process.on("unhandledRejection", onUncaught);
-    const client = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+    const client = new ConvexClient(server.url, {
+      skipConvexDeploymentUrlCheck: true,
+      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+      logger: false,
+    });
     try {
       let latest: { body: string }[] | undefined;
       client.onUpdate(anyApi.messages!.list!, { chatId: "oversized" }, (messages: { body: string }[]) => (latest = messages));

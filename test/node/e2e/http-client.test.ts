@@ -29,7 +29,11 @@ describe("ConvexHttpClient against wrangler dev", () => {
   it("runs actions (ConvexHttpClient.action and ConvexClient.action), and a scheduled reply grows live for a subscriber", async () => {
     const http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
     expect(await http.action(anyApi.assistant!.suggest!, { chatId: "act", prompt: "hi", delayMs: 0 })).toMatchObject({ text: expect.any(String), seen: 0 });
-    const live = new ConvexClient(server.url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false });
+    const live = new ConvexClient(server.url, {
+      skipConvexDeploymentUrlCheck: true,
+      webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket,
+      logger: false,
+    });
     try {
       expect(await live.action(anyApi.assistant!.suggest!, { chatId: "act", prompt: "hi", delayMs: 100 })).toMatchObject({ seen: 0 });
       const bodies: string[] = [];

@@ -36,12 +36,20 @@ describe("ConvexClient live sync against wrangler dev", () => {
         latest = messages;
         updates++;
       });
-      await until(() => latest, (v) => v !== undefined, "the first result");
+      await until(
+        () => latest,
+        (v) => v !== undefined,
+        "the first result",
+      );
       expect(latest).toEqual([]);
 
       // A message from the other client arrives in the subscription.
       await writer.mutation(anyApi.messages!.send!, { chatId: "A", author: "bob", body: "hello A" });
-      await until(() => latest, (v) => v?.[0]?.body === "hello A", "the pushed message");
+      await until(
+        () => latest,
+        (v) => v?.[0]?.body === "hello A",
+        "the pushed message",
+      );
       const statusAfterPush = await status(url);
       expect(statusAfterPush.sessions).toBe(2);
       expect(statusAfterPush.subscriptions).toBe(1);
@@ -52,7 +60,11 @@ describe("ConvexClient live sync against wrangler dev", () => {
       const updatesBefore = updates;
       await http.mutation(anyApi.messages!.send!, { chatId: "B", author: "carol", body: "hello B" });
       await http.mutation(anyApi.messages!.send!, { chatId: "A", author: "carol", body: "barrier" });
-      await until(() => latest, (v) => v?.[0]?.body === "barrier", "the barrier message");
+      await until(
+        () => latest,
+        (v) => v?.[0]?.body === "barrier",
+        "the barrier message",
+      );
       const after = await status(url);
       expect(after.commits - before.commits).toBe(2);
       expect(after.invalidations - before.invalidations).toBe(1); // the barrier only

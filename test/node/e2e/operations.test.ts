@@ -61,7 +61,11 @@ describe("environment variables and the operator's log (wrangler dev)", () => {
 
     npmEnv(["remove", "PROBE_GREETING"]);
     expect(await read("PROBE_GREETING")).toBe("from wrangler vars");
-    const missing = spawnSync("npm", ["run", "--silent", "env", "--", "get", "PROBE_GREETING", "--url", server.url], { cwd: ROOT, env: operatorEnv, encoding: "utf8" });
+    const missing = spawnSync("npm", ["run", "--silent", "env", "--", "get", "PROBE_GREETING", "--url", server.url], {
+      cwd: ROOT,
+      env: operatorEnv,
+      encoding: "utf8",
+    });
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/404 EnvironmentVariableNotFound/);
   });
@@ -95,12 +99,27 @@ describe("environment variables and the operator's log (wrangler dev)", () => {
     await readUntil(/chatter says first/);
     await http.mutation(api.envprobe!.chatter!, { word: "second" });
     await readUntil(/chatter says second/);
-    const second = text.trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>).find((line) => JSON.stringify(line).includes("second"));
-    expect(second).toMatchObject({ type: "run", path: "envprobe:chatter", kind: "mutation", outcome: "success", level: "warn", lines: ["[LOG] chatter says second", "[WARN] chatter warns second"] });
+    const second = text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .find((line) => JSON.stringify(line).includes("second"));
+    expect(second).toMatchObject({
+      type: "run",
+      path: "envprobe:chatter",
+      kind: "mutation",
+      outcome: "success",
+      level: "warn",
+      lines: ["[LOG] chatter says second", "[WARN] chatter warns second"],
+    });
     await reader.cancel();
 
     // npm run logs: a tail that prints what is there, then what comes.
-    const tail = spawn("npm", ["run", "--silent", "logs", "--", "default", "--url", server.url, "--function", "envprobe"], { cwd: ROOT, env: operatorEnv, detached: true });
+    const tail = spawn("npm", ["run", "--silent", "logs", "--", "default", "--url", server.url, "--function", "envprobe"], {
+      cwd: ROOT,
+      env: operatorEnv,
+      detached: true,
+    });
     let printed = "";
     tail.stdout.on("data", (chunk) => (printed += chunk));
     tail.stderr.on("data", (chunk) => (printed += chunk));
@@ -114,7 +133,11 @@ describe("environment variables and the operator's log (wrangler dev)", () => {
       process.kill(-tail.pid!, "SIGTERM");
     }
     // Without follow it prints what is there and ends.
-    const once = spawnSync("npm", ["run", "--silent", "logs", "--", "default", "--url", server.url, "--level", "error", "--no-follow"], { cwd: ROOT, env: operatorEnv, encoding: "utf8" });
+    const once = spawnSync("npm", ["run", "--silent", "logs", "--", "default", "--url", server.url, "--level", "error", "--no-follow"], {
+      cwd: ROOT,
+      env: operatorEnv,
+      encoding: "utf8",
+    });
     expect(once.status).toBe(0);
     expect(once.stdout).toContain("envprobe:fail failure");
     expect(once.stdout).not.toContain("chatter");

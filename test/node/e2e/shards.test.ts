@@ -45,10 +45,17 @@ describe("sync shards against wrangler dev", () => {
     await setKnobs(url, { syncShards: 3 });
     const client = new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, logger: false });
     const changes: boolean[] = [];
-    client.setAuth(async () => {
-      const response = await fetch(`${url}/api/auth/dev-token`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ name: "shira" }) });
-      return ((await response.json()) as { token: string }).token;
-    }, (isAuthenticated) => changes.push(isAuthenticated));
+    client.setAuth(
+      async () => {
+        const response = await fetch(`${url}/api/auth/dev-token`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ name: "shira" }),
+        });
+        return ((await response.json()) as { token: string }).token;
+      },
+      (isAuthenticated) => changes.push(isAuthenticated),
+    );
     try {
       let viewer: { name: string } | null | undefined;
       client.onUpdate(anyApi.users!.viewer!, {}, (value: typeof viewer) => (viewer = value));

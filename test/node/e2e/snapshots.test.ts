@@ -47,7 +47,9 @@ describe("npm run export / npm run import (wrangler dev)", () => {
     await source.mutation(api.messages!.send!, { chatId: "general", author: "ada", body: "hello" });
     const uploadUrl = (await source.mutation(api.attachments!.generateUploadUrl!, {})) as string;
     const picture = new TextEncoder().encode("e2e picture bytes");
-    const { storageId } = (await (await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/png" }, body: picture })).json()) as { storageId: string };
+    const { storageId } = (await (await fetch(uploadUrl, { method: "POST", headers: { "Content-Type": "image/png" }, body: picture })).json()) as {
+      storageId: string;
+    };
     await source.mutation(api.attachments!.sendImage!, { chatId: "general", author: "bob", storageId });
 
     const first = join(dir, "first.zip");

@@ -18,9 +18,15 @@ describe("official clients against session admission (wrangler dev)", () => {
     await new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true }).mutation(anyApi.messages!.send!, { chatId: "herd", author: "a", body: "welcome" });
 
     const started = Date.now();
-    const clients = Array.from({ length: 40 }, () => new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, logger: false, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket }));
+    const clients = Array.from(
+      { length: 40 },
+      () =>
+        new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, logger: false, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket }),
+    );
     const results: (string | undefined)[] = new Array(40).fill(undefined);
-    clients.forEach((client, i) => client.onUpdate(anyApi.messages!.list!, { chatId: "herd" }, (messages: { body: string }[]) => (results[i] = messages[0]?.body)));
+    clients.forEach((client, i) =>
+      client.onUpdate(anyApi.messages!.list!, { chatId: "herd" }, (messages: { body: string }[]) => (results[i] = messages[0]?.body)),
+    );
     try {
       const deadline = Date.now() + 45_000;
       while (results.some((r) => r !== "welcome")) {

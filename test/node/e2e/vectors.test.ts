@@ -45,8 +45,12 @@ function probeRun(convexDir: string) {
       const rows = embeddings.slice(i, i + 25).map((embedding, j) => ({ embedding, genre: GENRES[(i + j) % GENRES.length]! }));
       ids.push(...((await http.mutation(api.probe!.insert!, { rows })) as string[]));
     }
-    type VectorStatus = { vectors: { indexes: { index: string; vectors: number; memoryBytes: number; lastSearchAt: number | null }[] }; limits: { vectorMemory: { bytes: number; budgetBytes: number } } };
-    const indexed = async () => (await adminStatus<VectorStatus>(state.server!.url)).vectors.indexes.find((index) => index.index === "movieEmbeddings.by_embedding");
+    type VectorStatus = {
+      vectors: { indexes: { index: string; vectors: number; memoryBytes: number; lastSearchAt: number | null }[] };
+      limits: { vectorMemory: { bytes: number; budgetBytes: number } };
+    };
+    const indexed = async () =>
+      (await adminStatus<VectorStatus>(state.server!.url)).vectors.indexes.find((index) => index.index === "movieEmbeddings.by_embedding");
     expect(await indexed()).toMatchObject({ vectors: 2_000, lastSearchAt: null });
     const all = ids.map((id, i) => ({ id, embedding: embeddings[i]! }));
     const genreOf = new Map(ids.map((id, i) => [id, GENRES[i % GENRES.length]!]));
@@ -92,7 +96,11 @@ describe("vector search against wrangler dev (the vector-search demo's schema an
   it("clients on 3 sync shards write over their sockets and search from actions: each sees every write at once", async () => {
     const url = await createDeployment(state.server!.url, "vectors-shards");
     await setKnobs(url, { syncShards: 3 });
-    const clients = Array.from({ length: 3 }, () => new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }));
+    const clients = Array.from(
+      { length: 3 },
+      () =>
+        new ConvexClient(url, { skipConvexDeploymentUrlCheck: true, webSocketConstructor: WebSocket as unknown as typeof globalThis.WebSocket, logger: false }),
+    );
     try {
       const embeddings = clusteredVectors(30, DIMENSIONS, 3, 21);
       for (const [i, client] of clients.entries()) {
