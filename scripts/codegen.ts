@@ -24,10 +24,10 @@
  *
  * Usage: node scripts/codegen.ts [convex-dir]
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { basename, join, relative, resolve } from "node:path";
 import { flatten, readComponentTreeSync, type ComponentNode } from "./lib/component-tree.ts";
-import { writeGuardedCopies } from "./lib/guarded-copies.ts";
+import { appSourceFiles, writeGuardedCopies } from "./lib/guarded-copies.ts";
 
 const SOURCE = /\.(ts|tsx|js|jsx|mts|mjs)$/;
 const STALE = [
@@ -49,24 +49,13 @@ const STALE = [
 /** Module paths (`messages`, `chat/rooms`) of every function file, as Convex picks them. */
 export function findModules(convexDir: string): { modulePath: string; file: string }[] {
   const found: { modulePath: string; file: string }[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir).sort()) {
-      const path = join(dir, name);
-      if (name.startsWith(".") || name.includes(" ")) continue;
-      if (statSync(path).isDirectory()) {
-        if (name !== "_generated" && name !== "node_modules") walk(path);
-        continue;
-      }
-      if (!SOURCE.test(name)) continue;
-      const stem = name.replace(SOURCE, "");
-      // schema.ts is not a module; neither is anything with more dots (auth.config.ts, x.test.ts, x.d.ts).
-      if (stem.includes(".")) continue;
-      const modulePath = relative(convexDir, join(dir, stem)).split("\\").join("/");
-      if (modulePath === "schema") continue;
-      found.push({ modulePath, file: relative(convexDir, path).split("\\").join("/") });
-    }
-  };
-  walk(convexDir);
+  for (const path of appSourceFiles(convexDir)) {
+    const file = relative(convexDir, path).split("\\").join("/");
+    const modulePath = file.replace(SOURCE, "");
+    // schema.ts is not a module; neither is a file with more dots in its name (auth.config.ts, convex.config.ts).
+    if (basename(modulePath).includes(".") || modulePath === "schema") continue;
+    found.push({ modulePath, file });
+  }
   return found;
 }
 

@@ -6,17 +6,17 @@
 import { createWriteStream, renameSync, rmSync } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { adminTarget, takeOption } from "./lib/admin-target.ts";
+import { parseArgs } from "node:util";
+import { adminTarget, authorization } from "./lib/admin.ts";
 
-const args = process.argv.slice(2);
-const url = takeOption(args, "--url");
-const [deployment, out] = args;
+const { values, positionals } = parseArgs({ allowPositionals: true, options: { url: { type: "string" } } });
+const [deployment, out] = positionals;
 if (!deployment || !out) {
   console.error("usage: npm run export -- <deployment> <out.zip> [--url http://127.0.0.1:8787]");
   process.exit(2);
 }
-const target = adminTarget(deployment, url);
-const response = await fetch(`${target.deploymentUrl}/api/admin/export`, { headers: target.headers });
+const target = adminTarget({ url: values.url, deployment });
+const response = await fetch(`${target.deploymentUrl}/api/admin/export`, { headers: authorization(target) });
 if (!response.ok || !response.body) {
   console.error(`export failed: ${response.status} ${await response.text()}`);
   process.exit(1);

@@ -7,27 +7,29 @@
  */
 import { createReadStream, statSync } from "node:fs";
 import { Readable } from "node:stream";
-import { adminTarget, takeOption } from "./lib/admin-target.ts";
+import { parseArgs } from "node:util";
+import { adminTarget, authorization } from "./lib/admin.ts";
 import { formatOfPath } from "../src/snapshots/layout.ts";
 
-const args = process.argv.slice(2);
-const url = takeOption(args, "--url");
-const table = takeOption(args, "--table");
-const format = takeOption(args, "--format") ?? formatOfPath(args[1] ?? "") ?? undefined;
-const flags = new Set(args.filter((arg) => arg.startsWith("--")));
-const [deployment, file] = args.filter((arg) => !arg.startsWith("--"));
-if (!deployment || !file || (flags.has("--replace") && flags.has("--append"))) {
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { url: { type: "string" }, table: { type: "string" }, format: { type: "string" }, replace: { type: "boolean" }, append: { type: "boolean" } },
+});
+const [deployment, file] = positionals;
+const { table } = values;
+const format = values.format ?? formatOfPath(file ?? "") ?? undefined;
+if (!deployment || !file || (values.replace && values.append)) {
   console.error(
     "usage: npm run import -- <deployment> <file> [--table <name>] [--format zip|jsonl|json|csv] [--replace | --append] [--url http://127.0.0.1:8787]",
   );
   process.exit(2);
 }
-const mode = flags.has("--replace") ? "replace" : flags.has("--append") ? "append" : "requireEmpty";
+const mode = values.replace ? "replace" : values.append ? "append" : "requireEmpty";
 const query = new URLSearchParams({ mode, ...(format ? { format } : {}), ...(table ? { table } : {}) });
-const target = adminTarget(deployment, url);
+const target = adminTarget({ url: values.url, deployment });
 const response = await fetch(`${target.deploymentUrl}/api/admin/import?${query}`, {
   method: "POST",
-  headers: { ...target.headers, "Content-Type": "application/octet-stream", "Content-Length": String(statSync(file).size) },
+  headers: { ...authorization(target), "Content-Type": "application/octet-stream", "Content-Length": String(statSync(file).size) },
   body: Readable.toWeb(createReadStream(file)) as ReadableStream<Uint8Array>,
   duplex: "half",
 } as RequestInit);

@@ -74,6 +74,11 @@ function devVarsAdminKey(): string | undefined {
     .find(Boolean);
 }
 
+/** The headers that authorize an admin call to `target` (and name who makes it, for the audit). */
+export function authorization(target: AdminTarget): Record<string, string> {
+  return { Authorization: `Bearer ${target.key}`, "Calmsync-Actor": target.actor };
+}
+
 /** An admin API call; a refusal throws with the server's message. */
 export async function adminCall(target: AdminTarget, path: string, init: RequestInit = {}): Promise<Response> {
   const headers = {

@@ -14,6 +14,7 @@ import {
   indexKeyOf,
   jsonToConvex,
   keyToBytes,
+  nextUp,
   searchDocumentOf,
   utf8Length,
   vectorDocumentOf,
@@ -384,13 +385,4 @@ export class SnapshotImports {
 /** The longest line an import takes: a document at the size limit, with room for its export form. */
 export function maxLineBytes(knobs: KnobValues): number {
   return knobs.maxDocumentBytes * 2 + 65_536;
-}
-
-/** The next representable double above a positive `x` (creation times strictly increase). */
-function nextUp(x: number): number {
-  if (x <= 0) return Number.MIN_VALUE;
-  const view = new DataView(new ArrayBuffer(8));
-  view.setFloat64(0, x);
-  view.setBigUint64(0, view.getBigUint64(0) + 1n);
-  return view.getFloat64(0);
 }

@@ -187,8 +187,8 @@ export interface EngineCounters {
   actionExecutions: number;
 }
 
-/** The next representable double above a positive finite `x`. */
-function nextUp(x: number): number {
+/** The next representable double above a positive finite `x`: creation times strictly increase, however close together. */
+export function nextUp(x: number): number {
   if (x <= 0) return Number.MIN_VALUE;
   const view = new DataView(new ArrayBuffer(8));
   view.setFloat64(0, x);

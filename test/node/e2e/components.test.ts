@@ -9,19 +9,10 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { devServerForFile } from "./dev-server.ts";
 import { createDeployment } from "../../../scripts/lib/admin.ts";
+import { untilValue } from "../../../scripts/lib/until.ts";
 
 const server = devServerForFile();
 const options = { skipConvexDeploymentUrlCheck: true };
-
-async function until<T>(read: () => T, ready: (value: T) => boolean, what: string, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (ready(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("components against wrangler dev", () => {
   it("rate limiter: of five sends by one author three are admitted, the others get retryAfter", async () => {
@@ -43,14 +34,14 @@ describe("components against wrangler dev", () => {
         latest = progress;
         if (seen.at(-1) !== progress.done) seen.push(progress.done);
       });
-      await until(
+      await untilValue(
         () => latest,
         (value) => value !== undefined,
         "the first count",
       );
       await client.mutation(anyApi.digests!.enqueue!, { chatId: "c", count: 6 });
       // Promptly: a component's scheduled job sets the deployment's alarm like the app's own (without that, a later alarm found them ~15 s on).
-      await until(
+      await untilValue(
         () => latest,
         (value) => value?.done === 6,
         "all six digests",

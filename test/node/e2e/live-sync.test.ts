@@ -3,6 +3,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { devServerForFile } from "./dev-server.ts";
 import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
+import { untilValue } from "../../../scripts/lib/until.ts";
 
 type Message = { _id: string; body: string; chatId: string };
 
@@ -11,17 +12,6 @@ const server = devServerForFile();
 type Status = { commits: number; invalidations: number; queryExecutions: number; transitionsSent: number; sessions: number; subscriptions: number };
 
 const status = (url: string) => adminStatus<Status>(url);
-
-/** Resolves with the first value `read()` returns that satisfies `ready`, polling briefly. */
-async function until<T>(read: () => T, ready: (value: T) => boolean, what: string, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = read();
-    if (ready(value)) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(value)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("ConvexClient live sync against wrangler dev", () => {
   it("pushes a new message to a subscriber and leaves other chats' subscriptions alone", async () => {
@@ -36,7 +26,7 @@ describe("ConvexClient live sync against wrangler dev", () => {
         latest = messages;
         updates++;
       });
-      await until(
+      await untilValue(
         () => latest,
         (v) => v !== undefined,
         "the first result",
@@ -45,7 +35,7 @@ describe("ConvexClient live sync against wrangler dev", () => {
 
       // A message from the other client arrives in the subscription.
       await writer.mutation(anyApi.messages!.send!, { chatId: "A", author: "bob", body: "hello A" });
-      await until(
+      await untilValue(
         () => latest,
         (v) => v?.[0]?.body === "hello A",
         "the pushed message",
@@ -60,7 +50,7 @@ describe("ConvexClient live sync against wrangler dev", () => {
       const updatesBefore = updates;
       await http.mutation(anyApi.messages!.send!, { chatId: "B", author: "carol", body: "hello B" });
       await http.mutation(anyApi.messages!.send!, { chatId: "A", author: "carol", body: "barrier" });
-      await until(
+      await untilValue(
         () => latest,
         (v) => v?.[0]?.body === "barrier",
         "the barrier message",

@@ -34,7 +34,7 @@ afterAll(async () => {
 function npmRun(script: "export" | "import", ...args: string[]): { status: number | null; output: string } {
   const result = spawnSync("npm", ["run", "--silent", script, "--", ...args, "--url", server.url], {
     encoding: "utf8",
-    env: { ...process.env, CALMSYNC_ADMIN_KEY: TEST_ADMIN_KEY },
+    env: { ...process.env, ADMIN_KEY: TEST_ADMIN_KEY },
   });
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
