@@ -47,7 +47,7 @@ describe("plain wrangler from a fresh checkout", () => {
       );
       expect(result.status, `${result.stdout}\n${result.stderr}`).toBe(0);
       expect(result.stdout).toMatch(/codegen: \d+ module\(s\) in convex/);
-      expect(readFileSync(join(project, "convex/_generated/modules.js"), "utf8")).toMatch(/"attachments": \(\) => import\("\.\.\/attachments\.ts"\)/);
+      expect(readFileSync(join(project, "convex/_generated/modules.js"), "utf8")).toMatch(/"attachments": \(\) => import\("\.\/guarded\/attachments\.js"\)/);
       expect(existsSync(join(project, "public/build/chat.js"))).toBe(true);
       expect(readFileSync(join(project, "out/worker.js"), "utf8")).toMatch(/generateUploadUrl/);
     } finally {
