@@ -226,13 +226,14 @@ ${tree.map((node) => `  ${JSON.stringify(node.name)}: ${componentApiType(node)};
   writeIfChanged(
     join(out, "modules.js"),
     `${HEADER}// calmsync's registry of this app: the schema, the auth providers and every function module, by module path.
+// auth.config.ts is loaded when calmsync asks, so it reads placeholders for the variables each deployment fills in.
 // Each module is loaded on its own (a bundled dynamic import runs the module's top level when
 // called), so one that throws while loading is reported and the others still serve. Each is the
 // guarded copy of the app's file (./guarded/, see scripts/lib/guarded-copies.ts).
-${schema ? `import schema from "${guarded(schema)}";\n` : ""}${authConfig ? `import authConfig from "${guarded(authConfig)}";\n` : ""}${registry.imports}
+${schema ? `import schema from "${guarded(schema)}";\n` : ""}${registry.imports}
 export const app = {
   schema: ${schema ? "schema" : "null"},
-  authConfig: ${authConfig ? "authConfig" : "null"},
+  authConfig: ${authConfig ? `() => import("${guarded(authConfig)}")` : "null"},
   modules: {
 ${names.map(({ modulePath, file }) => `    ${JSON.stringify(modulePath)}: () => import("${guarded(file)}"),`).join("\n")}
   },
@@ -247,8 +248,8 @@ ${registry.entries}
     `${HEADER}/** The app's schema (a convex/server \`defineSchema\`, or null) and its function modules by module path. */
 export declare const app: {
   schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null;
-  /** convex/auth.config.ts's default export, or null. */
-  authConfig: unknown;
+  /** convex/auth.config.ts's loader (evaluated with placeholder variables, see calmsync's config-variables.ts), or null. */
+  authConfig: (() => Promise<{ default?: unknown }>) | null;
   /** Loaders of the function modules, by module path (see calmsync's loadApp). */
   modules: Record<string, () => Promise<Record<string, unknown>>>;
   /** The component instances of convex.config.ts by path, each with its component's schema and modules. */

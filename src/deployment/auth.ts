@@ -1,8 +1,15 @@
 /**
- * A deployment's side of sign-in: the app's providers (read once per
- * isolate from convex/auth.config.ts), token verification with provider
+ * A deployment's side of sign-in: the app's providers (convex/auth.config.ts,
+ * loaded once per isolate, with this deployment's variables put in:
+ * src/engine/auth/config-variables.ts), token verification with provider
  * documents cached in this deployment's SQLite, and, in local development
  * only, the dev issuer. The rules themselves live in src/engine/auth.
+ *
+ * A provider may be the deployment itself (Convex Auth: its HTTP actions
+ * publish the discovery document and keys at CONVEX_SITE_URL). Those
+ * documents are asked of the deployment's own HTTP actions directly, not
+ * over the network: a Worker fetching its own public URL is not always
+ * allowed, and it would be a round trip to reach this same object.
  */
 import {
   AuthConfigError,
@@ -10,6 +17,7 @@ import {
   DevIssuer,
   readAuthConfig,
   RemoteDocuments,
+  resolveConfigVariables,
   TokenVerifier,
   type AuthProvider,
   type DocumentCacheStorage,
@@ -46,36 +54,62 @@ function storedDocuments(sql: SqlStorage): DocumentCacheStorage {
   };
 }
 
+export interface DeploymentAuthOptions {
+  devIssuer: boolean;
+  /** A variable's value as this deployment's functions read it (its own, the system's, the Worker's), for auth.config.ts. */
+  variable: (name: string) => string | undefined;
+  /** Answers a URL the deployment serves itself (its HTTP actions), or null for any other URL. */
+  serveOwn?: (url: string) => Promise<Response> | null;
+}
+
 export class DeploymentAuth {
   readonly documents: RemoteDocuments;
   /** Present only where local development sign-in is allowed (see `devIssuerAllowed`). */
   readonly devIssuer: DevIssuer | null;
   readonly verifier: TokenVerifier;
-  private readonly app: AppProviders;
+  private readonly authConfig: unknown;
+  private readonly variable: (name: string) => string | undefined;
+  /** The providers as last resolved, by the resolved config's JSON (variables change, so it is checked on use). */
+  private resolved: { key: string; app: AppProviders } | null = null;
 
-  constructor(sql: SqlStorage, app: AppProviders, knobs: () => KnobValues, { devIssuer }: { devIssuer: boolean }) {
-    this.app = app;
+  constructor(sql: SqlStorage, authConfig: unknown, knobs: () => KnobValues, { devIssuer, variable, serveOwn }: DeploymentAuthOptions) {
+    this.authConfig = authConfig;
+    this.variable = variable;
     const stored = storedDocuments(sql);
-    this.documents = new RemoteDocuments({ storage: stored, knobs });
+    const fetchDocument: typeof fetch = (input, init) => serveOwn?.(String(input)) ?? fetch(input, init);
+    this.documents = new RemoteDocuments({ storage: stored, knobs, fetch: fetchDocument });
     this.devIssuer = devIssuer
       ? new DevIssuer({ load: () => stored.load(DEV_ISSUER_KEY)?.body ?? null, save: (body) => stored.save(DEV_ISSUER_KEY, body, Date.now()) })
       : null;
     this.verifier = new TokenVerifier({
       providers: () => {
         const dev = this.devIssuer?.provider();
-        return dev ? [...this.app.providers, dev] : this.app.providers;
+        const { providers } = this.app();
+        return dev ? [...providers, dev] : providers;
       },
       documents: this.documents,
       maxCachedTokens: () => knobs().authVerifiedTokens,
     });
+    this.app();
+  }
+
+  /** The app's providers with the variables as they are now (resolved again only when one it reads changed). */
+  private app(): AppProviders {
+    const config = resolveConfigVariables(this.authConfig, this.variable);
+    const key = JSON.stringify(config) ?? "null";
+    if (this.resolved?.key === key) return this.resolved.app;
+    const app = appProviders(config);
     if (app.error) console.error(`convex/auth.config.ts is not usable, so every token is refused: ${app.error}`);
+    this.resolved = { key, app };
+    return app;
   }
 
   /** Verifies a user token (throws `AuthenticationError`). */
   verify(token: string): Promise<VerifiedToken> {
-    if (this.app.error) {
+    const { error } = this.app();
+    if (error) {
       this.verifier.counters.refused++;
-      return Promise.reject(new AuthenticationError("NoAuthProvider", `convex/auth.config.ts is not usable: ${this.app.error}`));
+      return Promise.reject(new AuthenticationError("NoAuthProvider", `convex/auth.config.ts is not usable: ${error}`));
     }
     return this.verifier.verify(token);
   }

@@ -51,7 +51,6 @@ import type { MetricsSample } from "../operations/metrics-ring.ts";
 import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
 import { clientAddress } from "../sync/client-limits.ts";
 import { directoryStub } from "./directory.ts";
-import { appProviders } from "./auth.ts";
 import type { UploadedFile, UploadStart } from "./uploads.ts";
 import type { EnvironmentChange } from "./environment.ts";
 import { parseLogStreamRequest } from "../operations/log-stream.ts";
@@ -162,7 +161,7 @@ export function defineDeployment(app: GeneratedApp) {
         components,
         httpRouter: findHttpRouter(loaded.modules),
         crons: findCrons(loaded.modules),
-        authProviders: appProviders(loaded.authConfig),
+        authConfig: loaded.authConfig,
         moduleErrors: loaded.moduleErrors,
       };
     }));
@@ -361,6 +360,7 @@ export function defineDeployment(app: GeneratedApp) {
     }
 
     async noteBaseUrl(url: string): Promise<void> {
+      this.runtime.urls.note(url);
       this.runtime.uploads?.noteBaseUrl(url);
     }
 

@@ -52,7 +52,8 @@ import { MetricsRing } from "../operations/metrics-ring.ts";
 import { TIERS, tierReport, type TierReport, type TierStamp } from "../knobs/tiers.ts";
 import { isLocalConfiguration, type Env } from "../env.ts";
 import { shardConfig, shardName, ShardSessions, type ShardApi } from "./shard-sessions.ts";
-import { DeploymentAuth, type AppProviders } from "./auth.ts";
+import { DeploymentAuth } from "./auth.ts";
+import { DeploymentUrls, functionVariables } from "./deployment-urls.ts";
 import { R2BlobStore } from "./r2-blob-store.ts";
 import { Uploads } from "./uploads.ts";
 import { DeploymentEnvironment, EnvironmentError, type EnvironmentChange } from "./environment.ts";
@@ -69,7 +70,8 @@ export interface ResolvedApp {
   functions: FunctionRegistry;
   httpRouter: HttpRouter | null;
   crons: Record<string, CronDefinition>;
-  authProviders: AppProviders;
+  /** convex/auth.config.ts's default export, its variables still placeholders (src/engine/auth/config-variables.ts). */
+  authConfig: unknown;
   /** Modules that failed to load, by module path, with the error. */
   moduleErrors: Record<string, string>;
   /** The app's component instances (convex.config.ts), `functions` being the app's own. */
@@ -113,6 +115,8 @@ export class DeploymentRuntime {
   readonly uploads: Uploads | null;
   /** `process.env` of this deployment's functions, set by its operator (src/deployment/environment.ts). */
   readonly environment: DeploymentEnvironment;
+  /** Where the deployment is reached: CONVEX_SITE_URL and CONVEX_CLOUD_URL for its functions (src/deployment/deployment-urls.ts). */
+  readonly urls: DeploymentUrls;
   /** The operator's log: every run's console lines, outcome and duration, bounded (src/operations/log-ring.ts). */
   readonly logs: LogRing;
   /** Tails of the log open now, oldest first (at most `maxLogStreams`). */
@@ -124,7 +128,7 @@ export class DeploymentRuntime {
 
   constructor(
     ctx: DurableObjectState,
-    { schema, functions, httpRouter, crons, authProviders, moduleErrors, components }: ResolvedApp,
+    { schema, functions, httpRouter, crons, authConfig, moduleErrors, components }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -138,7 +142,6 @@ export class DeploymentRuntime {
     if (this.tier.mismatch.length > 0) console.warn(`deployment ${name}: tier mismatch (running as ${this.tier.name}): ${this.tier.mismatch.join("; ")}`);
     this.knobs = new Knobs(ctx.storage, TIERS[this.tier.name].knobs);
     this.moduleErrors = moduleErrors;
-    this.auth = new DeploymentAuth(ctx.storage.sql, authProviders, () => this.knobs.values, { devIssuer: isLocalConfiguration(vars) });
     this.search = new SearchIndexes({
       schema,
       storage: new SqliteSearchStorage(ctx.storage),
@@ -182,9 +185,17 @@ export class DeploymentRuntime {
       this.uploads = uploads;
     } else this.uploads = null;
     this.environment = new DeploymentEnvironment(ctx.storage, () => this.knobs.values);
+    this.urls = new DeploymentUrls(ctx.storage.sql);
+    const variables = functionVariables(() => this.environment.variables, this.urls);
+    const workerVars = vars as unknown as Record<string, unknown>;
+    this.auth = new DeploymentAuth(ctx.storage.sql, authConfig, () => this.knobs.values, {
+      devIssuer: isLocalConfiguration(vars),
+      variable: (name) => variables().get(name) ?? (typeof workerVars[name] === "string" ? workerVars[name] : undefined),
+      serveOwn: (url) => this.serveOwn(url),
+    });
     this.logs = new LogRing(() => ({ entries: this.knobs.values.logRingEntries, bytes: this.knobs.values.logRingBytes }));
     this.engine = new Engine({
-      environment: () => this.environment.variables,
+      environment: variables,
       onRun: (run) => this.logs.add(run),
       schema,
       functions,
@@ -390,6 +401,20 @@ export class DeploymentRuntime {
       const result = await this.engine.executeMutation(fn, args, record, undefined, identity);
       return successResponse(result.json, result.logLines);
     }, owner);
+  }
+
+  /**
+   * A GET of a URL under this deployment's CONVEX_SITE_URL, answered by its own HTTP actions (the path as the
+   * Worker would hand it to them); null for any other URL. Sign-in reads Convex Auth's keys this way.
+   */
+  serveOwn(url: string): Promise<Response> | null {
+    const site = this.urls.siteUrl;
+    if (site === null || !url.startsWith(`${site}/`)) return null;
+    const own = new URL(url);
+    own.pathname = own.pathname.slice(new URL(site).pathname.length);
+    return this.engine
+      .runHttpAction(new Request(own, { headers: { accept: "application/json" } }))
+      .then((response) => response ?? new Response(`No HttpAction routed for ${own.pathname}`, { status: 404 }));
   }
 
   knobReport(): { knobs: KnobReport[]; history: KnobChange[] } {

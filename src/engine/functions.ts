@@ -9,6 +9,7 @@
 import type { ValidatorJson } from "./validators.ts";
 import { DEFAULT_ENGINE_LIMITS } from "./limits.ts";
 import { GuardedRun, syncGuard, type SyncLimits } from "./sync-guard.ts";
+import { loadAuthConfig } from "./auth/config-variables.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 export type Visibility = "public" | "internal";
@@ -100,6 +101,7 @@ export function findHttpRouter(modules: Record<string, Record<string, unknown>>)
 /** The app as codegen writes it (`convex/_generated/modules.js`): each function module behind a loader of its own. */
 export interface GeneratedApp {
   schema: AppDefinition["schema"];
+  /** convex/auth.config.ts: its loader (evaluated as config-variables.ts explains), or its default export as is. */
   authConfig?: unknown;
   modules: Record<string, () => Promise<Record<string, unknown>>>;
   /** The component instances `convex/convex.config.ts` installs, by path (`"workpool"`, `"workpool/batchWorker"`). */
@@ -164,7 +166,13 @@ export async function loadApp(
       return { path, schema: definition.schema, modules: await definitions.get(definition)! };
     }),
   );
-  return { schema: app.schema, authConfig: app.authConfig ?? null, modules, moduleErrors, components };
+  let authConfig: unknown = app.authConfig ?? null;
+  if (typeof authConfig === "function") {
+    const load = authConfig as () => Promise<{ default?: unknown }>;
+    const guarded = new GuardedRun("The top level of convex/auth.config.ts", limits);
+    authConfig = await guarded.bound(syncGuard.run(guarded, () => loadAuthConfig(load)));
+  }
+  return { schema: app.schema, authConfig, modules, moduleErrors, components };
 }
 
 /** What a deployment serves: its schema (a `convex/server` `defineSchema`, if any) and its function modules by module path. */

@@ -9,7 +9,7 @@
  * A verified token is remembered until it expires, so a client that sends
  * the same token on every HTTP request is checked once.
  */
-import { createLocalJWKSet, decodeJwt, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
+import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JSONWebKeySet, type JWTPayload } from "jose";
 import type { AuthProvider } from "./auth-config.ts";
 import { normalizeIssuer } from "./auth-config.ts";
 import { identityFromClaims, type UserIdentity } from "./identity.ts";
@@ -111,8 +111,10 @@ export class TokenVerifier {
       try {
         ({ payload } = await verifyWith());
       } catch (error) {
-        // A key id we have not seen: the provider may have rotated its keys since we fetched them.
-        if (!(error instanceof joseErrors.JWKSNoMatchingKey) || !(await this.options.documents.refresh(jwksUrl))) throw error;
+        // A key id we have not seen, or a signature none of our keys verifies on a token naming no key id (Convex
+        // Auth's tokens name none): the provider may have rotated its keys since we fetched them.
+        const rotated = error instanceof joseErrors.JWKSNoMatchingKey || (error instanceof joseErrors.JWSSignatureVerificationFailed && !hasKeyId(token));
+        if (!rotated || !(await this.options.documents.refresh(jwksUrl))) throw error;
         ({ payload } = await verifyWith());
       }
     } catch (error) {
@@ -164,6 +166,14 @@ export class TokenVerifier {
     let keys = this.keySets.get(document);
     if (!keys) this.keySets.set(document, (keys = createLocalJWKSet(document as JSONWebKeySet)));
     return keys;
+  }
+}
+
+function hasKeyId(token: string): boolean {
+  try {
+    return decodeProtectedHeader(token).kid !== undefined;
+  } catch {
+    return false;
   }
 }
 
