@@ -1,0 +1,90 @@
+/**
+ * Convex Auth 0.0.95 in headless Chromium against `wrangler dev`: the page in
+ * test/fixtures/convex-auth-0.0.95/web/ (`convex/react` with
+ * `@convex-dev/auth/react`'s ConvexAuthProvider and useAuthActions), served
+ * from its own origin as an app's dev server would, signs up, sees its user through a query that calls
+ * getAuthUserId, sends as that user, stays signed in across a reload (the
+ * library's tokens in localStorage, refreshed by the client), signs out,
+ * has a wrong password refused and signs back in.
+ * Skipped, saying why, without Chromium (`.ci/run` installs it).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+import { adminCall } from "../../scripts/lib/admin.ts";
+import { generateConvexAuthKeys } from "../../scripts/lib/auth-keys.ts";
+import { bundleAuthPage, servePage, type PageServer } from "./auth-page.ts";
+
+const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
+if (!CHROMIUM) console.warn("Skipping the Convex Auth browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+
+const FIXTURE = resolve(import.meta.dirname, "../fixtures/convex-auth-0.0.95");
+
+describe.skipIf(!CHROMIUM)("Convex Auth 0.0.95 in headless Chromium (convex/react + @convex-dev/auth/react, wrangler dev)", () => {
+  let server: DevServer;
+  let browser: Browser;
+  let site: PageServer;
+  beforeAll(async () => {
+    [server, browser, site] = await Promise.all([
+      startDevServer({ app: resolve(FIXTURE, "convex") }),
+      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
+      servePage(bundleAuthPage(resolve(FIXTURE, "web/page.tsx"), "@convex-dev/auth/react")),
+    ]);
+    const target = { deploymentUrl: server.url, key: TEST_ADMIN_KEY, actor: "convex-auth-browser" };
+    for (const [name, value] of Object.entries(await generateConvexAuthKeys())) {
+      await adminCall(target, `env/${name}`, { method: "PUT", body: JSON.stringify({ value }) });
+    }
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await site?.close();
+    await server?.stop();
+  });
+
+  const open = async (): Promise<Page> => {
+    const page = await browser.newPage();
+    page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+    await page.goto(`${site.url}/?deployment=${encodeURIComponent(server.url)}`);
+    return page;
+  };
+  const text = (page: Page, selector: string) => page.locator(selector).textContent({ timeout: 15_000 });
+  const waitText = (page: Page, selector: string, expected: string) =>
+    page.waitForFunction(([s, e]) => document.querySelector(s!)?.textContent === e, [selector, expected], { timeout: 15_000 });
+
+  const fill = async (page: Page, email: string, password: string) => {
+    await page.waitForSelector("#sign-in", { timeout: 15_000 });
+    await page.fill("#email", email);
+    await page.fill("#password", password);
+  };
+
+  it("signs up, sees its user through getAuthUserId, sends as that user, stays signed in across a reload, signs out, and signs back in", async () => {
+    const page = await open();
+    await fill(page, "ann@example.com", "correct horse 1");
+    await page.click("#sign-up");
+    await waitText(page, "#viewer", "ann@example.com");
+
+    await page.fill("#body", "hello from the browser");
+    await page.press("#body", "Enter");
+    await waitText(page, "#messages li span", "hello from the browser");
+    expect(await text(page, "#messages li b")).toBe("ann@example.com");
+
+    await page.reload();
+    await waitText(page, "#viewer", "ann@example.com");
+
+    await page.click("#sign-out");
+    await page.waitForSelector("#sign-in", { timeout: 15_000 });
+    expect(await page.evaluate(() => Object.keys(localStorage).filter((key) => key.includes("JWT")))).toEqual([]);
+
+    await fill(page, "ann@example.com", "not anns password");
+    await page.click("#sign-in-button");
+    await page.waitForSelector("#error", { timeout: 15_000 });
+    expect(await page.locator("#viewer").count()).toBe(0);
+
+    await fill(page, "ann@example.com", "correct horse 1");
+    await page.click("#sign-in-button");
+    await waitText(page, "#viewer", "ann@example.com");
+    await page.close();
+  });
+});
