@@ -289,8 +289,18 @@ httpActions.all("*", async (c) => {
   return stub(c).fetch(forwarded);
 });
 
+/**
+ * The deployment's public keys, at CONVEX_CLOUD_URL's `/.well-known/jwks.json` as on Convex: anyone may
+ * verify what its mutations signed with `ctx.auth.signJwt` (Convex Auth 2.0.0's access tokens).
+ */
+const wellKnown = new Hono<AppEnv>();
+wellKnown.use("*", resolveDeployment);
+wellKnown.get("/jwks.json", async (c) => c.json(await stub(c).jwks()));
+
 const app = new Hono<AppEnv>();
 app.use("*", requestId());
+app.route("/.well-known", wellKnown);
+app.route("/d/:deployment/.well-known", wellKnown);
 // Before the API's CORS handling: HTTP actions answer preflights and set headers themselves.
 app.route("/http", httpActions);
 app.route("/d/:deployment/http", httpActions);

@@ -9,11 +9,14 @@
  * publish the discovery document and keys at CONVEX_SITE_URL). Those
  * documents are asked of the deployment's own HTTP actions directly, not
  * over the network: a Worker fetching its own public URL is not always
- * allowed, and it would be a round trip to reach this same object.
+ * allowed, and it would be a round trip to reach this same object. So are
+ * the deployment's own keys (Convex Auth 2.0.0 signs with `ctx.auth.signJwt`
+ * and names `${CONVEX_CLOUD_URL}/.well-known/jwks.json`).
  */
 import {
   AuthConfigError,
   AuthenticationError,
+  DeploymentKey,
   DevIssuer,
   readAuthConfig,
   RemoteDocuments,
@@ -28,6 +31,8 @@ import type { KnobValues } from "../knobs/knob-table.ts";
 
 /** The dev issuer's key pair is kept beside the cached documents, under a name no URL has. */
 const DEV_ISSUER_KEY = "calmsync:dev-issuer-key";
+/** So is the deployment's own signing key (`ctx.auth.signJwt`). */
+const DEPLOYMENT_KEY = "calmsync:deployment-key";
 
 /** The app's providers, or why its auth.config.ts is unusable (told to whoever presents a token). */
 export type AppProviders = { providers: AuthProvider[]; error: string | null };
@@ -67,6 +72,8 @@ export class DeploymentAuth {
   /** Present only where local development sign-in is allowed (see `devIssuerAllowed`). */
   readonly devIssuer: DevIssuer | null;
   readonly verifier: TokenVerifier;
+  /** The deployment's own key: `ctx.auth.signJwt` signs with it, `/.well-known/jwks.json` publishes it. */
+  readonly deploymentKey: DeploymentKey;
   private readonly authConfig: unknown;
   private readonly variable: (name: string) => string | undefined;
   /** The providers as last resolved, by the resolved config's JSON (variables change, so it is checked on use). */
@@ -78,6 +85,10 @@ export class DeploymentAuth {
     const stored = storedDocuments(sql);
     const fetchDocument: typeof fetch = (input, init) => serveOwn?.(String(input)) ?? fetch(input, init);
     this.documents = new RemoteDocuments({ storage: stored, knobs, fetch: fetchDocument });
+    this.deploymentKey = new DeploymentKey({
+      load: () => stored.load(DEPLOYMENT_KEY)?.body ?? null,
+      save: (body) => stored.save(DEPLOYMENT_KEY, body, Date.now()),
+    });
     this.devIssuer = devIssuer
       ? new DevIssuer({ load: () => stored.load(DEV_ISSUER_KEY)?.body ?? null, save: (body) => stored.save(DEV_ISSUER_KEY, body, Date.now()) })
       : null;

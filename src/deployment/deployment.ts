@@ -89,6 +89,8 @@ export interface DeploymentApi {
   ): Promise<FunctionResponse>;
   /** A token from the local development issuer (the Worker allows it only locally, see `devIssuerAllowed`). */
   mintDevToken(name: string): Promise<{ token: string; expiresAt: number }>;
+  /** The deployment's public keys, for `/.well-known/jwks.json`. */
+  jwks(): Promise<unknown>;
   /** Local configuration only (tests): moves the object's clock forward instead of sleeping. */
   advanceClock(ms: number): Promise<void>;
   /** How many sync shards hold this deployment's sockets (knob syncShards; 1: this object itself). */
@@ -328,6 +330,11 @@ export function defineDeployment(app: GeneratedApp) {
         if (error instanceof AuthenticationError) return { ok: false, code: error.code, message: error.message };
         throw error;
       }
+    }
+
+    /** The deployment's public keys (`/.well-known/jwks.json`): what `ctx.auth.signJwt` signed is verified with them. */
+    async jwks(): Promise<unknown> {
+      return this.runtime.auth.deploymentKey.jwks();
     }
 
     async mintDevToken(name: string): Promise<{ token: string; expiresAt: number }> {

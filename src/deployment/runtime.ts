@@ -63,6 +63,8 @@ export type FunctionKind = "query" | "mutation" | "action";
 
 /** Longest `Idempotency-Key` accepted (Stripe's limit; a UUID is 36). */
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+/** Where a deployment publishes its own public keys, under CONVEX_CLOUD_URL (Convex's path). */
+export const JWKS_PATH = "/.well-known/jwks.json";
 
 /** What every deployment object of an isolate serves: the app's code, loaded once (see `defineDeployment`). */
 export interface ResolvedApp {
@@ -206,6 +208,7 @@ export class DeploymentRuntime {
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
+      deploymentKey: this.auth.deploymentKey,
       ...(components ? { components } : {}),
     });
     this.syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
@@ -405,9 +408,11 @@ export class DeploymentRuntime {
 
   /**
    * A GET of a URL under this deployment's CONVEX_SITE_URL, answered by its own HTTP actions (the path as the
-   * Worker would hand it to them); null for any other URL. Sign-in reads Convex Auth's keys this way.
+   * Worker would hand it to them), or of its own keys at CONVEX_CLOUD_URL's `/.well-known/jwks.json`; null for
+   * any other URL. Sign-in reads Convex Auth's keys this way.
    */
   serveOwn(url: string): Promise<Response> | null {
+    if (this.urls.cloudUrl !== null && url === `${this.urls.cloudUrl}${JWKS_PATH}`) return Promise.resolve(Response.json(this.auth.deploymentKey.jwks()));
     const site = this.urls.siteUrl;
     if (site === null || !url.startsWith(`${site}/`)) return null;
     const own = new URL(url);

@@ -44,6 +44,7 @@ import { runInExecution } from "./syscalls/convex-global.ts";
 import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 import { GuardedRun, syncGuard } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
+import type { DeploymentKey, SignJwtRequest } from "./auth/deployment-key.ts";
 import type { FileStorage } from "./files/file-storage.ts";
 
 /**
@@ -151,6 +152,8 @@ export interface EngineOptions {
   environment?: () => EnvironmentVariables;
   /** Told of every run when it ends, whoever called it (the operator's log; it gets the console lines even where callers do not). */
   onRun?: (run: FunctionRun) => void;
+  /** The deployment's signing key, behind `ctx.auth.signJwt` (none: mutations that call it fail saying so). */
+  deploymentKey?: DeploymentKey | null;
 }
 
 /** One function's run, as the operator's log keeps it. */
@@ -215,12 +218,14 @@ export class Engine implements NestedCalls {
   private readonly exposeFunctionDetails: boolean;
   private readonly moduleErrors: Record<string, string>;
   private readonly environment: () => EnvironmentVariables;
+  private readonly deploymentKey: DeploymentKey | null;
   private readonly onRun: ((run: FunctionRun) => void) | null;
 
   constructor(options: EngineOptions) {
     this.moduleErrors = options.moduleErrors ?? {};
     const noVariables: EnvironmentVariables = new Map();
     this.environment = options.environment ?? (() => noVariables);
+    this.deploymentKey = options.deploymentKey ?? null;
     this.onRun = options.onRun ?? null;
     this.files = options.files ?? null;
     this.exposeFunctionDetails = options.exposeFunctionDetails ?? true;
@@ -294,8 +299,18 @@ export class Engine implements NestedCalls {
   private placeOf(fn: RegisteredFunction, depth = 0): RunPlace {
     const instance = this.components.at(fn.componentPath);
     if (!instance) throw new Error(`${fn.path} belongs to component ${fn.componentPath}, which this engine does not have`);
-    return { components: this.components, instance, calls: this, depth };
+    return { components: this.components, instance, calls: this, depth, signJwt: this.signJwt };
   }
+
+  /** Signs for a run of `instancePath`: the issuer is CONVEX_CLOUD_URL, plus `/components/<path>` for a component, as on Convex. */
+  private readonly signJwt = (request: SignJwtRequest, instancePath: string): Promise<string> => {
+    const key = this.deploymentKey;
+    const cloudUrl = this.environment().get("CONVEX_CLOUD_URL");
+    if (!key) return Promise.reject(new FunctionError("BadRequest", "ctx.auth.signJwt is not available on this deployment"));
+    if (!cloudUrl)
+      return Promise.reject(new FunctionError("BadRequest", "ctx.auth.signJwt needs CONVEX_CLOUD_URL, which is set once the deployment has served a request"));
+    return key.sign(request, instancePath === "" ? cloudUrl : `${cloudUrl}/components/${instancePath}`, this.now());
+  };
 
   /**
    * `ctx.runQuery`/`ctx.runMutation` inside a query or mutation: the target
@@ -317,7 +332,13 @@ export class Engine implements NestedCalls {
       throw new FunctionError("LimitExceeded", `Too many nested function calls: more than ${limits.maxNestedCallDepth} deep (knob maxNestedCallDepth)`);
     }
     const child = snapshot ? parent.snapshotChild() : parent.child(fn.kind === "mutation");
-    const execution = new Execution(child, null, instance.functions, identity, this.files, { components: this.components, instance, calls: this, depth });
+    const execution = new Execution(child, null, instance.functions, identity, this.files, {
+      components: this.components,
+      instance,
+      calls: this,
+      depth,
+      signJwt: this.signJwt,
+    });
     if (fn.kind === "mutation") this.counters.mutationExecutions++;
     else this.counters.queryExecutions++;
     const result = await this.invoke(fn, args, execution, limits);

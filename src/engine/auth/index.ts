@@ -5,3 +5,4 @@ export * from "./identity.ts";
 export * from "./remote-documents.ts";
 export * from "./token-verifier.ts";
 export * from "./dev-issuer.ts";
+export * from "./deployment-key.ts";

@@ -28,6 +28,7 @@ import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
 import type { UserIdentity } from "../auth/identity.ts";
+import type { SignJwtRequest } from "../auth/deployment-key.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import { isStorageSyscall, storageSyscall, type StorageContext } from "./storage-syscalls.ts";
 import { Components, type ComponentInstance, type FunctionAddress, type FunctionTarget } from "../components.ts";
@@ -46,6 +47,8 @@ export interface RunPlace {
   readonly calls: NestedCalls | null;
   /** How many calls deep this run is (0: called by a client, an action or the scheduler). */
   readonly depth: number;
+  /** `ctx.auth.signJwt` with the deployment's key, issued for this run's instance (none: the syscall fails saying so). */
+  readonly signJwt?: (request: SignJwtRequest, instancePath: string) => Promise<string>;
 }
 
 /** Convex refuses larger pages (`PageSizeTooLarge`). */
@@ -223,6 +226,8 @@ export class Execution {
       case "1.0/getUserIdentity":
         this.readIdentity = true;
         return JSON.stringify(this.identity);
+      case "1.0/signJwt":
+        return this.signJwt(args);
       case "1.0/getFunctionMetadata":
         return JSON.stringify({ name: null, componentPath: this.place.instance.path });
       default:
@@ -235,6 +240,22 @@ export class Execution {
    * in a child of this run's transaction (its writes commit with this run's,
    * or are undone alone if it throws and the caller catches).
    */
+  /** `ctx.auth.signJwt`: mutations only, as in Convex (a query's result must not depend on a fresh signature). */
+  private signJwt(args: Args): Promise<string> {
+    const sign = this.place.signJwt;
+    const refused = !this.tx.writable
+      ? new FunctionError("BadRequest", "ctx.auth.signJwt can only be called from a mutation")
+      : !sign
+        ? new FunctionError("BadRequest", "ctx.auth.signJwt is not available on this deployment")
+        : null;
+    if (refused) return Promise.reject(this.remember(refused));
+    const { claims, expiresInSeconds } = args as { claims?: Record<string, unknown>; expiresInSeconds: number };
+    return sign!({ claims, expiresInSeconds }, this.place.instance.path).then(
+      (token) => JSON.stringify(token),
+      (error: unknown) => Promise.reject(this.remember(error)),
+    );
+  }
+
   private async runUdf(args: Args): Promise<string> {
     const udfType = args.udfType;
     if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery")
