@@ -5,7 +5,9 @@
  * from its own origin as an app's dev server would, signs up, sees its user through a query that calls
  * getAuthUserId, sends as that user, stays signed in across a reload (the
  * library's tokens in localStorage, refreshed by the client), signs out,
- * has a wrong password refused and signs back in.
+ * has a wrong password refused and signs back in. The same with Convex Auth
+ * 2.0.0's page (test/fixtures/convex-auth-2.0.0/web/: its React client and
+ * the username + password method's hooks), whose tokens the deployment signs.
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -85,6 +87,62 @@ describe.skipIf(!CHROMIUM)("Convex Auth 0.0.95 in headless Chromium (convex/reac
     await fill(page, "ann@example.com", "correct horse 1");
     await page.click("#sign-in-button");
     await waitText(page, "#viewer", "ann@example.com");
+    await page.close();
+  });
+});
+
+describe.skipIf(!CHROMIUM)("Convex Auth 2.0.0 in headless Chromium (its React client and username + password hooks, wrangler dev)", () => {
+  const FIXTURE_2 = resolve(import.meta.dirname, "../fixtures/convex-auth-2.0.0");
+  let server: DevServer;
+  let browser: Browser;
+  let site: PageServer;
+  beforeAll(async () => {
+    [server, browser, site] = await Promise.all([
+      startDevServer({ app: resolve(FIXTURE_2, "convex") }),
+      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
+      servePage(bundleAuthPage(resolve(FIXTURE_2, "web/page.tsx"), "convex-auth-2/react")),
+    ]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await site?.close();
+    await server?.stop();
+  });
+
+  const waitViewer = (page: Page) => page.waitForFunction(() => /^\w+$/.test(document.querySelector("#viewer")?.textContent ?? ""), null, { timeout: 15_000 });
+  const fill = async (page: Page, username: string, password: string) => {
+    await page.waitForSelector("#sign-in", { timeout: 15_000 });
+    await page.fill("#username", username);
+    await page.fill("#password", password);
+  };
+
+  it("signs up, sees its user through getAuthUserId, sends, stays signed in across a reload, signs out, has a wrong password refused, and signs back in", async () => {
+    const page = await browser.newPage();
+    page.on("pageerror", (error) => console.error(`page error: ${error.message}`));
+    await page.goto(`${site.url}/?deployment=${encodeURIComponent(server.url)}`);
+    await fill(page, "ann", "correct horse battery");
+    await page.click("#sign-up");
+    await waitViewer(page);
+    const userId = await page.locator("#viewer").textContent();
+
+    await page.fill("#body", "hello from 2.0.0");
+    await page.press("#body", "Enter");
+    await page.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "hello from 2.0.0", null, { timeout: 15_000 });
+    expect(await page.locator("#messages li b").first().textContent()).toBe(userId);
+
+    await page.reload();
+    await waitViewer(page);
+    expect(await page.locator("#viewer").textContent()).toBe(userId);
+
+    await page.click("#sign-out");
+    await fill(page, "ann", "not anns password");
+    await page.click("#sign-in-button");
+    await page.waitForFunction(() => document.querySelector("#error")?.textContent === "INVALID_CREDENTIALS", null, { timeout: 15_000 });
+
+    await fill(page, "ann", "correct horse battery");
+    await page.click("#sign-in-button");
+    await waitViewer(page);
+    expect(await page.locator("#viewer").textContent()).toBe(userId);
     await page.close();
   });
 });
