@@ -123,7 +123,9 @@ function componentRegistry(out: string, components: readonly ComponentNode[]): {
     );
     imports += `const ${id} = {\n  schema: ${schema ? `${id}Schema` : "null"},\n  modules: {\n${modules.join("\n")}\n  },\n};\n`;
   }
-  const entries = components.map(({ path, directory }) => `    ${JSON.stringify(path)}: { definition: ${definitions.get(directory)} },`).join("\n");
+  const entries = components
+    .map(({ path, directory, package: pkg }) => `    ${JSON.stringify(path)}: { definition: ${definitions.get(directory)}, package: ${JSON.stringify(pkg)} },`)
+    .join("\n");
   return { imports, entries };
 }
 
@@ -262,8 +264,8 @@ export declare const app: {
   authConfig: unknown;
   /** Loaders of the function modules, by module path (see calmsync's loadApp). */
   modules: Record<string, () => Promise<Record<string, unknown>>>;
-  /** The component instances of convex.config.ts by path, each with its component's schema and modules. */
-  components: Record<string, { definition: { schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null; modules: Record<string, () => Promise<Record<string, unknown>>> } }>;
+  /** The component instances of convex.config.ts by path, each with its component's schema and modules, and the npm package (\`name@version\`) it comes from. */
+  components: Record<string, { definition: { schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null; modules: Record<string, () => Promise<Record<string, unknown>>> }; package: string | null }>;
 };
 `,
   );

@@ -12,8 +12,9 @@
  * and `schema.js` are beside it, as in Convex.
  */
 import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { registerHooks } from "node:module";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 export interface ComponentNode {
@@ -25,6 +26,8 @@ export interface ComponentNode {
   directory: string;
   /** How the app imported it (`@convex-dev/workpool/convex.config.js`), when a package specifier did. */
   specifier: string | null;
+  /** The npm package the component comes from, `name@version` (its nearest package.json with a name), or null outside any package. */
+  package: string | null;
   children: ComponentNode[];
 }
 
@@ -108,9 +111,26 @@ export async function readComponentTree(configFile: string): Promise<ComponentNo
       const directory = child.componentDefinitionPath;
       const configUrl = [...specifiers.keys()].find((url) => dirname(fileURLToPath(url.split("?")[0]!)) === directory);
       const specifier = configUrl ? specifiers.get(configUrl)! : null;
-      return { path, name, directory, specifier, children: walk(child, path) };
+      return { path, name, directory, specifier, package: packageOf(directory), children: walk(child, path) };
     });
   return walk(app, "");
+}
+
+/**
+ * The package a component directory belongs to, for the operator (status,
+ * dashboard): the nearest package.json above it that has a name. Compiled
+ * packages may hold nested package.json files with only `type` (dist/esm),
+ * so those are passed over.
+ */
+export function packageOf(directory: string): string | null {
+  for (let dir = directory; ; dir = dirname(dir)) {
+    const file = join(dir, "package.json");
+    if (existsSync(file)) {
+      const { name, version } = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (name) return version ? `${name}@${version}` : name;
+    }
+    if (dirname(dir) === dir) return null;
+  }
 }
 
 /**

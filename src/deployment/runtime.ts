@@ -45,6 +45,7 @@ import { logStream, type LogStreamRequest, type LogTail } from "../operations/lo
 
 /** Any index of the jobs table: every job write appears in each. */
 import { backfillIndexes } from "./index-backfill.ts";
+import { componentStatuses, type ComponentStatus } from "./component-status.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { openSockets } from "./sockets.ts";
@@ -292,6 +293,11 @@ export class DeploymentRuntime {
       // Every commit is a moment worth sampling (cheap: at most once a second).
       this.metrics.maybeSample();
     });
+  }
+
+  /** The app's component instances with their tables' documents and sizes, pending jobs and crons (status, dashboard; component-status.ts). */
+  componentStatuses(schema: Schema): ComponentStatus[] {
+    return componentStatuses(this.ctx.storage.sql, this.engine.components, schema, this.knobs.values.statusTableRowsCounted);
   }
 
   /**

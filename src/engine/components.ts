@@ -27,6 +27,8 @@ export interface ComponentInstance {
   readonly path: string;
   readonly namespace: TableNamespace;
   readonly functions: FunctionRegistry;
+  /** The npm package it comes from (`@convex-dev/workpool@0.5.0`), shown to the operator; null for the app or when unknown. */
+  readonly package: string | null;
 }
 
 /** A function and the instance it belongs to (a function runs inside its own instance). */
@@ -52,11 +54,11 @@ export class Components {
   readonly root: ComponentInstance;
 
   /** `components` are the app's component instances by path (children after their parents or not: order does not matter). */
-  constructor(appFunctions: FunctionRegistry, components: readonly { path: string; functions: FunctionRegistry }[] = []) {
-    this.root = { path: "", namespace: new TableNamespace(""), functions: appFunctions };
+  constructor(appFunctions: FunctionRegistry, components: readonly { path: string; functions: FunctionRegistry; package?: string | null }[] = []) {
+    this.root = { path: "", namespace: new TableNamespace(""), functions: appFunctions, package: null };
     this.instances.set("", this.root);
     const prefixes = new Map<string, string>();
-    for (const { path, functions } of components) {
+    for (const { path, functions, package: pkg = null } of components) {
       if (path === "" || !path.split("/").every((name) => COMPONENT_NAME.test(name)))
         throw new Error(`Invalid component path ${JSON.stringify(path)}: names are identifiers`);
       if (this.instances.has(path)) throw new Error(`Component ${path} is installed twice`);
@@ -64,7 +66,7 @@ export class Components {
       // Two paths with one prefix would share tables: refuse to start rather than mix their data.
       if (prefixes.has(prefix)) throw new Error(`Components ${prefixes.get(prefix)} and ${path} hash to one table prefix; rename one`);
       prefixes.set(prefix, path);
-      this.instances.set(path, { path, namespace: new TableNamespace(prefix), functions });
+      this.instances.set(path, { path, namespace: new TableNamespace(prefix), functions, package: pkg });
     }
   }
 
@@ -72,7 +74,7 @@ export class Components {
   static load(appFunctions: FunctionRegistry, loaded: readonly LoadedComponent[]): Components {
     return new Components(
       appFunctions,
-      loaded.map(({ path, modules }) => ({ path, functions: registerModules(modules, path) })),
+      loaded.map(({ path, modules, package: pkg }) => ({ path, functions: registerModules(modules, path), package: pkg ?? null })),
     );
   }
 
