@@ -8,7 +8,7 @@
 import { isScheduledJobsIndex, type Components } from "../engine/index.ts";
 import {
   AuthenticationError,
-  CronJobs,
+  AllCronJobs,
   Engine,
   FileStorage,
   FunctionError,
@@ -70,6 +70,8 @@ export interface ResolvedApp {
   functions: FunctionRegistry;
   httpRouter: HttpRouter | null;
   crons: Record<string, CronDefinition>;
+  /** Each component instance's own jobs (its `crons.ts`) by its path; an instance without one has none. */
+  componentCrons?: Record<string, Record<string, CronDefinition>>;
   authProviders: AppProviders;
   /** Modules that failed to load, by module path, with the error. */
   moduleErrors: Record<string, string>;
@@ -95,8 +97,8 @@ export class DeploymentRuntime {
   private readonly syncStorage: SqliteSyncStorage;
   /** Modules of the app that failed to load, by module path (status shows them; calls into them say why). */
   readonly moduleErrors: Record<string, string>;
-  /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
-  readonly crons: CronJobs;
+  /** `convex/crons.ts`'s jobs and each component instance's own, run from the alarm (src/engine/cron-jobs.ts). */
+  readonly crons: AllCronJobs;
   /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
   readonly gate: SessionGate;
   /** HTTP function calls per client (`clientCallRate`): one client cannot fill the function lock's time. */
@@ -125,7 +127,7 @@ export class DeploymentRuntime {
 
   constructor(
     ctx: DurableObjectState,
-    { schema, functions, httpRouter, crons, authProviders, moduleErrors, components }: ResolvedApp,
+    { schema, functions, httpRouter, crons, componentCrons, authProviders, moduleErrors, components }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -270,7 +272,7 @@ export class DeploymentRuntime {
       retentionMs: () => this.knobs.values.scheduledJobRetentionMs,
       running,
     });
-    this.crons = new CronJobs(this.engine, crons, { running });
+    this.crons = new AllCronJobs(this.engine, { "": crons, ...componentCrons }, { running });
     // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
     void this.crons.reconcile().then(
       (first) => first !== null && this.alarms.request(first),
