@@ -41,6 +41,7 @@ import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution
 import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
+import type { LogLines } from "./syscalls/log-lines.ts";
 import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 import { GuardedRun, syncGuard } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
@@ -310,6 +311,7 @@ export class Engine implements NestedCalls {
     parent: Transaction,
     identity: UserIdentity | null,
     depth: number,
+    callerLogs: LogLines,
     snapshot = false,
   ): Promise<string> {
     const limits = this.limits();
@@ -320,9 +322,14 @@ export class Engine implements NestedCalls {
     const execution = new Execution(child, null, instance.functions, identity, this.files, { components: this.components, instance, calls: this, depth });
     if (fn.kind === "mutation") this.counters.mutationExecutions++;
     else this.counters.queryExecutions++;
-    const result = await this.invoke(fn, args, execution, limits);
-    if (fn.kind === "mutation") child.commitInto(parent);
-    return result.text;
+    try {
+      const result = await this.invoke(fn, args, execution, limits);
+      if (fn.kind === "mutation") child.commitInto(parent);
+      return result.text;
+    } finally {
+      // What the callee printed reaches the caller's caller with the caller's own lines, thrown or not, as in Convex.
+      callerLogs.adopt(execution.logs.lines);
+    }
   }
 
   /** Runs a resolved target for an action (`ctx.runQuery`, ...): each call its own transaction, as `runQuery`/`runMutation`/`runAction`. */
@@ -526,11 +533,11 @@ export class Engine implements NestedCalls {
           inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request)))),
         ),
       );
-      this.endRun(run, execution.logs.lines, null);
+      this.endRun(run, execution.logs.own, null);
       return response;
     } catch (error) {
       const failure = asFunctionError(error, execution);
-      this.endRun(run, execution.logs.lines, failure.message);
+      this.endRun(run, execution.logs.own, failure.message);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: failure.dataJson } : {}) }, { status: 500 });
     } finally {
       release();
@@ -618,10 +625,10 @@ export class Engine implements NestedCalls {
     const run = this.startRun(fn.path, fn.kind);
     try {
       const result = await inRunContext(run.context, () => this.invokeChecked(fn, args, execution, limits, run));
-      this.endRun(run, execution.logs.lines, null);
+      this.endRun(run, execution.logs.own, null);
       return result;
     } catch (error) {
-      this.endRun(run, execution.logs.lines, run.error ?? (error instanceof Error ? error.message : String(error)));
+      this.endRun(run, execution.logs.own, run.error ?? (error instanceof Error ? error.message : String(error)));
       throw error;
     }
   }
