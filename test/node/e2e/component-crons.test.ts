@@ -9,7 +9,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fileURLToPath } from "node:url";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
-import type { ComponentStatus } from "../../../src/deployment/component-status.ts";
+
+/** What status says of an instance (src/deployment/component-status.ts, whose types need the Workers runtime's). */
+interface ComponentStatus {
+  path: string;
+  package: string | null;
+  tables: { name: string; documents: number }[];
+  cronJobs: number;
+}
 
 const APP = fileURLToPath(new URL("../../fixtures/components-app/convex", import.meta.url));
 
