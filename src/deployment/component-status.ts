@@ -17,7 +17,7 @@ export interface ComponentTableStatus {
   documents: number;
   /** Stored Convex JSON, UTF-8 bytes (what reads are charged). */
   bytes: number;
-  /** Counting stopped at `statusTableRowsCounted`: there are more documents than shown. */
+  /** Counting reached `statusTableRowsCounted` and stopped: there may be more documents than shown. */
   more: boolean;
   indexes: string[];
 }

@@ -655,7 +655,7 @@ export const KNOBS = {
     min: 1_000,
     max: 10_000_000,
     unit: "count",
-    doc: "Documents of one component table `/api/admin/status` counts (and sums the sizes of); past it the table shows this many with `more: true`. Each status read walks every component table up to it: high values make a large table's status slow.",
+    doc: "Documents of one component table `/api/admin/status` counts (and sums the sizes of); a table that reaches it shows this many with `more: true` (there may be more). Each status read walks every component table up to it: high values make a large table's status slow.",
   },
   snapshotBatchBytes: {
     default: 1_048_576,

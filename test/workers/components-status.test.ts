@@ -10,7 +10,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { SchedulingBudget, scheduleJob } from "../../src/engine/scheduling.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
 import type { ComponentStatus } from "../../src/deployment/component-status.ts";
-import { admin, bindings, fresh, worker } from "./helpers.ts";
+import { admin, bindings, fresh, setKnobs, worker } from "./helpers.ts";
 
 const fn = (path: string, args: unknown) => JSON.stringify({ path, format: "convex_encoded_json", args: [args] });
 
@@ -84,5 +84,24 @@ describe("component instances in status", () => {
     // The app's own tables stay the app's: no component's stored name among them.
     expect(Object.keys(status.tables)).toContain("messages");
     expect(Object.keys(status.tables).filter((name) => /^_c[0-9a-f]{8}_/.test(name))).toEqual([]);
+  });
+
+  it("counts a table up to statusTableRowsCounted documents, then says there are more", async () => {
+    const d = fresh("components-status-limit");
+    await setKnobs(d, { statusTableRowsCounted: 1_000 });
+    // 1,001 documents in the counter's `counters`, written as its own mutations would write them.
+    await runInDurableObject(bindings.DEPLOYMENTS.getByName(d), async (instance: Deployment) => {
+      const engine = instance.runtime.engine;
+      const counters = engine.components.at("shardedCounter")!.namespace.storageName("counters");
+      await engine.exclusive(async () =>
+        engine.executeSystemWrite((tx) => {
+          for (let shard = 0; shard < 1_001; shard++) tx.insert(counters, { name: "n", value: 1, shard });
+        }),
+      );
+    });
+    const counted = async () => (await adminStatus(d)).components.find((c) => c.path === "shardedCounter")!.tables.find((t) => t.name === "counters")!;
+    expect(await counted()).toMatchObject({ documents: 1_000, more: true });
+    await setKnobs(d, { statusTableRowsCounted: 2_000 });
+    expect(await counted()).toMatchObject({ documents: 1_001, more: false });
   });
 });
