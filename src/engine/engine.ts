@@ -495,7 +495,15 @@ export class Engine implements NestedCalls {
    * `maxConcurrentActions`). Null when no route matches.
    */
   async runHttpAction(request: Request, identity: UserIdentity | null | (() => Promise<UserIdentity | null>) = null): Promise<Response | null> {
-    const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
+    const pathname = new URL(request.url).pathname;
+    // The app's routes first, then a component's mounted under a prefix (`app.use(x, { httpPrefix })`), run in that component.
+    let match = this.httpRouter?.lookup(pathname, request.method) ?? null;
+    let instance = this.components.root;
+    if (!match) {
+      const mount = this.components.httpMountFor(pathname);
+      match = mount?.router.lookup(mount.path, request.method) ?? null;
+      if (mount) instance = mount.instance;
+    }
     if (!match) return null;
     let release: () => void;
     const limits = this.limits();
@@ -519,8 +527,8 @@ export class Engine implements NestedCalls {
     } catch (error) {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    const execution = new ActionExecution(this, identity, limits, "callers");
-    const path = `${request.method} ${new URL(request.url).pathname}`;
+    const execution = new ActionExecution(this, identity, limits, "callers", instance);
+    const path = `${request.method} ${pathname}`;
     const run = this.startRun(path, "httpAction");
     try {
       const what = `The HTTP action for ${path}`;
