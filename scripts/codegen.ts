@@ -112,7 +112,12 @@ function componentRegistry(out: string, components: readonly ComponentNode[]): {
     );
     imports += `const ${id} = {\n  schema: ${schema ? `${id}Schema` : "null"},\n  modules: {\n${modules.join("\n")}\n  },\n};\n`;
   }
-  const entries = components.map(({ path, directory }) => `    ${JSON.stringify(path)}: { definition: ${definitions.get(directory)} },`).join("\n");
+  const entries = components
+    .map(
+      ({ path, directory, package: pkg, httpPrefix }) =>
+        `    ${JSON.stringify(path)}: { definition: ${definitions.get(directory)}, package: ${JSON.stringify(pkg)}${httpPrefix ? `, httpPrefix: ${JSON.stringify(httpPrefix)}` : ""} },`,
+    )
+    .join("\n");
   return { imports, entries };
 }
 
@@ -252,8 +257,8 @@ export declare const app: {
   authConfig: (() => Promise<{ default?: unknown }>) | null;
   /** Loaders of the function modules, by module path (see calmsync's loadApp). */
   modules: Record<string, () => Promise<Record<string, unknown>>>;
-  /** The component instances of convex.config.ts by path, each with its component's schema and modules. */
-  components: Record<string, { definition: { schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null; modules: Record<string, () => Promise<Record<string, unknown>>> } }>;
+  /** The component instances of convex.config.ts by path, each with its component's schema and modules, the npm package (\`name@version\`) it comes from, and where its http.ts routes are served (\`httpPrefix\`), if anywhere. */
+  components: Record<string, { definition: { schema: { tables: Record<string, unknown>; schemaValidation: boolean } | null; modules: Record<string, () => Promise<Record<string, unknown>>> }; package: string | null; httpPrefix?: string }>;
 };
 `,
   );

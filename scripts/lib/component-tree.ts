@@ -12,8 +12,9 @@
  * and `schema.js` are beside it, as in Convex.
  */
 import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync } from "node:fs";
 import { registerHooks } from "node:module";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 export interface ComponentNode {
@@ -25,6 +26,14 @@ export interface ComponentNode {
   directory: string;
   /** How the app imported it (`@convex-dev/workpool/convex.config.js`), when a package specifier did. */
   specifier: string | null;
+  /**
+   * Where its `http.ts` routes are served (`app.use(x, { httpPrefix: "/x/" })`,
+   * ending in "/"), composed with its parent's mount; null when not mounted
+   * (a component whose parent is not mounted is not reachable either).
+   */
+  httpPrefix: string | null;
+  /** The npm package the component comes from, `name@version` (its nearest package.json with a name), or null outside any package. */
+  package: string | null;
   children: ComponentNode[];
 }
 
@@ -88,7 +97,7 @@ type ResolveResult = ReturnType<NextResolve>;
 
 interface Definition {
   componentDefinitionPath?: string;
-  _childComponents?: [name: string, definition: Definition, ...rest: unknown[]][];
+  _childComponents?: [name: string, definition: Definition, env?: unknown, httpPrefix?: string][];
 }
 
 let currentApp = "";
@@ -100,17 +109,45 @@ export async function readComponentTree(configFile: string): Promise<ComponentNo
   hookComponentConfigs(() => currentApp);
   const app = ((await import(`${appUrl}?t=${Date.now()}`)) as { default?: Definition }).default;
   if (!app || !Array.isArray(app._childComponents)) throw new Error(`${configFile} must export default defineApp() (from "convex/server")`);
-  const walk = (definition: Definition, parent: string): ComponentNode[] =>
-    (definition._childComponents ?? []).map(([name, child]) => {
+  const walk = (definition: Definition, parent: string, parentMount: string | null): ComponentNode[] =>
+    (definition._childComponents ?? []).map(([name, child, , prefix]) => {
       const path = parent ? `${parent}/${name}` : name;
+      const httpPrefix = mountOf(prefix, parentMount);
       if (!child.componentDefinitionPath)
         throw new Error(`Component ${path} has no convex.config.js of its own (only packaged components with a compiled convex.config.js are supported)`);
       const directory = child.componentDefinitionPath;
       const configUrl = [...specifiers.keys()].find((url) => dirname(fileURLToPath(url.split("?")[0]!)) === directory);
       const specifier = configUrl ? specifiers.get(configUrl)! : null;
-      return { path, name, directory, specifier, children: walk(child, path) };
+      return { path, name, directory, specifier, httpPrefix, package: packageOf(directory), children: walk(child, path, httpPrefix) };
     });
-  return walk(app, "");
+  return walk(app, "", "/");
+}
+
+/** A child's mount: its `httpPrefix` (normalized to end in "/", as Convex does) under its parent's, or null. */
+function mountOf(prefix: string | undefined, parentMount: string | null): string | null {
+  if (prefix === undefined || parentMount === null) return null;
+  const normalized = prefix.endsWith("/") ? prefix : `${prefix}/`;
+  return parentMount + normalized.slice(1);
+}
+
+/**
+ * The package a component directory belongs to, for the operator (status,
+ * dashboard): the nearest package.json above it that has a name, inside
+ * `node_modules`. Compiled
+ * packages may hold nested package.json files with only `type` (dist/esm),
+ * so those are passed over.
+ */
+export function packageOf(directory: string): string | null {
+  // A component beside the app (not installed from npm) has no package of its own: the app's package.json is not its.
+  if (!directory.split(/[\\/]/).includes("node_modules")) return null;
+  for (let dir = directory; ; dir = dirname(dir)) {
+    const file = join(dir, "package.json");
+    if (existsSync(file)) {
+      const { name, version } = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
+      if (name) return version ? `${name}@${version}` : name;
+    }
+    if (dirname(dir) === dir) return null;
+  }
 }
 
 /**

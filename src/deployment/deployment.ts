@@ -163,6 +163,7 @@ export function defineDeployment(app: GeneratedApp) {
         components,
         httpRouter: findHttpRouter(loaded.modules),
         crons: findCrons(loaded.modules),
+        componentCrons: Object.fromEntries(loaded.components.map(({ path, modules }) => [path, findCrons(modules)])),
         authConfig: loaded.authConfig,
         moduleErrors: loaded.moduleErrors,
       };

@@ -1,5 +1,8 @@
 /**
- * Keeps stored indexes in step with the app's schema. Adding `.index(...)` or
+ * Keeps stored indexes in step with the app's schema and its components'
+ * (each instance's tables are in the schema under its prefix, so a new
+ * version of a component builds its new indexes for every instance, from
+ * that instance's documents: test/workers/components-backfill.test.ts). Adding `.index(...)` or
  * `.searchIndex(...)` to a table that already has documents must cover those
  * documents too, or queries through the new index silently miss them; a
  * removed or redefined index must not leave stale entries behind.

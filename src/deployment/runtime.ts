@@ -8,7 +8,7 @@
 import { isScheduledJobsIndex, type Components } from "../engine/index.ts";
 import {
   AuthenticationError,
-  CronJobs,
+  AllCronJobs,
   Engine,
   FileStorage,
   FunctionError,
@@ -45,6 +45,7 @@ import { logStream, type LogStreamRequest, type LogTail } from "../operations/lo
 
 /** Any index of the jobs table: every job write appears in each. */
 import { backfillIndexes } from "./index-backfill.ts";
+import { componentStatuses, type ComponentStatus } from "./component-status.ts";
 import { KnobError, Knobs, type KnobChange, type KnobReport } from "./knobs.ts";
 import { migrate } from "./migrations.ts";
 import { openSockets } from "./sockets.ts";
@@ -72,6 +73,8 @@ export interface ResolvedApp {
   functions: FunctionRegistry;
   httpRouter: HttpRouter | null;
   crons: Record<string, CronDefinition>;
+  /** Each component instance's own jobs (its `crons.ts`) by its path; an instance without one has none. */
+  componentCrons?: Record<string, Record<string, CronDefinition>>;
   /** convex/auth.config.ts's default export, its variables still placeholders (src/engine/auth/config-variables.ts). */
   authConfig: unknown;
   /** Modules that failed to load, by module path, with the error. */
@@ -98,8 +101,8 @@ export class DeploymentRuntime {
   private readonly syncStorage: SqliteSyncStorage;
   /** Modules of the app that failed to load, by module path (status shows them; calls into them say why). */
   readonly moduleErrors: Record<string, string>;
-  /** `convex/crons.ts`'s jobs, run from the alarm (src/engine/cron-jobs.ts). */
-  readonly crons: CronJobs;
+  /** `convex/crons.ts`'s jobs and each component instance's own, run from the alarm (src/engine/cron-jobs.ts). */
+  readonly crons: AllCronJobs;
   /** New sessions: admitted, waiting or refused; the waiting room's turns; shedding (src/sync/session-gate.ts). */
   readonly gate: SessionGate;
   /** HTTP function calls per client (`clientCallRate`): one client cannot fill the function lock's time. */
@@ -130,7 +133,7 @@ export class DeploymentRuntime {
 
   constructor(
     ctx: DurableObjectState,
-    { schema, functions, httpRouter, crons, authConfig, moduleErrors, components }: ResolvedApp,
+    { schema, functions, httpRouter, crons, componentCrons, authConfig, moduleErrors, components }: ResolvedApp,
     vars: TierStamp & Partial<Pick<Env, "SYNC_SHARDS" | "FILES">>,
     name: string,
     /** The object's clock (the wall clock; tests of the local configuration move it forward instead of sleeping). */
@@ -283,7 +286,7 @@ export class DeploymentRuntime {
       retentionMs: () => this.knobs.values.scheduledJobRetentionMs,
       running,
     });
-    this.crons = new CronJobs(this.engine, crons, { running });
+    this.crons = new AllCronJobs(this.engine, { "": crons, ...componentCrons }, { running });
     // The jobs of this code's crons.ts, reconciled with the stored ones before their first alarm.
     void this.crons.reconcile().then(
       (first) => first !== null && this.alarms.request(first),
@@ -306,6 +309,11 @@ export class DeploymentRuntime {
       // Every commit is a moment worth sampling (cheap: at most once a second).
       this.metrics.maybeSample();
     });
+  }
+
+  /** The app's component instances with their tables' documents and sizes, pending jobs and crons (status, dashboard; component-status.ts). */
+  componentStatuses(schema: Schema): ComponentStatus[] {
+    return componentStatuses(this.ctx.storage.sql, this.engine.components, schema, this.knobs.values.statusTableRowsCounted);
   }
 
   /**

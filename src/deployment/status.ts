@@ -4,12 +4,13 @@
  * its current value: what one needs to see how close the deployment is to
  * each knob, and what a stranger needs to time an overload).
  */
-import type { Schema } from "../engine/index.ts";
+import { splitTableName, type Schema } from "../engine/index.ts";
 import { VERSION } from "../version.ts";
 import type { DeploymentRuntime } from "./runtime.ts";
 import type { ShardStatus } from "./shard-sessions.ts";
 import type { VectorIndexReport } from "../vectors/vector-indexes.ts";
 import { SIZING_KNOBS, type TierReport } from "../knobs/tiers.ts";
+import type { ComponentStatus } from "./component-status.ts";
 
 export interface DeploymentHealth {
   ok: true;
@@ -55,6 +56,8 @@ export interface DeploymentStatus {
   /** File storage: files (rows of `_storage`) and their bytes in R2, uploads streaming now; null without an R2 binding. */
   files: { count: number; bytes: number; uploading: number } | null;
   tables: Record<string, { indexes: string[] }>;
+  /** The app's component instances (convex.config.ts): path, npm package, tables with documents and bytes, pending jobs, crons. */
+  components: ComponentStatus[];
   /** The app's modules that failed to load, by module path, with the error (empty when all loaded). */
   moduleErrors: Record<string, string>;
   /** Names of the deployment's environment variables (never their values: `GET /api/admin/env/<name>` shows one). */
@@ -101,7 +104,8 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
   const refresh = sync.scheduler.metrics;
   const now = Date.now();
   const tables: Record<string, { indexes: string[] }> = {};
-  for (const [name, table] of schema.tables) tables[name] = { indexes: [...table.indexes.keys()] };
+  // The app's own tables; a component's are listed under its instance (`components`).
+  for (const [name, table] of schema.tables) if (splitTableName(name)[0] === "") tables[name] = { indexes: [...table.indexes.keys()] };
   return {
     deployment,
     version: VERSION,
@@ -140,6 +144,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
     storageBytes: runtime.storageBytes,
     files: runtime.uploads ? { ...runtime.fileTotals(), uploading: runtime.uploads.inProgress } : null,
     tables,
+    components: runtime.componentStatuses(schema),
     moduleErrors: runtime.moduleErrors,
     environmentVariables: runtime.environment.list().map((variable) => variable.name),
     tier: { ...runtime.tier, belowTier: knobs.belowTier(SIZING_KNOBS) },

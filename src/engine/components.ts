@@ -19,7 +19,16 @@
  * Clients reach only the app's public functions: nothing here is on their path.
  */
 import { FunctionError } from "./errors.ts";
-import { canonicalizePath, registerModules, type FunctionKind, type FunctionRegistry, type LoadedComponent, type RegisteredFunction } from "./functions.ts";
+import {
+  canonicalizePath,
+  findHttpRouter,
+  registerModules,
+  type FunctionKind,
+  type FunctionRegistry,
+  type HttpRouter,
+  type LoadedComponent,
+  type RegisteredFunction,
+} from "./functions.ts";
 import { namespacePrefix, TableNamespace } from "./table-namespace.ts";
 
 export interface ComponentInstance {
@@ -27,6 +36,16 @@ export interface ComponentInstance {
   readonly path: string;
   readonly namespace: TableNamespace;
   readonly functions: FunctionRegistry;
+  /** The npm package it comes from (`@convex-dev/workpool@0.5.0`), shown to the operator; null for the app or when unknown. */
+  readonly package: string | null;
+  /** Its `http.ts` routes and where they are served (`app.use(x, { httpPrefix })`), or null when it has none or is not mounted. */
+  readonly http: HttpMount | null;
+}
+
+/** A component's HTTP routes, served under `prefix` (it starts and ends with "/"). */
+export interface HttpMount {
+  readonly prefix: string;
+  readonly router: HttpRouter;
 }
 
 /** A function and the instance it belongs to (a function runs inside its own instance). */
@@ -52,11 +71,15 @@ export class Components {
   readonly root: ComponentInstance;
 
   /** `components` are the app's component instances by path (children after their parents or not: order does not matter). */
-  constructor(appFunctions: FunctionRegistry, components: readonly { path: string; functions: FunctionRegistry }[] = []) {
-    this.root = { path: "", namespace: new TableNamespace(""), functions: appFunctions };
+  constructor(
+    appFunctions: FunctionRegistry,
+    components: readonly { path: string; functions: FunctionRegistry; package?: string | null; http?: HttpMount | null }[] = [],
+  ) {
+    // The app's own routes (convex/http.ts) are the engine's `httpRouter`, served at the root.
+    this.root = { path: "", namespace: new TableNamespace(""), functions: appFunctions, package: null, http: null };
     this.instances.set("", this.root);
     const prefixes = new Map<string, string>();
-    for (const { path, functions } of components) {
+    for (const { path, functions, package: pkg = null, http = null } of components) {
       if (path === "" || !path.split("/").every((name) => COMPONENT_NAME.test(name)))
         throw new Error(`Invalid component path ${JSON.stringify(path)}: names are identifiers`);
       if (this.instances.has(path)) throw new Error(`Component ${path} is installed twice`);
@@ -64,7 +87,9 @@ export class Components {
       // Two paths with one prefix would share tables: refuse to start rather than mix their data.
       if (prefixes.has(prefix)) throw new Error(`Components ${prefixes.get(prefix)} and ${path} hash to one table prefix; rename one`);
       prefixes.set(prefix, path);
-      this.instances.set(path, { path, namespace: new TableNamespace(prefix), functions });
+      if (http && !(http.prefix.startsWith("/") && http.prefix.endsWith("/")))
+        throw new Error(`Component ${path}: httpPrefix ${JSON.stringify(http.prefix)} must start and end with "/"`);
+      this.instances.set(path, { path, namespace: new TableNamespace(prefix), functions, package: pkg, http });
     }
   }
 
@@ -72,7 +97,10 @@ export class Components {
   static load(appFunctions: FunctionRegistry, loaded: readonly LoadedComponent[]): Components {
     return new Components(
       appFunctions,
-      loaded.map(({ path, modules }) => ({ path, functions: registerModules(modules, path) })),
+      loaded.map(({ path, modules, package: pkg, httpPrefix }) => {
+        const router = httpPrefix ? findHttpRouter(modules) : null;
+        return { path, functions: registerModules(modules, path), package: pkg ?? null, http: router ? { prefix: httpPrefix!, router } : null };
+      }),
     );
   }
 
@@ -83,6 +111,19 @@ export class Components {
 
   at(path: string): ComponentInstance | undefined {
     return this.instances.get(path);
+  }
+
+  /**
+   * The mounted component whose routes serve `pathname`, and the path its
+   * router sees (the mount's prefix taken off, as Convex does: a component's
+   * `/hello` under `/greeter/` serves `/greeter/hello`); the longest prefix wins.
+   */
+  httpMountFor(pathname: string): { instance: ComponentInstance; router: HttpRouter; path: string } | null {
+    let best: ComponentInstance | null = null;
+    for (const instance of this.instances.values()) {
+      if (instance.http && pathname.startsWith(instance.http.prefix) && (!best || instance.http.prefix.length > best.http!.prefix.length)) best = instance;
+    }
+    return best ? { instance: best, router: best.http!.router, path: pathname.slice(best.http!.prefix.length - 1) } : null;
   }
 
   /** The function `address` names, called from inside `caller` as a `kind` (throws `FunctionNotFound` / `BadRequest` saying why not). */

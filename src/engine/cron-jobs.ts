@@ -10,6 +10,11 @@
  * (at most once). Occurrences missed while the deployment was down are not
  * replayed: a late job runs once, then follows its schedule.
  *
+ * Each component instance has its own jobs: a component's `crons.ts` (as
+ * `@convex-dev/action-retrier` ships one) is reconciled into that instance's
+ * `_cron_jobs` and its jobs run its functions in its namespace, as Convex
+ * runs them; `AllCronJobs` drives the app's and every instance's together.
+ *
  * Schedules in UTC: `interval` (from the previous run, the first one an
  * interval after the job was added), and `hourly`/`daily`/`weekly`/`monthly`/
  * `cron`, turned into cron expressions and stepped with `croner`.
@@ -83,6 +88,8 @@ export interface CronJobsOptions {
   now?: () => number;
   /** Where started actions are kept while they run (shared with the scheduler). */
   running?: RunningJobActions;
+  /** The component instance whose jobs these are (its `crons.ts`, its `_cron_jobs`, its functions); the app's by default. */
+  componentPath?: string;
 }
 
 export class CronJobs {
@@ -90,17 +97,24 @@ export class CronJobs {
   private readonly definitions: Record<string, CronDefinition>;
   private readonly now: () => number;
   readonly running: RunningJobActions;
+  readonly componentPath: string;
+  /** This instance's `_cron_jobs`, as stored. */
+  private readonly table: string;
 
   constructor(engine: Engine, definitions: Record<string, CronDefinition>, options: CronJobsOptions = {}) {
     this.engine = engine;
     this.definitions = definitions;
     this.now = options.now ?? Date.now;
     this.running = options.running ?? new RunningJobActions();
+    this.componentPath = options.componentPath ?? "";
+    const instance = engine.components.at(this.componentPath);
+    if (!instance) throw new Error(`Cron jobs of component ${this.componentPath}, which this engine does not have`);
+    this.table = instance.namespace.storageName(CRON_JOBS);
   }
 
   private jobs(): Document[] {
     const out: Document[] = [];
-    for (const entry of this.engine.store.scanIndex(`${CRON_JOBS}.by_creation_time`, { start: "", end: null }, "asc")) out.push(entry.document);
+    for (const entry of this.engine.store.scanIndex(`${this.table}.by_creation_time`, { start: "", end: null }, "asc")) out.push(entry.document);
     return out;
   }
 
@@ -116,7 +130,7 @@ export class CronJobs {
         const fields = { functionName: canonicalizePath(definition.name), args: definition.args, schedule: definition.schedule as Value };
         const job = stored.get(name);
         const scheduled = () => ({ ...fields, nextRun: nextRunAfter(definition.schedule, now) });
-        if (!job) writes.push((tx) => tx.insertSystem(CRON_JOBS, { name, ...scheduled() }));
+        if (!job) writes.push((tx) => tx.insertSystem(this.table, { name, ...scheduled() }));
         else if (
           job.functionName !== fields.functionName ||
           !valuesEqual(job.args as Value, fields.args) ||
@@ -162,11 +176,55 @@ export class CronJobs {
   private start(job: Document, now: number): Promise<JobStart> {
     const advance = (error: string | null) => (tx: Transaction) =>
       tx.patch(job._id, { nextRun: nextRunAfter(job.schedule as CronSchedule, now), lastRun: now, lastError: error ?? undefined }, { system: true });
-    return runJob(this.engine, job.functionName as string, (job.args as Value[])[0] ?? {}, {
-      stillDue: () => ((this.engine.store.getDocument(job._id)?.document.nextRun as number | undefined) ?? Infinity) <= now,
-      claimed: advance(null),
-      succeeded: advance(null),
-      failed: advance,
-    });
+    return runJob(
+      this.engine,
+      job.functionName as string,
+      (job.args as Value[])[0] ?? {},
+      {
+        stillDue: () => ((this.engine.store.getDocument(job._id)?.document.nextRun as number | undefined) ?? Infinity) <= now,
+        claimed: advance(null),
+        succeeded: advance(null),
+        failed: advance,
+      },
+      this.componentPath,
+    );
   }
+}
+
+/**
+ * The jobs of the app and of every component instance, each instance's
+ * `CronJobs` on its own table, driven as one by the deployment's alarm: the
+ * answers are when the first job of any instance is due.
+ */
+export class AllCronJobs {
+  readonly instances: CronJobs[];
+
+  /** `byInstance`: each instance's jobs by its path (`""`: the app's `convex/crons.ts`); an instance without a `crons.ts` has none, and any it stored are removed. */
+  constructor(engine: Engine, byInstance: Record<string, Record<string, CronDefinition>>, options: Omit<CronJobsOptions, "componentPath"> = {}) {
+    const running = options.running ?? new RunningJobActions();
+    this.instances = Object.entries(byInstance).map(
+      ([componentPath, definitions]) => new CronJobs(engine, definitions, { ...options, running, componentPath }),
+    );
+  }
+
+  async reconcile(): Promise<number | null> {
+    return earliest(await Promise.all(this.instances.map((jobs) => jobs.reconcile())));
+  }
+
+  async runDue(): Promise<number | null> {
+    // One instance after another: each takes the function lock for its own jobs.
+    const next: (number | null)[] = [];
+    for (const jobs of this.instances) next.push(await jobs.runDue());
+    return earliest(next);
+  }
+
+  nextDue(): number | null {
+    return earliest(this.instances.map((jobs) => jobs.nextDue()));
+  }
+}
+
+function earliest(times: readonly (number | null)[]): number | null {
+  let first: number | null = null;
+  for (const time of times) if (time !== null && (first === null || time < first)) first = time;
+  return first;
 }

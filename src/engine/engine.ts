@@ -41,6 +41,7 @@ import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution
 import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInExecution } from "./syscalls/convex-global.ts";
+import type { LogLines } from "./syscalls/log-lines.ts";
 import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 import { GuardedRun, syncGuard } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
@@ -325,6 +326,7 @@ export class Engine implements NestedCalls {
     parent: Transaction,
     identity: UserIdentity | null,
     depth: number,
+    callerLogs: LogLines,
     snapshot = false,
   ): Promise<string> {
     const limits = this.limits();
@@ -341,9 +343,14 @@ export class Engine implements NestedCalls {
     });
     if (fn.kind === "mutation") this.counters.mutationExecutions++;
     else this.counters.queryExecutions++;
-    const result = await this.invoke(fn, args, execution, limits);
-    if (fn.kind === "mutation") child.commitInto(parent);
-    return result.text;
+    try {
+      const result = await this.invoke(fn, args, execution, limits);
+      if (fn.kind === "mutation") child.commitInto(parent);
+      return result.text;
+    } finally {
+      // What the callee printed reaches the caller's caller with the caller's own lines, thrown or not, as in Convex.
+      callerLogs.adopt(execution.logs.lines);
+    }
   }
 
   /** Runs a resolved target for an action (`ctx.runQuery`, ...): each call its own transaction, as `runQuery`/`runMutation`/`runAction`. */
@@ -509,7 +516,15 @@ export class Engine implements NestedCalls {
    * `maxConcurrentActions`). Null when no route matches.
    */
   async runHttpAction(request: Request, identity: UserIdentity | null | (() => Promise<UserIdentity | null>) = null): Promise<Response | null> {
-    const match = this.httpRouter?.lookup(new URL(request.url).pathname, request.method);
+    const pathname = new URL(request.url).pathname;
+    // The app's routes first, then a component's mounted under a prefix (`app.use(x, { httpPrefix })`), run in that component.
+    let match = this.httpRouter?.lookup(pathname, request.method) ?? null;
+    let instance = this.components.root;
+    if (!match) {
+      const mount = this.components.httpMountFor(pathname);
+      match = mount?.router.lookup(mount.path, request.method) ?? null;
+      if (mount) instance = mount.instance;
+    }
     if (!match) return null;
     let release: () => void;
     const limits = this.limits();
@@ -533,8 +548,8 @@ export class Engine implements NestedCalls {
     } catch (error) {
       return Response.json({ code: "TooManyActions", message: (error as Error).message }, { status: 503, headers: { "Retry-After": "1" } });
     }
-    const execution = new ActionExecution(this, identity, limits, "callers");
-    const path = `${request.method} ${new URL(request.url).pathname}`;
+    const execution = new ActionExecution(this, identity, limits, "callers", instance);
+    const path = `${request.method} ${pathname}`;
     const run = this.startRun(path, "httpAction");
     try {
       const what = `The HTTP action for ${path}`;
@@ -547,11 +562,11 @@ export class Engine implements NestedCalls {
           inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request)))),
         ),
       );
-      this.endRun(run, execution.logs.lines, null);
+      this.endRun(run, execution.logs.own, null);
       return response;
     } catch (error) {
       const failure = asFunctionError(error, execution);
-      this.endRun(run, execution.logs.lines, failure.message);
+      this.endRun(run, execution.logs.own, failure.message);
       return Response.json({ code: failure.message, ...(failure.data !== undefined ? { data: failure.dataJson } : {}) }, { status: 500 });
     } finally {
       release();
@@ -639,10 +654,10 @@ export class Engine implements NestedCalls {
     const run = this.startRun(fn.path, fn.kind);
     try {
       const result = await inRunContext(run.context, () => this.invokeChecked(fn, args, execution, limits, run));
-      this.endRun(run, execution.logs.lines, null);
+      this.endRun(run, execution.logs.own, null);
       return result;
     } catch (error) {
-      this.endRun(run, execution.logs.lines, run.error ?? (error instanceof Error ? error.message : String(error)));
+      this.endRun(run, execution.logs.own, run.error ?? (error instanceof Error ? error.message : String(error)));
       throw error;
     }
   }

@@ -115,6 +115,10 @@ export interface GeneratedApp {
  */
 export interface GeneratedComponent {
   definition: { schema: AppDefinition["schema"]; modules: Record<string, () => Promise<Record<string, unknown>>> };
+  /** The npm package the component comes from (`@convex-dev/workpool@0.5.0`), for the operator; null or absent when codegen found none. */
+  package?: string | null;
+  /** Where its `http.ts` routes are served (`app.use(x, { httpPrefix })`, ending in "/"); absent when not mounted. */
+  httpPrefix?: string;
 }
 
 /** A component instance, loaded: its schema and its function modules. */
@@ -122,6 +126,8 @@ export interface LoadedComponent {
   path: string;
   schema: AppDefinition["schema"];
   modules: Record<string, Record<string, unknown>>;
+  package?: string | null;
+  httpPrefix?: string;
 }
 
 /** The component instances' schemas, as `new Schema(app.schema, ...)` takes them (known before any module loads). */
@@ -161,9 +167,9 @@ export async function loadApp(
   // A component's modules are loaded once however many instances use it (a module runs its top level once anyway).
   const definitions = new Map<GeneratedComponent["definition"], Promise<Record<string, Record<string, unknown>>>>();
   const components = await Promise.all(
-    Object.entries(app.components ?? {}).map(async ([path, { definition }]) => {
+    Object.entries(app.components ?? {}).map(async ([path, { definition, package: pkg, httpPrefix }]) => {
       if (!definitions.has(definition)) definitions.set(definition, loadAll(definition.modules, `component ${path}: `));
-      return { path, schema: definition.schema, modules: await definitions.get(definition)! };
+      return { path, schema: definition.schema, modules: await definitions.get(definition)!, package: pkg ?? null, ...(httpPrefix ? { httpPrefix } : {}) };
     }),
   );
   let authConfig: unknown = app.authConfig ?? null;

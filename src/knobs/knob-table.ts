@@ -650,6 +650,13 @@ export const KNOBS = {
     unit: "ms",
     doc: "How long one tail of `/api/admin/logs` stays open; then it ends with where to resume (`?since=`), so a forgotten tail does not keep the object awake for ever.",
   },
+  statusTableRowsCounted: {
+    default: 100_000,
+    min: 1_000,
+    max: 10_000_000,
+    unit: "count",
+    doc: "Documents of one component table `/api/admin/status` counts (and sums the sizes of); a table that reaches it shows this many with `more: true` (there may be more). Each status read walks every component table up to it: high values make a large table's status slow.",
+  },
   snapshotBatchBytes: {
     default: 1_048_576,
     min: 65_536,

@@ -9,12 +9,14 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { generate } from "../../scripts/codegen.ts";
 import {
+  AllCronJobs,
   Components,
   Engine,
   MemoryStore,
   ScheduledJobs,
   Schema,
   componentSchemas,
+  findCrons,
   loadApp,
   registerModules,
   type GeneratedApp,
@@ -22,7 +24,7 @@ import {
 
 const FIXTURE = new URL("../fixtures/components-app/convex/", import.meta.url).pathname;
 
-async function engineFor(generated: GeneratedApp) {
+async function engineFor(generated: GeneratedApp, options: Pick<ConstructorParameters<typeof Engine>[0], "onRun"> = {}) {
   const app = await loadApp(generated);
   expect(app.moduleErrors).toEqual({});
   const components = Components.load(registerModules(app.modules), app.components);
@@ -31,6 +33,7 @@ async function engineFor(generated: GeneratedApp) {
     functions: components.root.functions,
     components,
     store: new MemoryStore(),
+    ...options,
   });
 }
 
@@ -120,5 +123,39 @@ describe("components from npm", () => {
       status = (await engine.runQuery("more:runStatus", { runId: runId as string })).value as typeof status;
     }
     expect(status).toEqual({ type: "completed", result: { type: "success", returnValue: 3 } });
+  });
+
+  it("action retrier: its own crons.ts is registered in its instance and its job runs its function there", async () => {
+    const { app } = (await import(`${FIXTURE}_generated/modules.js`)) as { app: GeneratedApp };
+    const runs: { path: string; outcome: string; lines: readonly string[] }[] = [];
+    const engine = await engineFor(app, { onRun: (run) => runs.push(run) });
+    const loaded = await loadApp(app);
+    // The deployment's wiring (src/deployment/deployment.ts): the app's crons and each instance's own.
+    const byInstance: Record<string, ReturnType<typeof findCrons>> = {
+      "": findCrons(loaded.modules),
+      ...Object.fromEntries(loaded.components.map(({ path, modules }) => [path, findCrons(modules)])),
+    };
+    expect(Object.keys(byInstance.actionRetrier!)).toEqual(["Cleanup expired runs"]);
+    let clock = Date.UTC(2026, 0, 1);
+    const crons = new AllCronJobs(engine, byInstance, { now: () => clock });
+    const firstDue = await crons.reconcile();
+    expect(firstDue).toBe(clock + 24 * 3_600_000);
+    // The job is recorded in the retrier's own `_cron_jobs`, not the app's.
+    const jobsOf = (path: string) =>
+      [...engine.store.scanIndex(`${engine.components.at(path)!.namespace.storageName("_cron_jobs")}.by_creation_time`, { start: "", end: null }, "asc")].map(
+        (entry) => entry.document,
+      );
+    expect(jobsOf("").length).toBe(0);
+    expect(jobsOf("actionRetrier").map((job) => [job.name, job.functionName])).toEqual([["Cleanup expired runs", "run:cleanupExpiredRuns"]]);
+    // Not due yet: nothing runs.
+    expect(await crons.runDue()).toBe(firstDue);
+    expect(runs.filter((run) => run.path === "run:cleanupExpiredRuns")).toEqual([]);
+    // A day later it runs, in the retrier's namespace (its `runs` table and `by_state` index exist only there), and moves a day on.
+    clock = firstDue! + 1;
+    expect(await crons.runDue()).toBe(clock + 24 * 3_600_000);
+    const cleanup = runs.filter((run) => run.path === "run:cleanupExpiredRuns");
+    expect(cleanup.map((run) => [run.outcome, run.lines])).toEqual([["success", ["[LOG] Cleaned up 0 expired runs"]]]);
+    expect(jobsOf("actionRetrier")[0]).toMatchObject({ lastRun: clock });
+    expect(jobsOf("actionRetrier")[0]!.lastError).toBeUndefined();
   });
 });

@@ -36,8 +36,19 @@ import type { TableNamespace } from "../table-namespace.ts";
 
 /** What runs a nested call (`ctx.runQuery`/`ctx.runMutation` in a query or mutation): the engine, declared here so this module does not import it. */
 export interface NestedCalls {
-  /** Runs `target` in a child of `parent` (committed into it if it returns; `snapshot`: reading what is committed), `depth` calls deep; resolves to its result in wire JSON. */
-  runNested(target: FunctionTarget, args: Value, parent: Transaction, identity: UserIdentity | null, depth: number, snapshot?: boolean): Promise<string>;
+  /**
+   * Runs `target` in a child of `parent` (committed into it if it returns; `snapshot`: reading what is committed), `depth` calls deep;
+   * resolves to its result in wire JSON. What it printed is added to `callerLogs`, the caller's.
+   */
+  runNested(
+    target: FunctionTarget,
+    args: Value,
+    parent: Transaction,
+    identity: UserIdentity | null,
+    depth: number,
+    callerLogs: LogLines,
+    snapshot?: boolean,
+  ): Promise<string>;
 }
 
 /** Where a run stands among the app's component instances, and how it calls other functions. */
@@ -266,7 +277,7 @@ export class Execution {
     const target = this.place.components.resolve(this.place.instance, args as FunctionAddress, udfType === "mutation" ? "mutation" : "query");
     const callArgs = jsonToConvex(args.args ?? {});
     try {
-      return await calls.runNested(target, callArgs, this.tx, this.identity, this.place.depth + 1, udfType === "snapshotQuery");
+      return await calls.runNested(target, callArgs, this.tx, this.identity, this.place.depth + 1, this.logs, udfType === "snapshotQuery");
     } catch (error) {
       if (!(error instanceof FunctionError)) throw error;
       // Uncaught by the caller, the callee's failure is the caller's, with its code (a budget stays LimitExceeded).

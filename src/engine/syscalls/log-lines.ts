@@ -24,19 +24,40 @@ function format(value: unknown): string {
 }
 
 export class LogLines {
+  /**
+   * What the caller gets: this run's lines and, where they were printed, those
+   * of the queries and mutations it called (`ctx.runQuery`/`ctx.runMutation`,
+   * a component's functions among them), as Convex's logLines carry them.
+   */
   readonly lines: string[] = [];
+  /** This run's own lines: the operator's log has an entry for each run, a nested one its own. */
+  readonly own: string[] = [];
   private characters = 0;
   private overflowed = false;
 
   add(method: ConsoleMethod, args: readonly unknown[]): void {
-    if (this.overflowed) return;
     const line = `[${LEVELS[method]}] ${args.map(format).join(" ")}`;
+    const full = this.overflowed;
+    if (this.push(line)) this.own.push(line);
+    // The line saying the rest was dropped goes to the operator's log too, once.
+    else if (!full) this.own.push(this.lines.at(-1)!);
+  }
+
+  /** The lines of a function this run called, once it has returned or thrown (this run waited for it, so they come in order). */
+  adopt(lines: readonly string[]): void {
+    for (const line of lines) if (!this.push(line)) return;
+  }
+
+  /** Adds a line for the caller within the limits; false once they are reached. */
+  private push(line: string): boolean {
+    if (this.overflowed) return false;
     if (this.lines.length >= MAX_LINES - 1 || this.characters + line.length > MAX_CHARACTERS) {
       this.overflowed = true;
       this.lines.push(`[ERROR] Log overflow (maximum ${MAX_LINES} lines or ${MAX_CHARACTERS} characters per function); later lines were dropped`);
-      return;
+      return false;
     }
     this.characters += line.length;
     this.lines.push(line);
+    return true;
   }
 }
