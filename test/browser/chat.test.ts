@@ -8,14 +8,13 @@
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { ConvexHttpClient } from "convex/browser";
 import { api } from "../../convex/_generated/api";
 import { startDevServer, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+import { CHROMIUM, launchChromium, warnIfNoChromium } from "./chromium.ts";
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
-if (!CHROMIUM) console.warn("Skipping the chat browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+warnIfNoChromium("the chat browser test");
 
 const texts = (page: Page, list: string) => page.locator(`#${list} li span`).allTextContents();
 
@@ -24,7 +23,7 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
   let browser: Browser;
   let http: ConvexHttpClient;
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })]);
+    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
     http = new ConvexHttpClient(server.url, { skipConvexDeploymentUrlCheck: true });
   });
   afterAll(async () => {

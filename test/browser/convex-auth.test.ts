@@ -11,16 +11,15 @@
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
 import { resolve } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
 import { adminCall } from "../../scripts/lib/admin.ts";
 import { generateConvexAuthKeys } from "../../scripts/lib/auth-keys.ts";
 import { bundleAuthPage, servePage, type PageServer } from "./auth-page.ts";
+import { CHROMIUM, launchChromium, warnIfNoChromium } from "./chromium.ts";
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
-if (!CHROMIUM) console.warn("Skipping the Convex Auth browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+warnIfNoChromium("the Convex Auth browser test");
 
 const FIXTURE = resolve(import.meta.dirname, "../fixtures/convex-auth-0.0.95");
 
@@ -31,7 +30,7 @@ describe.skipIf(!CHROMIUM)("Convex Auth 0.0.95 in headless Chromium (convex/reac
   beforeAll(async () => {
     [server, browser, site] = await Promise.all([
       startDevServer({ app: resolve(FIXTURE, "convex") }),
-      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
+      launchChromium(),
       servePage(bundleAuthPage(resolve(FIXTURE, "web/page.tsx"), "@convex-dev/auth/react")),
     ]);
     const target = { deploymentUrl: server.url, key: TEST_ADMIN_KEY, actor: "convex-auth-browser" };
@@ -99,7 +98,7 @@ describe.skipIf(!CHROMIUM)("Convex Auth 2.0.0 in headless Chromium (its React cl
   beforeAll(async () => {
     [server, browser, site] = await Promise.all([
       startDevServer({ app: resolve(FIXTURE_2, "convex") }),
-      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
+      launchChromium(),
       servePage(bundleAuthPage(resolve(FIXTURE_2, "web/page.tsx"), "convex-auth-2/react")),
     ]);
   });

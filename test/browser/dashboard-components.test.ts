@@ -5,21 +5,21 @@
  * Chromium this test alone is skipped.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+import { CHROMIUM, launchChromium, warnIfNoChromium } from "./chromium.ts";
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
-if (!CHROMIUM) console.warn("Skipping the dashboard components test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+warnIfNoChromium("the dashboard components test");
 
 describe.skipIf(!CHROMIUM)("the dashboard's components in headless Chromium (wrangler dev)", () => {
   let server: DevServer;
   let browser: Browser;
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })]);
+    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();

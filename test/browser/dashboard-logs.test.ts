@@ -5,15 +5,14 @@
  * never by value (item 2). Without Chromium this test alone is skipped.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
+import { CHROMIUM, launchChromium, warnIfNoChromium } from "./chromium.ts";
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
-if (!CHROMIUM) console.warn("Skipping the dashboard logs test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+warnIfNoChromium("the dashboard logs test");
 const APP = fileURLToPath(new URL("../../convex", import.meta.url));
 const PROBE = fileURLToPath(new URL("../fixtures/ops-probe/envprobe.ts", import.meta.url));
 
@@ -21,10 +20,7 @@ describe.skipIf(!CHROMIUM)("the dashboard's logs panel in headless Chromium (wra
   let server: DevServer;
   let browser: Browser;
   beforeAll(async () => {
-    [server, browser] = await Promise.all([
-      startDevServer({ app: APP, modules: [PROBE] }),
-      chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] }),
-    ]);
+    [server, browser] = await Promise.all([startDevServer({ app: APP, modules: [PROBE] }), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();

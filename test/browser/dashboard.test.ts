@@ -7,23 +7,23 @@
  * saying how to enable it (`.ci/run` installs it).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import WebSocket from "ws";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../../scripts/lib/wrangler-dev.ts";
 import { setKnobs } from "../../scripts/lib/admin.ts";
+import { CHROMIUM, launchChromium, warnIfNoChromium } from "./chromium.ts";
 
-const CHROMIUM = [process.env.CHROMIUM_PATH, "/usr/bin/chromium", "/usr/bin/chromium-browser"].find((path): path is string => !!path && existsSync(path));
-if (!CHROMIUM) console.warn("Skipping the browser test: no Chromium found. Install it with `apt-get install -y chromium` (or set CHROMIUM_PATH).");
+warnIfNoChromium("the browser test");
 
 describe.skipIf(!CHROMIUM)("the dashboard in headless Chromium (wrangler dev)", () => {
   let server: DevServer;
   let browser: Browser;
   beforeAll(async () => {
-    [server, browser] = await Promise.all([startDevServer(), chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] })]);
+    [server, browser] = await Promise.all([startDevServer(), launchChromium()]);
   });
   afterAll(async () => {
     await browser?.close();
