@@ -170,6 +170,38 @@ describe("per-session limits", () => {
     );
     expect(client.closed).toEqual([]);
   });
+
+  it("frames past sessionFrameBurst wait, unparsed, for sessionFrameRate, then are handled in order", async () => {
+    const { sync, open, idle } = setup({ sessionFrameRate: 200, sessionFrameBurst: 2 });
+    const client = open("fast");
+    const mutation = (i: number) => ({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] });
+    const handled = [client.connect(), ...Array.from({ length: 5 }, (_, i) => client.send(mutation(i)))];
+    // Connect and the first mutation had tokens; the other four wait without being read.
+    expect(sync.counters.framesThrottled).toBe(4);
+    expect(sync.counters.protocolErrors).toBe(0);
+    await Promise.all(handled);
+    await idle();
+    const responses = client.frames.filter((f) => f.type === "MutationResponse");
+    expect(responses.map((r) => [r.requestId, r.success])).toEqual([0, 1, 2, 3, 4].map((i) => [i, true]));
+    expect(client.closed).toEqual([]);
+  });
+
+  it("a socket with more than maxThrottledFramesPerSession frames waiting closes with a FatalError; another session goes on", async () => {
+    const { sync, open, idle } = setup({ sessionFrameRate: 1, sessionFrameBurst: 2, maxThrottledFramesPerSession: 3 });
+    const flooder = open("flooder");
+    const quiet = open("quiet");
+    await flooder.connect();
+    await quiet.connect();
+    for (let i = 0; i < 10; i++)
+      void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] });
+    expect(flooder.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
+    expect(flooder.frames.some((f) => f.type === "FatalError" && /maxThrottledFramesPerSession/.test(String(f.error)))).toBe(true);
+    expect(sync.counters.framesThrottled).toBe(3);
+    await quiet.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "b", author: "y", body: "hello" }] });
+    await idle();
+    expect(quiet.frames.filter((f) => f.type === "MutationResponse").map((r) => r.success)).toEqual([true]);
+    expect(quiet.closed).toEqual([]);
+  });
 });
 
 describe("byte budgets (issue 28 finding 2)", () => {
