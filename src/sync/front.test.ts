@@ -105,6 +105,46 @@ describe("SyncFront", () => {
   });
 });
 
+describe("a fan-out's Transitions are encoded once and shared (issue 27 item 2)", () => {
+  it("sessions holding the same query at the same versions get the same frame; one at another version gets its own header", async () => {
+    const { engine, open, idle } = setup();
+    const same = Array.from({ length: 3 }, (_, i) => open(`same${i}`));
+    const other = open("other");
+    for (const c of [...same, other]) {
+      await c.connect();
+      await c.watch("a");
+    }
+    // "other" moves to query set version 2 (a second query, on a chat nobody writes).
+    await other.send({
+      type: "ModifyQuerySet",
+      baseVersion: 1,
+      newVersion: 2,
+      modifications: [{ type: "Add", queryId: 1, udfPath: "messages:list", args: [{ chatId: "z" }] }],
+    });
+    await idle();
+    const raw = new Map<string, string[]>();
+    for (const c of [...same, other]) raw.set(c.session.connectionId, []);
+    for (const c of [...same, other]) {
+      const send = c.session.connection.send.bind(c.session.connection);
+      c.session.connection.send = (f: string) => (raw.get(c.session.connectionId)!.push(f), send(f));
+    }
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "shared" });
+    await idle();
+    const frames = [...same, other].map((c) => raw.get(c.session.connectionId)!.filter((f) => f.includes('"shared"')));
+    for (const f of frames) expect(f).toHaveLength(1);
+    expect(frames[1]![0]).toBe(frames[0]![0]);
+    expect(frames[2]![0]).toBe(frames[0]![0]);
+    const parsed = frames.map(
+      (f) => JSON.parse(f[0]!) as { startVersion: { querySet: number }; endVersion: { querySet: number }; modifications: { queryId: number }[] },
+    );
+    expect(parsed[0]!.startVersion.querySet).toBe(1);
+    expect(parsed[3]!.startVersion.querySet).toBe(2);
+    expect(parsed[3]!.endVersion.querySet).toBe(2);
+    expect(parsed[3]!.modifications.map((m) => m.queryId)).toEqual([0]);
+    expect(other.latest(0)).toEqual(same[0]!.latest(0));
+  });
+});
+
 describe("paginated subscriptions (query journals)", () => {
   it("sends the journal with every update, re-runs with it so the first page grows, and pins a re-added page to the client's journal", async () => {
     const { engine, open, idle } = setup();
