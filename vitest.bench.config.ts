@@ -8,7 +8,10 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 
 export default defineConfig({
   plugins: [
-    cloudflareTest({ wrangler: { configPath: "./wrangler.toml" }, miniflare: { bindings: { ADMIN_KEY: "bench-admin-key", DECLARED_DEPLOYMENTS: "*" } } }),
+    cloudflareTest({
+      wrangler: { configPath: "./wrangler.toml" },
+      miniflare: { bindings: { ADMIN_KEY: "bench-admin-key", DECLARED_DEPLOYMENTS: "*", BENCH_FANOUT_SHARDS: process.env.BENCH_FANOUT_SHARDS ?? "" } },
+    }),
   ],
   test: {
     name: "bench-workerd",

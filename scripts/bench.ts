@@ -62,10 +62,12 @@ if (run("fanout")) {
   console.log(`## Fan-out over loopback sockets (wrangler dev)\n\n${await benchFanout([1_000])}\n`);
   const tables = workerdTables(["scripts/bench/workerd/fanout.bench-run.ts"]);
   console.log(`## Fan-out inside workerd (sockets without TCP)\n\n${tables.get("fanout")}\n`);
+  console.log(`### Fan-out against its limit (same run, same object and sockets)\n\n${tables.get("fanoutlimit")}\n`);
 }
 if (run("load")) {
   const tables = workerdTables(["scripts/bench/workerd/load.bench-run.ts"]);
   console.log(`## Commits under 10,000 live subscriptions (inside workerd)\n\n${tables.get("load")}\n`);
+  console.log(`### Commits against their limit (same run, same object, sockets and writers)\n\n${tables.get("loadlimit")}\n`);
 }
 if (run("wave")) {
   const tables = workerdTables(["scripts/bench/workerd/wave.bench-run.ts"]);

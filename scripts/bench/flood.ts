@@ -15,7 +15,7 @@ import { anyApi } from "convex/server";
 import { percentile, table } from "./harness.ts";
 import { base64ToU64 } from "../../src/engine/values.ts";
 import { startDevServer } from "../lib/wrangler-dev.ts";
-import { createDeployment } from "../lib/admin.ts";
+import { createDeployment, setKnobs } from "../lib/admin.ts";
 import { until } from "../lib/until.ts";
 
 export interface FloodReport {
@@ -33,6 +33,8 @@ export interface FloodReport {
   floodCommitsBefore: number[];
   /** How long the flood took to be answered in full. */
   floodAnsweredMs: number;
+  /** The flooder's close (code and reason) if the deployment closed it. */
+  flooderClosed: string | null;
 }
 
 const WS = WebSocket as unknown as typeof globalThis.WebSocket;
@@ -56,6 +58,9 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
 
   const flooder = new WS(`${deploymentUrl.replace(/^http/, "ws")}/api/1.49.0/sync`);
   const responses: { success: boolean; result: unknown; ts?: string }[] = [];
+  // Where the deployment throttles sockets (sessionFrameRate, maxThrottledFramesPerSession), the flooder may be closed with a FatalError.
+  let flooderClosed: string | null = null;
+  flooder.addEventListener("close", (event) => (flooderClosed = `${event.code} ${event.reason}`));
   flooder.addEventListener("message", (event) => {
     const message = JSON.parse(String(event.data)) as { type: string; success: boolean; result: unknown; ts?: string };
     if (message.type === "MutationResponse") responses.push(message);
@@ -80,11 +85,11 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
       );
     const floodMs: number[] = [];
     const quietBodies: string[] = [];
-    for (let i = 0; i < writes && responses.length < floodCount; i++) {
+    for (let i = 0; i < writes && (responses.length < floodCount || flooderClosed !== null); i++) {
       quietBodies.push(`flood-time-${i}`);
       floodMs.push(await quietWrite(`flood-time-${i}`));
     }
-    await until(() => responses.length === floodCount, "every flood mutation answered", 300_000);
+    await until(() => responses.length === floodCount || flooderClosed !== null, "every flood mutation answered (or the flooder closed)", 300_000);
     const floodAnsweredMs = performance.now() - floodStart;
 
     const accepted = responses.filter((r) => r.success);
@@ -103,6 +108,7 @@ export async function measureFlood(deploymentUrl: string, options: { flood?: num
       floodCommitMs: quietBodies.map(commitToSeen),
       floodCommitsBefore,
       floodAnsweredMs,
+      flooderClosed,
     };
   } finally {
     unsubscribe();
@@ -117,28 +123,43 @@ export function p50p99(values: readonly number[]): string {
   return `${percentile(sorted, 50).toFixed(1)} / ${percentile(sorted, 99).toFixed(1)} ms`;
 }
 
-/** `npm run bench flood`: the flood against a fresh `wrangler dev`, as a markdown table. */
+/** The per-socket frame throttle of issue 27 item 5, as the second row sets it: 100 frames/s, burst 100, closed past 400 waiting. */
+export const FLOOD_THROTTLE = { sessionFrameRate: 100, sessionFrameBurst: 100, maxThrottledFramesPerSession: 400 };
+
+/** `npm run bench flood`: the flood against a fresh `wrangler dev`, as a markdown table: default knobs, then the frame throttle, same run. */
 export async function benchFlood(flood = 5_000, writes = 30): Promise<string> {
   const server = await startDevServer();
   try {
-    const r = await measureFlood(await createDeployment(server.url, "flood-bench"), { flood, writes });
+    const plain = await measureFlood(await createDeployment(server.url, "flood-bench"), { flood, writes });
+    const throttledUrl = await createDeployment(server.url, "flood-bench-throttled");
+    await setKnobs(throttledUrl, FLOOD_THROTTLE);
+    const throttled = await measureFlood(throttledUrl, { flood, writes });
     const p99 = (values: number[]) =>
       percentile(
         [...values].sort((a, b) => a - b),
         99,
       );
+    const rows = (label: string, r: FloodReport) => [
+      [`${label}: idle (${r.idleMs.length})`, p50p99(r.idleCommitMs), p50p99(r.idleMs), "1.0x"],
+      [`${label}: during the flood (${r.floodMs.length})`, p50p99(r.floodCommitMs), p50p99(r.floodMs), `${(p99(r.floodMs) / p99(r.idleMs)).toFixed(1)}x`],
+    ];
+    const summary = (label: string, r: FloodReport) =>
+      `${label}: ${r.flood.toLocaleString("en-US")} mutations pipelined on one socket: ${r.accepted} accepted, ${r.refused} refused at once (maxPendingMutationsPerSession)` +
+      (r.flooderClosed ? `, then the socket was closed (${r.flooderClosed})` : "") +
+      `, done in ${(r.floodAnsweredMs / 1000).toFixed(1)} s. Commit → Transition p99 during the flood / idle: ${(p99(r.floodCommitMs) / p99(r.idleCommitMs)).toFixed(1)}x. ` +
+      `Flood commits before each quiet write: ${r.floodCommitsBefore.join(", ")}.`;
+    const throttleLabel = `throttled (${Object.entries(FLOOD_THROTTLE)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ")})`;
     return [
       table(
-        ["quiet client's writes", "commit → Transition p50 / p99", "mutation() → Transition p50 / p99"],
-        [
-          [`idle (${r.idleMs.length})`, p50p99(r.idleCommitMs), p50p99(r.idleMs)],
-          [`during the flood (${r.floodMs.length})`, p50p99(r.floodCommitMs), p50p99(r.floodMs)],
-        ],
+        ["quiet client's writes", "commit → Transition p50 / p99", "mutation() → Transition p50 / p99", "mutation() p99 ÷ idle"],
+        [...rows("default knobs", plain), ...rows(throttleLabel, throttled)],
       ),
       "",
-      `Flood: ${r.flood.toLocaleString("en-US")} mutations pipelined on one socket: ${r.accepted} accepted, ${r.refused} refused at once (maxPendingMutationsPerSession), all answered in ${(r.floodAnsweredMs / 1000).toFixed(1)} s. ` +
-        `Commit → Transition p99 during the flood / idle: ${(p99(r.floodCommitMs) / p99(r.idleCommitMs)).toFixed(1)}x. ` +
-        `Flood commits before each quiet write: ${r.floodCommitsBefore.join(", ")}.`,
+      summary("Default knobs", plain),
+      "",
+      summary(throttleLabel, throttled),
     ].join("\n");
   } finally {
     await server.stop();

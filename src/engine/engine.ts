@@ -40,10 +40,10 @@ import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution.ts";
 import { Components, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
-import { runInExecution } from "./syscalls/convex-global.ts";
+import { runInScope } from "./syscalls/convex-global.ts";
 import type { LogLines } from "./syscalls/log-lines.ts";
-import { currentRunContext, inRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
-import { GuardedRun, syncGuard } from "./sync-guard.ts";
+import { currentRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
+import { GuardedRun, syncGuard, type Deadline } from "./sync-guard.ts";
 import type { UserIdentity } from "./auth/identity.ts";
 import type { DeploymentKey, SignJwtRequest } from "./auth/deployment-key.ts";
 import type { FileStorage } from "./files/file-storage.ts";
@@ -554,13 +554,10 @@ export class Engine implements NestedCalls {
     try {
       const what = `The HTTP action for ${path}`;
       const guarded = new GuardedRun(what, limits, (error) => execution.expire(error));
+      syncGuard.starting();
       const response = await guarded.bound(
-        withinDeadline(
-          what,
-          execution,
-          limits.actionTimeoutMs,
-          inRunContext(run.context, () => syncGuard.run(guarded, () => runInExecution(execution, () => match[0].invokeHttpAction(request)))),
-        ),
+        runInScope({ execution, context: run.context, guarded }, () => match[0].invokeHttpAction(request)),
+        deadline(what, execution, limits.actionTimeoutMs),
       );
       this.endRun(run, execution.logs.own, null);
       return response;
@@ -653,7 +650,7 @@ export class Engine implements NestedCalls {
   private async invoke(fn: RegisteredFunction, args: Value, execution: Execution | ActionExecution, limits: EngineLimits): Promise<EncodedValue> {
     const run = this.startRun(fn.path, fn.kind);
     try {
-      const result = await inRunContext(run.context, () => this.invokeChecked(fn, args, execution, limits, run));
+      const result = await this.invokeChecked(fn, args, execution, limits, run);
       this.endRun(run, execution.logs.own, null);
       return result;
     } catch (error) {
@@ -680,13 +677,13 @@ export class Engine implements NestedCalls {
     });
   }
 
-  /** `invoke` within its run's context; `report.error` keeps a failure's message before it is hidden from callers. */
+  /** `invoke` within its run's context (`report.context`); `report.error` keeps a failure's message before it is hidden from callers. */
   private async invokeChecked(
     fn: RegisteredFunction,
     args: Value,
     execution: Execution | ActionExecution,
     limits: EngineLimits,
-    report: { error?: string },
+    report: { error?: string; readonly context: RunInProgress["context"] },
   ): Promise<EncodedValue> {
     const name = fn.path;
     if (!isPlainObject(args))
@@ -707,9 +704,12 @@ export class Engine implements NestedCalls {
     try {
       // One that holds the thread without yielding is stopped by the guard in its code (sync-guard.ts), and answered at once.
       const guarded = new GuardedRun(name, limits, (error) => execution.expire(error));
-      const run = syncGuard.run(guarded, () => runInExecution(execution, () => fn.invoke(JSON.stringify([convexToJson(args)]))));
+      const argsJson = JSON.stringify([convexToJson(args)]);
+      // One scope for the run: its syscalls, its request id and variables, and its guard bookkeeping.
+      syncGuard.starting();
+      const run = runInScope({ execution, context: report.context, guarded }, () => fn.invoke(argsJson));
       // A query or mutation holds the function lock: one that never settles must not hold it forever.
-      text = await guarded.bound(execution instanceof Execution ? withinDeadline(name, execution, limits.functionTimeoutMs, run, "functionTimeoutMs") : run);
+      text = await guarded.bound(run, execution instanceof Execution ? deadline(name, execution, limits.functionTimeoutMs, "functionTimeoutMs") : undefined);
     } catch (error) {
       const failure = asFunctionError(error, execution);
       report.error = failure.message;
@@ -763,6 +763,18 @@ function withinDeadline<T>(what: string, execution: { expire(error: Error): void
     }, ms);
   });
   return Promise.race([work, deadline]).finally(() => timer !== undefined && clearTimeout(timer));
+}
+
+/** `withinDeadline`'s limit as `GuardedRun.bound` takes it: the same error, the run cut off the same way. */
+function deadline(what: string, execution: { expire(error: Error): void }, ms: number, knob = "actionTimeoutMs"): Deadline {
+  return {
+    ms,
+    expired: () => {
+      const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob ${knob})`);
+      execution.expire(error);
+      return error;
+    },
+  };
 }
 
 /** Outside development an uncaught error's message stays in the deployment's log; a `ConvexError` (data for the caller) and the engine's own errors pass as they are. */

@@ -139,4 +139,42 @@ describe("the sync guard", () => {
     });
     await expect(run.bound(work)).rejects.toThrow(/jobs:escapes made more than/);
   });
+
+  it("bound() with a deadline: a run that never settles is answered with the deadline's error; one that settles first clears it", async () => {
+    const run = new GuardedRun("jobs:waits", LIMITS);
+    let cutOff = 0;
+    const late = run.bound(new Promise(() => {}), {
+      ms: 5,
+      expired: () => {
+        cutOff++;
+        return new FunctionError("LimitExceeded", "jobs:waits ran too long");
+      },
+    });
+    await expect(late).rejects.toThrow("jobs:waits ran too long");
+    expect(cutOff).toBe(1);
+    const quick = new GuardedRun("jobs:quick", LIMITS);
+    await expect(quick.bound(Promise.resolve(42), { ms: 5, expired: () => new Error("never") })).resolves.toBe(42);
+    await expect(quick.bound(Promise.reject(new Error("its own")), { ms: 5, expired: () => new Error("never") })).rejects.toThrow("its own");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  });
+
+  it("the engine's runs enter one scope: syscalls, run context and guarded run read from the same store", async () => {
+    const { runScope } = await import("./run-scope.ts");
+    const { runInScope, runInExecution } = await import("./syscalls/convex-global.ts");
+    const { currentRunContext, withRequestId } = await import("./syscalls/run-context.ts");
+    const execution = { syscall: () => "null", asyncSyscall: async () => "null", jsSyscall: () => null };
+    const guarded = new GuardedRun("jobs:scoped", LIMITS);
+    const context = { requestId: "0123456789abcdef", environment: new Map([["NAME", "value"]]) };
+    const seen = await runInScope({ execution, context, guarded }, async () => {
+      await null;
+      return { scope: runScope.getStore(), context: currentRunContext(), env: process.env.NAME };
+    });
+    expect(seen.scope).toEqual({ execution, context, guarded });
+    expect(seen.context).toBe(context);
+    expect(seen.env).toBe("value");
+    // Entering one field keeps the others.
+    const inner = await withRequestId("fedcba9876543210", () => runInExecution(execution, async () => runScope.getStore()));
+    expect(inner?.context?.requestId).toBe("fedcba9876543210");
+    expect(inner?.execution).toBe(execution);
+  });
 });

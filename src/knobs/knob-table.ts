@@ -325,6 +325,27 @@ export const KNOBS = {
     unit: "count",
     doc: "Mutations one session may have waiting to run; more fail individually with a clear error (Convex: TooManyConcurrentMutations).",
   },
+  sessionFrameRate: {
+    default: 1_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Frames per second one socket session may send before its frames wait, unparsed, for their turn (a token bucket checked before a frame is read, so a socket that floods costs the object a count per frame, not a parse and a queued request). Other sessions are not slowed.",
+  },
+  sessionFrameBurst: {
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Bucket size for sessionFrameRate: frames a session may send at once before they wait.",
+  },
+  maxThrottledFramesPerSession: {
+    default: 10_000,
+    min: 1,
+    max: 1_000_000,
+    unit: "count",
+    doc: "Frames of one session that may wait for sessionFrameRate; one more closes the socket with a FatalError (a client that keeps flooding is broken, not busy).",
+  },
   maxPendingBytesPerSession: {
     default: 4_194_304,
     min: 1_024,

@@ -208,7 +208,18 @@ export function parseClientMessage(frame: string | ArrayBuffer, maxFrameBytes: n
 // Server messages. Encoded by hand where it saves work on the fan-out path.
 
 function encodeVersion(v: StateVersion): string {
-  return `{"querySet":${v.querySet},"ts":"${encodeTs(v.ts)}","identity":${v.identity}}`;
+  return `{"querySet":${v.querySet},"ts":"${encodeTsRecent(v.ts)}","identity":${v.identity}}`;
+}
+
+/** The last two timestamps encoded: a fan-out's Transitions all start at one and end at another, so each is encoded once, not per session. */
+let recentTs: [bigint | null, string, bigint | null, string] = [null, "", null, ""];
+
+function encodeTsRecent(ts: bigint): string {
+  if (ts === recentTs[0]) return recentTs[1];
+  if (ts === recentTs[2]) return recentTs[3];
+  const text = encodeTs(ts);
+  recentTs = [ts, text, recentTs[0], recentTs[1]];
+  return text;
 }
 
 /** A modification whose JSON is already encoded, so a shared result is stringified once. */

@@ -105,6 +105,46 @@ describe("SyncFront", () => {
   });
 });
 
+describe("a fan-out's Transitions are encoded once and shared (issue 27 item 2)", () => {
+  it("sessions holding the same query at the same versions get the same frame; one at another version gets its own header", async () => {
+    const { engine, open, idle } = setup();
+    const same = Array.from({ length: 3 }, (_, i) => open(`same${i}`));
+    const other = open("other");
+    for (const c of [...same, other]) {
+      await c.connect();
+      await c.watch("a");
+    }
+    // "other" moves to query set version 2 (a second query, on a chat nobody writes).
+    await other.send({
+      type: "ModifyQuerySet",
+      baseVersion: 1,
+      newVersion: 2,
+      modifications: [{ type: "Add", queryId: 1, udfPath: "messages:list", args: [{ chatId: "z" }] }],
+    });
+    await idle();
+    const raw = new Map<string, string[]>();
+    for (const c of [...same, other]) raw.set(c.session.connectionId, []);
+    for (const c of [...same, other]) {
+      const send = c.session.connection.send.bind(c.session.connection);
+      c.session.connection.send = (f: string) => (raw.get(c.session.connectionId)!.push(f), send(f));
+    }
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "shared" });
+    await idle();
+    const frames = [...same, other].map((c) => raw.get(c.session.connectionId)!.filter((f) => f.includes('"shared"')));
+    for (const f of frames) expect(f).toHaveLength(1);
+    expect(frames[1]![0]).toBe(frames[0]![0]);
+    expect(frames[2]![0]).toBe(frames[0]![0]);
+    const parsed = frames.map(
+      (f) => JSON.parse(f[0]!) as { startVersion: { querySet: number }; endVersion: { querySet: number }; modifications: { queryId: number }[] },
+    );
+    expect(parsed[0]!.startVersion.querySet).toBe(1);
+    expect(parsed[3]!.startVersion.querySet).toBe(2);
+    expect(parsed[3]!.endVersion.querySet).toBe(2);
+    expect(parsed[3]!.modifications.map((m) => m.queryId)).toEqual([0]);
+    expect(other.latest(0)).toEqual(same[0]!.latest(0));
+  });
+});
+
 describe("paginated subscriptions (query journals)", () => {
   it("sends the journal with every update, re-runs with it so the first page grows, and pins a re-added page to the client's journal", async () => {
     const { engine, open, idle } = setup();
@@ -169,6 +209,38 @@ describe("per-session limits", () => {
       Array(3).fill(expect.stringMatching(/Too many concurrent mutations.*2 are waiting/)),
     );
     expect(client.closed).toEqual([]);
+  });
+
+  it("frames past sessionFrameBurst wait, unparsed, for sessionFrameRate, then are handled in order", async () => {
+    const { sync, open, idle } = setup({ sessionFrameRate: 200, sessionFrameBurst: 2 });
+    const client = open("fast");
+    const mutation = (i: number) => ({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] });
+    const handled = [client.connect(), ...Array.from({ length: 5 }, (_, i) => client.send(mutation(i)))];
+    // Connect and the first mutation had tokens; the other four wait without being read.
+    expect(sync.counters.framesThrottled).toBe(4);
+    expect(sync.counters.protocolErrors).toBe(0);
+    await Promise.all(handled);
+    await idle();
+    const responses = client.frames.filter((f) => f.type === "MutationResponse");
+    expect(responses.map((r) => [r.requestId, r.success])).toEqual([0, 1, 2, 3, 4].map((i) => [i, true]));
+    expect(client.closed).toEqual([]);
+  });
+
+  it("a socket with more than maxThrottledFramesPerSession frames waiting closes with a FatalError; another session goes on", async () => {
+    const { sync, open, idle } = setup({ sessionFrameRate: 1, sessionFrameBurst: 2, maxThrottledFramesPerSession: 3 });
+    const flooder = open("flooder");
+    const quiet = open("quiet");
+    await flooder.connect();
+    await quiet.connect();
+    for (let i = 0; i < 10; i++)
+      void flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] });
+    expect(flooder.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
+    expect(flooder.frames.some((f) => f.type === "FatalError" && /maxThrottledFramesPerSession/.test(String(f.error)))).toBe(true);
+    expect(sync.counters.framesThrottled).toBe(3);
+    await quiet.send({ type: "Mutation", requestId: 0, udfPath: "messages:send", args: [{ chatId: "b", author: "y", body: "hello" }] });
+    await idle();
+    expect(quiet.frames.filter((f) => f.type === "MutationResponse").map((r) => r.success)).toEqual([true]);
+    expect(quiet.closed).toEqual([]);
   });
 });
 

@@ -44,6 +44,7 @@ import { RefreshScheduler, type RefreshKnobs, type TurnResult } from "./refresh-
 import { prepareQuery, type PreparedQuery } from "./query-instances.ts";
 import { WaitingRoom } from "./waiting-room.ts";
 import { CLOSE } from "../knobs/wire.ts";
+import { TokenBucket } from "./token-bucket.ts";
 import { frameSize, PendingBytes, pendingRefusalText, type PendingBytesKnobs, type PendingRefusal } from "./pending-bytes.ts";
 import { shedReason } from "./admission.ts";
 
@@ -62,6 +63,8 @@ export interface SyncCounters {
   sendsPutOff: number;
   /** Characters of frames sent to sockets (JSON text: about bytes): the sending work a commit costs this object. */
   charactersSent: number;
+  /** Frames that waited for their session's frame rate (sessionFrameRate). */
+  framesThrottled: number;
 }
 
 /**
@@ -134,7 +137,7 @@ export interface SyncFrontOptions<S extends ResultSource = ResultSource> {
 }
 
 export class SyncFront<S extends ResultSource = ResultSource> {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0 };
+  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0, framesThrottled: 0 };
   private readonly sessions = new Map<string, SyncSession>();
   /** Sync shards' sessions among `sessions` (docs/SHARDS.md). */
   private peerCount = 0;
@@ -332,6 +335,11 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * this socket only, with a FatalError first.
    */
   receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
+    // The cheapest path first: a socket past its frame rate waits here, before its frame is read.
+    if (session.isClient) {
+      const throttled = this.throttle(session, frame);
+      if (throttled !== null) return throttled;
+    }
     if (session.inbound === null) return session.inOrder(() => this.receiveNow(session, frame));
     // It waits in memory behind an earlier message (a token being checked, perhaps by a slow provider):
     // counted against the byte budgets, and past them the socket closes rather than queue without limit.
@@ -343,6 +351,49 @@ export class SyncFront<S extends ResultSource = ResultSource> {
       return undefined;
     }
     return session.inOrder(() => {
+      this.pendingBytes.give(session, bytes);
+      return this.receiveNow(session, frame);
+    });
+  }
+
+  /**
+   * Holds a frame that comes faster than `sessionFrameRate` (burst `sessionFrameBurst`): it waits,
+   * unparsed and counted against the byte budgets, until its token is due, then is handled in order.
+   * Past `maxThrottledFramesPerSession` frames waiting, the socket closes with a FatalError. Null: a
+   * token was there, handle the frame as usual.
+   */
+  private throttle(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined | null {
+    if (session.closed) return undefined;
+    const knobs = this.knobs();
+    const now = this.now();
+    const bucket = (session.frameBudget ??= new TokenBucket(
+      () => this.knobs().sessionFrameRate,
+      () => this.knobs().sessionFrameBurst,
+      now,
+    ));
+    if (session.throttledFrames === 0 && bucket.take(now)) return null;
+    if (session.throttledFrames >= knobs.maxThrottledFramesPerSession) {
+      this.fail(
+        session,
+        `Too many frames: more than ${knobs.maxThrottledFramesPerSession} waiting for the frame rate of ${knobs.sessionFrameRate}/s (knobs maxThrottledFramesPerSession, sessionFrameRate)`,
+      );
+      return undefined;
+    }
+    const bytes = frameSize(frame);
+    const refusal = this.pendingBytes.take(session, bytes, knobs);
+    if (refusal) {
+      this.overloaded(session, refusal, `a frame of ${bytes} bytes waiting for the frame rate`);
+      return undefined;
+    }
+    // Its token, taken now in debt: the frame is due when the bucket is back to zero.
+    const due = now + bucket.waitMs(now);
+    bucket.spend(now, 1);
+    session.throttledFrames++;
+    this.counters.framesThrottled++;
+    return session.inOrder(async () => {
+      const wait = due - this.now();
+      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      session.throttledFrames--;
       this.pendingBytes.give(session, bytes);
       return this.receiveNow(session, frame);
     });

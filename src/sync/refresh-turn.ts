@@ -51,6 +51,13 @@ export interface RefreshTurnDeps {
 
 export class RefreshTurn {
   private readonly deps: RefreshTurnDeps;
+  /**
+   * The last modification and frame built: the sessions that hold one query at one version get the
+   * same modification, and when their versions agree too (a fan-out), the same frame, encoded once
+   * and shared, not once per session (issue 27 item 2).
+   */
+  private lastModification: { encoded: object; queryId: number; journal: string | null; text: EncodedModification } | null = null;
+  private lastFrame: { start: StateVersion; end: StateVersion; modification: EncodedModification; text: string } | null = null;
 
   constructor(deps: RefreshTurnDeps) {
     this.deps = deps;
@@ -98,7 +105,7 @@ export class RefreshTurn {
       }
       if (query.sentHash === instance.resultHash) continue;
       this.deps.instances.results.get(instance);
-      let modification = modificationFor(queryId, encoded!, instance.journal);
+      let modification = this.modificationFor(queryId, encoded!, instance.journal);
       query.sentHash = instance.resultHash;
       if (bytes + modification.length > maxBytes) {
         const alone = TRANSITION_OVERHEAD_BYTES + modification.length <= maxBytes;
@@ -122,7 +129,7 @@ export class RefreshTurn {
     const end: StateVersion = { querySet: session.receivedQuerySet, ts, identity: session.receivedIdentity };
     const versionMoved = end.querySet !== session.version.querySet || end.identity !== session.version.identity;
     if (modifications.length === 0 && !versionMoved && !session.owesTransition) return { runs, sent: false };
-    const frame = transition(session.version, end, modifications);
+    const frame = this.frame(session.version, end, modifications);
     // A refused send closes the session and leaves its version where the client has it.
     if (!this.deps.send(session, frame)) return { runs, sent: false };
     session.sendBudget!.spend(this.deps.now(), frame.length);
@@ -132,6 +139,26 @@ export class RefreshTurn {
     if (deferred) this.deps.schedule(session);
     this.deps.sent(session);
     return { runs, sent: true };
+  }
+
+  /** `modificationFor`, shared with the previous session's when it is the same query result, query id and journal. */
+  private modificationFor(queryId: number, encoded: Parameters<typeof modificationFor>[1], journal: string | null): EncodedModification {
+    const last = this.lastModification;
+    if (last !== null && last.encoded === encoded && last.queryId === queryId && last.journal === journal) return last.text;
+    const text = modificationFor(queryId, encoded, journal);
+    this.lastModification = { encoded, queryId, journal, text };
+    return text;
+  }
+
+  /** `transition(...)`, shared with the previous session's when versions and its one modification are the same. */
+  private frame(start: StateVersion, end: StateVersion, modifications: EncodedModification[]): string {
+    if (modifications.length !== 1) return transition(start, end, modifications);
+    const modification = modifications[0]!;
+    const last = this.lastFrame;
+    if (last !== null && last.modification === modification && sameVersion(last.start, start) && sameVersion(last.end, end)) return last.text;
+    const text = transition(start, end, modifications);
+    this.lastFrame = { start, end, modification, text };
+    return text;
   }
 
   /**
@@ -161,4 +188,8 @@ export class RefreshTurn {
     }
     return true;
   }
+}
+
+function sameVersion(a: StateVersion, b: StateVersion): boolean {
+  return a.querySet === b.querySet && a.ts === b.ts && a.identity === b.identity;
 }

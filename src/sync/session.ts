@@ -114,6 +114,9 @@ export class SyncSession {
    * checked): later messages wait behind it, so they are handled in order.
    */
   inbound: Promise<void> | null = null;
+  /** Frames it may send now (sessionFrameRate), made on its first frame; frames waiting for theirs, unparsed. */
+  frameBudget: TokenBucket | null = null;
+  throttledFrames = 0;
 
   constructor(connection: Connection, attachment: SessionAttachment) {
     this.connection = connection;
@@ -279,6 +282,9 @@ export interface SessionLimitKnobs {
   maxQueriesPerSession: number;
   maxPendingMutationsPerSession: number;
   maxPendingActionsPerSession: number;
+  sessionFrameRate: number;
+  sessionFrameBurst: number;
+  maxThrottledFramesPerSession: number;
   maxFrameBytes: number;
   /** A shard's peer session holds the union of its clients' distinct queries: bounded on its own. */
   maxQueriesPerShard: number;

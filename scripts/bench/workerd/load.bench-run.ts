@@ -5,8 +5,14 @@
  * chat); writers keep 8 mutations in flight to random chats for a fixed
  * number of commits. Latency is from sending the mutation to each watching
  * session receiving the Transition that carries it.
+ *
+ * The limit beside it (issue 27), after the first budget's run, on the same sockets and writers:
+ * each commit is the same document insert done as bare SQL in the same object, plus one frame
+ * encoded once and sent to the chat's ten watching sockets (no function, no index, no session
+ * state), timed by the same clients the same way. Prints calmsync beside it and the ratio.
  */
 import { it } from "vitest";
+import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 
 const SESSIONS = 10_000;
@@ -18,6 +24,8 @@ const BUDGETS = [
   { label: "tight slices (10 runs / 100 transitions)", knobs: { refreshSliceQueryRuns: 10, refreshSliceTransitions: 100 } },
   { label: "default slices, 4 sync shards", knobs: { refreshSliceQueryRuns: 100, refreshSliceTransitions: 1_000, syncShards: 4 } },
 ];
+/** One test client opens every socket and sends every write: the per-client limits (issue 26) would refuse it. */
+const UNLIMITED_CLIENT = { clientSessionRate: 100_000, clientSessionBurst: 100_000, clientCallRate: 100_000, clientCallBurst: 100_000 };
 const worker = (exports as unknown as { default: Fetcher }).default;
 const admin = { Authorization: "Bearer bench-admin-key", "Content-Type": "application/json" };
 
@@ -35,22 +43,28 @@ const adminStatus = async (deployment: string): Promise<Status> =>
 
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 
+/** The ten server-side sockets of each chat, found once from their attachments (the session id names the chat). */
+let watchers: Map<string, WebSocket[]> | null = null;
+
 it("throughput and latency under 10,000 subscriptions", async () => {
   const rows: string[] = [];
+  const limitRows: string[] = [];
   for (const [b, budget] of BUDGETS.entries()) {
     const deployment = `load-${b}`;
     await worker.fetch(`http://bench/d/${deployment}/api/admin/knobs`, {
       method: "PATCH",
       headers: admin,
-      body: JSON.stringify({ ...budget.knobs, sessionAdmitRate: 100_000, sessionAdmitBurst: 100_000 }),
+      body: JSON.stringify({ ...budget.knobs, sessionAdmitRate: 100_000, sessionAdmitBurst: 100_000, ...UNLIMITED_CLIENT }),
     });
     const sentAt = new Map<number, number>();
-    const latencies: number[] = [];
+    let latencies: number[] = [];
+    const chatOfSession = new Map<string, string>();
     let ready = 0;
     const sockets: WebSocket[] = [];
     for (let i = 0; i < SESSIONS; i++) {
       const response = await worker.fetch(`http://bench/d/${deployment}/api/1.49.0/sync`, { headers: { Upgrade: "websocket" } });
-      const ws = response.webSocket!;
+      const ws = response.webSocket;
+      if (!ws) throw new Error(`socket ${i} refused: ${response.status} ${await response.text()}`);
       ws.accept();
       let first = true;
       ws.addEventListener("message", (event) => {
@@ -67,7 +81,9 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         const sent = match ? sentAt.get(Number(match[1])) : undefined;
         if (sent !== undefined) latencies.push(Date.now() - sent);
       });
-      ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
+      const sessionId = crypto.randomUUID();
+      chatOfSession.set(sessionId, `chat${i % CHATS}`);
+      ws.send(JSON.stringify({ type: "Connect", sessionId, connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
       ws.send(
         JSON.stringify({
           type: "ModifyQuerySet",
@@ -110,6 +126,53 @@ it("throughput and latency under 10,000 subscriptions", async () => {
     rows.push(
       `| ${budget.label} | ${Math.round(COMMITS / (commitMs / 1000)).toLocaleString("en-US")} | ${pct(latencies, 50)} ms | ${pct(latencies, 99)} ms | ${latencies.length.toLocaleString("en-US")} | ${status.limits.refreshSlices.count.toLocaleString("en-US")} | ${status.limits.refreshQueue.peak} | ${(sentPerCommit / 1024).toFixed(1)} KiB | ${sliceMsPerCommit.toFixed(2)} ms |`,
     );
+    if (b === 0) {
+      // The limit, on the same sockets: bare SQL insert plus one pre-encoded frame to the chat's ten watchers.
+      const calmsync = { rate: COMMITS / (commitMs / 1000), p50: pct(latencies, 50), p99: pct(latencies, 99) };
+      latencies = [];
+      sentAt.clear();
+      const ns = (env as unknown as { DEPLOYMENTS: DurableObjectNamespace }).DEPLOYMENTS;
+      const stub = ns.get(ns.idFromName(deployment));
+      watchers = null;
+      await runInDurableObject(stub, (_instance: unknown, state: DurableObjectState) => {
+        state.storage.sql.exec("CREATE TABLE IF NOT EXISTS bench_limit_documents (id INTEGER PRIMARY KEY, chat TEXT NOT NULL, json TEXT NOT NULL)");
+        state.storage.sql.exec("CREATE INDEX IF NOT EXISTS bench_limit_by_chat ON bench_limit_documents (chat, id)");
+      });
+      let nextLimit = 0;
+      const limitStart = Date.now();
+      const limitWriter = async () => {
+        while (nextLimit < COMMITS) {
+          const n = nextLimit++;
+          sentAt.set(n, Date.now());
+          const chat = `chat${Math.floor(Math.random() * CHATS)}`;
+          await runInDurableObject(stub, (_instance: unknown, state: DurableObjectState) => {
+            if (!watchers) {
+              watchers = new Map();
+              for (const ws of state.getWebSockets()) {
+                const sessionId = (ws.deserializeAttachment() as { sessionId: string | null } | null)?.sessionId;
+                const of = sessionId ? chatOfSession.get(sessionId) : undefined;
+                if (of) watchers.set(of, [...(watchers.get(of) ?? []), ws]);
+              }
+            }
+            const json = JSON.stringify({ chatId: chat, author: "bench", body: `bench ${n}` });
+            state.storage.sql.exec("INSERT INTO bench_limit_documents (chat, json) VALUES (?, ?)", chat, json);
+            const frame = `{"type":"Transition","limit":true,"modifications":[{"type":"QueryUpdated","value":[${json}]}]}`;
+            for (const ws of watchers.get(chat) ?? []) ws.send(frame);
+          });
+        }
+      };
+      await Promise.all(Array.from({ length: IN_FLIGHT }, limitWriter));
+      const limitMs = Date.now() - limitStart;
+      await until(() => latencies.length >= COMMITS * (SESSIONS / CHATS) * 0.9, 120_000).catch(() => undefined);
+      latencies.sort((a, b) => a - b);
+      const limitRate = COMMITS / (limitMs / 1000);
+      limitRows.push(
+        `| ${Math.round(calmsync.rate).toLocaleString("en-US")} | ${Math.round(limitRate).toLocaleString("en-US")} | ${(calmsync.rate / limitRate).toFixed(2)} | ${calmsync.p50} / ${calmsync.p99} ms | ${pct(latencies, 50)} / ${pct(latencies, 99)} ms | ${latencies.length.toLocaleString("en-US")} |`,
+      );
+    }
+    // Printed as they come too: a later run that fails keeps the earlier ones.
+    console.log(`BENCH-ROW:load ${rows.at(-1)}`);
+    if (limitRows.length > 0 && b === 0) console.log(`BENCH-ROW:loadlimit ${limitRows.at(-1)}`);
     for (const ws of sockets) ws.close(1000, "done");
   }
   console.log(
@@ -118,6 +181,11 @@ it("throughput and latency under 10,000 subscriptions", async () => {
       "| slice budget | commits/s | commit→Transition p50 | p99 | deliveries measured | slices | queue peak | sent by the deployment object per commit | its refresh slices per commit |",
       "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
       ...rows,
+      "BENCH-END",
+      "BENCH-TABLE:loadlimit",
+      "| calmsync commits/s (default slices) | limit commits/s: bare SQL insert + one pre-encoded frame to the ten watchers | calmsync ÷ limit | calmsync commit→Transition p50 / p99 | limit p50 / p99 | limit deliveries measured |",
+      "| --- | --- | --- | --- | --- | --- |",
+      ...limitRows,
       "BENCH-END",
     ].join("\n"),
   );

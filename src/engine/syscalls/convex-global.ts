@@ -4,22 +4,17 @@
  * Durable Objects (deployments) share an isolate and its globals, and their
  * functions interleave at every `await`, so the global routes each call to
  * the run it belongs to through an `AsyncLocalStorage` that every entry point
- * enters (`runInExecution`). `node:async_hooks` is plain Node, and workerd
- * provides it under the `nodejs_als` flag, so the engine stays free of
+ * enters (`runInScope`, or `runInExecution` for the execution alone): the
+ * run's one scope (../run-scope.ts). `node:async_hooks` is plain Node, and
+ * workerd provides it under the `nodejs_als` flag, so the engine stays free of
  * Cloudflare imports.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import { CONSOLE_METHODS, type LogLines } from "./log-lines.ts";
-/** What a run answers syscalls with: a query's or mutation's `Execution`, or an action's. */
-export interface ConvexGlobal {
-  syscall(op: string, argsJson: string): string;
-  asyncSyscall(op: string, argsJson: string): Promise<string>;
-  jsSyscall(op: string, args: Record<string, unknown>): unknown;
-  /** What the run prints (`console.*`), when it collects it. */
-  readonly logs?: LogLines;
-}
+import { runScope, withScopeField, type ConvexGlobal, type RunScope } from "../run-scope.ts";
+import { CONSOLE_METHODS } from "./log-lines.ts";
+export type { ConvexGlobal } from "../run-scope.ts";
 
-const current = new AsyncLocalStorage<ConvexGlobal>();
+const current = { getStore: (): ConvexGlobal | undefined => runScope.getStore()?.execution };
 
 /** A global another in-process backend installed before us (convex-test in a differential test): it serves calls that are not ours. */
 let previous: ConvexGlobal | undefined;
@@ -59,7 +54,7 @@ function captureConsole(): void {
  * the loop runs other callers' tasks.
  */
 export function outsideAnyRun<T>(fn: () => T): T {
-  return current.run(undefined as unknown as ConvexGlobal, fn);
+  return withScopeField("execution", undefined, fn);
 }
 
 /** `fn`, bound to the run it is made in (or to none): wherever it is called later, it prints to that run's log lines only. */
@@ -69,13 +64,23 @@ export function bindToCurrentRun<T>(fn: () => T): () => T {
   return () => snapshot(fn);
 }
 
-/** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
-export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>): Promise<T> {
+function install(): void {
   const global = globalThis as { Convex?: ConvexGlobal };
   if (global.Convex !== syscalls) {
     previous = global.Convex;
     global.Convex = syscalls;
   }
   captureConsole();
-  return current.run(execution, fn);
+}
+
+/** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */
+export function runInExecution<T>(execution: ConvexGlobal, fn: () => Promise<T>): Promise<T> {
+  install();
+  return withScopeField("execution", execution, fn);
+}
+
+/** Runs `fn` as one run: its syscalls routed to `scope.execution`, its context and guarded run entered at once (one context, not three). */
+export function runInScope<T>(scope: RunScope & { execution: ConvexGlobal }, fn: () => Promise<T>): Promise<T> {
+  install();
+  return runScope.run(scope, fn);
 }

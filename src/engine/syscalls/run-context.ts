@@ -10,20 +10,14 @@
  * when this module loads: inside a run a name the deployment set wins,
  * anything else reads the Worker's value as before. Outside any run (a module's top level, which is
  * loaded once for every deployment of the isolate) only the Worker's vars
- * are seen. Routed through `AsyncLocalStorage` like the `Convex` global.
+ * are seen. Routed through the run's scope (../run-scope.ts) like the `Convex` global.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
+import { runScope, withScopeField, type EnvironmentVariables, type RunContext } from "../run-scope.ts";
 
-/** A deployment's variables by name (read on each run, so a change applies to the next one). */
-export type EnvironmentVariables = ReadonlyMap<string, string>;
-
-export interface RunContext {
-  readonly requestId: string;
-  readonly environment: EnvironmentVariables;
-}
+export type { EnvironmentVariables, RunContext } from "../run-scope.ts";
 
 const NO_VARIABLES: EnvironmentVariables = new Map();
-const context = new AsyncLocalStorage<RunContext>();
+const context = { getStore: (): RunContext | undefined => runScope.getStore()?.context };
 
 export function currentRunContext(): RunContext | undefined {
   return context.getStore();
@@ -36,12 +30,12 @@ export function newRequestId(): string {
 
 /** Runs `fn` with `run` as its context: the functions it runs, at any depth of awaits, read these variables. */
 export function inRunContext<T>(run: RunContext, fn: () => T): T {
-  return context.run(run, fn);
+  return withScopeField("context", run, fn);
 }
 
 /** A request from outside (HTTP) names its id: every function it runs carries it. */
 export function withRequestId<T>(requestId: string, fn: () => T): T {
-  return context.run({ requestId, environment: context.getStore()?.environment ?? NO_VARIABLES }, fn);
+  return withScopeField("context", { requestId, environment: context.getStore()?.environment ?? NO_VARIABLES }, fn);
 }
 
 /**
