@@ -37,7 +37,7 @@ const DEPLOYMENT_KEY = "calmsync:deployment-key";
 /** The app's providers, or why its auth.config.ts is unusable (told to whoever presents a token). */
 export type AppProviders = { providers: AuthProvider[]; error: string | null };
 
-export function appProviders(authConfig: unknown): AppProviders {
+function appProviders(authConfig: unknown): AppProviders {
   try {
     return { providers: readAuthConfig(authConfig), error: null };
   } catch (error) {

@@ -118,7 +118,7 @@ export interface DeploymentApi {
   environmentValue(name: string): Promise<string | null>;
   /** Sets `name` to `value`, or removes it (`value` undefined); `actor` is who the caller says they are, for the audit. */
   changeEnvironment(name: string, value: unknown, actor: string): Promise<{ ok: true; change: EnvironmentChange | null } | { ok: false; error: string }>;
-  /** A tail of the operator's log as NDJSON (`?since=&function=&level=&follow=`; src/operations/log-stream.ts), or 400/429 with why. */
+  /** A tail of the operator's log as NDJSON (`?since=&function=&level=&follow=`; src/operations/log-stream.ts), or 400 with why; past `maxLogStreams` the oldest tail is replaced. */
   logs(query: string): Promise<Response>;
   /** The Worker says where this deployment is reached (`https://host` or `https://host/d/<name>`), once per isolate. */
   noteBaseUrl(url: string): Promise<void>;
@@ -146,7 +146,7 @@ export interface DeploymentApi {
 /** Marks a request the Worker forwards to the app's HTTP actions (its URL already stripped of the prefix). */
 export const HTTP_ACTION_HEADER = "x-calmsync-http-action";
 
-export class DeploymentNotFoundError extends Error {
+class DeploymentNotFoundError extends Error {
   override name = "DeploymentNotFoundError";
 }
 

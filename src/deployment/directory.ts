@@ -19,7 +19,7 @@ import { DurableObject } from "cloudflare:workers";
 import type { Env } from "../env.ts";
 
 /** The directory object's name in its namespace: there is one. */
-export const DIRECTORY_NAME = "directory";
+const DIRECTORY_NAME = "directory";
 
 /** What a wildcard-matched name's first use is told. */
 export type Claim = { ok: true } | { ok: false; count: number };

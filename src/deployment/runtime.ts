@@ -65,7 +65,7 @@ export type FunctionKind = "query" | "mutation" | "action";
 /** Longest `Idempotency-Key` accepted (Stripe's limit; a UUID is 36). */
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** Where a deployment publishes its own public keys, under CONVEX_CLOUD_URL (Convex's path). */
-export const JWKS_PATH = "/.well-known/jwks.json";
+const JWKS_PATH = "/.well-known/jwks.json";
 
 /** What every deployment object of an isolate serves: the app's code, loaded once (see `defineDeployment`). */
 export interface ResolvedApp {
@@ -350,7 +350,15 @@ export class DeploymentRuntime {
     address: string | null,
   ): Promise<FunctionResponse> {
     try {
-      const identity = await this.auth.identityFromHeader(authorization);
+      let identity: UserIdentity | null;
+      try {
+        identity = await this.auth.identityFromHeader(authorization);
+      } catch (error) {
+        // A refused token still costs its address a call, so a flood of bad tokens is limited like any other.
+        const refused = error instanceof AuthenticationError && address !== null ? this.callsPerClient.take(clientKey(address, null), this.now()) : null;
+        if (refused) return { status: "rateLimited", ...refused };
+        throw error;
+      }
       // No address: not a client's request through the Worker (a script, a test over RPC): one caller, not limited per client.
       const client = clientKey(address ?? "rpc", identity?.tokenIdentifier ?? null);
       const refused = address === null ? null : this.callsPerClient.take(client, this.now());

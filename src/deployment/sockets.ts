@@ -32,7 +32,7 @@ export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): C
   };
 }
 
-export function attachmentOf(ws: WebSocket): SessionAttachment | null {
+function attachmentOf(ws: WebSocket): SessionAttachment | null {
   const attachment = ws.deserializeAttachment() as SessionAttachment | null;
   return attachment?.v === 1 ? attachment : null;
 }

@@ -50,10 +50,6 @@ export class TableNamespace {
     this.prefix = prefix;
   }
 
-  static forComponent(componentPath: string): TableNamespace {
-    return new TableNamespace(namespacePrefix(componentPath));
-  }
-
   /** The stored name of this instance's table `local`. */
   storageName(local: string): string {
     return this.prefix + local;
@@ -81,6 +77,3 @@ export class TableNamespace {
     return stored === null ? null : this.shownName(stored);
   }
 }
-
-/** The app's own namespace: stored names are local names. */
-export const ROOT_NAMESPACE = new TableNamespace("");

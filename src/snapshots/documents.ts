@@ -71,7 +71,7 @@ function storageRowProblem(fields: Record<string, Value>): string | null {
 const CONVEX_ID = /^[0-9a-hjkmnp-tv-z]{31,37}$/;
 
 /** Whether a string could be another deployment's id that this import gave a new one. */
-export function mayBeForeignId(text: string): boolean {
+function mayBeForeignId(text: string): boolean {
   return CONVEX_ID.test(text) || tableOfId(text) !== null;
 }
 

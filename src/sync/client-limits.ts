@@ -15,7 +15,7 @@ import { TokenBucket } from "./token-bucket.ts";
 import { retryHint } from "../knobs/wire.ts";
 
 /** The header Cloudflare puts the client's address in. */
-export const CLIENT_ADDRESS_HEADER = "CF-Connecting-IP";
+const CLIENT_ADDRESS_HEADER = "CF-Connecting-IP";
 
 /** A request's client address; "local" where the runtime sets none (`wrangler dev`, tests). */
 export function clientAddress(headers: Headers): string {

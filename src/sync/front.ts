@@ -67,14 +67,14 @@ export interface SyncCounters {
   framesThrottled: number;
 }
 
+/** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
+const OVERLOAD_RETRY_MS = 1_000;
+
 /**
  * The head of a Mutation or Action frame as the official client writes it
  * (`{"type":"Mutation","requestId":7,...`): read from a frame too large to
  * parse, so that request alone fails instead of the whole socket.
  */
-/** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
-const OVERLOAD_RETRY_MS = 1_000;
-
 const REQUEST_HEAD = /^\s*\{\s*"type"\s*:\s*"(Mutation|Action)"\s*,\s*"requestId"\s*:\s*(\d{1,15})\s*[,}]/;
 
 /** What the front gives its source: the way to the sessions. */

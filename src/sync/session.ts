@@ -40,7 +40,6 @@ export interface SessionAttachment {
   internal?: true;
 }
 
-/** A verified identity as a session holds it. */
 /**
  * A mutation a waiting session sent: kept until it has run, so a wake, an
  * eviction or a restart while the session waits loses nothing (and holds
@@ -55,6 +54,7 @@ export interface HeldMutation {
   auth: SessionAuth | null;
 }
 
+/** A verified identity as a session holds it. */
 export interface SessionAuth {
   identity: UserIdentity;
   /** A digest of the identity: what instance keys of queries that read it carry. */

@@ -372,6 +372,10 @@ describe("the review's findings", () => {
       expect(Number(limited.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
       expect(await limited.json()).toMatchObject({ code: "ClientRateLimited", message: expect.stringMatching(/knobs clientCallRate\/clientCallBurst/) });
       expect((await call(from("198.51.100.9"))).status).toBe(200);
+      // A refused token costs its address a call too: a flood of bad tokens is not a way around the limit.
+      const badToken = { ...from("192.0.2.44"), Authorization: "Bearer not-a-token" };
+      for (let i = 0; i < 3; i++) expect((await call(badToken)).status).toBe(401);
+      expect((await call(badToken)).status).toBe(429);
       // Signed in, the caller is its identity, not the address it shares.
       const tokenResponse = await worker.fetch(`http://127.0.0.1/d/${deployment}/api/auth/dev-token`, {
         method: "POST",

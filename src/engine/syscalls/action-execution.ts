@@ -47,7 +47,8 @@ interface CallAs {
 export interface ActionHost {
   readonly components: Components;
   readonly files: FileStorage | null;
-  exclusive<T>(task: () => Promise<T>): Promise<T>;
+  /** A turn of the function lock: `owner`'s (the action's caller's), or one of its own when undefined. */
+  exclusive<T>(task: () => Promise<T>, owner?: LockOwner): Promise<T>;
   executeSystemWrite<T>(write: (tx: Transaction) => T): T;
   readCommitted(id: string): Document | null;
   vectorSearch(query: VectorQueryArgument): { _id: string; _score: number }[];
@@ -109,7 +110,7 @@ export class ActionExecution {
       files: engine.files,
       kind: "action",
       read: (id) => engine.readCommitted(id),
-      write: (change) => engine.exclusive(async () => engine.executeSystemWrite(change)),
+      write: (change) => engine.exclusive(async () => engine.executeSystemWrite(change), owner),
       maxFileBytes: limits.maxFileBytes,
     };
   }
@@ -154,14 +155,16 @@ export class ActionExecution {
         case "1.0/actions/schedule": {
           const scheduler = { components: this.engine.components, caller: this.instance };
           return JSON.stringify(
-            await this.engine.exclusive(async () =>
-              this.engine.executeSystemWrite((tx) => scheduleJob(tx, scheduler, this.scheduling, args, args.ts, args.args)),
+            await this.engine.exclusive(
+              async () => this.engine.executeSystemWrite((tx) => scheduleJob(tx, scheduler, this.scheduling, args, args.ts, args.args)),
+              this.owner,
             ),
           );
         }
         case "1.0/actions/cancel_job":
-          await this.engine.exclusive(async () =>
-            this.engine.executeSystemWrite((tx) => cancelJob(tx, this.instance.namespace, jsonToConvex(args.id ?? null))),
+          await this.engine.exclusive(
+            async () => this.engine.executeSystemWrite((tx) => cancelJob(tx, this.instance.namespace, jsonToConvex(args.id ?? null))),
+            this.owner,
           );
           return "null";
         case "1.0/createFunctionHandle":
@@ -171,7 +174,7 @@ export class ActionExecution {
         case "1.0/getUserIdentity":
           return JSON.stringify(await this.caller());
         case "1.0/actions/vectorSearch":
-          return JSON.stringify({ results: this.engine.vectorSearch((args.query ?? {}) as VectorQueryArgument) });
+          return JSON.stringify({ results: this.engine.vectorSearch(this.inNamespace((args.query ?? {}) as VectorQueryArgument)) });
         default:
           throw new Error(`Unknown async operation ${op}`);
       }
@@ -180,6 +183,11 @@ export class ActionExecution {
       if (error instanceof FunctionError && error.data !== undefined) throw Object.assign(new Error(error.message), { data: error.dataJson });
       throw error;
     }
+  }
+
+  /** A vector query naming this action's instance's index by its stored name (a component's `docs.by_vec` is not the app's). */
+  private inNamespace(query: VectorQueryArgument): VectorQueryArgument {
+    return typeof query.indexName === "string" ? { ...query, indexName: this.instance.namespace.storageIndexName(query.indexName) } : query;
   }
 
   /** `ctx.runQuery`/`runMutation`/`runAction`: a function of this action's instance (internal ones too), a child component's public one, or a handle's. */

@@ -246,11 +246,6 @@ export class Execution {
     }
   }
 
-  /**
-   * `ctx.runQuery`/`ctx.runMutation` from a query or mutation: the callee runs
-   * in a child of this run's transaction (its writes commit with this run's,
-   * or are undone alone if it throws and the caller catches).
-   */
   /** `ctx.auth.signJwt`: mutations only, as in Convex (a query's result must not depend on a fresh signature). */
   private signJwt(args: Args): Promise<string> {
     const sign = this.place.signJwt;
@@ -267,6 +262,11 @@ export class Execution {
     );
   }
 
+  /**
+   * `ctx.runQuery`/`ctx.runMutation` from a query or mutation: the callee runs
+   * in a child of this run's transaction (its writes commit with this run's,
+   * or are undone alone if it throws and the caller catches).
+   */
   private async runUdf(args: Args): Promise<string> {
     const udfType = args.udfType;
     if (udfType !== "query" && udfType !== "mutation" && udfType !== "snapshotQuery")
@@ -301,7 +301,7 @@ export class Execution {
       if (keys.length === 1 && keys[0] === "$commitTs") return convexToJson(this.tx.commitTs);
       return Object.fromEntries(keys.map((key) => [key, replace(value[key] as JSONValue)]));
     };
-    return json === undefined || !JSON.stringify(json).includes('"$commitTs"') ? json : replace(json);
+    return json === undefined || !hasCommitTs(json) ? json : replace(json);
   }
 
   /** A stored table name for a table this run names (`db.insert("t", ...)`): its instance's. */
@@ -402,4 +402,12 @@ function userFields(json: JSONValue | undefined, method: string, patch = false):
   const fields: Record<string, Value | undefined> = {};
   for (const [name, value] of Object.entries(json)) fields[name] = patch ? wireToValue(value as JSONValue) : jsonToConvex(value);
   return fields;
+}
+
+/** Whether a written value holds a `{"$commitTs": null}` placeholder anywhere (stops at the first; no copy, no encoding). */
+function hasCommitTs(value: JSONValue): boolean {
+  if (Array.isArray(value)) return value.some(hasCommitTs);
+  if (!isPlainObject(value)) return false;
+  for (const key in value) if (key === "$commitTs" || hasCommitTs(value[key] as JSONValue)) return true;
+  return false;
 }
