@@ -7,6 +7,7 @@
 import { startDevServer } from "../lib/wrangler-dev.ts";
 import { adminStatus, createDeployment, MANY_CLIENTS_FROM_HERE, setKnobs } from "../lib/admin.ts";
 import { table } from "./harness.ts";
+import { subscribeFrames } from "./frames.ts";
 
 interface Session {
   ws: WebSocket;
@@ -40,15 +41,7 @@ async function openSessions(wsUrl: string, count: number, marker: { body: string
       sessions.push(session);
       return new Promise<void>((resolve, reject) => {
         ws.addEventListener("open", () => {
-          ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: Date.now() }));
-          ws.send(
-            JSON.stringify({
-              type: "ModifyQuerySet",
-              baseVersion: 0,
-              newVersion: 1,
-              modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }],
-            }),
-          );
+          for (const frame of subscribeFrames("hot", { clientTs: Date.now() })) ws.send(frame);
           resolve();
         });
         ws.addEventListener("error", () => reject(new Error(`socket ${sessions.length} of ${count} failed to open`)));

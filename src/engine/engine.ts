@@ -38,7 +38,7 @@ import { FunctionError, SERVER_ERROR } from "./errors.ts";
 import { FairLock, type LockOwner } from "./fair-lock.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution.ts";
-import { Components, type FunctionTarget } from "./components.ts";
+import { Components, type ComponentInstance, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
 import { runInScope } from "./syscalls/convex-global.ts";
 import type { LogLines } from "./syscalls/log-lines.ts";
@@ -300,6 +300,10 @@ export class Engine implements NestedCalls {
   private placeOf(fn: RegisteredFunction, depth = 0): RunPlace {
     const instance = this.components.at(fn.componentPath);
     if (!instance) throw new Error(`${fn.path} belongs to component ${fn.componentPath}, which this engine does not have`);
+    return this.placeIn(instance, depth);
+  }
+
+  private placeIn(instance: ComponentInstance, depth: number): RunPlace {
     return { components: this.components, instance, calls: this, depth, signJwt: this.signJwt };
   }
 
@@ -334,13 +338,7 @@ export class Engine implements NestedCalls {
       throw new FunctionError("LimitExceeded", `Too many nested function calls: more than ${limits.maxNestedCallDepth} deep (knob maxNestedCallDepth)`);
     }
     const child = snapshot ? parent.snapshotChild() : parent.child(fn.kind === "mutation");
-    const execution = new Execution(child, null, instance.functions, identity, this.files, {
-      components: this.components,
-      instance,
-      calls: this,
-      depth,
-      signJwt: this.signJwt,
-    });
+    const execution = new Execution(child, null, identity, this.files, this.placeIn(instance, depth));
     if (fn.kind === "mutation") this.counters.mutationExecutions++;
     else this.counters.queryExecutions++;
     try {
@@ -386,7 +384,7 @@ export class Engine implements NestedCalls {
     const readSet = new ReadSetRecorder(limits.maxReadIntervals);
     const ts = this.store.lastTimestamp();
     const tx = new Transaction(this.schema, this.store, { readSet, writable: false, limits, snapshotTs: ts });
-    const execution = new Execution(tx, journal, this.functions, identity, this.files, this.placeOf(fn));
+    const execution = new Execution(tx, journal, identity, this.files, this.placeOf(fn));
     this.counters.queryExecutions++;
     try {
       const result = await this.invoke(fn, args, execution, limits);
@@ -446,7 +444,7 @@ export class Engine implements NestedCalls {
     const limits = this.limits();
     const { tx, commit } = this.writeTransaction(limits);
     this.counters.mutationExecutions++;
-    const result = await this.invoke(fn, args, new Execution(tx, null, this.functions, identity, this.files, this.placeOf(fn)), limits);
+    const result = await this.invoke(fn, args, new Execution(tx, null, identity, this.files, this.placeOf(fn)), limits);
     alsoWrite?.(tx);
     const committed = commit((ts) => alsoInTransaction?.({ text: result.text, ts }));
     return Object.assign(result, committed);
@@ -480,7 +478,7 @@ export class Engine implements NestedCalls {
     const release = slot ?? this.takeActionSlot(pool, limits);
     try {
       const execution = new ActionExecution(this, identity, limits, pool, this.placeOf(fn).instance, owner);
-      return await withinDeadline(fn.path, execution, limits.actionTimeoutMs, this.invoke(fn, args, execution, limits));
+      return await this.invoke(fn, args, execution, limits);
     } finally {
       release();
     }
@@ -696,7 +694,7 @@ export class Engine implements NestedCalls {
       );
     }
     // Ids are checked as the function's own instance sees them: a component's `v.id("work")` is its own `work`, never the app's.
-    const namespace = this.placeOf(fn).instance.namespace;
+    const namespace = execution.namespace;
     const idTable = (id: string) => namespace.tableOfId(id);
     const argsProblem = validatorProblem(fn.args, args, idTable);
     if (argsProblem) throw new FunctionError("InvalidArgument", `ArgumentValidationError: ${argsProblem}`);
@@ -708,8 +706,12 @@ export class Engine implements NestedCalls {
       // One scope for the run: its syscalls, its request id and variables, and its guard bookkeeping.
       syncGuard.starting();
       const run = runInScope({ execution, context: report.context, guarded }, () => fn.invoke(argsJson));
-      // A query or mutation holds the function lock: one that never settles must not hold it forever.
-      text = await guarded.bound(run, execution instanceof Execution ? deadline(name, execution, limits.functionTimeoutMs, "functionTimeoutMs") : undefined);
+      // A query or mutation holds the function lock, an action a slot: one that never settles must not hold either forever.
+      const limit =
+        execution instanceof Execution
+          ? deadline(name, execution, limits.functionTimeoutMs, "functionTimeoutMs")
+          : deadline(name, execution, limits.actionTimeoutMs);
+      text = await guarded.bound(run, limit);
     } catch (error) {
       const failure = asFunctionError(error, execution);
       report.error = failure.message;
@@ -747,25 +749,13 @@ function maxActions(pool: ActionPool, limits: EngineLimits): number {
 }
 
 /**
- * `work`, or a `LimitExceeded` once it has run `ms`: JavaScript cannot be
- * stopped from outside, so the run is cut off instead (`expire` makes every
- * syscall it makes afterwards fail; a mutation's transaction is dropped) and
- * its caller answered now. (A loop that never yields cannot be cut off this
- * way, since no timer fires while it runs: the guard in its code stops it, sync-guard.ts.)
+ * A run's wall-clock limit as `GuardedRun.bound` takes it: past `ms` its
+ * caller is answered with a `LimitExceeded` naming the knob, and the run is
+ * cut off (`expire` makes every syscall it makes afterwards fail; a
+ * mutation's transaction is dropped), since JavaScript cannot be stopped
+ * from outside. (A loop that never yields fires no timer: the guard in its
+ * code stops it, sync-guard.ts.)
  */
-function withinDeadline<T>(what: string, execution: { expire(error: Error): void }, ms: number, work: Promise<T>, knob = "actionTimeoutMs"): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob ${knob})`);
-      execution.expire(error);
-      reject(error);
-    }, ms);
-  });
-  return Promise.race([work, deadline]).finally(() => timer !== undefined && clearTimeout(timer));
-}
-
-/** `withinDeadline`'s limit as `GuardedRun.bound` takes it: the same error, the run cut off the same way. */
 function deadline(what: string, execution: { expire(error: Error): void }, ms: number, knob = "actionTimeoutMs"): Deadline {
   return {
     ms,

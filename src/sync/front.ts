@@ -154,9 +154,6 @@ export class SyncFront<S extends ResultSource = ResultSource> {
   private readonly authenticate: (token: string) => Promise<VerifiedToken>;
   /** Bytes of frames held before they are handled, per session and in all (`maxPendingBytesPerSession`, `maxPendingBytes`). */
   readonly pendingBytes = new PendingBytes();
-  /** What each held mutation took from the budgets, given back when it has its answer. */
-  private readonly heldBytes = new WeakMap<HeldMutation, number>();
-
   constructor(options: SyncFrontOptions<S>) {
     this.source = options.source;
     this.storage = options.storage;
@@ -287,7 +284,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
       // Accepted before the sleep: taken whatever the budgets say now.
       const bytes = JSON.stringify(held.message).length;
       this.pendingBytes.take(session, bytes, this.knobs(), true);
-      this.heldBytes.set(held, bytes);
+      held.bytes = bytes;
       if (session.waiting) session.held.push(held);
       else this.runHeld(session, held);
     }
@@ -616,9 +613,8 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     }
     session.pendingMutations++;
     if (session.waiting) {
-      const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: caller };
+      const held = { connectionId: session.connectionId, seq: session.nextHeldSeq(), message, auth: caller, bytes };
       this.storage.holdMutation(held);
-      this.heldBytes.set(held, bytes);
       session.held.push(held);
       return;
     }
@@ -627,7 +623,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
 
   /** Runs a mutation held while its session waited; its row goes once it has an answer. */
   private runHeld(session: SyncSession, held: HeldMutation): void {
-    this.runMutation(session, held.message, held.auth, this.heldBytes.get(held) ?? 0, () => this.storage.releaseMutation(held.connectionId, held.seq));
+    this.runMutation(session, held.message, held.auth, held.bytes ?? 0, () => this.storage.releaseMutation(held.connectionId, held.seq));
   }
 
   private runMutation(

@@ -52,6 +52,8 @@ export interface HeldMutation {
   message: Extract<ClientMessage, { type: "Mutation" }>;
   /** Who the session was signed in as when it sent it (the mutation runs as that caller). */
   auth: SessionAuth | null;
+  /** What it took from the pending-bytes budgets, given back when it has its answer (in memory; not stored). */
+  bytes?: number;
 }
 
 /** A verified identity as a session holds it. */

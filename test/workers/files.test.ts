@@ -11,20 +11,12 @@ import { v } from "convex/values";
 import { registerModules } from "../../src/engine/index.ts";
 import { deploymentStub } from "../../src/deployment/deployment.ts";
 import type { Deployment } from "../../src/deployment/deployment.ts";
-import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
+import { bindings, callFunction, fresh, setKnobs, status, worker } from "./helpers.ts";
 
 const origin = "http://files.test";
 
-async function call(deployment: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>): Promise<unknown> {
-  const response = await worker.fetch(`${origin}/d/${deployment}/api/${kind}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }),
-  });
-  const body = (await response.json()) as { status: string; value?: unknown; errorMessage?: string };
-  if (body.status !== "success") throw new Error(`${path}: ${body.errorMessage}`);
-  return body.value;
-}
+const call = (deployment: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>) =>
+  callFunction(origin, deployment, kind, path, args);
 
 const uploadUrl = async (deployment: string) => (await call(deployment, "mutation", "attachments:generateUploadUrl", {})) as string;
 

@@ -27,3 +27,21 @@ export async function setKnobs(deployment: string, knobs: Record<string, number>
   });
   if (response.status !== 200) throw new Error(`knobs refused: ${response.status} ${await response.text()}`);
 }
+
+/** Calls a query or mutation over HTTP through the Worker (at `origin`, which the file URLs it hands out start with); its value, or throws its error. */
+export async function callFunction(
+  origin: string,
+  deployment: string,
+  kind: "query" | "mutation",
+  path: string,
+  args: Record<string, unknown>,
+): Promise<unknown> {
+  const response = await worker.fetch(`${origin}/d/${deployment}/api/${kind}`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }),
+  });
+  const body = (await response.json()) as { status: string; value?: unknown; errorMessage?: string };
+  if (body.status !== "success") throw new Error(`${path}: ${body.errorMessage}`);
+  return body.value;
+}

@@ -10,20 +10,12 @@
 import { describe, expect, it } from "vitest";
 import { unzipSync, zipSync, strToU8 } from "fflate";
 import { ProtocolClient } from "./protocol-client.ts";
-import { admin, bindings, fresh, status, worker } from "./helpers.ts";
+import { admin, bindings, callFunction, fresh, status, worker } from "./helpers.ts";
 
 const origin = "http://snapshots.test";
 
-async function call(deployment: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>): Promise<unknown> {
-  const response = await worker.fetch(`${origin}/d/${deployment}/api/${kind}`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ path, format: "convex_encoded_json", args: [args] }),
-  });
-  const body = (await response.json()) as { status: string; value?: unknown; errorMessage?: string };
-  if (body.status !== "success") throw new Error(`${path}: ${body.errorMessage}`);
-  return body.value;
-}
+const call = (deployment: string, kind: "query" | "mutation", path: string, args: Record<string, unknown>) =>
+  callFunction(origin, deployment, kind, path, args);
 
 async function upload(deployment: string, text: string, type: string): Promise<string> {
   const url = (await call(deployment, "mutation", "attachments:generateUploadUrl", {})) as string;

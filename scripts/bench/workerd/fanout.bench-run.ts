@@ -12,6 +12,7 @@
 import { it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
+import { subscribeFrames } from "../frames.ts";
 
 /** Sessions, and the sync shards holding them (1: the deployment object itself). */
 const RUNS = [
@@ -85,15 +86,7 @@ it("fan-out to N sessions in workerd", async () => {
           lastAt = performance.now();
         }
       });
-      ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(
-        JSON.stringify({
-          type: "ModifyQuerySet",
-          baseVersion: 0,
-          newVersion: 1,
-          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "hot" }] }],
-        }),
-      );
+      for (const frame of subscribeFrames("hot")) ws.send(frame);
       sockets.push(ws);
     }
     await until(() => first === size, 600_000).catch((error: Error) =>

@@ -14,6 +14,7 @@
 import { it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
+import { subscribeFrames } from "../frames.ts";
 
 const SESSIONS = 10_000;
 const CHATS = 1_000;
@@ -83,15 +84,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
       });
       const sessionId = crypto.randomUUID();
       chatOfSession.set(sessionId, `chat${i % CHATS}`);
-      ws.send(JSON.stringify({ type: "Connect", sessionId, connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(
-        JSON.stringify({
-          type: "ModifyQuerySet",
-          baseVersion: 0,
-          newVersion: 1,
-          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }],
-        }),
-      );
+      for (const frame of subscribeFrames(`chat${i % CHATS}`, { sessionId })) ws.send(frame);
       sockets.push(ws);
     }
     await until(() => ready === SESSIONS, 600_000);

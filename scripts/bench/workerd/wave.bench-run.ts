@@ -7,6 +7,7 @@
  */
 import { it } from "vitest";
 import { exports } from "cloudflare:workers";
+import { subscribeFrames } from "../frames.ts";
 
 const SESSIONS = 10_000;
 const CHATS = 1_000;
@@ -62,15 +63,7 @@ async function wave(deployment: string, waitingRoom: boolean): Promise<string> {
           live++;
         }
       });
-      ws.send(JSON.stringify({ type: "Connect", sessionId: crypto.randomUUID(), connectionCount: 0, lastCloseReason: null, clientTs: 0 }));
-      ws.send(
-        JSON.stringify({
-          type: "ModifyQuerySet",
-          baseVersion: 0,
-          newVersion: 1,
-          modifications: [{ type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: `chat${i % CHATS}` }] }],
-        }),
-      );
+      for (const frame of subscribeFrames(`chat${i % CHATS}`)) ws.send(frame);
       sockets.push(ws);
       return;
     }

@@ -13,6 +13,7 @@ import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
 import type { Document, Value } from "../values.ts";
 import type { Transaction } from "../transaction.ts";
 import type { ComponentInstance, Components, FunctionAddress, FunctionTarget } from "../components.ts";
+import type { TableNamespace } from "../table-namespace.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import type { VectorQueryArgument } from "../vectors.ts";
 import type { EngineLimits } from "../limits.ts";
@@ -91,6 +92,11 @@ export class ActionExecution {
 
   /** The component instance the action belongs to: whose functions `{name}` references reach, whose `_scheduled_functions` it writes. */
   private readonly instance: ComponentInstance;
+
+  /** The action's instance's tables: what its ids mean. */
+  get namespace(): TableNamespace {
+    return this.instance.namespace;
+  }
 
   constructor(
     engine: ActionHost,

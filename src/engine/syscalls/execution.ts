@@ -23,7 +23,6 @@ import { FunctionError } from "../errors.ts";
 import { isDocumentId, tableOfId } from "../ids.ts";
 import { wireToValue } from "./filter-expression.ts";
 import { LogLines } from "./log-lines.ts";
-import type { FunctionRegistry } from "../functions.ts";
 import { cancelJob, scheduleJob, SchedulingBudget } from "../scheduling.ts";
 import { QueryStream, readPage, type Row, type SerializedQuery } from "./query-stream.ts";
 import { decodeCursor, encodeCursor, journalEndCursor, journalFor, queryFingerprint } from "./cursors.ts";
@@ -31,7 +30,7 @@ import type { UserIdentity } from "../auth/identity.ts";
 import type { SignJwtRequest } from "../auth/deployment-key.ts";
 import type { FileStorage } from "../files/file-storage.ts";
 import { isStorageSyscall, storageSyscall, type StorageContext } from "./storage-syscalls.ts";
-import { Components, type ComponentInstance, type FunctionAddress, type FunctionTarget } from "../components.ts";
+import type { Components, ComponentInstance, FunctionAddress, FunctionTarget } from "../components.ts";
 import type { TableNamespace } from "../table-namespace.ts";
 
 /** What runs a nested call (`ctx.runQuery`/`ctx.runMutation` in a query or mutation): the engine, declared here so this module does not import it. */
@@ -95,19 +94,8 @@ export class Execution {
   /** This run's component instance, the others, and how it calls them. */
   private readonly place: RunPlace;
 
-  constructor(
-    tx: Transaction,
-    previousJournal: string | null,
-    functions: FunctionRegistry,
-    identity: UserIdentity | null = null,
-    files: FileStorage | null = null,
-    place?: RunPlace,
-  ) {
+  constructor(tx: Transaction, previousJournal: string | null, identity: UserIdentity | null, files: FileStorage | null, place: RunPlace) {
     this.tx = tx;
-    if (!place) {
-      const components = new Components(functions);
-      place = { components, instance: components.root, calls: null, depth: 0 };
-    }
     this.place = place;
     this.scheduling = new SchedulingBudget(tx.limits);
     this.previousJournal = previousJournal;
@@ -189,7 +177,8 @@ export class Execution {
     throw new Error(`Unknown JS operation ${op}`);
   }
 
-  private get namespace(): TableNamespace {
+  /** The run's instance's tables: what its names and ids mean. */
+  get namespace(): TableNamespace {
     return this.place.instance.namespace;
   }
 
