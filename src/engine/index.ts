@@ -29,3 +29,4 @@ export { MemoryBlobStore } from "./files/memory-blob-store.ts";
 export { UploadTokens, newUploadSecret, type UploadTokenOptions, type VerifiedUpload } from "./files/upload-tokens.ts";
 export { Components, functionHandle, parseFunctionHandle, type ComponentInstance, type FunctionTarget } from "./components.ts";
 export { localTableName, splitTableName, TableNamespace } from "./table-namespace.ts";
+export type { LockOwner } from "./fair-lock.ts";

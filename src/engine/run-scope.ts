@@ -17,6 +17,8 @@ export interface ConvexGlobal {
   jsSyscall(op: string, args: Record<string, unknown>): unknown;
   /** What the run prints (`console.*`), when it collects it. */
   readonly logs?: LogLines;
+  /** Told when the run reads the clock (`Date.now()`, `new Date()`): its result may then change with time alone. */
+  readClock?(): void;
 }
 
 /** A deployment's variables by name (read on each run, so a change applies to the next one). */

@@ -10,3 +10,8 @@ export async function shortDigest(text: string): Promise<string> {
   for (const byte of new Uint8Array(digest).subarray(0, 12)) hex += byte.toString(16).padStart(2, "0");
   return hex;
 }
+
+/** The digest of a caller's identity that keys the instances of queries that read it (`query-instances.ts`). */
+export function identityKey(identity: object): Promise<string> {
+  return shortDigest(JSON.stringify(identity));
+}

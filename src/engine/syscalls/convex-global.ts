@@ -64,6 +64,40 @@ export function bindToCurrentRun<T>(fn: () => T): () => T {
   return () => snapshot(fn);
 }
 
+/** Where the isolate keeps the unwrapped clock, so a second copy of this module (a test runner's) never wraps a wrapper. */
+const WALL_CLOCK = Symbol.for("calmsync.wallClock");
+
+/** The wall clock in ms, read without telling any run (the engine's own reads: run reports, the loop guard). */
+export const wallClock: () => number = ((globalThis as unknown as Record<symbol, () => number>)[WALL_CLOCK] ??= Date.now.bind(Date));
+
+/**
+ * Wraps the clock once: a run that reads it (`Date.now()`, `new Date()`,
+ * `Date()`) is told (`ConvexGlobal.readClock`), as Convex's runtime marks an
+ * outcome that observed time; the query cache then serves its result only
+ * while it is young (query-instances.ts). Outside a run nothing changes.
+ */
+function watchClock(): void {
+  const global = globalThis as unknown as Record<symbol, boolean | undefined>;
+  if (global[Symbol.for("calmsync.clockWatched")]) return;
+  global[Symbol.for("calmsync.clockWatched")] = true;
+  const RealDate = Date;
+  const told = () => current.getStore()?.readClock?.();
+  RealDate.now = function now() {
+    told();
+    return wallClock();
+  };
+  globalThis.Date = new Proxy(RealDate, {
+    construct(target, args, newTarget) {
+      if (args.length === 0) told();
+      return Reflect.construct(target, args, newTarget) as object;
+    },
+    apply(target, self, args) {
+      told();
+      return Reflect.apply(target, self, args) as string;
+    },
+  });
+}
+
 function install(): void {
   const global = globalThis as { Convex?: ConvexGlobal };
   if (global.Convex !== syscalls) {
@@ -71,6 +105,7 @@ function install(): void {
     global.Convex = syscalls;
   }
   captureConsole();
+  watchClock();
 }
 
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */

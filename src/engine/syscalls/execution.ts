@@ -83,6 +83,8 @@ export class Execution {
   private readonly identity: UserIdentity | null;
   /** Whether the function asked who called it: only then does its result depend on the caller. */
   readIdentity = false;
+  /** Whether the function read the clock (`Date.now()`, `new Date()`): then its result may change with time alone. */
+  observedTime = false;
 
   private readonly files: FileStorage | null;
   /** `ctx.storage` over this run's transaction, made on its first use (most runs never touch a file). */
@@ -112,6 +114,10 @@ export class Execution {
       write: async (change) => change(tx),
       maxFileBytes: tx.limits.maxFileBytes,
     });
+  }
+
+  readClock(): void {
+    this.observedTime = true;
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
