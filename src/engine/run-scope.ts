@@ -13,7 +13,8 @@ import type { LogLines } from "./syscalls/log-lines.ts";
 /** What a run answers syscalls with: a query's or mutation's `Execution`, or an action's (syscalls/convex-global.ts). */
 export interface ConvexGlobal {
   syscall(op: string, argsJson: string): string;
-  asyncSyscall(op: string, argsJson: string): Promise<string>;
+  /** convex/server awaits the answer: a query's reads answer with the text itself, no promise per document. */
+  asyncSyscall(op: string, argsJson: string): string | Promise<string>;
   jsSyscall(op: string, args: Record<string, unknown>): unknown;
   /** What the run prints (`console.*`), when it collects it. */
   readonly logs?: LogLines;

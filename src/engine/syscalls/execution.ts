@@ -162,12 +162,16 @@ export class Execution {
     }
   }
 
-  asyncSyscall(op: string, argsJson: string): Promise<string> {
+  /**
+   * Answers with the text itself when it has it at once (every database read): convex/server
+   * awaits it either way, and a promise per document read costs on the function path (issue 27).
+   */
+  asyncSyscall(op: string, argsJson: string): string | Promise<string> {
     if (this.expired) return Promise.reject(this.expired);
     try {
       const args = JSON.parse(argsJson) as Args;
       if (isStorageSyscall(op)) return storageSyscall(op, args, this.storage).catch((error: unknown) => Promise.reject(this.remember(error)));
-      return Promise.resolve(this.runAsync(op, args));
+      return this.runAsync(op, args);
     } catch (error) {
       return Promise.reject(this.remember(error));
     }
