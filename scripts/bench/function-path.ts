@@ -2,7 +2,8 @@
  * The function path's fixed cost per run, in plain Node (issue 27 item 4):
  * CPU time per call (process.cpuUsage, so other load on the machine counts
  * little) of a query that returns a constant, of `messages:list` (newest 20
- * of 100 in its chat), and of `messages:list` answered from the query cache,
+ * of 100 in its chat; also without its loop guard calls, the app's file as
+ * written), and of `messages:list` answered from the query cache,
  * each through the engine on the in-memory store, one call at a time, rounds
  * alternating. The constant query's cost is what every run pays whatever it
  * reads: transaction, read-set, lock, argument checks, the run scope, the
@@ -33,7 +34,9 @@ const bench = {
   constant: queryGeneric({ args: {}, handler: async () => 1 }),
   constantWithArgs: queryGeneric({ args: { chatId: v.string() }, handler: async () => 1 }),
 };
-const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules({ ...app.modules, bench }), store: new MemoryStore() });
+// The app's file as written (no guard calls, src/engine/sync-guard.ts), as module `plain`: the loop guard's cost is the difference.
+const plain = (await import("../../convex/messages.ts")) as Record<string, unknown>;
+const engine = new Engine({ schema: new Schema(app.schema), functions: registerModules({ ...app.modules, bench, plain }), store: new MemoryStore() });
 // The deployment object's wiring: the sync layer's instances are the engine's query cache.
 localFront({ engine, storage: new MemorySyncStorage(), knobs: () => TEST_SYNC_KNOBS, advanceTimestamp: () => undefined, log: () => undefined });
 for (let i = 0; i < 200; i++)
@@ -51,6 +54,7 @@ const ways: [string, () => Promise<unknown>][] = [
   ["constant query, no arguments (engine.runQuery: a run)", () => engine.runQuery("bench:constant", {})],
   ["constant query, args { chatId: v.string() } (a run)", () => engine.runQuery("bench:constantWithArgs", { chatId: "bench" })],
   ["messages:list (engine.runQuery: a run)", () => engine.runQuery("messages:list", { chatId: "bench" })],
+  ["messages:list without its guard calls (a run)", () => engine.runQuery("plain:list", { chatId: "bench" })],
   // An engine without the query cache (a commit before it, for A/B runs) has no `query`.
   ...("query" in engine
     ? [["messages:list (engine.query: a cache hit)", () => engine.query("messages:list", { chatId: "bench" })] as [string, () => Promise<unknown>]]
