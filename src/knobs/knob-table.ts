@@ -386,7 +386,7 @@ export const KNOBS = {
     min: 1_048_576,
     max: 104_857_600,
     unit: "bytes",
-    doc: "Memory for the latest encoded result of shared queries, least recently used out beyond it. Too low: new subscribers and fan-outs re-run queries; too high: competes with search for the isolate's 128 MB.",
+    doc: "Memory for the latest encoded result of shared queries, least recently used out beyond it; also the query cache: a query instance nobody subscribes to (left by a one-shot call over HTTP or an action's ctx.runQuery, or by its last subscriber) stays while its result is here, its key and read-set counted too, and answers the same call without a run until a commit writes into what it read. Too low: new subscribers, fan-outs and repeat one-shot calls re-run queries; too high: competes with search for the isolate's 128 MB.",
   },
   sessionAdmitRate: {
     default: 500,

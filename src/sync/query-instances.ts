@@ -146,6 +146,8 @@ export class QueryInstances {
   private readonly unheld = new Set<QueryInstance>();
   /** One-shot queries answered from a clean instance without a run. */
   cacheHits = 0;
+  /** Runs nobody held, each given its own result mark instead of a digest (see `run`). */
+  private unhashedRuns = 0;
 
   private readonly now: () => number;
 
@@ -471,9 +473,13 @@ export class QueryInstances {
     // A result too large for the cache is used for this turn only.
     instance.encoded = this.results.set(instance, encoded) ? encoded : null;
     const journal = instance.journal ?? "";
-    instance.resultHash = await shortDigest(
-      encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`,
-    );
+    // A run nobody holds (a one-shot call's) is compared with nothing: a unique mark, not a digest (SHA-256 over the
+    // result cost a one-shot miss more than half its run in Node, issue 27). A session that subscribes later is sent
+    // the result (no sent hash equals the mark); its next run's digest sends it once more, unchanged or not.
+    instance.resultHash =
+      instance.subscribers.size === 0
+        ? `unhashed:${++this.unhashedRuns}`
+        : await shortDigest(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
     // Only what sessions hold is stored (a wake restores subscriptions, not the cache).
     if (instance.subscribers.size > 0) this.save(instance);
