@@ -11,7 +11,15 @@ export async function shortDigest(text: string): Promise<string> {
   return hex;
 }
 
-/** The digest of a caller's identity that keys the instances of queries that read it (`query-instances.ts`). */
+/** Digests of identities seen, by object: a verified token's identity is one object for as long as its token is cached. */
+const identityKeys = new WeakMap<object, Promise<string>>();
+
+/**
+ * The digest of a caller's identity that keys the instances of queries that read it (`query-instances.ts`),
+ * taken once per identity object (a one-shot call of such a query would otherwise digest on every hit).
+ */
 export function identityKey(identity: object): Promise<string> {
-  return shortDigest(JSON.stringify(identity));
+  let key = identityKeys.get(identity);
+  if (key === undefined) identityKeys.set(identity, (key = shortDigest(JSON.stringify(identity))));
+  return key;
 }
