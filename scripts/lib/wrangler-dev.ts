@@ -16,8 +16,15 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { MANIFEST, manifestHash } from "../../src/knobs/tiers.ts";
 import { generate } from "../codegen.ts";
+import { generateConvexAuthKeys, type ConvexAuthKeys } from "./auth-keys.ts";
 
 export const TEST_ADMIN_KEY = "e2e-admin-key";
+
+/**
+ * Convex Auth's key pair (JWT_PRIVATE_KEY and JWKS), as `npm run dev` puts one in `.dev.vars`
+ * (scripts/dev-vars.ts): the example app signs in with it. One pair for every server this process starts.
+ */
+let authKeys: Promise<ConvexAuthKeys> | undefined;
 
 /** The tier stamp `npm run deploy` would write for the local (`dev`) environment, as `--var` flags. */
 const DEV_STAMP = ["--var", `CALMSYNC_TIER:${MANIFEST.environments.dev.tier}`, "--var", `CALMSYNC_MANIFEST_HASH:${manifestHash()}`];
@@ -158,6 +165,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
   const url = `http://127.0.0.1:${port}`;
+  const keys = options.plain ? {} : await (authKeys ??= generateConvexAuthKeys());
   let log = "";
   let run: Run | null = null;
 
@@ -167,7 +175,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       "--var",
       `ADMIN_KEY:${TEST_ADMIN_KEY}`,
       ...DEV_STAMP,
-      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+      ...Object.entries({ ...keys, ...options.vars }).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
     ];
     const [command, args] = options.plain ? ["npx", ["wrangler", "dev", ...where]] : [process.execPath, [wrangler, "dev", ...where, ...harness]];
