@@ -388,8 +388,17 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     session.throttledFrames++;
     this.counters.framesThrottled++;
     return session.inOrder(async () => {
+      // Once the socket is closed its waiting frames are dropped at once, not each after its wait (`forget`).
       const wait = due - this.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0 && !session.closed)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          session.endThrottleWait = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      session.endThrottleWait = null;
       session.throttledFrames--;
       this.pendingBytes.give(session, bytes);
       return this.receiveNow(session, frame);
@@ -740,6 +749,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     // What its requests still hold is given back now (their own answers, if any come, give nothing).
     this.pendingBytes.forget(session);
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
+    session.endThrottleWait?.();
     // Mutations held while it waited go with it (storage forgets them below); the client re-sends them on its next socket.
     this.waitingRoom.remove(session);
     this.sessions.delete(session.connectionId);
