@@ -65,6 +65,8 @@ export interface SyncCounters {
   charactersSent: number;
   /** Frames that waited for their session's frame rate (sessionFrameRate). */
   framesThrottled: number;
+  /** Frames read (parsed): a socket closed for flooding has the rest of its frames dropped unread. */
+  framesRead: number;
 }
 
 /** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
@@ -137,7 +139,15 @@ export interface SyncFrontOptions<S extends ResultSource = ResultSource> {
 }
 
 export class SyncFront<S extends ResultSource = ResultSource> {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0, framesThrottled: 0 };
+  readonly counters: SyncCounters = {
+    invalidations: 0,
+    transitionsSent: 0,
+    protocolErrors: 0,
+    sendsPutOff: 0,
+    charactersSent: 0,
+    framesThrottled: 0,
+    framesRead: 0,
+  };
   private readonly sessions = new Map<string, SyncSession>();
   /** Sync shards' sessions among `sessions` (docs/SHARDS.md). */
   private peerCount = 0;
@@ -421,6 +431,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     this.source.ensureLoaded();
     try {
       let message: ClientMessage;
+      this.counters.framesRead++;
       try {
         message = parseClientMessage(frame, session.limits(this.knobs()).frameBytes);
       } catch (error) {
