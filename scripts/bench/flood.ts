@@ -177,6 +177,9 @@ export function p50p99(values: readonly number[]): string {
   return `${percentile(sorted, 50).toFixed(1)} / ${percentile(sorted, 99).toFixed(1)} ms`;
 }
 
+/** The frame throttle's defaults before issue 27 item 5 (a 5,000-frame flood passed unthrottled), for the comparison row. */
+const EARLIER_THROTTLE = { sessionFrameRate: 1_000, sessionFrameBurst: 10_000, maxThrottledFramesPerSession: 10_000 };
+
 /** One scenario of `npm run bench flood`: a fresh deployment with these knobs, the flood placed as `options` say. */
 interface FloodScenario {
   label: string;
@@ -187,6 +190,13 @@ interface FloodScenario {
 const SCENARIOS: FloodScenario[] = [
   { label: "limit: bare socket, one object", options: { bare: true } },
   { label: "calmsync, default knobs, one object", options: {} },
+  // Our cost per frame for a socket already closed, beside the bare socket's: closed at its 12th frame, every later frame takes that path (the quiet client sends a few frames at a time).
+  {
+    label: "calmsync, flooder closed at its 12th frame, one object",
+    knobs: { sessionFrameRate: 1_000, sessionFrameBurst: 10, maxThrottledFramesPerSession: 1 },
+    options: {},
+  },
+  { label: "calmsync, the defaults before issue 27 item 5, one object", knobs: EARLIER_THROTTLE, options: {} },
   { label: "limit: bare socket on shard 0, quiet on shard 1", knobs: { syncShards: 2 }, options: { bare: true, floodShard: 0, quietShard: 1 } },
   { label: "calmsync, 2 shards: flood on 0, quiet on 1", knobs: { syncShards: 2 }, options: { floodShard: 0, quietShard: 1 } },
   { label: "limit: bare socket and quiet on shard 0", knobs: { syncShards: 2 }, options: { bare: true, floodShard: 0, quietShard: 0 } },
@@ -226,7 +236,9 @@ export async function benchFlood(flood = 5_000, writes = 30): Promise<string> {
       ]);
       notes.push(
         `${scenario.label}: ${r.flood.toLocaleString("en-US")} mutations pipelined on one socket` +
-          (scenario.options.bare ? "" : `: ${r.accepted} answered with success, ${r.refused} refused`) +
+          (scenario.options.bare
+            ? ""
+            : `: ${r.accepted} answered with success, ${r.refused} refused${r.refusalMessage ? ` (${r.refusalMessage.slice(0, 120)})` : ""}`) +
           (r.flooderClosed ? `, then the socket was closed (${r.flooderClosed})` : "") +
           `; runtime quiet again after ${(r.floodAnsweredMs / 1000).toFixed(1)} s; runtime CPU ${r.floodCpuMs ?? "-"} ms during the flood, ${r.idleCpuMs ?? "-"} ms over the ${writes} idle writes. ` +
           (scenario.options.bare ? "" : `Flood commits before each quiet write: ${r.floodCommitsBefore.join(", ")}.`),
