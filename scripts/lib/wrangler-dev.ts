@@ -57,8 +57,8 @@ export interface DevServer {
   restart: (options?: { timeoutMs?: number }) => Promise<void>;
   /** Resident memory of the runtime's workerd processes now, in bytes (Linux; null elsewhere): benchmarks watch it. */
   runtimeRssBytes: () => number | null;
-  /** CPU time the runtime's workerd processes have used so far, in ms (Linux; null elsewhere): benchmarks take differences. */
-  runtimeCpuMs: () => number | null;
+  /** CPU time the runtime's workerd processes have used so far, in ms, wrangler's proxy and the Worker's runtime apart (Linux; null elsewhere): benchmarks take differences. */
+  runtimeCpuMs: () => { proxy: number; worker: number } | null;
 }
 
 function freePort(): Promise<number> {
@@ -130,19 +130,26 @@ function workerdRss(pgid: number): number {
   return bytes;
 }
 
-/** CPU time (user + system, ms) the workerd processes in the group led by `pgid` have used so far (Linux `/proc`; clock ticks of 10 ms). */
-function workerdCpuMs(pgid: number): number {
-  let ticks = 0;
+/**
+ * CPU time (user + system, ms) the workerd processes in the group led by `pgid` have used so far
+ * (Linux `/proc`; clock ticks of 10 ms): `proxy` is wrangler's dev proxy (the process listening on
+ * the public port, `entry=...:<port>` with a port not 0), `worker` the runtime serving the Worker.
+ */
+function workerdCpuMs(pgid: number): { proxy: number; worker: number } {
+  const ms = { proxy: 0, worker: 0 };
   for (const pid of workerdProcesses(pgid)) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime
+      const used = (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime
+      const publicPort = /--socket-addr=entry=[^\0]*:(\d+)/.exec(readFileSync(`/proc/${pid}/cmdline`, "utf8"))?.[1];
+      if (publicPort !== undefined && publicPort !== "0") ms.proxy += used;
+      else ms.worker += used;
     } catch {
       continue; // exited meanwhile
     }
   }
-  return ticks * 10;
+  return ms;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
