@@ -475,7 +475,8 @@ describe("bounded traffic to clients", () => {
 
 describe("fairness", () => {
   it("a session pipelining 5,000 mutations is held to its pending limit and another session's mutation runs in the next round", async () => {
-    const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000 });
+    // The pending limit is what is tested: the frame throttle (which would close this flood at its 1,201st frame) is lifted.
+    const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000, sessionFrameBurst: 10_000, maxThrottledFramesPerSession: 10_000 });
     const flooder = open("flooder");
     const quiet = open("quiet");
     for (const c of [flooder, quiet]) await c.connect();
