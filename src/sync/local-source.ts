@@ -187,7 +187,7 @@ export class LocalSource implements ResultSource, QueryCache {
     }
   }
 
-  /** Runs a mutation in the session's turn of the function lock: its mutations run in order, one per round. */
+  /** Runs a mutation in its turn of the function lock (`lockOwner`: the session's, or a shard's client's): in order, one per round. */
   mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
     const retryOf = recordKey("socket", session.retryKey(message), caller?.identity.tokenIdentifier ?? null);
     const front = this.front;
@@ -224,7 +224,7 @@ export class LocalSource implements ResultSource, QueryCache {
         // The client resolves the mutation once a Transition reaches its ts.
         session.owesTransition = true;
         front.schedule(session);
-      }, session)
+      }, session.lockOwner(message))
       .finally(answered);
   }
 
