@@ -146,6 +146,32 @@ describe("one-shot queries answered from the shared instances", () => {
     expect(sync.source.instances.size).toBe(1);
   });
 
+  it("keeps a query its last subscriber dropped: a session that adds it again (or a one-shot call) runs nothing; a commit into it drops it", async () => {
+    const { engine, sync, runs, list } = setup();
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "hi" });
+    const subscribe = async (name: string) => {
+      const frames: { type: string; [k: string]: unknown }[] = [];
+      const connection: Connection = { send: (f) => frames.push(JSON.parse(f)) > 0, close: () => undefined, saveAttachment: () => undefined };
+      const session = sync.open(connection, name);
+      await sync.receive(session, JSON.stringify({ type: "Connect", sessionId: name, connectionCount: 0, lastCloseReason: null }));
+      const add = { type: "Add", queryId: 0, udfPath: "messages:list", args: [{ chatId: "a" }] };
+      await sync.receive(session, JSON.stringify({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [add] }));
+      for (let i = 0; i < 20 && latestResult(frames, 0) === undefined; i++) await new Promise((r) => setTimeout(r, 1));
+      expect((latestResult(frames, 0) as { body: string }[]).map((m) => m.body)).toEqual(["hi"]);
+      await sync.receive(session, JSON.stringify({ type: "ModifyQuerySet", baseVersion: 1, newVersion: 2, modifications: [{ type: "Remove", queryId: 0 }] }));
+    };
+    await subscribe("first");
+    expect(runs()).toBe(1);
+    expect(sync.source.instances.size).toBe(0);
+    await subscribe("second");
+    await list("a");
+    expect(runs()).toBe(1);
+    await engine.runMutation("messages:send", { chatId: "a", author: "x", body: "again" });
+    expect(sync.source.instances.get(`messages:list|{"chatId":"a"}`)).toBeUndefined();
+    expect((await list("a")).map((m) => m.body)).toEqual(["again", "hi"]);
+    expect(runs()).toBe(2);
+  });
+
   it("keeps cache entries within queryResultCacheBytes: the least recently used are dropped, instance and all", async () => {
     const { engine, sync, runs, list } = setup({ queryResultCacheBytes: 1_048_576 });
     const big = "x".repeat(30_000);
