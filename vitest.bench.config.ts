@@ -10,7 +10,14 @@ export default defineConfig({
   plugins: [
     cloudflareTest({
       wrangler: { configPath: "./wrangler.toml" },
-      miniflare: { bindings: { ADMIN_KEY: "bench-admin-key", DECLARED_DEPLOYMENTS: "*", BENCH_FANOUT_SHARDS: process.env.BENCH_FANOUT_SHARDS ?? "" } },
+      miniflare: {
+        bindings: {
+          ADMIN_KEY: "bench-admin-key",
+          DECLARED_DEPLOYMENTS: "*",
+          BENCH_FANOUT_SHARDS: process.env.BENCH_FANOUT_SHARDS ?? "",
+          BENCH_LOAD_BUDGETS: process.env.BENCH_LOAD_BUDGETS ?? "",
+        },
+      },
     }),
   ],
   test: {

@@ -209,6 +209,7 @@ export class DeploymentRuntime {
       files,
       limits: () => this.knobs.engineLimits(),
       yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
+      functionsPerYield: () => this.knobs.values.functionsPerYield,
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
       deploymentKey: this.auth.deploymentKey,

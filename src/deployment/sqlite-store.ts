@@ -29,6 +29,19 @@ import {
 const SCAN_FIRST_BATCH = 32;
 const SCAN_MAX_BATCH = 1_024;
 
+/**
+ * The four texts of an index scan (direction, with or without an upper bound), built once. Every statement here is a
+ * fixed text with bound values: workerd caches a prepared statement per query text (cloudflare/workerd#2970), and a
+ * write's cursor, which returns no rows, gives its statement back at once, so each text is prepared once per object.
+ */
+const scanSql = (order: Order, bounded: boolean) =>
+  `SELECT e.key AS key, d.json AS json, d.bytes AS bytes FROM index_entries e JOIN documents d ON d.id = e.doc_id
+   WHERE e.index_name = ? AND e.key >= ? ${bounded ? "AND e.key < ?" : ""} ORDER BY e.key ${order === "asc" ? "ASC" : "DESC"} LIMIT ?`;
+const SCAN_SQL: Record<Order, readonly [unbounded: string, bounded: string]> = {
+  asc: [scanSql("asc", false), scanSql("asc", true)],
+  desc: [scanSql("desc", false), scanSql("desc", true)],
+};
+
 function keyParam(key: string): ArrayBuffer {
   return keyToBytes(key).buffer as ArrayBuffer;
 }
@@ -111,20 +124,13 @@ export class SqliteStore implements DocumentStore {
    * read one snapshot.
    */
   *scanIndex(index: string, interval: KeyInterval, order: Order, expectedRows?: number): Iterable<IndexEntry> {
-    const direction = order === "asc" ? "ASC" : "DESC";
     let { start, end } = interval;
     const first = expectedRows !== undefined && expectedRows > 0 ? Math.min(expectedRows, SCAN_MAX_BATCH) : SCAN_FIRST_BATCH;
     for (let batch = first; ; batch = Math.min(batch * 4, SCAN_MAX_BATCH)) {
       const params: (string | ArrayBuffer | number)[] = [index, keyParam(start)];
       if (end !== null) params.push(keyParam(end));
       params.push(batch);
-      const rows = this.sql
-        .exec<{ key: ArrayBuffer; json: string; bytes: number }>(
-          `SELECT e.key AS key, d.json AS json, d.bytes AS bytes FROM index_entries e JOIN documents d ON d.id = e.doc_id
-           WHERE e.index_name = ? AND e.key >= ? ${end === null ? "" : "AND e.key < ?"} ORDER BY e.key ${direction} LIMIT ?`,
-          ...params,
-        )
-        .toArray();
+      const rows = this.sql.exec<{ key: ArrayBuffer; json: string; bytes: number }>(SCAN_SQL[order][end === null ? 0 : 1], ...params).toArray();
       for (const row of rows) yield entryFromJson(row.key, row.json, row.bytes);
       if (rows.length < batch) return;
       const last = bytesToKey(new Uint8Array(rows.at(-1)!.key));

@@ -72,6 +72,8 @@ export interface DeploymentStatus {
     refreshQueue: { depth: number; peak: number; overflow: number; overflowPeak: number; limit: number };
     oldestStaleSessionWaitMs: number;
     refreshSlices: { count: number; ms: number; queryRunsPerSlice: number; transitionsPerSlice: number };
+    /** Functions waiting for the lock, and how often it let waiting events in between them (every `functionsPerYield` under a backlog). */
+    functionLock: { queued: number; yields: number; functionsPerYield: number };
     sessions: { current: number; limit: number; background: number };
     waiting: { current: number; limit: number; oldestWaitMs: number; timeoutMs: number };
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
@@ -159,6 +161,7 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       },
       oldestStaleSessionWaitMs: sync.scheduler.oldestWaitMs(),
       refreshSlices: { count: refresh.slices, ms: refresh.sliceMs, queryRunsPerSlice: k.refreshSliceQueryRuns, transitionsPerSlice: k.refreshSliceTransitions },
+      functionLock: { queued: engine.queuedFunctions, yields: engine.lockYields, functionsPerYield: k.functionsPerYield },
       sessions: { current: sync.sessionCount, limit: k.maxSessions, background: sync.backgroundCount },
       waiting: { current: sync.waitingCount, limit: k.maxWaitingSessions, oldestWaitMs: sync.oldestWaitMs(), timeoutMs: k.waitingTimeoutMs },
       admissions: { ...gate.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },

@@ -147,6 +147,8 @@ export interface EngineOptions {
   httpRouter?: HttpRouter | null;
   /** Lets the runtime deliver waiting events between two queued functions (see `FairLock`). */
   yieldToEvents?: () => Promise<void>;
+  /** Queued functions run back to back before the lock yields to waiting events (default 1: after each). Read at each one. */
+  functionsPerYield?: () => number;
   /** `ctx.storage`: where file bytes live and how URLs are made (none: storage calls fail with a clear error). */
   files?: FileStorage | null;
   /**
@@ -250,7 +252,7 @@ export class Engine implements NestedCalls {
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
     this.now = options.now ?? wallClock;
-    this.lock = new FairLock(options.yieldToEvents ?? null);
+    this.lock = new FairLock(options.yieldToEvents ?? null, options.functionsPerYield);
   }
 
   /**
@@ -279,6 +281,11 @@ export class Engine implements NestedCalls {
   /** Functions waiting for the lock. */
   get queuedFunctions(): number {
     return this.lock.queued;
+  }
+
+  /** Times the lock let waiting events in between queued functions (knob `functionsPerYield`). */
+  get lockYields(): number {
+    return this.lock.yields;
   }
 
   /**

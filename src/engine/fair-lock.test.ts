@@ -49,4 +49,26 @@ describe("FairLock", () => {
     expect(yields).toBe(1 + 3);
     expect(lock.queued).toBe(0);
   });
+
+  it("under a backlog, yields once per tasksPerYield tasks, and a task queued during the hop joins the ring", async () => {
+    const order: string[] = [];
+    let yields = 0;
+    const other = {};
+    const lock = new FairLock(
+      async () => {
+        yields++;
+        // Something that arrives while the lock lets events in (another socket's frame) joins the ring.
+        if (yields === 2) void lock.run(other, async () => void order.push("other"));
+        await tick();
+      },
+      () => 3,
+    );
+    const busy = {};
+    await Promise.all(Array.from({ length: 7 }, (_, i) => lock.run(busy, async () => void order.push(`busy ${i}`))));
+    // A hop before starting, then one after the 3rd and the 6th task (each leaving more behind it): not one after each.
+    expect(yields).toBe(3);
+    expect(lock.yields).toBe(3);
+    // The task that came in during the second hop takes its turn in the ring, after busy's turn already due.
+    expect(order).toEqual(["busy 0", "busy 1", "busy 2", "busy 3", "other", "busy 4", "busy 5", "busy 6"]);
+  });
 });

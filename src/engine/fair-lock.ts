@@ -28,18 +28,32 @@ export class FairLock {
   private readonly queues = new Map<LockOwner, Task[]>();
   private draining = false;
   private readonly yieldToEvents: (() => Promise<void>) | null;
+  private readonly tasksPerYield: () => number;
+  private hops = 0;
 
   /**
    * `yieldToEvents`, when given, is a macrotask hop that lets the runtime
    * deliver the events waiting behind ours. The lock takes it before it
-   * starts working, and after a task whose owner still has tasks queued (a
-   * backlog: one caller sending faster than it is served), so another
-   * socket's frame is read and queued instead of waiting unread until the
-   * whole backlog has run. Owners without a backlog (ordinary load: one task
-   * each) pay no hop between tasks.
+   * starts working, and once `tasksPerYield()` tasks have run since the last
+   * hop and the owner of the last one still has tasks queued (a backlog: one
+   * caller sending faster than it is served), so another socket's frame is
+   * read and queued after at most that many tasks instead of waiting unread
+   * until the whole backlog has run. Owners without a backlog (ordinary load:
+   * one task each) pay no hop between tasks.
+   *
+   * The hop is a timer, and a timer costs about 1.4 ms inside workerd
+   * (docs/BENCHMARKS.md, issue 27): one per task was the largest fixed cost
+   * of a commit under a steady stream of writes, so tasks are run a few at a
+   * time between hops.
    */
-  constructor(yieldToEvents: (() => Promise<void>) | null = null) {
+  constructor(yieldToEvents: (() => Promise<void>) | null = null, tasksPerYield: () => number = () => 1) {
     this.yieldToEvents = yieldToEvents;
+    this.tasksPerYield = tasksPerYield;
+  }
+
+  /** Hops taken to let waiting events in (see the constructor). */
+  get yields(): number {
+    return this.hops;
   }
 
   /** Tasks waiting (not the running one). */
@@ -62,14 +76,20 @@ export class FairLock {
         // arrived together are all read (and queued per owner) before the first one runs, so a
         // burst from one socket becomes a backlog the ring can see. Otherwise in a microtask.
         outsideAnyRun(() => {
-          if (this.yieldToEvents) void this.yieldToEvents().then(() => this.drain());
+          if (this.yieldToEvents) void this.hop().then(() => this.drain());
           else queueMicrotask(() => void this.drain());
         });
       }
     });
   }
 
+  private hop(): Promise<void> {
+    this.hops++;
+    return this.yieldToEvents!();
+  }
+
   private async drain(): Promise<void> {
+    let sinceHop = 0;
     try {
       for (let next = this.queues.entries().next(); !next.done; next = this.queues.entries().next()) {
         const [owner, queue] = next.value;
@@ -78,7 +98,11 @@ export class FairLock {
         this.queues.delete(owner);
         if (queue.length > 0) this.queues.set(owner, queue);
         await task();
-        if (this.yieldToEvents && queue.length > 0) await this.yieldToEvents();
+        sinceHop++;
+        if (this.yieldToEvents && queue.length > 0 && sinceHop >= this.tasksPerYield()) {
+          sinceHop = 0;
+          await this.hop();
+        }
       }
     } finally {
       this.draining = false;

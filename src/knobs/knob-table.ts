@@ -276,6 +276,13 @@ export const KNOBS = {
     unit: "count",
     doc: "Sessions queued for a refresh turn. Past it sessions are only marked stale and join the queue as it drains: nothing is dropped and no socket is closed, results just skip intermediate versions.",
   },
+  functionsPerYield: {
+    default: 8,
+    min: 1,
+    max: 1_000,
+    unit: "count",
+    doc: "Queued queries, mutations and refresh slices the function lock runs back to back before it lets waiting events in (another socket's frame, an HTTP call). Each such yield is a timer, about 1.4 ms inside workerd. Low: a new frame waits behind fewer functions, but a steady stream of writes pays a timer per commit; high: fewer timers, longer waits for a frame that arrives behind a backlog.",
+  },
   refreshSliceQueryRuns: {
     default: 100,
     min: 1,

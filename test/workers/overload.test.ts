@@ -22,6 +22,28 @@ async function until(check: () => boolean | Promise<boolean>, what: string, time
   }
 }
 
+describe("the function lock under a backlog", () => {
+  it("one caller's 24 queued mutations cost a hop through the event queue per functionsPerYield functions, not one each, and all commit", async () => {
+    const deployment = fresh("lock-yields");
+    await setKnobs(deployment, { functionsPerYield: 4 });
+    const api = deploymentStub(bindings, deployment);
+    const before = (await status(deployment)).limits.functionLock;
+    // Sent together over RPC without an address: one caller, so all but the first wait in its queue in the lock.
+    const results = await Promise.all(
+      Array.from({ length: 24 }, (_, i) => api.run("mutation", "messages:send", { chatId: "backlog", author: "a", body: `m${i}` }, `r${i}`)),
+    );
+    expect(results.every((r) => r.status === "success")).toBe(true);
+    const after = (await status(deployment)).limits.functionLock;
+    expect(after.functionsPerYield).toBe(4);
+    const hops = after.yields - before.yields;
+    // A hop before the lock starts, then one per 4 functions while the backlog lasts (24 / 4); one per function would be ~24.
+    expect(hops).toBeGreaterThan(0);
+    expect(hops).toBeLessThanOrEqual(1 + 24 / 4);
+    const listed = (await api.run("query", "messages:list", { chatId: "backlog" }, "q")) as unknown as { status: string; value: { body: string }[] };
+    expect(listed.value).toHaveLength(20);
+  });
+});
+
 describe("overload degrades freshness, not availability", () => {
   it("2,000 subscriptions invalidated by one burst with refreshQueueLimit 100: no socket closed, all end correct, queue within its limit", async () => {
     const deployment = fresh("postmortem");
