@@ -283,6 +283,11 @@ export class Engine implements NestedCalls {
     return this.lock.queued;
   }
 
+  /** No function running or waiting for the lock. */
+  get functionsIdle(): boolean {
+    return this.lock.idle;
+  }
+
   /** Times the lock let waiting events in between queued functions (knob `functionsPerYield`). */
   get lockYields(): number {
     return this.lock.yields;

@@ -56,6 +56,11 @@ export class FairLock {
     return this.hops;
   }
 
+  /** Nothing running, queued or about to start (a running task may be awaiting I/O, which `queued` does not count). */
+  get idle(): boolean {
+    return !this.draining;
+  }
+
   /** Tasks waiting (not the running one). */
   get queued(): number {
     let n = 0;

@@ -49,7 +49,7 @@ function setup(knobs: Partial<SyncKnobs> = {}, options: Partial<LocalSourceOptio
   const idle = async () => {
     for (let quiet = 0; quiet < 2;) {
       await new Promise((r) => setTimeout(r, 1));
-      quiet = sync.scheduler.waiting === 0 && engine.queuedFunctions === 0 ? quiet + 1 : 0;
+      quiet = sync.scheduler.settled && engine.functionsIdle ? quiet + 1 : 0;
     }
   };
   return { engine, sync, open, idle };

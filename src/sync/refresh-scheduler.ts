@@ -127,6 +127,11 @@ export class RefreshScheduler {
     return this.queue.size + this.overflow.size + this.background.size;
   }
 
+  /** No turn running and none waiting (a running turn may be awaiting I/O, such as a result's digest). */
+  get settled(): boolean {
+    return !this.running && this.waiting === 0;
+  }
+
   private updateDepth(): void {
     this.metrics.queueDepth = this.queue.size;
     this.metrics.overflow = this.overflow.size;

@@ -176,10 +176,10 @@ function setup(shardCount: number, { refuseOpens = 0, knobs: overrides = {} as P
       if (Date.now() > deadline) return false;
       await new Promise((r) => setTimeout(r, 2));
       const quietNow =
-        database.sync.scheduler.waiting === 0 &&
-        database.engine.queuedFunctions === 0 &&
+        database.sync.scheduler.settled &&
+        database.engine.functionsIdle &&
         database.outboxes.every((outbox) => outbox.idle) &&
-        shards.every((s) => s.shard.source.idle && s.shard.scheduler.waiting === 0);
+        shards.every((s) => s.shard.source.idle && s.shard.scheduler.settled);
       quiet = quietNow ? quiet + 1 : 0;
     }
     return true;
