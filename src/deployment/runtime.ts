@@ -465,7 +465,11 @@ export class DeploymentRuntime {
   changeEnvironment(name: string, value: unknown, actor: string): { ok: true; change: EnvironmentChange | null } | { ok: false; error: string } {
     try {
       const change = value === undefined ? this.environment.remove(name, actor, this.now()) : this.environment.set(name, value, actor, this.now());
-      if (change) console.log(`environment variable ${name} ${change.action === "set" ? "set" : "removed"} by ${change.actor}`);
+      if (change) {
+        console.log(`environment variable ${name} ${change.action === "set" ? "set" : "removed"} by ${change.actor}`);
+        // No read-set records `process.env`: every cached answer and live query may now be wrong.
+        this.sync.source.invalidateAll();
+      }
       return { ok: true, change };
     } catch (error) {
       if (error instanceof EnvironmentError) return { ok: false, error: error.message };

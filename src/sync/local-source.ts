@@ -187,6 +187,15 @@ export class LocalSource implements ResultSource, QueryCache {
     }
   }
 
+  /** Every query is stale (the environment variables changed): cached answers go and every subscribed query runs again. */
+  invalidateAll(): void {
+    if (!this.port) return;
+    this.ensureLoaded();
+    for (const instance of this.instances.invalidateAll()) {
+      for (const session of instance.subscribers.keys()) this.front.schedule(session);
+    }
+  }
+
   /** Runs a mutation in its turn of the function lock (`lockOwner`: the session's, or a shard's client's): in order, one per round. */
   mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
     const retryOf = recordKey("socket", session.retryKey(message), caller?.identity.tokenIdentifier ?? null);

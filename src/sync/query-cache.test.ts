@@ -67,6 +67,17 @@ describe("one-shot queries answered from the shared instances", () => {
     expect(runs()).toBe(2);
   });
 
+  it("runs everything again after invalidateAll (the environment variables changed: no read-set records process.env)", async () => {
+    const { sync, runs, list } = setup();
+    await list("a");
+    await list("b");
+    expect(runs()).toBe(2);
+    sync.source.invalidateAll();
+    await list("a");
+    await list("b");
+    expect(runs()).toBe(4);
+  });
+
   it("keys a query that reads the identity by the caller's identity", async () => {
     const { engine, runs } = setup();
     const viewer = async (identity: UserIdentity | null) => (await engine.query("users:viewer", {}, { identity })).value as { name: string } | null;

@@ -369,6 +369,20 @@ export class QueryInstances {
   }
 
   /**
+   * Marks every instance dirty and drops every cache entry nobody holds, for a
+   * change no read-set records (the deployment's environment variables, which
+   * any run may read through `process.env`); returns the instances marked.
+   */
+  invalidateAll(): Set<QueryInstance> {
+    const all = new Set(this.instances.values());
+    for (const instance of all) {
+      instance.dirty = true;
+      if (this.unheld.has(instance)) this.drop(instance);
+    }
+    return all;
+  }
+
+  /**
    * A one-shot query's answer (HTTP `/api/query`, an action's `ctx.runQuery`),
    * as Convex's query cache gives it: a clean instance's result, valid at the
    * latest timestamp, without a run and without waiting for the function
