@@ -597,7 +597,7 @@ describe("SyncFront sign-in", () => {
     const viewerResults = c.frames
       .flatMap((f) => (f.type === "Transition" ? (f.modifications as { queryId: number; value: unknown }[]) : []))
       .filter((m) => m.queryId === 0);
-    expect(viewerResults.map((m) => m.value)).toEqual([{ name: "alice", tokenIdentifier: alice.tokenIdentifier }]);
+    expect(viewerResults.map((m) => m.value)).toEqual([{ name: "alice", email: null, tokenIdentifier: alice.tokenIdentifier }]);
     expect(c.frames.at(-1)).toMatchObject({ type: "Transition", endVersion: { identity: 1, querySet: 1 } });
     const [message] = (await engine.runQuery("messages:list", { chatId: "a" })).value as { author: string }[];
     expect(message!.author).toBe("alice");
