@@ -685,6 +685,13 @@ export const KNOBS = {
     unit: "bytes",
     doc: "Bytes of documents a snapshot export or import holds at once (a page read, a batch staged, a batch applied), whatever the snapshot's size. A batch holds at least one line, however large (lines are capped at twice maxDocumentBytes). Low: more round trips; high: more memory per batch (the isolate has 128 MB).",
   },
+  snapshotApplyBatchDocuments: {
+    default: 2_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Documents a snapshot import checks, applies (or a --replace deletes) per transaction, within snapshotBatchBytes; the object commits each before the next, so the apply's memory is one batch's writes, whatever the snapshot's size, and no function runs until the last. Low: more commits (slower); high: larger transactions.",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;
