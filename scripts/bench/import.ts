@@ -26,22 +26,45 @@ function jsonl(count: number): ReadableStream<Uint8Array> {
   });
 }
 
-async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<{ result: T; seconds: number; before: number; peak: number }> {
+interface Measured<T> {
+  result: T;
+  seconds: number;
+  /** CPU seconds the runtime used meanwhile (load on the machine stretches the seconds, hardly these). */
+  cpuSeconds: number;
+  before: number;
+  peak: number;
+  /** Anonymous memory (heaps, SQLite's page cache) and mapped files at the peak. */
+  peakAnon: number;
+  peakFile: number;
+}
+
+async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<Measured<T>> {
   const before = server.runtimeRssBytes() ?? 0;
+  const cpuBefore = server.runtimeCpuSeconds() ?? 0;
   let peak = before;
+  let split = server.runtimeRssSplit() ?? { anon: 0, file: 0 };
   const start = performance.now();
-  // Every second's RSS, on stderr: where in the run memory rises (staging, the apply, the commit).
+  // Every second's RSS (anonymous + mapped files), on stderr: where in the run memory rises.
   const trace: string[] = [];
   const sampler = setInterval(() => {
     const rss = server.runtimeRssBytes() ?? 0;
-    peak = Math.max(peak, rss);
+    const now = server.runtimeRssSplit() ?? { anon: 0, file: 0 };
+    if (rss > peak) [peak, split] = [rss, now];
     const second = Math.floor((performance.now() - start) / 1000);
-    if (trace.length <= second) trace.push(`${second}s ${(rss / 1_048_576).toFixed(0)}`);
+    if (trace.length <= second) trace.push(`${second}s ${(now.anon / MiB).toFixed(0)}+${(now.file / MiB).toFixed(0)}`);
   }, 100);
   try {
     const result = await work();
-    console.error(`workerd RSS (MiB) by second: ${trace.join(", ")}`);
-    return { result, seconds: (performance.now() - start) / 1000, before, peak };
+    console.error(`workerd RSS (MiB, anonymous+file) by second: ${trace.join(", ")}`);
+    return {
+      result,
+      seconds: (performance.now() - start) / 1000,
+      cpuSeconds: (server.runtimeCpuSeconds() ?? 0) - cpuBefore,
+      before,
+      peak,
+      peakAnon: split.anon,
+      peakFile: split.file,
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -72,15 +95,17 @@ export async function benchImport(count: number): Promise<string> {
     });
     const mib = (bytes: number) => (bytes / MiB).toFixed(0);
     return table(
-      ["step", "documents", "seconds", "documents/s", "workerd RSS before (MiB)", "peak (MiB)", "rise (MiB)"],
+      ["step", "documents", "seconds", "documents/s", "workerd CPU s", "workerd RSS before (MiB)", "peak (MiB)", "of it anonymous / files", "rise (MiB)"],
       [
         [
           "import (JSONL, one table)",
           count.toLocaleString("en-US"),
           imported.seconds.toFixed(1),
           Math.round(count / imported.seconds).toLocaleString("en-US"),
+          imported.cpuSeconds.toFixed(1),
           mib(imported.before),
           mib(imported.peak),
+          `${mib(imported.peakAnon)} / ${mib(imported.peakFile)}`,
           mib(imported.peak - imported.before),
         ],
         [
@@ -88,13 +113,23 @@ export async function benchImport(count: number): Promise<string> {
           count.toLocaleString("en-US"),
           exported.seconds.toFixed(1),
           Math.round(count / exported.seconds).toLocaleString("en-US"),
+          exported.cpuSeconds.toFixed(1),
           mib(exported.before),
           mib(exported.peak),
+          `${mib(exported.peakAnon)} / ${mib(exported.peakFile)}`,
           mib(exported.peak - exported.before),
         ],
       ],
     );
   } finally {
+    if (process.env.IMPORT_BENCH_LOG)
+      console.error(
+        server
+          .output()
+          .split("\n")
+          .filter((l) => l.includes("TIMING"))
+          .join("\n"),
+      );
     await server.stop();
   }
 }

@@ -57,6 +57,10 @@ export interface DevServer {
   restart: (options?: { timeoutMs?: number }) => Promise<void>;
   /** Resident memory of the runtime's workerd processes now, in bytes (Linux; null elsewhere): benchmarks watch it. */
   runtimeRssBytes: () => number | null;
+  /** The same, split: anonymous memory (heaps, caches) and mapped files (the binary, SQLite's mapped pages). */
+  runtimeRssSplit: () => { anon: number; file: number } | null;
+  /** CPU seconds the runtime's workerd processes have used so far (Linux; null elsewhere): a figure load on the machine hardly moves. */
+  runtimeCpuSeconds: () => number | null;
 }
 
 function freePort(): Promise<number> {
@@ -100,20 +104,39 @@ function groupAlive(pgid: number): boolean {
 }
 
 /** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`). */
-function workerdRss(pgid: number): number {
-  let bytes = 0;
+/** The `/proc` stat line (after the command name) and status of each workerd process in the group led by `pgid`. */
+function* workerdProcesses(pgid: number): Generator<{ stat: string[]; status: () => string }> {
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-      if (comm !== "workerd" || Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) !== pgid) continue;
-      bytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${entry}/status`, "utf8"))?.[1] ?? 0) * 1024;
+      const line = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = line.slice(line.indexOf("(") + 1, line.lastIndexOf(")"));
+      const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
+      if (comm !== "workerd" || Number(stat[2]) !== pgid) continue;
+      yield { stat, status: () => readFileSync(`/proc/${entry}/status`, "utf8") };
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+}
+
+function workerdRss(pgid: number, field: "VmRSS" | "RssAnon" | "RssFile" = "VmRSS"): number {
+  let bytes = 0;
+  for (const { status } of workerdProcesses(pgid)) {
+    try {
+      bytes += Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())?.[1] ?? 0) * 1024;
     } catch {
       continue; // exited meanwhile
     }
   }
   return bytes;
+}
+
+/** CPU seconds (user + system) the group's workerd processes have used (the kernel counts in ticks of 1/100 s). */
+function workerdCpuSeconds(pgid: number): number {
+  let ticks = 0;
+  for (const { stat } of workerdProcesses(pgid)) ticks += Number(stat[11]) + Number(stat[12]);
+  return ticks / 100;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -249,5 +272,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     kill,
     restart: async (restartOptions = {}) => launch(restartOptions.timeoutMs ?? options.timeoutMs ?? 90_000),
     runtimeRssBytes: () => (process.platform === "linux" && run?.child.pid ? workerdRss(run.child.pid) : null),
+    runtimeRssSplit: () =>
+      process.platform === "linux" && run?.child.pid ? { anon: workerdRss(run.child.pid, "RssAnon"), file: workerdRss(run.child.pid, "RssFile") } : null,
+    runtimeCpuSeconds: () => (process.platform === "linux" && run?.child.pid ? workerdCpuSeconds(run.child.pid) : null),
   };
 }

@@ -334,8 +334,8 @@ export class SnapshotImports {
       const page = this.stagedPage(importId, after);
       if (page.length === 0) break;
       after = page.at(-1)!.seq;
-      this.o.storage.transactionSync(() => this.checkPage(importId, page, renames, replaced));
-      await this.o.yieldToEvents();
+      // A page that stored rewritten references commits before the next (reading alone holds nothing).
+      if (this.o.storage.transactionSync(() => this.checkPage(importId, page, renames, replaced))) await this.o.yieldToEvents();
     }
     const files = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM snapshot_import_files WHERE import_id = ?", importId).one().n;
     this.sql.exec(
@@ -368,8 +368,9 @@ export class SnapshotImports {
     return page;
   }
 
-  /** Checks a page of staged documents; with `renames`, stores each one's references rewritten, as it will be written. */
-  private checkPage(importId: string, page: StagedRow[], renames: boolean, replaced: ReadonlySet<string>): void {
+  /** Checks a page of staged documents; with `renames`, stores each one's references rewritten, as it will be written (then true). */
+  private checkPage(importId: string, page: StagedRow[], renames: boolean, replaced: ReadonlySet<string>): boolean {
+    let wrote = false;
     const { maxDocumentBytes } = this.o.knobs();
     const schema = this.o.schema;
     const renamed = (id: string) =>
@@ -387,8 +388,12 @@ export class SnapshotImports {
       const existing = this.sql.exec<{ table_name: string }>("SELECT table_name FROM documents WHERE id = ?", row.id).toArray()[0];
       if (existing && !replaced.has(existing.table_name))
         throw fail(`has the _id ${row.id}, which a document of this deployment already has (appending keeps ids: import with --replace, or without _id)`);
-      if (json !== row.json) this.sql.exec("UPDATE snapshot_import_rows SET json = ? WHERE import_id = ? AND seq = ?", json, importId, row.seq);
+      if (json !== row.json) {
+        this.sql.exec("UPDATE snapshot_import_rows SET json = ? WHERE import_id = ? AND seq = ?", json, importId, row.seq);
+        wrote = true;
+      }
     }
+    return wrote;
   }
 
   /** Applies a marked import batch by batch, yielding between them so each commits, then makes it visible. */

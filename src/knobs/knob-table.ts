@@ -686,7 +686,7 @@ export const KNOBS = {
     doc: "Bytes of documents a snapshot export or import holds at once (a page read, a batch staged, a batch applied), whatever the snapshot's size. A batch holds at least one line, however large (lines are capped at twice maxDocumentBytes). Low: more round trips; high: more memory per batch (the isolate has 128 MB).",
   },
   snapshotApplyBatchDocuments: {
-    default: 2_000,
+    default: 10_000,
     min: 1,
     max: 100_000,
     unit: "count",
