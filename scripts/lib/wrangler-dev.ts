@@ -41,6 +41,11 @@ export interface DevServerOptions {
    * checkout with nothing generated or built and no vars of the harness (no admin key, no tier stamp).
    */
   plain?: boolean;
+  /**
+   * wrangler dev's local observability (on unless set false): it tails every invocation of the Worker and its objects into
+   * a trace store of its own, run in the same workerd, whose memory and CPU a benchmark of the runtime would count.
+   */
+  localObservability?: boolean;
 }
 
 export interface DevServer {
@@ -198,7 +203,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       cwd: root,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", ...(options.localObservability === false ? { X_LOCAL_OBSERVABILITY: "false" } : {}) },
     });
     child.stdout!.on("data", (chunk) => (log += chunk));
     child.stderr!.on("data", (chunk) => (log += chunk));

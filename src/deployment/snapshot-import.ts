@@ -303,8 +303,8 @@ export class SnapshotImports {
   /**
    * Everything that can refuse an import, before anything is applied: the files and their digests, the
    * tables' emptiness, and every staged document (its references rewritten to the ids given, checked
-   * against the schema and the size limit, its id against the deployment's), a page at a time with a
-   * yield between pages. Then the mark, committed alone: from here the import applies whatever happens.
+   * against the schema and the size limit, its id against the deployment's), a page at a time. Then
+   * the mark, committed alone: from here the import applies whatever happens.
    */
   private async check(importId: string): Promise<void> {
     const { options } = this.record(importId);
