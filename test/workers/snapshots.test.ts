@@ -264,7 +264,12 @@ describe("snapshot import applied in several transactions", () => {
         (_instance, state: DurableObjectState) =>
           state.storage.sql.exec<{ phase: string; cursor: number }>("SELECT phase, cursor FROM snapshot_import_applying").toArray()[0],
       );
-    for (let mark = await progress(); !(mark?.phase === "insert" && mark.cursor > 0); mark = await progress()) await scheduler.wait(1);
+    let settled = false;
+    void importing.finally(() => (settled = true));
+    for (let mark = await progress(); !(mark?.phase === "insert" && mark.cursor > 0); mark = await progress()) {
+      if (settled) throw new Error("the import finished before it could be cut off");
+      await scheduler.wait(1);
+    }
     await abortAllDurableObjects();
     await importing.catch(() => null); // its caller sees the object go away; the import is applied nonetheless
 
