@@ -6,6 +6,8 @@
  * documents per second and the runtime's resident memory (workerd RSS,
  * sampled every 100 ms): the peak, and its rise over the moment before.
  */
+import { request as httpRequest } from "node:http";
+import { Readable } from "node:stream";
 import { startDevServer, TEST_ADMIN_KEY, type DevServer } from "../lib/wrangler-dev.ts";
 import { createDeployment } from "../lib/admin.ts";
 import { table } from "./harness.ts";
@@ -70,6 +72,24 @@ async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<M
   }
 }
 
+/**
+ * POSTs a stream and reads the answer, however long the server takes to give it: `fetch` gives up
+ * after 300 s without response headers (undici's headers timeout), less than a large import takes.
+ */
+function postStream(url: string, headers: Record<string, string>, body: ReadableStream<Uint8Array>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(url, { method: "POST", headers }, (response) => {
+      let text = "";
+      response.setEncoding("utf8");
+      response.on("data", (chunk: string) => (text += chunk));
+      response.on("end", () => resolve({ status: response.statusCode ?? 0, body: text }));
+      response.on("error", reject);
+    });
+    request.on("error", reject);
+    Readable.fromWeb(body as import("node:stream/web").ReadableStream<Uint8Array>).pipe(request);
+  });
+}
+
 export async function benchImport(count: number): Promise<string> {
   // Without wrangler dev's tracing of every invocation (each staged batch is one): its store would count as the runtime's.
   const server = await startDevServer({ timeoutMs: 120_000, localObservability: false });
@@ -77,14 +97,9 @@ export async function benchImport(count: number): Promise<string> {
     const url = await createDeployment(server.url, "bench-import");
     const auth = { Authorization: `Bearer ${TEST_ADMIN_KEY}` };
     const imported = await measured(server, async () => {
-      const response = await fetch(`${url}/api/admin/import?table=rows&format=jsonl`, {
-        method: "POST",
-        headers: auth,
-        body: jsonl(count),
-        duplex: "half",
-      } as RequestInit);
-      const answer = (await response.json()) as { tables?: Record<string, number>; message?: string };
-      if (!response.ok || answer.tables?.rows !== count) throw new Error(`import: ${response.status} ${JSON.stringify(answer)}`);
+      const { status, body } = await postStream(`${url}/api/admin/import?table=rows&format=jsonl`, auth, jsonl(count));
+      const answer = JSON.parse(body) as { tables?: Record<string, number>; message?: string };
+      if (status !== 200 || answer.tables?.rows !== count) throw new Error(`import: ${status} ${body}`);
       return answer;
     });
     const exported = await measured(server, async () => {
