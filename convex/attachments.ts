@@ -1,5 +1,6 @@
 import { v } from "convex/values";
 import { mutation } from "./_generated/server";
+import { signedIn } from "./users";
 
 /** An upload URL for one image: the page POSTs the file to it and gets `{ storageId }` back. */
 export const generateUploadUrl = mutation({
@@ -11,8 +12,8 @@ export const generateUploadUrl = mutation({
 export const sendImage = mutation({
   args: { chatId: v.string(), author: v.string(), storageId: v.id("_storage"), caption: v.optional(v.string()) },
   handler: async (ctx, { chatId, author, storageId, caption }) => {
-    const identity = await ctx.auth.getUserIdentity();
-    return ctx.db.insert("messages", { chatId, author: identity?.name ?? author, body: caption ?? "", image: storageId });
+    const user = await signedIn(ctx);
+    return ctx.db.insert("messages", { chatId, author: user?.name ?? author, body: caption ?? "", image: storageId });
   },
 });
 

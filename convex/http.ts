@@ -2,13 +2,17 @@
  * HTTP actions, served at `/http/<path>` (and `/d/<deployment>/http/<path>`):
  * a feed of a chat's newest messages and a webhook that posts one, the way
  * another service (a bot, a form) would reach the chat, and `/whoami`, which
- * reads the caller from an `Authorization: Bearer` token.
+ * reads the caller from an `Authorization: Bearer` token. Convex Auth's
+ * routes (its discovery document and keys, OAuth callbacks) are added too.
  */
 import { httpRouter } from "convex/server";
 import { httpAction } from "./_generated/server";
 import { api } from "./_generated/api";
+import { auth } from "./auth";
 
 const http = httpRouter();
+
+auth.addHttpRoutes(http);
 
 http.route({
   path: "/messages",

@@ -3,6 +3,7 @@ import { paginationOptsValidator } from "convex/server";
 import { internalMutation, mutation, query } from "./_generated/server";
 import { internal } from "./_generated/api";
 import type { Id } from "./_generated/dataModel";
+import { signedIn } from "./users";
 
 /** The chat's newest 20 messages, newest first; an image's URL as `imageUrl` (convex/attachments.ts). */
 export const list = query({
@@ -55,9 +56,9 @@ export const search = query({
 export const send = mutation({
   args: { chatId: v.string(), author: v.string(), body: v.string() },
   handler: async (ctx, { chatId, author, body }) => {
-    // Signed in, a message is by the verified name, whatever the page claims; anonymous, by the name given.
-    const identity = await ctx.auth.getUserIdentity();
-    return ctx.db.insert("messages", { chatId, author: identity?.name ?? author, body });
+    // Signed in, a message is by the signed-in user (convex/users.ts), whatever the page claims; anonymous, by the name given.
+    const user = await signedIn(ctx);
+    return ctx.db.insert("messages", { chatId, author: user?.name ?? author, body });
   },
 });
 

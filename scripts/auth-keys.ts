@@ -11,7 +11,7 @@
  */
 import { parseArgs } from "node:util";
 import { AdminError, adminCall, adminTarget } from "./lib/admin.ts";
-import { generateConvexAuthKeys } from "./lib/auth-keys.ts";
+import { dotenvLines, generateConvexAuthKeys } from "./lib/auth-keys.ts";
 
 const USAGE = "Usage: npm run auth:keys [-- --set [--deployment NAME] [--url URL]]";
 
@@ -27,8 +27,7 @@ async function main(): Promise<void> {
   if (values.help) return void console.log(USAGE);
   const keys = await generateConvexAuthKeys();
   if (!values.set) {
-    // Quoted: the private key holds spaces.
-    process.stdout.write(`JWT_PRIVATE_KEY="${keys.JWT_PRIVATE_KEY}"\nJWKS=${keys.JWKS}\n`);
+    process.stdout.write(`${dotenvLines(keys).join("\n")}\n`);
     return;
   }
   const target = adminTarget({ url: values.url, deployment: values.deployment });

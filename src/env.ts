@@ -1,3 +1,4 @@
+import { hideHostVariables } from "./engine/index.ts";
 import type { TierStamp } from "./knobs/tiers.ts";
 
 /** Bindings and vars; the tier stamp (CALMSYNC_ENV, CALMSYNC_TIER, ...) is written by `npm run deploy`. */
@@ -31,6 +32,24 @@ export interface Env extends TierStamp {
   /** Origins allowed to call the API from a browser, comma-separated, or `*` (the default, as Convex does). */
   CORS_ORIGINS?: string;
 }
+
+/**
+ * calmsync's own settings among the Worker's vars and secrets. With `nodejs_compat` every
+ * var is in `process.env`; functions read these as unset (an app's public query
+ * returning `process.env.ADMIN_KEY` would otherwise hand out the admin key).
+ */
+export const OWN_VARIABLES = [
+  "ADMIN_KEY",
+  "DECLARED_DEPLOYMENTS",
+  "WILDCARD_DEPLOYMENT_LIMIT",
+  "CORS_ORIGINS",
+  "CALMSYNC_PUBLIC_URL",
+  "CALMSYNC_ENV",
+  "CALMSYNC_TIER",
+  "CALMSYNC_MANIFEST_HASH",
+  "CALMSYNC_TIER_OVERRIDE",
+] as const satisfies readonly (keyof Env)[];
+hideHostVariables(OWN_VARIABLES);
 
 /** Whether `name` is declared in configuration (it then exists from its first use). */
 export function isDeclaredDeployment(env: Env, name: string): boolean {

@@ -35,12 +35,13 @@ export { DeploymentDirectory } from "./deployment/directory.ts";
 import { directoryStub } from "./deployment/directory.ts";
 import { DeploymentNames } from "./deployment-names.ts";
 import { BadRequestError, parseFunctionRequest } from "./protocol/http.ts";
-import { devIssuerAllowed, type Env } from "./env.ts";
+import { devIssuerAllowed, isLocalConfiguration, type Env } from "./env.ts";
 import { problem, stub, type AppEnv } from "./http-context.ts";
 import { fileRoutes } from "./file-routes.ts";
 import { snapshotRoutes } from "./snapshot-routes.ts";
 import { SERVER_ERROR } from "./engine/index.ts";
 import { isWebSocketUpgrade, refusalResponse, UPGRADE_REQUIRED } from "./deployment/sockets.ts";
+import { SHARD_PIN_HEADER } from "./knobs/wire.ts";
 import { MAX_REMEMBERED_DEPLOYMENTS, SHARD_COUNT_TTL_MS } from "./knobs/fixed.ts";
 
 export const Deployment = defineDeployment(convexApp);
@@ -176,7 +177,10 @@ api.get("/:clientVersion/sync", async (c) => {
   const upgrade = new Request(c.req.raw);
   upgrade.headers.delete(HTTP_ACTION_HEADER);
   if (shards <= 1) return stub(c).fetch(upgrade);
-  const shard = `${c.get("deployment")}/shard-${Math.floor(Math.random() * shards)}`;
+  // Local benchmarks may name the shard (a flood on one, a quiet client on another).
+  const pinned = isLocalConfiguration(c.env) ? Number(c.req.header(SHARD_PIN_HEADER) ?? NaN) : NaN;
+  const index = Number.isInteger(pinned) && pinned >= 0 ? pinned % shards : Math.floor(Math.random() * shards);
+  const shard = `${c.get("deployment")}/shard-${index}`;
   return c.env.SYNC_SHARDS.getByName(shard).fetch(upgrade);
 });
 

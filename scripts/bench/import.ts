@@ -31,7 +31,7 @@ function jsonl(count: number): ReadableStream<Uint8Array> {
 interface Measured<T> {
   result: T;
   seconds: number;
-  /** CPU seconds the runtime used meanwhile (load on the machine stretches the seconds, hardly these). */
+  /** CPU seconds the runtime (wrangler's proxy and the Worker's runtime) used meanwhile (load on the machine stretches the seconds, hardly these). */
   cpuSeconds: number;
   before: number;
   peak: number;
@@ -42,7 +42,11 @@ interface Measured<T> {
 
 async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<Measured<T>> {
   const before = server.runtimeRssBytes() ?? 0;
-  const cpuBefore = server.runtimeCpuSeconds() ?? 0;
+  const cpu = () => {
+    const ms = server.runtimeCpuMs();
+    return ms ? (ms.proxy + ms.worker) / 1000 : 0;
+  };
+  const cpuBefore = cpu();
   let peak = before;
   let split = server.runtimeRssSplit() ?? { anon: 0, file: 0 };
   const start = performance.now();
@@ -61,7 +65,7 @@ async function measured<T>(server: DevServer, work: () => Promise<T>): Promise<M
     return {
       result,
       seconds: (performance.now() - start) / 1000,
-      cpuSeconds: (server.runtimeCpuSeconds() ?? 0) - cpuBefore,
+      cpuSeconds: cpu() - cpuBefore,
       before,
       peak,
       peakAnon: split.anon,

@@ -22,3 +22,12 @@ export async function generateConvexAuthKeys(): Promise<ConvexAuthKeys> {
     JWKS: JSON.stringify({ keys: [{ use: "sig", ...jwk }] }),
   };
 }
+
+/**
+ * The pair as `NAME=value` lines for a `.dev.vars` (dotenv) file: the private
+ * key double-quoted (it holds spaces), the key set single-quoted (it holds
+ * double quotes).
+ */
+export function dotenvLines(keys: ConvexAuthKeys): string[] {
+  return [`JWT_PRIVATE_KEY="${keys.JWT_PRIVATE_KEY}"`, `JWKS='${keys.JWKS}'`];
+}

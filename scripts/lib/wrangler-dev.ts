@@ -16,8 +16,15 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { MANIFEST, manifestHash } from "../../src/knobs/tiers.ts";
 import { generate } from "../codegen.ts";
+import { generateConvexAuthKeys, type ConvexAuthKeys } from "./auth-keys.ts";
 
 export const TEST_ADMIN_KEY = "e2e-admin-key";
+
+/**
+ * Convex Auth's key pair (JWT_PRIVATE_KEY and JWKS), as `npm run dev` puts one in `.dev.vars`
+ * (scripts/dev-vars.ts): the example app signs in with it. One pair for every server this process starts.
+ */
+let authKeys: Promise<ConvexAuthKeys> | undefined;
 
 /** The tier stamp `npm run deploy` would write for the local (`dev`) environment, as `--var` flags. */
 const DEV_STAMP = ["--var", `CALMSYNC_TIER:${MANIFEST.environments.dev.tier}`, "--var", `CALMSYNC_MANIFEST_HASH:${manifestHash()}`];
@@ -62,10 +69,10 @@ export interface DevServer {
   restart: (options?: { timeoutMs?: number }) => Promise<void>;
   /** Resident memory of the runtime's workerd processes now, in bytes (Linux; null elsewhere): benchmarks watch it. */
   runtimeRssBytes: () => number | null;
-  /** The same, split: anonymous memory (heaps, caches) and mapped files (the binary, SQLite's mapped pages). */
+  /** The same, split: anonymous memory (heaps, caches) and mapped files (the binary, SQLite's shared memory index). */
   runtimeRssSplit: () => { anon: number; file: number } | null;
-  /** CPU seconds the runtime's workerd processes have used so far (Linux; null elsewhere): a figure load on the machine hardly moves. */
-  runtimeCpuSeconds: () => number | null;
+  /** CPU time the runtime's workerd processes have used so far, in ms, wrangler's proxy and the Worker's runtime apart (Linux; null elsewhere): benchmarks take differences. */
+  runtimeCpuMs: () => { proxy: number; worker: number } | null;
 }
 
 function freePort(): Promise<number> {
@@ -108,28 +115,28 @@ function groupAlive(pgid: number): boolean {
   }
 }
 
-/** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`). */
-/** The `/proc` stat line (after the command name) and status of each workerd process in the group led by `pgid`. */
-function* workerdProcesses(pgid: number): Generator<{ stat: string[]; status: () => string }> {
+/** The `/proc` entries of the workerd processes in the group led by `pgid` (Linux). */
+function workerdProcesses(pgid: number): string[] {
+  const found: string[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const line = readFileSync(`/proc/${entry}/stat`, "utf8");
-      const comm = line.slice(line.indexOf("(") + 1, line.lastIndexOf(")"));
-      const stat = line.slice(line.lastIndexOf(")") + 2).split(" ");
-      if (comm !== "workerd" || Number(stat[2]) !== pgid) continue;
-      yield { stat, status: () => readFileSync(`/proc/${entry}/status`, "utf8") };
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+      if (comm === "workerd" && Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) found.push(entry);
     } catch {
       continue; // exited meanwhile
     }
   }
+  return found;
 }
 
+/** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`): all of it, or its anonymous or file-backed part. */
 function workerdRss(pgid: number, field: "VmRSS" | "RssAnon" | "RssFile" = "VmRSS"): number {
   let bytes = 0;
-  for (const { status } of workerdProcesses(pgid)) {
+  for (const pid of workerdProcesses(pgid)) {
     try {
-      bytes += Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status())?.[1] ?? 0) * 1024;
+      bytes += Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
     } catch {
       continue; // exited meanwhile
     }
@@ -137,11 +144,26 @@ function workerdRss(pgid: number, field: "VmRSS" | "RssAnon" | "RssFile" = "VmRS
   return bytes;
 }
 
-/** CPU seconds (user + system) the group's workerd processes have used (the kernel counts in ticks of 1/100 s). */
-function workerdCpuSeconds(pgid: number): number {
-  let ticks = 0;
-  for (const { stat } of workerdProcesses(pgid)) ticks += Number(stat[11]) + Number(stat[12]);
-  return ticks / 100;
+/**
+ * CPU time (user + system, ms) the workerd processes in the group led by `pgid` have used so far
+ * (Linux `/proc`; clock ticks of 10 ms): `proxy` is wrangler's dev proxy (the process listening on
+ * the public port, `entry=...:<port>` with a port not 0), `worker` the runtime serving the Worker.
+ */
+function workerdCpuMs(pgid: number): { proxy: number; worker: number } {
+  const ms = { proxy: 0, worker: 0 };
+  for (const pid of workerdProcesses(pgid)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const used = (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime
+      const publicPort = /--socket-addr=entry=[^\0]*:(\d+)/.exec(readFileSync(`/proc/${pid}/cmdline`, "utf8"))?.[1];
+      if (publicPort !== undefined && publicPort !== "0") ms.proxy += used;
+      else ms.worker += used;
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+  return ms;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -186,6 +208,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   const persistTo = options.persistTo ?? mkdtempSync(join(tmpdir(), "calmsync-e2e-"));
   const wrangler = join(root, "node_modules", "wrangler", "bin", "wrangler.js");
   const url = `http://127.0.0.1:${port}`;
+  const keys = options.plain ? {} : await (authKeys ??= generateConvexAuthKeys());
   let log = "";
   let run: Run | null = null;
 
@@ -195,7 +218,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       "--var",
       `ADMIN_KEY:${TEST_ADMIN_KEY}`,
       ...DEV_STAMP,
-      ...Object.entries(options.vars ?? {}).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
+      ...Object.entries({ ...keys, ...options.vars }).flatMap(([name, value]) => ["--var", `${name}:${value}`]),
       "--show-interactive-dev-session=false",
     ];
     const [command, args] = options.plain ? ["npx", ["wrangler", "dev", ...where]] : [process.execPath, [wrangler, "dev", ...where, ...harness]];
@@ -279,6 +302,6 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     runtimeRssBytes: () => (process.platform === "linux" && run?.child.pid ? workerdRss(run.child.pid) : null),
     runtimeRssSplit: () =>
       process.platform === "linux" && run?.child.pid ? { anon: workerdRss(run.child.pid, "RssAnon"), file: workerdRss(run.child.pid, "RssFile") } : null,
-    runtimeCpuSeconds: () => (process.platform === "linux" && run?.child.pid ? workerdCpuSeconds(run.child.pid) : null),
+    runtimeCpuMs: () => (process.platform === "linux" && run?.child.pid ? workerdCpuMs(run.child.pid) : null),
   };
 }

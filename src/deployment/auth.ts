@@ -21,6 +21,7 @@ import {
   readAuthConfig,
   RemoteDocuments,
   resolveConfigVariables,
+  SYSTEM_VARIABLES,
   TokenVerifier,
   type AuthProvider,
   type DocumentCacheStorage,
@@ -106,11 +107,18 @@ export class DeploymentAuth {
 
   /** The app's providers with the variables as they are now (resolved again only when one it reads changed). */
   private app(): AppProviders {
-    const config = resolveConfigVariables(this.authConfig, this.variable);
+    // A deployment learns its URL from its first request ever (deployment-urls.ts): until then a config naming
+    // CONVEX_SITE_URL (Convex Auth's) cannot be used, which is no fault of the app, so it is not reported.
+    let urlUnknown = false;
+    const config = resolveConfigVariables(this.authConfig, (name) => {
+      const value = this.variable(name);
+      if (value === undefined && SYSTEM_VARIABLES.includes(name)) urlUnknown = true;
+      return value;
+    });
     const key = JSON.stringify(config) ?? "null";
     if (this.resolved?.key === key) return this.resolved.app;
     const app = appProviders(config);
-    if (app.error) console.error(`convex/auth.config.ts is not usable, so every token is refused: ${app.error}`);
+    if (app.error && !urlUnknown) console.error(`convex/auth.config.ts is not usable, so every token is refused: ${app.error}`);
     this.resolved = { key, app };
     return app;
   }

@@ -45,7 +45,16 @@ import type { CompactionReport } from "../search/compactor.ts";
 import type { KnobChange, KnobReport } from "./knobs.ts";
 import { storageInitialized } from "./migrations.ts";
 import { DeploymentRuntime, type FunctionKind, type ResolvedApp } from "./runtime.ts";
-import { answerClose, isWebSocketUpgrade, newConnectionId, refusalResponse, socketConnection, SocketSessions, upgradeRequiredResponse } from "./sockets.ts";
+import {
+  acceptBareSocket,
+  answerClose,
+  isWebSocketUpgrade,
+  newConnectionId,
+  refusalResponse,
+  socketConnection,
+  SocketSessions,
+  upgradeRequiredResponse,
+} from "./sockets.ts";
 import { deploymentStatus, health, type DeploymentHealth, type DeploymentStatus } from "./status.ts";
 import type { MetricsSample } from "../operations/metrics-ring.ts";
 import { isDeclaredDeployment, isLocalConfiguration, type Env } from "../env.ts";
@@ -234,6 +243,8 @@ export function defineDeployment(app: GeneratedApp) {
       }
       if (!isWebSocketUpgrade(request)) return upgradeRequiredResponse();
       if (!this.started) return Response.json({ code: "DeploymentNotFound", message: this.notFound().message }, { status: 404 });
+      const bare = acceptBareSocket(this.ctx, this.env, request, this.sockets);
+      if (bare) return bare;
       const runtime = this.started;
       const { sync, gate, alarms, knobs, metrics } = runtime;
       metrics.maybeSample();
@@ -249,7 +260,8 @@ export function defineDeployment(app: GeneratedApp) {
 
     override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
       const session = this.sessionOf(ws);
-      if (!session) return;
+      // A socket we closed still has the frames its client sent before our close arrived: dropped here, before any work.
+      if (!session || session.closed) return;
       this.runtime.metrics.maybeSample();
       await this.runtime.sync.receive(session, message);
     }

@@ -385,7 +385,7 @@ export class DeploymentRuntime {
       if (kind === "mutation" && idempotencyKey !== null) return await this.runOnce(path, encodedArgs, args, idempotencyKey, identity, owner);
       const result =
         kind === "query"
-          ? await this.engine.runQuery(path, args, caller)
+          ? await this.engine.query(path, args, caller)
           : kind === "mutation"
             ? await this.engine.runMutation(path, args, undefined, caller)
             : await this.engine.runAction(path, args, caller);

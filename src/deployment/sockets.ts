@@ -5,7 +5,8 @@
 import type { Connection, SessionAttachment, SyncSession } from "../sync/session.ts";
 import type { SyncFront } from "../sync/front.ts";
 import type { Refusal } from "../sync/session-gate.ts";
-import { CLOSE_NOT_SENT } from "../knobs/wire.ts";
+import { BARE_SOCKET_HEADER, CLOSE_NOT_SENT } from "../knobs/wire.ts";
+import { isLocalConfiguration, type Env } from "../env.ts";
 
 /** `hibernatable`: the session's versions ride on the socket (a sync shard's sockets do not hibernate, docs/SHARDS.md). */
 export function socketConnection(ws: WebSocket, { hibernatable = true } = {}): Connection {
@@ -69,12 +70,16 @@ export function refusalResponse(refusal: Refusal, where = ""): Response {
  */
 export class SocketSessions {
   private readonly sessions = new WeakMap<WebSocket, SyncSession>();
+  /** Local benchmarks only (`acceptBareSocket`): sockets whose frames the object drops unread. Null until one is opened. */
+  private bare: WeakSet<WebSocket> | null = null;
 
   set(ws: WebSocket, session: SyncSession): void {
     this.sessions.set(ws, session);
   }
 
+  /** The socket's session; undefined for a socket that has none (a bare one, or one whose session ended before a wake). */
   of(ws: WebSocket, front: SyncFront): SyncSession | undefined {
+    if (this.bare !== null && this.bare.has(ws)) return undefined;
     let session = this.sessions.get(ws);
     if (!session) {
       const attachment = attachmentOf(ws);
@@ -83,6 +88,25 @@ export class SocketSessions {
     }
     return session;
   }
+
+  markBare(ws: WebSocket): void {
+    (this.bare ??= new WeakSet()).add(ws);
+  }
+}
+
+/**
+ * Local configuration only (benchmarks' limit rows): a socket upgrade that
+ * carries `BARE_SOCKET_HEADER` is accepted as a hibernatable socket with no
+ * session, whose frames the object drops before any work of ours, so a flood
+ * on it costs what the runtime's delivery costs and nothing more. Null: not
+ * such a request (elsewhere the header is ignored).
+ */
+export function acceptBareSocket(ctx: DurableObjectState, env: Env, request: Request, sockets: SocketSessions): Response | null {
+  if (!isLocalConfiguration(env) || !request.headers.has(BARE_SOCKET_HEADER)) return null;
+  const { 0: client, 1: server } = new WebSocketPair();
+  ctx.acceptWebSocket(server);
+  sockets.markBare(server);
+  return new Response(null, { status: 101, webSocket: client });
 }
 
 /** The sessions of the sockets still open after a wake, for `SyncFront.restore`. */

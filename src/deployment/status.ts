@@ -77,7 +77,8 @@ export interface DeploymentStatus {
     admissions: { admitted: number; refused: number; admittedPerSecond: number; refusedPerSecond: number; ratePerSecond: number; burst: number };
     searchMemory: { bytes: number; budgetBytes: number };
     vectorMemory: { bytes: number; budgetBytes: number };
-    queryResultCache: { bytes: number; budgetBytes: number; evictions: number };
+    /** Encoded results in memory (subscriptions' and the query cache's); `hits`: one-shot queries answered from it without a run. */
+    queryResultCache: { bytes: number; budgetBytes: number; evictions: number; hits: number };
     frameBytes: { limit: number };
     /** Bytes of sessions' frames held before they are handled (pending mutations and actions, frames queued behind a sign-in). */
     pendingBytes: { bytes: number; peak: number; limit: number; perSessionLimit: number; refused: number };
@@ -163,7 +164,12 @@ export function deploymentStatus(deployment: string, runtime: DeploymentRuntime,
       admissions: { ...gate.admission.metrics(now), ratePerSecond: k.sessionAdmitRate, burst: k.sessionAdmitBurst },
       searchMemory: { bytes: search.memoryBytes, budgetBytes: k.searchMemoryBudgetBytes },
       vectorMemory: { bytes: runtime.vectors.memoryBytes, budgetBytes: k.vectorMemoryBudgetBytes },
-      queryResultCache: { bytes: local.instances.results.bytes, budgetBytes: k.queryResultCacheBytes, evictions: local.instances.results.evictions },
+      queryResultCache: {
+        bytes: local.instances.results.bytes,
+        budgetBytes: k.queryResultCacheBytes,
+        evictions: local.instances.results.evictions,
+        hits: local.instances.cacheHits,
+      },
       frameBytes: { limit: k.maxFrameBytes },
       pendingBytes: {
         bytes: sync.pendingBytes.total,

@@ -28,6 +28,7 @@ import { AlarmScheduler } from "../operations/alarm-scheduler.ts";
 import { SessionGate, type GateKnobs } from "../sync/session-gate.ts";
 import type { SyncSession } from "../sync/session.ts";
 import {
+  acceptBareSocket,
   answerClose,
   isWebSocketUpgrade,
   newConnectionId,
@@ -111,6 +112,8 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
   /** A client's socket (the Worker routes `/api/<version>/sync` here when the deployment has shards). */
   override async fetch(request: Request): Promise<Response> {
     if (!isWebSocketUpgrade(request)) return upgradeRequiredResponse();
+    const bare = acceptBareSocket(this.ctx, this.env, request, this.sockets);
+    if (bare) return bare;
     await this.configured();
     const door = this.gate.accept(clientAddress(request.headers));
     if ("refusal" in door) return refusalResponse(door.refusal, " (this shard's share)");
@@ -124,7 +127,8 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const session = this.sockets.of(ws, this.front);
-    if (session) await this.front.receive(session, message);
+    // A socket we closed still has the frames its client sent before our close arrived: dropped here, before any work.
+    if (session && !session.closed) await this.front.receive(session, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

@@ -9,7 +9,8 @@
  */
 export interface ByteBudgetLruOptions<K, V> {
   budgetBytes: () => number;
-  sizeOf: (value: V) => number;
+  /** An entry's size in bytes (its key given for owners that count it too). */
+  sizeOf: (value: V, key: K) => number;
   /** Told of each entry evicted to make room (not of `delete`). */
   onEvict?: (key: K, value: V) => void;
   /** Largest entry as a fraction of the budget: 4 means a quarter. Without it any entry is taken (and the coldest others go). */
@@ -58,7 +59,7 @@ export class ByteBudgetLru<K, V> {
    */
   set(key: K, value: V): boolean {
     this.delete(key);
-    const bytes = this.options.sizeOf(value);
+    const bytes = this.options.sizeOf(value, key);
     const share = this.options.maxEntryShare;
     if (share !== undefined && bytes > this.options.budgetBytes() / share) return false;
     this.entries.set(key, { value, bytes });
@@ -71,7 +72,7 @@ export class ByteBudgetLru<K, V> {
   resize(key: K): void {
     const entry = this.entries.get(key);
     if (!entry) return;
-    const bytes = this.options.sizeOf(entry.value);
+    const bytes = this.options.sizeOf(entry.value, key);
     this.total += bytes - entry.bytes;
     entry.bytes = bytes;
   }

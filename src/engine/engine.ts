@@ -40,7 +40,7 @@ import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution.ts";
 import { Components, type ComponentInstance, type FunctionTarget } from "./components.ts";
 import { ActionExecution, type ActionPool } from "./syscalls/action-execution.ts";
-import { runInScope } from "./syscalls/convex-global.ts";
+import { runInScope, wallClock } from "./syscalls/convex-global.ts";
 import type { LogLines } from "./syscalls/log-lines.ts";
 import { currentRunContext, newRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 import { GuardedRun, syncGuard, type Deadline } from "./sync-guard.ts";
@@ -62,7 +62,7 @@ export interface EncodedValue {
   readonly logLines: readonly string[];
 }
 
-function encodedValue(text: string, logLines: readonly string[], parsed?: { json: JSONValue; value: Value }): EncodedValue {
+export function encodedValue(text: string, logLines: readonly string[], parsed?: { json: JSONValue; value: Value }): EncodedValue {
   let json = parsed?.json;
   let value = parsed?.value;
   return {
@@ -87,6 +87,8 @@ export interface QueryResult extends EncodedValue {
   journal: string | null;
   /** Whether it asked who called it (`ctx.auth`): only then is its result the caller's own. */
   readIdentity: boolean;
+  /** Whether it read the clock: then a cached result of it is served only while young (Convex's `observed_time`). */
+  observedTime: boolean;
 }
 
 /** Who calls a function: a client (public functions only) or an action (internal ones too), signed in or anonymous. */
@@ -101,6 +103,16 @@ export interface Caller {
 export type QueryOutcome =
   | (QueryResult & { error: null })
   | (Omit<QueryResult, "value" | "json" | "text" | "logLines"> & { value: null; json: null; text: null; logLines: readonly string[]; error: FunctionError });
+
+/**
+ * Answers top-level queries with results still valid at the latest commit,
+ * as Convex's query cache does (the sync layer's shared query instances,
+ * attached with `Engine.useQueryCache`): a hit costs no run; a miss runs in
+ * `owner`'s turn of the lock. Throws the run's `FunctionError` as a run would.
+ */
+export interface QueryCache {
+  answer(fn: RegisteredFunction, args: Value, identity: UserIdentity | null, owner?: LockOwner): Promise<EncodedValue>;
+}
 
 /** Runs inside a mutation's commit transaction with its outcome (e.g. to record it for retries). */
 export type CommitHook = (outcome: { text: string; ts: bigint }) => void;
@@ -221,6 +233,7 @@ export class Engine implements NestedCalls {
   private readonly environment: () => EnvironmentVariables;
   private readonly deploymentKey: DeploymentKey | null;
   private readonly onRun: ((run: FunctionRun) => void) | null;
+  private queryCache: QueryCache | null = null;
 
   constructor(options: EngineOptions) {
     this.moduleErrors = options.moduleErrors ?? {};
@@ -236,7 +249,7 @@ export class Engine implements NestedCalls {
     this.httpRouter = options.httpRouter ?? null;
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? wallClock;
     this.lock = new FairLock(options.yieldToEvents ?? null);
   }
 
@@ -247,6 +260,11 @@ export class Engine implements NestedCalls {
    */
   onCommit(listener: (commit: CommitEvent) => void): void {
     this.commitListeners.push(listener);
+  }
+
+  /** Answers the app's public queries for `query` and actions' `ctx.runQuery` from `cache` (null: every call runs). */
+  useQueryCache(cache: QueryCache | null): void {
+    this.queryCache = cache;
   }
 
   /**
@@ -357,13 +375,26 @@ export class Engine implements NestedCalls {
     args: Value,
     { identity = null, pool = "callers", owner }: { identity?: UserIdentity | null; pool?: ActionPool; owner?: LockOwner },
   ): Promise<EncodedValue> {
-    if (fn.kind === "query") {
-      const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity), owner);
-      if (outcome.error) throw outcome.error;
-      return outcome;
-    }
+    if (fn.kind === "query") return this.answerQuery(fn, args, identity, owner);
     if (fn.kind === "mutation") return this.exclusive(() => this.executeMutation(fn, args, undefined, undefined, identity), owner);
     return this.executeAction(fn, args, { identity, pool, owner });
+  }
+
+  /**
+   * A query's answer for a client (HTTP `/api/query`): from the query cache
+   * when one is attached and holds a valid result, else a run. `runQuery`
+   * always runs (and returns what the run read).
+   */
+  query(path: string, args: Value, { internal = false, identity = null, owner }: Caller = {}): Promise<EncodedValue> {
+    return this.answerQuery(this.resolve(path, "query", { internal }), args, identity, owner);
+  }
+
+  /** The app's public queries go through the cache (its keys name neither a component nor a visibility); any other runs. */
+  private async answerQuery(fn: RegisteredFunction, args: Value, identity: UserIdentity | null, owner: LockOwner | undefined): Promise<EncodedValue> {
+    if (this.queryCache !== null && fn.visibility === "public" && fn.componentPath === "") return this.queryCache.answer(fn, args, identity, owner);
+    const outcome = await this.exclusive(() => this.executeQuery(fn, args, null, identity), owner);
+    if (outcome.error) throw outcome.error;
+    return outcome;
   }
 
   /** `internal` lets an action's `ctx.runQuery` reach internal functions, as clients cannot; `identity` is the caller (default anonymous). */
@@ -394,6 +425,7 @@ export class Engine implements NestedCalls {
         ts,
         journal: execution.journal,
         readIdentity: execution.readIdentity,
+        observedTime: execution.observedTime,
         error: null as null,
       });
     } catch (error) {
@@ -409,6 +441,7 @@ export class Engine implements NestedCalls {
         ts,
         journal: execution.journal,
         readIdentity: execution.readIdentity,
+        observedTime: execution.observedTime,
         error: failure,
       };
     }

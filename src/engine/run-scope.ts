@@ -13,10 +13,13 @@ import type { LogLines } from "./syscalls/log-lines.ts";
 /** What a run answers syscalls with: a query's or mutation's `Execution`, or an action's (syscalls/convex-global.ts). */
 export interface ConvexGlobal {
   syscall(op: string, argsJson: string): string;
-  asyncSyscall(op: string, argsJson: string): Promise<string>;
+  /** convex/server awaits the answer: a query's reads answer with the text itself, no promise per document. */
+  asyncSyscall(op: string, argsJson: string): string | Promise<string>;
   jsSyscall(op: string, args: Record<string, unknown>): unknown;
   /** What the run prints (`console.*`), when it collects it. */
   readonly logs?: LogLines;
+  /** Told when the run reads the clock (`Date.now()`, `new Date()`): its result may then change with time alone. */
+  readClock?(): void;
 }
 
 /** A deployment's variables by name (read on each run, so a change applies to the next one). */

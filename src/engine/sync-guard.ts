@@ -29,6 +29,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { FunctionError } from "./errors.ts";
 import { runScope, withScopeField } from "./run-scope.ts";
+import { wallClock } from "./syscalls/convex-global.ts";
 
 /** The limits a run is held to (the knobs of the same names). */
 export interface SyncLimits {
@@ -248,6 +249,6 @@ function globalCell(): GuardCell {
 /** The isolate's guard: one thread, one guard. */
 export const syncGuard = new SyncGuard(
   globalCell(),
-  { now: () => Date.now(), afterTurn: (fn) => void setTimeout(fn, 0) },
+  { now: wallClock, afterTurn: (fn) => void setTimeout(fn, 0) },
   { getStore: () => runScope.getStore()?.guarded as GuardedRun | undefined, run: (run, fn) => withScopeField("guarded", run, fn) },
 );

@@ -46,3 +46,10 @@ export const JSON_ARRAY_MAX_BYTES = 8 * 1_048_576;
  * bounds the memory a highly compressed entry can take in between.
  */
 export const MAX_UNZIP_INPUT_CHUNK = 16_384;
+
+/**
+ * How long a cached query result that read the clock (`Date.now()`, `new Date()`) answers one-shot calls:
+ * past it the query runs again even though nothing it read changed. Convex's query cache uses the same bound
+ * (`MAX_CACHE_AGE`, 5 s); live subscriptions are not re-run for time, there or here.
+ */
+export const QUERY_CACHE_CLOCK_MAX_AGE_MS = 5_000;

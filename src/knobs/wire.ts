@@ -24,3 +24,9 @@ export function retryHint(retryAfterMs: number): string {
 
 /** Reads `retryHint`'s milliseconds back from a reason. */
 export const RETRY_HINT = /retry in (\d+) ms/;
+
+/** Local configuration only (benchmarks): the request header that names the sync shard (its index) a socket goes to, instead of one at random. */
+export const SHARD_PIN_HEADER = "x-calmsync-shard";
+
+/** Local configuration only (benchmarks' limit rows): the request header that asks for a bare socket, whose frames the object drops unread. */
+export const BARE_SOCKET_HEADER = "x-calmsync-bare-socket";

@@ -6,7 +6,7 @@
  */
 import { AuthenticationError, type VerifiedToken } from "../engine/index.ts";
 import { authError, ProtocolError, type ClientMessage } from "../protocol/sync.ts";
-import { shortDigest } from "./hash.ts";
+import { identityKey } from "./hash.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 
 /** An identity kept on the socket's attachment (16 KiB in all) may be at most this large. */
@@ -39,7 +39,7 @@ export function decideAuthenticate(
           reason: `The token's identity is ${identityJson.length} characters of claims; at most ${MAX_IDENTITY_CHARS} are kept per connection`,
         };
       }
-      return { ok: true, auth: { identity: verified.identity, key: await shortDigest(identityJson), expiresAt: verified.expiresAt } };
+      return { ok: true, auth: { identity: verified.identity, key: await identityKey(verified.identity), expiresAt: verified.expiresAt } };
     },
     (error: unknown) => {
       if (error instanceof AuthenticationError) return { ok: false, reason: error.message };

@@ -84,6 +84,11 @@ export class ClientBuckets {
     };
   }
 
+  /** Returns the token `key` took for something refused for reasons not its own. */
+  giveBack(key: string): void {
+    this.buckets.get(key)?.giveBack();
+  }
+
   /**
    * Keeps the map bounded: first forgets clients whose bucket has refilled
    * (forgetting them changes nothing), and if every one is still busy, the

@@ -242,6 +242,23 @@ describe("per-session limits", () => {
     expect(quiet.frames.filter((f) => f.type === "MutationResponse").map((r) => r.success)).toEqual([true]);
     expect(quiet.closed).toEqual([]);
   });
+  it("a socket closed for flooding drops its waiting frames at once, unread, instead of waking for each (issue 27 item 5)", async () => {
+    const { sync, open } = setup({ sessionFrameRate: 1, sessionFrameBurst: 2, maxThrottledFramesPerSession: 3 });
+    const flooder = open("flooder");
+    await flooder.connect();
+    const handled = Array.from({ length: 10 }, (_, i) =>
+      flooder.send({ type: "Mutation", requestId: i, udfPath: "messages:send", args: [{ chatId: "a", author: "x", body: `${i}` }] }),
+    );
+    expect(flooder.closed).toEqual([{ code: 1008, reason: "ProtocolError" }]);
+    // At 1 frame/s the three waiting frames were due 1, 2 and 3 s from now; closed, they end within a few ms.
+    const ended = await Promise.race([Promise.all(handled).then(() => true), new Promise((r) => setTimeout(() => r(false), 50))]);
+    expect(ended).toBe(true);
+    expect(flooder.session.inbound).toBeNull();
+    expect(flooder.session.throttledFrames).toBe(0);
+    // None of the flood's frames past the burst was read: one mutation ran, nothing was answered after the close.
+    expect(flooder.frames.filter((f) => f.type === "MutationResponse")).toHaveLength(0);
+    expect(sync.counters.framesThrottled).toBe(3);
+  });
 });
 
 describe("byte budgets (issue 28 finding 2)", () => {
@@ -458,7 +475,8 @@ describe("bounded traffic to clients", () => {
 
 describe("fairness", () => {
   it("a session pipelining 5,000 mutations is held to its pending limit and another session's mutation runs in the next round", async () => {
-    const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000 });
+    // The pending limit is what is tested: the frame throttle (which would close this flood at its 1,201st frame) is lifted.
+    const { engine, open, idle } = setup({ maxPendingMutationsPerSession: 1_000, sessionFrameBurst: 10_000, maxThrottledFramesPerSession: 10_000 });
     const flooder = open("flooder");
     const quiet = open("quiet");
     for (const c of [flooder, quiet]) await c.connect();

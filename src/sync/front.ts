@@ -65,6 +65,8 @@ export interface SyncCounters {
   charactersSent: number;
   /** Frames that waited for their session's frame rate (sessionFrameRate). */
   framesThrottled: number;
+  /** Frames read (parsed): a socket closed for flooding has the rest of its frames dropped unread. */
+  framesRead: number;
 }
 
 /** The retry hint of a socket closed for overload (the official client backs off on 1013 anyway). */
@@ -137,7 +139,15 @@ export interface SyncFrontOptions<S extends ResultSource = ResultSource> {
 }
 
 export class SyncFront<S extends ResultSource = ResultSource> {
-  readonly counters: SyncCounters = { invalidations: 0, transitionsSent: 0, protocolErrors: 0, sendsPutOff: 0, charactersSent: 0, framesThrottled: 0 };
+  readonly counters: SyncCounters = {
+    invalidations: 0,
+    transitionsSent: 0,
+    protocolErrors: 0,
+    sendsPutOff: 0,
+    charactersSent: 0,
+    framesThrottled: 0,
+    framesRead: 0,
+  };
   private readonly sessions = new Map<string, SyncSession>();
   /** Sync shards' sessions among `sessions` (docs/SHARDS.md). */
   private peerCount = 0;
@@ -388,8 +398,17 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     session.throttledFrames++;
     this.counters.framesThrottled++;
     return session.inOrder(async () => {
+      // Once the socket is closed its waiting frames are dropped at once, not each after its wait (`forget`).
       const wait = due - this.now();
-      if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+      if (wait > 0 && !session.closed)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, wait);
+          session.endThrottleWait = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      session.endThrottleWait = null;
       session.throttledFrames--;
       this.pendingBytes.give(session, bytes);
       return this.receiveNow(session, frame);
@@ -412,6 +431,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     this.source.ensureLoaded();
     try {
       let message: ClientMessage;
+      this.counters.framesRead++;
       try {
         message = parseClientMessage(frame, session.limits(this.knobs()).frameBytes);
       } catch (error) {
@@ -740,6 +760,7 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     // What its requests still hold is given back now (their own answers, if any come, give nothing).
     this.pendingBytes.forget(session);
     if (session.sendRetry !== null) clearTimeout(session.sendRetry);
+    session.endThrottleWait?.();
     // Mutations held while it waited go with it (storage forgets them below); the client re-sends them on its next socket.
     this.waitingRoom.remove(session);
     this.sessions.delete(session.connectionId);

@@ -15,7 +15,19 @@
  * lock, so a turn sees one snapshot and Transitions are ordered after the
  * mutation responses that caused them.
  */
-import { jsonToConvex, knownFunctionError, SERVER_ERROR, type CommitEvent, type Engine } from "../engine/index.ts";
+import {
+  jsonToConvex,
+  knownFunctionError,
+  SERVER_ERROR,
+  type CommitEvent,
+  type EncodedValue,
+  type Engine,
+  type LockOwner,
+  type QueryCache,
+  type RegisteredFunction,
+  type UserIdentity,
+  type Value,
+} from "../engine/index.ts";
 import { actionFailure, actionSuccess, mutationFailure, mutationSuccess, type ClientMessage } from "../protocol/sync.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
 import { QueryInstances, type PreparedQuery } from "./query-instances.ts";
@@ -43,7 +55,7 @@ export interface LocalSourceOptions {
   advanceTimestamp: (ts: bigint) => void;
 }
 
-export class LocalSource implements ResultSource {
+export class LocalSource implements ResultSource, QueryCache {
   readonly instances: QueryInstances;
   private readonly engine: Engine;
   private readonly storage: SyncStorage;
@@ -63,7 +75,7 @@ export class LocalSource implements ResultSource {
     this.knobs = options.knobs;
     this.now = options.now ?? Date.now;
     this.advance = options.advanceTimestamp;
-    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheBytes);
+    this.instances = new QueryInstances(this.engine, this.storage, () => this.knobs().queryResultCacheBytes, this.now);
     this.resubscribe = new TokenBucket(
       () => this.knobs().resubscribeRate,
       () => this.knobs().resubscribeBurst,
@@ -85,6 +97,14 @@ export class LocalSource implements ResultSource {
       schedule: port.schedule,
       sent: port.sent,
     });
+    // From now on commits reach the instances (`invalidate`), so they may answer one-shot queries too.
+    this.engine.useQueryCache(this);
+  }
+
+  /** A one-shot query's answer from the shared instances (the deployment's query cache; `QueryInstances.answer`). */
+  answer(fn: RegisteredFunction, args: Value, identity: UserIdentity | null, owner?: LockOwner): Promise<EncodedValue> {
+    this.ensureLoaded();
+    return this.instances.answer(fn, args, identity, owner);
   }
 
   private get front(): FrontPort {
@@ -167,7 +187,7 @@ export class LocalSource implements ResultSource {
     }
   }
 
-  /** Runs a mutation in the session's turn of the function lock: its mutations run in order, one per round. */
+  /** Runs a mutation in its turn of the function lock (`lockOwner`: the session's, or a shard's client's): in order, one per round. */
   mutation(session: SyncSession, message: Extract<ClientMessage, { type: "Mutation" }>, caller: SessionAuth | null, answered: () => void): Promise<void> {
     const retryOf = recordKey("socket", session.retryKey(message), caller?.identity.tokenIdentifier ?? null);
     const front = this.front;
@@ -204,7 +224,7 @@ export class LocalSource implements ResultSource {
         // The client resolves the mutation once a Transition reaches its ts.
         session.owesTransition = true;
         front.schedule(session);
-      }, session)
+      }, session.lockOwner(message))
       .finally(answered);
   }
 

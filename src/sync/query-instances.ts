@@ -14,17 +14,29 @@
  * it last ran: then its result is valid at the latest timestamp. A commit
  * marks the instances it hits dirty; the next session turn that needs one
  * re-runs it.
+ *
+ * The same instances are the deployment's query cache (Convex's, keyed the
+ * same way): a one-shot query (HTTP, an action's `ctx.runQuery`) is answered
+ * from a clean instance's result without a run (`answer`), and the instance
+ * its run made stays after the call, held by nobody, while its result is in
+ * the result cache (`queryResultCacheBytes`). A commit into its read-set drops
+ * it (nobody would re-run it), as does the cache's eviction; a session that
+ * subscribes to it is served its result without a run.
  */
 import {
   ByteBudgetLru,
+  encodedValue,
   FunctionError,
   SubscriptionIndex,
   ValueError,
   canonicalizePath,
   convexToJson,
   jsonToConvex,
+  type EncodedValue,
   type Engine,
   type IndexWrite,
+  type LockOwner,
+  type RegisteredFunction,
   type JSONValue,
   type ReadSet,
   type SearchRead,
@@ -32,8 +44,9 @@ import {
   type UserIdentity,
   type Value,
 } from "../engine/index.ts";
+import { QUERY_CACHE_CLOCK_MAX_AGE_MS } from "../knobs/fixed.ts";
 import { ProtocolError, queryFailed, queryUpdated, type EncodedModification } from "../protocol/sync.ts";
-import { shortDigest } from "./hash.ts";
+import { identityKey, shortDigest } from "./hash.ts";
 import type { SessionAuth, SyncSession } from "./session.ts";
 import type { SyncStorage } from "./storage.ts";
 
@@ -68,14 +81,18 @@ const IDENTITY_SEPARATOR = "\u0001";
 export function prepareQuery(udfPath: string, argsJson: JSONValue, journal: string | null): PreparedQuery {
   const path = canonicalizePath(udfPath);
   try {
-    const args = jsonToConvex(argsJson);
-    const canonicalArgs = JSON.stringify(convexToJson(args));
-    const key = `${path}|${canonicalArgs}${journal === null ? "" : JOURNAL_SEPARATOR + journal}`;
-    return { key, udfPath: path, args, argsJson: canonicalArgs, journal };
+    return preparedArgs(path, jsonToConvex(argsJson), journal);
   } catch (error) {
     if (error instanceof ValueError) throw new ProtocolError(`Invalid query arguments: ${error.message}`);
     throw error;
   }
+}
+
+/** The prepared query of a canonical path and arguments already decoded. */
+function preparedArgs(path: string, args: Value, journal: string | null): PreparedQuery {
+  const canonicalArgs = JSON.stringify(convexToJson(args));
+  const key = `${path}|${canonicalArgs}${journal === null ? "" : JOURNAL_SEPARATOR + journal}`;
+  return { key, udfPath: path, args, argsJson: canonicalArgs, journal };
 }
 
 /** A query's key for one caller: the shared key, plus the caller's digest when given. */
@@ -96,6 +113,12 @@ export interface QueryInstance {
   argsJson: string;
   /** The journal its next run reuses: the last run's (Convex's query journal), or the client's until it ran. */
   journal: string | null;
+  /** The journal its last run started from (undefined until it ran here): its result answers a one-shot call only when that is the key's. */
+  ranFrom?: string | null;
+  /** Whether its row is in storage (only instances some session holds are stored). */
+  saved?: boolean;
+  /** When its last run started, if that run read the clock (null: it did not); a one-shot call is served its result only while young. */
+  clockReadAt?: number | null;
   /** Null until it has run (in this process or, restored, in an earlier one). */
   readSet: ReadSet | null;
   searchReads: SearchRead[];
@@ -119,22 +142,37 @@ export class QueryInstances {
   private readonly storage: SyncStorage;
   /** Shared keys of queries seen reading the caller's identity: their instances are per identity. */
   private readonly readsIdentity = new Set<string>();
+  /** Instances no session holds, kept as cache entries while their result is in `results`. */
+  private readonly unheld = new Set<QueryInstance>();
+  /** One-shot queries answered from a clean instance without a run. */
+  cacheHits = 0;
+  /** Runs nobody held, each given its own result mark instead of a digest (see `run`). */
+  private unhashedRuns = 0;
 
-  constructor(engine: Engine, storage: SyncStorage, resultCacheBytes: () => number) {
+  private readonly now: () => number;
+
+  constructor(engine: Engine, storage: SyncStorage, resultCacheBytes: () => number, now: () => number = Date.now) {
     this.engine = engine;
     this.storage = storage;
+    this.now = now;
     this.results = new ByteBudgetLru<QueryInstance, EncodedResult>({
       budgetBytes: resultCacheBytes,
-      // UTF-16 in memory: two bytes per code unit.
-      sizeOf: (encoded) => 2 * ((encoded.ok ? encoded.value.length : encoded.message.length) + encoded.logLines.reduce((n, line) => n + line.length, 0)),
+      // UTF-16 in memory: two bytes per code unit; an instance nobody holds costs its key and read-set too.
+      sizeOf: (encoded, instance) =>
+        2 * ((encoded.ok ? encoded.value.length : encoded.message.length) + encoded.logLines.reduce((n, line) => n + line.length, 0)) +
+        (instance.subscribers.size === 0 ? instanceBytes(instance) : 0),
       // Dropping one is always safe: a session that still needs it re-runs it at the latest timestamp.
-      onEvict: (instance) => (instance.encoded = null),
+      onEvict: (instance) => {
+        instance.encoded = null;
+        if (this.unheld.has(instance)) this.drop(instance);
+      },
       maxEntryShare: 4,
     });
   }
 
+  /** Instances some session holds (those kept only as cache entries not counted). */
   get size(): number {
-    return this.instances.size;
+    return this.instances.size - this.unheld.size;
   }
 
   get(key: string): QueryInstance | undefined {
@@ -161,6 +199,7 @@ export class QueryInstances {
         dirty: false,
         subscribers: new Map(),
         identity: null,
+        saved: true,
       };
       if (instance.key !== sharedKey(instance.key)) this.readsIdentity.add(sharedKey(instance.key));
       this.instances.set(instance.key, instance);
@@ -245,7 +284,8 @@ export class QueryInstances {
     const keys = new Set<string>();
     for (const { query, caller } of queries) {
       const key = this.keyFor(query, caller);
-      if (!this.instances.has(key)) keys.add(key);
+      const instance = this.instances.get(key);
+      if (!instance || this.unheld.has(instance)) keys.add(key);
     }
     return keys.size;
   }
@@ -277,31 +317,118 @@ export class QueryInstances {
   }
 
   subscribe(instance: QueryInstance, session: SyncSession): void {
+    if (instance.subscribers.size === 0 && this.unheld.delete(instance)) {
+      // A cache entry held from now on: stored like any held instance, and its result sized as a held one's.
+      this.save(instance);
+    }
     instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
+    if (instance.encoded !== null) this.results.resize(instance);
   }
 
-  /** Drops one of `session`'s uses of the instance; the last use of the last session drops the instance. */
+  /**
+   * Drops one of `session`'s uses of the instance. When the last use of the
+   * last session goes, a clean instance with its result cached stays as a
+   * cache entry (unstored); any other is dropped.
+   */
   unsubscribe(instanceKey: string, session: SyncSession): void {
     const instance = this.instances.get(instanceKey);
     if (!instance) return;
     const remaining = (instance.subscribers.get(session) ?? 1) - 1;
     if (remaining > 0) instance.subscribers.set(session, remaining);
     else instance.subscribers.delete(session);
-    if (instance.subscribers.size === 0) this.drop(instance);
+    if (instance.subscribers.size === 0) this.release(instance);
+  }
+
+  /** An instance nobody holds any more: kept as a cache entry if it can answer a one-shot call, else dropped. */
+  private release(instance: QueryInstance): void {
+    if (instance.dirty || !instance.encoded?.ok || instance.ranFrom === undefined) return this.drop(instance);
+    this.unheld.add(instance);
+    if (instance.saved) this.storage.deleteInstance(instance.key);
+    instance.saved = false;
+    this.results.resize(instance);
+    this.results.fitBudget(instance);
   }
 
   private drop(instance: QueryInstance): void {
     this.instances.delete(instance.key);
+    this.unheld.delete(instance);
     this.index.remove(instance);
     this.results.delete(instance);
-    this.storage.deleteInstance(instance.key);
+    if (instance.saved) this.storage.deleteInstance(instance.key);
+    instance.saved = false;
   }
 
-  /** Marks the instances a commit wrote into as dirty and returns them. */
+  /** Marks the instances a commit wrote into as dirty and returns them; a cache entry nobody holds is dropped (nothing would re-run it). */
   invalidate(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[], tables: readonly string[] = []): Set<QueryInstance> {
     const hit = this.index.affected(writes, searchWrites, tables);
-    for (const instance of hit) instance.dirty = true;
+    for (const instance of hit) {
+      instance.dirty = true;
+      if (this.unheld.has(instance)) this.drop(instance);
+    }
     return hit;
+  }
+
+  /**
+   * A one-shot query's answer (HTTP `/api/query`, an action's `ctx.runQuery`),
+   * as Convex's query cache gives it: a clean instance's result, valid at the
+   * latest timestamp, without a run and without waiting for the function
+   * lock; otherwise a run in `owner`'s turn of the lock, whose instance stays
+   * as a cache entry (or is the one sessions hold). The key is (function,
+   * arguments, no journal), and the caller's identity only for a query known
+   * to read it: a shared run that turns out to read it is run again as the
+   * caller. Failures are never served from the cache (Convex caches no
+   * errors): they run each time. A result that read the clock answers only
+   * while young (`QUERY_CACHE_CLOCK_MAX_AGE_MS`, Convex's bound); Math.random
+   * needs nothing: a cached answer is one run's draw, as on Convex.
+   */
+  async answer(fn: RegisteredFunction, args: Value, identity: UserIdentity | null, owner?: LockOwner): Promise<EncodedValue> {
+    const query = preparedArgs(fn.path, args, null);
+    let caller: SessionAuth | null = null;
+    const callerOf = async (): Promise<SessionAuth | null> => {
+      if (identity === null || !this.readsIdentity.has(query.key)) return null;
+      return (caller ??= { identity, key: await identityKey(identity), expiresAt: Number.POSITIVE_INFINITY });
+    };
+    const hit = this.cached(this.keyFor(query, await callerOf()));
+    if (hit) return hit;
+    return this.engine.exclusive(async () => {
+      // Twice at most: a shared run that read the identity is run again as the caller.
+      for (;;) {
+        const auth = await callerOf();
+        const key = this.keyFor(query, auth);
+        const again = this.cached(key);
+        if (again) return again;
+        const held = this.instances.get(key);
+        if (held && held.journal !== query.journal) {
+          // A held paginated query whose page end is pinned by its journal: its runs are not this call's. Run this one alone.
+          const outcome = await this.engine.executeQuery(fn, args, null, identity);
+          if (outcome.error) throw outcome.error;
+          return outcome;
+        }
+        const instance = this.acquire(query, auth);
+        const { encoded, error } = await this.run(instance);
+        if (instance.subscribers.size === 0) this.release(instance);
+        if (instance.identity === null && identity !== null && this.readsIdentity.has(query.key)) continue;
+        if (error) throw error;
+        if (!encoded.ok) throw new FunctionError("UserError", encoded.message);
+        return encodedValue(encoded.value, encoded.logLines);
+      }
+    }, owner);
+  }
+
+  /**
+   * The cached result of the instance at `key` when it answers a one-shot call
+   * now: clean, successful, run from no journal, and if it read the clock, run
+   * within `QUERY_CACHE_CLOCK_MAX_AGE_MS`.
+   */
+  private cached(key: string): EncodedValue | null {
+    const instance = this.instances.get(key);
+    if (instance === undefined || instance.dirty || instance.ranFrom !== null) return null;
+    if (instance.clockReadAt != null && this.now() - instance.clockReadAt > QUERY_CACHE_CLOCK_MAX_AGE_MS) return null;
+    const encoded = instance.encoded;
+    if (encoded === null || !encoded.ok) return null;
+    this.results.get(instance);
+    this.cacheHits++;
+    return encodedValue(encoded.value, encoded.logLines);
   }
 
   /**
@@ -310,51 +437,83 @@ export class QueryInstances {
    * the encoded result and whether this re-run was caused by a commit (an
    * invalidation) rather than a first run.
    */
-  async run(instance: QueryInstance): Promise<{ encoded: EncodedResult; invalidation: boolean; movedSessions: SyncSession[] }> {
+  async run(instance: QueryInstance): Promise<{ encoded: EncodedResult; error: FunctionError | null; invalidation: boolean; movedSessions: SyncSession[] }> {
     const invalidation = instance.dirty && instance.readSet !== null;
     let encoded: EncodedResult;
+    let error: FunctionError | null;
     let readSet: ReadSet;
     let searchReads: SearchRead[] = [];
+    const ranFrom = instance.journal;
+    const startedAt = this.now();
+    let clockReadAt: number | null = null;
     try {
       const fn = this.engine.resolve(instance.udfPath, "query");
       const outcome = await this.engine.executeQuery(fn, instance.args, instance.journal, instance.identity);
       if (outcome.readIdentity) this.readsIdentity.add(sharedKey(instance.key));
+      if (outcome.observedTime) clockReadAt = startedAt;
       instance.journal = outcome.journal;
       readSet = outcome.readSet;
       searchReads = outcome.searchReads;
+      error = outcome.error;
       encoded = outcome.error
         ? { ok: false, message: outcome.error.message, data: outcome.error.dataJson, logLines: outcome.logLines }
         : { ok: true, value: outcome.text, logLines: outcome.logLines };
-    } catch (error) {
-      if (!(error instanceof FunctionError)) throw error;
+    } catch (thrown) {
+      if (!(thrown instanceof FunctionError)) throw thrown;
       // Unknown function (the only failure resolve() has): fails now, and nothing it "read" can change that.
       readSet = new Map();
-      encoded = { ok: false, message: error.message, data: undefined, logLines: [] };
+      error = thrown;
+      encoded = { ok: false, message: thrown.message, data: undefined, logLines: [] };
     }
-    // A result too large for the cache is used for this turn only.
-    instance.encoded = this.results.set(instance, encoded) ? encoded : null;
+    instance.ranFrom = ranFrom;
+    instance.clockReadAt = clockReadAt;
     instance.dirty = false;
     instance.readSet = readSet;
     instance.searchReads = searchReads;
+    // A result too large for the cache is used for this turn only.
+    instance.encoded = this.results.set(instance, encoded) ? encoded : null;
     const journal = instance.journal ?? "";
-    instance.resultHash = await shortDigest(
-      encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`,
-    );
+    // A run nobody holds (a one-shot call's) is compared with nothing: a unique mark, not a digest (SHA-256 over the
+    // result cost a one-shot miss more than half its run in Node, issue 27). A session that subscribes later is sent
+    // the result (no sent hash equals the mark); its next run's digest sends it once more, unchanged or not.
+    instance.resultHash =
+      instance.subscribers.size === 0
+        ? `unhashed:${++this.unhashedRuns}`
+        : await shortDigest(encoded.ok ? `ok:${journal}:${encoded.value}` : `error:${journal}:${encoded.message}:${JSON.stringify(encoded.data ?? null)}`);
     this.index.add(instance, readSet, searchReads);
-    this.storage.saveInstance({
-      key: instance.key,
-      udfPath: instance.udfPath,
-      argsJson: instance.argsJson,
-      readSet,
-      searchReads,
-      resultHash: instance.resultHash,
-      journal: instance.journal,
-    });
+    // Only what sessions hold is stored (a wake restores subscriptions, not the cache).
+    if (instance.subscribers.size > 0) this.save(instance);
     // A shared instance that read the identity: its anonymous result is not its signed-in subscribers' one.
     const movedSessions: SyncSession[] = [];
     if (instance.identity === null && this.readsIdentity.has(instance.key)) {
       for (const session of [...instance.subscribers.keys()]) if (session.hasCallers && this.rekey(session)) movedSessions.push(session);
     }
-    return { encoded, invalidation, movedSessions };
+    return { encoded, error, invalidation, movedSessions };
   }
+
+  /** Stores an instance that has run (what a wake restores for the sessions that hold it). */
+  private save(instance: QueryInstance): void {
+    const { readSet, resultHash } = instance;
+    if (readSet === null || resultHash === null) return;
+    this.storage.saveInstance({
+      key: instance.key,
+      udfPath: instance.udfPath,
+      argsJson: instance.argsJson,
+      readSet,
+      searchReads: instance.searchReads,
+      resultHash,
+      journal: instance.journal,
+    });
+    instance.saved = true;
+  }
+}
+
+/** Bytes an instance holds beyond its result (key, arguments, read-set), roughly: what a cache entry nobody holds costs. */
+function instanceBytes(instance: QueryInstance): number {
+  let chars = instance.key.length + instance.argsJson.length;
+  for (const [index, intervals] of instance.readSet ?? []) {
+    chars += index.length;
+    for (const interval of intervals) chars += interval.start.length + (interval.end?.length ?? 0) + 16;
+  }
+  return 2 * chars + 256;
 }

@@ -58,7 +58,8 @@ export class SessionGate {
   /**
    * A new socket from `client` (its address): admitted (`waiting: false`),
    * put in the waiting room (`waiting: true`), or refused. A client past its
-   * own rate is refused before it takes a place in the room or a token.
+   * own rate is refused before it takes a place in the room or a token; a
+   * client refused because the room is full keeps its own token.
    */
   accept(client: string): { waiting: boolean } | { refusal: Refusal } {
     const { front } = this.options;
@@ -68,6 +69,8 @@ export class SessionGate {
     // In arrival order: while anyone waits, a newcomer waits behind them even if a token is free.
     const waiting = front.waitingCount > 0 || !this.admission.tryAdmit(front.sessionCount, now);
     if (waiting && front.waitingCount >= this.options.knobs().maxWaitingSessions) {
+      // Refused for the deployment's reasons, not the client's: its own rate keeps the token.
+      this.perClient.giveBack(client);
       const { code, message, retryAfterMs } = this.admission.refusal(front.sessionCount, now);
       return { refusal: { code, message, retryAfterMs } };
     }

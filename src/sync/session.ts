@@ -119,6 +119,8 @@ export class SyncSession {
   /** Frames it may send now (sessionFrameRate), made on its first frame; frames waiting for theirs, unparsed. */
   frameBudget: TokenBucket | null = null;
   throttledFrames = 0;
+  /** Ends the wait of the throttled frame now waiting for its token (the front calls it when the session ends). */
+  endThrottleWait: (() => void) | null = null;
 
   constructor(connection: Connection, attachment: SessionAttachment) {
     this.connection = connection;
@@ -241,6 +243,14 @@ export class SyncSession {
     return this.auth !== null;
   }
 
+  /**
+   * Whose turn of the function lock a mutation takes (`FairLock`): the session's own, so its
+   * mutations run in order, one per round, beside every other session's.
+   */
+  lockOwner(_message: Extract<ClientMessage, { type: "Mutation" }>): object | string {
+    return this;
+  }
+
   /** What recognises a retry of a mutation: the client's session and request id. */
   retryKey(message: Extract<ClientMessage, { type: "Mutation" }>): { sessionId: string; requestId: number } {
     return { sessionId: this.sessionId!, requestId: message.requestId };
@@ -316,6 +326,16 @@ export class PeerSession extends SyncSession {
 
   override get hasCallers(): boolean {
     return true;
+  }
+
+  /**
+   * Each of the shard's clients takes its own turn: one client flooding its shard delays
+   * another client there by one of its mutations per round, as on the deployment object,
+   * not by all of them (the shard relays them in the order they came).
+   */
+  override lockOwner(message: Extract<ClientMessage, { type: "Mutation" }>): object | string {
+    const clientSessionId = message.internal?.clientSessionId;
+    return clientSessionId ? `${this.connectionId}/${clientSessionId}` : this;
   }
 
   override retryKey(message: Extract<ClientMessage, { type: "Mutation" }>): { sessionId: string; requestId: number } {

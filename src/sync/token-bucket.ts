@@ -35,6 +35,11 @@ export class TokenBucket {
     this.tokens -= n;
   }
 
+  /** Returns `n` tokens taken for something that then did not happen (never past the burst). */
+  giveBack(n = 1): void {
+    this.tokens = Math.min(this.burst(), this.tokens + n);
+  }
+
   /** Milliseconds until `n` tokens will be there (0 if they are now). */
   waitMs(now: number, n = 1): number {
     this.refill(now);

@@ -4,14 +4,16 @@
  * the search results live, `usePaginatedQuery` pages back through the
  * history ("load more") and `useMutation` sends. An image is attached the way
  * Convex's file storage does it: an upload URL from a mutation, the file POSTed
- * to it, its storage id sent with the message. Signing in goes through
- * `ConvexProviderWithAuth`, as with any auth provider; here the provider is
- * calmsync's local development issuer, which mints a short-lived token for a
- * name. Bundled to public/build/chat.js by `npm run build:web` (run before `dev`).
+ * to it, its storage id sent with the message. Signing in is Convex Auth's
+ * (`@convex-dev/auth`, convex/auth.ts): `ConvexAuthProvider` around the app,
+ * an email and password form that signs up or in with `useAuthActions()`, as
+ * its docs show; its tokens are kept in localStorage and refreshed by the
+ * library. Bundled to public/build/chat.js by `npm run build:web` (run before `dev`).
  */
-import { StrictMode, useCallback, useMemo, useState, useSyncExternalStore, type FormEvent } from "react";
+import { StrictMode, useState, type FormEvent } from "react";
 import { createRoot } from "react-dom/client";
-import { ConvexProviderWithAuth, ConvexReactClient, useConvexAuth, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
+import { ConvexReactClient, useConvexAuth, useConvexConnectionState, useMutation, usePaginatedQuery, useQuery } from "convex/react";
+import { ConvexAuthProvider, useAuthActions } from "@convex-dev/auth/react";
 import { api } from "../../convex/_generated/api";
 import type { Doc, Id } from "../../convex/_generated/dataModel";
 
@@ -21,71 +23,69 @@ const deploymentUrl = deployment ? `${location.origin}/d/${deployment}` : locati
 const client = new ConvexReactClient(deploymentUrl, { skipConvexDeploymentUrlCheck: true });
 
 /**
- * Who this tab signs in as (kept for the tab's life in sessionStorage): the
- * state a real provider's SDK (Clerk's, Auth0's) would hold.
+ * What to tell the user when signing up or in failed. The server's own
+ * message is the line after "Uncaught Error:" (a deployment that hides
+ * function details says only "Server Error").
  */
-const signedInName = {
-  listeners: new Set<() => void>(),
-  get: () => sessionStorage.getItem("calmsync-signed-in"),
-  set(name: string | null) {
-    if (name === null) sessionStorage.removeItem("calmsync-signed-in");
-    else sessionStorage.setItem("calmsync-signed-in", name);
-    for (const listener of signedInName.listeners) listener();
-  },
-  subscribe(listener: () => void) {
-    signedInName.listeners.add(listener);
-    return () => signedInName.listeners.delete(listener);
-  },
-};
-
-/**
- * The `useAuth` hook `ConvexProviderWithAuth` takes, backed by the local dev
- * issuer. The client asks for a token when it connects and again (forced)
- * before the last one expires; a cached one is reused until then.
- */
-function useDevIssuerAuth() {
-  const name = useSyncExternalStore(signedInName.subscribe, signedInName.get);
-  const cache = useMemo(() => ({ token: null as string | null, expiresAt: 0 }), [name]);
-  const fetchAccessToken = useCallback(
-    async ({ forceRefreshToken }: { forceRefreshToken: boolean }) => {
-      if (name === null) return null;
-      if (!forceRefreshToken && cache.token && cache.expiresAt - Date.now() > 30_000) return cache.token;
-      const response = await fetch(`${deploymentUrl}/api/auth/dev-token`, {
-        method: "POST",
-        headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name }),
-      });
-      if (!response.ok) return null;
-      Object.assign(cache, (await response.json()) as { token: string; expiresAt: number });
-      return cache.token;
-    },
-    [name, cache],
-  );
-  return useMemo(() => ({ isLoading: false, isAuthenticated: name !== null, fetchAccessToken }), [name, fetchAccessToken]);
+function signInProblem(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/Missing environment variable `(JWT_PRIVATE_KEY|JWKS)`/.test(message))
+    return "Sign-in is not set up on this server: Convex Auth's keys (JWT_PRIVATE_KEY, JWKS) are missing. `npm run dev` creates them in .dev.vars; `npm run auth:keys -- --set` sets them on a deployment.";
+  if (/InvalidSecret|InvalidAccountId|Invalid credentials/.test(message)) return "Wrong email or password.";
+  return /Uncaught Error: ([^\n]*)/.exec(message)?.[1] ?? message;
 }
 
 function SignIn() {
   const { isAuthenticated, isLoading } = useConvexAuth();
+  const { signIn, signOut } = useAuthActions();
   const viewer = useQuery(api.users.viewer);
-  const [name, setName] = useState("");
+  const [email, setEmail] = useState("");
+  const [password, setPassword] = useState("");
+  const [busy, setBusy] = useState(false);
+  const [problem, setProblem] = useState<string | null>(null);
   if (isLoading) return <p id="signed-in">signing in…</p>;
-  if (isAuthenticated && viewer) {
+  if (isAuthenticated) {
     return (
       <p id="signed-in">
-        signed in as <b>{viewer.name}</b> <button onClick={() => signedInName.set(null)}>sign out</button>
+        signed in as <b>{viewer?.name ?? "…"}</b>{" "}
+        <button id="sign-out" onClick={() => void signOut()}>
+          sign out
+        </button>
       </p>
     );
   }
+  const submit = (flow: "signUp" | "signIn") => async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setProblem(null);
+    try {
+      await signIn("password", { email, password, flow });
+      setPassword("");
+    } catch (error) {
+      setProblem(signInProblem(error));
+    } finally {
+      setBusy(false);
+    }
+  };
   return (
-    <form
-      id="sign-in"
-      onSubmit={(event) => {
-        event.preventDefault();
-        if (name.trim()) signedInName.set(name.trim());
-      }}
-    >
-      <input id="sign-in-name" placeholder="Your name" value={name} onChange={(e) => setName(e.target.value)} />
-      <button>Sign in</button> <span className="hint">(local development issuer; anonymous sending works too)</span>
+    <form id="sign-in" onSubmit={submit("signIn")}>
+      <input id="email" type="email" placeholder="Email" autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} />
+      <input
+        id="password"
+        type="password"
+        placeholder="Password (8+ characters)"
+        autoComplete="current-password"
+        value={password}
+        onChange={(e) => setPassword(e.target.value)}
+      />
+      <button id="sign-in-button" disabled={busy}>
+        Sign in
+      </button>{" "}
+      <button id="sign-up" type="button" disabled={busy} onClick={submit("signUp")}>
+        Sign up
+      </button>{" "}
+      <span className="hint">(anonymous sending works too)</span>
+      {problem ? <p id="sign-in-error">{problem}</p> : null}
     </form>
   );
 }
@@ -238,8 +238,8 @@ function Chat() {
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
-    <ConvexProviderWithAuth client={client} useAuth={useDevIssuerAuth}>
+    <ConvexAuthProvider client={client}>
       <Chat />
-    </ConvexProviderWithAuth>
+    </ConvexAuthProvider>
   </StrictMode>,
 );

@@ -1,8 +1,8 @@
 /**
  * The React chat page (`convex/react`: useQuery, usePaginatedQuery,
  * useMutation) in headless Chromium against `wrangler dev`: two pages see each
- * other's messages live, signing in with the dev issuer through
- * ConvexProviderWithAuth, "load more" pages back through 50 messages with no
+ * other's messages live, signing up and in with Convex Auth
+ * (ConvexAuthProvider, email and password), "load more" pages back through 50 messages with no
  * gap or duplicate while new messages arrive, an image attached in one page
  * shows in the other, and search updates live.
  * Skipped, saying why, without Chromium (`.ci/run` installs it).
@@ -54,24 +54,51 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     await Promise.all([ann.close(), bob.close()]);
   });
 
-  it("signs in through ConvexProviderWithAuth with the dev issuer: messages carry the verified name, and signing out goes back to anonymous", async () => {
-    const [carol, watcher] = await Promise.all([open("signed"), open("signed")]);
-    await carol.fill("#sign-in-name", "carol");
-    await carol.press("#sign-in-name", "Enter");
-    await carol.waitForFunction(() => document.querySelector("#signed-in b")?.textContent === "carol", null, { timeout: 10_000 });
-    expect(await carol.locator("#author").count()).toBe(0);
-    await carol.fill("#body", "signed message");
-    await carol.press("#body", "Enter");
+  it("signs up and in with Convex Auth: messages carry the user, a reload stays signed in, signing out goes back to anonymous, a wrong password is refused", async () => {
+    // Two browser contexts (playwright gives each new page its own): the writer's tokens never reach the watcher.
+    const [dana, watcher] = await Promise.all([open("signed"), open("signed")]);
+    const signedInAs = (page: Page, name: string) =>
+      page.waitForFunction((n) => document.querySelector("#signed-in b")?.textContent === n, name, { timeout: 15_000 });
+    const fill = async (page: Page, email: string, password: string) => {
+      await page.fill("#email", email);
+      await page.fill("#password", password);
+    };
+    await fill(dana, "dana@example.com", "correct horse 1");
+    await dana.click("#sign-up");
+    await signedInAs(dana, "dana@example.com");
+    expect(await dana.locator("#signed-in").textContent()).toMatch(/^signed in as dana@example\.com/);
+    expect(await dana.locator("#author").count()).toBe(0);
+
+    await dana.fill("#body", "signed message");
+    await dana.press("#body", "Enter");
     await watcher.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "signed message", null, { timeout: 10_000 });
-    expect(await watcher.locator("#messages li b").first().textContent()).toBe("carol");
-    await carol.click("#signed-in button");
-    await carol.waitForSelector("#sign-in-name", { timeout: 10_000 });
-    await carol.fill("#author", "anon");
-    await carol.fill("#body", "anonymous again");
-    await carol.press("#body", "Enter");
+    expect(await watcher.locator("#messages li b").first().textContent()).toBe("dana@example.com");
+    expect(await watcher.locator("#sign-in").count(), "the watcher is not signed in").toBe(1);
+
+    // The library keeps its tokens in localStorage: a reload signs in again with no form.
+    await dana.reload();
+    await signedInAs(dana, "dana@example.com");
+
+    await dana.click("#sign-out");
+    await dana.waitForSelector("#sign-in", { timeout: 10_000 });
+    await dana.fill("#author", "anon");
+    await dana.fill("#body", "anonymous again");
+    await dana.press("#body", "Enter");
     await watcher.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "anonymous again", null, { timeout: 10_000 });
     expect(await watcher.locator("#messages li b").first().textContent()).toBe("anon");
-    await Promise.all([carol.close(), watcher.close()]);
+
+    await fill(dana, "dana@example.com", "not danas password");
+    await dana.click("#sign-in-button");
+    await dana.waitForSelector("#sign-in-error", { timeout: 15_000 });
+    expect(await dana.locator("#sign-in-error").textContent()).toBe("Wrong email or password.");
+    expect(await dana.locator("#signed-in").count()).toBe(0);
+
+    await fill(dana, "dana@example.com", "correct horse 1");
+    await dana.click("#sign-in-button");
+    await signedInAs(dana, "dana@example.com");
+    await Promise.all([dana.close(), watcher.close()]);
+    // Before its first request the deployment does not know CONVEX_SITE_URL, which auth.config.ts names: no fault to report.
+    expect(server.output()).not.toMatch(/auth\.config\.ts is not usable/);
   });
 
   it('"load more" pages back through 50 messages with no gap or duplicate while new ones arrive', async () => {
@@ -134,6 +161,38 @@ describe.skipIf(!CHROMIUM)("the React chat page in headless Chromium (wrangler d
     await page.waitForFunction(() => document.querySelector("#results li span")?.textContent === "a zebra crossing", null, { timeout: 10_000 });
     await page.fill("#search", "fox");
     await page.waitForFunction(() => document.querySelector("#results li span")?.textContent === "the quick brown fox", null, { timeout: 10_000 });
+    await page.close();
+  });
+});
+
+describe.skipIf(!CHROMIUM)("the chat page under plain `npx wrangler dev` (no .dev.vars, so no Convex Auth keys)", () => {
+  let server: DevServer;
+  let browser: Browser;
+  beforeAll(async () => {
+    [server, browser] = await Promise.all([startDevServer({ plain: true }), launchChromium()]);
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  it("says why signing up failed, and the page keeps working anonymously", async () => {
+    const page = await browser.newPage();
+    const errors: string[] = [];
+    page.on("pageerror", (error) => errors.push(error.message));
+    await page.goto(`${server.url}/?chat=keyless`);
+    await page.waitForFunction(() => document.querySelector("#status")?.textContent === "live", null, { timeout: 15_000 });
+    await page.fill("#email", "erin@example.com");
+    await page.fill("#password", "correct horse 1");
+    await page.click("#sign-up");
+    await page.waitForSelector("#sign-in-error", { timeout: 15_000 });
+    expect(await page.locator("#sign-in-error").textContent()).toMatch(/^Sign-in is not set up on this server: Convex Auth's keys \(JWT_PRIVATE_KEY, JWKS\)/);
+    await page.fill("#author", "erin");
+    await page.fill("#body", "still here");
+    await page.press("#body", "Enter");
+    await page.waitForFunction(() => document.querySelector("#messages li span")?.textContent === "still here", null, { timeout: 10_000 });
+    expect(await page.locator("#messages li b").first().textContent()).toBe("erin");
+    expect(errors).toEqual([]);
     await page.close();
   });
 });

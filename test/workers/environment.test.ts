@@ -69,6 +69,9 @@ describe("environment variables", () => {
     const other = fresh("env-other");
     expect(await readEnv(d, "CALMSYNC_TEST_GREETING")).toEqual({ action: "from wrangler vars", query: "from wrangler vars", listed: true });
     expect(await readEnv(d, "OPENAI_API_KEY")).toEqual({ action: null, query: null, listed: false });
+    // calmsync's own settings are not the app's: the admin key is a Worker var here, yet unset for functions.
+    expect(bindings.ADMIN_KEY).toBeTruthy();
+    expect(await readEnv(d, "ADMIN_KEY")).toEqual({ action: null, query: null, listed: false });
 
     expect((await setVariable(d, "CALMSYNC_TEST_GREETING", "from the deployment")).status).toBe(200);
     expect((await setVariable(d, "OPENAI_API_KEY", "sk-first")).status).toBe(200);

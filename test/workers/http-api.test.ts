@@ -45,6 +45,24 @@ describe("HTTP function API", () => {
     expect(typeof status.uptimeMs).toBe("number");
   });
 
+  it("answers a repeat /api/query from the query cache without a run, until a commit writes into what it read", async () => {
+    const d = `/d/${freshDeployment()}`;
+    await post(`${d}/api/mutation`, fn("messages:send", { chatId: "a", author: "ann", body: "one" }));
+    const list = async () => ((await (await post(`${d}/api/query`, fn("messages:list", { chatId: "a" }))).json()) as { value: { body: string }[] }).value;
+    const runs = async () => (await adminStatus(d)).queryExecutions;
+    expect((await list()).map((m) => m.body)).toEqual(["one"]);
+    expect((await list()).map((m) => m.body)).toEqual(["one"]);
+    expect(await runs()).toBe(1);
+    expect((await adminStatus(d)).limits).toMatchObject({ queryResultCache: { hits: 1 } });
+    // Another chat's commit is outside its read-set; this chat's is inside.
+    await post(`${d}/api/mutation`, fn("messages:send", { chatId: "b", author: "ann", body: "elsewhere" }));
+    await list();
+    expect(await runs()).toBe(1);
+    await post(`${d}/api/mutation`, fn("messages:send", { chatId: "a", author: "ann", body: "two" }));
+    expect((await list()).map((m) => m.body)).toEqual(["two", "one"]);
+    expect(await runs()).toBe(2);
+  });
+
   it("keeps deployments apart", async () => {
     const a = `/d/${freshDeployment()}`;
     const b = `/d/${freshDeployment()}`;

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { runInDurableObject } from "cloudflare:test";
 import { deploymentStub } from "../../src/deployment/deployment.ts";
+import type { SyncCounters } from "../../src/sync/front.ts";
 import { ProtocolClient } from "./protocol-client.ts";
 import { bindings, fresh, setKnobs, status, worker } from "./helpers.ts";
 
@@ -158,5 +160,44 @@ describe("session admission", () => {
     }
     expect(sessions.slice(0, 3).every((s) => s.closed === null)).toBe(true);
     expect((await status(deployment)).sessions).toBe(3);
+  });
+});
+
+/** The deployment object's sync counters (frames read, frames throttled). */
+async function syncCounters(deployment: string): Promise<SyncCounters> {
+  return runInDurableObject(bindings.DEPLOYMENTS.getByName(deployment), (instance) => ({
+    ...(instance as unknown as { runtime: { sync: { counters: SyncCounters } } }).runtime.sync.counters,
+  }));
+}
+
+describe("a socket that floods, with the default knobs (issue 27 item 5)", () => {
+  it("a pipelined flood of 5,000 frames is throttled and closed with a FatalError; the frames it sent after are dropped unread; another client writes on", async () => {
+    const deployment = fresh("flood-defaults");
+    const quiet = await watch(deployment, "quiet");
+    await quiet.until(() => latest(quiet) !== undefined, "the quiet client's first result");
+    const flooder = await ProtocolClient.open(deployment);
+    for (let i = 0; i < 5_000; i++) flooder.mutate("messages:send", { chatId: "flood", author: "flood", body: `flood-${i}` });
+    await flooder.until(() => flooder.closed !== null, "the flooder closed", 30_000);
+    expect(flooder.closed?.code).toBe(1008);
+    expect(flooder.messages.find((m) => m.type === "FatalError")?.error).toMatch(/Too many frames: more than 1000 waiting.*maxThrottledFramesPerSession/);
+    expect(await quiet.mutation("messages:send", { chatId: "quiet", author: "quiet", body: "still here" })).toMatchObject({ success: true });
+    const counters = await syncCounters(deployment);
+    // Read: the quiet client's 2 frames, the flooder's Connect and its burst of 200, and the few whose turn came
+    // (200/s) before the 1,201st frame closed the socket; the other ~3,800 were dropped unread.
+    expect(counters.framesThrottled).toBeGreaterThanOrEqual(1_000);
+    expect(counters.framesRead).toBeLessThan(600);
+    quiet.close();
+  });
+
+  it("a reconnecting client that re-sends 1,000 queued mutations at once (Connect and its query set first) is throttled, not closed: all are answered", async () => {
+    const deployment = fresh("flood-reconnect");
+    const client = await watch(deployment, "queued");
+    const ids = Array.from({ length: 1_000 }, (_, i) => client.mutate("messages:send", { chatId: "queued", author: "me", body: `queued-${i}` }));
+    // 200 are read at once, the other 802 frames at 200/s: about 4 s (the default rate, which this test guards).
+    await client.until(() => ids.every((id) => client.mutationResponses.has(id)) || client.closed !== null, "every queued mutation answered", 30_000);
+    expect(client.closed).toBeNull();
+    expect(ids.every((id) => client.mutationResponses.get(id)?.success === true)).toBe(true);
+    expect((await syncCounters(deployment)).framesThrottled).toBeGreaterThan(700);
+    client.close();
   });
 });

@@ -200,3 +200,27 @@ describe("a sync shard's waiting room", () => {
     for (const client of [first, ...waiting]) client.close();
   });
 });
+
+describe("a flood on a shard (issue 27 item 5)", () => {
+  it("one client pipelining 200 mutations delays another client on the same shard by a few of them, not all: each takes its own turn in the deployment object", async () => {
+    const deployment = fresh("shard-flood");
+    await setKnobs(deployment, { syncShards: 2 });
+    const shard = bindings.SYNC_SHARDS.getByName(`${deployment}/shard-0`) as unknown as Fetcher;
+    const quiet = await ProtocolClient.open(deployment, crypto.randomUUID(), shard);
+    expect(await quiet.mutation("messages:send", { chatId: "quiet", author: "quiet", body: "warm" })).toMatchObject({ success: true });
+    const flooder = await ProtocolClient.open(deployment, crypto.randomUUID(), shard);
+    // Within the default burst (sessionFrameBurst 200 with Connect): every one is relayed up at once.
+    const flood = Array.from({ length: 199 }, (_, i) => flooder.mutate("messages:send", { chatId: "flood", author: "flood", body: `flood-${i}` }));
+    await flooder.until(() => flooder.mutationResponses.size > 0, "the flood's first answer", 10_000);
+    const id = quiet.mutate("messages:send", { chatId: "quiet", author: "quiet", body: "during the flood" });
+    await quiet.until(() => quiet.mutationResponses.has(id), "the quiet mutation's answer", 30_000);
+    const floodAnsweredBefore = flooder.mutationResponses.size;
+    expect(quiet.mutationResponses.get(id)).toMatchObject({ success: true });
+    // Round-robin: a few flood mutations ran before it (those already running or relayed with it), not the 199.
+    expect(floodAnsweredBefore).toBeLessThan(50);
+    await flooder.until(() => flood.every((i) => flooder.mutationResponses.has(i)), "every flood mutation answered", 30_000);
+    expect(flooder.closed).toBeNull();
+    quiet.close();
+    flooder.close();
+  });
+});

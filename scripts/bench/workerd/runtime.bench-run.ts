@@ -1,10 +1,16 @@
 /**
  * Executions per second of `messages:list` (a chat's newest 20 of 200
- * messages) inside one Durable Object, three ways:
- * - through the engine's function path (`engine.runQuery`): the Convex
- *   runtime on calmsync, or whatever engine the checked-out commit has
- *   (`npm run bench -- runtime` also runs this file on the commit before the
- *   runtime, for the old look-alike engine);
+ * messages) inside one Durable Object, these ways:
+ * - through the engine's function path, a run every call (`engine.runQuery`):
+ *   the Convex runtime on calmsync, or whatever engine the checked-out commit
+ *   has (`npm run bench -- runtime` also runs this file on the commit before
+ *   the runtime, for the old look-alike engine);
+ * - where the engine has a query cache (`engine.query`, issue 27 item 4): a
+ *   repeat caller's call answered from it (a hit, no run); and, one call in
+ *   flight (50 identical misses at once share one run), a call that misses
+ *   (its entry marked dirty first, as a commit into its read-set would: a run
+ *   plus the cache's bookkeeping) beside `engine.runQuery` also one in flight,
+ *   rounds alternating;
  * - the same read done directly in SQL in the same object: the index range
  *   joined to the documents, newest 20, each parsed (the floor any engine
  *   pays), with no function, read-set or budget;
@@ -27,6 +33,7 @@ const admin = { Authorization: "Bearer bench-admin-key", "Content-Type": "applic
 interface Engine {
   functions: ReadonlyMap<string, unknown>;
   runQuery(path: string, args: unknown): Promise<{ value: unknown }>;
+  query?(path: string, args: unknown): Promise<{ value: unknown }>;
   runMutation(path: string, args: unknown): Promise<unknown>;
 }
 
@@ -35,14 +42,14 @@ interface Engine {
  * (a busy object: the function lock drains its queue without a hop through
  * the event loop between calls, as under real load).
  */
-async function rate(call: () => Promise<unknown> | unknown, rounds = ROUNDS): Promise<number> {
+async function rate(call: () => Promise<unknown> | unknown, rounds = ROUNDS, inFlight = 50): Promise<number> {
   let best = 0;
   for (let round = 0; round < rounds; round++) {
     let calls = 0;
     const start = performance.now();
     while (performance.now() - start < DURATION_MS) {
-      await Promise.all(Array.from({ length: 50 }, () => call()));
-      calls += 50;
+      await Promise.all(Array.from({ length: inFlight }, () => call()));
+      calls += inFlight;
     }
     best = Math.max(best, calls / ((performance.now() - start) / 1000));
   }
@@ -57,7 +64,9 @@ it("messages:list through the function path and in SQL", async () => {
   const ns = (env as unknown as { DEPLOYMENTS: DurableObjectNamespace }).DEPLOYMENTS;
   const stub = ns.get(ns.idFromName(name));
   const result = await runInDurableObject(stub, async (instance: unknown, state: DurableObjectState) => {
-    const engine = (instance as { runtime: { engine: Engine } }).runtime.engine;
+    const runtime = (instance as { runtime: { engine: Engine; sync?: { source?: { instances?: { get(key: string): { dirty: boolean } | undefined } } } } })
+      .runtime;
+    const engine = runtime.engine;
     for (let i = 0; i < MESSAGES; i++)
       await engine.runMutation("messages:send", { chatId: i % 2 === 0 ? "bench" : "other", author: "a", body: `message number ${i} with a few words` });
     const viaEngine = await engine.runQuery("messages:list", { chatId: "bench" });
@@ -81,8 +90,30 @@ it("messages:list through the function path and in SQL", async () => {
     };
     const sqlRate = await rate(direct);
     const list = () => engine.runQuery("messages:list", { chatId: "bench" });
+    // The query cache, where the engine has one: hits, and misses (the entry marked dirty first, as a commit into its read-set would).
+    const cache = engine.query?.bind(engine);
+    const instances = runtime.sync?.source?.instances;
+    const cached = cache ? () => cache("messages:list", { chatId: "bench" }) : null;
+    const missed = cache
+      ? async () => {
+          const entry = instances?.get(`messages:list|{"chatId":"bench"}`);
+          if (entry) entry.dirty = true;
+          return cache("messages:list", { chatId: "bench" });
+        }
+      : null;
+    if (cached) await cached();
+    const cacheRates = async () => {
+      if (!cached || !missed) return {};
+      let missRate = 0;
+      let runOneRate = 0;
+      for (let round = 0; round < ROUNDS; round++) {
+        missRate = Math.max(missRate, await rate(missed, 1, 1));
+        runOneRate = Math.max(runOneRate, await rate(list, 1, 1));
+      }
+      return { cachedRate: await rate(cached), missRate, runOneRate };
+    };
     // Only an engine with guarded code has something to compare (the commit before the runtime has neither, nor this app layout).
-    if (!(Symbol.for("calmsync.syncGuard") in globalThis)) return { sqlRate, engineRate: await rate(list) };
+    if (!(Symbol.for("calmsync.syncGuard") in globalThis)) return { sqlRate, engineRate: await rate(list), ...(await cacheRates()) };
     const guarded = engine.functions.get("messages:list");
     const plainModule = (await import("../../../convex/messages.ts")) as Record<string, unknown>;
     const { registerModules } = (await import("../../../src/engine/index.ts")) as unknown as {
@@ -99,7 +130,7 @@ it("messages:list through the function path and in SQL", async () => {
       unguardedRate = Math.max(unguardedRate, await rate(list, 1));
     }
     functions.set("messages:list", guarded);
-    return { sqlRate, engineRate, unguardedRate };
+    return { sqlRate, engineRate, unguardedRate, ...(await cacheRates()) };
   });
   console.log(`BENCH-RUNTIME:${JSON.stringify(result)}`);
 });

@@ -9,7 +9,6 @@
  * workerd provides it under the `nodejs_als` flag, so the engine stays free of
  * Cloudflare imports.
  */
-import { AsyncLocalStorage } from "node:async_hooks";
 import { runScope, withScopeField, type ConvexGlobal, type RunScope } from "../run-scope.ts";
 import { CONSOLE_METHODS } from "./log-lines.ts";
 export type { ConvexGlobal } from "../run-scope.ts";
@@ -57,11 +56,48 @@ export function outsideAnyRun<T>(fn: () => T): T {
   return withScopeField("execution", undefined, fn);
 }
 
-/** `fn`, bound to the run it is made in (or to none): wherever it is called later, it prints to that run's log lines only. */
+/**
+ * `fn`, bound to the run it is made in (or to none): wherever it is called later, it prints to that run's log lines only.
+ * The run's one scope is re-entered, not a snapshot of every `AsyncLocalStorage` (`AsyncLocalStorage.snapshot()` per
+ * lock task cost about 7% of a constant query's run in Node, issue 27).
+ */
 export function bindToCurrentRun<T>(fn: () => T): () => T {
-  // Node and workerd both have the static snapshot(); the types the Worker build sees do not declare it.
-  const snapshot = (AsyncLocalStorage as unknown as { snapshot(): <R>(fn: () => R) => R }).snapshot();
-  return () => snapshot(fn);
+  const scope = runScope.getStore();
+  return () => runScope.run(scope as RunScope, fn);
+}
+
+/** Where the isolate keeps the unwrapped clock, so a second copy of this module (a test runner's) never wraps a wrapper. */
+const WALL_CLOCK = Symbol.for("calmsync.wallClock");
+
+/** The wall clock in ms, read without telling any run (the engine's own reads: run reports, the loop guard). */
+export const wallClock: () => number = ((globalThis as unknown as Record<symbol, () => number>)[WALL_CLOCK] ??= Date.now.bind(Date));
+
+/**
+ * Wraps the clock once: a run that reads it (`Date.now()`, `new Date()`,
+ * `Date()`) is told (`ConvexGlobal.readClock`), as Convex's runtime marks an
+ * outcome that observed time; the query cache then serves its result only
+ * while it is young (query-instances.ts). Outside a run nothing changes.
+ */
+function watchClock(): void {
+  const global = globalThis as unknown as Record<symbol, boolean | undefined>;
+  if (global[Symbol.for("calmsync.clockWatched")]) return;
+  global[Symbol.for("calmsync.clockWatched")] = true;
+  const RealDate = Date;
+  const told = () => current.getStore()?.readClock?.();
+  RealDate.now = function now() {
+    told();
+    return wallClock();
+  };
+  globalThis.Date = new Proxy(RealDate, {
+    construct(target, args, newTarget) {
+      if (args.length === 0) told();
+      return Reflect.construct(target, args, newTarget) as object;
+    },
+    apply(target, self, args) {
+      told();
+      return Reflect.apply(target, self, args) as string;
+    },
+  });
 }
 
 function install(): void {
@@ -71,6 +107,7 @@ function install(): void {
     global.Convex = syscalls;
   }
   captureConsole();
+  watchClock();
 }
 
 /** Runs `fn` (a function's `invoke*`) with every syscall it makes, at any depth of awaits, routed to `execution`. */

@@ -83,6 +83,8 @@ export class Execution {
   private readonly identity: UserIdentity | null;
   /** Whether the function asked who called it: only then does its result depend on the caller. */
   readIdentity = false;
+  /** Whether the function read the clock (`Date.now()`, `new Date()`): then its result may change with time alone. */
+  observedTime = false;
 
   private readonly files: FileStorage | null;
   /** `ctx.storage` over this run's transaction, made on its first use (most runs never touch a file). */
@@ -112,6 +114,10 @@ export class Execution {
       write: async (change) => change(tx),
       maxFileBytes: tx.limits.maxFileBytes,
     });
+  }
+
+  readClock(): void {
+    this.observedTime = true;
   }
 
   /** The engine error a failure stands for, when user code rethrew one of this run's syscall errors. */
@@ -156,12 +162,16 @@ export class Execution {
     }
   }
 
-  asyncSyscall(op: string, argsJson: string): Promise<string> {
+  /**
+   * Answers with the text itself when it has it at once (every database read): convex/server
+   * awaits it either way, and a promise per document read costs on the function path (issue 27).
+   */
+  asyncSyscall(op: string, argsJson: string): string | Promise<string> {
     if (this.expired) return Promise.reject(this.expired);
     try {
       const args = JSON.parse(argsJson) as Args;
       if (isStorageSyscall(op)) return storageSyscall(op, args, this.storage).catch((error: unknown) => Promise.reject(this.remember(error)));
-      return Promise.resolve(this.runAsync(op, args));
+      return this.runAsync(op, args);
     } catch (error) {
       return Promise.reject(this.remember(error));
     }

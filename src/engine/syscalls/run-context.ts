@@ -23,9 +23,20 @@ export function currentRunContext(): RunContext | undefined {
   return context.getStore();
 }
 
-/** A request id as Convex prints them: 16 hex digits. */
+/** The random half of this isolate's request ids (drawn on first use: Workers allow no random draw at module top level). */
+let requestIdPrefix: string | null = null;
+let requestCounter = 0;
+
+/**
+ * A request id as Convex prints them: 16 hex digits, a random half per isolate and a counter, so a run draws no
+ * random UUID (one per run showed in a constant query's profile, issue 27); a new random half when the counter wraps.
+ */
 export function newRequestId(): string {
-  return crypto.randomUUID().replaceAll("-", "").slice(0, 16);
+  if (requestIdPrefix === null || requestCounter === 0xffffffff) {
+    requestIdPrefix = crypto.randomUUID().slice(0, 8);
+    requestCounter = 0;
+  }
+  return requestIdPrefix + (++requestCounter).toString(16).padStart(8, "0");
 }
 
 /** Runs `fn` with `run` as its context: the functions it runs, at any depth of awaits, read these variables. */
@@ -48,18 +59,33 @@ function wrapProcessEnv(): void {
   const host = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process;
   if (!host?.env) return;
   const own = (name: string | symbol) => (typeof name === "string" ? context.getStore()?.environment.get(name) : undefined);
+  const hidden = (name: string | symbol) => typeof name === "string" && hiddenHostVariables.has(name);
   host.env = new Proxy(host.env, {
-    get: (target, name) => own(name) ?? Reflect.get(target, name),
-    has: (target, name) => own(name) !== undefined || Reflect.has(target, name),
+    get: (target, name) => own(name) ?? (hidden(name) ? undefined : Reflect.get(target, name)),
+    has: (target, name) => own(name) !== undefined || (!hidden(name) && Reflect.has(target, name)),
     ownKeys: (target) => {
       const names = context.getStore()?.environment.keys();
-      return names ? [...new Set([...Reflect.ownKeys(target), ...names])] : Reflect.ownKeys(target);
+      const visible = Reflect.ownKeys(target).filter((name) => !hidden(name));
+      return names ? [...new Set([...visible, ...names])] : visible;
     },
     getOwnPropertyDescriptor: (target, name) => {
       const value = own(name);
-      return value !== undefined ? { value, writable: true, enumerable: true, configurable: true } : Reflect.getOwnPropertyDescriptor(target, name);
+      if (value !== undefined) return { value, writable: true, enumerable: true, configurable: true };
+      return hidden(name) ? undefined : Reflect.getOwnPropertyDescriptor(target, name);
     },
   });
+}
+
+/** The host's own settings, which functions must not read (the admin key, ...): see `hideHostVariables`. */
+const hiddenHostVariables = new Set<string>();
+
+/**
+ * Names of the host's variables that are its own configuration, not the
+ * app's (with `nodejs_compat` every Worker var and secret is in `process.env`):
+ * functions read them as unset, unless their deployment sets one of the same name.
+ */
+export function hideHostVariables(names: Iterable<string>): void {
+  for (const name of names) hiddenHostVariables.add(name);
 }
 
 wrapProcessEnv();
