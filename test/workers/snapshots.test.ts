@@ -210,6 +210,14 @@ describe("snapshot export and import", () => {
 const messagesJsonl = (label: string, count: number) =>
   Array.from({ length: count }, (_, i) => JSON.stringify({ chatId: "general", author: "import", body: `${label} ${i}` })).join("\n") + "\n";
 
+/** The chat's messages' bodies, newest first, through a query no cached answer can give (`numItems` makes the key). */
+const history = async (deployment: string, numItems: number) =>
+  (
+    (await call(deployment, "query", "messages:history", { chatId: "general", paginationOpts: { numItems, cursor: null } })) as {
+      page: { body: string }[];
+    }
+  ).page.map((m) => m.body);
+
 const bodies = async (deployment: string) =>
   ((await call(deployment, "query", "messages:list", { chatId: "general" })) as { body: string }[]).map((m) => m.body);
 
@@ -233,10 +241,11 @@ describe("snapshot import applied in several transactions", () => {
     await setKnobs(target, { snapshotApplyBatchDocuments: 1 });
     const importing = importFile(target, snapshot, "?mode=replace");
     // Queries sent one after another while the import runs: each sees the old messages or the snapshot's, never a mix.
+    // Each asks for a page of another size, so none is answered from the query cache (which holds the state before the import).
     const seen: string[][] = [];
     let done = false;
     void importing.finally(() => (done = true));
-    while (!done) seen.push(await bodies(target));
+    for (let i = 0; !done; i++) seen.push(await history(target, 50 + i));
     expect(await importing).toMatchObject({ status: 200, body: { tables: { messages: 7, _storage: 1 }, files: 1 } });
     const imported = await bodies(target);
     expect(imported).toHaveLength(7);
@@ -310,8 +319,8 @@ describe("snapshot import applied in several transactions", () => {
     // The next event starts the object: the import is finished before the query runs, and the watcher hears of it once.
     expect(await bodies(deployment)).toEqual(["new 4", "new 3", "new 2", "new 1", "new 0"]);
     await watcher.until(() => (watcher.results.get(0) as { body: string }[]).length === 5, "the imported messages");
+    await call(deployment, "query", "messages:list", { chatId: "general" }); // a round trip through the object: anything owed has been sent
     expect(transitions()).toBe(before + 1);
-    expect((await status(deployment)).invalidations).toBe(1);
     expect(await leftovers(deployment)).toEqual({ applying: 0, staged: 0 });
     watcher.close();
   });
