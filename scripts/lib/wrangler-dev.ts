@@ -48,6 +48,11 @@ export interface DevServerOptions {
    * checkout with nothing generated or built and no vars of the harness (no admin key, no tier stamp).
    */
   plain?: boolean;
+  /**
+   * wrangler dev's local observability (on unless set false): it tails every invocation of the Worker and its objects into
+   * a trace store of its own, run in the same workerd, whose memory and CPU a benchmark of the runtime would count.
+   */
+  localObservability?: boolean;
 }
 
 export interface DevServer {
@@ -64,6 +69,8 @@ export interface DevServer {
   restart: (options?: { timeoutMs?: number }) => Promise<void>;
   /** Resident memory of the runtime's workerd processes now, in bytes (Linux; null elsewhere): benchmarks watch it. */
   runtimeRssBytes: () => number | null;
+  /** The same, split: anonymous memory (heaps, caches) and mapped files (the binary, SQLite's shared memory index). */
+  runtimeRssSplit: () => { anon: number; file: number } | null;
   /** CPU time the runtime's workerd processes have used so far, in ms, wrangler's proxy and the Worker's runtime apart (Linux; null elsewhere): benchmarks take differences. */
   runtimeCpuMs: () => { proxy: number; worker: number } | null;
 }
@@ -124,12 +131,12 @@ function workerdProcesses(pgid: number): string[] {
   return found;
 }
 
-/** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`). */
-function workerdRss(pgid: number): number {
+/** Resident bytes of the workerd processes in the group led by `pgid` (Linux `/proc`): all of it, or its anonymous or file-backed part. */
+function workerdRss(pgid: number, field: "VmRSS" | "RssAnon" | "RssFile" = "VmRSS"): number {
   let bytes = 0;
   for (const pid of workerdProcesses(pgid)) {
     try {
-      bytes += Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
+      bytes += Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1] ?? 0) * 1024;
     } catch {
       continue; // exited meanwhile
     }
@@ -219,7 +226,7 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
       cwd: root,
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true" },
+      env: { ...process.env, WRANGLER_SEND_METRICS: "false", CI: "true", ...(options.localObservability === false ? { X_LOCAL_OBSERVABILITY: "false" } : {}) },
     });
     child.stdout!.on("data", (chunk) => (log += chunk));
     child.stderr!.on("data", (chunk) => (log += chunk));
@@ -293,6 +300,8 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
     kill,
     restart: async (restartOptions = {}) => launch(restartOptions.timeoutMs ?? options.timeoutMs ?? 90_000),
     runtimeRssBytes: () => (process.platform === "linux" && run?.child.pid ? workerdRss(run.child.pid) : null),
+    runtimeRssSplit: () =>
+      process.platform === "linux" && run?.child.pid ? { anon: workerdRss(run.child.pid, "RssAnon"), file: workerdRss(run.child.pid, "RssFile") } : null,
     runtimeCpuMs: () => (process.platform === "linux" && run?.child.pid ? workerdCpuMs(run.child.pid) : null),
   };
 }

@@ -142,7 +142,7 @@ export interface DeploymentApi {
   /** Snapshot export (docs/SNAPSHOTS.md): the tables with documents, then each one's pages (at most snapshotBatchBytes). */
   exportTables(): Promise<{ name: string; documents: number }[]>;
   exportPage(table: string, after: ArrayBuffer | null): Promise<ExportPage>;
-  /** Snapshot import: staged batch by batch, applied in one transaction by finishImport, or forgotten (its files deleted) by abortImport. */
+  /** Snapshot import: staged batch by batch, applied by finishImport, or forgotten (its files deleted) by abortImport. */
   beginImport(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }>;
   stageImport(importId: string, file: string, table: string, encoding: LineEncoding, lines: { line: number; text: string }[]): Promise<ImportAnswer<object>>;
   importFileTarget(importId: string, sourceId: string, entry: string): Promise<ImportAnswer<{ storageId: string; size: number }>>;
@@ -435,12 +435,14 @@ export function defineDeployment(app: GeneratedApp) {
       return this.runtime.logStream(request);
     }
 
+    // In the function lock, as a query: never between two transactions of an import being applied.
     async exportTables(): Promise<{ name: string; documents: number }[]> {
-      return exportTables(this.ctx.storage.sql);
+      return this.runtime.engine.exclusive(async () => exportTables(this.ctx.storage.sql));
     }
 
     async exportPage(table: string, after: ArrayBuffer | null): Promise<ExportPage> {
-      return exportPage(this.ctx.storage.sql, table, after, this.runtime.knobs.values.snapshotBatchBytes);
+      const runtime = this.runtime;
+      return runtime.engine.exclusive(async () => exportPage(this.ctx.storage.sql, table, after, runtime.knobs.values.snapshotBatchBytes));
     }
 
     async beginImport(options: ImportOptions): Promise<{ importId: string; batchBytes: number; maxLineBytes: number }> {

@@ -95,6 +95,12 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (import_id, source_id)
    ) WITHOUT ROWID;
    CREATE TABLE snapshot_orphaned_files (storage_id TEXT PRIMARY KEY) WITHOUT ROWID;`,
+  // 16: an import being applied in several transactions (docs/SNAPSHOTS.md): written once its staging is checked whole, it
+  //     makes the object's next start finish the apply (the tables it writes, its mode, the timestamp it takes, how far it got).
+  `CREATE TABLE snapshot_import_applying (
+     import_id TEXT PRIMARY KEY, ts TEXT NOT NULL, tables TEXT NOT NULL, mode TEXT NOT NULL, phase TEXT NOT NULL,
+     cursor INTEGER NOT NULL, documents_delta INTEGER NOT NULL, files INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 /** Whether this object's storage holds a deployment (migrations ran once), read without writing anything. */

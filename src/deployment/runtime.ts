@@ -62,6 +62,13 @@ import { SnapshotImports } from "./snapshot-import.ts";
 
 export type FunctionKind = "query" | "mutation" | "action";
 
+/**
+ * A hop through the runtime's event queue (a timer): events waiting behind ours are delivered, and the
+ * writes made before it commit (workerd commits an object's implicit transaction once control returns
+ * to its event loop; awaiting an already resolved promise never gets there).
+ */
+const yieldToEvents = (): Promise<void> => new Promise((resolve) => setTimeout(resolve, 0));
+
 /** Longest `Idempotency-Key` accepted (Stripe's limit; a UUID is 36). */
 const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
 /** Where a deployment publishes its own public keys, under CONVEX_CLOUD_URL (Convex's path). */
@@ -208,13 +215,33 @@ export class DeploymentRuntime {
       store: this.store,
       files,
       limits: () => this.knobs.engineLimits(),
-      yieldToEvents: () => new Promise((resolve) => setTimeout(resolve, 0)),
+      yieldToEvents,
       functionsPerYield: () => this.knobs.values.functionsPerYield,
       exposeFunctionDetails: isLocalConfiguration(vars),
       moduleErrors,
       deploymentKey: this.auth.deploymentKey,
       ...(components ? { components } : {}),
     });
+    this.imports = new SnapshotImports({
+      storage: ctx.storage,
+      schema,
+      engine: this.engine,
+      store: this.store,
+      search: this.search,
+      vectors: this.vectors,
+      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null,
+      knobs: () => this.knobs.values,
+      now,
+      yieldToEvents,
+      restart: (reason) => ctx.abort(reason),
+    });
+    // An import an earlier run left half applied takes the function lock before anything else can ask for it.
+    ctx.waitUntil(
+      this.imports.resume().catch((error: unknown) => {
+        console.error("a snapshot import left applying could not be finished:", error);
+        ctx.abort(`a snapshot import left applying could not be finished: ${String(error)}`);
+      }),
+    );
     this.syncStorage = new SqliteSyncStorage(ctx.storage.sql, () => this.knobs.values.mutationResultRetentionMs);
     this.sync = localFront({
       engine: this.engine,
@@ -268,17 +295,6 @@ export class DeploymentRuntime {
         signedIn: this.sync.signedInCount,
         tokensRefused: this.auth.verifier.counters.refused,
       };
-    });
-    this.imports = new SnapshotImports({
-      storage: ctx.storage,
-      schema,
-      engine: this.engine,
-      store: this.store,
-      search: this.search,
-      vectors: this.vectors,
-      blobs: vars.FILES ? new R2BlobStore(vars.FILES, name) : null,
-      knobs: () => this.knobs.values,
-      now,
     });
     // Job actions run on after the alarm that started them has returned; waitUntil keeps the object up meanwhile.
     const running = new RunningJobActions((ended) => ctx.waitUntil(ended));

@@ -639,17 +639,21 @@ export class Engine implements NestedCalls {
     return result;
   }
 
+  /** The timestamp the next commit takes: a bulk commit written over several transactions reserves it first. Only inside `exclusive()`. */
+  nextCommitTimestamp(): bigint {
+    return this.nextTimestamp(this.store.lastTimestamp());
+  }
+
   /**
-   * Commits writes made straight to storage in bulk, past any transaction's budgets (a snapshot import):
-   * `apply` writes at the next timestamp, atomically, and names the tables it wrote; the commit is
-   * announced as rewriting those tables wholesale, so every query that read them runs again and no
-   * other does. Only inside `exclusive()`.
+   * Announces writes made straight to storage in bulk, past any transaction's budgets (a snapshot import):
+   * `apply` makes the last of them visible at `ts` (from `nextCommitTimestamp`, or any later one) and names
+   * the tables written; the commit is announced as rewriting those tables wholesale, so every query that
+   * read them runs again and no other does. Only inside `exclusive()`, held since the first write.
    */
-  commitBulk(apply: (ts: bigint) => readonly string[]): bigint {
-    const ts = this.nextTimestamp(this.store.lastTimestamp());
-    const tables = apply(ts);
+  commitBulk(ts: bigint, apply: () => readonly string[]): void {
+    if (ts <= this.store.lastTimestamp()) throw new Error(`a bulk commit at ${ts} would not follow the last commit (${this.store.lastTimestamp()})`);
+    const tables = apply();
     if (tables.length > 0) for (const listener of this.commitListeners) listener({ ts, writes: [], searchWrites: [], tables });
-    return ts;
   }
 
   /** max(last + 1, wall clock in ns): timestamps increase across restarts and clock steps. */

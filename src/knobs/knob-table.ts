@@ -692,6 +692,13 @@ export const KNOBS = {
     unit: "bytes",
     doc: "Bytes of documents a snapshot export or import holds at once (a page read, a batch staged, a batch applied), whatever the snapshot's size. A batch holds at least one line, however large (lines are capped at twice maxDocumentBytes). Low: more round trips; high: more memory per batch (the isolate has 128 MB).",
   },
+  snapshotApplyBatchDocuments: {
+    default: 10_000,
+    min: 1,
+    max: 100_000,
+    unit: "count",
+    doc: "Documents a snapshot import checks per page and applies (or a --replace deletes) per transaction, within snapshotBatchBytes; the object commits each transaction before the next, so what it holds uncommitted is one batch's writes, whatever the snapshot's size; no function runs until the last. Low: more commits (more CPU: 2,000 took about twice the CPU of 10,000); high: larger transactions.",
+  },
 } as const satisfies Record<string, KnobDefinition>;
 
 export type KnobName = keyof typeof KNOBS;

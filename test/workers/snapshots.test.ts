@@ -5,12 +5,17 @@
  * creation times and files; a cut-off ZIP, a bad line and a schema violation
  * each leave the deployment as it was (R2 included); an import re-runs the
  * live queries over the tables it wrote and no other; a snapshot written by
- * hand in Convex's documented layout imports, its references intact.
+ * hand in Convex's documented layout imports, its references intact. Applied
+ * in transactions of one document, an import gives the same deployment, no
+ * query sees it half applied, and an object reset halfway finishes it when it
+ * starts again, before anything else.
  */
 import { describe, expect, it } from "vitest";
+import { abortAllDurableObjects, evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { unzipSync, zipSync, strToU8 } from "fflate";
 import { ProtocolClient } from "./protocol-client.ts";
-import { admin, bindings, callFunction, fresh, status, worker } from "./helpers.ts";
+import { admin, bindings, callFunction, fresh, setKnobs, status, worker } from "./helpers.ts";
+import type { Deployment } from "../../src/deployment/deployment.ts";
 
 const origin = "http://snapshots.test";
 
@@ -198,5 +203,125 @@ describe("snapshot export and import", () => {
     expect(reaction).toMatchObject({ messageId: messages[0]!._id, emoji: "👍", _creationTime: 1717171719000 });
     // Export JSON keeps the types: an int64 stays an integer, a float64 keeps its fraction.
     expect(lines(files, "reactions/documents.jsonl")[0]).toMatch(/"count":3[,}].*"weight":2\.0/);
+  });
+});
+
+/** `count` messages in chat "general" as single-table JSONL, each body `${label} ${i}`. */
+const messagesJsonl = (label: string, count: number) =>
+  Array.from({ length: count }, (_, i) => JSON.stringify({ chatId: "general", author: "import", body: `${label} ${i}` })).join("\n") + "\n";
+
+/** The chat's messages' bodies, newest first, through a query no cached answer can give (`numItems` makes the key). */
+const history = async (deployment: string, numItems: number) =>
+  (
+    (await call(deployment, "query", "messages:history", { chatId: "general", paginationOpts: { numItems, cursor: null } })) as {
+      page: { body: string }[];
+    }
+  ).page.map((m) => m.body);
+
+const bodies = async (deployment: string) =>
+  ((await call(deployment, "query", "messages:list", { chatId: "general" })) as { body: string }[]).map((m) => m.body);
+
+/** What an import left behind in the object: a mark, staged rows. */
+const leftovers = (deployment: string) =>
+  runInDurableObject(bindings.DEPLOYMENTS.getByName(deployment), (_instance, state: DurableObjectState) => ({
+    applying: state.storage.sql.exec("SELECT count(*) AS n FROM snapshot_import_applying").one().n,
+    staged: state.storage.sql.exec("SELECT count(*) AS n FROM snapshot_import_rows").one().n,
+  }));
+
+describe("snapshot import applied in several transactions", () => {
+  it("gives what one transaction gave, and a query sent during the apply waits for all of it", async () => {
+    const source = fresh("snap-batch-src");
+    for (let i = 0; i < 5; i++) await call(source, "mutation", "messages:send", { chatId: "general", author: "ada", body: `snapshot ${i}` });
+    await seed(source);
+    const snapshot = await exportZip(source);
+
+    const target = fresh("snap-batch-dst");
+    for (let i = 0; i < 3; i++) await call(target, "mutation", "messages:send", { chatId: "general", author: "cy", body: `old ${i}` });
+    const old = await bodies(target);
+    await setKnobs(target, { snapshotApplyBatchDocuments: 1 });
+    const importing = importFile(target, snapshot, "?mode=replace");
+    // Queries sent one after another while the import runs: each sees the old messages or the snapshot's, never a mix.
+    // Each asks for a page of another size, so none is answered from the query cache (which holds the state before the import).
+    const seen: string[][] = [];
+    let done = false;
+    void importing.finally(() => (done = true));
+    for (let i = 0; !done; i++) seen.push(await history(target, 50 + i));
+    expect(await importing).toMatchObject({ status: 200, body: { tables: { messages: 7, _storage: 1 }, files: 1 } });
+    const imported = await bodies(target);
+    expect(imported).toHaveLength(7);
+
+    for (const result of seen) expect([old, imported]).toContainEqual(result);
+
+    // The same snapshot applied in one transaction (the default knob) gives the same deployment.
+    const reference = fresh("snap-batch-ref");
+    expect(await importFile(reference, snapshot)).toMatchObject({ status: 200 });
+    const documents = async (deployment: string) => (await contents(deployment)).documents;
+    expect(await documents(target)).toEqual(await documents(reference));
+    expect(await leftovers(target)).toEqual({ applying: 0, staged: 0 });
+  });
+
+  it("finishes at the object's next start an apply cut off halfway (a crash), before any function runs", async () => {
+    const deployment = fresh("snap-crash");
+    for (let i = 0; i < 3; i++) await call(deployment, "mutation", "messages:send", { chatId: "general", author: "cy", body: `old ${i}` });
+    const commits = (await status(deployment)).commits;
+    await setKnobs(deployment, { snapshotApplyBatchDocuments: 1 });
+    const importing = importFile(deployment, messagesJsonl("new", 300), "?table=messages&mode=replace");
+    // Wait until the apply is halfway through writing (old messages gone, some new ones written), then reset the object hard.
+    const progress = () =>
+      runInDurableObject(
+        bindings.DEPLOYMENTS.getByName(deployment),
+        (_instance, state: DurableObjectState) =>
+          state.storage.sql.exec<{ phase: string; cursor: number }>("SELECT phase, cursor FROM snapshot_import_applying").toArray()[0],
+      );
+    let settled = false;
+    void importing.finally(() => (settled = true));
+    for (let mark = await progress(); !(mark?.phase === "insert" && mark.cursor > 0); mark = await progress()) {
+      if (settled) throw new Error("the import finished before it could be cut off");
+      await scheduler.wait(1);
+    }
+    await abortAllDurableObjects();
+    await importing.catch(() => null); // its caller sees the object go away; the import is applied nonetheless
+
+    const after = await bodies(deployment);
+    expect(after).toEqual(Array.from({ length: 20 }, (_, i) => `new ${299 - i}`));
+    expect(await leftovers(deployment)).toEqual({ applying: 0, staged: 0 });
+    expect(await status(deployment)).toMatchObject({ documents: 300, commits: commits + 1 });
+  });
+
+  it("a restart with an import marked as applying finishes it first and re-runs the live queries over its tables once", async () => {
+    const deployment = fresh("snap-restart");
+    await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "old" });
+    const watcher = await ProtocolClient.open(deployment);
+    watcher.add(0, "messages:list", { chatId: "general" });
+    await watcher.until(() => watcher.results.has(0), "first result");
+    const transitions = () => watcher.messages.filter((m) => m.type === "Transition").length;
+    const before = transitions();
+
+    // As a run of the object left it: the import staged and checked, its mark written, nothing applied yet.
+    const stub = bindings.DEPLOYMENTS.getByName(deployment);
+    await runInDurableObject(stub, async (instance: Deployment, state: DurableObjectState) => {
+      const imports = instance.runtime.imports;
+      const { importId } = await imports.begin({ mode: "replace", format: "jsonl", table: "messages" });
+      const lines = messagesJsonl("new", 5)
+        .trim()
+        .split("\n")
+        .map((text, i) => ({ line: i + 1, text }));
+      imports.stage(importId, "messages.jsonl", "messages", "convex", lines);
+      state.storage.sql.exec(
+        "INSERT INTO snapshot_import_applying (import_id, ts, tables, mode, phase, cursor, documents_delta, files) VALUES (?, ?, ?, 'replace', 'clear', 0, 0, 0)",
+        importId,
+        instance.runtime.engine.nextCommitTimestamp().toString(),
+        JSON.stringify({ messages: 5 }),
+      );
+    });
+    await evictDurableObject(stub, { webSockets: "hibernate" });
+
+    // The next event starts the object: the import is finished before the query runs, and the watcher hears of it once.
+    expect(await bodies(deployment)).toEqual(["new 4", "new 3", "new 2", "new 1", "new 0"]);
+    await watcher.until(() => (watcher.results.get(0) as { body: string }[]).length === 5, "the imported messages");
+    await call(deployment, "query", "messages:list", { chatId: "general" }); // a round trip through the object: anything owed has been sent
+    expect(transitions()).toBe(before + 1);
+    expect(await leftovers(deployment)).toEqual({ applying: 0, staged: 0 });
+    watcher.close();
   });
 });
