@@ -19,6 +19,7 @@ import {
   indexKeyOf,
   jsonToConvex,
   keyToBytes,
+  newDocumentId,
   nextUp,
   searchDocumentOf,
   utf8Length,
@@ -155,7 +156,11 @@ export class SnapshotImports {
         // A document without a creation time gets the import's time, strictly increasing as Convex's are.
         const creationTime = staged.creationTime ?? (lastCreationTime = Math.max(this.o.now(), nextUp(lastCreationTime)));
         lastCreationTime = Math.max(lastCreationTime, creationTime);
-        const document = { ...staged.fields, _id: staged.id, _creationTime: creationTime };
+        // A file whose id is live here gets a new one (its references are rewritten like a Convex id's): its bytes
+        // go to R2 under its id while the upload runs, and must not overwrite the live file's, nor be deleted with
+        // them by a refused import's abort or a replace's clean-up.
+        const id = table === STORAGE_TABLE && staged.id === staged.sourceId && this.isLive(staged.id) ? newDocumentId(STORAGE_TABLE) : staged.id;
+        const document = { ...staged.fields, _id: id, _creationTime: creationTime };
         try {
           this.sql.exec(
             "INSERT INTO snapshot_import_rows (import_id, seq, table_name, source_id, id, json, file, line) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -163,7 +168,7 @@ export class SnapshotImports {
             ++rows,
             table,
             staged.sourceId,
-            staged.id,
+            id,
             JSON.stringify(convexToJson(document)),
             file,
             line,
@@ -468,6 +473,10 @@ export class SnapshotImports {
         ? `names the file _storage/${bad.source_id}, which the snapshot does not carry`
         : `says the file's sha256 is ${bad.want}, but its bytes' is ${bad.got}`;
     throw new ImportProblem(bad.file, bad.line, problem);
+  }
+
+  private isLive(id: string): boolean {
+    return this.sql.exec("SELECT 1 FROM documents WHERE id = ?", id).toArray().length > 0;
   }
 
   private hasDocuments(table: string): boolean {

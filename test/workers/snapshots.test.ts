@@ -150,6 +150,29 @@ describe("snapshot export and import", () => {
     expect(((await call(target, "query", "messages:list", { chatId: "general" })) as { body: string }[]).map((m) => m.body)).not.toContain("already here");
   });
 
+  it("a deployment's own export imported into itself (--replace, or refused) never touches its live files' bytes", async () => {
+    const d = fresh("snap-self");
+    await seed(d);
+    const snapshot = await exportZip(d);
+    const image = async () => {
+      const [message] = (await call(d, "query", "messages:list", { chatId: "general" })) as { imageUrl?: string }[];
+      return (await worker.fetch(message!.imageUrl!)).text();
+    };
+    // Refused after its file went up: the live file with the same id still serves its bytes.
+    const files = unzipSync(snapshot);
+    const broken = {
+      ...files,
+      "messages/documents.jsonl": strToU8(`${lines(files, "messages/documents.jsonl").join("\n")}\n{"chatId": "general", "body": "no author"}\n`),
+    };
+    expect((await importFile(d, zipSync(broken), "?mode=replace")).status).toBe(400);
+    expect(await image()).toBe("picture bytes");
+    // Applied: the replaced file's bytes are deleted, the imported one's are served (under a new id: the old one was live).
+    const replaced = await importFile(d, snapshot, "?mode=replace");
+    expect(replaced).toMatchObject({ status: 200, body: { files: 1 } });
+    expect(await image()).toBe("picture bytes");
+    expect((await bindings.FILES.list({ prefix: `${d}/` })).objects).toHaveLength(1);
+  });
+
   it("re-runs exactly the live queries over the tables it wrote", async () => {
     const deployment = fresh("snap-live");
     await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "first" });
