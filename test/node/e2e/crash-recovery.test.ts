@@ -21,7 +21,7 @@ import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { anyApi } from "convex/server";
 import { startDevServer, type DevServer } from "../../../scripts/lib/wrangler-dev.ts";
-import { adminStatus, createDeployment } from "../../../scripts/lib/admin.ts";
+import { adminStatus, createDeployment, setKnobs } from "../../../scripts/lib/admin.ts";
 import { until } from "../../../scripts/lib/until.ts";
 
 /** Writes per writer. */
@@ -76,6 +76,8 @@ describe("crash recovery against wrangler dev", () => {
   it("keeps every acknowledged write, exactly once for the socket, across kill -9 and restart", { timeout: 60_000 }, async () => {
     const testStart = Date.now();
     const url = await createDeployment(server.url, "crash-e2e");
+    // One test process is one client here: its read-back of every write (25 at a time) outruns clientCallRate.
+    await setKnobs(url, { clientCallRate: 10_000, clientCallBurst: 10_000 });
     const send = anyApi.messages!.send!;
     const ws = WebSocket as unknown as typeof globalThis.WebSocket;
     const http = new ConvexHttpClient(url, { skipConvexDeploymentUrlCheck: true, logger: false, fetch: boundedFetch });
