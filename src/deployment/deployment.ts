@@ -260,8 +260,7 @@ export function defineDeployment(app: GeneratedApp) {
 
     override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
       const session = this.sessionOf(ws);
-      // A socket we closed still has the frames its client sent before our close arrived: dropped here, before any work.
-      if (!session || session.closed) return;
+      if (!session) return;
       this.runtime.metrics.maybeSample();
       await this.runtime.sync.receive(session, message);
     }

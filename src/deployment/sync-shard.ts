@@ -127,8 +127,7 @@ export class SyncShard extends DurableObject<Env> implements ShardApi {
 
   override async webSocketMessage(ws: WebSocket, message: string | ArrayBuffer): Promise<void> {
     const session = this.sockets.of(ws, this.front);
-    // A socket we closed still has the frames its client sent before our close arrived: dropped here, before any work.
-    if (session && !session.closed) await this.front.receive(session, message);
+    if (session) await this.front.receive(session, message);
   }
 
   override async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {

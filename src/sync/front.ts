@@ -342,6 +342,8 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * this socket only, with a FatalError first.
    */
   receive(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined {
+    // A socket we closed still has the frames its client sent before our close arrived: dropped before any work.
+    if (session.closed) return undefined;
     // The cheapest path first: a socket past its frame rate waits here, before its frame is read.
     if (session.isClient) {
       const throttled = this.throttle(session, frame);
@@ -351,7 +353,6 @@ export class SyncFront<S extends ResultSource = ResultSource> {
     // It waits in memory behind an earlier message (a token being checked, perhaps by a slow provider):
     // counted against the byte budgets, and past them the socket closes rather than queue without limit.
     const bytes = frameSize(frame);
-    if (session.closed) return undefined;
     const refusal = this.pendingBytes.take(session, bytes, this.knobs());
     if (refusal) {
       this.overloaded(session, refusal, `a frame of ${bytes} bytes queued behind a message still being handled`);
@@ -370,7 +371,6 @@ export class SyncFront<S extends ResultSource = ResultSource> {
    * token was there, handle the frame as usual.
    */
   private throttle(session: SyncSession, frame: string | ArrayBuffer): Promise<void> | undefined | null {
-    if (session.closed) return undefined;
     const knobs = this.knobs();
     const now = this.now();
     const bucket = (session.frameBudget ??= new TokenBucket(

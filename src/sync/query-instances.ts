@@ -317,12 +317,12 @@ export class QueryInstances {
   }
 
   subscribe(instance: QueryInstance, session: SyncSession): void {
-    if (instance.subscribers.size === 0 && this.unheld.delete(instance)) {
-      // A cache entry held from now on: stored like any held instance, and its result sized as a held one's.
-      this.save(instance);
-    }
+    const firstHolder = instance.subscribers.size === 0;
+    // A cache entry held from now on: stored like any held instance.
+    if (firstHolder && this.unheld.delete(instance)) this.save(instance);
     instance.subscribers.set(session, (instance.subscribers.get(session) ?? 0) + 1);
-    if (instance.encoded !== null) this.results.resize(instance);
+    // Its result is sized as a held one's (no key and read-set) from its first holder on; later ones change nothing.
+    if (firstHolder && instance.encoded !== null) this.results.resize(instance);
   }
 
   /**
