@@ -16,6 +16,8 @@ export default defineConfig({
           DECLARED_DEPLOYMENTS: "*",
           BENCH_FANOUT_SHARDS: process.env.BENCH_FANOUT_SHARDS ?? "",
           BENCH_LOAD_BUDGETS: process.env.BENCH_LOAD_BUDGETS ?? "",
+          // Set by `npm run bench -- profile` (scripts/bench/workerd-profile.ts): the benchmarks open profile windows.
+          BENCH_PROFILE: process.env.BENCH_PROFILE ?? "",
         },
       },
     }),

@@ -20,6 +20,7 @@
  *    wrangler dev, and its export (IMPORT_BENCH_DOCUMENTS sets another count).
  *
  * `npm run bench -- <name>` runs one: subscriptions, search, fanout, load, wave, rpc, flood, slow, files, vectors, runtime, import.
+ * `npm run bench -- profile [load|runtime|fanout]` profiles those inside workerd instead (below).
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdtempSync, rmSync, symlinkSync } from "node:fs";
@@ -34,6 +35,7 @@ import { benchFlood } from "./bench/flood.ts";
 import { benchFiles } from "./bench/files.ts";
 import { benchVectors } from "./bench/vectors.ts";
 import { benchImport } from "./bench/import.ts";
+import { profileWorkerdBench } from "./bench/workerd-profile.ts";
 
 const only = process.argv[2];
 const run = (name: string) => !only || only === name;
@@ -105,6 +107,8 @@ if (run("import")) {
 /** The last commit with the look-alike engine, before functions ran on convex/server. */
 const ENGINE_BEFORE_RUNTIME = "ca3d67f";
 const RUNTIME_BENCH = "scripts/bench/workerd/runtime.bench-run.ts";
+/** What the runtime benchmark imports besides the engine (copied beside it into the older worktree). */
+const PROFILE_WINDOW = "scripts/bench/workerd/profile-window.ts";
 
 /** Runs the runtime benchmark inside workerd in `cwd`: executions per second through the engine and in SQL. */
 function runtimeRates(cwd: string): {
@@ -136,6 +140,7 @@ function runtimeRatesBefore(): { sqlRate: number; engineRate: number } | null {
   try {
     symlinkSync(resolve("node_modules"), join(dir, "node_modules"));
     copyFileSync(RUNTIME_BENCH, join(dir, RUNTIME_BENCH));
+    copyFileSync(PROFILE_WINDOW, join(dir, PROFILE_WINDOW));
     return runtimeRates(dir);
   } finally {
     git("worktree", "remove", "--force", dir);
@@ -171,4 +176,22 @@ if (run("runtime")) {
       ? `\nOne call in flight (50 identical misses at once share one run): a miss through the cache ${Math.round(now.missRate).toLocaleString("en-US")}/s, \`engine.runQuery\` ${Math.round(now.runOneRate).toLocaleString("en-US")}/s (miss ÷ run ${(now.missRate / now.runOneRate).toFixed(2)}).\n`
       : "";
   console.log(`## The function path: messages:list, newest 20 of 100 (inside workerd, 50 calls in flight)\n\n${rows.join("\n")}\n${miss}`);
+}
+
+/**
+ * `npm run bench -- profile [load|runtime|fanout]`: CPU profiles of those workerd benchmarks' windows,
+ * calmsync beside its limit, as tables of where the time goes (scripts/bench/workerd-profile.ts);
+ * the `.cpuprofile` files land in bench-profiles/. Only when asked: profiling slows what it measures.
+ */
+if (only === "profile") {
+  const which = process.argv[3];
+  const profiles: [name: string, file: string, env: Record<string, string>][] = [
+    ["load", "scripts/bench/workerd/load.bench-run.ts", { BENCH_LOAD_BUDGETS: "0" }],
+    ["runtime", RUNTIME_BENCH, {}],
+    ["fanout", "scripts/bench/workerd/fanout.bench-run.ts", { BENCH_FANOUT_SHARDS: "1" }],
+  ];
+  for (const [name, file, env] of profiles.filter(([name]) => !which || which === name)) {
+    const table = await profileWorkerdBench(file, join("bench-profiles", name), env);
+    console.log(`## Where the time goes: ${name} (workerd CPU profile, ${file})\n\n${table}\n`);
+  }
 }

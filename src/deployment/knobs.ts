@@ -64,6 +64,7 @@ export class Knobs {
   private readonly tierDefaults: Readonly<Partial<KnobValues>>;
   private current: KnobValues;
   private overridden = new Set<KnobName>();
+  private engineLimitsMemo: Readonly<EngineLimits> | null = null;
   private readonly storage: DurableObjectStorage | null;
 
   /**
@@ -144,6 +145,7 @@ export class Knobs {
       this.current[change.name] = change.new;
       this.overridden.add(change.name);
     }
+    this.engineLimitsMemo = null;
     return applied;
   }
 
@@ -186,10 +188,12 @@ export class Knobs {
       .map((row) => ({ name: row.name as KnobName, old: row.old_value, new: row.new_value, at: row.changed_at }));
   }
 
+  /** The engine's budgets, asked for by every run: built once per change of the knobs, not per run (issue 27). */
   engineLimits(): EngineLimits {
+    if (this.engineLimitsMemo) return this.engineLimitsMemo;
     const limits = {} as EngineLimits;
     for (const name of Object.keys(DEFAULT_ENGINE_LIMITS) as (keyof EngineLimits)[]) limits[name] = this.current[name];
-    return limits;
+    return (this.engineLimitsMemo = Object.freeze(limits));
   }
 
   sync(): SyncKnobs {

@@ -66,46 +66,45 @@ export class SqliteSearchStorage implements SearchStorage {
       .map((row) => ({ lsn: row.lsn, id: row.doc_id, old: decodeLogDocument(row.old_doc), new: decodeLogDocument(row.new_doc) }));
   }
 
+  /** One statement moves the partition's counters and returns them (no read first: issue 27), then the entries take the lsns it made room for. */
   appendLog(index: string, partition: IndexKey, entries: Omit<LogEntry, "lsn">[]): PartitionMeta {
     const key = btoa(partition);
-    const meta = this.meta(index, partition);
-    let lsn = meta?.lastLsn ?? 0;
-    let bytes = 0;
-    for (const entry of entries) {
-      const oldDoc = encodeLogDocument(entry.old);
-      const newDoc = encodeLogDocument(entry.new);
-      bytes += logEntryBytes(oldDoc, newDoc);
+    const encoded = entries.map((entry) => ({ id: entry.id, oldDoc: encodeLogDocument(entry.old), newDoc: encodeLogDocument(entry.new) }));
+    const bytes = encoded.reduce((sum, entry) => sum + logEntryBytes(entry.oldDoc, entry.newDoc), 0);
+    const row =
+      this.sql
+        .exec<MetaRow>(
+          "UPDATE search_partitions SET last_lsn = last_lsn + ?, log_entries = log_entries + ?, log_bytes = log_bytes + ?, failures = 0 WHERE index_name = ? AND partition = ? RETURNING *",
+          entries.length,
+          entries.length,
+          bytes,
+          index,
+          key,
+        )
+        .toArray()[0] ??
+      this.sql
+        .exec<MetaRow>(
+          "INSERT INTO search_partitions (index_name, partition, gen, snapshot_lsn, last_lsn, log_entries, log_bytes, format, failures) VALUES (?, ?, 0, 0, ?, ?, ?, '', 0) RETURNING *",
+          index,
+          key,
+          entries.length,
+          entries.length,
+          bytes,
+        )
+        .one();
+    let lsn = row.last_lsn - entries.length;
+    for (const entry of encoded) {
       this.sql.exec(
         "INSERT INTO search_log (index_name, partition, lsn, doc_id, old_doc, new_doc) VALUES (?, ?, ?, ?, ?, ?)",
         index,
         key,
         ++lsn,
         entry.id,
-        oldDoc,
-        newDoc,
+        entry.oldDoc,
+        entry.newDoc,
       );
     }
-    if (meta) {
-      this.sql.exec(
-        "UPDATE search_partitions SET last_lsn = ?, log_entries = log_entries + ?, log_bytes = log_bytes + ?, failures = 0 WHERE index_name = ? AND partition = ?",
-        lsn,
-        entries.length,
-        bytes,
-        index,
-        key,
-      );
-    } else {
-      this.sql.exec(
-        "INSERT INTO search_partitions (index_name, partition, gen, snapshot_lsn, last_lsn, log_entries, log_bytes, format, failures) VALUES (?, ?, 0, 0, ?, ?, ?, '', 0)",
-        index,
-        key,
-        lsn,
-        entries.length,
-        bytes,
-      );
-    }
-    const before = meta ?? { index, partition, gen: 0, snapshotLsn: 0, lastLsn: 0, logEntries: 0, logBytes: 0, format: "", failures: 0 };
-    return { ...before, lastLsn: lsn, logEntries: before.logEntries + entries.length, logBytes: before.logBytes + bytes, failures: 0 };
+    return toMeta(row);
   }
 
   writeSnapshot(meta: PartitionMeta, chunks: string[], lsn: number, format: string, midway?: () => void): void {

@@ -13,6 +13,7 @@ import { it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { subscribeFrames } from "../frames.ts";
+import { profileWindow } from "./profile-window.ts";
 
 /** Sessions, and the sync shards holding them (1: the deployment object itself). */
 const RUNS = [
@@ -94,13 +95,19 @@ it("fan-out to N sessions in workerd", async () => {
     );
     const connectMs = performance.now() - connectStart;
     const before = await status(deployment);
+    // `npm run bench -- profile fanout` profiles the one-object fan-out to 10,000 and its limit (one window each).
+    const profiled = size === 10_000 && shards === 1;
     const start = performance.now();
-    await worker.fetch(`http://bench/d/${deployment}/api/mutation`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId: "hot", author: "bench", body: marker }] }),
-    });
-    await until(() => updated === size, 600_000);
+    const fanOut = async () => {
+      await worker.fetch(`http://bench/d/${deployment}/api/mutation`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ path: "messages:send", format: "convex_encoded_json", args: [{ chatId: "hot", author: "bench", body: marker }] }),
+      });
+      await until(() => updated === size, 600_000);
+    };
+    if (profiled) await profileWindow("calmsync", "session", size, fanOut);
+    else await fanOut();
     const allMs = lastAt - start;
     const after = await status(deployment);
     rows.push(
@@ -112,10 +119,14 @@ it("fan-out to N sessions in workerd", async () => {
       const stub = ns.get(ns.idFromName(deployment));
       const limitStart = performance.now();
       const frame = JSON.stringify({ type: "Transition", startVersion: null, endVersion: null, modifications: [], limit: limitMarker });
-      await runInDurableObject(stub, (_instance: unknown, state: DurableObjectState) => {
-        for (const ws of state.getWebSockets()) ws.send(frame);
-      });
-      await until(() => limitGot === size, 600_000);
+      const sendAll = async () => {
+        await runInDurableObject(stub, (_instance: unknown, state: DurableObjectState) => {
+          for (const ws of state.getWebSockets()) ws.send(frame);
+        });
+        await until(() => limitGot === size, 600_000);
+      };
+      if (profiled) await profileWindow("limit", "session", size, sendAll);
+      else await sendAll();
       const limitMs = lastAt - limitStart;
       limitRows.push(`| ${size.toLocaleString("en-US")} | ${allMs.toFixed(0)} ms | ${limitMs.toFixed(0)} ms | ${(allMs / limitMs).toFixed(1)}x |`);
     }

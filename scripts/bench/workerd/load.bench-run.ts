@@ -15,6 +15,7 @@ import { it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { subscribeFrames } from "../frames.ts";
+import { profileWindow } from "./profile-window.ts";
 import type { DeploymentApi } from "../../../src/deployment/deployment.ts";
 
 const SESSIONS = 10_000;
@@ -114,7 +115,9 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         });
       }
     };
-    await Promise.all(Array.from({ length: IN_FLIGHT }, writer));
+    // Profiled (`npm run bench -- profile load`) for the first budget only: the table compares it with the limit's window.
+    if (b === 0) await profileWindow("calmsync, Worker route", "commit", COMMITS, () => Promise.all(Array.from({ length: IN_FLIGHT }, writer)));
+    else await Promise.all(Array.from({ length: IN_FLIGHT }, writer));
     const commitMs = Date.now() - start;
     // Each commit reaches its chat's 10 watchers (later commits may supersede earlier ones in one Transition).
     await until(() => latencies.length >= COMMITS * (SESSIONS / CHATS) * 0.9, 120_000).catch(() => undefined);
@@ -133,7 +136,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
       const ns = (env as unknown as { DEPLOYMENTS: DurableObjectNamespace }).DEPLOYMENTS;
       const stub = ns.get(ns.idFromName(deployment));
       /** COMMITS writes by IN_FLIGHT writers, each entering the object through `runInDurableObject`, timed by the same clients. */
-      const measure = async (write: (n: number, chat: string, state: DurableObjectState, instance: unknown) => void | Promise<unknown>) => {
+      const measure = async (label: string, write: (n: number, chat: string, state: DurableObjectState, instance: unknown) => void | Promise<unknown>) => {
         latencies = [];
         sentAt.clear();
         let nextWrite = 0;
@@ -146,7 +149,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
             await runInDurableObject(stub, (instance: unknown, state: DurableObjectState) => write(n, chat, state, instance));
           }
         };
-        await Promise.all(Array.from({ length: IN_FLIGHT }, writer));
+        await profileWindow(label, "commit", COMMITS, () => Promise.all(Array.from({ length: IN_FLIGHT }, writer)));
         const ms = Date.now() - started;
         await until(() => latencies.length >= COMMITS * (SESSIONS / CHATS) * 0.9, 120_000).catch(() => undefined);
         latencies.sort((a, b) => a - b);
@@ -158,7 +161,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         state.storage.sql.exec("CREATE TABLE IF NOT EXISTS bench_limit_documents (id INTEGER PRIMARY KEY, chat TEXT NOT NULL, json TEXT NOT NULL)");
         state.storage.sql.exec("CREATE INDEX IF NOT EXISTS bench_limit_by_chat ON bench_limit_documents (chat, id)");
       });
-      const limit = await measure((n, chat, state) => {
+      const limit = await measure("limit", (n, chat, state) => {
         if (!watchers) {
           watchers = new Map();
           for (const ws of state.getWebSockets()) {
@@ -173,7 +176,7 @@ it("throughput and latency under 10,000 subscriptions", async () => {
         for (const ws of watchers.get(chat) ?? []) ws.send(frame);
       });
       // calmsync entered the way the limit is (the object's own RPC method, no Worker route in front), so the ratio compares like with like.
-      const direct = await measure((n, chat, _state, instance) =>
+      const direct = await measure("calmsync, object RPC", (n, chat, _state, instance) =>
         (instance as DeploymentApi).run("mutation", "messages:send", { chatId: chat, author: "bench", body: `bench ${n}` }, `bench-${n}`),
       );
       limitRows.push(

@@ -23,6 +23,7 @@ import { it } from "vitest";
 import { env, runInDurableObject } from "cloudflare:test";
 import { exports } from "cloudflare:workers";
 import { encodeKey, keyToBytes, prefixSuccessor } from "../../../src/engine/index.ts";
+import { profileWindow, profiling } from "./profile-window.ts";
 
 const MESSAGES = 200;
 const ROUNDS = 3;
@@ -45,15 +46,22 @@ interface Engine {
 async function rate(call: () => Promise<unknown> | unknown, rounds = ROUNDS, inFlight = 50): Promise<number> {
   let best = 0;
   for (let round = 0; round < rounds; round++) {
-    let calls = 0;
     const start = performance.now();
-    while (performance.now() - start < DURATION_MS) {
-      await Promise.all(Array.from({ length: inFlight }, () => call()));
-      calls += inFlight;
-    }
+    const calls = await callsIn(call, inFlight);
     best = Math.max(best, calls / ((performance.now() - start) / 1000));
   }
   return best;
+}
+
+/** Calls made in one round of `DURATION_MS`, `inFlight` at a time. */
+async function callsIn(call: () => Promise<unknown> | unknown, inFlight = 50): Promise<number> {
+  let calls = 0;
+  const start = performance.now();
+  while (performance.now() - start < DURATION_MS) {
+    await Promise.all(Array.from({ length: inFlight }, () => call()));
+    calls += inFlight;
+  }
+  return calls;
 }
 
 it("messages:list through the function path and in SQL", async () => {
@@ -90,6 +98,21 @@ it("messages:list through the function path and in SQL", async () => {
     };
     const sqlRate = await rate(direct);
     const list = () => engine.runQuery("messages:list", { chatId: "bench" });
+    if (profiling()) {
+      // `npm run bench -- profile runtime`: one round of each, side by side in the profile's table.
+      await profileWindow(
+        "SQL read",
+        "call",
+        (calls) => calls,
+        () => callsIn(direct),
+      );
+      await profileWindow(
+        "messages:list run",
+        "call",
+        (calls) => calls,
+        () => callsIn(list),
+      );
+    }
     // The query cache, where the engine has one: hits, and misses (the entry marked dirty first, as a commit into its read-set would).
     const cache = engine.query?.bind(engine);
     const instances = runtime.sync?.source?.instances;
