@@ -36,6 +36,7 @@ import { ReadSetRecorder, type ReadSet } from "./read-set.ts";
 import { DEFAULT_ENGINE_LIMITS, type EngineLimits } from "./limits.ts";
 import { FunctionError, SERVER_ERROR } from "./errors.ts";
 import { FairLock, type LockOwner } from "./fair-lock.ts";
+import { DeadlineWatch } from "./deadline-watch.ts";
 import { BodyTooLargeError, readBodyWithin } from "./bounded-body.ts";
 import { Execution, type NestedCalls, type RunPlace } from "./syscalls/execution.ts";
 import { Components, type ComponentInstance, type FunctionTarget } from "./components.ts";
@@ -227,6 +228,8 @@ export class Engine implements NestedCalls {
   private readonly limits: () => EngineLimits;
   private readonly now: () => number;
   private readonly lock: FairLock;
+  /** Every run's deadline on one timer, put away when the lock goes idle (deadline-watch.ts). */
+  private readonly deadlines: DeadlineWatch;
   private readonly commitListeners: ((commit: CommitEvent) => void)[] = [];
   /** File storage (`ctx.storage`), or null when the deployment has none. */
   readonly files: FileStorage | null;
@@ -252,7 +255,8 @@ export class Engine implements NestedCalls {
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
     this.now = options.now ?? wallClock;
-    this.lock = new FairLock(options.yieldToEvents ?? null, options.functionsPerYield);
+    this.lock = new FairLock(options.yieldToEvents ?? null, options.functionsPerYield, () => this.deadlines.putAwayIfQuiet());
+    this.deadlines = new DeadlineWatch(() => this.lock.idle);
   }
 
   /**
@@ -600,7 +604,7 @@ export class Engine implements NestedCalls {
       syncGuard.starting();
       const response = await guarded.bound(
         runInScope({ execution, context: run.context, guarded }, () => match[0].invokeHttpAction(request)),
-        deadline(what, execution, limits.actionTimeoutMs),
+        deadline(what, execution, this.deadlines, limits.actionTimeoutMs),
       );
       this.endRun(run, execution.logs.own, null);
       return response;
@@ -758,8 +762,8 @@ export class Engine implements NestedCalls {
       // A query or mutation holds the function lock, an action a slot: one that never settles must not hold either forever.
       const limit =
         execution instanceof Execution
-          ? deadline(name, execution, limits.functionTimeoutMs, "functionTimeoutMs")
-          : deadline(name, execution, limits.actionTimeoutMs);
+          ? deadline(name, execution, this.deadlines, limits.functionTimeoutMs, "functionTimeoutMs")
+          : deadline(name, execution, this.deadlines, limits.actionTimeoutMs);
       text = await guarded.bound(run, limit);
     } catch (error) {
       const failure = asFunctionError(error, execution);
@@ -805,9 +809,10 @@ function maxActions(pool: ActionPool, limits: EngineLimits): number {
  * from outside. (A loop that never yields fires no timer: the guard in its
  * code stops it, sync-guard.ts.)
  */
-function deadline(what: string, execution: { expire(error: Error): void }, ms: number, knob = "actionTimeoutMs"): Deadline {
+function deadline(what: string, execution: { expire(error: Error): void }, watch: DeadlineWatch, ms: number, knob = "actionTimeoutMs"): Deadline {
   return {
     ms,
+    watch,
     expired: () => {
       const error = new FunctionError("LimitExceeded", `${what} ran for more than ${ms} ms and was stopped (knob ${knob})`);
       execution.expire(error);

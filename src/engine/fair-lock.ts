@@ -30,6 +30,8 @@ export class FairLock {
   private readonly yieldToEvents: (() => Promise<void>) | null;
   private readonly tasksPerYield: () => number;
   private hops = 0;
+  /** Told when the last queued task has run (the runs' deadline timer is put away then: deadline-watch.ts). */
+  private readonly onIdle: (() => void) | null;
 
   /**
    * `yieldToEvents`, when given, is a macrotask hop that lets the runtime
@@ -46,9 +48,10 @@ export class FairLock {
    * of a commit under a steady stream of writes, so tasks are run a few at a
    * time between hops.
    */
-  constructor(yieldToEvents: (() => Promise<void>) | null = null, tasksPerYield: () => number = () => 1) {
+  constructor(yieldToEvents: (() => Promise<void>) | null = null, tasksPerYield: () => number = () => 1, onIdle: (() => void) | null = null) {
     this.yieldToEvents = yieldToEvents;
     this.tasksPerYield = tasksPerYield;
+    this.onIdle = onIdle;
   }
 
   /** Hops taken to let waiting events in (see the constructor). */
@@ -111,6 +114,7 @@ export class FairLock {
       }
     } finally {
       this.draining = false;
+      this.onIdle?.();
     }
   }
 }

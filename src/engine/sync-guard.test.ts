@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ARM_AFTER, CHECK_EVERY, GuardedRun, SyncGuard, type GuardCell } from "./sync-guard.ts";
 import { FunctionError } from "./errors.ts";
+import { DeadlineWatch } from "./deadline-watch.ts";
 
 /** A guard of its own, with a clock the test moves and turns it ends by hand; `tick` is what instrumented code calls. */
 function setup() {
@@ -143,8 +144,10 @@ describe("the sync guard", () => {
   it("bound() with a deadline: a run that never settles is answered with the deadline's error; one that settles first clears it", async () => {
     const run = new GuardedRun("jobs:waits", LIMITS);
     let cutOff = 0;
+    const watch = new DeadlineWatch();
     const late = run.bound(new Promise(() => {}), {
       ms: 5,
+      watch,
       expired: () => {
         cutOff++;
         return new FunctionError("LimitExceeded", "jobs:waits ran too long");
@@ -153,8 +156,8 @@ describe("the sync guard", () => {
     await expect(late).rejects.toThrow("jobs:waits ran too long");
     expect(cutOff).toBe(1);
     const quick = new GuardedRun("jobs:quick", LIMITS);
-    await expect(quick.bound(Promise.resolve(42), { ms: 5, expired: () => new Error("never") })).resolves.toBe(42);
-    await expect(quick.bound(Promise.reject(new Error("its own")), { ms: 5, expired: () => new Error("never") })).rejects.toThrow("its own");
+    await expect(quick.bound(Promise.resolve(42), { ms: 5, watch, expired: () => new Error("never") })).resolves.toBe(42);
+    await expect(quick.bound(Promise.reject(new Error("its own")), { ms: 5, watch, expired: () => new Error("never") })).rejects.toThrow("its own");
     await new Promise((resolve) => setTimeout(resolve, 20));
   });
 

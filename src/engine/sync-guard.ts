@@ -27,6 +27,7 @@
  * expression) and code outside the app's `convex/` folder (packages), which carries no guard.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { DeadlineWatch } from "./deadline-watch.ts";
 import { FunctionError } from "./errors.ts";
 import { runScope, withScopeField } from "./run-scope.ts";
 import { wallClock } from "./syscalls/convex-global.ts";
@@ -100,10 +101,10 @@ export class GuardedRun {
    */
   bound<T>(work: Promise<T>, deadline?: Deadline): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let unwatch: (() => void) | undefined;
       const settle = () => {
         this.stop = null;
-        if (timer !== undefined) clearTimeout(timer);
+        unwatch?.();
       };
       this.stop = (error) => {
         settle();
@@ -123,10 +124,10 @@ export class GuardedRun {
       // It may have tripped already: user code runs synchronously up to its first await before this is called.
       if (this.error) return this.stop(this.error);
       if (deadline)
-        timer = setTimeout(() => {
+        unwatch = deadline.watch.watch(deadline.ms, () => {
           settle();
           reject(deadline.expired());
-        }, deadline.ms);
+        });
     });
   }
 
@@ -141,6 +142,8 @@ export class GuardedRun {
 export interface Deadline {
   readonly ms: number;
   expired(): Error;
+  /** The timer it is kept by, shared with the owner's other runs (deadline-watch.ts). */
+  readonly watch: DeadlineWatch;
 }
 
 /** Where the guard finds the run it is in: its own store (tests), or the field of the run's one scope (`syncGuard`). */
