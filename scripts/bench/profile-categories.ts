@@ -9,7 +9,8 @@
 /** The parts of a `.cpuprofile` this table knows, first match wins, on the frame's script URL. */
 const PARTS: [name: string, url: RegExp][] = [
   ["benchmark's own clients (sockets, writers)", /scripts\/bench\//],
-  ["vitest pool harness (absent deployed)", /vitest-plugin|test-internal|\/vitest\//],
+  // The pool's own worker module is named bare ("index.mjs"); it wraps setTimeout (a stack capture per call) and every export.
+  ["vitest pool harness (absent deployed)", /vitest-plugin|test-internal|\/vitest\/|^index\.mjs$/],
   ["convex/server (the functions' runtime)", /node_modules\/convex\//],
   ["the app's functions (convex/)", /\/convex\/[^/]+\.(ts|js)/],
   ["Worker route (hono, deployment lookup)", /node_modules\/hono|src\/worker\.ts|src\/http-context|src\/deployment-names/],
