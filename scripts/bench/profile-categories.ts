@@ -72,7 +72,7 @@ export function partsOf(profile: CpuProfile): { parts: Map<string, number>; busy
   const parts = new Map<string, number>();
   for (const [id, us] of selfUs) {
     const leaf = byId.get(id)!.callFrame;
-    let part = leaf.url ? partOfScript(leaf.url) : (NATIVE_PARTS[leaf.functionName] ?? null);
+    let part = leaf.url ? partOfScript(leaf.url) : Object.hasOwn(NATIVE_PARTS, leaf.functionName) ? NATIVE_PARTS[leaf.functionName]! : null;
     for (let at = parentOf.get(id); part === null && at !== undefined; at = parentOf.get(at)) part = partOfScript(byId.get(at)!.callFrame.url);
     part ??= "other (native, no known caller)";
     parts.set(part, (parts.get(part) ?? 0) + us);
