@@ -34,6 +34,7 @@ const SCAN_MAX_BATCH = 1_024;
  * fixed text with bound values: workerd caches a prepared statement per query text (cloudflare/workerd#2970), and a
  * write's cursor, which returns no rows, gives its statement back at once, so each text is prepared once per object.
  */
+/** Its columns in this order: `scanIndex` reads the rows as arrays. */
 const scanSql = (order: Order, bounded: boolean) =>
   `SELECT e.key AS key, d.json AS json, d.bytes AS bytes FROM index_entries e JOIN documents d ON d.id = e.doc_id
    WHERE e.index_name = ? AND e.key >= ? ${bounded ? "AND e.key < ?" : ""} ORDER BY e.key ${order === "asc" ? "ASC" : "DESC"} LIMIT ?`;
@@ -130,10 +131,11 @@ export class SqliteStore implements DocumentStore {
       const params: (string | ArrayBuffer | number)[] = [index, keyParam(start)];
       if (end !== null) params.push(keyParam(end));
       params.push(batch);
-      const rows = this.sql.exec<{ key: ArrayBuffer; json: string; bytes: number }>(SCAN_SQL[order][end === null ? 0 : 1], ...params).toArray();
-      for (const row of rows) yield entryFromJson(row.key, row.json, row.bytes);
+      // Rows as arrays (`raw()`), not objects keyed by column name: about a quarter of the statement's cost for 20 rows in workerd (issue 27).
+      const rows = [...this.sql.exec(SCAN_SQL[order][end === null ? 0 : 1], ...params).raw()] as [key: ArrayBuffer, json: string, bytes: number][];
+      for (const [key, json, bytes] of rows) yield entryFromJson(key, json, bytes);
       if (rows.length < batch) return;
-      const last = bytesToKey(new Uint8Array(rows.at(-1)!.key));
+      const last = bytesToKey(new Uint8Array(rows.at(-1)![0]));
       if (order === "asc") start = keySuccessor(last);
       else end = last;
     }
