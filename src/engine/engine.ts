@@ -255,7 +255,12 @@ export class Engine implements NestedCalls {
     this.store = options.store;
     this.limits = options.limits ?? (() => DEFAULT_ENGINE_LIMITS);
     this.now = options.now ?? wallClock;
-    this.lock = new FairLock(options.yieldToEvents ?? null, options.functionsPerYield, () => this.deadlines.putAwayIfQuiet());
+    this.lock = new FairLock({
+      yieldToEvents: options.yieldToEvents ?? null,
+      ...(options.functionsPerYield ? { tasksPerYield: options.functionsPerYield } : {}),
+      onIdle: () => this.deadlines.putAwayIfQuiet(),
+      now: this.now,
+    });
     this.deadlines = new DeadlineWatch(() => this.lock.idle);
   }
 

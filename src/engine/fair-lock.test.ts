@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FairLock } from "./fair-lock.ts";
+import { FairLock, GATHER_WITHIN_MS } from "./fair-lock.ts";
 
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -36,10 +36,16 @@ describe("FairLock", () => {
 
   it("yields to the runtime after a task whose owner has a backlog, and only then", async () => {
     let yields = 0;
-    const lock = new FairLock(async () => {
-      yields++;
-      await tick();
+    // The clock stands still: every start after the first comes right after the lock went idle (a busy object).
+    const lock = new FairLock({
+      yieldToEvents: async () => {
+        yields++;
+        await tick();
+      },
+      now: () => 0,
     });
+    await lock.run({}, async () => 0);
+    await tick(); // the drain ends after its last task's caller hears back
     // Three owners with one task each (ordinary load): one hop before starting, none between.
     await Promise.all([lock.run({}, async () => 1), lock.run({}, async () => 2), lock.run({}, async () => 3)]);
     expect(yields).toBe(1);
@@ -50,19 +56,48 @@ describe("FairLock", () => {
     expect(lock.queued).toBe(0);
   });
 
+  it("a lone call after a quiet spell starts at once; one that comes right after the lock went idle waits for the gathering hop", async () => {
+    let now = 1_000;
+    let yields = 0;
+    const lock = new FairLock({
+      yieldToEvents: async () => {
+        yields++;
+        await tick();
+      },
+      now: () => now,
+    });
+    // Never busy before: no hop.
+    await lock.run({}, async () => 1);
+    await tick();
+    expect(yields).toBe(0);
+    // Moments after it went idle (a stream of calls, a flood's next frame): the hop gathers what arrives with it.
+    now += GATHER_WITHIN_MS - 1;
+    await lock.run({}, async () => 2);
+    await tick();
+    expect(yields).toBe(1);
+    // After a quiet spell: at once again.
+    now += GATHER_WITHIN_MS;
+    await lock.run({}, async () => 3);
+    expect(yields).toBe(1);
+  });
+
   it("under a backlog, yields once per tasksPerYield tasks, and a task queued during the hop joins the ring", async () => {
     const order: string[] = [];
     let yields = 0;
     const other = {};
-    const lock = new FairLock(
-      async () => {
+    const lock = new FairLock({
+      yieldToEvents: async () => {
         yields++;
         // Something that arrives while the lock lets events in (another socket's frame) joins the ring.
         if (yields === 2) void lock.run(other, async () => void order.push("other"));
         await tick();
       },
-      () => 3,
-    );
+      tasksPerYield: () => 3,
+      now: () => 0,
+    });
+    // Busy moments ago, so the next start gathers.
+    await lock.run({}, async () => undefined);
+    await tick();
     const busy = {};
     await Promise.all(Array.from({ length: 7 }, (_, i) => lock.run(busy, async () => void order.push(`busy ${i}`))));
     // A hop before starting, then one after the 3rd and the 6th task (each leaving more behind it): not one after each.
