@@ -315,8 +315,18 @@ export class Transaction {
     return afterBytes + searchIndexes * (beforeBytes + afterBytes) + ID_BYTES;
   }
 
-  /** `minted`: the id was just made for this insert, so no version of it exists anywhere to look up (issue 27: one read less per insert). */
-  private write(id: string, table: string, after: Document | null, encoded: { json: string; bytes: number } | null = null, minted = false): void {
+  /**
+   * `earlier`: what the id held before, when the caller already knows (null for an id an insert just
+   * minted; the version `existing()` found for a patch, replace or delete), so the store is not asked
+   * again (issue 27: one read less per write); left out, it is looked up.
+   */
+  private write(
+    id: string,
+    table: string,
+    after: Document | null,
+    encoded: { json: string; bytes: number } | null = null,
+    earlier?: { document: Document | null; bytes: number } | null,
+  ): void {
     const pending = this.pending.get(id);
     if (!pending && this.pending.size >= this.options.limits.maxDocumentsWritten) {
       throw new FunctionError(
@@ -324,7 +334,7 @@ export class Transaction {
         `Too many writes: more than ${this.options.limits.maxDocumentsWritten} documents in one mutation (knob maxDocumentsWritten)`,
       );
     }
-    const before = pending || minted ? null : this.committed(id);
+    const before = pending ? null : earlier !== undefined ? earlier : this.committed(id);
     const beforeBytes = pending ? pending.beforeBytes : (before?.bytes ?? 0);
     const cost = this.writeCost(table, beforeBytes, encoded?.bytes ?? 0);
     const total = this.bytesWritten - (pending?.cost ?? 0) + cost;
@@ -342,7 +352,7 @@ export class Transaction {
     else this.pending.set(id, { table, before: before?.document ?? null, beforeBytes, after, json, afterBytes, cost });
   }
 
-  private existing(id: string, method: string, system = false): { table: string; document: Document } {
+  private existing(id: string, method: string, system = false): { table: string; document: Document; bytes: number } {
     if (typeof id !== "string" || !isDocumentId(id)) {
       throw new FunctionError("BadRequest", `Invalid argument \`id\` for \`db.${method}\`: ${describe(id as Value)} is not a document id`);
     }
@@ -351,7 +361,7 @@ export class Transaction {
       throw new FunctionError("BadRequest", `${method === "delete" ? "Delete" : method === "patch" ? "Update" : "Replace"} on nonexistent document ID ${id}`);
     if (!system && isSystemTable(found.table))
       throw new FunctionError("BadRequest", `System tables (prefixed with \`_\`) are read-only: db.${method} on ${id}`);
-    return { table: found.table, document: found.document };
+    return { table: found.table, document: found.document, bytes: found.bytes };
   }
 
   /** A document the engine itself writes into a system table (a scheduled job; a file, under the id its bytes were stored by). */
@@ -370,14 +380,15 @@ export class Transaction {
     this.checkFields(table, fields, "insert");
     const id = newDocumentId(table);
     const document = { ...stripUndefined(fields), _id: id, _creationTime: this.options.nextCreationTime!() } as Document;
-    this.write(id, table, document, this.encode(document), true);
+    this.write(id, table, document, this.encode(document), null);
     return id;
   }
 
   /** Shallow-merges `fields` (undefined deletes a field); `system` lets the engine update its own tables. */
   patch(id: string, fields: Record<string, Value | undefined>, { system = false } = {}): void {
     this.requireWritable("patch");
-    const { table, document } = this.existing(id, "patch", system);
+    const found = this.existing(id, "patch", system);
+    const { table, document } = found;
     const merged: Record<string, Value | undefined> = { ...document };
     for (const [name, value] of Object.entries(fields)) {
       if (name === "_id" || name === "_creationTime") {
@@ -390,25 +401,26 @@ export class Transaction {
     const { _id, _creationTime, ...userFields } = merged;
     if (!system) this.checkFields(table, userFields, "patch");
     const next = { ...userFields, _id: document._id, _creationTime: document._creationTime } as Document;
-    this.write(id, table, next, this.encode(next));
+    this.write(id, table, next, this.encode(next), found);
   }
 
   replace(id: string, fields: Record<string, Value | undefined>): void {
     this.requireWritable("replace");
-    const { table, document } = this.existing(id, "replace");
+    const found = this.existing(id, "replace");
+    const { table, document } = found;
     const { _id, _creationTime, ...userFields } = fields;
     if ((_id !== undefined && _id !== id) || (_creationTime !== undefined && _creationTime !== document._creationTime)) {
       throw new FunctionError("InvalidArgument", "ctx.db.replace: system fields cannot be changed");
     }
     this.checkFields(table, userFields, "replace");
     const next = { ...stripUndefined(userFields), _id: document._id, _creationTime: document._creationTime } as Document;
-    this.write(id, table, next, this.encode(next));
+    this.write(id, table, next, this.encode(next), found);
   }
 
   delete(id: string, { system = false } = {}): void {
     this.requireWritable("delete");
-    const { table } = this.existing(id, "delete", system);
-    this.write(id, table, null);
+    const found = this.existing(id, "delete", system);
+    this.write(id, found.table, null, null, found);
   }
 
   /**

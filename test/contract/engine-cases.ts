@@ -258,7 +258,40 @@ async function expectFunctionError(promise: Promise<unknown>, code: string, mess
   expect((error as FunctionError).message).toMatch(message);
 }
 
+/** `store`, with the ids its `getDocument` was asked for recorded in `reads`. */
+function countingReads(store: DocumentStore): { store: DocumentStore; reads: string[] } {
+  const reads: string[] = [];
+  const counted = new Proxy(store, {
+    get(target, name) {
+      if (name === "getDocument")
+        return (id: string) => {
+          reads.push(id);
+          return target.getDocument(id);
+        };
+      const value = Reflect.get(target, name, target) as unknown;
+      return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+  return { store: counted, reads };
+}
+
 export const engineCases: Record<string, EngineCase> = {
+  async "an insert reads no earlier version of the id it mints; patch and delete read theirs once, and the document count stays exact"(store) {
+    const { store: counted, reads } = countingReads(store);
+    const engine = engineOn(counted);
+    const { value: ids } = await engine.runMutation("messages:sendMany", { chatId: "c", count: 3 });
+    const { value: inPlace } = await engine.runMutation("messages:readYourWrites", { chatId: "d" });
+    expect(inPlace).toMatchObject({ bodies: ["one, edited"], edited: "one, edited", deleted: null });
+    expect(reads).toEqual([]);
+    expect(store.documentCount()).toBe(4);
+    const [first, second] = ids as string[];
+    await engine.runMutation("messages:edit", { id: first!, body: "changed" });
+    await engine.runMutation("messages:remove", { id: second! });
+    expect(reads).toEqual([first, second]);
+    expect(store.documentCount()).toBe(3);
+    expect(((await engine.runQuery("messages:list", { chatId: "c" })).value as Document[]).map((m) => m.body)).toEqual(["m2", "changed"]);
+  },
+
   async "a mutation past the bytes-written budget fails whole and names the limit"(store) {
     const engine = engineOn(store, undefined, { maxBytesWritten: 100_000 });
     // 10 documents of ~20 KB: 200 KB, over 100 KB.
