@@ -37,6 +37,7 @@ import {
   type GeneratedApp,
   type JSONValue,
   type VerifiedToken,
+  wallClock,
 } from "../engine/index.ts";
 import { shardConfig, shardName, type ShardConfig } from "./shard-sessions.ts";
 import type { FunctionResponse } from "../protocol/http.ts";
@@ -207,7 +208,8 @@ export function defineDeployment(app: GeneratedApp) {
     }
 
     private start(): DeploymentRuntime {
-      return (this.started ??= new DeploymentRuntime(this.ctx, this.resolved!, this.env, this.name, () => Date.now() + this.clockAheadMs));
+      // The unwrapped clock: `Date.now` inside a function run tells the run it read the clock (the query cache's rule), and the object's own reads of it, many per commit, need not ask which run they are in.
+      return (this.started ??= new DeploymentRuntime(this.ctx, this.resolved!, this.env, this.name, () => wallClock() + this.clockAheadMs));
     }
 
     /** The running deployment; throws for one that does not exist. */

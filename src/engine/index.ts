@@ -17,6 +17,7 @@ export * from "./search.ts";
 export * from "./vectors.ts";
 export { isDocumentId, newDocumentId, tableOfId } from "./ids.ts";
 export { Execution } from "./syscalls/execution.ts";
+export { wallClock } from "./syscalls/convex-global.ts";
 export { hideHostVariables, withRequestId, type EnvironmentVariables } from "./syscalls/run-context.ts";
 export * from "./scheduled-jobs.ts";
 export * from "./scheduling.ts";
