@@ -35,7 +35,7 @@ async function inspect(port: number) {
     socket.addEventListener("error", reject);
   });
   /** The isolate's JavaScript contexts, as `Runtime.enable` reports them: a global is set in each. */
-  const contexts: number[] = [];
+  const contexts = new Set<number>();
   const pending = new Map<number, (message: { result?: Record<string, unknown>; error?: { message: string } }) => void>();
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(String(event.data)) as {
@@ -46,8 +46,15 @@ async function inspect(port: number) {
       error?: { message: string };
     };
     if (message.id !== undefined) pending.get(message.id)?.(message);
-    if (message.method === "Runtime.executionContextCreated") contexts.push(message.params!.context!.id);
+    if (message.method === "Runtime.executionContextCreated") contexts.add(message.params!.context!.id);
+    if (message.method === "Runtime.executionContextDestroyed") contexts.delete((message.params as { executionContextId: number }).executionContextId);
   });
+  // Workerd gone (the benchmark ended or failed): every call still waiting fails instead of hanging.
+  const closed = () => {
+    for (const answer of pending.values()) answer({ error: { message: "the inspector closed" } });
+  };
+  socket.addEventListener("close", closed);
+  socket.addEventListener("error", closed);
   let nextId = 0;
   const call = (method: string, params: object = {}) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
@@ -62,6 +69,7 @@ async function inspect(port: number) {
   await call("Runtime.enable");
   return {
     call,
+    close: () => socket.close(),
     /** Sets `globalThis[name]` in every context of the isolate (the benchmark's is one of them). */
     setGlobal: async (name: string, value: unknown) => {
       for (const contextId of contexts) await call("Runtime.evaluate", { expression: `globalThis.${name} = ${JSON.stringify(value)}`, contextId });
@@ -103,17 +111,34 @@ export async function profileWorkerdBench(file: string, dir: string, env: Record
       await session.setGlobal("__benchProfiling", null);
     }
   };
+  // The first failure of the profiler's side stops the benchmark: it would otherwise wait for an answer that never comes.
+  let failure: Error | null = null;
+  const handle = (line: string) =>
+    onLine(line).catch((error: unknown) => {
+      failure ??= error as Error;
+      child.kill();
+    });
   let partial = "";
   const onData = (chunk: Buffer) => {
     output += chunk.toString();
     const lines = (partial + chunk.toString()).split("\n");
     partial = lines.pop()!;
-    for (const line of lines) handling = handling.then(() => onLine(line));
+    for (const line of lines) handling = handling.then(() => handle(line));
   };
   child.stdout.on("data", onData);
   child.stderr.on("data", onData);
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-  await handling;
-  if (code !== 0 || windows.length === 0) throw new Error(`profiling ${file} failed (exit ${code}, ${windows.length} windows):\n${output.slice(-3000)}`);
-  return partsTable(windows);
+  try {
+    // "close", not "exit": every line of output has been read by then.
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    await handling;
+    if (failure || code !== 0 || windows.length === 0) {
+      throw new Error(
+        `profiling ${file} failed (exit ${code}, ${windows.length} windows${failure ? `: ${(failure as Error).message}` : ""}):\n${output.slice(-3000)}`,
+      );
+    }
+    return partsTable(windows);
+  } finally {
+    if (child.exitCode === null) child.kill();
+    (session as Awaited<ReturnType<typeof inspect>> | null)?.close();
+  }
 }

@@ -63,4 +63,25 @@ describe("DeadlineWatch", () => {
     expect(expired).toEqual(["query", "action"]);
     expect(clock.pending()).toBe(0);
   });
+
+  it("an expiry that ends another run's watch or throws leaves the other deadlines intact", () => {
+    const clock = manualTimers();
+    const watch = new DeadlineWatch(() => false, clock.timers);
+    const expired: string[] = [];
+    let unwatchSecond = () => {};
+    watch.watch(100, () => {
+      expired.push("first");
+      unwatchSecond();
+    });
+    unwatchSecond = watch.watch(100, () => expired.push("second"));
+    watch.watch(100, () => {
+      expired.push("third");
+      throw new Error("a bug in an expiry");
+    });
+    watch.watch(500, () => expired.push("later"));
+    expect(() => clock.advance(100)).toThrow("a bug in an expiry");
+    expect(expired).toEqual(["first", "third"]);
+    clock.advance(400);
+    expect(expired).toEqual(["first", "third", "later"]);
+  });
 });

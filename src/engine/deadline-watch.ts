@@ -13,6 +13,7 @@
  * hibernating, so it must not outlive the work. While the lock is busy it stays armed between
  * runs, which is where the saving is: under load, runs follow each other with no timer at all.
  */
+import { outsideAnyRun } from "./syscalls/convex-global.ts";
 
 /** A timer as the runtime gives one (injected, so tests run it by hand). */
 export interface DeadlineTimers {
@@ -21,9 +22,15 @@ export interface DeadlineTimers {
   clear(handle: unknown): void;
 }
 
+/**
+ * The monotonic clock, not `Date.now`: that one is wrapped to tell the run it is read in that it read
+ * the clock (which would cost a query its place in the query cache), it can jump, and under a test's
+ * fake timers it is the real clock while `setTimeout` is not. The timer is set outside any run, so its
+ * callback keeps no run's scope alive.
+ */
 const RUNTIME_TIMERS: DeadlineTimers = {
-  now: () => Date.now(),
-  set: (fn, ms) => setTimeout(fn, ms),
+  now: () => performance.now(),
+  set: (fn, ms) => outsideAnyRun(() => setTimeout(fn, ms)),
   clear: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
 };
 
@@ -80,15 +87,15 @@ export class DeadlineWatch {
     this.timer = null;
     this.armedAt = Infinity;
     const now = Math.max(this.timers.now(), armedFor);
-    let next = Infinity;
-    for (const entry of [...this.watched]) {
-      if (entry.at <= now) {
-        this.watched.delete(entry);
-        entry.expire();
-      } else {
-        next = Math.min(next, entry.at);
-      }
+    const due = [...this.watched].filter((entry) => entry.at <= now);
+    try {
+      // Each is taken out before it is told, and only if still watched: one's expiry may end another.
+      for (const entry of due) if (this.watched.delete(entry)) entry.expire();
+    } finally {
+      // Whatever an expiry did, the deadlines left are kept.
+      let next = Infinity;
+      for (const entry of this.watched) next = Math.min(next, entry.at);
+      if (next !== Infinity && next < this.armedAt) this.arm(next, now);
     }
-    if (next !== Infinity && next < this.armedAt) this.arm(next, now);
   }
 }
