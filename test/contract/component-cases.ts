@@ -99,6 +99,7 @@ const app = {
   record: internalMutationGeneric({ args: { text: v.string() }, handler: (ctx, { text }) => ctx.db.insert("notes", { text }) }),
   notes: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.query("notes").collect()).map((note) => note.text) }),
   scheduledHere: queryGeneric({ args: {}, handler: async (ctx) => (await ctx.db.system.query("_scheduled_functions").collect()).length }),
+  clock: queryGeneric({ args: {}, handler: () => Date.now() > 0 }),
 };
 
 function setup(store: DocumentStore) {
@@ -120,6 +121,15 @@ const error = (promise: Promise<unknown>) =>
   );
 
 export const componentCases: Record<string, (store: DocumentStore) => Promise<void>> = {
+  async "a query that calls a component's query has not read the clock (the query cache keeps it); one that calls Date.now() has"(store) {
+    const { engine } = setup(store);
+    const viaComponent = await engine.executeQuery(engine.resolve("app:list", "query"), { instance: "first" });
+    expect(viaComponent.error).toBeNull();
+    expect(viaComponent.observedTime).toBe(false);
+    const clock = await engine.executeQuery(engine.resolve("app:clock", "query"), {});
+    expect(clock.observedTime).toBe(true);
+  },
+
   async "a mutation's call into a component commits with it: both writes, one commit"(store) {
     const { engine } = setup(store);
     const commits = store.commitCount();
