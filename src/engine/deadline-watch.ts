@@ -46,7 +46,7 @@ export class DeadlineWatch {
   private readonly quiet: () => boolean;
   private timer: unknown = null;
   private armedAt = Infinity;
-  /** Timers set, for tests and status: far fewer than runs under load. */
+  /** Timers set (tests read it): far fewer than runs under load. */
   armings = 0;
 
   constructor(quiet: () => boolean = () => true, timers: DeadlineTimers = RUNTIME_TIMERS) {

@@ -11,7 +11,7 @@
  * whoever started it, their console lines would land in that caller's log
  * lines and go to that caller.
  */
-import { bindToCurrentRun, outsideAnyRun } from "./syscalls/convex-global.ts";
+import { bindToCurrentRun, outsideAnyRun, wallClock } from "./syscalls/convex-global.ts";
 
 type Task = () => Promise<void>;
 
@@ -37,7 +37,7 @@ export interface FairLockOptions {
   tasksPerYield?: () => number;
   /** Told when the last queued task has run (the runs' deadline timer is put away then: deadline-watch.ts). */
   onIdle?: () => void;
-  /** The clock, in ms (injected: tests move it). */
+  /** The clock, in ms (injected: tests move it); by default the unwrapped one, so asking it tells no run it read the clock. */
   now?: () => number;
 }
 
@@ -71,7 +71,7 @@ export class FairLock {
    * commits that arrive meanwhile into one refresh slice (without it, 1,500
    * commits took 1,519 slices instead of 769 and the rate fell).
    */
-  constructor({ yieldToEvents = null, tasksPerYield = () => 1, onIdle, now = Date.now }: FairLockOptions = {}) {
+  constructor({ yieldToEvents = null, tasksPerYield = () => 1, onIdle, now = wallClock }: FairLockOptions = {}) {
     this.yieldToEvents = yieldToEvents;
     this.tasksPerYield = tasksPerYield;
     this.onIdle = onIdle ?? null;

@@ -3,6 +3,8 @@ import { env, exports } from "cloudflare:workers";
 import { createExecutionContext, runInDurableObject } from "cloudflare:test";
 import worker from "../../src/worker.ts";
 import type { Env } from "../../src/env.ts";
+import { deploymentStub } from "../../src/deployment/deployment.ts";
+import { QUERY_CACHE_CLOCK_MAX_AGE_MS } from "../../src/knobs/fixed.ts";
 
 const base = "http://calmsync.test";
 let deploymentCounter = 0;
@@ -61,6 +63,20 @@ describe("HTTP function API", () => {
     await post(`${d}/api/mutation`, fn("messages:send", { chatId: "a", author: "ann", body: "two" }));
     expect((await list()).map((m) => m.body)).toEqual(["two", "one"]);
     expect(await runs()).toBe(2);
+  });
+
+  it("keeps answering a query that calls a component's query from the cache past the clock-read age: the engine's own clock reads are not the query's", async () => {
+    const name = freshDeployment();
+    const d = `/d/${name}`;
+    // digests:progress reads the sharded-counter component (ctx.runQuery inside the run).
+    const progress = async () => ((await (await post(`${d}/api/query`, fn("digests:progress", { chatId: "a" }))).json()) as { status: string }).status;
+    // Twice first: a fresh deployment's first run can be outdated by its components' start (their index backfill).
+    expect(await progress()).toBe("success");
+    expect(await progress()).toBe("success");
+    const runs = (await adminStatus(d)).queryExecutions;
+    await deploymentStub(env as Env, name).advanceClock(QUERY_CACHE_CLOCK_MAX_AGE_MS + 1_000);
+    expect(await progress()).toBe("success");
+    expect((await adminStatus(d)).queryExecutions).toBe(runs);
   });
 
   it("keeps deployments apart", async () => {
