@@ -77,6 +77,8 @@ async function inspect(port: number) {
   };
 }
 
+type Inspector = Awaited<ReturnType<typeof inspect>>;
+
 /**
  * Runs `file` (a workerd benchmark) with its windows profiled; writes `<dir>/<label>.cpuprofile`
  * and returns the table. `env` goes to the benchmark (e.g. BENCH_LOAD_BUDGETS).
@@ -89,7 +91,7 @@ export async function profileWorkerdBench(file: string, dir: string, env: Record
     stdio: ["ignore", "pipe", "pipe"],
   });
   const windows: { label: string; unit: string; units: number; profile: CpuProfile }[] = [];
-  let session: Awaited<ReturnType<typeof inspect>> | null = null;
+  let session: Inspector | null = null;
   let output = "";
   // Lines are handled one at a time, in order: a window's stop must not overtake its start.
   let handling = Promise.resolve();
@@ -139,6 +141,7 @@ export async function profileWorkerdBench(file: string, dir: string, env: Record
     return partsTable(windows);
   } finally {
     if (child.exitCode === null) child.kill();
-    (session as Awaited<ReturnType<typeof inspect>> | null)?.close();
+    // Assigned in a callback, which TypeScript's narrowing does not see.
+    (session as Inspector | null)?.close();
   }
 }

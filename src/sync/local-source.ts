@@ -30,7 +30,7 @@ import {
 } from "../engine/index.ts";
 import { actionFailure, actionSuccess, mutationFailure, mutationSuccess, type ClientMessage } from "../protocol/sync.ts";
 import { SyncFront, type FrontKnobs, type FrontPort, type ResultSource, type SyncFrontOptions } from "./front.ts";
-import { QueryInstances, type PreparedQuery } from "./query-instances.ts";
+import { QueryInstances, type PreparedQuery, type QueryInstance } from "./query-instances.ts";
 import { RefreshTurn, type TurnKnobs } from "./refresh-turn.ts";
 import type { TurnResult } from "./refresh-scheduler.ts";
 import { earlierRun, mutationFingerprint, recordKey } from "./mutation-records.ts";
@@ -180,18 +180,19 @@ export class LocalSource implements ResultSource, QueryCache {
 
   /** Marks what a commit affected and schedules their sessions (the engine calls it for every commit, whatever ran it). */
   private invalidate(commit: CommitEvent): void {
-    if (!this.port) return;
-    this.ensureLoaded();
-    for (const instance of this.instances.invalidate(commit.writes, commit.searchWrites, commit.tables)) {
-      for (const session of instance.subscribers.keys()) this.front.schedule(session);
-    }
+    this.rerunStale(() => this.instances.invalidate(commit.writes, commit.searchWrites, commit.tables));
   }
 
   /** Every query is stale (the environment variables changed): cached answers go and every subscribed query runs again. */
   invalidateAll(): void {
+    this.rerunStale(() => this.instances.invalidateAll());
+  }
+
+  /** Marks instances stale (`mark`, once the stored ones are loaded) and schedules the sessions that hold them. */
+  private rerunStale(mark: () => Set<QueryInstance>): void {
     if (!this.port) return;
     this.ensureLoaded();
-    for (const instance of this.instances.invalidateAll()) {
+    for (const instance of mark()) {
       for (const session of instance.subscribers.keys()) this.front.schedule(session);
     }
   }

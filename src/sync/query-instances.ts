@@ -360,12 +360,7 @@ export class QueryInstances {
 
   /** Marks the instances a commit wrote into as dirty and returns them; a cache entry nobody holds is dropped (nothing would re-run it). */
   invalidate(writes: readonly IndexWrite[], searchWrites: readonly SearchWrite[], tables: readonly string[] = []): Set<QueryInstance> {
-    const hit = this.index.affected(writes, searchWrites, tables);
-    for (const instance of hit) {
-      instance.dirty = true;
-      if (this.unheld.has(instance)) this.drop(instance);
-    }
-    return hit;
+    return this.markStale(this.index.affected(writes, searchWrites, tables));
   }
 
   /**
@@ -374,12 +369,16 @@ export class QueryInstances {
    * any run may read through `process.env`); returns the instances marked.
    */
   invalidateAll(): Set<QueryInstance> {
-    const all = new Set(this.instances.values());
-    for (const instance of all) {
+    return this.markStale(new Set(this.instances.values()));
+  }
+
+  /** Marks `stale` dirty; a cache entry among them that nobody holds is dropped (nothing would re-run it). */
+  private markStale(stale: Set<QueryInstance>): Set<QueryInstance> {
+    for (const instance of stale) {
       instance.dirty = true;
       if (this.unheld.has(instance)) this.drop(instance);
     }
-    return all;
+    return stale;
   }
 
   /**

@@ -176,10 +176,7 @@ describe("snapshot export and import", () => {
   it("re-runs exactly the live queries over the tables it wrote", async () => {
     const deployment = fresh("snap-live");
     await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "first" });
-    const watcher = await ProtocolClient.open(deployment);
-    watcher.add(0, "messages:list", { chatId: "general" });
-    await watcher.until(() => watcher.results.has(0), "first result");
-    const transitions = () => watcher.messages.filter((m) => m.type === "Transition").length;
+    const { watcher, transitions } = await watchGeneral(deployment);
     const before = { transitions: transitions(), invalidations: (await status(deployment)).invalidations };
 
     // Another table: the query over messages is untouched.
@@ -245,6 +242,14 @@ const bodies = async (deployment: string) =>
   ((await call(deployment, "query", "messages:list", { chatId: "general" })) as { body: string }[]).map((m) => m.body);
 
 /** What an import left behind in the object: a mark, staged rows. */
+/** A client holding `messages:list` of chat "general" (its first result in), and how many Transitions it has had. */
+async function watchGeneral(deployment: string): Promise<{ watcher: ProtocolClient; transitions: () => number }> {
+  const watcher = await ProtocolClient.open(deployment);
+  watcher.add(0, "messages:list", { chatId: "general" });
+  await watcher.until(() => watcher.results.has(0), "first result");
+  return { watcher, transitions: () => watcher.messages.filter((m) => m.type === "Transition").length };
+}
+
 const leftovers = (deployment: string) =>
   runInDurableObject(bindings.DEPLOYMENTS.getByName(deployment), (_instance, state: DurableObjectState) => ({
     applying: state.storage.sql.exec("SELECT count(*) AS n FROM snapshot_import_applying").one().n,
@@ -314,10 +319,7 @@ describe("snapshot import applied in several transactions", () => {
   it("a restart with an import marked as applying finishes it first and re-runs the live queries over its tables once", async () => {
     const deployment = fresh("snap-restart");
     await call(deployment, "mutation", "messages:send", { chatId: "general", author: "ada", body: "old" });
-    const watcher = await ProtocolClient.open(deployment);
-    watcher.add(0, "messages:list", { chatId: "general" });
-    await watcher.until(() => watcher.results.has(0), "first result");
-    const transitions = () => watcher.messages.filter((m) => m.type === "Transition").length;
+    const { watcher, transitions } = await watchGeneral(deployment);
     const before = transitions();
 
     // As a run of the object left it: the import staged and checked, its mark written, nothing applied yet.
